@@ -1,0 +1,136 @@
+"""Parse front matter with libyaml, safely and without YAML 1.1's type guessing.
+
+PyYAML's safe loader follows YAML 1.1, which turns an unquoted ``title: no``
+into ``False``, ``2020`` into a number and ``2020-05-07`` into a date. Here every
+unquoted scalar is kept as the text written, marked :class:`Plain`; the
+normalizer then gives each known field its declared type from that text, and
+gives unknown fields YAML 1.2's core types (see ``loaders.normalize``).
+
+Hostile input is bounded before it can cost anything:
+- aliases (``*name``) and merge keys are refused, so an alias bomb never expands;
+- nesting is bounded: the C composer recurses per level and would crash the
+  process on a deep enough document, so deep input is measured first;
+- duplicate keys are refused rather than silently keeping the last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.cyaml import CParser
+from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.resolver import BaseResolver
+
+from loaders.errors import Rejected
+
+MAX_DEPTH = 64
+_PLAIN_TAG = "tag:newsgraph,2024:plain"
+# Every level of nesting needs one of these characters, so a text with fewer of
+# them than the limit cannot nest too deep, and most files skip the depth scan.
+_NESTING_CHARS = "[{-:?"
+
+
+class Plain(str):
+    """An unquoted scalar's text, before its field decides what type it is."""
+
+    __slots__ = ()
+
+
+class _PlainResolver(BaseResolver):
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode and implicit[0]:
+            return _PLAIN_TAG
+        return super().resolve(kind, value, implicit)
+
+
+class _Constructor(SafeConstructor):
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise ConstructorError(
+                None, None,
+                "YAML aliases (*name) and merge keys (<<) are not allowed in front matter; "
+                "write the value out in full",
+                node.start_mark,
+            )
+        return super().construct_object(node, deep)
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, ScalarNode):
+                if key_node.value in seen:
+                    raise ConstructorError(
+                        None, None,
+                        f"duplicate key {key_node.value!r}: each field may appear once",
+                        key_node.start_mark,
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+    def flatten_mapping(self, node: MappingNode) -> None:
+        # SafeConstructor expands `<<` merge keys here; leave them in place so
+        # construct_object sees the repeated node and refuses it as an alias.
+        pass
+
+
+_Constructor.add_constructor(_PLAIN_TAG, lambda loader, node: Plain(node.value))
+
+
+class _Loader(CParser, _Constructor, _PlainResolver):
+    def __init__(self, stream: str) -> None:
+        CParser.__init__(self, stream)
+        _Constructor.__init__(self)
+        _PlainResolver.__init__(self)
+
+
+def parse_yaml(text: str, first_line: int = 1) -> Any:
+    """Parse one YAML document. ``first_line`` is the file line the text starts
+    on, so that errors name the line in the file, not in the front matter."""
+    if sum(text.count(c) for c in _NESTING_CHARS) > MAX_DEPTH:
+        _check_depth(text, first_line)
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise _rejected(exc, first_line, text) from None
+    except yaml.YAMLError as exc:
+        raise Rejected(f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise Rejected(f"front matter nests deeper than {MAX_DEPTH} levels") from None
+    finally:
+        loader.dispose()
+
+
+def _check_depth(text: str, first_line: int) -> None:
+    """Walk the event stream (libyaml's parser keeps its own stack and does not
+    recurse) and refuse the text once nesting passes :data:`MAX_DEPTH`."""
+    parser = CParser(text)
+    depth = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise Rejected(
+                        f"front matter nests deeper than {MAX_DEPTH} levels",
+                        line=event.start_mark.line + first_line,
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        raise _rejected(exc, first_line, text) from None
+    finally:
+        parser.dispose()
+
+
+def _rejected(exc: yaml.MarkedYAMLError, first_line: int, text: str) -> Rejected:
+    mark = exc.problem_mark or exc.context_mark
+    parts = [p for p in (exc.context, exc.problem) if p]
+    reason = "invalid YAML: " + ", ".join(parts) if parts else f"invalid YAML: {exc}"
+    if exc.note:
+        reason += f" ({exc.note.strip()})"
+    if mark is not None and "\t" in (text.split("\n")[mark.line:mark.line + 1] or [""])[0]:
+        reason += " (YAML indents with spaces; this line has a tab)"
+    return Rejected(reason, line=mark.line + first_line if mark else None)

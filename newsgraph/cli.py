@@ -1,0 +1,106 @@
+"""The ``newsgraph`` command: a thin layer over the Python API.
+
+Each command is a few lines that call ``loaders``, ``api`` or ``newsgraph.store``;
+a library user can call the same functions.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+from newsgraph import __version__
+from newsgraph.config import ConfigError, Settings
+from newsgraph.store import Store, StoreUnavailable, connect
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _open_store(settings: Settings) -> Store:
+    store = connect(settings)
+    store.ping()
+    return store
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="newsgraph")
+def cli() -> None:
+    """Load news-article files into MongoDB and serve them over GraphQL.
+
+    The store is MongoDB when MONGODB_URI is set, else an embedded in-memory
+    engine that lasts as long as the process.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON on stdout instead of a summary.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=None,
+              help="Documents per bulk write [default: NEWSGRAPH_BATCH_SIZE or 500].")
+def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None:
+    """Load article files (and directories of them, recursively) into the store.
+
+    Each article is upserted by its webUrl; files whose content is already
+    stored are skipped. Exit status: 0 all loaded, 1 any file failed (each is
+    listed with its reason), 2 usage error.
+    """
+    from loaders import load_paths
+    from loaders.report import render
+
+    settings = _settings()
+    if batch_size:
+        settings = Settings(**{**settings.__dict__, "batch_size": batch_size})
+    err = Console(stderr=True)
+    try:
+        store = _open_store(settings)
+    except StoreUnavailable as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_FAILED)
+    if store.embedded:
+        err.print("[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
+                  "in-memory engine and nothing persists after this command. Set MONGODB_URI, "
+                  "or use `newsgraph serve --load PATH` to load and serve in one process.",
+                  highlight=False)
+    report = _load_with_progress(load_paths, store, paths, settings, err)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+        sys.stdout.write("\n")
+    else:
+        render(report, Console())
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _load_with_progress(load_paths, store, paths, settings, err: Console):  # type: ignore[no-untyped-def]
+    """A progress bar on a terminal; silent when stderr is a pipe or a file."""
+    if not err.is_terminal:
+        return load_paths(store, paths, settings)
+    columns = (SpinnerColumn(), TextColumn("loading"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("files  {task.fields[rate]}"))
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("load", total=None, rate="")
+
+        def on_file(_path: Path) -> None:
+            progress.advance(task)
+            speed = progress.tasks[0].speed
+            if speed:
+                progress.update(task, rate=f"{speed:,.0f}/s")
+
+        return load_paths(store, paths, settings, on_file=on_file)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,55 @@
+"""Article files for tests, written from parts so each test can break one.
+
+``article_text(title='"x"', heat=None)`` is a valid article with ``title``
+replaced by the raw YAML ``"x"`` and ``heat`` removed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_BASE: dict[str, str] = {
+    "category": "news",
+    "title": '"Tram Line Extension Opens Early"',
+    "excerpt": '"The new stops serve the hospital and the university campus."',
+    "publishedDateTime": "2025-06-01T08:00:00Z",
+    "webUrl": '"https://www.tramtimes.example/news/line-extension"',
+    "ampWebUrl": '"https://www.tramtimes.example/news/line-extension?amp"',
+    "type": "article",
+    "quality": "61",
+    "heat": "45",
+    "published": "true",
+    "provider": "\n  name: Tram Times\n  domain: tramtimes.example",
+    "topics": "\n  - Urban Transit\n  - Health",
+    "images": ('\n  - url: "https://img.tramtimes.example/stop.jpg"\n    width: 800\n'
+               "    height: 450\n    isCached: true"),
+    "related": ('\n  - title: "Hospital Welcomes Tram Stop"\n'
+                '    publishedDateTime: 2025-06-02T10:00:00Z\n'
+                '    webUrl: "https://www.healthdesk.example/tram-stop"\n'
+                "    type: article\n    provider:\n      name: Health Desk\n"
+                "      domain: healthdesk.example\n    quality: 50\n    images: []"),
+    "secured": '"c2VjcmV0LXRva2Vu;AAAA=="',
+}
+
+
+def article_text(body: str = "", **fields: str | None) -> str:
+    parts = {**_BASE, **fields}
+    lines = ["---"]
+    for key, value in parts.items():
+        if value is not None:
+            lines.append(f"{key}: {value}" if not value.startswith("\n") else f"{key}:{value}")
+    lines.append("---")
+    text = "\n".join(lines) + "\n"
+    return text + ("\n" + body + "\n" if body else "")
+
+
+def write_article(directory: Path, name: str, body: str = "", **fields: str | None) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(article_text(body, **fields), encoding="utf-8")
+    return path
+
+
+def web_url(slug: str) -> str:
+    """Raw YAML for a distinct webUrl."""
+    return f'"https://www.tramtimes.example/news/{slug}"'

@@ -1,0 +1,93 @@
+"""Fixtures shared by every test: the two engines, and sample articles.
+
+Store and loader tests take the ``store`` fixture and so run twice: on the
+embedded engine and on a real server over the wire (see ``tests/wire.py``).
+Each test gets a database of its own. With ``NEWSGRAPH_REQUIRE_WIRE=1`` a
+missing wire server fails the run instead of skipping those tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsgraph.config import Settings
+from newsgraph.store import Store, connect
+from tests.wire import WireServer, find_wire_server
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "articles"
+REQUIRE_WIRE = os.environ.get("NEWSGRAPH_REQUIRE_WIRE") == "1"
+
+_wire: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def wire_server() -> Iterator[WireServer]:
+    server, how = find_wire_server()
+    _wire["how"] = how
+    if server is None:
+        if REQUIRE_WIRE:
+            pytest.fail(f"NEWSGRAPH_REQUIRE_WIRE=1 but {how}", pytrace=False)
+        pytest.skip(f"wire tests skipped: {how}")
+    yield server
+    server.stop()
+    if server.data_dir:
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["embedded", pytest.param("wire", marks=pytest.mark.wire)])
+def engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, engine: str) -> Iterator[Settings]:
+    """Settings that point at a fresh, empty database on the test's engine."""
+    db_name = f"t_{uuid.uuid4().hex[:12]}"
+    if engine == "embedded":
+        yield Settings(db_name=db_name)
+        return
+    server: WireServer = request.getfixturevalue("wire_server")
+    yield Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=3000)
+    store = connect(Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=1000))
+    # The server may be down after a fault test; its data directory goes anyway.
+    with contextlib.suppress(Exception):
+        store.db.client.drop_database(db_name)
+    store.close()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    store = connect(settings)
+    yield store
+    if store.embedded:
+        store.db.client.drop_database(settings.db_name)
+    store.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many tests ran on the wire server, so CI output shows it."""
+    passed = terminalreporter.stats.get("passed", [])
+    on_wire = sum(1 for r in passed if "[wire" in r.nodeid or "-wire" in r.nodeid)
+    how = _wire.get("how", "not needed by the selected tests")
+    terminalreporter.write_line(f"wire server: {how}; {on_wire} tests passed on it")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With NEWSGRAPH_REQUIRE_WIRE=1, a run in which no wire test passed fails."""
+    if not REQUIRE_WIRE or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    passed = reporter.stats.get("passed", []) if reporter else []
+    if not any("wire" in r.nodeid for r in passed):
+        session.exitstatus = 1
+        if reporter:
+            reporter.write_line("NEWSGRAPH_REQUIRE_WIRE=1 but no test ran on the wire server",
+                                red=True)
