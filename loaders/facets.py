@@ -18,36 +18,47 @@ from newsgraph.store import Store, unavailable_as_error
 
 def rebuild_facets(store: Store) -> None:
     with unavailable_as_error(store.where):
-        provider_rows = store.articles.aggregate([
-            {"$match": {"provider.domain": {"$exists": True}}},
-            {"$group": {
-                "_id": {"d": "$provider.domain", "n": "$provider.name", "p": "$published"},
-                "c": {"$sum": 1},
-            }},
-        ])
+        provider_rows = store.articles.aggregate(
+            [
+                {"$match": {"provider.domain": {"$exists": True}}},
+                {
+                    "$group": {
+                        "_id": {"d": "$provider.domain", "n": "$provider.name", "p": "$published"},
+                        "c": {"$sum": 1},
+                    }
+                },
+            ]
+        )
         providers: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"count": 0, "countAll": 0, "names": Counter()})
+            lambda: {"count": 0, "countAll": 0, "names": Counter()}
+        )
         for row in provider_rows:
             key = row["_id"]
             entry = providers[key["d"]]
             _add(entry, row["c"], key.get("p", True))
             if key.get("n"):
                 entry["names"][key["n"]] += row["c"]
-        _replace_all(store, "providers", {
-            domain: {
-                # The name most of the domain's articles use.
-                "name": e["names"].most_common(1)[0][0] if e["names"] else domain,
-                "count": e["count"],
-                "countAll": e["countAll"],
-            }
-            for domain, e in providers.items()
-        })
+        _replace_all(
+            store,
+            "providers",
+            {
+                domain: {
+                    # The name most of the domain's articles use.
+                    "name": e["names"].most_common(1)[0][0] if e["names"] else domain,
+                    "count": e["count"],
+                    "countAll": e["countAll"],
+                }
+                for domain, e in providers.items()
+            },
+        )
 
-        topic_rows = store.articles.aggregate([
-            {"$match": {"topics.0": {"$exists": True}}},
-            {"$unwind": "$topics"},
-            {"$group": {"_id": {"t": "$topics", "p": "$published"}, "c": {"$sum": 1}}},
-        ])
+        topic_rows = store.articles.aggregate(
+            [
+                {"$match": {"topics.0": {"$exists": True}}},
+                {"$unwind": "$topics"},
+                {"$group": {"_id": {"t": "$topics", "p": "$published"}, "c": {"$sum": 1}}},
+            ]
+        )
         topics: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "countAll": 0})
         for row in topic_rows:
             _add(topics[row["_id"]["t"]], row["c"], row["_id"].get("p", True))

@@ -76,8 +76,9 @@ class Normalizer:
             if getattr(spec, "required", False) and key not in out:
                 where = f"{path}.{key}" if path else key
                 missing = "is empty" if key in value else "is missing"
-                raise Rejected(f"{where} {missing}: every {'story' if path else 'article'} "
-                               f"needs a {key}")
+                raise Rejected(
+                    f"{where} {missing}: every {'story' if path else 'article'} needs a {key}"
+                )
             if isinstance(spec, Bool) and spec.default is not None and key not in out:
                 out[key] = spec.default
         return out
@@ -106,8 +107,10 @@ class Normalizer:
         if not text:
             return None
         if len(text) > spec.max_length:
-            raise Rejected(f"{path} is {len(text):,} characters long, over the "
-                           f"{spec.max_length:,}-character limit")
+            raise Rejected(
+                f"{path} is {len(text):,} characters long, over the "
+                f"{spec.max_length:,}-character limit"
+            )
         if spec.repair and not text.isascii():
             fixed = ftfy.fix_text(text, _REPAIR)
             if fixed != text:
@@ -227,8 +230,9 @@ def integer(value: Any, spec: Int, path: str) -> int | None:
     number = int(text.split(".", 1)[0])
     if not spec.minimum <= number <= spec.maximum:
         note = f"; {spec.note}" if spec.note else ""
-        raise Rejected(f"{path} must be between {spec.minimum} and {spec.maximum}{note}, "
-                       f"got {number}")
+        raise Rejected(
+            f"{path} must be between {spec.minimum} and {spec.maximum}{note}, got {number}"
+        )
     return number
 
 

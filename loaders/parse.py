@@ -22,8 +22,10 @@ def parse_article(data: bytes, *, path: str, content_hash: str) -> dict[str, Any
     if raw is None:
         raise Rejected("front matter is empty: an article needs at least title and webUrl")
     if isinstance(raw, dict) and "body" in raw and parts.body:
-        raise Rejected("front matter has a 'body' field and the file has a body after it; "
-                       "keep one", line=parts.first_line)
+        raise Rejected(
+            "front matter has a 'body' field and the file has a body after it; keep one",
+            line=parts.first_line,
+        )
     if parts.body:
         raw = {**raw, "body": parts.body} if isinstance(raw, dict) else raw
     normalizer = Normalizer()

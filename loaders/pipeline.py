@@ -120,9 +120,13 @@ def _claim(claims: dict[str, str], _id: str, path: str, report: LoadReport) -> b
     winner = claims.setdefault(_id, path)
     if winner == path:
         return True
-    report.failures.append(Failure(
-        path, f"same webUrl as {winner}, which was loaded in this run "
-              "(the first file in load order wins); this file was not written"))
+    report.failures.append(
+        Failure(
+            path,
+            f"same webUrl as {winner}, which was loaded in this run "
+            "(the first file in load order wins); this file was not written",
+        )
+    )
     return False
 
 

@@ -66,7 +66,11 @@ def render(report: LoadReport, console: Console) -> None:
     console.print(table)
     for failure in report.failures:
         where = f"{failure.path}:{failure.line}" if failure.line else failure.path
-        console.print(f"[red]FAILED[/] {where}: {failure.reason}", highlight=False, markup=True,
-                      soft_wrap=True)
+        console.print(
+            f"[red]FAILED[/] {where}: {failure.reason}",
+            highlight=False,
+            markup=True,
+            soft_wrap=True,
+        )
     if report.aborted:
         console.print(f"[red]STOPPED[/] {report.aborted}", soft_wrap=True)

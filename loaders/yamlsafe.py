@@ -49,7 +49,8 @@ class _Constructor(SafeConstructor):
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         if node in self.constructed_objects or node in self.recursive_objects:
             raise ConstructorError(
-                None, None,
+                None,
+                None,
                 "YAML aliases (*name) and merge keys (<<) are not allowed in front matter; "
                 "write the value out in full",
                 node.start_mark,
@@ -62,7 +63,8 @@ class _Constructor(SafeConstructor):
             if isinstance(key_node, ScalarNode):
                 if key_node.value in seen:
                     raise ConstructorError(
-                        None, None,
+                        None,
+                        None,
                         f"duplicate key {key_node.value!r}: each field may appear once",
                         key_node.start_mark,
                     )
@@ -131,6 +133,6 @@ def _rejected(exc: yaml.MarkedYAMLError, first_line: int, text: str) -> Rejected
     reason = "invalid YAML: " + ", ".join(parts) if parts else f"invalid YAML: {exc}"
     if exc.note:
         reason += f" ({exc.note.strip()})"
-    if mark is not None and "\t" in (text.split("\n")[mark.line:mark.line + 1] or [""])[0]:
+    if mark is not None and "\t" in (text.split("\n")[mark.line : mark.line + 1] or [""])[0]:
         reason += " (YAML indents with spaces; this line has a tab)"
     return Rejected(reason, line=mark.line + first_line if mark else None)

@@ -45,12 +45,24 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the report as JSON on stdout instead of a summary.")
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=None,
-              help="Documents per bulk write [default: NEWSGRAPH_BATCH_SIZE or 500].")
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path),
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the report as JSON on stdout instead of a summary.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Documents per bulk write [default: NEWSGRAPH_BATCH_SIZE or 500].",
+)
 def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None:
     """Load article files (and directories of them, recursively) into the store.
 
@@ -71,10 +83,12 @@ def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_FAILED)
     if store.embedded:
-        err.print("[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
-                  "in-memory engine and nothing persists after this command. Set MONGODB_URI, "
-                  "or use `newsgraph serve --load PATH` to load and serve in one process.",
-                  highlight=False)
+        err.print(
+            "[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
+            "in-memory engine and nothing persists after this command. Set MONGODB_URI, "
+            "or use `newsgraph serve --load PATH` to load and serve in one process.",
+            highlight=False,
+        )
     report = _load_with_progress(load_paths, store, paths, settings, err)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
@@ -88,8 +102,13 @@ def _load_with_progress(load_paths, store, paths, settings, err: Console):  # ty
     """A progress bar on a terminal; silent when stderr is a pipe or a file."""
     if not err.is_terminal:
         return load_paths(store, paths, settings)
-    columns = (SpinnerColumn(), TextColumn("loading"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("files  {task.fields[rate]}"))
+    columns = (
+        SpinnerColumn(),
+        TextColumn("loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files  {task.fields[rate]}"),
+    )
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("load", total=None, rate="")
 

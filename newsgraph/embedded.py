@@ -32,8 +32,9 @@ def _patch_bulk_builder() -> None:
             continue
 
         @functools.wraps(original)
-        def compat(self: Any, *args: Any, _original: Any = original, sort: Any = None,
-                   **kwargs: Any) -> Any:
+        def compat(
+            self: Any, *args: Any, _original: Any = original, sort: Any = None, **kwargs: Any
+        ) -> Any:
             if sort is not None:
                 raise NotImplementedError("the embedded engine cannot sort a bulk write")
             return _original(self, *args, **kwargs)

@@ -23,25 +23,33 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("_source.hash", ASC)], name="source_hash"),
         IndexModel([("_source.path", ASC)], name="source_path"),
         # Orders, each within the visible (published) set.
-        IndexModel([("published", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="published_date"),
-        IndexModel([("published", ASC), ("quality", DESC), ("_id", DESC)],
-                   name="published_quality"),
+        IndexModel(
+            [("published", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="published_date"
+        ),
+        IndexModel(
+            [("published", ASC), ("quality", DESC), ("_id", DESC)], name="published_quality"
+        ),
         IndexModel([("published", ASC), ("heat", DESC), ("_id", DESC)], name="published_heat"),
         # Equality filters, each followed by the default order.
-        IndexModel([("topics", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="topic_date"),
-        IndexModel([("provider.domain", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="provider_date"),
-        IndexModel([("category", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="category_date"),
-        IndexModel([("type", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="type_date"),
+        IndexModel(
+            [("topics", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="topic_date"
+        ),
+        IndexModel(
+            [("provider.domain", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
+            name="provider_date",
+        ),
+        IndexModel(
+            [("category", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="category_date"
+        ),
+        IndexModel([("type", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="type_date"),
         # Search: folded words of title and excerpt (multikey).
-        IndexModel([("_words", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="words_date"),
-        IndexModel([("_titleWords", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-                   name="title_words_date"),
+        IndexModel(
+            [("_words", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="words_date"
+        ),
+        IndexModel(
+            [("_titleWords", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
+            name="title_words_date",
+        ),
     ],
     # Facet collections, rebuilt by the loader after each run that changed
     # something, so the API never counts articles per request.

@@ -21,13 +21,17 @@ _BASE: dict[str, str] = {
     "published": "true",
     "provider": "\n  name: Tram Times\n  domain: tramtimes.example",
     "topics": "\n  - Urban Transit\n  - Health",
-    "images": ('\n  - url: "https://img.tramtimes.example/stop.jpg"\n    width: 800\n'
-               "    height: 450\n    isCached: true"),
-    "related": ('\n  - title: "Hospital Welcomes Tram Stop"\n'
-                '    publishedDateTime: 2025-06-02T10:00:00Z\n'
-                '    webUrl: "https://www.healthdesk.example/tram-stop"\n'
-                "    type: article\n    provider:\n      name: Health Desk\n"
-                "      domain: healthdesk.example\n    quality: 50\n    images: []"),
+    "images": (
+        '\n  - url: "https://img.tramtimes.example/stop.jpg"\n    width: 800\n'
+        "    height: 450\n    isCached: true"
+    ),
+    "related": (
+        '\n  - title: "Hospital Welcomes Tram Stop"\n'
+        "    publishedDateTime: 2025-06-02T10:00:00Z\n"
+        '    webUrl: "https://www.healthdesk.example/tram-stop"\n'
+        "    type: article\n    provider:\n      name: Health Desk\n"
+        "      domain: healthdesk.example\n    quality: 50\n    images: []"
+    ),
     "secured": '"c2VjcmV0LXRva2Vu;AAAA=="',
 }
 

@@ -89,5 +89,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not any("wire" in r.nodeid for r in passed):
         session.exitstatus = 1
         if reporter:
-            reporter.write_line("NEWSGRAPH_REQUIRE_WIRE=1 but no test ran on the wire server",
-                                red=True)
+            reporter.write_line(
+                "NEWSGRAPH_REQUIRE_WIRE=1 but no test ran on the wire server", red=True
+            )

@@ -47,8 +47,10 @@ class WireServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
-                                   f"see {self.data_dir}/server.log")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; "
+                    f"see {self.data_dir}/server.log"
+                )
             if self.answers():
                 return
             time.sleep(0.1)
@@ -85,18 +87,35 @@ def find_wire_server() -> tuple[WireServer | None, str]:
     data = Path(tempfile.mkdtemp(prefix="newsgraph-wire-"))
     mongod = shutil.which("mongod")
     if mongod:
-        cmd = [mongod, "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data),
-               "--quiet"]
+        cmd = [
+            mongod,
+            "--bind_ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dbpath",
+            str(data),
+            "--quiet",
+        ]
         return _started(WireServer(f"mongodb://127.0.0.1:{port}/", "mongod", cmd, data))
     ferretdb = os.environ.get("NEWSGRAPH_FERRETDB") or shutil.which("ferretdb")
     if ferretdb:
-        cmd = [ferretdb, "--handler=sqlite", f"--sqlite-url=file:{data}/",
-               f"--listen-addr=127.0.0.1:{port}", "--telemetry=disable",
-               f"--state-dir={data}", "--debug-addr=-", "--log-level=error"]
+        cmd = [
+            ferretdb,
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{port}",
+            "--telemetry=disable",
+            f"--state-dir={data}",
+            "--debug-addr=-",
+            "--log-level=error",
+        ]
         return _started(WireServer(f"mongodb://127.0.0.1:{port}/", "ferretdb", cmd, data))
     shutil.rmtree(data, ignore_errors=True)
-    return None, ("no MongoDB-compatible server: set MONGODB_URI, or put mongod or ferretdb "
-                  "on PATH (scripts/ferretdb builds one)")
+    return None, (
+        "no MongoDB-compatible server: set MONGODB_URI, or put mongod or ferretdb "
+        "on PATH (scripts/ferretdb builds one)"
+    )
 
 
 def _started(server: WireServer) -> tuple[WireServer | None, str]:

@@ -27,8 +27,12 @@ def test_a_valid_article_keeps_its_fields_and_nesting():
     assert doc["quality"] == 61 and doc["heat"] == 45 and doc["published"] is True
     assert doc["provider"] == {"name": "Tram Times", "domain": "tramtimes.example"}
     assert doc["topics"] == ["Urban Transit", "Health"]
-    assert doc["images"][0] == {"url": "https://img.tramtimes.example/stop.jpg", "width": 800,
-                                "height": 450, "isCached": True}
+    assert doc["images"][0] == {
+        "url": "https://img.tramtimes.example/stop.jpg",
+        "width": 800,
+        "height": 450,
+        "isCached": True,
+    }
     related = doc["related"][0]
     assert related["provider"]["domain"] == "healthdesk.example"
     assert related["publishedDateTime"] == datetime(2025, 6, 2, 10, 0)
@@ -43,8 +47,10 @@ def test_derived_fields():
     assert {"hospital", "university"} <= set(doc["_words"])
 
 
-@pytest.mark.parametrize("title", ["yes", "no", "on", "off", "2020", "1e3", "null", "2020-05-07",
-                                   "~", "true", "0x1F", ".inf"])
+@pytest.mark.parametrize(
+    "title",
+    ["yes", "no", "on", "off", "2020", "1e3", "null", "2020-05-07", "~", "true", "0x1F", ".inf"],
+)
 def test_yaml_11_traps_in_text_fields_stay_text(title):
     assert parse(title=title)["title"] == title
 
@@ -61,16 +67,20 @@ def test_published_defaults_to_true():
 
 
 def test_dates_become_utc_datetimes():
-    assert parse(publishedDateTime="2025-06-01T10:30:00+02:00")["publishedDateTime"] == \
-        datetime(2025, 6, 1, 8, 30)
+    assert parse(publishedDateTime="2025-06-01T10:30:00+02:00")["publishedDateTime"] == datetime(
+        2025, 6, 1, 8, 30
+    )
     assert parse(publishedDateTime="2025-06-01")["publishedDateTime"] == datetime(2025, 6, 1)
-    assert parse(publishedDateTime="'2025-06-01T08:00:00.123456Z'")["publishedDateTime"] == \
-        datetime(2025, 6, 1, 8, 0, 0, 123000)
+    assert parse(publishedDateTime="'2025-06-01T08:00:00.123456Z'")[
+        "publishedDateTime"
+    ] == datetime(2025, 6, 1, 8, 0, 0, 123000)
 
 
 def test_mojibake_is_repaired_and_recorded():
-    doc = parse(excerpt='"(TNS) â€” The council voted"', related=(
-        '\n  - title: "Councilâ€™s vote"\n    webUrl: "https://x.example/a"'))
+    doc = parse(
+        excerpt='"(TNS) â€” The council voted"',
+        related=('\n  - title: "Councilâ€™s vote"\n    webUrl: "https://x.example/a"'),
+    )
     assert doc["excerpt"] == "(TNS) — The council voted"
     assert doc["related"][0]["title"] == "Council’s vote"
     assert doc["_source"]["repaired"] == ["excerpt", "related[0].title"]
@@ -90,8 +100,13 @@ def test_topics_as_a_single_string_becomes_one_topic_and_duplicates_go():
 
 def test_unknown_fields_are_kept_with_yaml_12_types():
     doc = parse(sponsor="\n  name: Acme\n  paid: true\n  amount: 12\n  note: yes\n  code: '12'")
-    assert doc["sponsor"] == {"name": "Acme", "paid": True, "amount": 12, "note": "yes",
-                              "code": "12"}
+    assert doc["sponsor"] == {
+        "name": "Acme",
+        "paid": True,
+        "amount": 12,
+        "note": "yes",
+        "code": "12",
+    }
 
 
 def test_markdown_body_is_kept():
@@ -117,12 +132,16 @@ def test_markdown_body_is_kept():
         ({"published": "maybe"}, "published must be true or false"),
         ({"publishedDateTime": "2020-02-30T10:00:00Z"}, "day is out of range"),
         ({"publishedDateTime": '"May 7, 2020"'}, "must be an ISO-8601 date-time"),
-        ({"images": ('\n  - url: "https://x.example/i.jpg"\n    width: wide')},
-         "images[0].width must be a whole number"),
+        (
+            {"images": ('\n  - url: "https://x.example/i.jpg"\n    width: wide')},
+            "images[0].width must be a whole number",
+        ),
         ({"related": "\n  title: x\n  webUrl: https://x.example/a"}, "related must be a list"),
         ({"related": '\n  - title: "x"\n    webUrl: "nope"'}, "related[0].webUrl"),
-        ({"related": '\n  - excerpt: "no title"\n    webUrl: "https://x.example/a"'},
-         "related[0].title is missing"),
+        (
+            {"related": '\n  - excerpt: "no title"\n    webUrl: "https://x.example/a"'},
+            "related[0].title is missing",
+        ),
         ({"provider": "Acme"}, "provider must be a mapping"),
         ({"title": "[a, b]"}, "title must be text, got a list"),
         ({"title": '"' + "x" * 1001 + '"'}, "title is 1,001 characters long"),
