@@ -15,60 +15,62 @@ from pymongo import DeleteMany, ReplaceOne
 
 from newsgraph.store import Store, unavailable_as_error
 
+_PUBLISHED = {"published": {"$ne": False}}
+
 
 def rebuild_facets(store: Store) -> None:
     with unavailable_as_error(store.where):
-        provider_rows = store.articles.aggregate(
-            [
-                {"$match": {"provider.domain": {"$exists": True}}},
-                {
-                    "$group": {
-                        "_id": {"d": "$provider.domain", "n": "$provider.name", "p": "$published"},
-                        "c": {"$sum": 1},
-                    }
-                },
-            ]
-        )
-        providers: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"count": 0, "countAll": 0, "names": Counter()}
-        )
-        for row in provider_rows:
-            key = row["_id"]
-            entry = providers[key["d"]]
-            _add(entry, row["c"], key.get("p", True))
-            if key.get("n"):
-                entry["names"][key["n"]] += row["c"]
-        _replace_all(
-            store,
-            "providers",
+        _replace_all(store, "providers", _provider_counts(store))
+        _replace_all(store, "topics", _topic_counts(store))
+
+
+def _provider_counts(store: Store) -> dict[str, dict[str, Any]]:
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    names: dict[str, Counter[str]] = defaultdict(Counter)
+    rows = store.articles.aggregate(
+        [
+            {"$match": {"provider.domain": {"$exists": True}}},
             {
-                domain: {
-                    # The name most of the domain's articles use.
-                    "name": e["names"].most_common(1)[0][0] if e["names"] else domain,
-                    "count": e["count"],
-                    "countAll": e["countAll"],
+                "$group": {
+                    "_id": {"d": "$provider.domain", "n": "$provider.name", "p": "$published"},
+                    "c": {"$sum": 1},
                 }
-                for domain, e in providers.items()
             },
-        )
+        ]
+    )
+    for row in rows:
+        key, n = row["_id"], row["c"]
+        counts[key["d"]]["countAll"] += n
+        if key.get("p") is not False:
+            counts[key["d"]]["count"] += n
+        if key.get("n"):
+            names[key["d"]][key["n"]] += n
+    return {
+        domain: {
+            # The name most of the domain's articles use.
+            "name": names[domain].most_common(1)[0][0] if names[domain] else domain,
+            "count": c["count"],
+            "countAll": c["countAll"],
+        }
+        for domain, c in counts.items()
+    }
 
-        topic_rows = store.articles.aggregate(
+
+def _topic_counts(store: Store) -> dict[str, dict[str, Any]]:
+    # Filter before $unwind: FerretDB v1's $unwind keeps only the unwound field,
+    # so `published` cannot be read after it.
+    topics: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "countAll": 0})
+    for field, match in (("countAll", {}), ("count", _PUBLISHED)):
+        rows = store.articles.aggregate(
             [
-                {"$match": {"topics.0": {"$exists": True}}},
+                {"$match": {"topics.0": {"$exists": True}, **match}},
                 {"$unwind": "$topics"},
-                {"$group": {"_id": {"t": "$topics", "p": "$published"}, "c": {"$sum": 1}}},
+                {"$group": {"_id": "$topics", "c": {"$sum": 1}}},
             ]
         )
-        topics: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "countAll": 0})
-        for row in topic_rows:
-            _add(topics[row["_id"]["t"]], row["c"], row["_id"].get("p", True))
-        _replace_all(store, "topics", dict(topics))
-
-
-def _add(entry: dict[str, Any], count: int, published: bool) -> None:
-    entry["countAll"] += count
-    if published is not False:
-        entry["count"] += count
+        for row in rows:
+            topics[row["_id"]][field] = row["c"]
+    return dict(topics)
 
 
 def _replace_all(store: Store, name: str, rows: dict[str, dict[str, Any]]) -> None:

@@ -52,10 +52,18 @@ class Store:
             self.db.command("ping")
 
     def ensure_indexes(self) -> None:
-        """Create the indexes of :mod:`newsgraph.indexes`; a no-op when present."""
+        """Create those indexes of :mod:`newsgraph.indexes` that are missing.
+
+        Asking the server which exist first costs one listIndexes per collection
+        and avoids re-sending createIndexes for indexes that are all there (which
+        FerretDB v1 answers by dropping the connection).
+        """
         with unavailable_as_error(self.where):
             for name, models in INDEXES.items():
-                self.db[name].create_indexes(models)
+                existing = set(self.db[name].index_information())
+                missing = [m for m in models if m.document["name"] not in existing]
+                if missing:
+                    self.db[name].create_indexes(missing)
 
     def close(self) -> None:
         if not self.embedded:
