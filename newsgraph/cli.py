@@ -18,7 +18,7 @@ from newsgraph import __version__
 from newsgraph.config import ConfigError, Settings
 from newsgraph.store import Store, StoreUnavailable, connect
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
 
 
 def _settings() -> Settings:
@@ -68,7 +68,7 @@ def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None
 
     Each article is upserted by its webUrl; files whose content is already
     stored are skipped. Exit status: 0 all loaded, 1 any file failed (each is
-    listed with its reason), 2 usage error.
+    listed with its reason), 2 usage error, 3 the store could not be reached.
     """
     from loaders import load_paths
     from loaders.report import render
@@ -81,7 +81,7 @@ def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None
         store = _open_store(settings)
     except StoreUnavailable as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_STORE)
     if store.embedded:
         err.print(
             "[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
@@ -95,6 +95,8 @@ def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None
         sys.stdout.write("\n")
     else:
         render(report, Console())
+    if report.aborted:
+        sys.exit(EXIT_STORE)
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 

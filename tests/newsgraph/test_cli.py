@@ -1,0 +1,90 @@
+"""The command line as a user runs it: exit statuses, reports, store errors."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from newsgraph.cli import cli
+from tests.articles import write_article
+from tests.conftest import EXAMPLES
+
+
+def run(*args, env=None):
+    runner = CliRunner()
+    return runner.invoke(cli, list(map(str, args)), env=env or {}, catch_exceptions=False)
+
+
+def test_load_prints_a_summary_and_exits_0(settings):
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    result = run("load", EXAMPLES, env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"inserted\s+12\s", result.output)
+    assert re.search(r"failed\s+0\s", result.output)
+    again = run("load", "--json", EXAMPLES, env=env)
+    report = json.loads(again.stdout)
+    assert report["unchanged"] == 12 and report["inserted"] == 0 and report["failures"] == []
+
+
+def test_load_with_a_bad_file_exits_1_and_names_it(settings, tmp_path):
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    write_article(tmp_path, "good.md")
+    bad = write_article(tmp_path, "bad.md", webUrl='"https://x.example/b"', quality="high")
+    result = run("load", "--json", tmp_path, env=env)
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["inserted"] == 1 and report["failed"] == 1
+    (failure,) = report["failures"]
+    assert failure["path"] == str(bad) and failure["line"] == 9
+    assert "quality must be a whole number" in failure["reason"]
+    text = run("load", tmp_path, env=env)
+    assert f"FAILED {bad}:9: quality must be a whole number" in text.output.replace("\n", "")
+
+
+def test_usage_errors_exit_2():
+    assert run("load").exit_code == 2
+    assert run("load", "/no/such/path").exit_code == 2
+    assert run("load", ".", env={"NEWSGRAPH_BATCH_SIZE": "lots"}).exit_code == 2
+
+
+def test_embedded_load_says_nothing_persists():
+    result = run("load", EXAMPLES)
+    assert result.exit_code == 0
+    assert "nothing persists" in result.stderr
+
+
+def test_unreachable_store_fails_fast_and_clearly():
+    env = {"MONGODB_URI": "mongodb://127.0.0.1:9/", "NEWSGRAPH_STORE_TIMEOUT_MS": "500"}
+    started = time.monotonic()
+    result = run("load", EXAMPLES, env=env)
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 3
+    assert "cannot reach the store at mongodb://127.0.0.1:9/" in result.stderr
+
+
+def test_credentials_never_appear_in_messages():
+    env = {
+        "MONGODB_URI": "mongodb://reader:hunter2@127.0.0.1:9/",
+        "NEWSGRAPH_STORE_TIMEOUT_MS": "300",
+    }
+    result = run("load", EXAMPLES, env=env)
+    assert "hunter2" not in result.stderr and "reader:***@" in result.stderr
+
+
+def test_console_script_is_installed_and_quiet_in_a_pipe(tmp_path):
+    """The installed `newsgraph` command: no progress bar when not on a terminal."""
+    env = {**os.environ, "MONGODB_URI": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "newsgraph", "load", "--json", str(EXAMPLES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["inserted"] == 12
+    assert "\r" not in done.stderr and "━" not in done.stderr
