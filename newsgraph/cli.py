@@ -123,5 +123,65 @@ def _load_with_progress(load_paths, store, paths, settings, err: Console):  # ty
         return load_paths(store, paths, settings, on_file=on_file)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
+@click.option(
+    "--load",
+    "load_paths_",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Load these files or directories before serving (repeatable); the way to "
+    "fill the embedded engine.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(host: str, port: int, load_paths_: tuple[Path, ...], log_level: str) -> None:
+    """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz."""
+    import uvicorn
+
+    from api.app import create_app
+    from loaders import load_paths
+    from loaders.report import render
+
+    settings = _settings()
+    err = Console(stderr=True)
+    store = connect(settings)
+    if load_paths_:
+        try:
+            store.ping()
+        except StoreUnavailable as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            sys.exit(EXIT_STORE)
+        report = _load_with_progress(load_paths, store, load_paths_, settings, err)
+        render(report, err)
+    elif store.embedded:
+        err.print(
+            "[yellow]note:[/] the embedded engine starts empty; pass --load PATH, or set "
+            "MONGODB_URI to serve a MongoDB database.",
+            highlight=False,
+        )
+    err.print(f"GraphQL at http://{host}:{port}/graphql  (store: {store.where})", highlight=False)
+    uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from api.schema import sdl
+
+    click.echo(sdl(), nl=False)
+
+
 def main() -> None:
     cli()

@@ -31,6 +31,16 @@ class Settings:
     batch_size: int = 500
     #: Bearer token that lets a request see unpublished articles; empty disables it.
     admin_token: str = ""
+    #: Deepest query nesting the API accepts.
+    max_query_depth: int = 12
+    #: Most aliases one query may use.
+    max_aliases: int = 30
+    #: Most tokens one query document may have.
+    max_tokens: int = 2000
+    #: Largest request body the API reads (bytes).
+    max_body_bytes: int = 100_000
+    #: Whether the schema may be introspected (GraphiQL needs it).
+    introspection: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,7 +51,11 @@ class Settings:
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
-            if f.type == "int":
+            if f.type == "bool":
+                if raw.lower() not in _BOOLS:
+                    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+                values[f.name] = _BOOLS[raw.lower()]
+            elif f.type == "int":
                 try:
                     number = int(raw)
                 except ValueError:
@@ -54,6 +68,17 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
+_BOOLS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
 #: Settings field -> environment variable.
 ENV_NAMES: dict[str, str] = {
     "mongodb_uri": "MONGODB_URI",
@@ -63,4 +88,9 @@ ENV_NAMES: dict[str, str] = {
     "max_file_bytes": "NEWSGRAPH_MAX_FILE_BYTES",
     "batch_size": "NEWSGRAPH_BATCH_SIZE",
     "admin_token": "NEWSGRAPH_ADMIN_TOKEN",
+    "max_query_depth": "NEWSGRAPH_MAX_QUERY_DEPTH",
+    "max_aliases": "NEWSGRAPH_MAX_ALIASES",
+    "max_tokens": "NEWSGRAPH_MAX_TOKENS",
+    "max_body_bytes": "NEWSGRAPH_MAX_BODY_BYTES",
+    "introspection": "NEWSGRAPH_INTROSPECTION",
 }

@@ -1,0 +1,95 @@
+"""The ASGI application: ``/graphql`` and ``/healthz``.
+
+Run it with ``newsgraph serve``, or with any ASGI server::
+
+    uvicorn --factory api.app:create_app      # settings from the environment
+    uvicorn api.app:app                       # the same, as a module attribute
+
+The app holds no state between requests beyond the store's connection pool,
+so any number of workers or hosts can serve the same store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from api.context import Context, is_admin
+from api.data import Gateway
+from api.schema import build_schema
+from newsgraph.config import Settings
+from newsgraph.store import Store, StoreUnavailable, connect
+
+log = logging.getLogger("newsgraph.api")
+
+HEALTH_TIMEOUT_S = 1.5
+
+
+class GraphQLApp(GraphQL):
+    """Strawberry's ASGI view with newsgraph's context and a faster encoder."""
+
+    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.introspection else None,
+            allow_queries_via_get=True,
+        )
+        self.settings = settings
+        self.gateway = gateway
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
+        return Context(gateway=self.gateway, admin=admin)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    store = store or connect(settings)
+    gateway = Gateway(store, settings.store_op_timeout_ms)
+    graphql = GraphQLApp(settings, gateway)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            with anyio.fail_after(HEALTH_TIMEOUT_S):
+                await gateway.run(store.ping)
+        except Exception:  # a timeout or any failure to answer is "unavailable"
+            return JSONResponse({"status": "unavailable", "store": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "store": "up"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # A store that is down at start must not stop the API from starting:
+        # /healthz says 503 until it answers, and queries fail clearly meanwhile.
+        try:
+            await anyio.to_thread.run_sync(store.ensure_indexes)
+        except StoreUnavailable as exc:
+            log.warning("starting without the store: %s", exc)
+        yield
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def __getattr__(name: str) -> Any:
+    """``api.app:app``, created on first use from the environment's settings."""
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

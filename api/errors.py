@@ -1,0 +1,35 @@
+"""Errors a client is meant to read, and the rule that hides all others.
+
+Resolvers raise :class:`ClientError` for anything the client can fix (a bad
+cursor, ``first`` over the cap); its message is shown as is. Any other
+exception is a bug or an outage, and the client sees only a generic message
+(the server logs the details), so internals never leak.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+
+
+class ClientError(Exception):
+    """A problem with the request, explained so the client can fix it."""
+
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.extensions = {"code": self.code}
+
+
+class StoreUnavailableError(ClientError):
+    code = "STORE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("the article store is not answering right now; try again shortly")
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """For strawberry's MaskErrors: hide everything but client errors and
+    GraphQL's own parse and validation errors (which have no original error)."""
+    original = error.original_error
+    return original is not None and not isinstance(original, ClientError)

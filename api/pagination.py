@@ -1,0 +1,177 @@
+"""Cursor pagination: keyset on (sort key, ``_id``), never skip/offset.
+
+A cursor is the position of the last item a client saw: the ordering's name,
+the item's sort-key value and its ``_id``, encoded opaquely. The next page is
+"everything after that position", one indexed range query, so pages stay
+correct and cheap however deep the client goes and however many articles are
+added meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+import strawberry
+
+from api.errors import ClientError
+
+T = TypeVar("T")
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A sort order: ``key`` then ``_id``, both in ``direction`` unless
+    ``id_direction`` says otherwise."""
+
+    name: str
+    key: str
+    direction: int  # 1 ascending, -1 descending
+    id_direction: int | None = None
+    #: Type of the key's values: "date", "int" or "str".
+    kind: str = "date"
+
+    @property
+    def sort(self) -> list[tuple[str, int]]:
+        return [(self.key, self.direction), ("_id", self.id_direction or self.direction)]
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
+    if first < 0:
+        raise ClientError(f"first must be zero or more, got {first}")
+    if first > MAX_PAGE:
+        raise ClientError(
+            f"first may be at most {MAX_PAGE}, got {first}; "
+            "fetch further pages with `after: pageInfo.endCursor`"
+        )
+    return first
+
+
+# -- cursors -------------------------------------------------------------------
+
+
+def encode_cursor(ordering: Ordering, doc: dict[str, Any], tier: int = 0) -> str:
+    value = doc.get(ordering.key)
+    if isinstance(value, datetime):
+        value = int(value.replace(tzinfo=UTC).timestamp() * 1000)
+    raw = orjson.dumps([ordering.name, tier, value, doc["_id"]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Position:
+    tier: int
+    value: Any
+    id: str
+
+
+def decode_cursor(ordering: Ordering, cursor: str) -> Position:
+    """The position a cursor names; :class:`ClientError` for anything that is
+    not a cursor this API made for this ordering."""
+    bad = ClientError(
+        "invalid cursor: `after` takes the endCursor (or an edge's cursor) of a "
+        "previous page of the same list and order"
+    )
+    if len(cursor) > 1000:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, tier, value, _id = orjson.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise bad from None
+    if name != ordering.name:
+        raise ClientError(
+            f"this cursor belongs to the order {name!r}, not {ordering.name!r}; "
+            "start again without `after` when changing the order"
+        )
+    if not isinstance(tier, int) or not isinstance(_id, str) or not 0 <= tier <= 1:
+        raise bad
+    if value is not None:
+        if ordering.kind in ("date", "int") and type(value) is not int:
+            raise bad
+        if ordering.kind == "str" and not isinstance(value, str):
+            raise bad
+        if ordering.kind == "date":
+            try:
+                value = datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
+            except (OverflowError, OSError, ValueError):
+                raise bad from None
+    return Position(tier, value, _id)
+
+
+def after(ordering: Ordering, position: Position) -> dict[str, Any]:
+    """The filter for "strictly after ``position``" in ``ordering``.
+
+    Documents without the key sort as null: first when ascending, last when
+    descending (MongoDB's order), so the null region is walked by ``_id``.
+    """
+    key, value = ordering.key, position.value
+    id_op = "$gt" if (ordering.id_direction or ordering.direction) == 1 else "$lt"
+    same_key_later_id = {key: value, "_id": {id_op: position.id}}
+    if value is None:
+        if ordering.direction == 1:  # non-null values follow the nulls
+            return {"$or": [same_key_later_id, {key: {"$ne": None}}]}
+        return same_key_later_id
+    beyond = {key: {"$gt" if ordering.direction == 1 else "$lt": value}}
+    clauses = [beyond, same_key_later_id]
+    if ordering.direction == -1:  # nulls come after every value
+        clauses.append({key: None})
+    return {"$or": clauses}
+
+
+# -- connection types ----------------------------------------------------------
+
+
+@strawberry.type(description="Where a page ends, and whether more follow.")
+class PageInfo:
+    hasNextPage: bool
+    endCursor: str | None
+    hasPreviousPage: bool = strawberry.field(
+        default=False, description="Always false: pages are walked forwards with `after`."
+    )
+    startCursor: str | None = None
+
+
+@strawberry.type(description="An item of a list, with the cursor that points at it.")
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type(description="A page of a list, Relay-style.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    nodes: list[T]
+    pageInfo: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items the whole list has, across all pages.")
+    async def totalCount(self) -> int:
+        return await self.count()
+
+
+def connection(
+    items: list[tuple[str, Any]], has_next: bool, count: Callable[[], Awaitable[int]]
+) -> Connection[Any]:
+    """A page from ``(cursor, node)`` pairs."""
+    edges = [Edge(cursor=c, node=n) for c, n in items]
+    return Connection(
+        edges=edges,
+        nodes=[n for _, n in items],
+        pageInfo=PageInfo(
+            hasNextPage=has_next,
+            endCursor=items[-1][0] if items else None,
+            startCursor=items[0][0] if items else None,
+        ),
+        count=count,
+    )

@@ -1,0 +1,59 @@
+"""The root ``Query`` type."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from api import resolvers
+from api.filters import ArticleFilter, ArticleOrder
+from api.pagination import Connection
+from api.types import Article, Provider, Topic
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One article, by `id` or by `webUrl`.")
+    async def article(
+        self, info: Info, id: strawberry.ID | None = None, webUrl: str | None = None
+    ) -> Article | None:
+        return await resolvers.find_article(info, id, webUrl)
+
+    @strawberry.field(description="Articles, filtered and ordered; `first` is at most 100.")
+    async def articles(
+        self,
+        info: Info,
+        filter: ArticleFilter | None = None,
+        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Article]:
+        return await resolvers.list_articles(info, filter, orderBy, first, after)
+
+    @strawberry.field(description="Providers, most articles first.")
+    async def providers(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        search: str | None = None,
+    ) -> Connection[Provider]:
+        return await resolvers.list_facets(info, "providers", first, after, search)
+
+    @strawberry.field
+    async def provider(self, info: Info, domain: str) -> Provider | None:
+        return await resolvers.find_facet(info, "providers", domain.strip().lower())
+
+    @strawberry.field(description="Topics, most articles first.")
+    async def topics(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        search: str | None = None,
+    ) -> Connection[Topic]:
+        return await resolvers.list_facets(info, "topics", first, after, search)
+
+    @strawberry.field
+    async def topic(self, info: Info, name: str) -> Topic | None:
+        return await resolvers.find_facet(info, "topics", name)

@@ -1,0 +1,129 @@
+"""The public schema's object types. Their names and fields are a contract with
+clients: add to them, never rename.
+
+Each object is served straight from the stored document (a dict): field names
+are the document's, read by the schema's default resolver (see ``api.schema``),
+so plain fields cost no code. Methods below are the fields that need work; in
+them ``self`` is that dict.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from api import resolvers
+from api.filters import ArticleFilter, ArticleOrder
+from api.pagination import Connection
+
+Doc = dict[str, Any]
+
+
+@strawberry.type(description="A picture of a story.")
+class Image:
+    url: str
+    width: int | None
+    height: int | None
+    title: str | None
+    isCached: bool | None
+
+
+@strawberry.type(description="A publisher: the site articles come from.")
+class Provider:
+    name: str | None
+    domain: str | None
+
+    @strawberry.field(description="Articles from this provider that the request may see.")
+    async def articleCount(self: Doc, info: Info) -> int:
+        return await resolvers.facet_count(info, "providers", self)
+
+    @strawberry.field(description="This provider's articles.")
+    async def articles(
+        self: Doc,
+        info: Info,
+        filter: ArticleFilter | None = None,
+        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Article]:
+        scope = {"provider.domain": self.get("domain")}
+        return await resolvers.list_articles(info, filter, orderBy, first, after, scope)
+
+
+@strawberry.type(description="A subject articles are tagged with.")
+class Topic:
+    name: str
+
+    @strawberry.field(description="Articles with this topic that the request may see.")
+    async def articleCount(self: Doc, info: Info) -> int:
+        return await resolvers.facet_count(info, "topics", self)
+
+    @strawberry.field(description="Articles with this topic.")
+    async def articles(
+        self: Doc,
+        info: Info,
+        filter: ArticleFilter | None = None,
+        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Article]:
+        scope = {"topics": self["name"]}
+        return await resolvers.list_articles(info, filter, orderBy, first, after, scope)
+
+
+@strawberry.type(description="A story elsewhere that an article links to, as the article lists it.")
+class RelatedStory:
+    title: str
+    excerpt: str | None
+    publishedDateTime: datetime | None
+    webUrl: str
+    ampWebUrl: str | None
+    cdnAmpWebUrl: str | None
+    type: str | None
+    quality: int | None
+    provider: Provider | None
+
+    @strawberry.field
+    def images(self: Doc) -> list[Image]:
+        return self.get("images") or []
+
+    @strawberry.field(description="The stored article with this story's webUrl, if there is one.")
+    async def article(self: Doc, info: Info) -> Article | None:
+        return await resolvers.related_article(info, self.get("webUrl"))
+
+
+@strawberry.type(description="A news article.")
+class Article:
+    title: str
+    excerpt: str | None
+    body: str | None = strawberry.field(description="The Markdown after the front matter.")
+    category: str | None
+    type: str | None
+    webUrl: str
+    originalUrl: str | None
+    ampWebUrl: str | None
+    cdnAmpWebUrl: str | None
+    publishedDateTime: datetime | None
+    quality: int | None
+    heat: int | None = strawberry.field(description="Popularity score; -1 means none.")
+    published: bool
+    provider: Provider | None
+
+    @strawberry.field
+    def id(self: Doc) -> strawberry.ID:
+        return self["_id"]
+
+    @strawberry.field
+    def topics(self: Doc) -> list[Topic]:
+        return [{"name": name} for name in self.get("topics") or ()]
+
+    @strawberry.field
+    def images(self: Doc) -> list[Image]:
+        return self.get("images") or []
+
+    @strawberry.field
+    def related(self: Doc) -> list[RelatedStory]:
+        return self.get("related") or []
