@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from api.errors import ClientError
+
 
 def serialize(value: datetime) -> str:
     if value.tzinfo is not None:
@@ -20,11 +22,11 @@ def serialize(value: datetime) -> str:
 
 def parse(value: object) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("expected an ISO-8601 date-time string such as 2025-01-31T12:00:00Z")
+        raise ClientError("expected an ISO-8601 date-time string such as 2025-01-31T12:00:00Z")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(
+        raise ClientError(
             f"{value[:60]!r} is not an ISO-8601 date-time; use a form such as 2025-01-31T12:00:00Z"
         ) from None
     if moment.tzinfo is not None:
@@ -33,7 +35,6 @@ def parse(value: object) -> datetime:
 
 
 DateTime = strawberry.scalar(
-    datetime,
     name="DateTime",
     description="An ISO-8601 date-time in UTC, such as 2025-01-31T12:00:00.000Z.",
     serialize=serialize,

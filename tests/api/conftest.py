@@ -1,0 +1,82 @@
+"""An API over the sample articles, on both engines, called over HTTP in-process."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from loaders import load_paths
+from newsgraph.config import Settings
+from newsgraph.store import Store
+from tests.conftest import EXAMPLES
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def loaded(store: Store, settings: Settings) -> Store:
+    report = load_paths(store, [EXAMPLES], settings)
+    assert report.ok, report.failures
+    return store
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def client(loaded: Store, api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings, loaded)) as c:
+        yield c
+
+
+class GQL:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def raw(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code in (200, 400), response.text
+        return response.json()
+
+    def __call__(self, query: str, variables: dict | None = None, **kw: Any) -> dict:
+        """The data of a query that must succeed."""
+        body = self.raw(query, variables, **kw)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def error(self, query: str, variables: dict | None = None, **kw: Any) -> str:
+        """The message of a query that must fail."""
+        body = self.raw(query, variables, **kw)
+        assert body.get("errors"), body
+        return " | ".join(e["message"] for e in body["errors"])
+
+
+@pytest.fixture
+def gql(client: TestClient) -> GQL:
+    return GQL(client)
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every store call the API makes, by the function it ran."""
+    from api.data import Gateway
+
+    calls: list[str] = []
+    original = Gateway.run
+
+    async def counting(self: Gateway, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(Gateway, "run", counting)
+    return calls
