@@ -72,8 +72,13 @@ ORDERINGS: dict[ArticleOrder, Ordering] = {
 
 
 def visible(admin: bool) -> dict[str, Any]:
-    """What a request may see: published articles, or everything for an admin."""
-    return {} if admin else {"published": True}
+    """What a request may see: published articles, or everything for an admin.
+
+    Everything is spelled ``published in (true, false)`` rather than no
+    condition, so that the ``published_*`` indexes still serve an admin's
+    unfiltered, sorted list (MongoDB merges the two sorted ranges).
+    """
+    return {"published": {"$in": [True, False]}} if admin else {"published": True}
 
 
 def article_query(flt: ArticleFilter | None, *, admin: bool) -> dict[str, Any]:
