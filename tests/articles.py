@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: The project's own sample articles.
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "articles"
+
 _BASE: dict[str, str] = {
     "category": "news",
     "title": '"Tram Line Extension Opens Early"',

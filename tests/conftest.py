@@ -13,16 +13,16 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from newsgraph.config import Settings
 from newsgraph.store import Store, connect
+
+# API fixtures, for tests/api and the README's example queries.
+from tests.api.fixtures import api_settings, client, gql, loaded, round_trips  # noqa: F401
 from tests.wire import WireServer, find_wire_server
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "articles"
 REQUIRE_WIRE = os.environ.get("NEWSGRAPH_REQUIRE_WIRE") == "1"
 
 _wire: dict[str, object] = {}

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from newsgraph.config import Settings
 from newsgraph.store import connect
-from tests.api.conftest import GQL
+from tests.api.fixtures import GQL
 
 
 def forged(*parts) -> str:

@@ -4,7 +4,7 @@ import pytest
 
 from api.data import Gateway
 from newsgraph.indexes import INDEXES
-from tests.api.conftest import ADMIN_TOKEN
+from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.test_articles import FILTERS
 
 ORDERS = ["PUBLISHED_DESC", "PUBLISHED_ASC", "QUALITY_DESC", "HEAT_DESC"]

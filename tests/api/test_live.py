@@ -9,7 +9,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.api.test_related import MOBILE
-from tests.conftest import EXAMPLES
+from tests.articles import EXAMPLES
 from tests.wire import free_port
 
 

@@ -3,7 +3,7 @@ admin token, by any path."""
 
 import pytest
 
-from tests.api.conftest import ADMIN_TOKEN
+from tests.api.fixtures import ADMIN_TOKEN
 
 HIDDEN_TITLE = "Draft: Debris Tracking Network Gets Funding"
 
@@ -73,7 +73,7 @@ def test_no_token_is_configured_means_no_one_is_admin(loaded, settings):
     from starlette.testclient import TestClient
 
     from api.app import create_app
-    from tests.api.conftest import GQL
+    from tests.api.fixtures import GQL
 
     with TestClient(create_app(settings, loaded)) as client:  # admin_token unset
         assert HIDDEN_TITLE not in everything(GQL(client), token="")

@@ -7,8 +7,7 @@ import pytest
 from loaders import load_paths
 from newsgraph.document import article_id
 from newsgraph.store import connect
-from tests.articles import article_text, web_url, write_article
-from tests.conftest import EXAMPLES
+from tests.articles import EXAMPLES, article_text, web_url, write_article
 
 
 def stored(store):

@@ -10,8 +10,7 @@ import time
 from click.testing import CliRunner
 
 from newsgraph.cli import cli
-from tests.articles import write_article
-from tests.conftest import EXAMPLES
+from tests.articles import EXAMPLES, write_article
 
 
 def run(*args, env=None):

@@ -1,4 +1,4 @@
-"""An API over the sample articles, on both engines, called over HTTP in-process."""
+"""Fixtures for API tests: the sample articles served in-process over HTTP, on both engines."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from api.app import create_app
 from loaders import load_paths
 from newsgraph.config import Settings
 from newsgraph.store import Store
-from tests.conftest import EXAMPLES
+from tests.articles import EXAMPLES
 
 ADMIN_TOKEN = "test-admin-token"
 
