@@ -1,14 +1,15 @@
 """The load: discover -> read -> (skip unchanged) -> parse -> write, in batches.
 
-Files stream through in batches of ``batch_size``: memory holds one batch, not
-the corpus. Before parsing a batch, one indexed query asks which of its content
-hashes are already stored; those files are unchanged and are not parsed or
-written again, which is what makes a re-load cheap.
+Files stream through in batches of ``batch_size``: memory holds one batch of
+files, not the corpus. What the store holds is read once at the start (content
+hashes and ids, see ``loaders.stored``): a file whose content hash is stored is
+unchanged and is neither parsed nor written again, which makes a re-load cheap.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -21,11 +22,13 @@ from loaders.facets import rebuild_facets
 from loaders.parse import parse_article
 from loaders.read import content_hash, read_file
 from loaders.report import Failure, LoadReport
+from loaders.stored import Stored
 from loaders.write import write_batch
 from newsgraph.config import Settings
-from newsgraph.store import Store, StoreUnavailable, unavailable_as_error
+from newsgraph.store import Store, StoreUnavailable
 
 OnFile = Callable[[Path], None]
+log = logging.getLogger("newsgraph.loaders")
 
 
 def load_paths(
@@ -46,9 +49,10 @@ def load_paths(
     claims: dict[str, str] = {}  # _id -> the path that supplied it in this run
     try:
         store.ensure_indexes()
+        stored = Stored.scan(store)
         files = discover(paths)
         while batch := list(itertools.islice(files, settings.batch_size)):
-            _load_batch(store, batch, settings, claims, report, on_file)
+            _load_batch(store, batch, settings, stored, claims, report, on_file)
         if report.inserted or report.updated:
             rebuild_facets(store)
     except StoreUnavailable as exc:
@@ -61,6 +65,7 @@ def _load_batch(
     store: Store,
     batch: list[Path],
     settings: Settings,
+    stored: Stored,
     claims: dict[str, str],
     report: LoadReport,
     on_file: OnFile | None,
@@ -75,13 +80,12 @@ def _load_batch(
             continue
         read.append((path, data, content_hash(data)))
 
-    stored = _stored_hashes(store, [h for _, _, h in read])
     docs: list[dict[str, Any]] = []
     moved: list[tuple[str, str]] = []
     for path, data, digest in read:
         name = str(path)
-        if digest in stored:
-            _id, stored_path = stored[digest]
+        if digest in stored.by_hash:
+            _id, stored_path = stored.by_hash[digest]
             if _claim(claims, _id, name, report):
                 report.unchanged += 1
                 if stored_path != name:
@@ -91,27 +95,26 @@ def _load_batch(
                 doc = parse_article(data, path=name, content_hash=digest)
             except Rejected as exc:
                 report.failures.append(Failure(name, exc.reason, exc.line))
+            except Exception as exc:  # a bug must cost one file, not the run
+                log.exception("unexpected error parsing %s", name)
+                report.failures.append(
+                    Failure(
+                        name, f"unexpected error ({type(exc).__name__}: {exc}); please report it"
+                    )
+                )
             else:
                 if _claim(claims, doc["_id"], name, report):
                     docs.append(doc)
         _tick(on_file, path)
 
-    result = write_batch(store, docs, moved)
+    result = write_batch(store, docs, stored.ids, moved)
     report.inserted += len(result.inserted)
     report.updated += len(result.updated)
     for index, reason in result.failed.items():
         report.failures.append(Failure(docs[index]["_source"]["path"], reason))
-
-
-def _stored_hashes(store: Store, hashes: list[str]) -> dict[str, tuple[str, str]]:
-    """content hash -> (_id, stored path) for those of ``hashes`` already stored."""
-    if not hashes:
-        return {}
-    with unavailable_as_error(store.where):
-        cursor = store.articles.find(
-            {"_source.hash": {"$in": hashes}}, {"_source.hash": 1, "_source.path": 1}
-        )
-        return {d["_source"]["hash"]: (d["_id"], d["_source"]["path"]) for d in cursor}
+    for index in result.inserted + result.updated:
+        source = docs[index]["_source"]
+        stored.record(docs[index]["_id"], source["hash"], source["path"])
 
 
 def _claim(claims: dict[str, str], _id: str, path: str, report: LoadReport) -> bool:

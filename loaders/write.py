@@ -1,4 +1,10 @@
-"""Write a batch of documents with one unordered bulk write."""
+"""Write a batch of documents with one unordered bulk write.
+
+New articles are inserted and stored ones replaced, rather than upserting
+everything: the run knows which ids are stored (``loaders.stored``), and an
+insert is far cheaper than an upsert (on FerretDB v1 about 10x; on MongoDB it
+skips a lookup per document).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pymongo.errors
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 
 from newsgraph.store import Store, unavailable_as_error
+
+_DUPLICATE_KEY = 11000
 
 
 @dataclass
@@ -21,43 +29,63 @@ class BatchResult:
 
 
 def write_batch(
-    store: Store, docs: list[dict[str, Any]], moved: list[tuple[str, str]] | None = None
+    store: Store,
+    docs: list[dict[str, Any]],
+    stored: set[str],
+    moved: list[tuple[str, str]] | None = None,
 ) -> BatchResult:
-    """Upsert ``docs`` whole (replacing any stored version), and record new
+    """Store ``docs`` whole (replacing any stored version), and record new
     paths of ``moved`` files (``(_id, path)``) whose content is unchanged.
 
-    Each document is one atomic replace: a reader sees the old version or the
-    new one, never a mix. The batch is unordered, so one bad document does not
-    stop the others.
+    ``stored`` holds the ids already in the store; a document whose id is not
+    there is inserted, and if another writer inserted it meanwhile, replaced.
+    Each document is one atomic insert or replace: a reader sees the old version
+    or the new one, never a mix. The batch is unordered, so one bad document
+    does not stop the others.
     """
     result = BatchResult()
     moved = moved or []
     if not docs and not moved:
         return result
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    ops: list[Any] = []
     for doc in docs:
         doc["_source"]["loadedAt"] = now
-        ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
-    ops.extend(UpdateOne({"_id": _id}, {"$set": {"_source.path": path}}) for _id, path in moved)
-    upserted: set[int] = set()
     with unavailable_as_error(store.where):
-        try:
-            outcome = store.articles.bulk_write(ops, ordered=False)
-            upserted = set(outcome.upserted_ids)
-        except pymongo.errors.BulkWriteError as exc:
-            details = exc.details
-            upserted = {u["index"] for u in details.get("upserted", [])}
-            for err in details.get("writeErrors", []):
-                result.failed[err["index"]] = _store_reason(err)
-    for i in range(len(docs)):
-        if i in result.failed:
-            continue
-        (result.inserted if i in upserted else result.updated).append(i)
+        new = [i for i, d in enumerate(docs) if d["_id"] not in stored]
+        ops: list[Any] = [InsertOne(docs[i]) for i in new]
+        old = [i for i, d in enumerate(docs) if d["_id"] in stored]
+        ops += [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in old]
+        ops += [UpdateOne({"_id": _id}, {"$set": {"_source.path": p}}) for _id, p in moved]
+        order = new + old  # batch index of each document op
+        raced: list[int] = []
+        for op_index, error in _bulk(store, ops).items():
+            if op_index >= len(order):
+                continue  # a moved file's path; it is written again next load
+            i = order[op_index]
+            if error.get("code") == _DUPLICATE_KEY and op_index < len(new):
+                raced.append(i)  # inserted meanwhile by another writer: replace it
+            else:
+                result.failed[i] = _store_reason(error)
+        retry = [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in raced]
+        for op_index, error in _bulk(store, retry).items():
+            result.failed[raced[op_index]] = _store_reason(error)
+    result.inserted = [i for i in new if i not in result.failed and i not in raced]
+    result.updated = [i for i in old + raced if i not in result.failed]
     return result
 
 
-def _store_reason(err: dict[str, Any]) -> str:
-    if err.get("code") == 11000:
+def _bulk(store: Store, ops: list[Any]) -> dict[int, dict[str, Any]]:
+    """Run ``ops`` unordered; op index -> the write error of each that failed."""
+    if not ops:
+        return {}
+    try:
+        store.articles.bulk_write(ops, ordered=False)
+    except pymongo.errors.BulkWriteError as exc:
+        return {e["index"]: e for e in exc.details.get("writeErrors", [])}
+    return {}
+
+
+def _store_reason(error: dict[str, Any]) -> str:
+    if error.get("code") == _DUPLICATE_KEY:
         return "another stored article already has this webUrl"
-    return f"the store refused the document: {err.get('errmsg', err)}"
+    return f"the store refused the document: {error.get('errmsg', error)}"

@@ -11,10 +11,16 @@ Hostile input is bounded before it can cost anything:
 - nesting is bounded: the C composer recurses per level and would crash the
   process on a deep enough document, so deep input is measured first;
 - duplicate keys are refused rather than silently keeping the last.
+
+YAML forbids C1 control characters (U+0080-U+009F), yet they are what
+double-encoded text is made of (``â€\x9d`` is a mangled ``”``), and the
+normalizer can repair such text. So they travel through the parser as
+private-use stand-ins and are put back in every string it returns.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -30,6 +36,11 @@ _PLAIN_TAG = "tag:newsgraph,2024:plain"
 # Every level of nesting needs one of these characters, so a text with fewer of
 # them than the limit cannot nest too deep, and most files skip the depth scan.
 _NESTING_CHARS = "[{-:?"
+# C1 controls but NEL (U+0085), which YAML reads as a line break.
+_C1 = re.compile("[\x80-\x84\x86-\x9f]")
+_STANDIN = 0xF0000  # Supplementary Private Use Area-A
+_PROTECT = {c: _STANDIN + c for c in [*range(0x80, 0x85), *range(0x86, 0xA0)]}
+_RESTORE = {v: k for k, v in _PROTECT.items()}
 
 
 class Plain(str):
@@ -46,6 +57,13 @@ class _PlainResolver(BaseResolver):
 
 
 class _Constructor(SafeConstructor):
+    #: Whether the text had C1 characters replaced by stand-ins.
+    protected = False
+
+    def construct_yaml_str(self, node: ScalarNode) -> str:
+        value = super().construct_yaml_str(node)
+        return value.translate(_RESTORE) if self.protected else value
+
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         if node in self.constructed_objects or node in self.recursive_objects:
             raise ConstructorError(
@@ -77,7 +95,11 @@ class _Constructor(SafeConstructor):
         pass
 
 
-_Constructor.add_constructor(_PLAIN_TAG, lambda loader, node: Plain(node.value))
+_Constructor.add_constructor("tag:yaml.org,2002:str", _Constructor.construct_yaml_str)
+_Constructor.add_constructor(
+    _PLAIN_TAG,
+    lambda loader, node: Plain(node.value.translate(_RESTORE) if loader.protected else node.value),
+)
 
 
 class _Loader(CParser, _Constructor, _PlainResolver):
@@ -90,15 +112,17 @@ class _Loader(CParser, _Constructor, _PlainResolver):
 def parse_yaml(text: str, first_line: int = 1) -> Any:
     """Parse one YAML document. ``first_line`` is the file line the text starts
     on, so that errors name the line in the file, not in the front matter."""
+    protected = _C1.search(text) is not None
+    if protected:
+        text = text.translate(_PROTECT)
     if sum(text.count(c) for c in _NESTING_CHARS) > MAX_DEPTH:
         _check_depth(text, first_line)
     loader = _Loader(text)
+    loader.protected = protected
     try:
         return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        raise _rejected(exc, first_line, text) from None
     except yaml.YAMLError as exc:
-        raise Rejected(f"invalid YAML: {exc}") from None
+        raise _rejected(exc, first_line, text) from None
     except RecursionError:
         raise Rejected(f"front matter nests deeper than {MAX_DEPTH} levels") from None
     finally:
@@ -121,13 +145,23 @@ def _check_depth(text: str, first_line: int) -> None:
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.MarkedYAMLError as exc:
+    except yaml.YAMLError as exc:
         raise _rejected(exc, first_line, text) from None
     finally:
         parser.dispose()
 
 
-def _rejected(exc: yaml.MarkedYAMLError, first_line: int, text: str) -> Rejected:
+def _rejected(exc: yaml.YAMLError, first_line: int, text: str) -> Rejected:
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line = text.count("\n", 0, max(exc.position, 0)) + first_line
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return Rejected(
+            f"invalid character {chr(code)!r} (U+{code:04X}): "
+            "YAML allows no control characters but tab and line breaks",
+            line=line,
+        )
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return Rejected(f"invalid YAML: {exc}")
     mark = exc.problem_mark or exc.context_mark
     parts = [p for p in (exc.context, exc.problem) if p]
     reason = "invalid YAML: " + ", ".join(parts) if parts else f"invalid YAML: {exc}"

@@ -165,3 +165,9 @@ def test_front_matter_that_is_not_a_mapping_is_rejected():
             parse_article(text.encode(), path="a.md", content_hash="h")
     with pytest.raises(Rejected, match="front matter is empty"):
         parse_article(b"---\n---\n", path="a.md", content_hash="h")
+
+
+def test_mojibake_with_a_c1_control_character_is_repaired():
+    doc = parse(excerpt='"He said â€œyesâ€\x9d to the plan"')
+    assert doc["excerpt"] == "He said “yes” to the plan"
+    assert doc["_source"]["repaired"] == ["excerpt"]

@@ -70,3 +70,18 @@ def test_tab_indentation_is_explained():
 def test_python_tags_are_refused():
     with pytest.raises(Rejected, match="python/object"):
         parse_yaml("a: !!python/object/apply:os.system ['true']\n")
+
+
+def test_c1_control_characters_survive_parsing_for_repair():
+    data = parse_yaml('a: "x â€\x9d y"\nb: â€\x9cplain\n')
+    assert data == {"a": "x â€\x9d y", "b": "â€\x9cplain"}
+
+
+def test_other_control_characters_are_refused_with_their_line():
+    with pytest.raises(Rejected, match=r"invalid character '\\x07' \(U\+0007\)") as err:
+        parse_yaml("a: 1\nb: bell\x07\n", first_line=2)
+    assert err.value.line == 3
+    # the same through the depth scan, which long texts take first
+    deep = "k: [" + ", ".join(["[1]"] * 40) + "]\n"
+    with pytest.raises(Rejected, match="invalid character"):
+        parse_yaml(deep + "b: \x07\n")
