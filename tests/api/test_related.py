@@ -79,3 +79,21 @@ def test_related_story_fields_come_from_the_citing_article(gql, loaded):
     doc = with_related(loaded)
     data = gql(MOBILE, {"id": doc["_id"]})["article"]["related"]
     assert data[0]["title"] == doc["related"][0]["title"]
+
+
+def test_a_single_lookup_asks_by_id_equality(gql, loaded, monkeypatch):
+    from api.data import Gateway
+
+    queries = []
+    original = Gateway.find
+
+    async def spy(self, collection, query, *args, **kwargs):
+        queries.append(query)
+        return await original(self, collection, query, *args, **kwargs)
+
+    monkeypatch.setattr(Gateway, "find", spy)
+    doc = with_related(loaded)
+    gql('query($id: ID) { article(id: $id) { title related { article { id } } } }',
+        {"id": doc["_id"]})
+    assert queries[0] == {"_id": doc["_id"]}  # visibility is checked on the result
+    assert set(queries[1]["_id"]["$in"]) == {article_id(r["webUrl"]) for r in doc["related"]}
