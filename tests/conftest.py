@@ -72,10 +72,17 @@ def store(settings: Settings) -> Iterator[Store]:
     store.close()
 
 
+_wire_tests: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _wire_tests.update(item.nodeid for item in items if item.get_closest_marker("wire"))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how many tests ran on the wire server, so CI output shows it."""
     passed = terminalreporter.stats.get("passed", [])
-    on_wire = sum(1 for r in passed if "[wire" in r.nodeid or "-wire" in r.nodeid)
+    on_wire = sum(1 for r in passed if r.nodeid in _wire_tests)
     how = _wire.get("how", "not needed by the selected tests")
     terminalreporter.write_line(f"wire server: {how}; {on_wire} tests passed on it")
 
@@ -86,7 +93,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     passed = reporter.stats.get("passed", []) if reporter else []
-    if not any("wire" in r.nodeid for r in passed):
+    if not any(r.nodeid in _wire_tests for r in passed):
         session.exitstatus = 1
         if reporter:
             reporter.write_line(

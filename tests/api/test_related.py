@@ -93,7 +93,9 @@ def test_a_single_lookup_asks_by_id_equality(gql, loaded, monkeypatch):
 
     monkeypatch.setattr(Gateway, "find", spy)
     doc = with_related(loaded)
-    gql('query($id: ID) { article(id: $id) { title related { article { id } } } }',
-        {"id": doc["_id"]})
+    gql(
+        "query($id: ID) { article(id: $id) { title related { article { id } } } }",
+        {"id": doc["_id"]},
+    )
     assert queries[0] == {"_id": doc["_id"]}  # visibility is checked on the result
     assert set(queries[1]["_id"]["$in"]) == {article_id(r["webUrl"]) for r in doc["related"]}

@@ -190,3 +190,17 @@ def test_an_unexpected_error_costs_one_file_not_the_run(store, settings, tmp_pat
     assert report.inserted == 2
     (failure,) = report.failures
     assert failure.path.endswith("boom.md") and "unexpected error (KeyError" in failure.reason
+
+
+def test_a_50_mb_file_is_rejected_unread_and_quickly(store, settings, tmp_path):
+    huge = tmp_path / "huge.md"
+    with open(huge, "wb") as f:
+        f.write(article_text().encode())
+        f.truncate(50 * 1024 * 1024)  # sparse: 50 MB without writing 50 MB
+    write_article(tmp_path, "ok.md", webUrl=web_url("ok"))
+    report = load_paths(store, [tmp_path], settings)
+    assert report.inserted == 1
+    (failure,) = report.failures
+    assert failure.path.endswith("huge.md")
+    assert "52,428,800 bytes, over the 2,097,152-byte limit" in failure.reason
+    assert report.seconds < 5

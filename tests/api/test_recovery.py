@@ -1,0 +1,80 @@
+"""The store goes away and comes back: clear errors meanwhile, then recovery
+with no restart, over the wire against a server these tests stop and start."""
+
+import time
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from loaders import load_paths
+from newsgraph.config import Settings
+from newsgraph.store import connect
+from tests.api.fixtures import GQL
+from tests.articles import EXAMPLES
+from tests.wire import find_wire_server
+
+pytestmark = pytest.mark.wire
+
+
+@pytest.fixture
+def private_server(wire_server):
+    if not wire_server.controllable:
+        pytest.skip("the wire server comes from MONGODB_URI; these tests need one they start")
+    server, how = find_wire_server()
+    assert server is not None, how
+    yield server
+    server.stop()
+
+
+def test_api_reports_the_outage_and_recovers_by_itself(private_server):
+    settings = Settings(
+        mongodb_uri=private_server.uri,
+        db_name="recovery",
+        store_timeout_ms=1000,
+        store_op_timeout_ms=3000,
+    )
+    store = connect(settings)
+    load_paths(store, [EXAMPLES], settings)
+    with TestClient(create_app(settings, store)) as client:
+        gql = GQL(client)
+        assert gql("{ articles { totalCount } }")["articles"]["totalCount"] == 11
+
+        private_server.stop()
+        started = time.monotonic()
+        body = gql.raw("{ articles { totalCount } }")
+        assert body["errors"][0]["extensions"]["code"] == "STORE_UNAVAILABLE"
+        assert client.get("/healthz").status_code == 503
+        assert time.monotonic() - started < 5
+
+        private_server.start()
+        deadline = time.monotonic() + 15
+        while client.get("/healthz").status_code != 200:
+            assert time.monotonic() < deadline, "did not recover"
+            time.sleep(0.2)
+        assert gql("{ articles { totalCount } }")["articles"]["totalCount"] == 11
+
+
+def test_a_load_interrupted_by_the_store_converges_when_run_again(private_server, tmp_path):
+    from tests.articles import web_url, write_article
+
+    for i in range(30):
+        write_article(tmp_path, f"{i:02d}.md", webUrl=web_url(f"n{i}"))
+    settings = Settings(
+        mongodb_uri=private_server.uri, db_name="interrupted", store_timeout_ms=1000, batch_size=5
+    )
+    store = connect(settings)
+
+    def on_file(path):  # the store dies after the 13th file, mid-batch
+        if path.stem == "12":
+            private_server.stop()
+
+    report = load_paths(store, [tmp_path], settings, on_file=on_file)
+    assert report.aborted and "run the load again" in report.aborted
+    assert report.inserted < 30
+    private_server.start()
+    again = load_paths(connect(settings), [tmp_path], settings)
+    assert again.ok and again.inserted + again.unchanged == 30
+    docs = list(connect(settings).articles.find({}, {"webUrl": 1, "title": 1, "_source": 1}))
+    assert len(docs) == 30 and len({d["webUrl"] for d in docs}) == 30
+    assert all(d["title"] == "Tram Line Extension Opens Early" for d in docs)
