@@ -6,9 +6,8 @@ import strawberry
 from strawberry.types import Info
 
 from api import resolvers
-from api.filters import ArticleFilter, ArticleOrder
 from api.pagination import Connection
-from api.types import Article, Provider, Topic
+from api.types import Article, Provider, Topic, articles_field
 
 
 @strawberry.type
@@ -19,16 +18,7 @@ class Query:
     ) -> Article | None:
         return await resolvers.find_article(info, id, webUrl)
 
-    @strawberry.field(description="Articles, filtered and ordered; `first` is at most 100.")
-    async def articles(
-        self,
-        info: Info,
-        filter: ArticleFilter | None = None,
-        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
-        first: int | None = 20,
-        after: str | None = None,
-    ) -> Connection[Article]:
-        return await resolvers.list_articles(info, filter, orderBy, first, after)
+    articles = articles_field(None, "Articles, filtered and ordered; `first` is at most 100.")
 
     @strawberry.field(description="Providers, most articles first.")
     async def providers(

@@ -9,6 +9,7 @@ them ``self`` is that dict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,24 @@ class Image:
     isCached: bool | None
 
 
+def articles_field(scope: Callable[[Doc], dict[str, Any]] | None, description: str) -> Any:
+    """An ``articles(filter, orderBy, first, after)`` list, narrowed by ``scope``
+    of the parent object (a provider's domain, a topic's name) when given."""
+
+    async def resolve(
+        self: Doc,
+        info: Info,
+        filter: ArticleFilter | None = None,
+        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Article]:
+        narrowed = scope(self) if scope else None
+        return await resolvers.list_articles(info, filter, orderBy, first, after, narrowed)
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
 @strawberry.type(description="A publisher: the site articles come from.")
 class Provider:
     name: str | None
@@ -40,17 +59,9 @@ class Provider:
     async def articleCount(self: Doc, info: Info) -> int:
         return await resolvers.facet_count(info, "providers", self)
 
-    @strawberry.field(description="This provider's articles.")
-    async def articles(
-        self: Doc,
-        info: Info,
-        filter: ArticleFilter | None = None,
-        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
-        first: int | None = 20,
-        after: str | None = None,
-    ) -> Connection[Article]:
-        scope = {"provider.domain": self.get("domain")}
-        return await resolvers.list_articles(info, filter, orderBy, first, after, scope)
+    articles = articles_field(
+        lambda provider: {"provider.domain": provider.get("domain")}, "This provider's articles."
+    )
 
 
 @strawberry.type(description="A subject articles are tagged with.")
@@ -61,17 +72,7 @@ class Topic:
     async def articleCount(self: Doc, info: Info) -> int:
         return await resolvers.facet_count(info, "topics", self)
 
-    @strawberry.field(description="Articles with this topic.")
-    async def articles(
-        self: Doc,
-        info: Info,
-        filter: ArticleFilter | None = None,
-        orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
-        first: int | None = 20,
-        after: str | None = None,
-    ) -> Connection[Article]:
-        scope = {"topics": self["name"]}
-        return await resolvers.list_articles(info, filter, orderBy, first, after, scope)
+    articles = articles_field(lambda topic: {"topics": topic["name"]}, "Articles with this topic.")
 
 
 @strawberry.type(description="A story elsewhere that an article links to, as the article lists it.")

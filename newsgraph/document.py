@@ -106,15 +106,20 @@ PROVIDER = Obj({"name": Text(max_length=200), "domain": Domain()})
 
 QUALITY = Int(minimum=0, maximum=100)
 
+#: What every story has, an article or a related story it cites.
+STORY: dict[str, FieldKind] = {
+    "title": Text(required=True, max_length=1000, repair=True),
+    "excerpt": Text(max_length=10_000, repair=True),
+    "publishedDateTime": DateTime(),
+    "webUrl": Url(required=True),
+    "ampWebUrl": Url(),
+    "cdnAmpWebUrl": Url(),
+    "type": Text(max_length=100),
+}
+
 RELATED = Obj(
     {
-        "title": Text(required=True, max_length=1000, repair=True),
-        "excerpt": Text(max_length=10_000, repair=True),
-        "publishedDateTime": DateTime(),
-        "webUrl": Url(required=True),
-        "ampWebUrl": Url(),
-        "cdnAmpWebUrl": Url(),
-        "type": Text(max_length=100),
+        **STORY,
         "provider": PROVIDER,
         "quality": QUALITY,
         "images": ListOf(IMAGE, max_items=50),
@@ -124,14 +129,8 @@ RELATED = Obj(
 ARTICLE = Obj(
     {
         "category": Text(max_length=100),
-        "title": Text(required=True, max_length=1000, repair=True),
-        "excerpt": Text(max_length=10_000, repair=True),
-        "publishedDateTime": DateTime(),
+        **STORY,
         "originalUrl": Url(),
-        "webUrl": Url(required=True),
-        "ampWebUrl": Url(),
-        "cdnAmpWebUrl": Url(),
-        "type": Text(max_length=100),
         "quality": QUALITY,
         "heat": Int(minimum=-1, maximum=1_000_000, note="-1 means no heat score"),
         # An article without the flag is served: the flag exists to hold one back.
