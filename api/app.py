@@ -12,6 +12,7 @@ so any number of workers or hosts can serve the same store.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import anyio
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,6 +28,7 @@ from strawberry.asgi import GraphQL
 
 from api.context import Context, is_admin
 from api.data import Gateway
+from api.limits import BodyLimit
 from api.schema import build_schema
 from newsgraph.config import Settings
 from newsgraph.store import Store, StoreUnavailable, connect
@@ -53,6 +56,16 @@ class GraphQLApp(GraphQL):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # strawberry answers json.JSONDecodeError with a 400. orjson raises a
+        # subclass of it for invalid UTF-8 too (json.loads would raise
+        # UnicodeDecodeError: a 500), and a body that is JSON but not an object
+        # (`null`, `"x"`) is refused the same way rather than crashing the view.
+        parsed = orjson.loads(data)
+        if not isinstance(parsed, dict | list):
+            raise json.JSONDecodeError("expected a JSON object with a `query`", str(data)[:20], 0)
+        return parsed
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
@@ -83,7 +96,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(BodyLimit, max_bytes=settings.max_body_bytes)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,10 +6,12 @@ reads a dict's key (and falls back to an attribute for the connection types).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -21,11 +23,29 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
-from api.errors import should_mask
+from api.errors import ClientError, should_mask
 from api.query import Query
 from api.scalars import DateTime
 from newsgraph.config import Settings
+
+log = logging.getLogger("newsgraph.api")
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log unexpected errors with their traceback; a client's mistakes in
+        one short line (strawberry would log the whole query document, which a
+        hostile client could make a megabyte long)."""
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, ClientError):
+                log.error("error resolving %s", error.path, exc_info=original)
+            else:
+                log.info("client error: %s", error.message[:200])
 
 
 def read_field(source: Any, name: str) -> Any:
@@ -48,7 +68,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         config=StrawberryConfig(default_resolver=read_field, scalar_map={datetime: DateTime}),
         extensions=extensions,
