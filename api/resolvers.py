@@ -66,11 +66,11 @@ async def list_articles(
     scope: dict[str, Any] | None = None,
 ) -> Connection[Any]:
     ctx: Context = info.context
-    size = page_size(first)
     ordering = ORDERINGS[order]
     if order is ArticleOrder.RELEVANCE and (flt is None or flt.search is None):
         raise ClientError("orderBy: RELEVANCE ranks search results: give filter.search too")
     base = article_query(flt, admin=ctx.admin)
+    size = page_size(first)
     if scope:
         base = merge([base, scope])
     position = decode_cursor(ordering, cursor) if cursor else None
