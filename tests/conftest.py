@@ -20,7 +20,14 @@ from newsgraph.config import Settings
 from newsgraph.store import Store, connect
 
 # API fixtures, for tests/api and the README's example queries.
-from tests.api.fixtures import api_settings, client, gql, loaded, round_trips  # noqa: F401
+from tests.api.fixtures import (  # noqa: F401
+    api_settings,
+    client,
+    gql,
+    live_server,
+    loaded,
+    round_trips,
+)
 from tests.wire import WireServer, find_wire_server
 
 REQUIRE_WIRE = os.environ.get("NEWSGRAPH_REQUIRE_WIRE") == "1"

@@ -1,0 +1,102 @@
+"""Sustained load: N concurrent clients on loopback for a fixed time.
+
+Each client sends the mixed queries of ``bench.queries`` back to back. The
+result counts requests and errors, gives p50/p99 latency, and samples the
+server's resident memory (from /proc, when its pid is given) to show whether
+it stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2 as httpx
+
+from bench.queries import SAMPLE, Corpus, mixed
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    clients: int
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+    def summary(self) -> dict:
+        return {
+            "clients": self.clients,
+            "seconds": round(self.seconds, 1),
+            "requests": self.requests,
+            "errors": len(self.errors),
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.percentile(0.5), 1),
+            "p99_ms": round(self.percentile(0.99), 1),
+            "rss_mb_first": round(statistics.mean(self.rss_mb[:3]), 1) if self.rss_mb else None,
+            "rss_mb_last": round(statistics.mean(self.rss_mb[-3:]), 1) if self.rss_mb else None,
+            "rss_mb_max": round(max(self.rss_mb), 1) if self.rss_mb else None,
+        }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run_load(
+    url: str,
+    clients: int,
+    seconds: float,
+    pid: int | None = None,
+    seed: int = 1,
+    timeout: float = 10.0,
+) -> LoadResult:
+    result = LoadResult(seconds=seconds, clients=clients)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+        sample = await client.post("/graphql", json={"query": SAMPLE})
+        corpus = Corpus.from_sample(sample.json()["data"])
+        deadline = time.monotonic() + seconds
+
+        async def one_client(n: int) -> None:
+            rng = random.Random(seed * 1000 + n)
+            while time.monotonic() < deadline:
+                scenario, query, variables = mixed(rng, corpus)
+                started = time.perf_counter()
+                try:
+                    response = await client.post(
+                        "/graphql", json={"query": query, "variables": variables}
+                    )
+                    body = response.json()
+                    if response.status_code != 200 or body.get("errors"):
+                        result.errors.append(
+                            f"{scenario}: {response.status_code} {str(body.get('errors'))[:200]}"
+                        )
+                except (httpx.HTTPError, ValueError) as exc:
+                    result.errors.append(f"{scenario}: {type(exc).__name__}: {exc}")
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                result.requests += 1
+
+        async def sample_memory() -> None:
+            while pid and time.monotonic() < deadline:
+                result.rss_mb.append(rss_mb(pid))
+                await asyncio.sleep(max(seconds / 20, 0.1))
+
+        await asyncio.gather(sample_memory(), *(one_client(n) for n in range(clients)))
+    return result

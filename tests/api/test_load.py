@@ -1,0 +1,72 @@
+"""Sustained load, and the store killed under it (short variants of the
+README's full runs: seconds set by NEWSGRAPH_LOAD_SECONDS)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+from bench.load import run_load
+from loaders import load_paths
+from newsgraph.config import Settings
+from newsgraph.store import connect
+from tests.api.fixtures import running_server
+from tests.articles import EXAMPLES
+from tests.wire import find_wire_server
+
+SECONDS = float(os.environ.get("NEWSGRAPH_LOAD_SECONDS", "5"))
+
+
+def test_sustained_mixed_load_has_no_errors_and_flat_memory(live_server):
+    url, pid = live_server
+    result = asyncio.run(run_load(url, clients=50, seconds=SECONDS, pid=pid))
+    summary = result.summary()
+    print("load:", summary)
+    assert result.errors == []
+    assert result.requests > 50 * 2
+    assert summary["rss_mb_last"] <= summary["rss_mb_first"] * 1.25 + 10, summary
+
+
+@pytest.mark.wire
+def test_store_killed_under_query_load_fails_cleanly_and_recovers(wire_server):
+    if not wire_server.controllable:
+        pytest.skip("the wire server comes from MONGODB_URI; this test needs one it can stop")
+    store_server, how = find_wire_server()
+    assert store_server is not None, how
+    try:
+        settings = Settings(mongodb_uri=store_server.uri, db_name="killed")
+        load_paths(connect(settings), [EXAMPLES], settings)
+        env = {
+            "MONGODB_URI": store_server.uri,
+            "NEWSGRAPH_DB": "killed",
+            "NEWSGRAPH_STORE_TIMEOUT_MS": "1000",
+            "NEWSGRAPH_STORE_OP_TIMEOUT_MS": "2000",
+        }
+        with running_server(env) as (url, _pid):
+            third = max(SECONDS, 3) / 3
+
+            def outage() -> None:
+                time.sleep(third)
+                store_server.stop()
+                time.sleep(third)
+                store_server.start()
+
+            killer = threading.Thread(target=outage)
+            killer.start()
+            during = asyncio.run(run_load(url, clients=10, seconds=3 * third, timeout=10))
+            killer.join()
+            after = asyncio.run(run_load(url, clients=10, seconds=2, timeout=10))
+    finally:
+        store_server.stop()
+    # While the store was down: clear errors, nothing else, and no hang.
+    assert during.errors, "the outage was not noticed"
+    assert all("STORE_UNAVAILABLE" in e or "store is not answering" in e for e in during.errors), (
+        during.errors[:5]
+    )
+    assert max(during.latencies_ms) < 6000
+    # Once it was back: recovered by itself.
+    assert after.errors == [] and after.requests > 0
