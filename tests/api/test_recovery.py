@@ -78,3 +78,24 @@ def test_a_load_interrupted_by_the_store_converges_when_run_again(private_server
     docs = list(connect(settings).articles.find({}, {"webUrl": 1, "title": 1, "_source": 1}))
     assert len(docs) == 30 and len({d["webUrl"] for d in docs}) == 30
     assert all(d["title"] == "Tram Line Extension Opens Early" for d in docs)
+
+
+def test_api_starts_with_the_store_down_and_serves_once_it_is_up(private_server):
+    settings = Settings(
+        mongodb_uri=private_server.uri,
+        db_name="late",
+        store_timeout_ms=1000,
+        store_op_timeout_ms=3000,
+    )
+    load_paths(connect(settings), [EXAMPLES], settings)
+    private_server.stop()
+    with TestClient(create_app(settings, connect(settings))) as client:  # starts regardless
+        assert client.get("/healthz").status_code == 503
+        body = GQL(client).raw("{ articles { totalCount } }")
+        assert body["errors"][0]["extensions"]["code"] == "STORE_UNAVAILABLE"
+        private_server.start()
+        deadline = time.monotonic() + 15
+        while client.get("/healthz").status_code != 200:
+            assert time.monotonic() < deadline, "did not recover"
+            time.sleep(0.2)
+        assert GQL(client)("{ articles { totalCount } }")["articles"]["totalCount"] == 11
