@@ -2,6 +2,7 @@
 
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
+python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--clients", type=int, default=50)
     load.add_argument("--seconds", type=float, default=60)
     load.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
+    bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
+    bench.add_argument(
+        "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
+    )
+    bench.add_argument("--engine", choices=["wire", "embedded"], default="wire")
+    bench.add_argument("--json", type=Path, dest="json_path")
+    bench.add_argument("--reps", type=int, default=30, help="timed runs per query scenario")
+    bench.add_argument("--clients", type=int, default=32, help="throughput clients")
+    bench.add_argument("--seconds", type=float, default=10, help="throughput run length")
+    bench.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("bench/.corpus"),
+        help="where generated corpora are kept",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "gen":
@@ -42,6 +58,19 @@ def main(argv: list[str] | None = None) -> int:
             f"wrote {len(paths):,} files under {args.directory} in "
             f"{time.perf_counter() - started:.1f}s",
             file=sys.stderr,
+        )
+        return 0
+    if args.command == "run":
+        from bench.run import run
+
+        run(
+            args.sizes,
+            args.engine,
+            args.workdir,
+            args.reps,
+            args.clients,
+            args.seconds,
+            args.json_path,
         )
         return 0
     result = asyncio.run(run_load(args.url, args.clients, args.seconds, args.pid))

@@ -1,0 +1,116 @@
+"""The loader's speed against its two unavoidable stages, measured alone on the
+same files: parsing with PyYAML's C loader, and raw unordered bulk inserts of
+documents already parsed. And the unchanged re-load, and the loader's memory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.report import Row
+from loaders.discover import discover
+from loaders.frontmatter import decode, split
+from loaders.parse import parse_article
+from loaders.read import content_hash
+from newsgraph.config import Settings
+from newsgraph.store import connect
+
+
+def _newsgraph_load(corpus: Path, env: dict[str, str]) -> tuple[dict, float]:
+    """``newsgraph load --json`` in its own process: its report and peak RSS (MB)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsgraph", "load", "--json", str(corpus)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    out = process.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    report = json.loads(out)
+    assert report["failed"] == 0 and not report["aborted"], report
+    return report, usage.ru_maxrss / 1024
+
+
+def parse_only_rate(corpus: Path) -> float:
+    started = time.perf_counter()
+    n = 0
+    for path in discover([corpus]):
+        yaml.load(split(decode(path.read_bytes())).front_matter, Loader=yaml.CSafeLoader)
+        n += 1
+    return n / (time.perf_counter() - started)
+
+
+def insert_only_rate(corpus: Path, settings: Settings) -> float:
+    store = connect(settings)
+    store.db.client.drop_database(settings.db_name)
+    spent, n = 0.0, 0
+    files = discover([corpus])
+    while chunk := list(itertools.islice(files, 500)):
+        docs = []
+        for path in chunk:
+            data = path.read_bytes()
+            docs.append(parse_article(data, path=str(path), content_hash=content_hash(data)))
+        started = time.perf_counter()
+        store.articles.insert_many(docs, ordered=False)
+        spent += time.perf_counter() - started
+        n += len(docs)
+    store.db.client.drop_database(settings.db_name)
+    return n / spent
+
+
+def _in_process_load(corpus: Path, settings: Settings) -> dict:
+    """The embedded engine lives in this process, so its loads must too."""
+    from loaders import load_paths
+
+    return load_paths(connect(settings), [corpus], settings).to_dict()
+
+
+def loading(
+    corpus: Path, settings: Settings, size: int, engine: str
+) -> tuple[list[Row], float | None]:
+    """Load ``corpus`` into ``settings``' database (which the query scenarios then
+    use); rows for load and reload, and the loader's peak RSS in MB."""
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    parse_rate = parse_only_rate(corpus)
+    insert_rate = insert_only_rate(
+        corpus, Settings(mongodb_uri=settings.mongodb_uri, db_name=settings.db_name + "_raw")
+    )
+    if settings.mongodb_uri:
+        first, rss = _newsgraph_load(corpus, env)
+        again, _ = _newsgraph_load(corpus, env)
+    else:
+        first, rss = _in_process_load(corpus, settings), None
+        again = _in_process_load(corpus, settings)
+    assert again["unchanged"] == first["inserted"], again
+    rate = first["files"] / first["seconds"]
+    bottleneck = min(parse_rate, insert_rate)
+    rows = [
+        Row(
+            "load",
+            size,
+            engine,
+            ratio=rate / bottleneck,
+            extra={
+                "articles_per_s": rate,
+                "parse_only_per_s": parse_rate,
+                "insert_only_per_s": insert_rate,
+                "seconds": first["seconds"],
+            },
+        ),
+        Row(
+            "reload",
+            size,
+            engine,
+            ratio=again["seconds"] / first["seconds"],
+            extra={"seconds": again["seconds"]},
+        ),
+    ]
+    return rows, rss

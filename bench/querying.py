@@ -1,0 +1,305 @@
+"""Query scenarios, each beside its limit in the same process and run.
+
+The API is called through its ASGI app (HTTP parsing, GraphQL, JSON encoding,
+all in-process); the limit fetches the same documents with raw pymongo and
+serializes them with orjson. ``execution`` takes the store out altogether: the
+same queries on documents already in memory, against graphql-core's own
+``execute`` on plain dicts with a schema of the same shape, and against orjson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import graphql
+import httpx2 as httpx
+import orjson
+
+from api.app import create_app
+from api.context import Context
+from api.data import Gateway
+from api.scalars import serialize as serialize_datetime
+from api.schema import build_schema, sdl
+from bench.queries import FACETS, FILTERED, FRONT_PAGE, MOBILE, SEARCH
+from bench.report import Row, percentiles
+from newsgraph.config import Settings
+from newsgraph.document import article_id, search_words
+from newsgraph.store import Store
+
+FRONT_FIELDS = {
+    "title": 1,
+    "excerpt": 1,
+    "publishedDateTime": 1,
+    "provider": 1,
+    "topics": 1,
+    "images": 1,
+}
+MOBILE_FIELDS = {
+    "title": 1,
+    "excerpt": 1,
+    "publishedDateTime": 1,
+    "webUrl": 1,
+    "provider": 1,
+    "images": 1,
+    "related": 1,
+    "published": 1,
+}
+NEWEST = [("publishedDateTime", -1), ("_id", -1)]
+
+
+def timed(fn: Callable[[], Any], reps: int) -> list[float]:
+    samples = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def atimed(fn: Callable[[], Awaitable[Any]], reps: int) -> list[float]:
+    samples = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+class Limits:
+    """The raw-pymongo + orjson version of each scenario."""
+
+    def __init__(self, store: Store) -> None:
+        self.articles = store.articles
+        self.store = store
+
+    def front_page(self) -> bytes:
+        docs = list(self.articles.find({"published": True}, FRONT_FIELDS).sort(NEWEST).limit(20))
+        return dumps(docs)
+
+    def mobile(self, _id: str) -> bytes:
+        doc = self.articles.find_one({"_id": _id}, MOBILE_FIELDS)
+        ids = [article_id(r["webUrl"]) for r in doc.get("related", [])]
+        linked = list(
+            self.articles.find(
+                {"_id": {"$in": ids}}, {"title": 1, "related.title": 1, "published": 1}
+            )
+        )
+        return dumps([doc, linked])
+
+    def filtered_page(self, query: dict) -> bytes:
+        fields = {"title": 1, "quality": 1, "publishedDateTime": 1}
+        return dumps(list(self.articles.find(query, fields).sort(NEWEST).limit(6)))
+
+    def search(self, words: list[str]) -> bytes:
+        query = {"published": True, "_words": {"$all": words}}
+        return dumps(
+            list(
+                self.articles.find(query, {"title": 1, "excerpt": 1, "publishedDateTime": 1})
+                .sort(NEWEST)
+                .limit(21)
+            )
+        )
+
+    def facets(self) -> bytes:
+        top = [("count", -1), ("_id", 1)]
+        return dumps(
+            [
+                list(self.store.providers.find({"count": {"$gt": 0}}).sort(top).limit(21)),
+                list(self.store.topics.find({"count": {"$gt": 0}}).sort(top).limit(61)),
+            ]
+        )
+
+
+async def query_scenarios(
+    store: Store, settings: Settings, size: int, engine: str, reps: int
+) -> list[Row]:
+    app = create_app(settings, store)
+    transport = httpx.ASGITransport(app=app)
+    limits = Limits(store)
+    rows = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+        async def api(query: str, variables: dict | None = None) -> dict:
+            response = await client.post(
+                "/graphql", json={"query": query, "variables": variables or {}}
+            )
+            body = response.json()
+            assert "errors" not in body, body["errors"]
+            return body["data"]
+
+        # Arguments drawn from the stored corpus.
+        sample = store.articles.find_one(
+            {"published": True, "related.2": {"$exists": True}},
+            {"topics": 1, "provider": 1, "title": 1},
+        )
+        topic, domain = sample["topics"][0], sample["provider"]["domain"]
+        words = search_words(sample["title"])[:2]
+        filtered_vars: dict = {"topic": topic, "domain": domain, "after": None}
+        for _ in range(4):  # walk to page 5 through cursors
+            page = await api(FILTERED, filtered_vars)
+            if not page["articles"]["pageInfo"]["hasNextPage"]:
+                break
+            filtered_vars["after"] = page["articles"]["pageInfo"]["endCursor"]
+        from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge
+        from api.pagination import after, decode_cursor
+        from api.scalars import parse as parse_datetime
+
+        ordering = ORDERINGS[ArticleOrder.PUBLISHED_DESC]
+        base = article_query(
+            ArticleFilter(
+                topic=topic,
+                providerDomain=domain,
+                minQuality=30,
+                publishedAfter=parse_datetime("2020-01-01T00:00:00Z"),
+                publishedBefore=parse_datetime("2030-01-01T00:00:00Z"),
+            ),
+            admin=False,
+        )
+        if filtered_vars["after"]:
+            base = merge([base, after(ordering, decode_cursor(ordering, filtered_vars["after"]))])
+
+        scenarios = {
+            "front_page": (lambda: api(FRONT_PAGE), limits.front_page),
+            "mobile": (
+                lambda: api(MOBILE, {"id": sample["_id"]}),
+                lambda: limits.mobile(sample["_id"]),
+            ),
+            "filtered": (lambda: api(FILTERED, filtered_vars), lambda: limits.filtered_page(base)),
+            "search": (lambda: api(SEARCH, {"q": " ".join(words)}), lambda: limits.search(words)),
+            "facets": (lambda: api(FACETS), limits.facets),
+        }
+        for name, (api_call, limit_call) in scenarios.items():
+            await api_call()
+            limit_call()  # warm both
+            api_p50, api_p99 = percentiles(await atimed(api_call, reps))
+            limit_p50, _ = percentiles(timed(limit_call, reps))
+            rows.append(Row(name, size, engine, api_p50, api_p99, limit_p50))
+    return rows
+
+
+# -- execution: the GraphQL layer alone ------------------------------------------
+
+
+class MemoryGateway(Gateway):
+    """Answers every store call from memory with what the store answered once."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, 10_000)
+        self.answers: dict[str, Any] = {}
+
+    async def find(self, collection, query, projection=None, sort=None, limit=0):  # type: ignore[no-untyped-def]
+        key = repr((collection, query, projection, sort, limit))
+        if key not in self.answers:
+            self.answers[key] = await super().find(collection, query, projection, sort, limit)
+        return self.answers[key]
+
+    async def count(self, collection, query):  # type: ignore[no-untyped-def]
+        key = repr(("count", collection, query))
+        if key not in self.answers:
+            self.answers[key] = await super().count(collection, query)
+        return self.answers[key]
+
+
+def graphql_core_schema(docs_by_id: dict[str, dict], front: list[dict]) -> graphql.GraphQLSchema:
+    """The same schema (built from its SDL), resolving from plain dicts in memory."""
+    schema = graphql.build_schema(sdl())
+    # graphql-core 3.3 serializes a leaf with coerce_output_value.
+    schema.type_map["DateTime"].coerce_output_value = serialize_datetime  # type: ignore[attr-defined]
+    query = schema.query_type
+    article = schema.type_map["Article"]
+    related = schema.type_map["RelatedStory"]
+    query.fields["articles"].resolve = lambda _root, _info, **_: {"nodes": front}
+    query.fields["article"].resolve = lambda _root, _info, id=None, **_: docs_by_id.get(id)
+    article.fields["id"].resolve = lambda doc, _info: doc["_id"]
+    article.fields["topics"].resolve = lambda doc, _info: [
+        {"name": t} for t in doc.get("topics") or ()
+    ]
+    for type_ in (article, related):
+        type_.fields["images"].resolve = lambda doc, _info: doc.get("images") or []
+    article.fields["related"].resolve = lambda doc, _info: doc.get("related") or []
+    related.fields["article"].resolve = lambda story, _info: docs_by_id.get(
+        article_id(story["webUrl"])
+    )
+    return schema
+
+
+async def execution_scenario(
+    store: Store, settings: Settings, size: int, engine: str, reps: int
+) -> list[Row]:
+    schema = build_schema(settings)
+    sample = store.articles.find_one({"published": True, "related.2": {"$exists": True}})
+    return [
+        await _execution(schema, MemoryGateway(store), name, text, variables, size, engine, reps)
+        for name, text, variables in (
+            ("front_page", FRONT_PAGE, {}),
+            ("mobile", MOBILE, {"id": sample["_id"]}),
+        )
+    ]
+
+
+async def _execution(
+    schema: Any,
+    gateway: MemoryGateway,
+    name: str,
+    text: str,
+    variables: dict,
+    size: int,
+    engine: str,
+    reps: int,
+) -> Row:
+    async def ours() -> dict:
+        result = await schema.execute(
+            text, variable_values=variables, context_value=Context(gateway=gateway)
+        )
+        assert not result.errors, result.errors
+        return result.data
+
+    data = await ours()  # fills the gateway's memory
+    docs_by_id = {
+        d["_id"]: d
+        for answer in gateway.answers.values()
+        if isinstance(answer, list)
+        for d in answer
+        if d.get("published", True)
+    }
+    lists = [a for k, a in gateway.answers.items() if k.endswith(", 21)")]
+    core_schema = graphql_core_schema(docs_by_id, lists[0][:20] if lists else [])
+    document = graphql.parse(text)
+
+    def core() -> Any:
+        result = graphql.execute(core_schema, document, variable_values=variables)
+        assert not result.errors, result.errors
+        return result.data
+
+    assert core() == data, "graphql-core's answer must equal ours"
+    # Sub-millisecond timings drift with the machine: interleave rounds of each
+    # and keep each one's best median, so both sides see the same conditions.
+    reps = max(reps, 200)
+    rounds: dict[str, list[list[float]]] = {"ours": [], "core": [], "json": []}
+    for _ in range(3):
+        rounds["ours"].append(await atimed(ours, reps))
+        rounds["core"].append(timed(core, reps))
+        rounds["json"].append(timed(lambda: orjson.dumps(data), reps))
+    ours_p50, ours_p99 = min((percentiles(r) for r in rounds["ours"]), key=lambda p: p[0])
+    core_p50 = min(percentiles(r)[0] for r in rounds["core"])
+    json_p50 = min(percentiles(r)[0] for r in rounds["json"])
+    return Row(
+        "execution",
+        size,
+        engine,
+        ours_p50,
+        ours_p99,
+        core_p50,
+        extra={"query": name, "orjson_p50_ms": json_p50, "ratio_vs_orjson": ours_p50 / json_p50},
+    )
+
+
+def run_async(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]

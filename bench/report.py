@@ -1,0 +1,101 @@
+"""Benchmark rows, their targets, and the table and JSON they are reported as."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+#: scenario -> (comparison, bound): ratio <= bound ("max") or >= bound ("min")
+TARGETS: dict[str, tuple[str, float]] = {
+    "front_page": ("max", 2.0),
+    "mobile": ("max", 2.0),
+    "filtered": ("max", 2.0),
+    "execution": ("max", 1.2),
+    "throughput": ("min", 0.5),
+    "load": ("min", 0.8),
+    "reload": ("max", 0.05),
+    "growth": ("max", 1.1),
+    "rss_loader_growth": ("max", 1.2),
+    "rss_server": ("max", 200.0),
+}
+
+
+@dataclass
+class Row:
+    scenario: str
+    size: int
+    engine: str
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    limit_p50_ms: float | None = None
+    ratio: float | None = None
+    target: str | None = None
+    passed: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.p50_ms is not None and self.limit_p50_ms:
+            self.ratio = self.p50_ms / self.limit_p50_ms
+        rule = TARGETS.get(self.scenario)
+        if rule and self.ratio is not None:
+            kind, bound = rule
+            self.target = f"{'<=' if kind == 'max' else '>='} {bound:g}"
+            self.passed = self.ratio <= bound if kind == "max" else self.ratio >= bound
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["pass"] = data.pop("passed")
+        data.update(data.pop("extra"))
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in data.items()}
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples_ms)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return statistics.median(ordered), p99
+
+
+def render(rows: list[Row], console: Console | None = None) -> None:
+    table = Table(title="newsgraph benchmark", title_justify="left")
+    for column in (
+        "scenario",
+        "size",
+        "engine",
+        "p50 ms",
+        "p99 ms",
+        "limit p50 ms",
+        "ratio",
+        "target",
+        "result",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("scenario", "engine", "result") else "left"
+        )
+    for row in rows:
+        result = {True: "[green]pass[/]", False: "[red]short[/]", None: ""}[row.passed]
+        table.add_row(
+            row.scenario,
+            f"{row.size:,}",
+            row.engine,
+            _num(row.p50_ms),
+            _num(row.p99_ms),
+            _num(row.limit_p50_ms),
+            _num(row.ratio, 3),
+            row.target or "",
+            result,
+        )
+    (console or Console(width=140)).print(table)
+
+
+def write_json(rows: list[Row], path: Path) -> None:
+    path.write_text(json.dumps([r.to_json() for r in rows], indent=1) + "\n")
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"

@@ -1,0 +1,119 @@
+"""``python -m bench run``: every scenario at each corpus size, with its limit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.gen import generate
+from bench.loading import loading
+from bench.querying import execution_scenario, query_scenarios, run_async
+from bench.report import Row, render, write_json
+from bench.throughput import throughput
+from newsgraph.config import Settings
+from newsgraph.store import connect
+
+QUERY_SCENARIOS = ("front_page", "mobile", "filtered", "search", "facets")
+
+
+def corpus_for(size: int, workdir: Path, seed: int = 1) -> Path:
+    """The generated corpus of ``size`` files, made once and reused."""
+    folder = workdir / f"corpus-{size}-seed{seed}"
+    done = folder / ".complete"
+    if not done.exists():
+        generate(size, folder, seed)
+        done.write_text("")
+    return folder
+
+
+def run(
+    sizes: list[int],
+    engine: str,
+    workdir: Path,
+    reps: int = 30,
+    clients: int = 32,
+    seconds: float = 10.0,
+    json_path: Path | None = None,
+) -> list[Row]:
+    server = None
+    uri = ""
+    if engine == "wire":
+        uri = os.environ.get("MONGODB_URI", "")
+        if not uri:
+            from tests.wire import find_wire_server
+
+            server, how = find_wire_server()
+            if server is None:
+                raise SystemExit(f"no wire server: {how}")
+            uri = server.uri
+    rows: list[Row] = []
+    loader_rss: dict[int, float] = {}
+    try:
+        for size in sizes:
+            settings = Settings(
+                mongodb_uri=uri, db_name=f"bench_{size}", store_op_timeout_ms=600_000
+            )
+            store = connect(settings)
+            store.db.client.drop_database(settings.db_name)
+            corpus = corpus_for(size, workdir)
+            load_rows, rss = loading(corpus, settings, size, engine)
+            rows += load_rows
+            if rss is not None:
+                loader_rss[size] = rss
+            rows += run_async(query_scenarios(store, settings, size, engine, reps))
+            rows += run_async(execution_scenario(store, settings, size, engine, reps))
+            if engine == "wire":
+                env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
+                rows += throughput(env, size, engine, clients, seconds)
+            if len(sizes) > 1:
+                render([r for r in rows if r.size == size])
+        rows += growth(rows, sizes, engine)
+        if len(loader_rss) > 1:
+            small, large = min(loader_rss), max(loader_rss)
+            rows.append(
+                Row(
+                    "rss_loader_growth",
+                    large,
+                    engine,
+                    ratio=loader_rss[large] / loader_rss[small],
+                    extra={"from_size": small, "rss_mb": loader_rss},
+                )
+            )
+    finally:
+        if server is not None:
+            server.stop()
+    render(rows)
+    if json_path:
+        write_json(rows, json_path)
+    return rows
+
+
+def growth(rows: list[Row], sizes: list[int], engine: str) -> list[Row]:
+    """How much more a query costs at the largest size than at the smallest, for
+    the API against its limit: the API should add no cost that grows with data."""
+    if len(sizes) < 2:
+        return []
+    small, large = min(sizes), max(sizes)
+    by = {(r.scenario, r.size): r for r in rows if r.scenario in QUERY_SCENARIOS}
+    out = []
+    for scenario in QUERY_SCENARIOS:
+        a, b = by.get((scenario, small)), by.get((scenario, large))
+        if not (a and b and a.p50_ms and a.limit_p50_ms and b.limit_p50_ms):
+            continue
+        api_growth = b.p50_ms / a.p50_ms
+        limit_growth = b.limit_p50_ms / a.limit_p50_ms
+        out.append(
+            Row(
+                "growth",
+                large,
+                engine,
+                ratio=api_growth / limit_growth,
+                extra={
+                    "query": scenario,
+                    "from_size": small,
+                    "api_growth": api_growth,
+                    "limit_growth": limit_growth,
+                },
+            )
+        )
+    return out
