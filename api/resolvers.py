@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.errors import ClientError
-from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge, visible, words
+from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge, words
 from api.pagination import (
     Connection,
     Ordering,
@@ -140,7 +140,7 @@ async def list_facets(
         base = merge([base, {"$or": names}])
     query = merge([base, after(ordering, decode_cursor(ordering, cursor))]) if cursor else base
     docs = await ctx.gateway.find(collection, query, None, ordering.sort, size + 1)
-    items = [(encode_cursor(ordering, d), facet_node(collection, d)) for d in docs[: size + 1]]
+    items = [(encode_cursor(ordering, d), facet_node(collection, d)) for d in docs]
 
     async def count() -> int:
         return await ctx.gateway.count(collection, base)
@@ -171,6 +171,3 @@ async def facet_count(info: Info, collection: str, root: dict[str, Any]) -> int:
 def facet_node(collection: str, row: dict[str, Any]) -> dict[str, Any]:
     key = "domain" if collection == "providers" else "name"
     return {**row, key: row["_id"]}
-
-
-__all__ = ["find_article", "list_articles", "list_facets", "related_article", "visible"]
