@@ -53,8 +53,11 @@ def parse_only_rate(corpus: Path) -> float:
 
 
 def insert_only_rate(corpus: Path, settings: Settings) -> float:
+    """Raw unordered bulk inserts of parsed documents into a collection with the
+    same indexes the loader maintains (their upkeep is part of any write)."""
     store = connect(settings)
     store.db.client.drop_database(settings.db_name)
+    store.ensure_indexes()
     spent, n = 0.0, 0
     files = discover([corpus])
     while chunk := list(itertools.islice(files, 500)):
