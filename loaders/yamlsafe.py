@@ -33,9 +33,13 @@ from loaders.errors import Rejected
 
 MAX_DEPTH = 64
 _PLAIN_TAG = "tag:newsgraph,2024:plain"
-# Every level of nesting needs one of these characters, so a text with fewer of
-# them than the limit cannot nest too deep, and most files skip the depth scan.
+# Every level of nesting needs one of these characters, so a text with fewer
+# of them than this cannot nest deeper. libyaml's composer recurses once per
+# level and crashed the process at 100,000 levels (10,000 were fine): only a
+# text that could nest that deep pays for the event scan. Shallower nesting
+# past MAX_DEPTH is refused later, by the normalizer.
 _NESTING_CHARS = "[{-:?"
+_SCAN_ABOVE = 5_000
 # C1 controls but NEL (U+0085), which YAML reads as a line break.
 _C1 = re.compile("[\x80-\x84\x86-\x9f]")
 _STANDIN = 0xF0000  # Supplementary Private Use Area-A
@@ -115,7 +119,7 @@ def parse_yaml(text: str, first_line: int = 1) -> Any:
     protected = _C1.search(text) is not None
     if protected:
         text = text.translate(_PROTECT)
-    if sum(text.count(c) for c in _NESTING_CHARS) > MAX_DEPTH:
+    if sum(text.count(c) for c in _NESTING_CHARS) > _SCAN_ABOVE:
         _check_depth(text, first_line)
     loader = _Loader(text)
     loader.protected = protected

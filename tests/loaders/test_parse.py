@@ -171,3 +171,12 @@ def test_mojibake_with_a_c1_control_character_is_repaired():
     doc = parse(excerpt='"He said â€œyesâ€\x9d to the plan"')
     assert doc["excerpt"] == "He said “yes” to the plan"
     assert doc["_source"]["repaired"] == ["excerpt"]
+
+
+def test_nesting_past_the_limit_in_any_field_is_rejected():
+    from loaders.yamlsafe import MAX_DEPTH
+
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    assert f"nests deeper than {MAX_DEPTH}" in rejected(extra=deep).reason
+    assert "title must be text, got a list" in rejected(title=deep).reason
+    assert "related[0]" in rejected(related=deep).reason
