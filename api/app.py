@@ -21,6 +21,8 @@ import anyio
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -96,7 +98,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    middleware = [Middleware(BodyLimit, max_bytes=settings.max_body_bytes)]
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        ),
+        # Mobile clients on slow networks: article lists compress about 5x.
+        Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 

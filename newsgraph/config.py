@@ -41,6 +41,10 @@ class Settings:
     max_body_bytes: int = 100_000
     #: Whether the schema may be introspected (GraphiQL needs it).
     introspection: bool = True
+    #: Browser origins allowed to call the API (comma-separated); empty allows none.
+    cors_origins: str = ""
+    #: Responses at least this large are gzipped for clients that accept it (bytes).
+    gzip_min_bytes: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,4 +97,6 @@ ENV_NAMES: dict[str, str] = {
     "max_tokens": "NEWSGRAPH_MAX_TOKENS",
     "max_body_bytes": "NEWSGRAPH_MAX_BODY_BYTES",
     "introspection": "NEWSGRAPH_INTROSPECTION",
+    "cors_origins": "NEWSGRAPH_CORS_ORIGINS",
+    "gzip_min_bytes": "NEWSGRAPH_GZIP_MIN_BYTES",
 }
