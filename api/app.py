@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
+from api.caching import QueryCaching
 from api.context import Context, is_admin
 from api.data import Gateway
 from api.limits import BodyLimit
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ),
         # Mobile clients on slow networks: article lists compress about 5x.
         Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
+        Middleware(QueryCaching, max_age=settings.cache_max_age),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -45,6 +45,8 @@ class Settings:
     cors_origins: str = ""
     #: Responses at least this large are gzipped for clients that accept it (bytes).
     gzip_min_bytes: int = 1000
+    #: How long shared caches may keep an anonymous GET query's answer (seconds).
+    cache_max_age: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,4 +101,5 @@ ENV_NAMES: dict[str, str] = {
     "introspection": "NEWSGRAPH_INTROSPECTION",
     "cors_origins": "NEWSGRAPH_CORS_ORIGINS",
     "gzip_min_bytes": "NEWSGRAPH_GZIP_MIN_BYTES",
+    "cache_max_age": "NEWSGRAPH_CACHE_MAX_AGE",
 }

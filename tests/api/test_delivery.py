@@ -45,3 +45,45 @@ def test_cors_allows_only_the_configured_origins(loaded, api_settings):
 def test_no_cross_origin_access_by_default(client):
     answer = client.post("/graphql", json=LIST, headers={"Origin": "https://app.example"})
     assert "access-control-allow-origin" not in answer.headers
+
+
+QUERY = {"query": "{ articles(first: 3) { nodes { title } } }"}
+
+
+def test_get_answers_carry_an_etag_and_a_repeat_gets_304(client):
+    first = client.get("/graphql", params=QUERY)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=60"
+    again = client.get("/graphql", params=QUERY, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    other = client.get(
+        "/graphql",
+        params={"query": "{ articles(first: 4) { totalCount } }"},
+        headers={"If-None-Match": etag},
+    )
+    assert other.status_code == 200 and other.headers["etag"] != etag
+
+
+def test_changed_data_changes_the_etag(client, loaded):
+    etag = client.get("/graphql", params=QUERY).headers["etag"]
+    newest = loaded.articles.find_one({"published": True}, sort=[("publishedDateTime", -1)])
+    loaded.articles.update_one({"_id": newest["_id"]}, {"$set": {"title": "Changed"}})
+    fresh = client.get("/graphql", params=QUERY, headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and "Changed" in fresh.text
+
+
+def test_admin_and_error_answers_are_never_shared(client):
+    from tests.api.fixtures import ADMIN_TOKEN
+
+    admin = client.get("/graphql", params=QUERY, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert admin.headers["cache-control"] == "private, no-store"
+    repeat = client.get(
+        "/graphql",
+        params=QUERY,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "If-None-Match": admin.headers["etag"]},
+    )
+    assert repeat.status_code == 200
+    bad = client.get("/graphql", params={"query": "{ articles(first: 500) { totalCount } }"})
+    assert bad.headers["cache-control"] == "private, no-store"
+    assert client.post("/graphql", json=QUERY).headers.get("etag") is None  # POST: not cached

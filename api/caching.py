@@ -1,0 +1,62 @@
+"""HTTP caching of GET queries: ETag, 304 Not Modified, Cache-Control.
+
+Mobile clients and CDNs repeat the same GET query; an unchanged answer then
+costs a 304 with no body. Only successful answers to anonymous requests are
+cacheable by shared caches: a request with credentials may see unpublished
+articles, and an error (a store outage) must not be kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class QueryCaching:
+    def __init__(self, app: ASGIApp, max_age: int) -> None:
+        self.app = app
+        self.max_age = max_age
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/graphql":
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def buffer(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            assert start is not None
+            body = b"".join(chunks)
+            headers = MutableHeaders(raw=start["headers"])
+            if start["status"] != 200 or not headers.get("content-type", "").startswith(
+                "application/json"
+            ):
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            etag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            private = "authorization" in request_headers or b'"errors":' in body
+            headers["ETag"] = etag
+            headers["Cache-Control"] = (
+                "private, no-store" if private else f"public, max-age={self.max_age}"
+            )
+            headers["Vary"] = "Authorization, Accept-Encoding"
+            if not private and etag in request_headers.get("if-none-match", ""):
+                del headers["content-length"]
+                await send({**start, "status": 304, "headers": headers.raw})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await send({**start, "headers": headers.raw})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, buffer)
