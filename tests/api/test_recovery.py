@@ -25,6 +25,17 @@ def wait_until_healthy(client, seconds: float = 15) -> None:
         time.sleep(0.2)
 
 
+def quick_settings(server, db_name: str, **overrides) -> Settings:
+    """Settings that give up on a stopped store within seconds."""
+    return Settings(
+        mongodb_uri=server.uri,
+        db_name=db_name,
+        store_timeout_ms=1000,
+        store_op_timeout_ms=3000,
+        **overrides,
+    )
+
+
 @pytest.fixture
 def private_server(wire_server):
     if not wire_server.controllable:
@@ -36,12 +47,7 @@ def private_server(wire_server):
 
 
 def test_api_reports_the_outage_and_recovers_by_itself(private_server):
-    settings = Settings(
-        mongodb_uri=private_server.uri,
-        db_name="recovery",
-        store_timeout_ms=1000,
-        store_op_timeout_ms=3000,
-    )
+    settings = quick_settings(private_server, "recovery")
     store = connect(settings)
     load_paths(store, [EXAMPLES], settings)
     with TestClient(create_app(settings, store)) as client:
@@ -86,12 +92,7 @@ def test_a_load_interrupted_by_the_store_converges_when_run_again(private_server
 
 
 def test_api_starts_with_the_store_down_and_serves_once_it_is_up(private_server):
-    settings = Settings(
-        mongodb_uri=private_server.uri,
-        db_name="late",
-        store_timeout_ms=1000,
-        store_op_timeout_ms=3000,
-    )
+    settings = quick_settings(private_server, "late")
     load_paths(connect(settings), [EXAMPLES], settings)
     private_server.stop()
     with TestClient(create_app(settings, connect(settings))) as client:  # starts regardless
