@@ -27,11 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 
+from api import observe
 from api.caching import QueryCaching
 from api.context import Context, is_admin
 from api.data import Gateway
+from api.errors import error_code
 from api.limits import BodyLimit
+from api.metrics import Metrics
 from api.schema import build_schema
 from newsgraph.config import Settings
 from newsgraph.store import Store, StoreUnavailable, connect
@@ -52,6 +56,24 @@ class GraphQLApp(GraphQL):
         )
         self.settings = settings
         self.gateway = gateway
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A hash-only persisted-query GET has no `query` either: it wants data.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
+    async def execute_single(self, **kwargs: Any) -> ExecutionResult:
+        stats = observe.current()
+        if stats is not None:
+            stats.operation = kwargs["request_data"].operation_name
+        return await super().execute_single(**kwargs)
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> Any:
+        stats = observe.current()
+        if stats is not None and result.errors:
+            stats.error_codes.extend(error_code(e) for e in result.errors)
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
@@ -95,12 +117,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             log.warning("starting without the store: %s", exc)
         yield
 
+    metrics = Metrics()
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     middleware = [
+        # Outermost, so it times and counts everything, refusals included.
+        Middleware(observe.Observe, metrics=metrics, log_requests=settings.access_log),
         Middleware(
             CORSMiddleware,
             allow_origins=origins,

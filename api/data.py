@@ -16,6 +16,7 @@ import anyio.to_thread
 import pymongo.errors
 
 from api.errors import StoreUnavailableError
+from api.observe import count_store_call
 from newsgraph.store import Store, StoreUnavailable
 
 log = logging.getLogger("newsgraph.api")
@@ -31,6 +32,7 @@ class Gateway:
 
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         call = functools.partial(fn, *args, **kwargs)
+        count_store_call()
         try:
             if self.store.embedded:
                 return call()

@@ -33,3 +33,19 @@ def should_mask(error: GraphQLError) -> bool:
     GraphQL's own parse and validation errors (which have no original error)."""
     original = error.original_error
     return original is not None and not isinstance(original, ClientError)
+
+
+#: What clients see instead of an unexpected error's message.
+INTERNAL_MESSAGE = "internal error"
+
+
+def error_code(error: GraphQLError) -> str:
+    """A response error's code, for metrics and logs: its own, INTERNAL for a
+    masked one, GRAPHQL_VALIDATION_FAILED for GraphQL's parse and validation
+    errors (which carry none)."""
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    if error.message == INTERNAL_MESSAGE:
+        return "INTERNAL"
+    return "GRAPHQL_VALIDATION_FAILED"

@@ -25,7 +25,8 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from api.errors import ClientError, should_mask
+from api.errors import INTERNAL_MESSAGE, ClientError, should_mask
+from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
 from api.scalars import DateTime
 from newsgraph.config import Settings
@@ -66,6 +67,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    # One registry per schema (so per app and worker), shared by all requests.
+    persisted = (
+        PersistedQueries(settings.persisted_queries_max)
+        if settings.persisted_queries
+        else NoPersistedQueries()
+    )
     # Factories, constructed per request; the parser and validation caches
     # are module-level in strawberry and shared across those instances.
     extensions: list[Any] = [
@@ -73,7 +80,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: MaskErrors(should_mask_error=should_mask, error_message="internal error"),
+        lambda: PersistedQueryExtension(persisted),
+        lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
     return Schema(
         query=Query,

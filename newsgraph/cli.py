@@ -151,6 +151,7 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], log_level: str) -
     import uvicorn
 
     from api.app import create_app
+    from api.observe import log_config
     from loaders import load_paths
     from loaders.report import render
 
@@ -172,7 +173,14 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], log_level: str) -
             highlight=False,
         )
     err.print(f"GraphQL at http://{host}:{port}/graphql  (store: {store.where})", highlight=False)
-    uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings, store),
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config(log_level),
+        access_log=False,  # newsgraph.access logs each request, with its timing
+    )
 
 
 @cli.command()

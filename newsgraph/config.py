@@ -47,6 +47,14 @@ class Settings:
     gzip_min_bytes: int = 1000
     #: How long shared caches may keep an anonymous GET query's answer (seconds).
     cache_max_age: int = 60
+    #: Whether Apollo-style automatic persisted queries are accepted.
+    persisted_queries: bool = True
+    #: Most persisted queries one worker remembers (least recently used go first).
+    persisted_queries_max: int = 1000
+    #: Whether Prometheus metrics are served at /metrics.
+    metrics: bool = True
+    #: Whether each request is logged as one JSON line (logger newsgraph.access).
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,4 +110,8 @@ ENV_NAMES: dict[str, str] = {
     "cors_origins": "NEWSGRAPH_CORS_ORIGINS",
     "gzip_min_bytes": "NEWSGRAPH_GZIP_MIN_BYTES",
     "cache_max_age": "NEWSGRAPH_CACHE_MAX_AGE",
+    "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
+    "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
+    "metrics": "NEWSGRAPH_METRICS",
+    "access_log": "NEWSGRAPH_ACCESS_LOG",
 }

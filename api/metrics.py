@@ -1,0 +1,49 @@
+"""Prometheus metrics, served at ``/metrics``.
+
+Each app gets its own registry, so several apps in one process (the tests)
+keep separate counts. With several Uvicorn workers each worker counts its own
+requests: run one worker per container and scrape each, as the README says.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+# Seconds; a front-page query is milliseconds on MongoDB, seconds on a slow store.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "newsgraph_http_requests",
+            "HTTP requests answered, by route, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "newsgraph_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.graphql_errors = Counter(
+            "newsgraph_graphql_errors",
+            "Errors in GraphQL responses, by code (GRAPHQL_VALIDATION_FAILED for "
+            "parse and validation errors, INTERNAL for masked ones).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.store_round_trips = Counter(
+            "newsgraph_store_round_trips",
+            "Queries sent to the store (one per find or count).",
+            registry=self.registry,
+        )
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

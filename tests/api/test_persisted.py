@@ -1,0 +1,105 @@
+"""Automatic Persisted Queries, as Apollo clients speak them."""
+
+import dataclasses
+import hashlib
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.persisted import PersistedQueries, PersistedQueryError, PersistedQueryNotFound
+
+QUERY = "query Latest { articles(first: 2) { nodes { title } } }"
+
+
+def extension(query: str, version: int = 1) -> dict:
+    digest = hashlib.sha256(query.encode()).hexdigest()
+    return {"persistedQuery": {"version": version, "sha256Hash": digest}}
+
+
+def hash_only_get(client: TestClient, query: str, **headers: str):
+    params = {"extensions": orjson.dumps(extension(query)).decode()}
+    return client.get("/graphql", params=params, headers=headers)
+
+
+def codes(response) -> list[str]:
+    return [e["extensions"]["code"] for e in response.json().get("errors", [])]
+
+
+def test_unknown_hash_then_register_then_hash_only_get_is_cacheable(client):
+    missing = hash_only_get(client, QUERY)
+    assert missing.status_code == 200
+    assert missing.json()["errors"][0]["message"] == "PersistedQueryNotFound"
+    assert codes(missing) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert missing.headers["cache-control"] == "private, no-store"  # never cache the miss
+
+    registered = client.post("/graphql", json={"query": QUERY, "extensions": extension(QUERY)})
+    expected = client.post("/graphql", json={"query": QUERY}).json()
+    assert registered.json() == expected and "errors" not in expected
+
+    found = hash_only_get(client, QUERY)
+    assert found.json() == expected
+    assert found.headers["cache-control"].startswith("public")
+    again = hash_only_get(client, QUERY, **{"If-None-Match": found.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_a_hash_that_does_not_match_its_query_is_refused_and_not_registered(client):
+    wrong = {"persistedQuery": {**extension(QUERY)["persistedQuery"]}}
+    other = "{ topics { totalCount } }"
+    response = client.post("/graphql", json={"query": other, "extensions": wrong})
+    assert response.json()["data"] is None
+    assert "does not match" in response.json()["errors"][0]["message"]
+    assert codes(hash_only_get(client, QUERY)) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+@pytest.mark.parametrize(
+    "persisted",
+    [{"version": 2, "sha256Hash": "0" * 64}, {"version": 1, "sha256Hash": "abc"}, "yes"],
+)
+def test_malformed_extensions_get_a_clear_error(client, persisted):
+    response = client.post(
+        "/graphql", json={"query": QUERY, "extensions": {"persistedQuery": persisted}}
+    )
+    assert codes(response) == ["BAD_PERSISTED_QUERY"]
+    assert "persistedQuery" in response.json()["errors"][0]["message"]
+
+
+def test_a_hash_only_get_from_a_browser_gets_data_not_graphiql(client):
+    page = hash_only_get(client, QUERY, accept="text/html,*/*")
+    assert page.headers["content-type"].startswith("application/json")
+
+
+def test_switched_off_they_are_refused_as_not_supported(loaded, api_settings):
+    settings = dataclasses.replace(api_settings, persisted_queries=False)
+    with TestClient(create_app(settings, loaded)) as client:
+        response = client.post("/graphql", json={"query": QUERY, "extensions": extension(QUERY)})
+        assert codes(response) == ["PERSISTED_QUERY_NOT_SUPPORTED"]
+        assert "data" in client.post("/graphql", json={"query": QUERY}).json()
+
+
+def test_the_registry_is_bounded_and_forgets_the_least_recently_used():
+    registry = PersistedQueries(max_entries=2)
+    queries = ["{ a }", "{ b }", "{ c }"]
+    for q in queries[:2]:
+        assert registry.resolve(q, extension(q)) == q
+    assert registry.resolve(None, extension("{ a }")) == "{ a }"  # a is now the most recent
+    registry.resolve("{ c }", extension("{ c }"))
+    assert registry.resolve(None, extension("{ a }")) == "{ a }"
+    with pytest.raises(PersistedQueryNotFound):
+        registry.resolve(None, extension("{ b }"))
+
+
+def test_hashes_are_compared_case_insensitively():
+    registry = PersistedQueries(max_entries=4)
+    upper = {
+        "persistedQuery": {
+            "version": 1,
+            "sha256Hash": extension(QUERY)["persistedQuery"]["sha256Hash"].upper(),
+        }
+    }
+    assert registry.resolve(QUERY, upper) == QUERY
+    assert registry.resolve(None, extension(QUERY)) == QUERY
+    with pytest.raises(PersistedQueryError):
+        registry.resolve(None, {"persistedQuery": {"version": 1}})
