@@ -29,6 +29,11 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield path
 
 
+def is_article_name(name: str) -> bool:
+    """Whether a file of this name, inside a directory, is an article file."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in ARTICLE_SUFFIXES
+
+
 def _walk(directory: Path, active: set[tuple[int, int]]) -> Iterator[Path]:
     try:
         st = directory.stat()
@@ -55,6 +60,6 @@ def _walk(directory: Path, active: set[tuple[int, int]]) -> Iterator[Path]:
             is_dir = False
         if is_dir:
             yield from _walk(child, active)
-        elif os.path.splitext(entry.name)[1].lower() in ARTICLE_SUFFIXES:
+        elif is_article_name(entry.name):
             yield child
     active.discard(key)

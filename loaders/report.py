@@ -26,6 +26,8 @@ class LoadReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: Articles deleted because their source file is gone (--prune, --watch).
+    deleted: int = 0
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
     #: Set when the run stopped early (the store went away); files after the
@@ -60,6 +62,7 @@ def render(report: LoadReport, console: Console) -> None:
         ("inserted", report.inserted, "green"),
         ("updated", report.updated, "cyan"),
         ("unchanged", report.unchanged, "dim"),
+        *((("deleted", report.deleted, "yellow"),) if report.deleted else ()),
         ("failed", report.failed, "red" if report.failed else "dim"),
     ):
         table.add_row(label, f"[{style}]{count:,}[/]")

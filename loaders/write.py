@@ -8,6 +8,7 @@ skips a lookup per document).
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,7 @@ class BatchResult:
 def write_batch(
     store: Store,
     docs: list[dict[str, Any]],
-    stored: set[str],
+    stored: Container[str],
     moved: list[tuple[str, str]] | None = None,
 ) -> BatchResult:
     """Store ``docs`` whole (replacing any stored version), and record new

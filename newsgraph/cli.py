@@ -63,7 +63,20 @@ def cli() -> None:
     default=None,
     help="Documents per bulk write [default: NEWSGRAPH_BATCH_SIZE or 500].",
 )
-def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None:
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete stored articles whose source file under PATHS is gone.",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Load, then keep the store in step with PATHS as files arrive, change or "
+    "disappear, until interrupted (implies --prune).",
+)
+def load(
+    paths: tuple[Path, ...], as_json: bool, batch_size: int | None, prune: bool, watch: bool
+) -> None:
     """Load article files (and directories of them, recursively) into the store.
 
     Each article is upserted by its webUrl; files whose content is already
@@ -89,7 +102,10 @@ def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None
             "or use `newsgraph serve --load PATH` to load and serve in one process.",
             highlight=False,
         )
-    report = _load_with_progress(load_paths, store, paths, settings, err)
+    if watch:
+        _watch(store, paths, settings, as_json, err)
+        return
+    report = _load_with_progress(load_paths, store, paths, settings, err, prune)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
         sys.stdout.write("\n")
@@ -100,10 +116,33 @@ def load(paths: tuple[Path, ...], as_json: bool, batch_size: int | None) -> None
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
-def _load_with_progress(load_paths, store, paths, settings, err: Console):  # type: ignore[no-untyped-def]
+def _watch(
+    store: Store, paths: tuple[Path, ...], settings: Settings, as_json: bool, err: Console
+) -> None:
+    """``load --watch``: one report per batch of changes, until Ctrl-C."""
+    from loaders.report import LoadReport, render
+    from loaders.watch import watch_paths
+
+    out = Console()
+
+    def on_report(report: LoadReport) -> None:
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(report.to_dict()) + b"\n")
+            sys.stdout.flush()
+        else:
+            render(report, out)
+
+    err.print(f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)", highlight=False)
+    try:
+        watch_paths(store, paths, settings, on_report=on_report)
+    except KeyboardInterrupt:
+        err.print("stopped watching", highlight=False)
+
+
+def _load_with_progress(load_paths, store, paths, settings, err: Console, prune=False):  # type: ignore[no-untyped-def]
     """A progress bar on a terminal; silent when stderr is a pipe or a file."""
     if not err.is_terminal:
-        return load_paths(store, paths, settings)
+        return load_paths(store, paths, settings, prune=prune)
     columns = (
         SpinnerColumn(),
         TextColumn("loading"),
@@ -120,7 +159,7 @@ def _load_with_progress(load_paths, store, paths, settings, err: Console):  # ty
             if speed:
                 progress.update(task, rate=f"{speed:,.0f}/s")
 
-        return load_paths(store, paths, settings, on_file=on_file)
+        return load_paths(store, paths, settings, on_file=on_file, prune=prune)
 
 
 @cli.command()

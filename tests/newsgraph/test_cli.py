@@ -87,3 +87,28 @@ def test_console_script_is_installed_and_quiet_in_a_pipe(tmp_path):
     assert done.returncode == 0
     assert json.loads(done.stdout)["inserted"] == 12
     assert "\r" not in done.stderr and "━" not in done.stderr
+
+
+def test_load_watch_reports_each_change_as_a_json_line_and_stops_on_ctrl_c(settings, tmp_path):
+    import signal
+
+    write_article(tmp_path, "a.md")
+    env = {
+        **os.environ,
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+    }
+    command = [sys.executable, "-m", "newsgraph", "load", "--watch", "--json", str(tmp_path)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["inserted"] == 1 and first["deleted"] == 0
+        time.sleep(0.5)  # the watch starts after the first load
+        (tmp_path / "a.md").unlink()
+        change = json.loads(proc.stdout.readline())
+        assert change["deleted"] == 1 and change["failures"] == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert b"stopped watching" in err

@@ -1,0 +1,101 @@
+"""``load --watch``: the store follows a folder as files arrive, change, move and go.
+
+Runs on both engines; the watcher runs in a thread and is stopped by each test.
+"""
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from loaders.report import LoadReport
+from loaders.watch import watch_paths
+from newsgraph.document import article_id
+from tests.articles import article_text, web_url, write_article
+
+WAIT_S = 15  # generous: inotify plus debounce is well under a second
+
+
+class Watcher:
+    def __init__(self, store, settings, root) -> None:
+        self.reports: list[LoadReport] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=watch_paths,
+            args=(store, [root], settings),
+            kwargs={"on_report": self.reports.append, "stop": self.stop, "debounce_ms": 100},
+            daemon=True,
+        )
+
+    def until(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not condition():
+            assert self.thread.is_alive(), "the watcher stopped"
+            assert time.monotonic() < deadline, f"not seen within {WAIT_S}s: {what}"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def watcher(store, settings, tmp_path) -> Iterator[Watcher]:
+    write_article(tmp_path, "first.md", webUrl=web_url("first"))
+    w = Watcher(store, settings, tmp_path)
+    w.thread.start()
+    w.until(lambda: len(w.reports) >= 1, "the first load")
+    time.sleep(0.3)  # let the watch start before the test changes files
+    yield w
+    w.stop.set()
+    w.thread.join(timeout=10)
+    assert not w.thread.is_alive()
+
+
+def doc(store, slug):
+    return store.articles.find_one(
+        {"_id": article_id(f"https://www.tramtimes.example/news/{slug}")}
+    )
+
+
+def test_the_store_follows_the_folder(watcher, store, tmp_path):
+    assert watcher.reports[0].inserted == 1
+    new = write_article(tmp_path, "second.md", webUrl=web_url("second"), title='"Arrived"')
+    watcher.until(lambda: doc(store, "second") is not None, "a new file")
+
+    new.write_text(article_text(webUrl=web_url("second"), title='"Changed"'))
+    watcher.until(lambda: doc(store, "second")["title"] == "Changed", "a changed file")
+
+    (tmp_path / "sub").mkdir()
+    moved = new.rename(tmp_path / "sub" / "second.md")
+    watcher.until(lambda: doc(store, "second")["_source"]["path"] == str(moved), "a moved file")
+    assert doc(store, "second")["title"] == "Changed"  # moved, not deleted and re-added
+
+    moved.unlink()
+    watcher.until(lambda: doc(store, "second") is None, "a deleted file")
+    assert doc(store, "first") is not None
+    assert store.db.providers.find_one({"_id": "tramtimes.example"})["count"] == 1
+
+
+def test_a_bad_file_is_reported_and_written_nowhere(watcher, store, tmp_path):
+    (tmp_path / "bad.md").write_text("---\ntitle: [unclosed\n---\n")
+    watcher.until(lambda: any(r.failures for r in watcher.reports), "the failure report")
+    failure = next(f for r in watcher.reports for f in r.failures)
+    assert failure.path.endswith("bad.md") and failure.reason
+    assert store.articles.count_documents({}) == 1
+
+
+def test_a_folder_moved_in_and_removed(watcher, store, tmp_path):
+    outside = tmp_path.parent / f"{tmp_path.name}-incoming"
+    for slug in ("x", "y"):
+        write_article(outside, f"{slug}.md", webUrl=web_url(slug))
+    shutil.move(outside, tmp_path / "batch")
+    watcher.until(lambda: store.articles.count_documents({}) == 3, "a folder moved in")
+    shutil.rmtree(tmp_path / "batch")
+    watcher.until(lambda: store.articles.count_documents({}) == 1, "a folder removed")
+
+
+def test_editor_temporary_files_are_ignored(watcher, store, tmp_path):
+    (tmp_path / ".first.md.swp").write_text("junk")
+    (tmp_path / "notes.json").write_text("{}")
+    write_article(tmp_path, "third.md", webUrl=web_url("third"))
+    watcher.until(lambda: doc(store, "third") is not None, "the article")
+    assert not any(r.failures for r in watcher.reports)
