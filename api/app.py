@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,6 +35,7 @@ from api.caching import QueryCaching
 from api.context import Context, is_admin
 from api.data import Gateway
 from api.errors import error_code
+from api.explorer import Explorer
 from api.limits import BodyLimit
 from api.metrics import Metrics
 from api.schema import build_schema
@@ -48,7 +50,7 @@ HEALTH_TIMEOUT_S = 1.5
 class GraphQLApp(GraphQL):
     """Strawberry's ASGI view with newsgraph's context and a faster encoder."""
 
-    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+    def __init__(self, settings: Settings, gateway: Gateway, explorer: Explorer) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.introspection else None,
@@ -56,6 +58,12 @@ class GraphQLApp(GraphQL):
         )
         self.settings = settings
         self.gateway = gateway
+        self.explorer = explorer
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        if self.explorer.local:
+            return self.explorer.render()
+        return await super().render_graphql_ide(request)  # loads GraphiQL from a CDN
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A hash-only persisted-query GET has no `query` either: it wants data.
@@ -97,7 +105,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or Settings.from_env()
     store = store or connect(settings)
     gateway = Gateway(store, settings.store_op_timeout_ms)
-    graphql = GraphQLApp(settings, gateway)
+    explorer = Explorer(Path(settings.graphiql_assets) if settings.graphiql_assets else None)
+    graphql = GraphQLApp(settings, gateway, explorer)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -122,6 +131,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    if settings.introspection:
+        routes.append(Route("/graphiql/{name}", explorer.asset, methods=["GET"]))
     if settings.metrics:
         routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -47,6 +47,8 @@ class Settings:
     gzip_min_bytes: int = 1000
     #: How long shared caches may keep an anonymous GET query's answer (seconds).
     cache_max_age: int = 60
+    #: Folder holding GraphiQL's npm packages; empty means the one scripts/install fills.
+    graphiql_assets: str = ""
     #: Whether Apollo-style automatic persisted queries are accepted.
     persisted_queries: bool = True
     #: Most persisted queries one worker remembers (least recently used go first).
@@ -110,6 +112,7 @@ ENV_NAMES: dict[str, str] = {
     "cors_origins": "NEWSGRAPH_CORS_ORIGINS",
     "gzip_min_bytes": "NEWSGRAPH_GZIP_MIN_BYTES",
     "cache_max_age": "NEWSGRAPH_CACHE_MAX_AGE",
+    "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
     "metrics": "NEWSGRAPH_METRICS",

@@ -42,3 +42,14 @@ def test_docker_compose_accepts_the_file():
         [docker, "compose", "config", "--quiet"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_image_serves_graphiql_from_the_npm_packages_it_installs():
+    from api.explorer import ASSETS
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "NEWSGRAPH_GRAPHIQL_ASSETS=/app/graphiql" in dockerfile
+    assert "COPY api/graphiql/package.json api/graphiql/package-lock.json" in dockerfile
+    for relative in ASSETS.values():
+        assert f"/graphiql/node_modules/{relative}" in dockerfile
+        assert f"/app/graphiql/{Path(relative).parent}/" in dockerfile

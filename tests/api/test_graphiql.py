@@ -1,0 +1,106 @@
+"""GraphiQL served by newsgraph itself: the assets, the CDN fallback, and the
+explorer in a real headless browser with every non-loopback request blocked."""
+
+import dataclasses
+import json
+import re
+
+import httpx2 as httpx
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.explorer import ASSETS
+from tests.api.browser import LAUNCH_ARGS, chromium_path, require_local_graphiql
+from tests.api.fixtures import running_server
+from tests.articles import EXAMPLES
+
+HTML = {"Accept": "text/html"}
+
+
+def test_the_page_and_its_assets_are_served_locally(client):
+    require_local_graphiql()
+    page = client.get("/graphql", headers=HTML)
+    assert page.status_code == 200
+    assert "unpkg.com" not in page.text and "jsdelivr" not in page.text
+    for name in ASSETS:
+        assert f'src="graphiql/{name}"' in page.text or f'href="graphiql/{name}"' in page.text
+        asset = client.get(f"/graphiql/{name}")
+        assert asset.status_code == 200 and len(asset.content) > 1000
+        assert asset.headers["cache-control"].startswith("public")
+    assert client.get("/graphiql/../pyproject.toml").status_code == 404
+    assert client.get("/graphiql/package.json").status_code == 404  # only the listed files
+
+
+def test_without_the_assets_the_page_falls_back_to_the_cdn(loaded, api_settings, tmp_path):
+    settings = dataclasses.replace(api_settings, graphiql_assets=str(tmp_path))
+    with TestClient(create_app(settings, loaded)) as client:
+        page = client.get("/graphql", headers=HTML)
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+        assert re.search(r"https://(unpkg\.com|cdn\.jsdelivr\.net)/", page.text)
+        assert client.get("/graphiql/react.js").status_code == 404
+
+
+def test_switched_off_with_introspection(loaded, api_settings):
+    settings = dataclasses.replace(api_settings, introspection=False)
+    with TestClient(create_app(settings, loaded)) as client:
+        assert client.get("/graphql", headers=HTML).status_code == 404
+        assert client.get("/graphiql/react.js").status_code == 404
+
+
+QUERY = "{ articles(first: 1) { nodes { title provider { name } } } }"
+
+
+def test_graphiql_in_headless_chromium_offline():
+    require_local_graphiql()
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    with (
+        running_server({"MONGODB_URI": ""}, "--load", str(EXAMPLES)) as (url, _),
+        sync_playwright() as p,
+    ):
+        expected = httpx.post(f"{url}/graphql", json={"query": QUERY}).json()
+        newest = expected["data"]["articles"]["nodes"][0]
+        browser = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+
+            def only_loopback(route):
+                if route.request.url.startswith(url):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_loopback)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{url}/graphql", wait_until="networkidle")
+            expect(page.locator(".graphiql-container")).to_be_visible(timeout=15_000)
+
+            # The schema loaded: the docs explorer lists the root type's fields
+            # and their type, Article.
+            page.get_by_role("button", name=re.compile("documentation explorer", re.I)).click()
+            page.locator(".graphiql-doc-explorer").get_by_text("Query", exact=True).click()
+            explorer = page.locator(".graphiql-doc-explorer")
+            expect(explorer.get_by_text("Article", exact=True).first).to_be_visible()
+
+            # Type a query into the editor and run it.
+            page.locator(".graphiql-query-editor .CodeMirror").click()
+            page.keyboard.press("Control+A")
+            page.keyboard.press("Delete")
+            page.keyboard.insert_text(QUERY)
+            page.keyboard.press("Control+Enter")
+            response = page.locator(".graphiql-response .CodeMirror")
+            expect(response).to_contain_text(newest["title"], timeout=15_000)
+            answer = json.loads(
+                page.evaluate(
+                    "document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue()"
+                )
+            )
+            assert answer == expected
+            assert not errors, errors
+            assert not outside, f"the page tried to leave loopback: {outside}"
+        finally:
+            browser.close()
