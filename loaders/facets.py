@@ -2,39 +2,62 @@
 
 Rebuilt after every load that changed an article, so the API serves counts
 from a small indexed collection instead of counting articles on each request.
-One projected scan counted here rather than aggregations in the store: it needs
-no aggregation operators (FerretDB v1 lacks several), and on FerretDB, which
-scans for every aggregation, it is one scan instead of three.
+Counted here from the loader's snapshot of the store (``loaders.stored``, read
+once per loader with the fields counted) rather than by aggregations in the
+store: no aggregation operators are needed (FerretDB v1 lacks several), and no
+scan beyond the one the loader makes anyway (on FerretDB every aggregation is a
+full scan, slower than inserting the same documents). The snapshot assumes one
+loader writes to a database at a time.
 ``count`` covers published articles, ``countAll`` all of them.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne
 
 from newsgraph.store import Store, unavailable_as_error
 
-_FIELDS = {"_id": 0, "provider.domain": 1, "provider.name": 1, "topics": 1, "published": 1}
+#: What one article contributes to the counts:
+#: (published, provider domain, provider name, topics).
+Facets = tuple[bool, str | None, str | None, tuple[str, ...]]
+
+#: The fields :func:`facets_of` reads, as a projection.
+FACET_FIELDS = {"provider.domain": 1, "provider.name": 1, "topics": 1, "published": 1}
 
 
-def rebuild_facets(store: Store) -> None:
+def facets_of(doc: dict[str, Any]) -> Facets:
+    provider = doc.get("provider") or {}
+    # Interned: the loader keeps one of these per stored article, and a corpus
+    # has few distinct providers and topics.
+    domain, name = provider.get("domain"), provider.get("name")
+    return (
+        doc.get("published") is not False,
+        sys.intern(domain) if isinstance(domain, str) else None,
+        sys.intern(name) if isinstance(name, str) else None,
+        tuple(sys.intern(t) for t in doc.get("topics") or () if isinstance(t, str)),
+    )
+
+
+def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
+    """Replace the facet collections with the counts of ``articles`` (the
+    loader's snapshot of every stored article, so no scan of the store)."""
     providers: dict[str, Counter[str]] = defaultdict(Counter)
     names: dict[str, Counter[str]] = defaultdict(Counter)
     topics: dict[str, Counter[str]] = defaultdict(Counter)
+    for published, domain, name, article_topics in articles:
+        counts = ("count", "countAll") if published else ("countAll",)
+        if domain:
+            providers[domain].update(counts)
+            if name:
+                names[domain][name] += 1
+        for topic in article_topics:
+            topics[topic].update(counts)
     with unavailable_as_error(store.where):
-        for doc in store.articles.find({}, _FIELDS, batch_size=10_000):
-            counts = ("count", "countAll") if doc.get("published") is not False else ("countAll",)
-            provider = doc.get("provider") or {}
-            domain = provider.get("domain")
-            if domain:
-                providers[domain].update(counts)
-                if provider.get("name"):
-                    names[domain][provider["name"]] += 1
-            for topic in doc.get("topics") or ():
-                topics[topic].update(counts)
         _replace_all(
             store,
             "providers",

@@ -12,14 +12,16 @@ import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from loaders.discover import discover
 from loaders.errors import Rejected
-from loaders.facets import rebuild_facets
-from loaders.parse import parse_article
+from loaders.facets import facets_of, rebuild_facets
+from loaders.parallel import Item, Outcome, Parser
 from loaders.read import content_hash, read_file
 from loaders.report import Failure, LoadReport
 from loaders.stored import Stored
@@ -28,6 +30,9 @@ from newsgraph.config import Settings
 from newsgraph.store import Store, StoreUnavailable, unavailable_as_error
 
 OnFile = Callable[[Path], None]
+#: A file read in a batch: its read failure, the stored (_id, path) with its
+#: content, or None when it is to be parsed.
+Entry = tuple[Path, "Failure | tuple[str, str] | None"]
 log = logging.getLogger("newsgraph.loaders")
 
 
@@ -80,14 +85,22 @@ class Loader:
                 self._stored = Stored.scan(self.store)
             stored = self._stored
             files = discover(paths)
-            while batch := list(itertools.islice(files, self.settings.batch_size)):
-                seen.update(str(p) for p in batch)
-                self._load_batch(batch, stored, claims, report, on_file)
+            # Batches in flight: parsing in worker processes while the oldest
+            # is written; each is settled in load order.
+            in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
+            with Parser(self.settings.load_workers) as parser:
+                while batch := list(itertools.islice(files, self.settings.batch_size)):
+                    seen.update(str(p) for p in batch)
+                    in_flight.append(self._start_batch(batch, stored, parser, report))
+                    if len(in_flight) >= parser.depth:
+                        self._finish_batch(*in_flight.popleft(), stored, claims, report, on_file)
+                while in_flight:
+                    self._finish_batch(*in_flight.popleft(), stored, claims, report, on_file)
             roots = [*paths, *gone] if prune else list(gone)
             if roots:
                 self._delete(stored.orphans(roots, seen), report)
             if report.inserted or report.updated or report.deleted:
-                rebuild_facets(self.store)
+                rebuild_facets(self.store, stored.facets())
         except StoreUnavailable as exc:
             report.aborted = (
                 f"{exc} Files written so far stay written; run the load again to finish."
@@ -107,50 +120,60 @@ class Loader:
                 self._stored.forget(_id)
             report.deleted += len(chunk)
 
-    def _load_batch(
+    def _start_batch(
+        self, batch: list[Path], stored: Stored, parser: Parser, report: LoadReport
+    ) -> tuple[list[Entry], Future[list[Outcome]]]:
+        """Read and hash a batch's files and start parsing those whose content
+        is not stored. What each file turns out to be is settled in order by
+        :meth:`_finish_batch`."""
+        entries: list[Entry] = []
+        to_parse: list[Item] = []
+        for path in batch:
+            name = str(path)
+            try:
+                data = read_file(path, self.settings.max_file_bytes)
+            except Rejected as exc:
+                entries.append((path, Failure(name, exc.reason, exc.line)))
+                continue
+            digest = content_hash(data)
+            known = stored.find(digest)
+            if known is None:
+                to_parse.append((data, name, digest))
+            entries.append((path, known))
+        return entries, parser.submit(to_parse)
+
+    def _finish_batch(
         self,
-        batch: list[Path],
+        entries: list[Entry],
+        parsed: Future[list[Outcome]],
         stored: Stored,
         claims: dict[str, str],
         report: LoadReport,
         on_file: OnFile | None,
     ) -> None:
-        read: list[tuple[Path, bytes, str]] = []
-        for path in batch:
-            try:
-                data = read_file(path, self.settings.max_file_bytes)
-            except Rejected as exc:
-                report.failures.append(Failure(str(path), exc.reason, exc.line))
-                _tick(on_file, path)
-                continue
-            read.append((path, data, content_hash(data)))
-
+        outcomes = iter(parsed.result())
         docs: list[dict[str, Any]] = []
         moved: list[tuple[str, str]] = []
-        for path, data, digest in read:
+        for path, state in entries:
             name = str(path)
-            if (known := stored.find(digest)) is not None:
-                _id, stored_path = known
+            if isinstance(state, Failure):
+                report.failures.append(state)
+            elif state is not None:  # content already stored
+                _id, stored_path = state
                 if _claim(claims, _id, name, report):
                     report.unchanged += 1
                     if stored_path != name:
                         moved.append((_id, name))
             else:
-                try:
-                    doc = parse_article(data, path=name, content_hash=digest)
-                except Rejected as exc:
-                    report.failures.append(Failure(name, exc.reason, exc.line))
-                except Exception as exc:  # a bug must cost one file, not the run
-                    log.exception("unexpected error parsing %s", name)
-                    report.failures.append(
-                        Failure(
-                            name,
-                            f"unexpected error ({type(exc).__name__}: {exc}); please report it",
-                        )
-                    )
-                else:
+                kind, *detail = next(outcomes)
+                if kind == "doc":
+                    doc = detail[0]
                     if _claim(claims, doc["_id"], name, report):
                         docs.append(doc)
+                else:
+                    if kind == "error":
+                        log.error("unexpected error parsing %s: %s", name, detail[0])
+                    report.failures.append(Failure(name, *detail))
             _tick(on_file, path)
 
         result = write_batch(self.store, docs, stored.ids, moved)
@@ -159,10 +182,12 @@ class Loader:
         for index, reason in result.failed.items():
             report.failures.append(Failure(docs[index]["_source"]["path"], reason))
         for index in result.inserted + result.updated:
-            source = docs[index]["_source"]
-            stored.record(docs[index]["_id"], source["hash"], source["path"])
+            doc = docs[index]
+            source = doc["_source"]
+            stored.record(doc["_id"], source["hash"], source["path"], facets_of(doc))
         for _id, path in moved:
-            stored.record(_id, stored.by_id[_id][0], path)
+            content_hash, _, facets = stored.by_id[_id]
+            stored.record(_id, content_hash, path, facets)
 
 
 def _claim(claims: dict[str, str], _id: str, path: str, report: LoadReport) -> bool:

@@ -29,6 +29,8 @@ class Settings:
     max_file_bytes: int = 2 * 1024 * 1024
     #: Documents per bulk write.
     batch_size: int = 500
+    #: Processes that parse files during a load; 0 means one per CPU.
+    load_workers: int = 0
     #: Bearer token that lets a request see unpublished articles; empty disables it.
     admin_token: str = ""
     #: Deepest query nesting the API accepts.
@@ -76,13 +78,16 @@ class Settings:
                     number = int(raw)
                 except ValueError:
                     raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-                if number <= 0:
+                if number < 0 or (number == 0 and f.name not in _ZERO_MEANS_AUTO):
                     raise ConfigError(f"{name} must be positive, got {number}")
                 values[f.name] = number
             else:
                 values[f.name] = raw
         return cls(**values)  # type: ignore[arg-type]
 
+
+#: Whole-number settings where 0 means "choose for me".
+_ZERO_MEANS_AUTO = frozenset({"load_workers"})
 
 _BOOLS = {
     "1": True,
@@ -103,6 +108,7 @@ ENV_NAMES: dict[str, str] = {
     "store_op_timeout_ms": "NEWSGRAPH_STORE_OP_TIMEOUT_MS",
     "max_file_bytes": "NEWSGRAPH_MAX_FILE_BYTES",
     "batch_size": "NEWSGRAPH_BATCH_SIZE",
+    "load_workers": "NEWSGRAPH_LOAD_WORKERS",
     "admin_token": "NEWSGRAPH_ADMIN_TOKEN",
     "max_query_depth": "NEWSGRAPH_MAX_QUERY_DEPTH",
     "max_aliases": "NEWSGRAPH_MAX_ALIASES",

@@ -173,16 +173,16 @@ def test_loads_copied_tree_with_symlink_loop(store, settings, tmp_path):
 
 
 def test_an_unexpected_error_costs_one_file_not_the_run(store, settings, tmp_path, monkeypatch):
-    import loaders.pipeline
+    import loaders.parallel
 
-    real = loaders.pipeline.parse_article
+    real = loaders.parallel.parse_article
 
     def flaky(data, *, path, content_hash):
         if path.endswith("boom.md"):
             raise KeyError("bug")
         return real(data, path=path, content_hash=content_hash)
 
-    monkeypatch.setattr(loaders.pipeline, "parse_article", flaky)
+    monkeypatch.setattr(loaders.parallel, "parse_article", flaky)
     write_article(tmp_path, "a.md", webUrl=web_url("a"))
     write_article(tmp_path, "boom.md", webUrl=web_url("boom"))
     write_article(tmp_path, "c.md", webUrl=web_url("c"))

@@ -1,0 +1,58 @@
+"""Parsing in worker processes gives exactly what parsing inline gives."""
+
+import dataclasses
+
+import pytest
+
+from loaders import load_paths
+from loaders.parallel import PARALLEL_MIN, Parser, parse_outcomes
+from loaders.read import content_hash
+from tests.articles import article_text, web_url, write_article
+
+
+def corpus(directory, n: int) -> None:
+    for i in range(n):
+        write_article(directory, f"a{i:04}.md", webUrl=web_url(f"a{i}"), title=f'"Story {i}"')
+    bad = directory / "a0050-bad.md"
+    bad.write_text(article_text(webUrl=web_url("bad"), quality="high"))
+
+
+def items(directory):
+    out = []
+    for path in sorted(directory.iterdir()):
+        data = path.read_bytes()
+        out.append((data, str(path), content_hash(data)))
+    return out
+
+
+def test_worker_processes_return_the_same_outcomes_as_inline(tmp_path):
+    corpus(tmp_path, PARALLEL_MIN + 20)
+    batch = items(tmp_path)
+    with Parser(workers=2) as parser:
+        future = parser.submit(batch)
+        assert parser._pool is not None  # a batch this size went to the workers
+        in_workers = future.result(timeout=60)
+    assert in_workers == parse_outcomes(batch)
+    rejected = [o for o in in_workers if o[0] == "rejected"]
+    assert rejected == [("rejected", rejected[0][1], 9)]  # the line survives the trip
+    assert "quality must be a whole number" in rejected[0][1]
+
+
+def test_small_batches_are_parsed_inline(tmp_path):
+    corpus(tmp_path, 3)
+    with Parser(workers=2) as parser:
+        assert parser.submit(items(tmp_path)).done()
+        assert parser._pool is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_parallel_load_stores_what_a_serial_one_does(store, settings, tmp_path, workers):
+    corpus(tmp_path, 260)
+    settings = dataclasses.replace(settings, load_workers=workers, batch_size=100)
+    report = load_paths(store, [tmp_path], settings)
+    assert (report.inserted, report.failed) == (260, 1)
+    (failure,) = report.failures
+    assert failure.path.endswith("a0050-bad.md") and failure.line == 9
+    titles = sorted(d["title"] for d in store.articles.find({}, {"title": 1}))
+    assert titles == sorted(f"Story {i}" for i in range(260))
+    assert store.db.providers.find_one({"_id": "tramtimes.example"})["count"] == 260
