@@ -102,3 +102,46 @@ def test_api_starts_with_the_store_down_and_serves_once_it_is_up(private_server)
         private_server.start()
         wait_until_healthy(client)
         assert GQL(client)("{ articles { totalCount } }")["articles"]["totalCount"] == 11
+
+
+def test_a_watch_keeps_changes_seen_during_an_outage_and_applies_them_after(
+    private_server, tmp_path
+):
+    import threading
+
+    from loaders.watch import watch_paths
+    from tests.articles import web_url, write_article
+
+    settings = quick_settings(private_server, "watch_outage")
+    write_article(tmp_path, "a.md", webUrl=web_url("a"))
+    reports = []
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch_paths,
+        args=(connect(settings), [tmp_path], settings),
+        kwargs={"on_report": reports.append, "stop": stop, "debounce_ms": 100, "retry_s": 1},
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not reports:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        private_server.stop()
+        write_article(tmp_path, "b.md", webUrl=web_url("b"))
+        deadline = time.monotonic() + 20
+        while not any(r.aborted for r in reports):  # the batch failed, and said so
+            assert time.monotonic() < deadline, "the outage was not reported"
+            time.sleep(0.1)
+        private_server.start()
+        store = connect(settings)
+        deadline = time.monotonic() + 30
+        while store.articles.count_documents({}) != 2:  # retried without a new change
+            assert time.monotonic() < deadline, f"not retried: {reports[-1]}"
+            time.sleep(0.2)
+        assert watcher.is_alive()
+    finally:
+        stop.set()
+        watcher.join(timeout=15)
