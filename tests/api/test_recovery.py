@@ -12,6 +12,7 @@ from newsgraph.config import Settings
 from newsgraph.store import connect
 from tests.api.fixtures import GQL
 from tests.articles import EXAMPLES
+from tests.waiting import eventually
 from tests.wire import find_wire_server
 
 pytestmark = pytest.mark.wire
@@ -124,23 +125,16 @@ def test_a_watch_keeps_changes_seen_during_an_outage_and_applies_them_after(
     )
     watcher.start()
     try:
-        deadline = time.monotonic() + 15
-        while not reports:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(lambda: reports, 15, "the first load", alive=watcher.is_alive)
         time.sleep(0.3)
         private_server.stop()
         write_article(tmp_path, "b.md", webUrl=web_url("b"))
-        deadline = time.monotonic() + 20
-        while not any(r.aborted for r in reports):  # the batch failed, and said so
-            assert time.monotonic() < deadline, "the outage was not reported"
-            time.sleep(0.1)
+        # The batch failed, and said so.
+        eventually(lambda: any(r.aborted for r in reports), 20, "the outage report")
         private_server.start()
         store = connect(settings)
-        deadline = time.monotonic() + 30
-        while store.articles.count_documents({}) != 2:  # retried without a new change
-            assert time.monotonic() < deadline, f"not retried: {reports[-1]}"
-            time.sleep(0.2)
+        # Retried without a new change.
+        eventually(lambda: store.articles.count_documents({}) == 2, 30, "the retry", poll=0.2)
         assert watcher.is_alive()
     finally:
         stop.set()

@@ -14,6 +14,7 @@ from loaders.report import LoadReport
 from loaders.watch import watch_paths
 from newsgraph.document import article_id
 from tests.articles import article_text, web_url, write_article
+from tests.waiting import eventually
 
 WAIT_S = 15  # generous: inotify plus debounce is well under a second
 
@@ -30,11 +31,7 @@ class Watcher:
         )
 
     def until(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT_S
-        while not condition():
-            assert self.thread.is_alive(), "the watcher stopped"
-            assert time.monotonic() < deadline, f"not seen within {WAIT_S}s: {what}"
-            time.sleep(0.05)
+        eventually(condition, WAIT_S, what, alive=self.thread.is_alive)
 
 
 @pytest.fixture
