@@ -51,7 +51,8 @@ def load_paths(
     ``prune``, stored articles whose source file under ``paths`` is gone are
     deleted.
     """
-    return Loader(store, settings).load(paths, on_file=on_file, prune=prune)
+    with Loader(store, settings) as loader:
+        return loader.load(paths, on_file=on_file, prune=prune)
 
 
 class Loader:
@@ -63,6 +64,18 @@ class Loader:
         self.store = store
         self.settings = settings or Settings()
         self._stored: Stored | None = None
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the snapshot (its temporary file goes with it)."""
+        if self._stored is not None:
+            self._stored.close()
+            self._stored = None
 
     def load(
         self,
@@ -77,28 +90,27 @@ class Loader:
         paths = [str(p) for p in paths]
         report = LoadReport(store=self.store.where)
         started = time.perf_counter()
-        claims: dict[str, str] = {}  # _id -> the path that supplied it in this run
-        seen: set[str] = set()
         try:
             if self._stored is None:
                 self.store.ensure_indexes()
                 self._stored = Stored.scan(self.store)
             stored = self._stored
+            stored.start_run()
             files = discover(paths)
             # Batches in flight: parsing in worker processes while the oldest
             # is written; each is settled in load order.
             in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
             with Parser(self.settings.load_workers) as parser:
                 while batch := list(itertools.islice(files, self.settings.batch_size)):
-                    seen.update(str(p) for p in batch)
+                    stored.saw(str(p) for p in batch)
                     in_flight.append(self._start_batch(batch, stored, parser, report))
                     if len(in_flight) >= parser.depth:
-                        self._finish_batch(*in_flight.popleft(), stored, claims, report, on_file)
+                        self._finish_batch(*in_flight.popleft(), stored, report, on_file)
                 while in_flight:
-                    self._finish_batch(*in_flight.popleft(), stored, claims, report, on_file)
+                    self._finish_batch(*in_flight.popleft(), stored, report, on_file)
             roots = [*paths, *gone] if prune else list(gone)
             if roots:
-                self._delete(stored.orphans(roots, seen), report)
+                self._delete(stored.orphans(roots), report)
             if report.inserted or report.updated or report.deleted:
                 rebuild_facets(self.store, stored.facets())
         except StoreUnavailable as exc:
@@ -147,7 +159,6 @@ class Loader:
         entries: list[Entry],
         parsed: Future[list[Outcome]],
         stored: Stored,
-        claims: dict[str, str],
         report: LoadReport,
         on_file: OnFile | None,
     ) -> None:
@@ -160,7 +171,7 @@ class Loader:
                 report.failures.append(state)
             elif state is not None:  # content already stored
                 _id, stored_path = state
-                if _claim(claims, _id, name, report):
+                if _claim(stored, _id, name, report):
                     report.unchanged += 1
                     if stored_path != name:
                         moved.append((_id, name))
@@ -168,7 +179,7 @@ class Loader:
                 kind, *detail = next(outcomes)
                 if kind == "doc":
                     doc = detail[0]
-                    if _claim(claims, doc["_id"], name, report):
+                    if _claim(stored, doc["_id"], name, report):
                         docs.append(doc)
                 else:
                     if kind == "error":
@@ -176,24 +187,25 @@ class Loader:
                     report.failures.append(Failure(name, *detail))
             _tick(on_file, path)
 
-        result = write_batch(self.store, docs, stored.ids, moved)
+        result = write_batch(self.store, docs, stored, moved)
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         for index, reason in result.failed.items():
             report.failures.append(Failure(docs[index]["_source"]["path"], reason))
-        for index in result.inserted + result.updated:
-            doc = docs[index]
-            source = doc["_source"]
-            stored.record(doc["_id"], source["hash"], source["path"], facets_of(doc))
+        written = (docs[i] for i in result.inserted + result.updated)
+        stored.record_many(
+            (doc["_id"], doc["_source"]["hash"], doc["_source"]["path"], facets_of(doc))
+            for doc in written
+        )
         for _id, path in moved:
-            content_hash, _, facets = stored.by_id[_id]
+            content_hash, _, facets = stored.get(_id)  # type: ignore[misc]
             stored.record(_id, content_hash, path, facets)
 
 
-def _claim(claims: dict[str, str], _id: str, path: str, report: LoadReport) -> bool:
+def _claim(stored: Stored, _id: str, path: str, report: LoadReport) -> bool:
     """The first file in load order to name an article wins it for this run;
     a later file with the same webUrl is reported, not written."""
-    winner = claims.setdefault(_id, path)
+    winner = stored.claim(_id, path)
     if winner == path:
         return True
     report.failures.append(

@@ -39,35 +39,35 @@ def watch_paths(
     (or Ctrl-C). ``on_report`` gets the report of the first load and of each
     batch of changes."""
     roots = [str(Path(r).absolute()) for r in roots]  # watchfiles reports absolute paths
-    loader = Loader(store, settings)
-    first = loader.load(roots, prune=True)
-    on_report(first)
-    pending: set[str] = set(roots) if first.aborted else set()
-    gone: set[str] = set()
-    changes_seen = watchfiles.watch(
-        *roots,
-        watch_filter=_relevant,
-        debounce=debounce_ms,
-        stop_event=stop,
-        rust_timeout=int(retry_s * 1000),
-        yield_on_timeout=True,  # an empty batch: the moment to retry pending work
-    )
-    for changes in changes_seen:
-        for change, path in changes:
-            if change == watchfiles.Change.deleted:
-                gone.add(path)
-                pending.discard(path)
-            else:
-                pending.add(path)
-                gone.discard(path)
-        if not pending and not gone:
-            continue
-        present = sorted(p for p in pending if os.path.exists(p))
-        report = loader.load(present, gone=sorted(gone))
-        on_report(report)
-        if report.aborted is None:
-            pending.clear()
-            gone.clear()
+    with Loader(store, settings) as loader:
+        first = loader.load(roots, prune=True)
+        on_report(first)
+        pending: set[str] = set(roots) if first.aborted else set()
+        gone: set[str] = set()
+        changes_seen = watchfiles.watch(
+            *roots,
+            watch_filter=_relevant,
+            debounce=debounce_ms,
+            stop_event=stop,
+            rust_timeout=int(retry_s * 1000),
+            yield_on_timeout=True,  # an empty batch: the moment to retry pending work
+        )
+        for changes in changes_seen:
+            for change, path in changes:
+                if change == watchfiles.Change.deleted:
+                    gone.add(path)
+                    pending.discard(path)
+                else:
+                    pending.add(path)
+                    gone.discard(path)
+            if not pending and not gone:
+                continue
+            present = sorted(p for p in pending if os.path.exists(p))
+            report = loader.load(present, gone=sorted(gone))
+            on_report(report)
+            if report.aborted is None:
+                pending.clear()
+                gone.clear()
 
 
 def _relevant(change: watchfiles.Change, path: str) -> bool:
