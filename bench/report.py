@@ -90,7 +90,11 @@ def render(rows: list[Row], console: Console | None = None) -> None:
             row.target or "",
             result,
         )
-    (console or Console(width=140)).print(table)
+    console = console or Console(width=140)
+    console.print(table)
+    for row in rows:
+        if "skipped" in row.extra:
+            console.print(f"{row.scenario} at {row.size:,}: {row.extra['skipped']}")
 
 
 def write_json(rows: list[Row], path: Path) -> None:
