@@ -123,6 +123,8 @@ def test_markdown_body_is_kept():
         ({"webUrl": '"javascript:alert(1)"'}, "webUrl must be an absolute http(s) URL"),
         ({"webUrl": '"ftp://example.com/x"'}, "webUrl must be an absolute http(s) URL"),
         ({"webUrl": '"https://ex ample.com/a b"'}, "white space"),
+        ({"webUrl": '"https://example.com/a\\u00a0b"'}, "white space"),  # no-break space
+        ({"webUrl": '"https://example.com/a\\tb"'}, "white space"),
         ({"webUrl": '"https:///path"'}, "no host"),
         ({"quality": "high"}, "quality must be a whole number, got 'high'"),
         ({"quality": "59.5"}, "quality must be a whole number"),
