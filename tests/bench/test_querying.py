@@ -1,0 +1,18 @@
+"""How many timed runs a query scenario gets."""
+
+from __future__ import annotations
+
+from bench.querying import MIN_REPS, reps_within
+
+
+def test_fast_queries_get_every_run_asked_for() -> None:
+    assert reps_within(2.0, 30, budget_s=60) == 30
+
+
+def test_slow_queries_get_as_many_as_fit_the_budget_but_never_too_few() -> None:
+    assert reps_within(5_000, 30, budget_s=60) == 12
+    assert reps_within(50_000, 30, budget_s=60) == MIN_REPS
+
+
+def test_fewer_runs_asked_for_than_the_floor_are_respected() -> None:
+    assert reps_within(50_000, 1, budget_s=60) == 1
