@@ -206,8 +206,8 @@ async def query_scenarios(
 class MemoryGateway(Gateway):
     """Answers every store call from memory with what the store answered once."""
 
-    def __init__(self, store: Store) -> None:
-        super().__init__(store, 10_000)
+    def __init__(self, store: Store, op_timeout_ms: int) -> None:
+        super().__init__(store, op_timeout_ms)
         self.answers: dict[str, Any] = {}
 
     async def find(self, collection, query, projection=None, sort=None, limit=0):  # type: ignore[no-untyped-def]
@@ -258,7 +258,16 @@ async def execution_scenario(
     schema = build_schema(settings)
     sample = store.articles.find_one({"published": True, "related.2": {"$exists": True}})
     return [
-        await _execution(schema, MemoryGateway(store), name, text, variables, size, engine, reps)
+        await _execution(
+            schema,
+            MemoryGateway(store, settings.store_op_timeout_ms),
+            name,
+            text,
+            variables,
+            size,
+            engine,
+            reps,
+        )
         for name, text, variables in (
             ("front_page", FRONT_PAGE, {}),
             ("mobile", MOBILE, {"id": sample["_id"]}),

@@ -89,9 +89,10 @@ def run(
     finally:
         if server is not None:
             server.stop()
-    render(rows)
-    if json_path:
-        write_json(rows, json_path)
+        # Even when a scenario fails: an hour's measurements are not thrown away.
+        render(rows)
+        if json_path:
+            write_json(rows, json_path)
     return rows
 
 
