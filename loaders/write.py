@@ -52,9 +52,10 @@ def write_batch(
     for doc in docs:
         doc["_source"]["loadedAt"] = now
     with unavailable_as_error(store.where):
-        new = [i for i, d in enumerate(docs) if d["_id"] not in stored]
+        known = [d["_id"] in stored for d in docs]  # one lookup per document
+        new = [i for i, k in enumerate(known) if not k]
         ops: list[Any] = [InsertOne(docs[i]) for i in new]
-        old = [i for i, d in enumerate(docs) if d["_id"] in stored]
+        old = [i for i, k in enumerate(known) if k]
         ops += [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in old]
         ops += [UpdateOne({"_id": _id}, {"$set": {"_source.path": p}}) for _id, p in moved]
         order = new + old  # batch index of each document op
