@@ -66,16 +66,7 @@ class Stored:
         with unavailable_as_error(store.where):
             fields = {"_source.hash": 1, "_source.path": 1, **FACET_FIELDS}
             docs = store.articles.find({}, fields, batch_size=10_000)
-            rows = (
-                (
-                    doc["_id"],
-                    (doc.get("_source") or {}).get("hash", ""),
-                    (doc.get("_source") or {}).get("path", ""),
-                    facets_of(doc),
-                )
-                for doc in docs
-            )
-            self.record_many(rows)
+            self.record_many(map(_scanned, docs))
 
     def close(self) -> None:
         self._db.close()
@@ -144,6 +135,11 @@ class Stored:
 
     def _one(self, sql: str, *args: Any) -> Any:
         return self._db.execute(sql, args).fetchone()
+
+
+def _scanned(doc: dict[str, Any]) -> Row:
+    source = doc.get("_source") or {}
+    return doc["_id"], source.get("hash", ""), source.get("path", ""), facets_of(doc)
 
 
 def _flatten(_id: str, content_hash: str, path: str, facets: Facets) -> tuple[Any, ...]:
