@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     NEWSGRAPH_GRAPHIQL_ASSETS=/app/graphiql
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY newsgraph ./newsgraph
 COPY api ./api
 COPY loaders ./loaders

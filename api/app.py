@@ -39,8 +39,8 @@ from api.explorer import Explorer
 from api.limits import BodyLimit
 from api.metrics import Metrics
 from api.schema import build_schema
-from newsgraph.config import Settings
-from newsgraph.store import Store, StoreUnavailable, connect
+from core.config import Settings
+from core.store import Store, StoreUnavailable, connect
 
 log = logging.getLogger("newsgraph.api")
 

@@ -14,7 +14,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.data import Gateway
-from newsgraph.indexes import ARTICLES
+from core.indexes import ARTICLES
 
 
 @dataclass

@@ -17,7 +17,7 @@ import pymongo.errors
 
 from api.errors import StoreUnavailableError
 from api.observe import count_store_call
-from newsgraph.store import Store, StoreUnavailable
+from core.store import Store, StoreUnavailable
 
 log = logging.getLogger("newsgraph.api")
 R = TypeVar("R")

@@ -15,7 +15,7 @@ import strawberry
 
 from api.errors import ClientError
 from api.pagination import Ordering
-from newsgraph.document import search_words
+from core.document import search_words
 
 MAX_SEARCH_CHARS = 500
 MAX_SEARCH_WORDS = 20

@@ -1,7 +1,7 @@
 """Fetch only what a query selects: a MongoDB projection from the selection set.
 
 Schema field names are the document's field names (the contract of
-``newsgraph.document``), so a selected field maps to the field of the same
+``core.document``), so a selected field maps to the field of the same
 name; ``id`` maps to ``_id``, which MongoDB always returns.
 """
 

@@ -22,8 +22,8 @@ from api.pagination import (
     page_size,
 )
 from api.projection import fields_under, projection
-from newsgraph.document import article_id
-from newsgraph.indexes import ARTICLES
+from core.document import article_id
+from core.indexes import ARTICLES
 
 #: Article fields a projection may name: the schema's article fields.
 ARTICLE_FIELDS = frozenset(

@@ -1,7 +1,7 @@
 """``DateTime``: ISO-8601 in UTC, as stored.
 
 The store holds naive datetimes that are UTC by contract (see
-``newsgraph.document``); they go out with a ``Z``. Inputs may carry any offset
+``core.document``); they go out with a ``Z``. Inputs may carry any offset
 and are converted to UTC; an input without one is taken as UTC.
 """
 

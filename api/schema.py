@@ -29,7 +29,7 @@ from api.errors import INTERNAL_MESSAGE, ClientError, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
 from api.scalars import DateTime
-from newsgraph.config import Settings
+from core.config import Settings
 
 log = logging.getLogger("newsgraph.api")
 

@@ -10,8 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.querying import Limits
-from newsgraph.config import Settings
-from newsgraph.store import connect
+from core.config import Settings
+from core.store import connect
 
 
 def create_app() -> Starlette:

@@ -18,12 +18,12 @@ from pathlib import Path
 import yaml
 
 from bench.report import Row
+from core.config import Settings
+from core.store import connect
 from loaders.discover import discover
 from loaders.frontmatter import decode, split
 from loaders.parse import parse_article
 from loaders.read import content_hash
-from newsgraph.config import Settings
-from newsgraph.store import connect
 
 
 def _newsgraph_load(corpus: Path, env: dict[str, str]) -> tuple[dict, float]:

@@ -26,9 +26,9 @@ from api.scalars import serialize as serialize_datetime
 from api.schema import build_schema, sdl
 from bench.queries import FACETS, FILTERED, FRONT_PAGE, MOBILE, SEARCH
 from bench.report import Row, percentiles
-from newsgraph.config import Settings
-from newsgraph.document import article_id, search_words
-from newsgraph.store import Store
+from core.config import Settings
+from core.document import article_id, search_words
+from core.store import Store
 
 FRONT_FIELDS = {
     "title": 1,

@@ -10,8 +10,8 @@ from bench.loading import loading
 from bench.querying import execution_scenario, query_scenarios, run_async
 from bench.report import Row, render, write_json
 from bench.throughput import throughput
-from newsgraph.config import Settings
-from newsgraph.store import connect
+from core.config import Settings
+from core.store import connect
 
 QUERY_SCENARIOS = ("front_page", "mobile", "filtered", "search", "facets")
 

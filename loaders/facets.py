@@ -20,7 +20,7 @@ from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne
 
-from newsgraph.store import Store, unavailable_as_error
+from core.store import Store, unavailable_as_error
 
 #: What one article contributes to the counts:
 #: (published, provider domain, provider name, topics).

@@ -1,4 +1,4 @@
-"""Give parsed front matter the document shape of :mod:`newsgraph.document`.
+"""Give parsed front matter the document shape of :mod:`core.document`.
 
 Each known field is checked and converted to its declared type; the first
 problem rejects the whole file (a document is written whole or not at all), with
@@ -16,9 +16,7 @@ from typing import Any
 
 import ftfy
 
-from loaders.errors import Rejected
-from loaders.yamlsafe import MAX_DEPTH, Plain
-from newsgraph.document import (
+from core.document import (
     Bool,
     DateTime,
     Domain,
@@ -29,6 +27,8 @@ from newsgraph.document import (
     Text,
     Url,
 )
+from loaders.errors import Rejected
+from loaders.yamlsafe import MAX_DEPTH, Plain
 
 # Only ftfy's encoding repairs: curly quotes, ligatures and full-width letters
 # are the author's choice, not damage.

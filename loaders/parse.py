@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.document import ARTICLE, article_id, search_words
 from loaders.errors import Rejected
 from loaders.frontmatter import decode, split
 from loaders.normalize import Normalizer
 from loaders.yamlsafe import parse_yaml
-from newsgraph.document import ARTICLE, article_id, search_words
 
 
 def parse_article(data: bytes, *, path: str, content_hash: str) -> dict[str, Any]:

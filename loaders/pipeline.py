@@ -18,6 +18,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from core.config import Settings
+from core.store import Store, StoreUnavailable, unavailable_as_error
 from loaders.discover import discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
@@ -26,8 +28,6 @@ from loaders.read import content_hash, read_file
 from loaders.report import Failure, LoadReport
 from loaders.stored import Stored
 from loaders.write import write_batch
-from newsgraph.config import Settings
-from newsgraph.store import Store, StoreUnavailable, unavailable_as_error
 
 OnFile = Callable[[Path], None]
 #: A file read in a batch: its read failure, the stored (_id, path) with its

@@ -6,8 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from core.document import SHAPE_VERSION
 from loaders.errors import Rejected
-from newsgraph.document import SHAPE_VERSION
 
 _SALT = f"newsgraph-shape-{SHAPE_VERSION}\n".encode()
 

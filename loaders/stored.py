@@ -23,8 +23,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from core.store import Store, unavailable_as_error
 from loaders.facets import FACET_FIELDS, Facets, facets_of
-from newsgraph.store import Store, unavailable_as_error
 
 _SCHEMA = """
 CREATE TABLE article (

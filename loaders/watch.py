@@ -19,11 +19,11 @@ from threading import Event
 
 import watchfiles
 
+from core.config import Settings
+from core.store import Store
 from loaders.discover import is_article_name
 from loaders.pipeline import Loader
 from loaders.report import LoadReport
-from newsgraph.config import Settings
-from newsgraph.store import Store
 
 
 def watch_paths(

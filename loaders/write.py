@@ -16,7 +16,7 @@ from typing import Any
 import pymongo.errors
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 
-from newsgraph.store import Store, unavailable_as_error
+from core.store import Store, unavailable_as_error
 
 _DUPLICATE_KEY = 11000
 

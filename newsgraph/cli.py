@@ -1,6 +1,6 @@
 """The ``newsgraph`` command: a thin layer over the Python API.
 
-Each command is a few lines that call ``loaders``, ``api`` or ``newsgraph.store``;
+Each command is a few lines that call ``loaders``, ``api`` or ``core.store``;
 a library user can call the same functions.
 """
 
@@ -14,9 +14,9 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+from core.config import ConfigError, Settings
+from core.store import Store, StoreUnavailable, connect
 from newsgraph import __version__
-from newsgraph.config import ConfigError, Settings
-from newsgraph.store import Store, StoreUnavailable, connect
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from newsgraph.config import Settings
-from newsgraph.store import Store, connect
+from core.config import Settings
+from core.store import Store, connect
 
 # API fixtures, for tests/api and the README's example queries.
 from tests.api.fixtures import (  # noqa: F401

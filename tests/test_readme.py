@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 import pytest
 
+from core.config import ENV_NAMES, Settings
 from newsgraph.cli import cli
-from newsgraph.config import ENV_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

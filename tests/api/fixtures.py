@@ -16,9 +16,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from core.config import Settings
+from core.store import Store
 from loaders import load_paths
-from newsgraph.config import Settings
-from newsgraph.store import Store
 from tests.articles import EXAMPLES
 from tests.wire import free_port
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from newsgraph.document import fold
+from core.document import fold
 
 NODE = "id title publishedDateTime quality heat"
 

@@ -8,8 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from newsgraph.config import Settings
-from newsgraph.store import connect
+from core.config import Settings
+from core.store import connect
 from tests.api.fixtures import GQL
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from api.data import Gateway
-from newsgraph.indexes import INDEXES
+from core.indexes import INDEXES
 from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.test_articles import FILTERS
 

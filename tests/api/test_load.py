@@ -11,9 +11,9 @@ import time
 import pytest
 
 from bench.load import run_load
+from core.config import Settings
+from core.store import connect
 from loaders import load_paths
-from newsgraph.config import Settings
-from newsgraph.store import connect
 from tests.api.fixtures import running_server
 from tests.articles import EXAMPLES
 from tests.wire import find_wire_server

@@ -7,9 +7,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from core.config import Settings
+from core.store import connect
 from loaders import load_paths
-from newsgraph.config import Settings
-from newsgraph.store import connect
 from tests.api.fixtures import GQL
 from tests.articles import EXAMPLES
 from tests.waiting import eventually

@@ -1,6 +1,6 @@
 """Related stories, the mobile query, and the cost of nesting (no N+1)."""
 
-from newsgraph.document import article_id
+from core.document import article_id
 
 MOBILE = """
 query Story($id: ID!) {

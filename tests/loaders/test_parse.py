@@ -1,12 +1,12 @@
-"""bytes -> document: the shape of :mod:`newsgraph.document`, enforced."""
+"""bytes -> document: the shape of :mod:`core.document`, enforced."""
 
 from datetime import datetime
 
 import pytest
 
+from core.document import article_id
 from loaders.errors import Rejected
 from loaders.parse import parse_article
-from newsgraph.document import article_id
 from tests.articles import article_text
 
 

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
+from core.document import article_id
+from core.store import connect
 from loaders import load_paths
-from newsgraph.document import article_id
-from newsgraph.store import connect
 from tests.articles import EXAMPLES, article_text, web_url, write_article
 
 
@@ -142,7 +142,7 @@ def test_indexes_are_ensured_idempotently(store, settings):
 @pytest.mark.wire
 def test_store_that_goes_away_aborts_with_a_clear_reason(wire_server, tmp_path):
     """A store down from the start: the load stops quickly and says why."""
-    from newsgraph.config import Settings
+    from core.config import Settings
 
     write_article(tmp_path, "a.md")
     dead = Settings(mongodb_uri="mongodb://127.0.0.1:9/", store_timeout_ms=500)

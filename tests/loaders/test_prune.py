@@ -1,7 +1,7 @@
 """``load --prune``: articles whose source files are gone are deleted, nothing else."""
 
+from core.document import article_id
 from loaders import load_paths
-from newsgraph.document import article_id
 from tests.articles import web_url, write_article
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from core.document import article_id
 from loaders.report import LoadReport
 from loaders.watch import watch_paths
-from newsgraph.document import article_id
 from tests.articles import article_text, web_url, write_article
 from tests.waiting import eventually
 

@@ -19,8 +19,8 @@ import pymongo.errors
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from newsgraph.config import Settings
-from newsgraph.indexes import ARTICLES, INDEXES, PROVIDERS, TOPICS
+from core.config import Settings
+from core.indexes import ARTICLES, INDEXES, PROVIDERS, TOPICS
 
 
 class StoreUnavailable(RuntimeError):
@@ -52,7 +52,7 @@ class Store:
             self.db.command("ping")
 
     def ensure_indexes(self) -> None:
-        """Create those indexes of :mod:`newsgraph.indexes` that are missing.
+        """Create those indexes of :mod:`core.indexes` that are missing.
 
         Asking the server which exist first costs one listIndexes per collection
         and avoids re-sending createIndexes for indexes that are all there (which
@@ -74,7 +74,7 @@ def connect(settings: Settings) -> Store:
     """Open the store the settings name. Connecting is lazy: call
     :meth:`Store.ping` to find out now whether the server answers."""
     if not settings.mongodb_uri:
-        from newsgraph import embedded
+        from core import embedded
 
         db = embedded.client()[settings.db_name]
         return Store(db, where="embedded (in memory)", embedded=True)

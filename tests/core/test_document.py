@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsgraph.document import article_id, fold, search_words
+from core.document import article_id, fold, search_words
 
 
 @pytest.mark.parametrize(
