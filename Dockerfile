@@ -11,12 +11,12 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     NEWSGRAPH_GRAPHIQL_ASSETS=/app/graphiql
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY core ./core
 COPY newsgraph ./newsgraph
 COPY api ./api
 COPY loaders ./loaders
-RUN pip install --disable-pip-version-check . \
+RUN pip install --disable-pip-version-check -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home newsgraph
 # Only the files the page loads (api/explorer.py, ASSETS), with their licences.
 COPY --from=graphiql /graphiql/node_modules/react/umd/react.production.min.js \

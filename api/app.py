@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -27,7 +27,9 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from api import observe
@@ -42,12 +44,15 @@ from api.schema import build_schema
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
 
+if TYPE_CHECKING:  # strawberry's own HTTP layer, named in a signature only
+    from cross_web import AsyncHTTPRequestAdapter
+
 log = logging.getLogger("newsgraph.api")
 
 HEALTH_TIMEOUT_S = 1.5
 
 
-class GraphQLApp(GraphQL):
+class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with newsgraph's context and a faster encoder."""
 
     def __init__(self, settings: Settings, gateway: Gateway, explorer: Explorer) -> None:
@@ -60,7 +65,7 @@ class GraphQLApp(GraphQL):
         self.gateway = gateway
         self.explorer = explorer
 
-    async def render_graphql_ide(self, request: Any) -> Response:
+    async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:
             return self.explorer.render()
         return await super().render_graphql_ide(request)  # loads GraphiQL from a CDN
@@ -71,19 +76,33 @@ class GraphQLApp(GraphQL):
             request
         )
 
-    async def execute_single(self, **kwargs: Any) -> ExecutionResult:
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
         stats = observe.current()
         if stats is not None:
-            stats.operation = kwargs["request_data"].operation_name
-        return await super().execute_single(**kwargs)
+            stats.operation = request_data.operation_name
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
-    async def process_result(self, request: Any, result: ExecutionResult) -> Any:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         stats = observe.current()
         if stats is not None and result.errors:
             stats.error_codes.extend(error_code(e) for e in result.errors)
         return await super().process_result(request, result)
 
-    async def get_context(self, request: Any, response: Any) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
         return Context(gateway=self.gateway, admin=admin)
 
@@ -152,6 +171,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+app: Starlette  # made on first access, by __getattr__ below
 
 
 def __getattr__(name: str) -> Any:

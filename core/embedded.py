@@ -11,10 +11,10 @@ from typing import Any
 import mongomock
 from mongomock.collection import BulkOperationBuilder
 
-_client: mongomock.MongoClient | None = None
+_client: mongomock.MongoClient[dict[str, Any]] | None = None
 
 
-def client() -> mongomock.MongoClient:
+def client() -> mongomock.MongoClient[dict[str, Any]]:
     global _client
     if _client is None:
         _patch_bulk_builder()

@@ -38,14 +38,14 @@ def watch_paths(
     """Load ``roots``, then keep loading their changes until ``stop`` is set
     (or Ctrl-C). ``on_report`` gets the report of the first load and of each
     batch of changes."""
-    roots = [str(Path(r).absolute()) for r in roots]  # watchfiles reports absolute paths
+    folders = [str(Path(r).absolute()) for r in roots]  # watchfiles reports absolute paths
     with Loader(store, settings) as loader:
-        first = loader.load(roots, prune=True)
+        first = loader.load(folders, prune=True)
         on_report(first)
-        pending: set[str] = set(roots) if first.aborted else set()
+        pending: set[str] = set(folders) if first.aborted else set()
         gone: set[str] = set()
         changes_seen = watchfiles.watch(
-            *roots,
+            *folders,
             watch_filter=_relevant,
             debounce=debounce_ms,
             stop_event=stop,

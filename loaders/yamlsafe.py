@@ -21,11 +21,11 @@ private-use stand-ins and are put back in every string it returns.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
+from yaml._yaml import CParser  # libyaml's parser; yaml.cyaml re-exports it untyped
 from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.cyaml import CParser
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.resolver import BaseResolver
 
@@ -57,7 +57,9 @@ class _PlainResolver(BaseResolver):
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode and implicit[0]:
             return _PLAIN_TAG
-        return super().resolve(kind, value, implicit)
+        # PyYAML's stubs leave BaseResolver.resolve unannotated; it returns a tag.
+        tag: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return tag
 
 
 class _Constructor(SafeConstructor):
@@ -98,12 +100,17 @@ class _Constructor(SafeConstructor):
         # construct_object sees the repeated node and refuses it as an alias.
         pass
 
+    def construct_plain(self, node: ScalarNode) -> Plain:
+        return Plain(node.value.translate(_RESTORE) if self.protected else node.value)
 
-_Constructor.add_constructor("tag:yaml.org,2002:str", _Constructor.construct_yaml_str)
-_Constructor.add_constructor(
-    _PLAIN_TAG,
-    lambda loader, node: Plain(node.value.translate(_RESTORE) if loader.protected else node.value),
-)
+    # What add_constructor would do, written out: a copy of SafeConstructor's
+    # table with two entries replaced (its classmethod is typed for yaml's own
+    # loader classes only).
+    yaml_constructors: ClassVar[dict[str | None, Any]] = {
+        **SafeConstructor.yaml_constructors,
+        "tag:yaml.org,2002:str": construct_yaml_str,
+        _PLAIN_TAG: construct_plain,
+    }
 
 
 class _Loader(CParser, _Constructor, _PlainResolver):
@@ -145,7 +152,7 @@ def _check_depth(text: str, first_line: int) -> None:
                 if depth > MAX_DEPTH:
                     raise Rejected(
                         f"front matter nests deeper than {MAX_DEPTH} levels",
-                        line=event.start_mark.line + first_line,
+                        line=event.start_mark.line + first_line if event.start_mark else None,
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
