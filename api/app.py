@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -40,6 +41,7 @@ from api.errors import error_code
 from api.explorer import Explorer
 from api.limits import BodyLimit
 from api.metrics import Metrics
+from api.requests import RegularRequests
 from api.schema import build_schema
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
@@ -50,6 +52,8 @@ if TYPE_CHECKING:  # strawberry's own HTTP layer, named in a signature only
 log = logging.getLogger("newsgraph.api")
 
 HEALTH_TIMEOUT_S = 1.5
+#: No operation needs a longer name; graphql-core would echo any it cannot find.
+MAX_OPERATION_NAME = 200
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -85,9 +89,16 @@ class GraphQLApp(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        name = request_data.operation_name
+        if name is not None and len(name) > MAX_OPERATION_NAME:
+            # Refused as graphql-core refuses an unknown name, but without
+            # echoing it: the name is the client's text, of any length.
+            message = f"operationName is over {MAX_OPERATION_NAME} characters long"
+            error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
+            return ExecutionResult(data=None, errors=[error])
         stats = observe.current()
         if stats is not None:
-            stats.operation = request_data.operation_name
+            stats.operation = name
         return await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
@@ -105,6 +116,15 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Context:
         admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
         return Context(gateway=self.gateway, admin=admin)
+
+    def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        # A GET's `variables` and `extensions` are JSON values of their own, and
+        # `null` means none (decode_json below refuses a bare null as a body).
+        given = {
+            k: None if k in ("variables", "extensions") and v == "null" else v
+            for k, v in params.items()
+        }
+        return super().parse_query_params(given)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -158,6 +178,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     middleware = [
         # Outermost, so it times and counts everything, refusals included.
         Middleware(observe.Observe, metrics=metrics, log_requests=settings.access_log),
+        Middleware(RegularRequests),
         Middleware(
             CORSMiddleware,
             allow_origins=origins,

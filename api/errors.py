@@ -28,11 +28,35 @@ class StoreUnavailableError(ClientError):
         super().__init__("the article store is not answering right now; try again shortly")
 
 
+#: Code of a variable the request's variables could not give (wrong type,
+#: missing, unknown input field, bad scalar): the request's own mistake.
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+
+def is_input_error(error: GraphQLError) -> bool:
+    """Whether graphql-core refused the request's variables before executing.
+
+    It reports each as a GraphQLError with no path (nothing ran yet) wrapping
+    the GraphQLError that explains it; an error raised while resolving always
+    has a path, so a bug there is never mistaken for the client's mistake.
+    """
+    return error.path is None and isinstance(error.original_error, GraphQLError)
+
+
 def should_mask(error: GraphQLError) -> bool:
-    """For strawberry's MaskErrors: hide everything but client errors and
-    GraphQL's own parse and validation errors (which have no original error)."""
+    """For strawberry's MaskErrors: hide everything but client errors, GraphQL's
+    own parse and validation errors (which have no original error) and its
+    refusals of the request's variables."""
     original = error.original_error
-    return original is not None and not isinstance(original, ClientError)
+    client_side = isinstance(original, ClientError) or is_input_error(error)
+    return original is not None and not client_side
+
+
+def classify(error: GraphQLError) -> None:
+    """Give a refused variable its code (replacing a scalar's own, so that every
+    refused variable reads the same to the client)."""
+    if is_input_error(error):
+        error.extensions = {**(error.extensions or {}), "code": BAD_USER_INPUT}
 
 
 #: What clients see instead of an unexpected error's message.

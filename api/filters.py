@@ -67,7 +67,8 @@ ORDERINGS: dict[ArticleOrder, Ordering] = {
     ArticleOrder.PUBLISHED_ASC: Ordering("PUBLISHED_ASC", "publishedDateTime", 1),
     ArticleOrder.QUALITY_DESC: Ordering("QUALITY_DESC", "quality", -1, kind="int"),
     ArticleOrder.HEAT_DESC: Ordering("HEAT_DESC", "heat", -1, kind="int"),
-    ArticleOrder.RELEVANCE: Ordering("RELEVANCE", "publishedDateTime", -1),
+    # Title matches, then excerpt matches: two tiers, each newest first.
+    ArticleOrder.RELEVANCE: Ordering("RELEVANCE", "publishedDateTime", -1, tiers=2),
 }
 
 

@@ -19,12 +19,15 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import Metrics
+from api.requests import METHODS
 
 access_log = logging.getLogger("newsgraph.access")
 
 #: Routes known by name in metrics; anything else is "other", so a scanner
 #: trying random paths cannot create unbounded label values.
 ROUTES = frozenset({"/graphql", "/healthz", "/metrics"})
+#: Longest client-chosen text (path, operation name) written to a log line.
+MAX_LOGGED = 200
 
 
 @dataclass
@@ -86,7 +89,10 @@ class Observe:
         path = scope["path"]
         route = path if path in ROUTES else "other"
         metrics = self.metrics
-        metrics.requests.labels(route, scope["method"], str(status)).inc()
+        # Methods outside the known few were refused before routing; they are
+        # counted under one label, as unknown paths are.
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        metrics.requests.labels(route, method, str(status)).inc()
         metrics.latency.labels(route).observe(seconds)
         if stats.store_calls:
             metrics.store_round_trips.inc(stats.store_calls)
@@ -95,13 +101,13 @@ class Observe:
         if self.log_requests and route != "/metrics":
             line = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "method": scope["method"],
-                "path": path[:200],
+                "method": method,
+                "path": path[:MAX_LOGGED],
                 "status": status,
                 "ms": round(seconds * 1000, 2),
                 "bytes": sent,
                 "store_calls": stats.store_calls,
-                "operation": stats.operation,
+                "operation": stats.operation and stats.operation[:MAX_LOGGED],
                 "errors": stats.error_codes or None,
                 "client": (scope.get("client") or ("", 0))[0],
             }

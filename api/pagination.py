@@ -25,6 +25,10 @@ T = TypeVar("T")
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+#: A cursor's values must fit what the store can compare: BSON's 64-bit ints,
+#: and ids no longer than any this API hands out.
+INT64 = range(-(2**63), 2**63)
+MAX_ID_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Ordering:
     id_direction: int | None = None
     #: Type of the key's values: "date", "int" or "str".
     kind: str = "date"
+    #: How many ranked groups the list walks in turn (RELEVANCE has two).
+    tiers: int = 1
 
     @property
     def sort(self) -> list[tuple[str, int]]:
@@ -77,7 +83,8 @@ class Position:
 
 def decode_cursor(ordering: Ordering, cursor: str) -> Position:
     """The position a cursor names; :class:`ClientError` for anything that is
-    not a cursor this API made for this ordering."""
+    not a cursor this API made for this ordering. Every part is checked for
+    type and range here, before any store call sees it."""
     bad = ClientError(
         "invalid cursor: `after` takes the endCursor (or an edge's cursor) of a "
         "previous page of the same list and order"
@@ -89,24 +96,37 @@ def decode_cursor(ordering: Ordering, cursor: str) -> Position:
         name, tier, value, _id = orjson.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise bad from None
+    if type(name) is not str:
+        raise bad
     if name != ordering.name:
         raise ClientError(
-            f"this cursor belongs to the order {name!r}, not {ordering.name!r}; "
+            f"this cursor belongs to the order {name[:40]!r}, not {ordering.name!r}; "
             "start again without `after` when changing the order"
         )
-    if not isinstance(tier, int) or not isinstance(_id, str) or not 0 <= tier <= 1:
+    if type(tier) is not int or tier not in range(ordering.tiers):
         raise bad
-    if value is not None:
-        if ordering.kind in ("date", "int") and type(value) is not int:
+    if type(_id) is not str or not 0 < len(_id) <= MAX_ID_LENGTH:
+        raise bad
+    return Position(tier, _key_value(ordering, value, bad), _id)
+
+
+def _key_value(ordering: Ordering, value: Any, bad: ClientError) -> Any:
+    """A cursor's sort-key value, as the store compares it."""
+    if value is None:
+        return None
+    if ordering.kind == "str":
+        if type(value) is not str or len(value) > MAX_ID_LENGTH:
             raise bad
-        if ordering.kind == "str" and not isinstance(value, str):
-            raise bad
-        if ordering.kind == "date":
-            try:
-                value = datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
-            except (OverflowError, OSError, ValueError):
-                raise bad from None
-    return Position(tier, value, _id)
+        return value
+    # "int" and "date" (milliseconds since the epoch); bool is not an int here.
+    if type(value) is not int or value not in INT64:
+        raise bad
+    if ordering.kind == "date":
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError):
+            raise bad from None
+    return value
 
 
 def after(ordering: Ordering, position: Position) -> dict[str, Any]:

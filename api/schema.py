@@ -25,7 +25,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from api.errors import INTERNAL_MESSAGE, ClientError, should_mask
+from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
 from api.scalars import DateTime
@@ -40,11 +40,13 @@ class Schema(strawberry.Schema):
     ) -> None:
         """Log unexpected errors with their traceback; a client's mistakes in
         one short line (strawberry would log the whole query document, which a
-        hostile client could make a megabyte long)."""
+        hostile client could make a megabyte long). Strawberry calls this with
+        the errors as graphql-core made them, before MaskErrors sees them: the
+        place to give refused variables their code."""
         for error in errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, ClientError):
-                log.error("error resolving %s", error.path, exc_info=original)
+            classify(error)
+            if should_mask(error):
+                log.error("error resolving %s", error.path, exc_info=error.original_error)
             else:
                 log.info("client error: %s", error.message[:200])
 

@@ -1,0 +1,66 @@
+"""Requests made regular before anything routes or parses them.
+
+What a client may send that strawberry and Starlette would otherwise answer
+badly: a method name of its own invention (answered 405 here, so it never
+reaches routing, metrics or logs as itself), ``HEAD`` (answered as ``GET``
+without the body, as HTTP says, where the view alone would refuse it), and a
+media type in capitals (``APPLICATION/JSON`` is ``application/json``: media
+types are case-insensitive, but strawberry compares them as written).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Every method the API answers; OPTIONS is CORS's preflight.
+METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS"})
+ALLOW = ", ".join(sorted(METHODS)).encode()
+
+
+class RegularRequests:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in METHODS:
+            await _not_allowed(send)
+            return
+        headers = [_lower_media_type(name, value) for name, value in scope["headers"]]
+        scope = {**scope, "headers": headers}
+        if method != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+def _lower_media_type(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    if name != b"content-type":
+        return name, value
+    media_type, sep, params = value.partition(b";")
+    return name, media_type.lower() + sep + params
+
+
+async def _not_allowed(send: Send) -> None:
+    body = b'{"errors":[{"message":"method not allowed: use GET or POST"}]}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 405,
+            "headers": [
+                (b"allow", ALLOW),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
