@@ -1,10 +1,19 @@
-"""Article files -> MongoDB documents.
+"""Article files -> MongoDB documents, one module per stage.
 
-One module per stage: ``discover`` (find files), ``read`` (bytes, size limit,
-content hash), ``frontmatter`` (decode, split), ``yamlsafe`` (parse),
-``normalize`` (the document shape), ``parse`` (those three together),
-``write`` (bulk upserts), ``facets`` (provider/topic counts), ``report``;
-``pipeline`` runs them.
+- ``discover``: find article files under the given paths
+- ``read``: a file's bytes, under the size limit, and its content hash
+- ``frontmatter``: decode the text and split front matter from body
+- ``yamlsafe``: parse the front matter as restricted YAML
+- ``normalize``: give it the document shape of ``core.document``
+- ``parse``: one file's bytes -> a document, or ``errors.Rejected``
+- ``errors``: ``Rejected``, why a file was not loaded
+- ``parallel``: parse batches in worker processes; typed outcomes
+- ``stored``: a snapshot of what the store holds (SQLite)
+- ``write``: bulk inserts and replaces
+- ``facets``: provider and topic counts
+- ``report``: ``LoadReport``, ``Failure`` and the printed summary
+- ``pipeline``: the ``Loader`` that runs the stages in batches
+- ``watch``: keep the store in step with changing folders
 """
 
 from loaders.pipeline import load_paths

@@ -2,7 +2,8 @@
 
 Each known field is checked and converted to its declared type; the first
 problem rejects the whole file (a document is written whole or not at all), with
-the field's path (``related[1].images[0].width``) in the reason. Fields newsgraph
+the field's path (``related[1].images[0].width``) in the reason and in
+:attr:`Rejected.field` (the parser finds the line from it). Fields newsgraph
 does not know are kept, their unquoted scalars read as YAML 1.2 core types
 (``true``/``false``, ``null``, integers, floats; anything else stays text).
 """
@@ -61,7 +62,9 @@ class Normalizer:
     def object(self, value: Any, kind: Obj, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             what = path or "the front matter"
-            raise Rejected(f"{what} must be a mapping of fields, got {_describe(value)}")
+            raise Rejected(
+                f"{what} must be a mapping of fields, got {_describe(value)}", field=path or None
+            )
         out: dict[str, Any] = {}
         for key, item in value.items():
             key = _field_name(key, path)
@@ -77,8 +80,8 @@ class Normalizer:
             if getattr(spec, "required", False) and key not in out:
                 where = f"{path}.{key}" if path else key
                 missing = "is empty" if key in value else "is missing"
-                raise Rejected(
-                    f"{where} {missing}: every {'story' if path else 'article'} needs a {key}"
+                raise Rejected.at(
+                    where, f"{missing}: every {'story' if path else 'article'} needs a {key}"
                 )
             if isinstance(spec, Bool) and spec.default is not None and key not in out:
                 out[key] = spec.default
@@ -108,9 +111,9 @@ class Normalizer:
         if not text:
             return None
         if len(text) > spec.max_length:
-            raise Rejected(
-                f"{path} is {len(text):,} characters long, over the "
-                f"{spec.max_length:,}-character limit"
+            raise Rejected.at(
+                path,
+                f"is {len(text):,} characters long, over the {spec.max_length:,}-character limit",
             )
         if spec.repair and not text.isascii():
             fixed = ftfy.fix_text(text, _REPAIR)
@@ -125,9 +128,11 @@ class Normalizer:
         if isinstance(value, str) and spec.scalar_ok:
             value = [value]
         if not isinstance(value, list):
-            raise Rejected(f"{path} must be a list, got {_describe(value)}")
+            raise Rejected.at(path, f"must be a list, got {_describe(value)}")
         if len(value) > spec.max_items:
-            raise Rejected(f"{path} has {len(value):,} items, over the limit of {spec.max_items:,}")
+            raise Rejected.at(
+                path, f"has {len(value):,} items, over the limit of {spec.max_items:,}"
+            )
         items = [self.field(item, spec.item, f"{path}[{i}]") for i, item in enumerate(value)]
         items = [item for item in items if item is not None]
         if isinstance(spec.item, Text):  # topics: each once, in first-seen order
@@ -138,7 +143,7 @@ class Normalizer:
         """A field the shape does not declare: kept, with YAML 1.2 core types."""
         self._count(path)
         if depth > MAX_DEPTH:
-            raise Rejected(f"{path} nests deeper than {MAX_DEPTH} levels")
+            raise Rejected.at(path, f"nests deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
             return {
                 (name := _field_name(k, path)): self.unknown(v, f"{path}.{name}", depth + 1)
@@ -155,12 +160,13 @@ class Normalizer:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             return str(value)  # BSON integers are 64-bit; keep the digits as text
         if isinstance(value, bytes):
-            raise Rejected(f"{path} is binary (!!binary), which articles cannot hold")
+            raise Rejected.at(path, "is binary (!!binary), which articles cannot hold")
         return value
 
     def _count(self, path: str) -> None:
         self._nodes += 1
         if self._nodes > _MAX_NODES:
+            # About the front matter as a whole, not the field it stopped at.
             raise Rejected(f"front matter has more than {_MAX_NODES:,} values (at {path})")
 
 
@@ -169,7 +175,7 @@ class Normalizer:
 
 def _text(value: Any, path: str) -> str:
     if isinstance(value, dict | list):
-        raise Rejected(f"{path} must be text, got {_describe(value)}")
+        raise Rejected.at(path, f"must be text, got {_describe(value)}")
     if value is None:
         return ""
     if isinstance(value, bool):  # an explicit !!bool: give back the word
@@ -183,14 +189,14 @@ def url(value: Any, path: str) -> str | None:
         return None
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):
-        raise Rejected(f"{path} must be an absolute http(s) URL, got {_short(text)}")
+        raise Rejected.at(path, f"must be an absolute http(s) URL, got {_short(text)}")
     host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if not host or "@" in host:
-        raise Rejected(f"{path} has no host name: {_short(text)}")
+        raise Rejected.at(path, f"has no host name: {_short(text)}")
     if _SPACE.search(text):
-        raise Rejected(f"{path} contains white space; encode it as %20: {_short(text)}")
+        raise Rejected.at(path, f"contains white space; encode it as %20: {_short(text)}")
     if len(text) > 4096:
-        raise Rejected(f"{path} is {len(text):,} characters long, over the 4,096 limit")
+        raise Rejected.at(path, f"is {len(text):,} characters long, over the 4,096 limit")
     return text
 
 
@@ -208,9 +214,10 @@ def datetime_utc(value: Any, path: str) -> datetime | None:
             moment = datetime.fromisoformat(text)
         except ValueError as exc:
             detail = "" if "Invalid isoformat" in str(exc) else f" ({exc})"
-            raise Rejected(
-                f"{path} must be an ISO-8601 date-time such as 2020-05-07T15:58:00Z, "
-                f"got {_short(text)}{detail}"
+            raise Rejected.at(
+                path,
+                "must be an ISO-8601 date-time such as 2020-05-07T15:58:00Z, "
+                f"got {_short(text)}{detail}",
             ) from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
@@ -219,7 +226,7 @@ def datetime_utc(value: Any, path: str) -> datetime | None:
 
 def integer(value: Any, spec: Int, path: str) -> int | None:
     if isinstance(value, bool):
-        raise Rejected(f"{path} must be a whole number, got {value!r}")
+        raise Rejected.at(path, f"must be a whole number, got {value!r}")
     if isinstance(value, int | float):
         text = repr(value)
     else:
@@ -227,12 +234,12 @@ def integer(value: Any, spec: Int, path: str) -> int | None:
         if not text:
             return None
     if not _INT.fullmatch(text):
-        raise Rejected(f"{path} must be a whole number, got {_short(text)}")
+        raise Rejected.at(path, f"must be a whole number, got {_short(text)}")
     number = int(text.split(".", 1)[0])
     if not spec.minimum <= number <= spec.maximum:
         note = f"; {spec.note}" if spec.note else ""
-        raise Rejected(
-            f"{path} must be between {spec.minimum} and {spec.maximum}{note}, got {number}"
+        raise Rejected.at(
+            path, f"must be between {spec.minimum} and {spec.maximum}{note}, got {number}"
         )
     return number
 
@@ -247,7 +254,7 @@ def boolean(value: Any, path: str) -> bool | None:
         return True
     if text in _FALSE:
         return False
-    raise Rejected(f"{path} must be true or false, got {_short(text)}")
+    raise Rejected.at(path, f"must be true or false, got {_short(text)}")
 
 
 def core_scalar(text: str) -> Any:
@@ -266,9 +273,11 @@ def core_scalar(text: str) -> Any:
 
 def _field_name(key: Any, path: str) -> str:
     if isinstance(key, dict | list) or key is None:
-        raise Rejected(f"{path or 'front matter'} has a key that is not a name: {key!r}")
+        where = path or "front matter"
+        raise Rejected(f"{where} has a key that is not a name: {key!r}", field=path or None)
     name = str(key)
     if not name or name.startswith(("$", "_")) or "." in name or "\x00" in name:
+        # No field: the reason is about a name that cannot be one.
         raise Rejected(
             f"field name {_short(name)} in {path or 'front matter'} is not allowed: names "
             "may not be empty, start with '$' or '_' (reserved), or contain '.'"

@@ -6,8 +6,9 @@ processes and writes the previous batch meanwhile. Small batches (a few files
 changed under ``--watch``, the sample articles) are parsed inline: starting
 workers would cost more than it saves.
 
-Workers return plain tuples, not exceptions: an exception's extra attributes
-(:class:`Rejected`'s line) do not survive pickling.
+Workers return one :data:`Outcome` per file, small values that pickle, not
+exceptions: a bug's exception may not pickle at all, and the pipeline settles
+each file by the type of its outcome.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from loaders.errors import Rejected
@@ -27,10 +29,36 @@ log = logging.getLogger("newsgraph.loaders")
 #: A batch with fewer files to parse than this is parsed inline.
 PARALLEL_MIN = 100
 
-#: ("doc", document) | ("rejected", reason, line) | ("error", reason)
-Outcome = tuple[Any, ...]
 #: (file bytes, path, content hash)
 Item = tuple[bytes, str, str]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The file's document, ready to write."""
+
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The file is not a valid article: :class:`Rejected`'s reason, line and
+    field path."""
+
+    reason: str
+    line: int | None
+    field: str | None
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """Parsing the file hit a bug; the reason asks the person to report it."""
+
+    reason: str
+
+
+#: What parsing one file came to.
+Outcome = Parsed | Rejection | Crashed
 
 
 def parse_outcomes(items: list[Item]) -> list[Outcome]:
@@ -38,12 +66,12 @@ def parse_outcomes(items: list[Item]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for data, path, digest in items:
         try:
-            outcomes.append(("doc", parse_article(data, path=path, content_hash=digest)))
+            outcomes.append(Parsed(parse_article(data, path=path, content_hash=digest)))
         except Rejected as exc:
-            outcomes.append(("rejected", exc.reason, exc.line))
+            outcomes.append(Rejection(exc.reason, exc.line, exc.field))
         except Exception as exc:  # a bug must cost one file, not the run
             reason = f"unexpected error ({type(exc).__name__}: {exc}); please report it"
-            outcomes.append(("error", reason))
+            outcomes.append(Crashed(reason))
     return outcomes
 
 

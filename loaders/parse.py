@@ -32,8 +32,8 @@ def parse_article(data: bytes, *, path: str, content_hash: str) -> dict[str, Any
     try:
         doc = normalizer.object(raw, ARTICLE, path="")
     except Rejected as exc:
-        if exc.line is None:
-            exc.line = _line_of(parts.front_matter, str(exc.reason), parts.first_line)
+        if exc.line is None and exc.field:
+            exc.line = _line_of(parts.front_matter, exc.field, parts.first_line)
         raise
     title = doc["title"]
     excerpt = doc.get("excerpt", "")
@@ -45,12 +45,12 @@ def parse_article(data: bytes, *, path: str, content_hash: str) -> dict[str, Any
     return doc
 
 
-def _line_of(front_matter: str, reason: str, first_line: int) -> int | None:
-    """The line of the top-level field a reason names, when it names one."""
-    field = reason.split(" ", 1)[0].split(".", 1)[0].split("[", 1)[0]
-    if not field.isidentifier():
-        return None
+def _line_of(front_matter: str, field: str, first_line: int) -> int | None:
+    """The line of a field path's top-level key (``related`` for
+    ``related[0].title``), when the key is written plainly at the start of one."""
+    # A key holds no '.' (normalize rejects it); '[' starts a list index.
+    key = field.split(".", 1)[0].split("[", 1)[0]
     for number, line in enumerate(front_matter.split("\n")):
-        if line.startswith(f"{field}:"):
+        if line.startswith(f"{key}:"):
             return number + first_line
     return None

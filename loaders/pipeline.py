@@ -23,7 +23,7 @@ from core.store import Store, StoreUnavailable, unavailable_as_error
 from loaders.discover import discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
-from loaders.parallel import Item, Outcome, Parser
+from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.read import content_hash, read_file
 from loaders.report import Failure, LoadReport
 from loaders.stored import Stored
@@ -87,7 +87,7 @@ class Loader:
         """Load ``paths``; with ``prune``, delete articles whose source file
         under ``paths`` is gone; and delete those whose file was under ``gone``
         (paths a watcher saw disappear) if it is still missing."""
-        paths = [str(p) for p in paths]
+        roots = [str(p) for p in paths]
         report = LoadReport(store=self.store.where)
         started = time.perf_counter()
         try:
@@ -96,7 +96,7 @@ class Loader:
                 self._stored = Stored.scan(self.store)
             stored = self._stored
             stored.start_run()
-            files = discover(paths)
+            files = discover(roots)
             # Batches in flight: parsing in worker processes while the oldest
             # is written; each is settled in load order.
             in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
@@ -108,9 +108,9 @@ class Loader:
                         self._finish_batch(*in_flight.popleft(), stored, report, on_file)
                 while in_flight:
                     self._finish_batch(*in_flight.popleft(), stored, report, on_file)
-            roots = [*paths, *gone] if prune else list(gone)
-            if roots:
-                self._delete(stored.orphans(roots), report)
+            pruned = [*roots, *gone] if prune else list(gone)
+            if pruned:
+                self._delete(stored.orphans(pruned), report)
             if report.inserted or report.updated or report.deleted:
                 rebuild_facets(self.store, stored.facets())
         except StoreUnavailable as exc:
@@ -176,15 +176,15 @@ class Loader:
                     if stored_path != name:
                         moved.append((_id, name))
             else:
-                kind, *detail = next(outcomes)
-                if kind == "doc":
-                    doc = detail[0]
-                    if _claim(stored, doc["_id"], name, report):
-                        docs.append(doc)
-                else:
-                    if kind == "error":
-                        log.error("unexpected error parsing %s: %s", name, detail[0])
-                    report.failures.append(Failure(name, *detail))
+                match next(outcomes):
+                    case Parsed(doc):
+                        if _claim(stored, doc["_id"], name, report):
+                            docs.append(doc)
+                    case Rejection(reason, line):
+                        report.failures.append(Failure(name, reason, line))
+                    case Crashed(reason):
+                        log.error("unexpected error parsing %s: %s", name, reason)
+                        report.failures.append(Failure(name, reason))
             _tick(on_file, path)
 
         result = write_batch(self.store, docs, stored, moved)
@@ -197,9 +197,11 @@ class Loader:
             (doc["_id"], doc["_source"]["hash"], doc["_source"]["path"], facets_of(doc))
             for doc in written
         )
-        for _id, path in moved:
-            content_hash, _, facets = stored.get(_id)  # type: ignore[misc]
-            stored.record(_id, content_hash, path, facets)
+        for _id, new_path in moved:
+            known = stored.get(_id)
+            assert known is not None  # found by its content hash in this batch
+            content_hash, _, facets = known
+            stored.record(_id, content_hash, new_path, facets)
 
 
 def _claim(stored: Stored, _id: str, path: str, report: LoadReport) -> bool:

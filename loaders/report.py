@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Failure:
     line: int | None = None
 
     def __str__(self) -> str:
+        """``path:line: reason``, the one way a failure is written."""
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: {self.reason}"
 
@@ -68,12 +70,8 @@ def render(report: LoadReport, console: Console) -> None:
         table.add_row(label, f"[{style}]{count:,}[/]")
     console.print(table)
     for failure in report.failures:
-        where = f"{failure.path}:{failure.line}" if failure.line else failure.path
-        console.print(
-            f"[red]FAILED[/] {where}: {failure.reason}",
-            highlight=False,
-            markup=True,
-            soft_wrap=True,
-        )
+        # Text, not markup: a path or reason may hold brackets such as "[red]".
+        line = Text.assemble(("FAILED", "red"), " ", str(failure))
+        console.print(line, highlight=False, soft_wrap=True)
     if report.aborted:
         console.print(f"[red]STOPPED[/] {report.aborted}", soft_wrap=True)

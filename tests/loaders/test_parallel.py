@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from loaders import load_paths
-from loaders.parallel import PARALLEL_MIN, Parser, parse_outcomes
+from loaders.parallel import PARALLEL_MIN, Parsed, Parser, Rejection, parse_outcomes
 from loaders.read import content_hash
 from tests.articles import article_text, web_url, write_article
 
@@ -33,9 +33,10 @@ def test_worker_processes_return_the_same_outcomes_as_inline(tmp_path):
         assert parser._pool is not None  # a batch this size went to the workers
         in_workers = future.result(timeout=60)
     assert in_workers == parse_outcomes(batch)
-    rejected = [o for o in in_workers if o[0] == "rejected"]
-    assert rejected == [("rejected", rejected[0][1], 9)]  # the line survives the trip
-    assert "quality must be a whole number" in rejected[0][1]
+    rejected = [o for o in in_workers if not isinstance(o, Parsed)]
+    # the reason, line and field path survive the trip
+    assert rejected == [Rejection(rejected[0].reason, 9, "quality")]
+    assert "quality must be a whole number" in rejected[0].reason
 
 
 def test_small_batches_are_parsed_inline(tmp_path):

@@ -1,5 +1,6 @@
 """bytes -> document: the shape of :mod:`core.document`, enforced."""
 
+import pickle
 from datetime import datetime
 
 import pytest
@@ -159,6 +160,21 @@ def test_bad_fields_are_rejected_with_a_reason(fields, reason):
 def test_a_reason_names_the_line_of_the_field():
     err = rejected(quality="high")
     assert err.line == 9  # line 1 is '---', quality is the 8th field
+
+
+def test_the_line_is_found_from_the_field_path_not_the_words_of_the_reason():
+    err = rejected(images='\n  - url: "https://x.example/i.jpg"\n    width: wide')
+    assert (err.field, err.line) == ("images[0].width", 18)  # the line of 'images:'
+    # A key that is no Python name is found too.
+    assert rejected(**{"my-field": "!!binary aGVsbG8="}).line == 34
+    # A reason about no one field gets no line, whatever words it starts with.
+    err = rejected(field="1", **{"$x": "2"})
+    assert (err.field, err.line) == (None, None)
+
+
+def test_a_rejection_pickles_whole():
+    err = pickle.loads(pickle.dumps(rejected(quality="high")))
+    assert (err.line, err.field) == (9, "quality") and "whole number" in err.reason
 
 
 def test_front_matter_that_is_not_a_mapping_is_rejected():
