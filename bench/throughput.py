@@ -15,7 +15,7 @@ import httpx2 as httpx
 from bench.load import rss_mb
 from bench.queries import FRONT_PAGE
 from bench.report import Row, percentiles
-from tests.wire import free_port
+from testing.ports import free_port
 
 
 @dataclass

@@ -19,8 +19,8 @@ from api.app import create_app
 from core.config import Settings
 from core.store import Store
 from loaders import load_paths
+from testing.ports import free_port
 from tests.articles import EXAMPLES
-from tests.wire import free_port
 
 ADMIN_TOKEN = "test-admin-token"
 
