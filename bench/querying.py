@@ -22,6 +22,9 @@ import orjson
 from api.app import create_app
 from api.context import Context
 from api.data import Gateway
+from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge
+from api.pagination import after, decode_cursor
+from api.scalars import parse as parse_datetime
 from api.scalars import serialize as serialize_datetime
 from api.schema import build_schema, sdl
 from bench.queries import FACETS, FILTERED, FRONT_PAGE, MOBILE, SEARCH
@@ -162,10 +165,6 @@ async def query_scenarios(
             if not page["articles"]["pageInfo"]["hasNextPage"]:
                 break
             filtered_vars["after"] = page["articles"]["pageInfo"]["endCursor"]
-        from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge
-        from api.pagination import after, decode_cursor
-        from api.scalars import parse as parse_datetime
-
         ordering = ORDERINGS[ArticleOrder.PUBLISHED_DESC]
         base = article_query(
             ArticleFilter(
