@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import bson
 import graphql
 import httpx2 as httpx
 import orjson
+import strawberry
 
 from api.app import create_app
 from api.context import Context
@@ -35,6 +36,8 @@ from core.config import Settings
 from core.document import article_id, search_words
 from core.indexes import ARTICLES
 from core.store import Store
+
+T = TypeVar("T")
 
 FRONT_FIELDS = {
     "title": 1,
@@ -265,11 +268,13 @@ class MemoryGateway(Gateway):
 def graphql_core_schema(docs_by_id: dict[str, dict], front: list[dict]) -> graphql.GraphQLSchema:
     """The same schema (built from its SDL), resolving from plain dicts in memory."""
     schema = graphql.build_schema(sdl())
+    date_time = schema.get_type("DateTime")
+    assert isinstance(date_time, graphql.GraphQLScalarType)
     # graphql-core 3.3 serializes a leaf with coerce_output_value.
-    schema.type_map["DateTime"].coerce_output_value = serialize_datetime  # type: ignore[attr-defined]
-    query = schema.query_type
-    article = schema.type_map["Article"]
-    related = schema.type_map["RelatedStory"]
+    date_time.coerce_output_value = serialize_datetime
+    query = _object_type(schema, "Query")
+    article = _object_type(schema, "Article")
+    related = _object_type(schema, "RelatedStory")
     query.fields["articles"].resolve = lambda _root, _info, **_: {"nodes": front}
     query.fields["article"].resolve = lambda _root, _info, id=None, **_: docs_by_id.get(id)
     article.fields["id"].resolve = lambda doc, _info: doc["_id"]
@@ -283,6 +288,12 @@ def graphql_core_schema(docs_by_id: dict[str, dict], front: list[dict]) -> graph
         article_id(story["webUrl"])
     )
     return schema
+
+
+def _object_type(schema: graphql.GraphQLSchema, name: str) -> graphql.GraphQLObjectType:
+    type_ = schema.get_type(name)
+    assert isinstance(type_, graphql.GraphQLObjectType), name
+    return type_
 
 
 async def execution_scenario(
@@ -315,7 +326,7 @@ async def execution_scenario(
 
 
 async def _execution(
-    schema: Any,
+    schema: strawberry.Schema,
     gateway: MemoryGateway,
     name: str,
     text: str,
@@ -368,5 +379,5 @@ async def _execution(
     )
 
 
-def run_async(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
