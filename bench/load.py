@@ -14,10 +14,12 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
 from bench.queries import SAMPLE, Corpus, mixed
+from bench.report import percentiles
 
 
 @dataclass
@@ -33,19 +35,16 @@ class LoadResult:
     def rps(self) -> float:
         return self.requests / self.seconds
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
+        p50, p99 = percentiles(self.latencies_ms) if self.latencies_ms else (0.0, 0.0)
         return {
             "clients": self.clients,
             "seconds": round(self.seconds, 1),
             "requests": self.requests,
             "errors": len(self.errors),
             "rps": round(self.rps, 1),
-            "p50_ms": round(self.percentile(0.5), 1),
-            "p99_ms": round(self.percentile(0.99), 1),
+            "p50_ms": round(p50, 1),
+            "p99_ms": round(p99, 1),
             "rss_mb_first": round(statistics.mean(self.rss_mb[:3]), 1) if self.rss_mb else None,
             "rss_mb_last": round(statistics.mean(self.rss_mb[-3:]), 1) if self.rss_mb else None,
             "rss_mb_max": round(max(self.rss_mb), 1) if self.rss_mb else None,

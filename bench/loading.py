@@ -34,7 +34,8 @@ def _newsgraph_load(corpus: Path, env: dict[str, str]) -> tuple[dict, float]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    out = process.stdout.read()  # type: ignore[union-attr]
+    assert process.stdout is not None  # stdout=PIPE
+    out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     report = json.loads(out)

@@ -12,23 +12,32 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import bson
 import graphql
 import httpx2 as httpx
 import orjson
+import strawberry
 
 from api.app import create_app
 from api.context import Context
 from api.data import Gateway
+from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge
+from api.pagination import after, decode_cursor
+from api.scalars import parse as parse_datetime
 from api.scalars import serialize as serialize_datetime
 from api.schema import build_schema, sdl
 from bench.queries import FACETS, FILTERED, FRONT_PAGE, MOBILE, SEARCH
 from bench.report import Row, percentiles
 from core.config import Settings
 from core.document import article_id, search_words
+from core.indexes import ARTICLES
 from core.store import Store
+
+T = TypeVar("T")
 
 FRONT_FIELDS = {
     "title": 1,
@@ -49,6 +58,8 @@ MOBILE_FIELDS = {
     "published": 1,
 }
 NEWEST = [("publishedDateTime", -1), ("_id", -1)]
+#: ``first`` in :data:`bench.queries.FRONT_PAGE`.
+FRONT_PAGE_SIZE = 20
 
 
 def timed(fn: Callable[[], Any], reps: int) -> list[float]:
@@ -162,10 +173,6 @@ async def query_scenarios(
             if not page["articles"]["pageInfo"]["hasNextPage"]:
                 break
             filtered_vars["after"] = page["articles"]["pageInfo"]["endCursor"]
-        from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge
-        from api.pagination import after, decode_cursor
-        from api.scalars import parse as parse_datetime
-
         ordering = ORDERINGS[ArticleOrder.PUBLISHED_DESC]
         base = article_query(
             ArticleFilter(
@@ -203,34 +210,71 @@ async def query_scenarios(
 # -- execution: the GraphQL layer alone ------------------------------------------
 
 
+def call_key(*call: object) -> bytes:
+    """One store call's arguments in canonical form: their BSON, as the store
+    receives them. Equal calls give equal bytes; types are kept (a date is not
+    its text) and so is key order, which MongoDB heeds (sort specifications,
+    equality on embedded documents)."""
+    return bson.encode({"call": list(call)})
+
+
+@dataclass
+class Found:
+    """One ``find`` the store answered: its arguments and the documents."""
+
+    collection: str
+    query: dict[str, Any]
+    projection: dict[str, int] | None
+    sort: list[tuple[str, int]] | None
+    limit: int
+    docs: list[dict[str, Any]]
+
+
 class MemoryGateway(Gateway):
-    """Answers every store call from memory with what the store answered once."""
+    """The API's gateway with the store taken out of the timings: each distinct
+    call (by :func:`call_key`) goes to the store once, and is answered from
+    memory with what the store said from then on."""
 
     def __init__(self, store: Store, op_timeout_ms: int) -> None:
         super().__init__(store, op_timeout_ms)
-        self.answers: dict[str, Any] = {}
+        self.found: dict[bytes, Found] = {}
+        self.counted: dict[bytes, int] = {}
 
-    async def find(self, collection, query, projection=None, sort=None, limit=0):  # type: ignore[no-untyped-def]
-        key = repr((collection, query, projection, sort, limit))
-        if key not in self.answers:
-            self.answers[key] = await super().find(collection, query, projection, sort, limit)
-        return self.answers[key]
+    async def find(
+        self,
+        collection: str,
+        query: dict[str, Any],
+        projection: dict[str, int] | None = None,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 0,
+    ) -> list[dict[str, Any]]:
+        key = call_key("find", collection, query, projection, sort, limit)
+        if key not in self.found:
+            docs = await super().find(collection, query, projection, sort, limit)
+            self.found[key] = Found(collection, query, projection, sort, limit, docs)
+        return self.found[key].docs
 
-    async def count(self, collection, query):  # type: ignore[no-untyped-def]
-        key = repr(("count", collection, query))
-        if key not in self.answers:
-            self.answers[key] = await super().count(collection, query)
-        return self.answers[key]
+    async def count(self, collection: str, query: dict[str, Any]) -> int:
+        key = call_key("count", collection, query)
+        if key not in self.counted:
+            self.counted[key] = await super().count(collection, query)
+        return self.counted[key]
+
+    def articles_found(self) -> list[Found]:
+        """The finds on the articles collection answered so far, in call order."""
+        return [found for found in self.found.values() if found.collection == ARTICLES]
 
 
 def graphql_core_schema(docs_by_id: dict[str, dict], front: list[dict]) -> graphql.GraphQLSchema:
     """The same schema (built from its SDL), resolving from plain dicts in memory."""
     schema = graphql.build_schema(sdl())
+    date_time = schema.get_type("DateTime")
+    assert isinstance(date_time, graphql.GraphQLScalarType)
     # graphql-core 3.3 serializes a leaf with coerce_output_value.
-    schema.type_map["DateTime"].coerce_output_value = serialize_datetime  # type: ignore[attr-defined]
-    query = schema.query_type
-    article = schema.type_map["Article"]
-    related = schema.type_map["RelatedStory"]
+    date_time.coerce_output_value = serialize_datetime
+    query = _object_type(schema, "Query")
+    article = _object_type(schema, "Article")
+    related = _object_type(schema, "RelatedStory")
     query.fields["articles"].resolve = lambda _root, _info, **_: {"nodes": front}
     query.fields["article"].resolve = lambda _root, _info, id=None, **_: docs_by_id.get(id)
     article.fields["id"].resolve = lambda doc, _info: doc["_id"]
@@ -244,6 +288,12 @@ def graphql_core_schema(docs_by_id: dict[str, dict], front: list[dict]) -> graph
         article_id(story["webUrl"])
     )
     return schema
+
+
+def _object_type(schema: graphql.GraphQLSchema, name: str) -> graphql.GraphQLObjectType:
+    type_ = schema.get_type(name)
+    assert isinstance(type_, graphql.GraphQLObjectType), name
+    return type_
 
 
 async def execution_scenario(
@@ -276,7 +326,7 @@ async def execution_scenario(
 
 
 async def _execution(
-    schema: Any,
+    schema: strawberry.Schema,
     gateway: MemoryGateway,
     name: str,
     text: str,
@@ -293,15 +343,12 @@ async def _execution(
         return result.data
 
     data = await ours()  # fills the gateway's memory
-    docs_by_id = {
-        d["_id"]: d
-        for answer in gateway.answers.values()
-        if isinstance(answer, list)
-        for d in answer
-        if d.get("published", True)
-    }
-    lists = [a for k, a in gateway.answers.items() if k.endswith(", 21)")]
-    core_schema = graphql_core_schema(docs_by_id, lists[0][:20] if lists else [])
+    articles = gateway.articles_found()
+    docs_by_id = {d["_id"]: d for found in articles for d in found.docs if d.get("published", True)}
+    # A list field's page is the one sorted find (lookups by id are unsorted); the
+    # API fetches one more than the page (FRONT_PAGE asks for 20) to see if more follow.
+    pages = [found.docs[:FRONT_PAGE_SIZE] for found in articles if found.sort]
+    core_schema = graphql_core_schema(docs_by_id, pages[0] if pages else [])
     document = graphql.parse(text)
 
     def core() -> Any:
@@ -332,5 +379,5 @@ async def _execution(
     )
 
 
-def run_async(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)

@@ -12,6 +12,7 @@ from bench.report import Row, render, write_json
 from bench.throughput import throughput
 from core.config import Settings
 from core.store import connect
+from testing.wire import find_wire_server
 
 QUERY_SCENARIOS = ("front_page", "mobile", "filtered", "search", "facets")
 
@@ -40,8 +41,6 @@ def run(
     if engine == "wire":
         uri = os.environ.get("MONGODB_URI", "")
         if not uri:
-            from tests.wire import find_wire_server
-
             server, how = find_wire_server()
             if server is None:
                 raise SystemExit(f"no wire server: {how}")

@@ -4,9 +4,6 @@ bare Starlette endpoint that returns the raw-pymongo answer to the same query.""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +12,7 @@ import httpx2 as httpx
 from bench.load import rss_mb
 from bench.queries import FRONT_PAGE
 from bench.report import Row, percentiles
-from tests.wire import free_port
+from testing.live import serving
 
 
 @dataclass
@@ -23,49 +20,6 @@ class Hammered:
     latencies_ms: list[float] = field(default_factory=list)  # of successful answers
     failures: int = 0
     peak_rss_mb: float = 0.0
-
-
-def _serve(target: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            target,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--workers",
-            "1",
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode())
-        try:
-            httpx.get(url + "/", timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{target} did not start")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:  # still draining queued requests
-        process.kill()
-        process.wait()
 
 
 async def _hammer(
@@ -111,11 +65,9 @@ def throughput(
         ("api", "api.app:create_app", "/graphql", {"query": FRONT_PAGE}),
         ("bare", "bench.bare:create_app", "/front", None),
     ):
-        process, url = _serve(target, env)
-        try:
-            runs[name] = asyncio.run(_hammer(url, path, body, clients, seconds, process.pid))
-        finally:
-            _stop(process)
+        uvicorn = ["uvicorn", "--factory", target, "--log-level", "warning", "--workers", "1"]
+        with serving(uvicorn, env, timeout=30) as (url, pid):
+            runs[name] = asyncio.run(_hammer(url, path, body, clients, seconds, pid))
     api, bare = runs["api"], runs["bare"]
     api_rps = len(api.latencies_ms) / seconds
     bare_rps = len(bare.latencies_ms) / seconds

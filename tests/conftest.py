@@ -1,7 +1,7 @@
 """Fixtures shared by every test: the two engines, and sample articles.
 
 Store and loader tests take the ``store`` fixture and so run twice: on the
-embedded engine and on a real server over the wire (see ``tests/wire.py``).
+embedded engine and on a real server over the wire (see ``testing/wire.py``).
 Each test gets a database of its own. With ``NEWSGRAPH_REQUIRE_WIRE=1`` a
 missing wire server fails the run instead of skipping those tests.
 """
@@ -18,6 +18,7 @@ import pytest
 
 from core.config import Settings
 from core.store import Store, connect
+from testing.wire import WireServer, find_wire_server
 
 # API fixtures, for tests/api and the README's example queries.
 from tests.api.fixtures import (  # noqa: F401
@@ -28,7 +29,6 @@ from tests.api.fixtures import (  # noqa: F401
     loaded,
     round_trips,
 )
-from tests.wire import WireServer, find_wire_server
 
 REQUIRE_WIRE = os.environ.get("NEWSGRAPH_REQUIRE_WIRE") == "1"
 

@@ -43,16 +43,7 @@ def project_imports(path: Path) -> set[str]:
     return found
 
 
-KNOWN_WRONG = {
-    # bench borrows the tests' wire-server and port helpers until they move to
-    # testing/ (issue 15, item 3); strict, so the mark goes when they do.
-    "bench": pytest.mark.xfail(strict=True, reason="bench imports tests helpers"),
-}
-
-
-@pytest.mark.parametrize(
-    "package", [pytest.param(p, marks=KNOWN_WRONG.get(p, ())) for p in PACKAGES]
-)
+@pytest.mark.parametrize("package", PACKAGES)
 def test_imports_point_down(package: str) -> None:
     wrong = {
         f"{path.relative_to(ROOT)} imports {sorted(bad)}"

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -19,8 +13,8 @@ from api.app import create_app
 from core.config import Settings
 from core.store import Store
 from loaders import load_paths
+from testing.live import running_server
 from tests.articles import EXAMPLES
-from tests.wire import free_port
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -89,44 +83,10 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-@contextlib.contextmanager
-def running_server(env: dict[str, str], *args: str) -> Iterator[tuple[str, int]]:
-    """``newsgraph serve`` in its own process on a free loopback port: yields
-    its URL and pid once /healthz answers 200, and stops it afterwards."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "newsgraph",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *args,
-    ]
-    server = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read().decode()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            pytest.fail("server did not become healthy in 20s")
-        yield url, server.pid
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 @pytest.fixture
-def live_server(engine: str, settings: Settings, request: pytest.FixtureRequest):
+def live_server(
+    engine: str, settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, int]]:
     """The sample articles served by a real Uvicorn on loopback: (url, pid)."""
     env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
     args: list[str] = []

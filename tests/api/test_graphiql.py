@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.explorer import ASSETS
+from testing.live import running_server
 from tests.api.browser import LAUNCH_ARGS, chromium_path, require_local_graphiql
-from tests.api.fixtures import running_server
 from tests.articles import EXAMPLES
 
 HTML = {"Accept": "text/html"}

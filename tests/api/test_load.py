@@ -14,9 +14,9 @@ from bench.load import run_load
 from core.config import Settings
 from core.store import connect
 from loaders import load_paths
-from tests.api.fixtures import running_server
+from testing.live import running_server
+from testing.wire import find_wire_server
 from tests.articles import EXAMPLES
-from tests.wire import find_wire_server
 
 SECONDS = float(os.environ.get("NEWSGRAPH_LOAD_SECONDS", "5"))
 

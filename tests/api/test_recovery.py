@@ -10,10 +10,10 @@ from api.app import create_app
 from core.config import Settings
 from core.store import connect
 from loaders import load_paths
+from testing.wire import find_wire_server
 from tests.api.fixtures import GQL
 from tests.articles import EXAMPLES
 from tests.waiting import eventually
-from tests.wire import find_wire_server
 
 pytestmark = pytest.mark.wire
 

@@ -1,4 +1,5 @@
-"""A MongoDB-compatible server for the wire tests, found or started here.
+"""A MongoDB-compatible server for the wire tests and the benchmark, found or
+started here.
 
 In order: ``MONGODB_URI`` if set; else a throwaway ``mongod`` if one is on PATH;
 else a throwaway ``ferretdb`` (v1, SQLite backend) if one is on PATH or named by
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,11 +20,7 @@ from pathlib import Path
 
 import pymongo
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from testing.ports import free_port
 
 
 @dataclass
@@ -37,7 +33,7 @@ class WireServer:
 
     @property
     def controllable(self) -> bool:
-        """Whether the tests started it (and so may stop and restart it)."""
+        """Whether it was started here (and so may be stopped and restarted)."""
         return bool(self.command)
 
     def start(self, timeout: float = 20.0) -> None:
