@@ -2,6 +2,7 @@
 
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
+python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 """
 
@@ -34,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--clients", type=int, default=50)
     load.add_argument("--seconds", type=float, default=60)
     load.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
+    hostile = commands.add_parser(
+        "hostile", help="normal clients alone, then beside hostile ones: p50/p99 of both"
+    )
+    hostile.add_argument("--url", default="http://127.0.0.1:8000")
+    hostile.add_argument("--clients", type=int, default=8, help="normal clients")
+    hostile.add_argument("--attackers", type=int, default=6, help="hostile clients")
+    hostile.add_argument("--seconds", type=float, default=20, help="length of each phase")
+    hostile.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
         "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
@@ -72,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
             args.seconds,
             args.json_path,
         )
+        return 0
+    if args.command == "hostile":
+        from bench.hostile import run_hostile
+
+        mixed = asyncio.run(
+            run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid)
+        )
+        print(json.dumps(mixed.summary(), indent=2))
         return 0
     result = asyncio.run(run_load(args.url, args.clients, args.seconds, args.pid))
     print(json.dumps(result.summary()))
