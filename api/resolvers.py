@@ -5,9 +5,11 @@ query out (two for ``RELEVANCE``, plus one count when ``totalCount`` is asked).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from strawberry.types import Info
+from strawberry.types.base import StrawberryObjectDefinition
 
 from api.context import Context
 from api.errors import ClientError
@@ -21,18 +23,13 @@ from api.pagination import (
     encode_cursor,
     page_size,
 )
-from api.projection import fields_under, projection
+from api.projection import document_keys, fields_under, projection
 from core.document import article_id
 from core.indexes import ARTICLES, Facet
 
-#: Article fields a projection may name: the schema's article fields.
-ARTICLE_FIELDS = frozenset(
-    {
-        "id", "title", "excerpt", "body", "category", "type", "webUrl", "originalUrl",
-        "ampWebUrl", "cdnAmpWebUrl", "publishedDateTime", "quality", "heat", "published",
-        "provider", "topics", "images", "related",
-    }
-)  # fmt: skip
+#: The schema type articles are served as: ``api.types.Article``, named here
+#: because that module imports this one. A contract name, never renamed.
+ARTICLE_TYPE = "Article"
 MAX_FACET_SEARCH = 100
 
 
@@ -46,8 +43,15 @@ def article_projection(info: Info, *path: str, always: tuple[str, ...] = ()) -> 
         for field in info.selected_fields:
             for sub_path in path_variants(path):
                 selected |= fields_under(field.selections, *sub_path)
-        ctx.memo[key] = projection(selected, ARTICLE_FIELDS, *always)
+        ctx.memo[key] = projection(selected, article_keys(info), *always)
     return ctx.memo[key]
+
+
+def article_keys(info: Info) -> Mapping[str, str]:
+    """The document key each field of the schema's article type reads."""
+    definition = info.schema.get_type_by_name(ARTICLE_TYPE)
+    assert isinstance(definition, StrawberryObjectDefinition), ARTICLE_TYPE
+    return document_keys(definition, info.schema.config.name_converter)
 
 
 def path_variants(path: tuple[str, ...]) -> list[tuple[str, ...]]:
