@@ -27,8 +27,9 @@ class Facet:
     """A facet collection: one row per provider (or topic), its ``_id`` the
     value articles carry, counting those articles.
 
-    The loader counts them rather than the API per request; who may see which
-    count is decided here, for both (see :meth:`count_field`).
+    The loader counts them, so the API never counts per request; which articles
+    each count covers, and who is served which, is decided here for both
+    (:meth:`counted_in`, :meth:`count_field`).
     """
 
     collection: str

@@ -55,8 +55,9 @@ def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
             providers[domain].update(PROVIDERS_FACET.counted_in(published))
             if name:
                 names[domain][name] += 1
+        in_topics = TOPICS_FACET.counted_in(published)
         for topic in article_topics:
-            topics[topic].update(TOPICS_FACET.counted_in(published))
+            topics[topic].update(in_topics)
     with unavailable_as_error(store.where):
         _replace_all(
             store,
