@@ -1,7 +1,18 @@
 """The GraphQL API over the article store.
 
-``types`` (what clients see), ``filters`` (typed inputs -> one MongoDB query),
-``pagination`` (cursors and connections), ``projection`` (fetch only what is
-selected), ``data`` (store access and batching), ``context`` (per request),
-``schema`` (assembly and limits), ``app`` (the ASGI application).
+What clients see: ``types`` (the object types), ``query`` (the root ``Query``),
+``filters`` (typed filter and order inputs -> one MongoDB query), ``pagination``
+(cursors and connections), ``scalars`` (``DateTime``), ``schema`` (assembly,
+limits and caches; ``schema.graphql`` is its SDL).
+
+Answering a query: ``resolvers`` (what list and lookup fields do),
+``projection`` (fetch only what is selected, never a private field),
+``context`` (per request: who asks, batch loaders), ``data`` (store calls,
+bounded in time, outages made readable), ``errors`` (client errors shown,
+all others masked).
+
+Serving it: ``app`` (the ASGI application), ``limits`` (request size, before
+parsing), ``persisted`` (automatic persisted queries), ``caching`` (ETag and
+Cache-Control for GET), ``observe`` (one JSON log line per request),
+``metrics`` (Prometheus at ``/metrics``), ``explorer`` (GraphiQL, served locally).
 """

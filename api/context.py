@@ -14,7 +14,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.data import Gateway
-from core.indexes import ARTICLES
+from core.indexes import ARTICLES, Facet
 
 
 @dataclass
@@ -45,17 +45,17 @@ class Context:
             self._loaders[key] = DataLoader(load_fn=load)
         return self._loaders[key]
 
-    def facet_by_id(self, collection: str) -> DataLoader[str, dict | None]:
-        """Provider (by domain) or topic (by name) count rows, batched."""
-        if collection not in self._loaders:
+    def facet_by_id(self, facet: Facet) -> DataLoader[str, dict | None]:
+        """A facet's count rows (a provider's by domain, a topic's by name), batched."""
+        if facet not in self._loaders:
 
             async def load(ids: Sequence[str]) -> list[dict | None]:
-                docs = await self.gateway.find(collection, by_ids(ids))
+                docs = await self.gateway.find(facet.collection, by_ids(ids))
                 by_id = {d["_id"]: d for d in docs}
                 return [by_id.get(i) for i in ids]
 
-            self._loaders[collection] = DataLoader(load_fn=load)
-        return self._loaders[collection]
+            self._loaders[facet] = DataLoader(load_fn=load)
+        return self._loaders[facet]
 
 
 def by_ids(ids: Sequence[str]) -> dict[str, Any]:

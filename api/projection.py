@@ -1,19 +1,43 @@
 """Fetch only what a query selects: a MongoDB projection from the selection set.
 
 Schema field names are the document's field names (the contract of
-``core.document``), so a selected field maps to the field of the same
-name; ``id`` maps to ``_id``, which MongoDB always returns.
+``core.document``): a field without a resolver reads the document key of its
+own name (``api.schema.read_field``), and the resolvers of the others read that
+key too, except where ``_SOURCES`` says otherwise. So which keys a type's
+fields read is derived from the type's definition, never listed by hand: a
+field added to the type is fetched when selected. ``id`` maps to ``_id``, which
+MongoDB always returns. Private fields (``core.document.PRIVATE_FIELDS``) are
+never fetched, whatever a type declares.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
+from strawberry.schema.name_converter import NameConverter
+from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
-#: Article fields stored under another name, or derived from several.
+from core.document import PRIVATE_FIELDS
+
+#: Fields stored under another name, or derived from several.
 _SOURCES = {"id": "_id"}
+
+
+@functools.lru_cache(maxsize=16)  # one entry per schema built; a server builds one
+def document_keys(
+    definition: StrawberryObjectDefinition, names: NameConverter
+) -> Mapping[str, str]:
+    """The document key each field of an object type reads, by GraphQL name."""
+    return MappingProxyType(
+        {
+            names.get_graphql_name(field): _SOURCES.get(field.python_name, field.python_name)
+            for field in definition.fields
+        }
+    )
 
 
 def fields_under(selections: Iterable[Any], *path: str) -> set[str]:
@@ -30,9 +54,11 @@ def fields_under(selections: Iterable[Any], *path: str) -> set[str]:
     return found
 
 
-def projection(selected: Iterable[str], allowed: frozenset[str], *always: str) -> dict[str, int]:
-    """``{field: 1}`` for each selected field the document stores, plus ``always``."""
-    fields = {_SOURCES.get(name, name) for name in selected if name in allowed}
+def projection(selected: Iterable[str], keys: Mapping[str, str], *always: str) -> dict[str, int]:
+    """``{key: 1}`` for the document key of each selected field in ``keys``
+    (see :func:`document_keys`), plus ``always``; never a private field."""
+    fields = {keys[name] for name in selected if name in keys}
     fields.update(always)
+    fields -= PRIVATE_FIELDS
     fields.discard("_id")
     return dict.fromkeys(sorted(fields), 1)

@@ -8,6 +8,7 @@ from strawberry.types import Info
 from api import resolvers
 from api.pagination import Connection
 from api.types import Article, Provider, Topic, articles_field
+from core.indexes import PROVIDERS_FACET, TOPICS_FACET
 
 
 @strawberry.type
@@ -28,11 +29,11 @@ class Query:
         after: str | None = None,
         search: str | None = None,
     ) -> Connection[Provider]:
-        return await resolvers.list_facets(info, "providers", first, after, search)
+        return await resolvers.list_facets(info, PROVIDERS_FACET, first, after, search)
 
     @strawberry.field
     async def provider(self, info: Info, domain: str) -> Provider | None:
-        return await resolvers.find_facet(info, "providers", domain.strip().lower())
+        return await resolvers.find_facet(info, PROVIDERS_FACET, domain.strip().lower())
 
     @strawberry.field(description="Topics, most articles first.")
     async def topics(
@@ -42,8 +43,8 @@ class Query:
         after: str | None = None,
         search: str | None = None,
     ) -> Connection[Topic]:
-        return await resolvers.list_facets(info, "topics", first, after, search)
+        return await resolvers.list_facets(info, TOPICS_FACET, first, after, search)
 
     @strawberry.field
     async def topic(self, info: Info, name: str) -> Topic | None:
-        return await resolvers.find_facet(info, "topics", name)
+        return await resolvers.find_facet(info, TOPICS_FACET, name)

@@ -5,9 +5,11 @@ query out (two for ``RELEVANCE``, plus one count when ``totalCount`` is asked).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from strawberry.types import Info
+from strawberry.types.base import StrawberryObjectDefinition
 
 from api.context import Context
 from api.errors import ClientError
@@ -21,18 +23,13 @@ from api.pagination import (
     encode_cursor,
     page_size,
 )
-from api.projection import fields_under, projection
+from api.projection import document_keys, fields_under, projection
 from core.document import article_id
-from core.indexes import ARTICLES
+from core.indexes import ARTICLES, Facet
 
-#: Article fields a projection may name: the schema's article fields.
-ARTICLE_FIELDS = frozenset(
-    {
-        "id", "title", "excerpt", "body", "category", "type", "webUrl", "originalUrl",
-        "ampWebUrl", "cdnAmpWebUrl", "publishedDateTime", "quality", "heat", "published",
-        "provider", "topics", "images", "related",
-    }
-)  # fmt: skip
+#: The schema type articles are served as: ``api.types.Article``, named here
+#: because that module imports this one. A contract name, never renamed.
+ARTICLE_TYPE = "Article"
 MAX_FACET_SEARCH = 100
 
 
@@ -46,8 +43,15 @@ def article_projection(info: Info, *path: str, always: tuple[str, ...] = ()) -> 
         for field in info.selected_fields:
             for sub_path in path_variants(path):
                 selected |= fields_under(field.selections, *sub_path)
-        ctx.memo[key] = projection(selected, ARTICLE_FIELDS, *always)
+        ctx.memo[key] = projection(selected, article_keys(info), *always)
     return ctx.memo[key]
+
+
+def article_keys(info: Info) -> Mapping[str, str]:
+    """The document key each field of the schema's article type reads."""
+    definition = info.schema.get_type_by_name(ARTICLE_TYPE)
+    assert isinstance(definition, StrawberryObjectDefinition), ARTICLE_TYPE
+    return document_keys(definition, info.schema.config.name_converter)
 
 
 def path_variants(path: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -118,56 +122,50 @@ async def related_article(info: Info, web_url: str | None) -> dict[str, Any] | N
 # -- providers and topics --------------------------------------------------------
 
 
-def count_field(ctx: Context) -> str:
-    """Facet rows count published articles in ``count`` and all in ``countAll``."""
-    return "countAll" if ctx.admin else "count"
-
-
 async def list_facets(
-    info: Info, collection: str, first: int | None, cursor: str | None, search: str | None
+    info: Info, facet: Facet, first: int | None, cursor: str | None, search: str | None
 ) -> Connection[Any]:
     ctx: Context = info.context
     size = page_size(first)
-    field = count_field(ctx)
-    ordering = Ordering(f"{collection}.{field}", field, -1, id_direction=1, kind="int")
+    field = facet.count_field(ctx.admin)
+    ordering = Ordering(f"{facet.collection}.{field}", field, -1, id_direction=1, kind="int")
     base: dict[str, Any] = {field: {"$gt": 0}}
     if search is not None:
         if len(search) > MAX_FACET_SEARCH:
             raise ClientError(f"search may be at most {MAX_FACET_SEARCH} characters long")
         # Escaped: the client's text is matched literally, never as a pattern.
         pattern = {"$regex": re.escape(search.strip()), "$options": "i"}
-        names = [{"_id": pattern}] + ([{"name": pattern}] if collection == "providers" else [])
-        base = merge([base, {"$or": names}])
+        base = merge([base, {"$or": [{name: pattern} for name in facet.searchable]}])
     query = merge([base, after(ordering, decode_cursor(ordering, cursor))]) if cursor else base
-    docs = await ctx.gateway.find(collection, query, None, ordering.sort, size + 1)
-    items = [(encode_cursor(ordering, d), facet_node(collection, d)) for d in docs]
+    docs = await ctx.gateway.find(facet.collection, query, None, ordering.sort, size + 1)
+    items = [(encode_cursor(ordering, d), facet_node(facet, d)) for d in docs]
 
     async def count() -> int:
-        return await ctx.gateway.count(collection, base)
+        return await ctx.gateway.count(facet.collection, base)
 
     return connection(items[:size], len(items) > size, count)
 
 
-async def find_facet(info: Info, collection: str, key: str) -> dict[str, Any] | None:
+async def find_facet(info: Info, facet: Facet, key: str) -> dict[str, Any] | None:
     ctx: Context = info.context
-    row = await ctx.facet_by_id(collection).load(key)
-    if row is None or not row.get(count_field(ctx)):
+    row = await ctx.facet_by_id(facet).load(key)
+    if row is None or not row.get(facet.count_field(ctx.admin)):
         return None
-    return facet_node(collection, row)
+    return facet_node(facet, row)
 
 
-async def facet_count(info: Info, collection: str, root: dict[str, Any]) -> int:
+async def facet_count(info: Info, facet: Facet, root: dict[str, Any]) -> int:
     ctx: Context = info.context
-    field = count_field(ctx)
+    field = facet.count_field(ctx.admin)
     if field in root:
         return root[field]
-    key = root.get("domain") if collection == "providers" else root.get("name")
+    key = root.get(facet.key)
     if not key:
         return 0
-    row = await ctx.facet_by_id(collection).load(key)
+    row = await ctx.facet_by_id(facet).load(key)
     return row.get(field, 0) if row else 0
 
 
-def facet_node(collection: str, row: dict[str, Any]) -> dict[str, Any]:
-    key = "domain" if collection == "providers" else "name"
-    return {**row, key: row["_id"]}
+def facet_node(facet: Facet, row: dict[str, Any]) -> dict[str, Any]:
+    """The object served for a count row: its ``_id`` under the facet's key."""
+    return {**row, facet.key: row["_id"]}

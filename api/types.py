@@ -9,7 +9,6 @@ them ``self`` is that dict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from strawberry.types import Info
 from api import resolvers
 from api.filters import ArticleFilter, ArticleOrder
 from api.pagination import Connection
+from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 
 Doc = dict[str, Any]
 
@@ -32,9 +32,9 @@ class Image:
     isCached: bool | None
 
 
-def articles_field(scope: Callable[[Doc], dict[str, Any]] | None, description: str) -> Any:
-    """An ``articles(filter, orderBy, first, after)`` list, narrowed by ``scope``
-    of the parent object (a provider's domain, a topic's name) when given."""
+def articles_field(facet: Facet | None, description: str) -> Any:
+    """An ``articles(filter, orderBy, first, after)`` list; on a ``facet``'s
+    object (a provider, a topic), narrowed to the articles that carry it."""
 
     async def resolve(
         self: Doc,
@@ -44,7 +44,7 @@ def articles_field(scope: Callable[[Doc], dict[str, Any]] | None, description: s
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Article]:
-        narrowed = scope(self) if scope else None
+        narrowed = {facet.article_field: self.get(facet.key)} if facet else None
         return await resolvers.list_articles(info, filter, orderBy, first, after, narrowed)
 
     return strawberry.field(resolver=resolve, description=description)
@@ -57,11 +57,9 @@ class Provider:
 
     @strawberry.field(description="Articles from this provider that the request may see.")
     async def articleCount(self: Doc, info: Info) -> int:
-        return await resolvers.facet_count(info, "providers", self)
+        return await resolvers.facet_count(info, PROVIDERS_FACET, self)
 
-    articles = articles_field(
-        lambda provider: {"provider.domain": provider.get("domain")}, "This provider's articles."
-    )
+    articles = articles_field(PROVIDERS_FACET, "This provider's articles.")
 
 
 @strawberry.type(description="A subject articles are tagged with.")
@@ -70,9 +68,9 @@ class Topic:
 
     @strawberry.field(description="Articles with this topic that the request may see.")
     async def articleCount(self: Doc, info: Info) -> int:
-        return await resolvers.facet_count(info, "topics", self)
+        return await resolvers.facet_count(info, TOPICS_FACET, self)
 
-    articles = articles_field(lambda topic: {"topics": topic["name"]}, "Articles with this topic.")
+    articles = articles_field(TOPICS_FACET, "Articles with this topic.")
 
 
 @strawberry.type(description="A story elsewhere that an article links to, as the article lists it.")

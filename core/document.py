@@ -145,7 +145,8 @@ ARTICLE = Obj(
     required=True,
 )
 
-#: Fields never served to clients, whatever the query asks.
+#: Stored, never served: the API's projection never fetches these, whatever the
+#: query asks, and no type of its schema may name one (``tests/api/test_private``).
 PRIVATE_FIELDS = frozenset({"secured"})
 
 

@@ -4,9 +4,14 @@ Defined once: the loader ensures them before writing, the API before serving, an
 the tests check with ``explain()`` that the API's queries use them. Every list
 the API serves is sorted on a key plus ``_id`` (the keyset its cursors walk), so
 each sort index ends in ``_id``.
+
+The two facet collections (providers, topics) are each declared once as a
+:class:`Facet`: the loader writes their rows and the API serves them from it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pymongo import ASCENDING as ASC
 from pymongo import DESCENDING as DESC
@@ -15,6 +20,45 @@ from pymongo import IndexModel
 ARTICLES = "articles"
 PROVIDERS = "providers"
 TOPICS = "topics"
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A facet collection: one row per provider (or topic), its ``_id`` the
+    value articles carry, counting those articles.
+
+    The loader counts them, so the API never counts per request; which articles
+    each count covers, and who is served which, is decided here for both
+    (:meth:`counted_in`, :meth:`count_field`).
+    """
+
+    collection: str
+    #: The field of the API's object that holds a row's ``_id`` (``Provider.domain``).
+    key: str
+    #: The article field a row's ``_id`` comes from: an article carries the facet
+    #: when this field equals (or, for a list, contains) it.
+    article_field: str
+    #: The row fields a search matches.
+    searchable: tuple[str, ...]
+    #: Published articles, which anyone may see.
+    count: str = "count"
+    #: All articles, which only the admin may see.
+    count_all: str = "countAll"
+
+    def count_field(self, admin: bool) -> str:
+        """The count a client is served: the admin's includes unpublished articles."""
+        return self.count_all if admin else self.count
+
+    def counted_in(self, published: bool) -> tuple[str, ...]:
+        """The counts one article adds to."""
+        return (self.count, self.count_all) if published else (self.count_all,)
+
+
+PROVIDERS_FACET = Facet(
+    PROVIDERS, key="domain", article_field="provider.domain", searchable=("_id", "name")
+)
+TOPICS_FACET = Facet(TOPICS, key="name", article_field="topics", searchable=("_id",))
+FACETS = (PROVIDERS_FACET, TOPICS_FACET)
 
 INDEXES: dict[str, list[IndexModel]] = {
     ARTICLES: [
@@ -52,13 +96,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     # Facet collections, rebuilt by the loader after each run that changed
-    # something, so the API never counts articles per request.
-    PROVIDERS: [
-        IndexModel([("count", DESC), ("_id", ASC)], name="count"),
-        IndexModel([("countAll", DESC), ("_id", ASC)], name="count_all"),
-    ],
-    TOPICS: [
-        IndexModel([("count", DESC), ("_id", ASC)], name="count"),
-        IndexModel([("countAll", DESC), ("_id", ASC)], name="count_all"),
-    ],
+    # something, so the API never counts articles per request: listed by
+    # either count, most first.
+    **{
+        facet.collection: [
+            IndexModel([(facet.count, DESC), ("_id", ASC)], name="count"),
+            IndexModel([(facet.count_all, DESC), ("_id", ASC)], name="count_all"),
+        ]
+        for facet in FACETS
+    },
 }

@@ -8,7 +8,7 @@ store: no aggregation operators are needed (FerretDB v1 lacks several), and no
 scan beyond the one the loader makes anyway (on FerretDB every aggregation is a
 full scan, slower than inserting the same documents). The snapshot assumes one
 loader writes to a database at a time.
-``count`` covers published articles, ``countAll`` all of them.
+Which articles each count covers is the facet's rule (``core.indexes.Facet``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne
 
+from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 from core.store import Store, unavailable_as_error
 
 #: What one article contributes to the counts:
@@ -50,38 +51,37 @@ def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
     names: dict[str, Counter[str]] = defaultdict(Counter)
     topics: dict[str, Counter[str]] = defaultdict(Counter)
     for published, domain, name, article_topics in articles:
-        counts = ("count", "countAll") if published else ("countAll",)
         if domain:
-            providers[domain].update(counts)
+            providers[domain].update(PROVIDERS_FACET.counted_in(published))
             if name:
                 names[domain][name] += 1
+        in_topics = TOPICS_FACET.counted_in(published)
         for topic in article_topics:
-            topics[topic].update(counts)
+            topics[topic].update(in_topics)
     with unavailable_as_error(store.where):
         _replace_all(
             store,
-            "providers",
+            PROVIDERS_FACET,
             {
                 # The name most of the domain's articles use.
                 domain: {
                     "name": names[domain].most_common(1)[0][0] if names[domain] else domain,
-                    "count": c["count"],
-                    "countAll": c["countAll"],
+                    **_counts(PROVIDERS_FACET, c),
                 }
                 for domain, c in providers.items()
             },
         )
         _replace_all(
-            store,
-            "topics",
-            {
-                topic: {"count": c["count"], "countAll": c["countAll"]}
-                for topic, c in topics.items()
-            },
+            store, TOPICS_FACET, {topic: _counts(TOPICS_FACET, c) for topic, c in topics.items()}
         )
 
 
-def _replace_all(store: Store, name: str, rows: dict[str, dict[str, Any]]) -> None:
+def _counts(facet: Facet, counted: Counter[str]) -> dict[str, int]:
+    """A row's count fields (zero for a count no article added to)."""
+    return {field: counted[field] for field in (facet.count, facet.count_all)}
+
+
+def _replace_all(store: Store, facet: Facet, rows: dict[str, dict[str, Any]]) -> None:
     ops: list[Any] = [ReplaceOne({"_id": key}, row, upsert=True) for key, row in rows.items()]
     ops.append(DeleteMany({"_id": {"$nin": list(rows)}}))
-    store.db[name].bulk_write(ops, ordered=False)
+    store.db[facet.collection].bulk_write(ops, ordered=False)
