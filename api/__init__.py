@@ -11,7 +11,8 @@ Answering a query: ``resolvers`` (what list and lookup fields do),
 bounded in time, outages made readable), ``errors`` (client errors shown,
 all others masked).
 
-Serving it: ``app`` (the ASGI application), ``limits`` (request size, before
+Serving it: ``app`` (the ASGI application), ``requests`` (invented methods
+refused, HEAD and media types made regular), ``limits`` (request size, before
 parsing), ``persisted`` (automatic persisted queries), ``caching`` (ETag and
 Cache-Control for GET), ``observe`` (one JSON log line per request),
 ``metrics`` (Prometheus at ``/metrics``), ``explorer`` (GraphiQL, served locally).

@@ -16,6 +16,9 @@ from strawberry.dataloader import DataLoader
 from api.data import Gateway
 from core.indexes import ARTICLES, Facet
 
+#: A stored document, as pymongo returns it.
+Doc = dict[str, Any]
+
 
 @dataclass
 class Context:
@@ -25,7 +28,7 @@ class Context:
     #: Memo for work that depends only on the query text (projections).
     memo: dict[Any, Any] = field(default_factory=dict)
 
-    def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, dict | None]:
+    def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
         """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching
         ``projection``: one loader, and so one query, per distinct selection.
 
@@ -37,7 +40,7 @@ class Context:
         if key not in self._loaders:
             fields = {**projection, "published": 1}
 
-            async def load(ids: Sequence[str]) -> list[dict | None]:
+            async def load(ids: Sequence[str]) -> list[Doc | None]:
                 docs = await self.gateway.find(ARTICLES, by_ids(ids), fields)
                 by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
                 return [by_id.get(i) for i in ids]
@@ -45,11 +48,11 @@ class Context:
             self._loaders[key] = DataLoader(load_fn=load)
         return self._loaders[key]
 
-    def facet_by_id(self, facet: Facet) -> DataLoader[str, dict | None]:
+    def facet_by_id(self, facet: Facet) -> DataLoader[str, Doc | None]:
         """A facet's count rows (a provider's by domain, a topic's by name), batched."""
         if facet not in self._loaders:
 
-            async def load(ids: Sequence[str]) -> list[dict | None]:
+            async def load(ids: Sequence[str]) -> list[Doc | None]:
                 docs = await self.gateway.find(facet.collection, by_ids(ids))
                 by_id = {d["_id"]: d for d in docs}
                 return [by_id.get(i) for i in ids]

@@ -7,7 +7,7 @@ from strawberry.types import Info
 
 from api import resolvers
 from api.pagination import Connection
-from api.types import Article, Provider, Topic, articles_field
+from api.types import Article, Provider, Topic, articles_field, served
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET
 
 
@@ -17,7 +17,7 @@ class Query:
     async def article(
         self, info: Info, id: strawberry.ID | None = None, webUrl: str | None = None
     ) -> Article | None:
-        return await resolvers.find_article(info, id, webUrl)
+        return served(await resolvers.find_article(info, id, webUrl), Article)
 
     articles = articles_field(None, "Articles, filtered and ordered; `first` is at most 100.")
 
@@ -33,7 +33,8 @@ class Query:
 
     @strawberry.field
     async def provider(self, info: Info, domain: str) -> Provider | None:
-        return await resolvers.find_facet(info, PROVIDERS_FACET, domain.strip().lower())
+        facet = await resolvers.find_facet(info, PROVIDERS_FACET, domain.strip().lower())
+        return served(facet, Provider)
 
     @strawberry.field(description="Topics, most articles first.")
     async def topics(
@@ -47,4 +48,4 @@ class Query:
 
     @strawberry.field
     async def topic(self, info: Info, name: str) -> Topic | None:
-        return await resolvers.find_facet(info, TOPICS_FACET, name)
+        return served(await resolvers.find_facet(info, TOPICS_FACET, name), Topic)

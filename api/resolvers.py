@@ -44,7 +44,8 @@ def article_projection(info: Info, *path: str, always: tuple[str, ...] = ()) -> 
             for sub_path in path_variants(path):
                 selected |= fields_under(field.selections, *sub_path)
         ctx.memo[key] = projection(selected, article_keys(info), *always)
-    return ctx.memo[key]
+    fields: dict[str, int] = ctx.memo[key]
+    return fields
 
 
 def article_keys(info: Info) -> Mapping[str, str]:
@@ -158,12 +159,14 @@ async def facet_count(info: Info, facet: Facet, root: dict[str, Any]) -> int:
     ctx: Context = info.context
     field = facet.count_field(ctx.admin)
     if field in root:
-        return root[field]
+        count: int = root[field]
+        return count
     key = root.get(facet.key)
     if not key:
         return 0
     row = await ctx.facet_by_id(facet).load(key)
-    return row.get(field, 0) if row else 0
+    found: int = row.get(field, 0) if row else 0
+    return found
 
 
 def facet_node(facet: Facet, row: dict[str, Any]) -> dict[str, Any]:

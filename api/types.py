@@ -10,7 +10,7 @@ them ``self`` is that dict.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast, overload
 
 import strawberry
 from strawberry.types import Info
@@ -21,6 +21,19 @@ from api.pagination import Connection
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 
 Doc = dict[str, Any]
+T = TypeVar("T")
+
+
+@overload
+def served(doc: Doc, as_type: type[T]) -> T: ...
+@overload
+def served(doc: Doc | None, as_type: type[T]) -> T | None: ...
+def served(doc: Doc | None, as_type: type[T]) -> T | None:
+    """A stored document (or ``None``), served as the object type its field
+    declares: the schema's default resolver (``api.schema.read_field``) reads
+    that type's fields from the dict's keys, so no object is built. The one
+    place the dict stands in for the class, said once, for the type checker."""
+    return cast(T | None, doc)
 
 
 @strawberry.type(description="A picture of a story.")
@@ -91,7 +104,7 @@ class RelatedStory:
 
     @strawberry.field(description="The stored article with this story's webUrl, if there is one.")
     async def article(self: Doc, info: Info) -> Article | None:
-        return await resolvers.related_article(info, self.get("webUrl"))
+        return served(await resolvers.related_article(info, self.get("webUrl")), Article)
 
 
 @strawberry.type(description="A news article.")
@@ -113,11 +126,11 @@ class Article:
 
     @strawberry.field
     def id(self: Doc) -> strawberry.ID:
-        return self["_id"]
+        return strawberry.ID(self["_id"])
 
     @strawberry.field
     def topics(self: Doc) -> list[Topic]:
-        return [{"name": name} for name in self.get("topics") or ()]
+        return [served({"name": name}, Topic) for name in self.get("topics") or ()]
 
     @strawberry.field
     def images(self: Doc) -> list[Image]:

@@ -77,11 +77,15 @@ class Stored:
         return self._one("SELECT 1 FROM article WHERE id = ?", _id) is not None
 
     def __len__(self) -> int:
-        return self._one("SELECT count(*) FROM article")[0]
+        count: int = self._one("SELECT count(*) FROM article")[0]
+        return count
 
     def find(self, content_hash: str) -> tuple[str, str] | None:
         """``(_id, path)`` of the stored article with this content, if any."""
-        return self._one("SELECT id, path FROM article WHERE hash = ?", content_hash)
+        found: tuple[str, str] | None = self._one(
+            "SELECT id, path FROM article WHERE hash = ?", content_hash
+        )
+        return found
 
     def get(self, _id: str) -> tuple[str, str, Facets] | None:
         """``(content hash, path, facets)`` of a stored article, if stored."""
@@ -116,7 +120,8 @@ class Stored:
     def claim(self, _id: str, path: str) -> str:
         """The path that supplies ``_id`` in this run: the first to claim it."""
         self._db.execute("INSERT OR IGNORE INTO claim VALUES (?, ?)", (_id, path))
-        return self._one("SELECT path FROM claim WHERE id = ?", _id)[0]
+        winner: str = self._one("SELECT path FROM claim WHERE id = ?", _id)[0]
+        return winner
 
     def orphans(self, roots: Iterable[str]) -> Iterator[tuple[str, str]]:
         """``(_id, path)`` of stored articles whose source file was under one of
