@@ -28,6 +28,12 @@ class StoreUnavailableError(ClientError):
         super().__init__("the article store is not answering right now; try again shortly")
 
 
+class QueryTooCostlyError(ClientError):
+    """A query whose worst case is over the budget, refused before it runs."""
+
+    code = "QUERY_TOO_COSTLY"
+
+
 def should_mask(error: GraphQLError) -> bool:
     """For strawberry's MaskErrors: hide everything but client errors and
     GraphQL's own parse and validation errors (which have no original error)."""
