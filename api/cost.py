@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -46,6 +47,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     Undefined,
+    VariableNode,
     get_named_type,
     get_nullable_type,
     is_abstract_type,
@@ -121,6 +123,8 @@ class Cost:
     paths: Mapping[str, PathCost] = field(default_factory=dict)
     #: Response keys at the root answered from the schema (introspection).
     unmetered: frozenset[str] = frozenset()
+    #: The variables whose values the cost depends on: any other may change freely.
+    variables: frozenset[str] = frozenset()
 
     def heaviest(self, measure: str) -> tuple[str, int]:
         """The path adding most to ``measure`` ("objects" or "store_calls")."""
@@ -156,6 +160,7 @@ def query_cost(
         store_calls=min(sum(p.store_calls for p in paths.values()), CAP),
         paths=paths,
         unmetered=frozenset(walk.unmetered),
+        variables=frozenset(walk.read),
     )
 
 
@@ -189,6 +194,7 @@ class _Walk:
     variables: dict[str, Any]
     paths: dict[str, PathCost] = field(default_factory=dict)
     unmetered: set[str] = field(default_factory=set)
+    read: set[str] = field(default_factory=set)
 
     def fields(
         self,
@@ -214,7 +220,8 @@ class _Walk:
             calls = self.calls(parent, node, count, batches)
             target = get_named_type(definition.type)
             if is_leaf_type(target):
-                self.add(here, 0, calls)
+                if calls:  # most leaves cost nothing; the breakdown lists what costs
+                    self.add(here, 0, calls)
                 continue
             assert isinstance(target, GraphQLObjectType), target  # the schema has no unions
             objects = count
@@ -270,6 +277,8 @@ class _Walk:
         """An argument's raw value; ``Undefined`` when absent or an unset variable."""
         for argument in node.arguments or ():
             if argument.name.value == name:
+                if isinstance(argument.value, VariableNode):
+                    self.read.add(argument.value.name.value)
                 return value_from_ast_untyped(argument.value, self.variables)
         return Undefined
 
@@ -310,7 +319,7 @@ class _Walk:
                     fragment = self.fragments.get(name)
                     if name in seen or fragment is None or not self._applies(fragment, parent):
                         continue
-                    seen.add(name)  # as execution does: a fragment counts once per level
+                    seen.add(name)  # once per level, as execution does (and a cycle ends)
                     yield from self._selected(parent, [fragment.selection_set], seen)
 
     def _applies(self, fragment: Any, parent: GraphQLObjectType) -> bool:
@@ -341,6 +350,57 @@ def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
 
 
 # -- budgets and the extension -------------------------------------------------
+
+
+class CostCache:
+    """Costs of queries seen before, so a repeated query is priced once (the
+    analysis is 5-10% of an in-memory front-page request).
+
+    A cost depends on the query text, the operation and the values of the few
+    variables its walk read (``Cost.variables``), so those are the key: the walk
+    is determined by them, so any entry found is the cost the walk would give.
+    """
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
+        self._costs: LRUCache[tuple[Any, ...], Cost] = LRUCache(maxsize)
+
+    def cost(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        variables: Mapping[str, Any] | None,
+        operation_name: str | None,
+    ) -> Cost:
+        key = self._key(query, operation_name, variables)
+        found = self._costs.get(key) if key is not None else None
+        if found is not None:
+            return found
+        cost = query_cost(schema, document, variables, operation_name)
+        self._reads[(query, operation_name)] = cost.variables
+        key = self._key(query, operation_name, variables)
+        if key is not None:
+            self._costs[key] = cost
+        return cost
+
+    def _key(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> tuple[Any, ...] | None:
+        names = self._reads.get((query, operation_name))
+        if names is None:
+            return None
+        given = variables if isinstance(variables, Mapping) else {}
+        # The type too: 1, 1.0 and True are equal keys, but not the same `first`.
+        values = tuple(
+            (n, type(given[n]).__name__, given[n]) if n in given else (n, "absent", None)
+            for n in sorted(names)
+        )
+        try:
+            hash(values)
+        except TypeError:  # a list or object where a scalar belongs: not worth keeping
+            return None
+        return (query, operation_name, values)
 
 
 @dataclass(frozen=True)
@@ -379,17 +439,21 @@ class QueryCostExtension(SchemaExtension):
     """Prices each operation after validation and refuses, unexecuted, one
     over budget; reports ``extensions.cost`` (requested, actual, budget)."""
 
-    def __init__(self, budget: Budget) -> None:
+    def __init__(self, budget: Budget, costs: CostCache) -> None:
         self.budget = budget
+        self.costs = costs
         self.cost: Cost | None = None
         self.calls_before: int | None = None
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None  # on_execute follows validation
-        schema = context.schema._schema  # graphql-core's, as strawberry's validation uses
-        self.cost = query_cost(
-            schema, context.graphql_document, context.variables, context.operation_name
+        self.cost = self.costs.cost(
+            context.schema._schema,  # graphql-core's, as strawberry's validation uses
+            context.query or "",
+            context.graphql_document,
+            context.variables,
+            context.operation_name,
         )
         stats = observe.current()
         self.calls_before = stats.store_calls if stats else None

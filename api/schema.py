@@ -25,7 +25,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from api.cost import Budget, QueryCostExtension
+from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, ClientError, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
@@ -75,6 +75,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         else NoPersistedQueries()
     )
     budget = Budget(settings.max_query_objects, settings.max_query_store_calls)
+    costs = CostCache()
     # Factories, constructed per request; the parser and validation caches
     # are module-level in strawberry and shared across those instances.
     extensions: list[Any] = [
@@ -85,7 +86,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: PersistedQueryExtension(persisted),
         # Its on_execute runs after validation, so an invalid query gets
         # validation errors and only a valid one is priced (and maybe refused).
-        lambda: QueryCostExtension(budget),
+        lambda: QueryCostExtension(budget, costs),
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
     return Schema(
