@@ -349,16 +349,17 @@ def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
     return total
 
 
-# -- budgets and the extension -------------------------------------------------
+# -- serving: the cache, the budget and the extension --------------------------
 
 
 class CostCache:
     """Costs of queries seen before, so a repeated query is priced once (the
-    analysis is 5-10% of an in-memory front-page request).
+    analysis was 5-10% of an in-memory front-page request).
 
-    A cost depends on the query text, the operation and the values of the few
-    variables its walk read (``Cost.variables``), so those are the key: the walk
-    is determined by them, so any entry found is the cost the walk would give.
+    A cost depends only on the query text, the operation and the values of the
+    variables its walk read (``Cost.variables``): those make the key. The walk
+    is determined by them, so an entry found under them is what a new walk
+    would give, whatever the other variables (an article's id) are.
     """
 
     def __init__(self, maxsize: int = 512) -> None:
@@ -373,6 +374,8 @@ class CostCache:
         variables: Mapping[str, Any] | None,
         operation_name: str | None,
     ) -> Cost:
+        if not query:  # a document with no text to key it by
+            return query_cost(schema, document, variables, operation_name)
         key = self._key(query, operation_name, variables)
         found = self._costs.get(key) if key is not None else None
         if found is not None:
@@ -422,8 +425,8 @@ class Budget:
             return (
                 f"query too costly: it could make {_amount(cost.store_calls)} store calls, "
                 f"over the budget of {self.store_calls:,}; most come from `{path}` "
-                f"({_amount(part)}), one per parent object. Ask for fewer parents with "
-                "`first`, or fetch that list in a query of its own."
+                f"({_amount(part)}). A list inside a list asks the store once per parent: "
+                "ask for fewer parents with `first`, or fetch that list in a query of its own."
             )
         return None
 
