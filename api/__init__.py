@@ -3,7 +3,8 @@
 What clients see: ``types`` (the object types), ``query`` (the root ``Query``),
 ``filters`` (typed filter and order inputs -> one MongoDB query), ``pagination``
 (cursors and connections), ``scalars`` (``DateTime``), ``schema`` (assembly,
-limits and caches; ``schema.graphql`` is its SDL).
+limits and caches; ``schema.graphql`` is its SDL), ``cost`` (a query's worst
+case in objects and store calls, priced before it runs).
 
 Answering a query: ``resolvers`` (what list and lookup fields do),
 ``projection`` (fetch only what is selected, never a private field),

@@ -28,6 +28,12 @@ class StoreUnavailableError(ClientError):
         super().__init__("the article store is not answering right now; try again shortly")
 
 
+class QueryTooCostlyError(ClientError):
+    """A query whose worst case is over the budget, refused before it runs."""
+
+    code = "QUERY_TOO_COSTLY"
+
+
 #: Code of a variable the request's variables could not give (wrong type,
 #: missing, unknown input field, bad scalar): the request's own mistake.
 BAD_USER_INPUT = "BAD_USER_INPUT"

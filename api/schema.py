@@ -25,6 +25,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
@@ -75,6 +76,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         if settings.persisted_queries
         else NoPersistedQueries()
     )
+    budget = Budget(settings.max_query_objects, settings.max_query_store_calls)
+    costs = CostCache()
     # Factories, constructed per request; the parser and validation caches
     # are module-level in strawberry and shared across those instances.
     extensions: list[Any] = [
@@ -83,6 +86,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: PersistedQueryExtension(persisted),
+        # Its on_execute runs after validation, so an invalid query gets
+        # validation errors and only a valid one is priced (and maybe refused).
+        lambda: QueryCostExtension(budget, costs),
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
     return Schema(

@@ -39,6 +39,10 @@ class Settings:
     max_aliases: int = 30
     #: Most tokens one query document may have.
     max_tokens: int = 2000
+    #: Most objects a query may ask for in the worst case (see api/cost.py).
+    max_query_objects: int = 50_000
+    #: Most store calls a query may need in the worst case (see api/cost.py).
+    max_query_store_calls: int = 250
     #: Largest request body the API reads (bytes).
     max_body_bytes: int = 100_000
     #: Whether the schema may be introspected (GraphiQL needs it).
@@ -113,6 +117,8 @@ ENV_NAMES: dict[str, str] = {
     "max_query_depth": "NEWSGRAPH_MAX_QUERY_DEPTH",
     "max_aliases": "NEWSGRAPH_MAX_ALIASES",
     "max_tokens": "NEWSGRAPH_MAX_TOKENS",
+    "max_query_objects": "NEWSGRAPH_MAX_QUERY_OBJECTS",
+    "max_query_store_calls": "NEWSGRAPH_MAX_QUERY_STORE_CALLS",
     "max_body_bytes": "NEWSGRAPH_MAX_BODY_BYTES",
     "introspection": "NEWSGRAPH_INTROSPECTION",
     "cors_origins": "NEWSGRAPH_CORS_ORIGINS",

@@ -31,6 +31,12 @@ def api_settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, admin_token=ADMIN_TOKEN)
 
 
+def without_cost_limits(settings: Settings) -> Settings:
+    """For tests that walk every field under every list: far past what the cost
+    rules let a client ask (they have tests of their own)."""
+    return dataclasses.replace(settings, max_query_objects=10**15, max_query_store_calls=10**12)
+
+
 @pytest.fixture
 def client(loaded: Store, api_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings, loaded)) as c:

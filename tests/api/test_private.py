@@ -18,7 +18,7 @@ from core.config import Settings
 from core.document import PRIVATE_FIELDS
 from core.store import Store
 from loaders import load_paths
-from tests.api.fixtures import ADMIN_TOKEN
+from tests.api.fixtures import ADMIN_TOKEN, without_cost_limits
 from tests.api.selections import every_field, schema
 from tests.articles import EXAMPLES, write_article
 
@@ -43,7 +43,7 @@ def corpus(store: Store, settings: Settings, tmp_path: Path) -> Store:
 
 @pytest.fixture
 def client(corpus: Store, api_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(api_settings, corpus)) as c:
+    with TestClient(create_app(without_cost_limits(api_settings), corpus)) as c:
         yield c
 
 

@@ -4,12 +4,16 @@ document holds comes back (a field the projection missed would be null)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from api.scalars import serialize
+from core.config import Settings
 from core.store import Store
-from tests.api.fixtures import ADMIN_TOKEN, GQL
+from tests.api.fixtures import ADMIN_TOKEN, GQL, without_cost_limits
 from tests.api.selections import every_field, object_type
 
 #: Article fields served from a document key of another name.
@@ -46,6 +50,11 @@ def check(node: dict[str, Any], docs: dict[str, dict[str, Any]], seen: set[str])
         if name == "topics":  # stored as names, served as Topic objects
             served = [topic["name"] for topic in served]
         assert agrees(stored, served), f"{doc['_id']}.{name}: stored {stored!r}, served {served!r}"
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return without_cost_limits(dataclasses.replace(settings, admin_token=ADMIN_TOKEN))
 
 
 def test_every_selected_article_field_comes_back(gql: GQL, loaded: Store) -> None:

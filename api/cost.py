@@ -1,0 +1,490 @@
+"""Query cost: the most a query can make the API do, known before it runs.
+
+Depth, alias and token limits bound a query's text, not its work: a 150-byte
+query nesting ``articles`` / ``topics`` / ``articles`` asks for millions of
+objects. So every list gets a bound and the bounds multiply down the tree,
+as in GitHub's node limit:
+
+- a connection holds at most its ``first`` (the schema's default when not
+  given; values over the cap count as the cap: the resolver refuses them);
+- a plain list (``topics``, ``images``, ``related``) holds at most the
+  ``max_items`` that ``core.document`` declares and the loader enforces.
+
+From those, :func:`query_cost` computes two worst cases:
+
+- **objects**: JSON objects in the answer's ``data`` (connections, edges,
+  page infos and items alike), each counted once per parent that can hold it;
+- **store calls**: a connection asks the store once per parent object (twice
+  when ordered by ``RELEVANCE``: title matches, then the rest), ``totalCount``
+  once per connection; batched lookups (``article``, ``provider``, ``topic``,
+  ``RelatedStory.article``, ``articleCount``) once per batch, and a batch
+  forms per nesting level, or per store call above it when their parents
+  arrive from separate calls.
+
+Introspection (``__schema``, ``__type``) is answered from memory and costs
+nothing here. The analysis is a pure function of the document, its variables
+and the schema; :class:`QueryCostExtension` applies it to each request.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    Undefined,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    value_from_ast_untyped,
+)
+from graphql.utilities import get_operation_ast
+from strawberry.extensions import SchemaExtension
+
+from api import observe
+from api.errors import QueryTooCostlyError
+from api.pagination import DEFAULT_PAGE, MAX_PAGE
+from core.document import ARTICLE, RELATED, ListOf
+
+
+def _max_items(kind: Any) -> int:
+    assert isinstance(kind, ListOf), kind
+    return kind.max_items
+
+
+#: Plain lists hold what the loader let into the document: read from the
+#: declared shape, so a changed limit changes the cost with it.
+LIST_BOUNDS: dict[tuple[str, str], int] = {
+    ("Article", "topics"): _max_items(ARTICLE.fields["topics"]),
+    ("Article", "images"): _max_items(ARTICLE.fields["images"]),
+    ("Article", "related"): _max_items(ARTICLE.fields["related"]),
+    ("RelatedStory", "images"): _max_items(RELATED.fields["images"]),
+}
+
+
+class Calls(enum.Enum):
+    #: One store call for each parent object (the connections: no batching).
+    PER_PARENT = "per parent"
+    #: Gathered by a DataLoader: one store call per batch.
+    BATCHED = "batched"
+
+
+#: Fields whose resolvers ask the store (see api/resolvers.py and
+#: api/context.py); a connection's ``totalCount`` is one more, per connection.
+STORE_FIELDS: dict[tuple[str, str], Calls] = {
+    ("Query", "articles"): Calls.PER_PARENT,
+    ("Query", "providers"): Calls.PER_PARENT,
+    ("Query", "topics"): Calls.PER_PARENT,
+    ("Provider", "articles"): Calls.PER_PARENT,
+    ("Topic", "articles"): Calls.PER_PARENT,
+    ("Query", "article"): Calls.BATCHED,
+    ("Query", "provider"): Calls.BATCHED,
+    ("Query", "topic"): Calls.BATCHED,
+    ("RelatedStory", "article"): Calls.BATCHED,
+    ("Provider", "articleCount"): Calls.BATCHED,
+    ("Topic", "articleCount"): Calls.BATCHED,
+}
+
+#: Costs saturate here: a hostile query can ask for 100^12 objects, and the
+#: figures must stay exact JSON numbers for any client (JavaScript's safe range).
+CAP = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class PathCost:
+    """What one field of the query adds, over all the parents that hold it."""
+
+    objects: int = 0
+    store_calls: int = 0
+
+
+@dataclass(frozen=True)
+class Cost:
+    objects: int
+    store_calls: int
+    #: Each field by its response path (aliases, not field names: ``a.nodes.topics``).
+    paths: Mapping[str, PathCost] = field(default_factory=dict)
+    #: Response keys at the root answered from the schema (introspection).
+    unmetered: frozenset[str] = frozenset()
+    #: The variables whose values the cost depends on: any other may change freely.
+    variables: frozenset[str] = frozenset()
+
+    def heaviest(self, measure: str) -> tuple[str, int]:
+        """The path adding most to ``measure`` ("objects" or "store_calls")."""
+        if not self.paths:
+            return "", 0
+        path = max(self.paths, key=lambda p: getattr(self.paths[p], measure))
+        return path, getattr(self.paths[path], measure)
+
+
+def query_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> Cost:
+    """The worst case of the operation ``operation_name`` of ``document``
+    (which must be valid for ``schema``) with the request's raw ``variables``."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        raise ValueError(f"no operation {operation_name!r} in the document")
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        raise ValueError(f"the schema has no {operation.operation.value} type")
+    walk = _Walk(
+        schema,
+        {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)},
+        _with_defaults(operation, variables),
+    )
+    walk.fields(root, [operation.selection_set], "", count=1, batches=1, page=0)
+    paths = walk.paths
+    return Cost(
+        objects=min(sum(p.objects for p in paths.values()), CAP),
+        store_calls=min(sum(p.store_calls for p in paths.values()), CAP),
+        paths=paths,
+        unmetered=frozenset(walk.unmetered),
+        variables=frozenset(walk.read),
+    )
+
+
+def _with_defaults(
+    operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The request's variables over the operation's declared defaults. Not
+    coerced: execution does that, and refuses what does not fit."""
+    values = {
+        d.variable.name.value: value_from_ast_untyped(d.default_value)
+        for d in operation.variable_definitions or ()
+        if d.default_value is not None
+    }
+    if isinstance(variables, Mapping):
+        values.update(variables)
+    return values
+
+
+def _mul(a: int, b: int) -> int:
+    return min(a * b, CAP)
+
+
+def is_connection(type_: GraphQLObjectType) -> bool:
+    return "pageInfo" in type_.fields
+
+
+@dataclass
+class _Walk:
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: dict[str, Any]
+    paths: dict[str, PathCost] = field(default_factory=dict)
+    unmetered: set[str] = field(default_factory=set)
+    read: set[str] = field(default_factory=set)
+
+    def fields(
+        self,
+        parent: GraphQLObjectType,
+        selections: list[SelectionSetNode],
+        path: str,
+        count: int,
+        batches: int,
+        page: int,
+    ) -> None:
+        """Price the fields selected on ``count`` objects of type ``parent``,
+        which arrive in at most ``batches`` separate store answers; ``page`` is
+        the enclosing connection's ``first``, which bounds its lists."""
+        for key, nodes in self.collect(parent, selections).items():
+            node = nodes[0]  # validation made same-key fields the same field
+            name = node.name.value
+            if name.startswith("__"):
+                if name != "__typename":  # a leaf; the others open the schema
+                    self.unmetered.add(key)
+                continue
+            definition = parent.fields[name]
+            here = f"{path}.{key}" if path else key
+            calls = self.calls(parent, node, count, batches)
+            target = get_named_type(definition.type)
+            if is_leaf_type(target):
+                if calls:  # most leaves cost nothing; the breakdown lists what costs
+                    self.add(here, 0, calls)
+                continue
+            assert isinstance(target, GraphQLObjectType), target  # the schema has no unions
+            objects = count
+            if is_list_type(get_nullable_type(definition.type)):
+                objects = _mul(count, self.bound(parent, name, page))
+            self.add(here, objects, calls)
+            inner_page = self.page(node, definition.args) if is_connection(target) else 0
+            selected = [n.selection_set for n in nodes if n.selection_set]
+            self.fields(target, selected, here, objects, calls or batches, inner_page)
+
+    def add(self, path: str, objects: int, calls: int) -> None:
+        known = self.paths.get(path, PathCost())
+        self.paths[path] = PathCost(
+            min(known.objects + objects, CAP), min(known.store_calls + calls, CAP)
+        )
+
+    def calls(self, parent: GraphQLObjectType, node: FieldNode, count: int, batches: int) -> int:
+        kind = STORE_FIELDS.get((parent.name, node.name.value))
+        if kind is None and node.name.value == "totalCount" and is_connection(parent):
+            kind = Calls.PER_PARENT  # a count query for each connection
+        if kind is Calls.PER_PARENT:
+            finds = 2 if self.argument(node, "orderBy") == "RELEVANCE" else 1
+            return _mul(count, finds)
+        if kind is Calls.BATCHED:
+            return min(count, batches)
+        return 0
+
+    def bound(self, parent: GraphQLObjectType, name: str, page: int) -> int:
+        if is_connection(parent):
+            return page  # edges and nodes: one page
+        if (parent.name, name) in LIST_BOUNDS:
+            return LIST_BOUNDS[(parent.name, name)]
+        # Fail closed: an unbounded list would make every bound above meaningless.
+        raise LookupError(
+            f"{parent.name}.{name} is a list with no bound: declare its max_items in "
+            "core/document.py and add it to api.cost.LIST_BOUNDS"
+        )
+
+    def page(self, node: FieldNode, args: Mapping[str, Any]) -> int:
+        """A connection's ``first``, as ``api.pagination.page_size`` reads it."""
+        first = self.argument(node, "first")
+        if first is Undefined and "first" in args:
+            first = args["first"].default_value
+        if first is None or first is Undefined:
+            return DEFAULT_PAGE
+        if isinstance(first, float) and first.is_integer():
+            first = int(first)
+        if isinstance(first, bool) or not isinstance(first, int):
+            return MAX_PAGE  # execution refuses it; count the most it could be
+        return min(max(first, 0), MAX_PAGE)
+
+    def argument(self, node: FieldNode | Any, name: str) -> Any:
+        """An argument's raw value; ``Undefined`` when absent or an unset variable."""
+        for argument in node.arguments or ():
+            if argument.name.value == name:
+                if isinstance(argument.value, VariableNode):
+                    self.read.add(argument.value.name.value)
+                return value_from_ast_untyped(argument.value, self.variables)
+        return Undefined
+
+    def included(self, node: Any) -> bool:
+        """@skip and @include; a condition not known here counts as included."""
+        for directive in node.directives or ():
+            condition = self.argument(directive, "if")
+            if directive.name.value == "skip" and condition is True:
+                return False
+            if directive.name.value == "include" and condition is False:
+                return False
+        return True
+
+    def collect(
+        self, parent: GraphQLObjectType, selections: list[SelectionSetNode]
+    ) -> dict[str, list[FieldNode]]:
+        """Fields by response key, through fragments, as execution groups them."""
+        found: dict[str, list[FieldNode]] = {}
+        for node in self._selected(parent, selections, set()):
+            key = node.alias.value if node.alias else node.name.value
+            found.setdefault(key, []).append(node)
+        return found
+
+    def _selected(
+        self, parent: GraphQLObjectType, selections: list[SelectionSetNode], seen: set[str]
+    ) -> Iterator[FieldNode]:
+        for selection_set in selections:
+            for node in selection_set.selections:
+                if not self.included(node):
+                    continue
+                if isinstance(node, FieldNode):
+                    yield node
+                elif isinstance(node, InlineFragmentNode):
+                    if self._applies(node, parent):
+                        yield from self._selected(parent, [node.selection_set], seen)
+                elif isinstance(node, FragmentSpreadNode):
+                    name = node.name.value
+                    fragment = self.fragments.get(name)
+                    if name in seen or fragment is None or not self._applies(fragment, parent):
+                        continue
+                    seen.add(name)  # once per level, as execution does (and a cycle ends)
+                    yield from self._selected(parent, [fragment.selection_set], seen)
+
+    def _applies(self, fragment: Any, parent: GraphQLObjectType) -> bool:
+        condition = fragment.type_condition
+        if condition is None:
+            return True
+        type_ = self.schema.get_type(condition.name.value)
+        if type_ is parent:
+            return True
+        return is_abstract_type(type_) and self.schema.is_sub_type(type_, parent)
+
+
+def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
+    """JSON objects in an answer's ``data``, beside the root and the
+    ``unmetered`` root keys: what :attr:`Cost.objects` bounds."""
+    if not isinstance(data, dict):
+        return 0
+    stack = [v for k, v in data.items() if k not in unmetered]
+    total = 0
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            total += 1
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total
+
+
+# -- serving: the cache, the budget and the extension --------------------------
+
+
+class CostCache:
+    """Costs of queries seen before, so a repeated query is priced once (the
+    analysis was 5-10% of an in-memory front-page request).
+
+    A cost depends only on the query text, the operation and the values of the
+    variables its walk read (``Cost.variables``): those make the key. The walk
+    is determined by them, so an entry found under them is what a new walk
+    would give, whatever the other variables (an article's id) are.
+    """
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
+        self._costs: LRUCache[tuple[Any, ...], Cost] = LRUCache(maxsize)
+
+    def cost(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        variables: Mapping[str, Any] | None,
+        operation_name: str | None,
+    ) -> Cost:
+        if not query:  # a document with no text to key it by
+            return query_cost(schema, document, variables, operation_name)
+        key = self._key(query, operation_name, variables)
+        found = self._costs.get(key) if key is not None else None
+        if found is not None:
+            return found
+        cost = query_cost(schema, document, variables, operation_name)
+        self._reads[(query, operation_name)] = cost.variables
+        key = self._key(query, operation_name, variables)
+        if key is not None:
+            self._costs[key] = cost
+        return cost
+
+    def _key(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> tuple[Any, ...] | None:
+        names = self._reads.get((query, operation_name))
+        if names is None:
+            return None
+        given = variables if isinstance(variables, Mapping) else {}
+        # The type too: 1, 1.0 and True are equal keys, but not the same `first`.
+        values = tuple(
+            (n, type(given[n]).__name__, given[n]) if n in given else (n, "absent", None)
+            for n in sorted(names)
+        )
+        try:
+            hash(values)
+        except TypeError:  # a list or object where a scalar belongs: not worth keeping
+            return None
+        return (query, operation_name, values)
+
+
+@dataclass(frozen=True)
+class Budget:
+    objects: int
+    store_calls: int
+
+    def refusal(self, cost: Cost) -> str | None:
+        """Why ``cost`` is over this budget, in words that say what to change."""
+        if cost.objects > self.objects:
+            path, part = cost.heaviest("objects")
+            return (
+                f"query too costly: it could return {_amount(cost.objects)} objects, over "
+                f"the budget of {self.objects:,}; most come from `{path}` ({_amount(part)}). "
+                "Ask for fewer items with `first`, or nest fewer lists."
+            )
+        if cost.store_calls > self.store_calls:
+            path, part = cost.heaviest("store_calls")
+            return (
+                f"query too costly: it could make {_amount(cost.store_calls)} store calls, "
+                f"over the budget of {self.store_calls:,}; most come from `{path}` "
+                f"({_amount(part)}). A list inside a list asks the store once per parent: "
+                "ask for fewer parents with `first`, or fetch that list in a query of its own."
+            )
+        return None
+
+    def as_dict(self) -> dict[str, int]:
+        return {"objects": self.objects, "storeCalls": self.store_calls}
+
+
+def _amount(n: int) -> str:
+    return f"over {n:,}" if n >= CAP else f"{n:,}"
+
+
+class QueryCostExtension(SchemaExtension):
+    """Prices each operation after validation and refuses, unexecuted, one
+    over budget; reports ``extensions.cost`` (requested, actual, budget)."""
+
+    def __init__(self, budget: Budget, costs: CostCache) -> None:
+        self.budget = budget
+        self.costs = costs
+        self.cost: Cost | None = None
+        self.calls_before: int | None = None
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None  # on_execute follows validation
+        self.cost = self.costs.cost(
+            context.schema._schema,  # graphql-core's, as strawberry's validation uses
+            context.query or "",
+            context.graphql_document,
+            context.variables,
+            context.operation_name,
+        )
+        stats = observe.current()
+        self.calls_before = stats.store_calls if stats else None
+        refusal = self.budget.refusal(self.cost)
+        if refusal is not None:
+            # strawberry executes only when no extension has set a result.
+            error = QueryTooCostlyError(refusal)
+            context.result = ExecutionResult(
+                data=None, errors=[GraphQLError(refusal, original_error=error)]
+            )
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.cost is None:  # parse or validation failed: nothing was priced
+            return {}
+        result = self.execution_context.result
+        stats = observe.current()
+        calls = None
+        if stats is not None and self.calls_before is not None:
+            calls = stats.store_calls - self.calls_before
+        data = getattr(result, "data", None)
+        return {
+            "cost": {
+                "requested": {"objects": self.cost.objects, "storeCalls": self.cost.store_calls},
+                "actual": {
+                    "objects": count_objects(data, self.cost.unmetered),
+                    "storeCalls": calls,
+                },
+                "budget": self.budget.as_dict(),
+            }
+        }
