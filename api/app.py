@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         ),
-        # Mobile clients on slow networks: article lists compress about 5x.
+        # Mobile clients on slow networks: article lists are repetitive JSON.
         Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
         Middleware(QueryCaching, max_age=settings.cache_max_age),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),

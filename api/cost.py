@@ -353,8 +353,8 @@ def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
 
 
 class CostCache:
-    """Costs of queries seen before, so a repeated query is priced once (the
-    analysis was 5-10% of an in-memory front-page request).
+    """Costs of queries seen before, so a repeated query is priced once: the
+    walk is per-request CPU that a popular query need not pay again.
 
     A cost depends only on the query text, the operation and the values of the
     variables its walk read (``Cost.variables``): those make the key. The walk

@@ -11,6 +11,8 @@ from typing import Any
 import mongomock
 from mongomock.collection import BulkOperationBuilder
 
+#: Bulk-builder methods already wrapped in this process.
+_patched: set[str] = set()
 _client: mongomock.MongoClient[dict[str, Any]] | None = None
 
 
@@ -27,9 +29,9 @@ def _patch_bulk_builder() -> None:
     UpdateOne; mongomock 4.3's builder predates it. newsgraph never sorts a
     bulk replace, so accept ``sort=None`` and refuse anything else loudly."""
     for name in ("add_replace", "add_update"):
-        original = getattr(BulkOperationBuilder, name)
-        if getattr(original, "_newsgraph_compat", False):
+        if name in _patched:
             continue
+        original = getattr(BulkOperationBuilder, name)
 
         @functools.wraps(original)
         def compat(
@@ -39,5 +41,5 @@ def _patch_bulk_builder() -> None:
                 raise NotImplementedError("the embedded engine cannot sort a bulk write")
             return _original(self, *args, **kwargs)
 
-        compat._newsgraph_compat = True  # type: ignore[attr-defined]
         setattr(BulkOperationBuilder, name, compat)
+        _patched.add(name)

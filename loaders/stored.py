@@ -8,9 +8,8 @@ index but FerretDB v1 answers by scanning the collection (it pushes down only
 is linear on both; a watching loader keeps the snapshot for its whole life.
 
 The snapshot, and what one run has claimed and seen, live in a private
-temporary SQLite database rather than in Python dicts: those cost about 700
-bytes per article (70 MB at 100,000 articles, more than the rest of the loader),
-while SQLite keeps a small page cache in memory and spills the rest to a file
+temporary SQLite database rather than in Python dicts: those grow with the
+corpus (the bench's rss_loader_growth row measures it), while SQLite keeps a small page cache in memory and spills the rest to a file
 it deletes on close, so the loader's memory stays flat however large the corpus.
 """
 

@@ -7,7 +7,9 @@ a library user can call the same functions.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -17,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from core.config import ConfigError, Settings
 from core.store import Store, StoreUnavailable, connect
 from newsgraph import __version__
+
+if TYPE_CHECKING:  # loaders is imported when a command needs it, not at start
+    from loaders.report import LoadReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
 
@@ -120,7 +125,7 @@ def _watch(
     store: Store, paths: tuple[Path, ...], settings: Settings, as_json: bool, err: Console
 ) -> None:
     """``load --watch``: one report per batch of changes, until Ctrl-C."""
-    from loaders.report import LoadReport, render
+    from loaders.report import render
     from loaders.watch import watch_paths
 
     out = Console()
@@ -139,7 +144,14 @@ def _watch(
         err.print("stopped watching", highlight=False)
 
 
-def _load_with_progress(load_paths, store, paths, settings, err: Console, prune=False):  # type: ignore[no-untyped-def]
+def _load_with_progress(
+    load_paths: Callable[..., LoadReport],
+    store: Store,
+    paths: Sequence[Path],
+    settings: Settings,
+    err: Console,
+    prune: bool = False,
+) -> LoadReport:
     """A progress bar on a terminal; silent when stderr is a pipe or a file."""
     if not err.is_terminal:
         return load_paths(store, paths, settings, prune=prune)
