@@ -9,8 +9,9 @@ is linear on both; a watching loader keeps the snapshot for its whole life.
 
 The snapshot, and what one run has claimed and seen, live in a private
 temporary SQLite database rather than in Python dicts: those grow with the
-corpus (the bench's rss_loader_growth row measures it), while SQLite keeps a small page cache in memory and spills the rest to a file
-it deletes on close, so the loader's memory stays flat however large the corpus.
+corpus (the bench's rss_loader_growth row measures it), while SQLite keeps a
+small page cache in memory and spills the rest to a file it deletes on close,
+so the loader's memory stays flat however large the corpus.
 """
 
 from __future__ import annotations
