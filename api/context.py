@@ -70,10 +70,17 @@ def by_ids(ids: Sequence[str]) -> dict[str, Any]:
 
 
 def is_admin(authorization: str | None, admin_token: str) -> bool:
-    """Whether an ``Authorization: Bearer <token>`` header carries the admin token."""
+    """Whether an ``Authorization: Bearer <token>`` header carries the admin token.
+
+    Compared as bytes: the header's bytes as sent (ASGI servers hand headers on
+    decoded as Latin-1, so encoding back gives them unchanged) against the
+    token's UTF-8, so a token that is not ASCII matches when sent as UTF-8.
+    """
     if not admin_token or not authorization:
         return False
     scheme, _, token = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), admin_token.encode()
-    )
+    try:
+        sent = token.strip().encode("latin-1")
+    except UnicodeEncodeError:  # not a header as a server decodes one
+        return False
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, admin_token.encode())

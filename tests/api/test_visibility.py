@@ -85,3 +85,24 @@ def test_secured_token_is_not_in_the_schema(gql, loaded):
     assert "Cannot query field 'secured'" in message
     token = loaded.articles.find_one()["secured"]
     assert token not in str(gql("{ articles(first: 100) { nodes { id title excerpt body } } }"))
+
+
+def test_a_token_that_is_not_ascii_matches_only_as_utf8(loaded, settings):
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+
+    token = "clé-secrète-ключ"
+    query = {"query": "{ articles { totalCount } }"}
+    with TestClient(create_app(dataclasses.replace(settings, admin_token=token), loaded)) as c:
+
+        def total(header: bytes) -> int:
+            response = c.post("/graphql", json=query, headers={b"authorization": header})
+            return response.json()["data"]["articles"]["totalCount"]
+
+        admin = total(b"Bearer " + token.encode())
+        assert admin == 12
+        assert total(b"Bearer " + "clé-secrète".encode("latin-1") + b"-x") < admin
+        assert total(b"Bearer " + token.encode()[:-1]) < admin
