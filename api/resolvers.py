@@ -136,10 +136,11 @@ async def list_facets(
             raise ClientError(f"search may be at most {MAX_FACET_SEARCH} characters long")
         # Escaped: the client's text is matched literally, never as a pattern.
         pattern = {"$regex": re.escape(search.strip()), "$options": "i"}
-        base = merge([base, {"$or": [{name: pattern} for name in facet.searchable]}])
+        searched = facet.searchable(ctx.admin)
+        base = merge([base, {"$or": [{name: pattern} for name in searched]}])
     query = merge([base, after(ordering, decode_cursor(ordering, cursor))]) if cursor else base
     docs = await ctx.gateway.find(facet.collection, query, None, ordering.sort, size + 1)
-    items = [(encode_cursor(ordering, d), facet_node(facet, d)) for d in docs]
+    items = [(encode_cursor(ordering, d), facet_node(facet, d, ctx.admin)) for d in docs]
 
     async def count() -> int:
         return await ctx.gateway.count(facet.collection, base)
@@ -152,7 +153,7 @@ async def find_facet(info: Info, facet: Facet, key: str) -> dict[str, Any] | Non
     row = await ctx.facet_by_id(facet).load(key)
     if row is None or not row.get(facet.count_field(ctx.admin)):
         return None
-    return facet_node(facet, row)
+    return facet_node(facet, row, ctx.admin)
 
 
 async def facet_count(info: Info, facet: Facet, root: dict[str, Any]) -> int:
@@ -169,6 +170,12 @@ async def facet_count(info: Info, facet: Facet, root: dict[str, Any]) -> int:
     return found
 
 
-def facet_node(facet: Facet, row: dict[str, Any]) -> dict[str, Any]:
-    """The object served for a count row: its ``_id`` under the facet's key."""
-    return {**row, facet.key: row["_id"]}
+def facet_node(facet: Facet, row: dict[str, Any], admin: bool) -> dict[str, Any]:
+    """The object served for a count row: its ``_id`` under the facet's key, and
+    the name this client may see under the facet's name (rows written before
+    ``nameAll`` existed give the admin the public name)."""
+    node = {**row, facet.key: row["_id"]}
+    if facet.name:
+        shown = facet.name_field(admin)
+        node[facet.name] = row.get(shown or facet.name) or row.get(facet.name) or row["_id"]
+    return node

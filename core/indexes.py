@@ -38,8 +38,11 @@ class Facet:
     #: The article field a row's ``_id`` comes from: an article carries the facet
     #: when this field equals (or, for a list, contains) it.
     article_field: str
-    #: The row fields a search matches.
-    searchable: tuple[str, ...]
+    #: The row field holding the name anyone is served, taken from published
+    #: articles only, so a draft's text never shows; None: no name but the key.
+    name: str | None = None
+    #: The same taken from all articles, which only the admin may see.
+    name_all: str | None = None
     #: Published articles, which anyone may see.
     count: str = "count"
     #: All articles, which only the admin may see.
@@ -49,15 +52,24 @@ class Facet:
         """The count a client is served: the admin's includes unpublished articles."""
         return self.count_all if admin else self.count
 
+    def name_field(self, admin: bool) -> str | None:
+        """The row field a client is served the name from."""
+        return self.name_all if admin else self.name
+
+    def searchable(self, admin: bool) -> tuple[str, ...]:
+        """The row fields a client's search matches: the key, and the name it may see."""
+        name = self.name_field(admin)
+        return ("_id", name) if name else ("_id",)
+
     def counted_in(self, published: bool) -> tuple[str, ...]:
         """The counts one article adds to."""
         return (self.count, self.count_all) if published else (self.count_all,)
 
 
 PROVIDERS_FACET = Facet(
-    PROVIDERS, key="domain", article_field="provider.domain", searchable=("_id", "name")
+    PROVIDERS, key="domain", article_field="provider.domain", name="name", name_all="nameAll"
 )
-TOPICS_FACET = Facet(TOPICS, key="name", article_field="topics", searchable=("_id",))
+TOPICS_FACET = Facet(TOPICS, key="name", article_field="topics")
 FACETS = (PROVIDERS_FACET, TOPICS_FACET)
 
 INDEXES: dict[str, list[IndexModel]] = {

@@ -48,24 +48,35 @@ def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
     """Replace the facet collections with the counts of ``articles`` (the
     loader's snapshot of every stored article, so no scan of the store)."""
     providers: dict[str, Counter[str]] = defaultdict(Counter)
-    names: dict[str, Counter[str]] = defaultdict(Counter)
+    # Names each domain's articles use: of published ones (served to anyone),
+    # and of all (served to the admin).
+    names: dict[bool, dict[str, Counter[str]]] = {
+        True: defaultdict(Counter),
+        False: defaultdict(Counter),
+    }
     topics: dict[str, Counter[str]] = defaultdict(Counter)
     for published, domain, name, article_topics in articles:
         if domain:
             providers[domain].update(PROVIDERS_FACET.counted_in(published))
             if name:
-                names[domain][name] += 1
+                names[False][domain][name] += 1
+                if published:
+                    names[True][domain][name] += 1
         in_topics = TOPICS_FACET.counted_in(published)
         for topic in article_topics:
             topics[topic].update(in_topics)
+
+    def most_used(public: bool, domain: str) -> str:
+        used = names[public][domain]
+        return used.most_common(1)[0][0] if used else domain
+
     with unavailable_as_error(store.where):
         _replace_all(
             store,
             PROVIDERS_FACET,
             {
-                # The name most of the domain's articles use.
                 domain: {
-                    "name": names[domain].most_common(1)[0][0] if names[domain] else domain,
+                    **_names(PROVIDERS_FACET, most_used(True, domain), most_used(False, domain)),
                     **_counts(PROVIDERS_FACET, c),
                 }
                 for domain, c in providers.items()
@@ -74,6 +85,12 @@ def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
         _replace_all(
             store, TOPICS_FACET, {topic: _counts(TOPICS_FACET, c) for topic, c in topics.items()}
         )
+
+
+def _names(facet: Facet, public: str, everyone: str) -> dict[str, str]:
+    """A row's name fields: the name anyone may see, and the admin's."""
+    named = ((facet.name, public), (facet.name_all, everyone))
+    return {field: value for field, value in named if field}
 
 
 def _counts(facet: Facet, counted: Counter[str]) -> dict[str, int]:

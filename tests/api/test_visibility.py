@@ -106,3 +106,45 @@ def test_a_token_that_is_not_ascii_matches_only_as_utf8(loaded, settings):
         assert admin == 12
         assert total(b"Bearer " + "clé-secrète".encode("latin-1") + b"-x") < admin
         assert total(b"Bearer " + token.encode()[:-1]) < admin
+
+
+def test_a_providers_name_shown_to_anyone_comes_only_from_published_articles(
+    store, settings, tmp_path
+):
+    """Two drafts name their provider with text that must not leak; the one
+    published article names it plainly."""
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from loaders import load_paths
+    from tests.api.fixtures import GQL
+    from tests.articles import web_url, write_article
+
+    secret = "Tram Times (SECRET merger talks)"
+    provider = "\n  name: {}\n  domain: tramtimes.example"
+    write_article(tmp_path, "public.md", provider=provider.format("Tram Times"))
+    for n in range(2):
+        write_article(
+            tmp_path,
+            f"draft{n}.md",
+            webUrl=web_url(f"draft-{n}"),
+            published="false",
+            provider=provider.format(secret),
+        )
+    assert load_paths(store, [tmp_path], settings).ok
+    admin_settings = dataclasses.replace(settings, admin_token=ADMIN_TOKEN)
+    with TestClient(create_app(admin_settings, store)) as client:
+        gql = GQL(client)
+        lookup = '{ provider(domain: "tramtimes.example") { name articleCount } }'
+        search = '{ providers(search: "SECRET") { totalCount nodes { name } } }'
+        listed = "{ providers { nodes { name } } }"
+        assert gql(lookup) == {"provider": {"name": "Tram Times", "articleCount": 1}}
+        assert gql(search) == {"providers": {"totalCount": 0, "nodes": []}}
+        assert "SECRET" not in str(gql(listed))
+        # The admin sees what all the articles say.
+        admin = gql(lookup, token=ADMIN_TOKEN)
+        assert admin == {"provider": {"name": secret, "articleCount": 3}}
+        found = gql(search, token=ADMIN_TOKEN)["providers"]
+        assert found == {"totalCount": 1, "nodes": [{"name": secret}]}

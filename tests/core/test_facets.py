@@ -26,4 +26,16 @@ def test_anyone_sees_published_counts_and_the_admin_all(facet: Facet) -> None:
 
 @pytest.mark.parametrize("facet", FACETS, ids=lambda f: f.collection)
 def test_a_search_always_matches_the_row_key(facet: Facet) -> None:
-    assert facet.searchable[0] == "_id"
+    for admin in (False, True):
+        assert facet.searchable(admin)[0] == "_id"
+
+
+@pytest.mark.parametrize("facet", FACETS, ids=lambda f: f.collection)
+def test_anyone_is_served_and_searches_only_the_name_from_published_articles(
+    facet: Facet,
+) -> None:
+    assert facet.name_field(admin=False) == facet.name
+    assert facet.name_field(admin=True) == facet.name_all
+    if facet.name_all:
+        assert facet.name_all not in facet.searchable(admin=False)
+        assert facet.name_all in facet.searchable(admin=True)

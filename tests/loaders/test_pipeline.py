@@ -117,6 +117,7 @@ def test_facets_count_published_and_all_articles(store, settings):
     assert orbital == {
         "_id": "orbitalweekly.example",
         "name": "Orbital Weekly",
+        "nameAll": "Orbital Weekly",
         "count": 1,
         "countAll": 2,
     }
