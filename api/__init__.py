@@ -7,6 +7,8 @@ limits and caches; ``schema.graphql`` is its SDL), ``cost`` (a query's worst
 case in objects and store calls, priced before it runs).
 
 Answering a query: ``resolvers`` (what list and lookup fields do),
+``nodes`` (Relay's ``node(id:)``: opaque ids, refetch by id), ``related``
+(an article's related stories, filtered),
 ``projection`` (fetch only what is selected, never a private field),
 ``context`` (per request: who asks, batch loaders), ``data`` (store calls,
 bounded in time, outages made readable), ``errors`` (client errors shown,

@@ -60,8 +60,10 @@ from strawberry.extensions import SchemaExtension
 
 from api import observe
 from api.errors import QueryTooCostlyError
+from api.nodes import MAX_IDS
 from api.pagination import DEFAULT_PAGE, MAX_PAGE
 from core.document import ARTICLE, RELATED, ListOf
+from core.indexes import FACETS
 
 
 def _max_items(kind: Any) -> int:
@@ -77,6 +79,10 @@ LIST_BOUNDS: dict[tuple[str, str], int] = {
     ("Article", "related"): _max_items(ARTICLE.fields["related"]),
     ("RelatedStory", "images"): _max_items(RELATED.fields["images"]),
 }
+
+
+#: Lists as long as a list argument: ``nodes(ids:)`` holds one object per id.
+ARGUMENT_BOUNDS: dict[tuple[str, str], tuple[str, int]] = {("Query", "nodes"): ("ids", MAX_IDS)}
 
 
 class Calls(enum.Enum):
@@ -100,7 +106,13 @@ STORE_FIELDS: dict[tuple[str, str], Calls] = {
     ("RelatedStory", "article"): Calls.BATCHED,
     ("Provider", "articleCount"): Calls.BATCHED,
     ("Topic", "articleCount"): Calls.BATCHED,
+    ("Query", "node"): Calls.BATCHED,
+    ("Query", "nodes"): Calls.BATCHED,
 }
+
+#: Batched fields that may form more than one batch a level: ``nodes`` loads
+#: each type it names through that type's own loader.
+BATCHES: dict[tuple[str, str], int] = {("Query", "nodes"): 1 + len(FACETS)}
 
 #: Costs saturate here: a hostile query can ask for 100^12 objects, and the
 #: figures must stay exact JSON numbers for any client (JavaScript's safe range).
@@ -223,14 +235,20 @@ class _Walk:
                 if calls:  # most leaves cost nothing; the breakdown lists what costs
                     self.add(here, 0, calls)
                 continue
-            assert isinstance(target, GraphQLObjectType), target  # the schema has no unions
             objects = count
             if is_list_type(get_nullable_type(definition.type)):
-                objects = _mul(count, self.bound(parent, name, page))
+                objects = _mul(count, self.bound(parent, node, page))
             self.add(here, objects, calls)
-            inner_page = self.page(node, definition.args) if is_connection(target) else 0
             selected = [n.selection_set for n in nodes if n.selection_set]
-            self.fields(target, selected, here, objects, calls or batches, inner_page)
+            # An interface (Node) may be any of its types: each is priced as if
+            # all the objects were of it, an upper bound however they mix.
+            targets = (
+                self.schema.get_possible_types(target) if is_abstract_type(target) else [target]
+            )
+            for concrete in targets:
+                assert isinstance(concrete, GraphQLObjectType), concrete
+                inner_page = self.page(node, definition.args) if is_connection(concrete) else 0
+                self.fields(concrete, selected, here, objects, calls or batches, inner_page)
 
     def add(self, path: str, objects: int, calls: int) -> None:
         known = self.paths.get(path, PathCost())
@@ -240,20 +258,32 @@ class _Walk:
 
     def calls(self, parent: GraphQLObjectType, node: FieldNode, count: int, batches: int) -> int:
         kind = STORE_FIELDS.get((parent.name, node.name.value))
+        if (parent.name, node.name.value) == ("Article", "related"):
+            # Filtered by `stored`, it asks the batched article lookup.
+            kind = Calls.BATCHED if self.argument(node, "filter") is not Undefined else None
         if kind is None and node.name.value == "totalCount" and is_connection(parent):
             kind = Calls.PER_PARENT  # a count query for each connection
         if kind is Calls.PER_PARENT:
             finds = 2 if self.argument(node, "orderBy") == "RELEVANCE" else 1
             return _mul(count, finds)
         if kind is Calls.BATCHED:
-            return min(count, batches)
+            return _mul(min(count, batches), BATCHES.get((parent.name, node.name.value), 1))
         return 0
 
-    def bound(self, parent: GraphQLObjectType, name: str, page: int) -> int:
+    def bound(self, parent: GraphQLObjectType, node: FieldNode, page: int) -> int:
+        name = node.name.value
         if is_connection(parent):
             return page  # edges and nodes: one page
+        if (parent.name, name) in ARGUMENT_BOUNDS:
+            argument, most = ARGUMENT_BOUNDS[(parent.name, name)]
+            given = self.argument(node, argument)
+            return min(len(given), most) if isinstance(given, list) else most
         if (parent.name, name) in LIST_BOUNDS:
-            return LIST_BOUNDS[(parent.name, name)]
+            most = LIST_BOUNDS[(parent.name, name)]
+            first = self.argument(node, "first")  # related(first:)
+            if isinstance(first, int) and not isinstance(first, bool) and 0 <= first < most:
+                return first
+            return most
         # Fail closed: an unbounded list would make every bound above meaningless.
         raise LookupError(
             f"{parent.name}.{name} is a list with no bound: declare its max_items in "

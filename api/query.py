@@ -6,8 +6,9 @@ import strawberry
 from strawberry.types import Info
 
 from api import resolvers
+from api.nodes import find_nodes
 from api.pagination import Connection
-from api.types import Article, Provider, Topic, articles_field, served
+from api.types import Article, Node, Provider, Topic, articles_field, served
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET
 
 
@@ -20,6 +21,17 @@ class Query:
         return served(await resolvers.find_article(info, id, webUrl), Article)
 
     articles = articles_field(None, "Articles, filtered and ordered; `first` is at most 100.")
+
+    @strawberry.field(description="The article, provider or topic with this `id`; null if none.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        (found,) = await find_nodes(info, [id])
+        return served(found, Node)
+
+    @strawberry.field(
+        description="The objects with these ids (at most 100), in order; null where none."
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        return [served(found, Node) for found in await find_nodes(info, ids)]
 
     @strawberry.field(description="Providers, most articles first.")
     async def providers(

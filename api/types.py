@@ -15,9 +15,10 @@ from typing import Any, TypeVar, cast, overload
 import strawberry
 from strawberry.types import Info
 
-from api import resolvers
+from api import nodes, resolvers
 from api.filters import ArticleFilter, ArticleOrder
 from api.pagination import Connection
+from api.related import RelatedFilter, related_stories
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 
 Doc = dict[str, Any]
@@ -34,6 +35,32 @@ def served(doc: Doc | None, as_type: type[T]) -> T | None:
     that type's fields from the dict's keys, so no object is built. The one
     place the dict stands in for the class, said once, for the type checker."""
     return cast(T | None, doc)
+
+
+@strawberry.interface(
+    description="An object with a stable, opaque id: fetch it again with `node(id:)`."
+)
+class Node:
+    @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
+    def id(self: Doc) -> strawberry.ID:
+        raise NotImplementedError  # each type implementing Node says where its id comes from
+
+    @classmethod
+    def resolve_type(cls, obj: Doc, info: Any, abstract_type: Any) -> str:
+        # Lookups by id mark each dict with its type (api.nodes): a dict
+        # cannot say which class it stands in for.
+        type_name: str = obj[nodes.TYPE_KEY]
+        return type_name
+
+
+class Served:
+    """Mixed into each type implementing :class:`Node`: what reaches its fields
+    is the stored dict that stands in for it (see :func:`served`), never an
+    instance, so strawberry's isinstance check must not refuse it."""
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return True
 
 
 @strawberry.type(description="A picture of a story.")
@@ -64,9 +91,13 @@ def articles_field(facet: Facet | None, description: str) -> Any:
 
 
 @strawberry.type(description="A publisher: the site articles come from.")
-class Provider:
+class Provider(Node, Served):
     name: str | None
     domain: str | None
+
+    @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
+    def id(self: Doc) -> strawberry.ID:
+        return strawberry.ID(nodes.facet_id("Provider", self.get("domain") or ""))
 
     @strawberry.field(description="Articles from this provider that the request may see.")
     async def articleCount(self: Doc, info: Info) -> int:
@@ -76,8 +107,12 @@ class Provider:
 
 
 @strawberry.type(description="A subject articles are tagged with.")
-class Topic:
+class Topic(Node, Served):
     name: str
+
+    @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
+    def id(self: Doc) -> strawberry.ID:
+        return strawberry.ID(nodes.facet_id("Topic", self["name"]))
 
     @strawberry.field(description="Articles with this topic that the request may see.")
     async def articleCount(self: Doc, info: Info) -> int:
@@ -108,7 +143,7 @@ class RelatedStory:
 
 
 @strawberry.type(description="A news article.")
-class Article:
+class Article(Node, Served):
     title: str
     excerpt: str | None
     body: str | None = strawberry.field(description="The Markdown after the front matter.")
@@ -136,6 +171,12 @@ class Article:
     def images(self: Doc) -> list[Image]:
         return self.get("images") or []
 
-    @strawberry.field
-    def related(self: Doc) -> list[RelatedStory]:
-        return self.get("related") or []
+    @strawberry.field(
+        description="Stories this article links to, in its order; `first` (at most 100) "
+        "and `filter` narrow them."
+    )
+    def related(
+        self: Doc, info: Info, first: int | None = None, filter: RelatedFilter | None = None
+    ) -> list[RelatedStory]:
+        stories = related_stories(info, self.get("related") or [], first, filter)
+        return cast(list[RelatedStory], stories)  # dicts, or an awaitable of them

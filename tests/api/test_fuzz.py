@@ -26,7 +26,8 @@ schemathesis.graphql.scalar(
 def test_generated_queries_never_break_the_server(loaded, api_settings):
     schema = schemathesis.graphql.from_asgi("/graphql", create_app(api_settings, loaded))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6  # article, articles, provider, providers, topic, topics
+    # article, articles, node, nodes, provider, providers, topic, topics
+    assert len(operations) == 8
     seen = []
 
     for operation in operations:

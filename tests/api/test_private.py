@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.nodes import facet_id
 from core.config import Settings
 from core.document import PRIVATE_FIELDS
 from core.store import Store
@@ -51,6 +52,7 @@ def every_query(store: Store) -> list[str]:
     """Each root field, asked for every field below it: lists at their longest,
     lookups of every article and of the hidden draft's provider and topic."""
     draft = store.articles.find_one({"published": False})
+    all_ids = [doc["_id"] for doc in store.articles.find({}, {"_id": 1})][:100]
     arguments = {
         "article": [f'id: "{doc["_id"]}"' for doc in store.articles.find({}, {"_id": 1})],
         "articles": ["first: 100"],
@@ -58,6 +60,8 @@ def every_query(store: Store) -> list[str]:
         "provider": [f'domain: "{draft["provider"]["domain"]}"'],
         "topics": ["first: 100"],
         "topic": [f'name: "{draft["topics"][0]}"'],
+        "node": [f'id: "{draft["_id"]}"', f'id: "{facet_id("Topic", draft["topics"][0])}"'],
+        "nodes": [f"ids: {json.dumps(all_ids)}"],
     }
     roots = schema().query_type.fields
     assert set(arguments) == set(roots), "a root field was added: say here what to ask it"
