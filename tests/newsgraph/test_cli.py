@@ -112,3 +112,16 @@ def test_load_watch_reports_each_change_as_a_json_line_and_stops_on_ctrl_c(setti
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert b"stopped watching" in err
+
+
+def test_odd_files_are_listed_and_exit_1_never_a_traceback(settings, tmp_path):
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    write_article(tmp_path, "caf\udce9.md")  # the name is b"caf\xe9.md", not UTF-8
+    os.mkfifo(tmp_path / "pipe.md")
+    result = run("load", tmp_path, env=env)
+    assert result.exit_code == 1, result.output
+    assert re.search(r"inserted\s+1\s", result.output)
+    assert re.search(r"skipped\s+1\s", result.output)
+    assert f"SKIPPED {tmp_path}/pipe.md: is a named pipe (FIFO)" in result.output
+    report = json.loads(run("load", "--json", tmp_path, env=env).stdout)
+    assert (report["skipped"], report["failed"]) == (1, 0)
