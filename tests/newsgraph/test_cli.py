@@ -5,12 +5,15 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 from click.testing import CliRunner
 
 from newsgraph.cli import cli
 from tests.articles import EXAMPLES, write_article
+from tests.loaders.processes import pool_processes
+from tests.waiting import eventually
 
 
 def run(*args, env=None):
@@ -125,3 +128,21 @@ def test_odd_files_are_listed_and_exit_1_never_a_traceback(settings, tmp_path):
     assert f"SKIPPED {tmp_path}/pipe.md: is a named pipe (FIFO)" in result.output
     report = json.loads(run("load", "--json", tmp_path, env=env).stdout)
     assert (report["skipped"], report["failed"]) == (1, 0)
+
+
+def test_serve_load_leaves_no_parse_pool_running_while_serving(tmp_path):
+    for i in range(120):  # over PARALLEL_MIN: parsed in a pool of worker processes
+        write_article(tmp_path, f"a{i:03}.md", webUrl=f'"https://x.example/{i}"')
+    env = {**os.environ, "MONGODB_URI": "", "NEWSGRAPH_LOAD_WORKERS": "2"}
+    command = [sys.executable, "-m", "newsgraph", "serve", "--port", "0", "--load", str(tmp_path)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        eventually(lambda: b"Uvicorn running" in b"".join(err), 60, "the server up")
+        assert re.search(rb"inserted\s+120\s", b"".join(err))
+        assert pool_processes(proc.pid) == []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
