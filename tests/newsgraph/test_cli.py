@@ -130,9 +130,11 @@ def test_odd_files_are_listed_and_exit_1_never_a_traceback(settings, tmp_path):
     assert (report["skipped"], report["failed"]) == (1, 0)
 
 
-def test_serve_load_leaves_no_parse_pool_running_while_serving(tmp_path):
+def test_serve_load_survives_odd_files_and_keeps_no_parse_pool_while_serving(tmp_path):
     for i in range(120):  # over PARALLEL_MIN: parsed in a pool of worker processes
         write_article(tmp_path, f"a{i:03}.md", webUrl=f'"https://x.example/{i}"')
+    write_article(tmp_path, "caf\udce9.md", webUrl='"https://x.example/odd"')  # not UTF-8
+    os.mkfifo(tmp_path / "pipe.md")
     env = {**os.environ, "MONGODB_URI": "", "NEWSGRAPH_LOAD_WORKERS": "2"}
     command = [sys.executable, "-m", "newsgraph", "serve", "--port", "0", "--load", str(tmp_path)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -141,7 +143,8 @@ def test_serve_load_leaves_no_parse_pool_running_while_serving(tmp_path):
     reader.start()
     try:
         eventually(lambda: b"Uvicorn running" in b"".join(err), 60, "the server up")
-        assert re.search(rb"inserted\s+120\s", b"".join(err))
+        assert re.search(rb"inserted\s+121\s", b"".join(err))
+        assert b"SKIPPED " + os.fsencode(tmp_path) + b"/pipe.md: is a named pipe" in b"".join(err)
         assert pool_processes(proc.pid) == []
     finally:
         proc.terminate()
