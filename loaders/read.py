@@ -99,7 +99,7 @@ def _require_regular(st: os.stat_result) -> None:
         return
     if stat.S_ISDIR(st.st_mode):
         raise Rejected("is a directory that cannot be listed")
-    kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+    kind = next((name for test, name in _KINDS if test(st.st_mode)), "an unusual kind of file")
     raise Skipped(f"is {kind}, not a regular file; skipped without opening it")
 
 
@@ -108,7 +108,7 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def _state(st: os.stat_result) -> tuple[int, int, int, int]:
-    return *_identity(st)[:2], st.st_size, st.st_mtime_ns
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _read_bytes(f: BinaryIO, limit: int) -> bytes:
