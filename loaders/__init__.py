@@ -1,7 +1,8 @@
 """Article files -> MongoDB documents, one module per stage.
 
 - ``discover``: find article files under the given paths
-- ``read``: a file's bytes, under the size limit, and its content hash
+- ``paths``: a path's text, for the store and reports (and back)
+- ``read``: a regular file's bytes, under the size limit, and its content hash
 - ``frontmatter``: decode the text and split front matter from body
 - ``yamlsafe``: parse the front matter as restricted YAML
 - ``normalize``: give it the document shape of ``core.document``

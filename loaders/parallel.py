@@ -9,13 +9,23 @@ workers would cost more than it saves.
 Workers return one :data:`Outcome` per file, small values that pickle, not
 exceptions: a bug's exception may not pickle at all, and the pipeline settles
 each file by the type of its outcome.
+
+The pool lives as long as one load. Its workers come from multiprocessing's
+forkserver, helped by its resource tracker: two more processes (~40 MB) that
+multiprocessing starts once and keeps for the life of the process, which for
+``newsgraph serve --load`` or ``load --watch`` is days. So when the last pool in
+the process closes, they are stopped too; the next pool starts them again.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -31,6 +41,19 @@ PARALLEL_MIN = 100
 
 #: (file bytes, path, content hash)
 Item = tuple[bytes, str, str]
+
+#: Pools open in this process (loaders in threads may overlap): the forkserver
+#: is stopped only when none is left, as a running pool's workers need it.
+_pools = 0
+_pools_lock = threading.Lock()
+#: Helpers already running when the first pool started: someone else's, kept.
+_theirs: list[object] = []
+#: Where multiprocessing keeps each helper, and the attribute that holds its
+#: process id while it runs (None when not).
+_HELPERS = (
+    (multiprocessing.forkserver, "_forkserver", "_forkserver_pid"),
+    (multiprocessing.resource_tracker, "_resource_tracker", "_pid"),
+)
 
 
 @dataclass(frozen=True)
@@ -99,21 +122,61 @@ class Parser:
         return done
 
     def _start(self) -> ProcessPoolExecutor:
+        global _pools
         if self._pool is None:
             # forkserver, not fork: the loader holds pymongo's threads, and
             # forking a threaded process can deadlock the child.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["loaders.parse"])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            with _pools_lock:
+                if _pools == 0:  # before the pool: making it starts the tracker
+                    _theirs[:] = _running_helpers()
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                _pools += 1
         return self._pool
 
     def close(self) -> None:
+        """Stop the workers, and the forkserver if no other pool needs it."""
+        global _pools
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+            with _pools_lock:
+                _pools -= 1
+                if _pools == 0:
+                    _stop_helpers()
 
     def __enter__(self) -> Parser:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _running_helpers() -> list[object]:
+    """multiprocessing's forkserver and resource tracker, those running now."""
+    running = []
+    for module, name, pid in _HELPERS:
+        helper = getattr(module, name, None)
+        if getattr(helper, pid, None) is not None:
+            running.append(helper)
+    return running
+
+
+def _stop_helpers() -> None:
+    """Stop the forkserver and resource tracker that our pools started.
+
+    multiprocessing has no public way to; ``_stop`` is what its own tests use,
+    so on a Python without it they are left running, as before.
+    """
+    # The closed pool's semaphores unregister from the tracker when collected:
+    # collect them first, or the tracker warns of "leaked" semaphores as it stops.
+    gc.collect()
+    for helper in _running_helpers():
+        stop = getattr(helper, "_stop", None)
+        if helper in _theirs or stop is None:
+            continue
+        try:
+            stop()
+        except OSError as exc:  # already gone: nothing to stop
+            log.debug("stopping %r: %s", helper, exc)

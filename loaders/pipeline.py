@@ -24,15 +24,17 @@ from loaders.discover import discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
-from loaders.read import content_hash, read_file
+from loaders.paths import path_text
+from loaders.read import Skipped, content_hash, read_file
 from loaders.report import Failure, LoadReport
 from loaders.stored import Stored
 from loaders.write import write_batch
 
 OnFile = Callable[[Path], None]
-#: A file read in a batch: its read failure, the stored (_id, path) with its
-#: content, or None when it is to be parsed.
-Entry = tuple[Path, "Failure | tuple[str, str] | None"]
+#: A file read in a batch: its path, the path's text (``loaders.paths``), and
+#: its read failure or skip, the stored (_id, path) with its content, or None
+#: when it is to be parsed.
+Entry = tuple[Path, str, "Failure | Skipped | tuple[str, str] | None"]
 log = logging.getLogger("newsgraph.loaders")
 
 
@@ -86,8 +88,11 @@ class Loader:
     ) -> LoadReport:
         """Load ``paths``; with ``prune``, delete articles whose source file
         under ``paths`` is gone; and delete those whose file was under ``gone``
-        (paths a watcher saw disappear) if it is still missing."""
-        roots = [str(p) for p in paths]
+        (paths a watcher saw disappear) if it is still missing.
+
+        Paths are file system paths (``str`` with surrogateescape, or ``Path``);
+        the store and the report get each one's text (``loaders.paths``)."""
+        roots = [os.fspath(p) for p in paths]
         report = LoadReport(store=self.store.where)
         started = time.perf_counter()
         try:
@@ -102,13 +107,14 @@ class Loader:
             in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
             with Parser(self.settings.load_workers) as parser:
                 while batch := list(itertools.islice(files, self.settings.batch_size)):
-                    stored.saw(str(p) for p in batch)
-                    in_flight.append(self._start_batch(batch, stored, parser, report))
+                    named = [(path, path_text(path)) for path in batch]
+                    stored.saw(name for _, name in named)
+                    in_flight.append(self._start_batch(named, stored, parser))
                     if len(in_flight) >= parser.depth:
                         self._finish_batch(*in_flight.popleft(), stored, report, on_file)
                 while in_flight:
                     self._finish_batch(*in_flight.popleft(), stored, report, on_file)
-            pruned = [*roots, *gone] if prune else list(gone)
+            pruned = [path_text(p) for p in ([*roots, *gone] if prune else gone)]
             if pruned:
                 self._delete(stored.orphans(pruned), report)
             if report.inserted or report.updated or report.deleted:
@@ -133,25 +139,27 @@ class Loader:
             report.deleted += len(chunk)
 
     def _start_batch(
-        self, batch: list[Path], stored: Stored, parser: Parser, report: LoadReport
+        self, batch: list[tuple[Path, str]], stored: Stored, parser: Parser
     ) -> tuple[list[Entry], Future[list[Outcome]]]:
         """Read and hash a batch's files and start parsing those whose content
         is not stored. What each file turns out to be is settled in order by
         :meth:`_finish_batch`."""
         entries: list[Entry] = []
         to_parse: list[Item] = []
-        for path in batch:
-            name = str(path)
+        for path, name in batch:
             try:
                 data = read_file(path, self.settings.max_file_bytes)
             except Rejected as exc:
-                entries.append((path, Failure(name, exc.reason, exc.line)))
+                entries.append((path, name, Failure(name, exc.reason, exc.line)))
+                continue
+            except Skipped as skip:
+                entries.append((path, name, skip))
                 continue
             digest = content_hash(data)
             known = stored.find(digest)
             if known is None:
                 to_parse.append((data, name, digest))
-            entries.append((path, known))
+            entries.append((path, name, known))
         return entries, parser.submit(to_parse)
 
     def _finish_batch(
@@ -165,10 +173,11 @@ class Loader:
         outcomes = iter(parsed.result())
         docs: list[dict[str, Any]] = []
         moved: list[tuple[str, str]] = []
-        for path, state in entries:
-            name = str(path)
+        for path, name, state in entries:
             if isinstance(state, Failure):
                 report.failures.append(state)
+            elif isinstance(state, Skipped):
+                report.skips.append(Failure(name, state.reason))
             elif state is not None:  # content already stored
                 _id, stored_path = state
                 if _claim(stored, _id, name, report):

@@ -25,6 +25,7 @@ from typing import Any
 
 from core.store import Store, unavailable_as_error
 from loaders.facets import FACET_FIELDS, Facets, facets_of
+from loaders.paths import path_of
 
 _SCHEMA = """
 CREATE TABLE article (
@@ -126,7 +127,8 @@ class Stored:
     def orphans(self, roots: Iterable[str]) -> Iterator[tuple[str, str]]:
         """``(_id, path)`` of stored articles whose source file was under one of
         ``roots`` and is gone: not seen by this run and not on disk (a file that
-        exists but failed to load keeps its stored version)."""
+        exists but failed to load keeps its stored version). Paths here, like
+        ``roots``, are paths' text (``loaders.paths``)."""
         for root in roots:
             prefix = root.rstrip(os.sep) + os.sep
             unseen = self._db.execute(
@@ -135,7 +137,7 @@ class Stored:
                 (root, len(prefix), prefix),
             ).fetchall()  # before any is forgotten: no reading while deleting
             for _id, path in unseen:
-                if not os.path.lexists(path):
+                if not os.path.lexists(path_of(path)):
                     yield _id, path
 
     def _one(self, sql: str, *args: Any) -> Any:

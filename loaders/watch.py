@@ -8,22 +8,34 @@ disappeared are deleted. A file moved within the folders keeps its article
 
 If the store goes away, the batch's files stay pending and are retried every
 ``retry_s`` seconds until it is back: nothing seen is lost.
+
+watchfiles cannot name a path that is not valid UTF-8: a change to such a file
+stops its watcher with an error, and a folder of such a name stops it from
+starting at all. The watch then starts again (polling, if it could not start)
+and loads the folders whole, with pruning, since the failed batch is lost; the
+loader itself reads, stores and reports such names (``loaders.paths``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from threading import Event
 
 import watchfiles
+from watchfiles._rust_notify import WatchfilesRustInternalError
 
 from core.config import Settings
 from core.store import Store
 from loaders.discover import is_article_name
 from loaders.pipeline import Loader
 from loaders.report import LoadReport
+
+#: A batch of changes, and whether changes were lost before it (rescan all).
+Batch = tuple[set[tuple[watchfiles.Change, str]], bool]
+log = logging.getLogger("newsgraph.loaders")
 
 
 def watch_paths(
@@ -44,15 +56,10 @@ def watch_paths(
         on_report(first)
         pending: set[str] = set(folders) if first.aborted else set()
         gone: set[str] = set()
-        changes_seen = watchfiles.watch(
-            *folders,
-            watch_filter=_relevant,
-            debounce=debounce_ms,
-            stop_event=stop,
-            rust_timeout=int(retry_s * 1000),
-            yield_on_timeout=True,  # an empty batch: the moment to retry pending work
-        )
-        for changes in changes_seen:
+        for changes, lost in _batches(folders, stop, debounce_ms, retry_s):
+            if lost:  # load everything again; prune what is gone
+                pending.update(folders)
+                gone.update(folders)
             for change, path in changes:
                 if change == watchfiles.Change.deleted:
                     gone.add(path)
@@ -68,6 +75,44 @@ def watch_paths(
             if report.aborted is None:
                 pending.clear()
                 gone.clear()
+
+
+def _batches(
+    folders: list[str], stop: Event | None, debounce_ms: int, retry_s: float
+) -> Iterator[Batch]:
+    """watchfiles' batches of changes until ``stop``, and an empty batch every
+    ``retry_s`` seconds; a watcher that fails is started again."""
+    failed = 0  # watchers in a row that failed before yielding a batch
+    lost = False
+    while True:
+        polling = failed >= 2  # inotify cannot even start: poll instead
+        if failed >= 3 and (stop or Event()).wait(retry_s):
+            return  # polling fails too: try again every retry_s, not in a tight loop
+        try:
+            for changes in watchfiles.watch(
+                *folders,
+                watch_filter=_relevant,
+                debounce=debounce_ms,
+                stop_event=stop,
+                rust_timeout=int(retry_s * 1000),
+                yield_on_timeout=True,  # an empty batch: the moment to retry pending work
+                force_polling=polling or None,
+                poll_delay_ms=1000,
+            ):
+                failed = 0
+                yield changes, lost
+                lost = False
+            return
+        except WatchfilesRustInternalError as exc:
+            failed += 1
+            lost = True
+            log.warning(
+                "the watcher stopped (%s), most likely at a file or folder name that is not "
+                "valid UTF-8 (renaming it avoids this); watching again%s and loading the "
+                "folders again, in case changes were missed",
+                exc,
+                " by polling" if failed >= 2 else "",
+            )
 
 
 def _relevant(change: watchfiles.Change, path: str) -> bool:

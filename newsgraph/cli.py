@@ -85,8 +85,10 @@ def load(
     """Load article files (and directories of them, recursively) into the store.
 
     Each article is upserted by its webUrl; files whose content is already
-    stored are skipped. Exit status: 0 all loaded, 1 any file failed (each is
-    listed with its reason), 2 usage error, 3 the store could not be reached.
+    stored are skipped. Exit status: 0 all loaded, 1 any file failed or was
+    skipped (each is listed with its reason: a FIFO, socket or device is never
+    opened; a file that vanished or kept changing is left for the next load),
+    2 usage error, 3 the store could not be reached.
     """
     from loaders import load_paths
     from loaders.report import render
@@ -125,6 +127,7 @@ def _watch(
     store: Store, paths: tuple[Path, ...], settings: Settings, as_json: bool, err: Console
 ) -> None:
     """``load --watch``: one report per batch of changes, until Ctrl-C."""
+    from loaders.paths import path_text
     from loaders.report import render
     from loaders.watch import watch_paths
 
@@ -137,7 +140,8 @@ def _watch(
         else:
             render(report, out)
 
-    err.print(f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)", highlight=False)
+    watched = ", ".join(map(path_text, paths))
+    err.print(f"watching {watched} (Ctrl-C to stop)", highlight=False, markup=False)
     try:
         watch_paths(store, paths, settings, on_report=on_report)
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """Parsing in worker processes gives exactly what parsing inline gives."""
 
 import dataclasses
+import multiprocessing
 
 import pytest
 
@@ -8,6 +9,7 @@ from loaders import load_paths
 from loaders.parallel import PARALLEL_MIN, Parsed, Parser, Rejection, parse_outcomes
 from loaders.read import content_hash
 from tests.articles import article_text, web_url, write_article
+from tests.loaders.processes import pool_processes
 
 
 def corpus(directory, n: int) -> None:
@@ -57,3 +59,20 @@ def test_a_parallel_load_stores_what_a_serial_one_does(store, settings, tmp_path
     titles = sorted(d["title"] for d in store.articles.find({}, {"title": 1}))
     assert titles == sorted(f"Story {i}" for i in range(260))
     assert store.db.providers.find_one({"_id": "tramtimes.example"})["count"] == 260
+
+
+def test_no_pool_process_outlives_a_load(store, settings, tmp_path):
+    corpus(tmp_path, PARALLEL_MIN + 20)
+    settings = dataclasses.replace(settings, load_workers=2)
+    during: list[list[str]] = []
+    report = load_paths(
+        store, [tmp_path], settings, on_file=lambda _: during or during.append(pool_processes())
+    )
+    assert report.inserted == PARALLEL_MIN + 20
+    assert any("forkserver" in p for p in during[0])  # the pool was running
+    assert pool_processes() == [] and multiprocessing.active_children() == []
+    # the next load starts them afresh, and stops them again
+    for i in range(PARALLEL_MIN):
+        write_article(tmp_path / "more", f"b{i}.md", webUrl=web_url(f"b{i}"))
+    assert load_paths(store, [tmp_path], settings).inserted == PARALLEL_MIN
+    assert pool_processes() == []

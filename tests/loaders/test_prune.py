@@ -63,3 +63,16 @@ def test_a_moved_file_is_not_pruned(store, settings, tmp_path):
     report = load_paths(store, [tmp_path], settings, prune=True)
     assert report.deleted == 0 and report.unchanged == 3
     assert store.articles.find_one({"_source.path": str(moved)}) is not None
+
+
+def test_a_file_whose_name_is_not_utf8_is_stored_as_its_text_and_pruned(store, settings, tmp_path):
+    odd = write_article(tmp_path, "caf\udce9.md", webUrl=web_url("latin1-name"))  # b"caf\xe9.md"
+    first = load_paths(store, [tmp_path], settings)
+    assert first.inserted == 1 and first.ok
+    (doc,) = store.articles.find()
+    assert doc["_source"]["path"] == f"{tmp_path}/caf\\xe9.md"
+    again = load_paths(store, [tmp_path], settings, prune=True)
+    assert (again.unchanged, again.deleted, again.ok) == (1, 0, True)  # not moved, not gone
+    odd.unlink()
+    report = load_paths(store, [tmp_path], settings, prune=True)
+    assert report.deleted == 1 and ids(store) == set()

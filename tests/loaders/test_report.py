@@ -26,3 +26,24 @@ def test_brackets_in_a_path_or_reason_print_literally():
     failure = Failure("news/[red]x[/red].md", "title must be text, got '[bold]hi[/]'", 3)
     assert str(failure) == "news/[red]x[/red].md:3: title must be text, got '[bold]hi[/]'"
     assert f"FAILED {failure}\n" in rendered(LoadReport(store="db", failures=[failure]))
+
+
+def test_a_failure_and_a_skip_are_each_one_line_in_text_and_json():
+    report = LoadReport(
+        store="db",
+        failures=[Failure("a\\nFAILED b.md", "title must be text, got 'x\nFAILED c.md: y'", 2)],
+        skips=[Failure("fifo.md", "is a named pipe (FIFO), not a regular file")],
+    )
+    lines = rendered(report).splitlines()
+    assert [line for line in lines if line.startswith(("FAILED", "SKIPPED"))] == [
+        "FAILED a\\nFAILED b.md:2: title must be text, got 'x\\nFAILED c.md: y'",
+        "SKIPPED fifo.md: is a named pipe (FIFO), not a regular file",
+    ]
+    assert any(line.split() == ["skipped", "1"] for line in lines)
+    data = report.to_dict()
+    assert data["failures"][0]["reason"] == "title must be text, got 'x\\nFAILED c.md: y'"
+    assert (data["failed"], data["skipped"], data["files"]) == (1, 1, 2)
+    assert data["skips"] == [
+        {"path": "fifo.md", "reason": "is a named pipe (FIFO), not a regular file", "line": None}
+    ]
+    assert not report.ok

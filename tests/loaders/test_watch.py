@@ -3,6 +3,8 @@
 Runs on both engines; the watcher runs in a thread and is stopped by each test.
 """
 
+import contextlib
+import os
 import shutil
 import threading
 import time
@@ -11,9 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from core.document import article_id
+from loaders.parallel import PARALLEL_MIN
 from loaders.report import LoadReport
 from loaders.watch import watch_paths
 from tests.articles import article_text, web_url, write_article
+from tests.loaders.processes import pool_processes
 from tests.waiting import eventually
 
 WAIT_S = 15  # generous: inotify plus debounce is well under a second
@@ -26,7 +30,12 @@ class Watcher:
         self.thread = threading.Thread(
             target=watch_paths,
             args=(store, [root], settings),
-            kwargs={"on_report": self.reports.append, "stop": self.stop, "debounce_ms": 100},
+            kwargs={
+                "on_report": self.reports.append,
+                "stop": self.stop,
+                "debounce_ms": 100,
+                "retry_s": 1.0,  # how soon a watcher that failed catches up
+            },
             daemon=True,
         )
 
@@ -34,10 +43,9 @@ class Watcher:
         eventually(condition, WAIT_S, what, alive=self.thread.is_alive)
 
 
-@pytest.fixture
-def watcher(store, settings, tmp_path) -> Iterator[Watcher]:
-    write_article(tmp_path, "first.md", webUrl=web_url("first"))
-    w = Watcher(store, settings, tmp_path)
+@contextlib.contextmanager
+def watching(store, settings, root) -> Iterator[Watcher]:
+    w = Watcher(store, settings, root)
     w.thread.start()
     w.until(lambda: len(w.reports) >= 1, "the first load")
     time.sleep(0.3)  # let the watch start before the test changes files
@@ -45,6 +53,13 @@ def watcher(store, settings, tmp_path) -> Iterator[Watcher]:
     w.stop.set()
     w.thread.join(timeout=10)
     assert not w.thread.is_alive()
+
+
+@pytest.fixture
+def watcher(store, settings, tmp_path) -> Iterator[Watcher]:
+    write_article(tmp_path, "first.md", webUrl=web_url("first"))
+    with watching(store, settings, tmp_path) as w:
+        yield w
 
 
 def doc(store, slug):
@@ -96,3 +111,45 @@ def test_editor_temporary_files_are_ignored(watcher, store, tmp_path):
     write_article(tmp_path, "third.md", webUrl=web_url("third"))
     watcher.until(lambda: doc(store, "third") is not None, "the article")
     assert not any(r.failures for r in watcher.reports)
+
+
+def test_a_fifo_is_reported_and_the_watch_goes_on(watcher, store, tmp_path):
+    os.mkfifo(tmp_path / "pipe.md")
+    watcher.until(lambda: any(r.skips for r in watcher.reports), "the FIFO reported")
+    skip = next(s for r in watcher.reports for s in r.skips)
+    assert skip.path == f"{tmp_path}/pipe.md" and "named pipe (FIFO)" in skip.reason
+    write_article(tmp_path, "after.md", webUrl=web_url("after"))
+    watcher.until(lambda: doc(store, "after") is not None, "a file after the FIFO")
+
+
+def test_a_name_that_is_not_utf8_is_loaded_and_deleted(watcher, store, tmp_path):
+    # watchfiles cannot name it, so its watcher stops; the watch starts again and rescans
+    odd = write_article(tmp_path, "caf\udce9.md", webUrl=web_url("odd"))  # b"caf\xe9.md"
+    watcher.until(lambda: doc(store, "odd") is not None, "the file loaded")
+    assert doc(store, "odd")["_source"]["path"] == f"{tmp_path}/caf\\xe9.md"
+    odd.unlink()
+    watcher.until(lambda: doc(store, "odd") is None, "its article deleted")
+    write_article(tmp_path, "later.md", webUrl=web_url("later"))
+    watcher.until(lambda: doc(store, "later") is not None, "a later file")
+    assert not any(r.failures or r.skips for r in watcher.reports)
+
+
+def test_a_folder_whose_name_is_not_utf8_is_watched_by_polling(store, settings, tmp_path):
+    # watchfiles cannot even start on it with inotify
+    write_article(tmp_path / "caf\udce9", "inside.md", webUrl=web_url("inside"))
+    with watching(store, settings, tmp_path) as w:
+        assert w.reports[0].inserted == 1
+        assert doc(store, "inside")["_source"]["path"] == f"{tmp_path}/caf\\xe9/inside.md"
+        write_article(tmp_path, "new.md", webUrl=web_url("new"))
+        w.until(lambda: doc(store, "new") is not None, "a new file")
+        (tmp_path / "caf\udce9" / "inside.md").unlink()
+        w.until(lambda: doc(store, "inside") is None, "a file gone from that folder")
+
+
+def test_a_batch_parsed_in_a_pool_leaves_no_pool_process(watcher, tmp_path):
+    outside = tmp_path.parent / f"{tmp_path.name}-many"
+    for i in range(PARALLEL_MIN):
+        write_article(outside, f"m{i:03}.md", webUrl=web_url(f"m{i}"))
+    shutil.move(outside, tmp_path / "many")
+    watcher.until(lambda: any(r.inserted == PARALLEL_MIN for r in watcher.reports), "the batch")
+    assert pool_processes() == []  # the report comes once the load, and its pool, ended

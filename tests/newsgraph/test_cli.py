@@ -5,12 +5,15 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 from click.testing import CliRunner
 
 from newsgraph.cli import cli
 from tests.articles import EXAMPLES, write_article
+from tests.loaders.processes import pool_processes
+from tests.waiting import eventually
 
 
 def run(*args, env=None):
@@ -112,3 +115,37 @@ def test_load_watch_reports_each_change_as_a_json_line_and_stops_on_ctrl_c(setti
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert b"stopped watching" in err
+
+
+def test_odd_files_are_listed_and_exit_1_never_a_traceback(settings, tmp_path):
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    write_article(tmp_path, "caf\udce9.md")  # the name is b"caf\xe9.md", not UTF-8
+    os.mkfifo(tmp_path / "pipe.md")
+    result = run("load", tmp_path, env=env)
+    assert result.exit_code == 1, result.output
+    assert re.search(r"inserted\s+1\s", result.output)
+    assert re.search(r"skipped\s+1\s", result.output)
+    assert f"SKIPPED {tmp_path}/pipe.md: is a named pipe (FIFO)" in result.output
+    report = json.loads(run("load", "--json", tmp_path, env=env).stdout)
+    assert (report["skipped"], report["failed"]) == (1, 0)
+
+
+def test_serve_load_survives_odd_files_and_keeps_no_parse_pool_while_serving(tmp_path):
+    for i in range(120):  # over PARALLEL_MIN: parsed in a pool of worker processes
+        write_article(tmp_path, f"a{i:03}.md", webUrl=f'"https://x.example/{i}"')
+    write_article(tmp_path, "caf\udce9.md", webUrl='"https://x.example/odd"')  # not UTF-8
+    os.mkfifo(tmp_path / "pipe.md")
+    env = {**os.environ, "MONGODB_URI": "", "NEWSGRAPH_LOAD_WORKERS": "2"}
+    command = [sys.executable, "-m", "newsgraph", "serve", "--port", "0", "--load", str(tmp_path)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        eventually(lambda: b"Uvicorn running" in b"".join(err), 60, "the server up")
+        assert re.search(rb"inserted\s+121\s", b"".join(err))
+        assert b"SKIPPED " + os.fsencode(tmp_path) + b"/pipe.md: is a named pipe" in b"".join(err)
+        assert pool_processes(proc.pid) == []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
