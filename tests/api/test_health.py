@@ -48,8 +48,10 @@ def test_health_answers_at_once_while_every_store_slot_is_busy(
         )
         live, live_s = timed_get(f"{url}/healthz")
         ready, ready_s = timed_get(f"{url}/readyz")
-        assert live.status_code == 200 and live_s < 0.3
-        assert ready.status_code == 200 and ready_s < 0.3
+        # At once: the old ping queued behind the busy store calls and gave up
+        # after 1.5 s with 503 "store down" (the slow calls here last 2 s).
+        assert live.status_code == 200 and live_s < 1
+        assert ready.status_code == 200 and ready_s < 1
         assert ready.json() == {
             "status": "ready",
             "store": "up",
