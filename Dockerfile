@@ -30,6 +30,8 @@ COPY examples ./examples
 
 USER newsgraph
 EXPOSE 8000
+# Liveness (/healthz), not readiness (/readyz): a store outage must not get the
+# API replaced or held back; see the README's Operations section.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
 CMD ["newsgraph", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -14,7 +14,9 @@ Answering a query: ``resolvers`` (what list and lookup fields do),
 bounded in time, outages made readable), ``errors`` (client errors shown,
 all others masked).
 
-Serving it: ``app`` (the ASGI application), ``requests`` (invented methods
+Serving it: ``app`` (the ASGI application), ``deadline`` (each request's time
+limit, cancelled when its client hangs up), ``slots`` (bounded worker threads
+for store calls; load shed with 503 past them), ``requests`` (invented methods
 refused, HEAD and media types made regular), ``limits`` (request size, before
 parsing), ``persisted`` (automatic persisted queries), ``caching`` (ETag and
 Cache-Control for GET), ``observe`` (one JSON log line per request),

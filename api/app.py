@@ -1,4 +1,4 @@
-"""The ASGI application: ``/graphql`` and ``/healthz``.
+"""The ASGI application: ``/graphql``, ``/healthz`` (liveness) and ``/readyz`` (readiness).
 
 Run it with ``newsgraph serve``, or with any ASGI server::
 
@@ -33,16 +33,18 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from api import observe
+from api import deadline, observe
 from api.caching import QueryCaching
 from api.context import Context, is_admin
 from api.data import Gateway
+from api.deadline import RequestGuard
 from api.errors import error_code
 from api.explorer import Explorer
 from api.limits import BodyLimit
 from api.metrics import Metrics
 from api.requests import RegularRequests
 from api.schema import build_schema
+from api.slots import RETRY_AFTER_S, StoreSlots
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
 
@@ -51,7 +53,6 @@ if TYPE_CHECKING:  # strawberry's own HTTP layer, named in a signature only
 
 log = logging.getLogger("newsgraph.api")
 
-HEALTH_TIMEOUT_S = 1.5
 #: No operation needs a longer name; graphql-core would echo any it cannot find.
 MAX_OPERATION_NAME = 200
 
@@ -99,9 +100,17 @@ class GraphQLApp(GraphQL[Context, None]):
         stats = observe.current()
         if stats is not None:
             stats.operation = name
-        return await super().execute_single(
+        result = await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
+        budget = deadline.current()
+        if budget is not None and budget.shed:
+            # Shed, not failed: nothing is wrong with the query, and a 503 with
+            # Retry-After is what clients, proxies and load balancers retry.
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            sub_response.headers["Cache-Control"] = "no-store"
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -143,22 +152,32 @@ class GraphQLApp(GraphQL[Context, None]):
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     store = store or connect(settings)
-    gateway = Gateway(store, settings.store_op_timeout_ms)
+    slots = StoreSlots(settings.store_concurrency, settings.store_queue_ms)
+    gateway = Gateway(store, settings.store_op_timeout_ms, slots)
     explorer = Explorer(Path(settings.graphiql_assets) if settings.graphiql_assets else None)
     graphql = GraphQLApp(settings, gateway, explorer)
 
     async def healthz(request: Request) -> Response:
-        try:
-            with anyio.fail_after(HEALTH_TIMEOUT_S):
-                await gateway.run(store.ping)
-        except Exception:  # a timeout or any failure to answer is "unavailable"
-            return JSONResponse({"status": "unavailable", "store": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "store": "up"})
+        # Liveness: the process serves requests. It touches no store, so an
+        # outage or a busy store never gets a healthy process restarted.
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        # Readiness: whether this instance can answer queries now, from the
+        # driver's view of the topology (no round trip queued behind busy slots).
+        ready = gateway.ready()
+        body = {
+            "status": "ready" if ready else "unavailable",
+            "store": "up" if ready else "down",
+            "store_calls_in_flight": slots.in_flight,
+            "store_call_slots": slots.size,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # A store that is down at start must not stop the API from starting:
-        # /healthz says 503 until it answers, and queries fail clearly meanwhile.
+        # /readyz says 503 until it answers, and queries fail clearly meanwhile.
         try:
             await anyio.to_thread.run_sync(store.ensure_indexes)
         except StoreUnavailable as exc:
@@ -169,6 +188,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
     ]
     if settings.introspection:
         routes.append(Route("/graphiql/{name}", explorer.asset, methods=["GET"]))
@@ -186,6 +206,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         ),
+        # Inside CORS, so a browser can read the TIMEOUT it answers with.
+        Middleware(RequestGuard, timeout_ms=settings.request_timeout_ms),
         # Mobile clients on slow networks: article lists are repetitive JSON.
         Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
         Middleware(QueryCaching, max_age=settings.cache_max_age),

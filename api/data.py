@@ -1,8 +1,12 @@
 """Store access for the API: every call bounded, and outages made readable.
 
 pymongo is synchronous; each call runs in a worker thread so the event loop
-keeps serving other requests while one waits on the store. The embedded engine
-is in-process and answers at once, so it is called inline.
+keeps serving other requests while one waits on the store. The threads are
+bounded by :class:`api.slots.StoreSlots` (a call that cannot get one soon is
+shed), each call ends at its request's deadline (:mod:`api.deadline`), and the
+store is told the same through ``maxTimeMS``. The embedded engine is
+in-process and answers at once, so it is called inline: there the deadline is
+checked before each call, since a call already running cannot be interrupted.
 """
 
 from __future__ import annotations
@@ -12,34 +16,103 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import pymongo.errors
 
-from api.errors import StoreUnavailableError
+from api import deadline
+from api.deadline import Budget
+from api.errors import (
+    ClientClosedRequestError,
+    OverloadedError,
+    RequestTimeoutError,
+    StoreUnavailableError,
+)
 from api.observe import count_store_call
+from api.slots import RETRY_AFTER_S, Shed, StoreSlots
+from core.config import Settings
 from core.store import Store, StoreUnavailable
 
 log = logging.getLogger("newsgraph.api")
 R = TypeVar("R")
 
-_OUTAGE = (pymongo.errors.ConnectionFailure, pymongo.errors.ExecutionTimeout, StoreUnavailable)
+_OUTAGE = (pymongo.errors.ConnectionFailure, StoreUnavailable)
 
 
 class Gateway:
-    def __init__(self, store: Store, op_timeout_ms: int) -> None:
+    def __init__(self, store: Store, op_timeout_ms: int, slots: StoreSlots | None = None) -> None:
         self.store = store
         self.op_timeout_ms = op_timeout_ms
+        if slots is None:  # a gateway outside the app (benchmarks, scripts): the defaults
+            slots = StoreSlots(Settings.store_concurrency, Settings.store_queue_ms)
+        self.slots = slots
 
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         call = functools.partial(fn, *args, **kwargs)
         count_store_call()
+        budget = deadline.current()
         try:
-            if self.store.embedded:
-                return call()
-            return await anyio.to_thread.run_sync(call)
+            if budget is None:  # outside a request: the op timeout bounds it
+                return await self._dispatch(call)
+            return await self._within(budget, call)
+        except pymongo.errors.ExecutionTimeout:
+            # maxTimeMS ran out: the query costs more than it may, the store is fine.
+            raise RequestTimeoutError(self._limit_s(budget)) from None
         except _OUTAGE as exc:
             log.warning("store unavailable: %s", exc)
             raise StoreUnavailableError() from None
+
+    async def _within(self, budget: Budget, call: Callable[[], R]) -> R:
+        if budget.gone:
+            raise ClientClosedRequestError()
+        if budget.shed:  # one refusal answers the request; its other calls would wait the same
+            raise OverloadedError(RETRY_AFTER_S)
+        if budget.remaining() <= 0:
+            raise RequestTimeoutError(budget.limit_s)
+        with budget.scope():
+            try:
+                return await self._dispatch(call)
+            except Shed:
+                budget.shed = True
+                raise OverloadedError(RETRY_AFTER_S) from None
+        # Only reached when the scope ended the call: the deadline, or the client left.
+        if budget.gone:
+            raise ClientClosedRequestError()
+        raise RequestTimeoutError(budget.limit_s)
+
+    async def _dispatch(self, call: Callable[[], R]) -> R:
+        """The store call itself: inline on the embedded engine, else in a
+        worker thread holding one of the slots."""
+        if self.store.embedded:
+            return call()
+        return await self.slots.run(call)
+
+    def time_limit_ms(self) -> int:
+        """``maxTimeMS`` for a store call starting now: the op timeout, or the
+        request's time left if that is less. Called in the worker thread as
+        the call starts, so the time spent waiting for a slot is not given twice."""
+        budget = deadline.current()
+        if budget is None:
+            return self.op_timeout_ms
+        left_ms = int(budget.remaining() * 1000)
+        if left_ms < 1:
+            raise RequestTimeoutError(budget.limit_s)
+        return min(self.op_timeout_ms, left_ms)
+
+    def _limit_s(self, budget: Budget | None) -> float:
+        """The limit a query ran into: the op timeout, or the request's if shorter."""
+        op_s = self.op_timeout_ms / 1000
+        return op_s if budget is None else min(op_s, budget.limit_s)
+
+    def ready(self) -> bool:
+        """Whether the driver knows a server it can read from right now.
+
+        This reads the topology that pymongo's monitor threads keep up to date
+        (every ``heartbeatFrequencyMS``, sooner after some failed calls): no
+        round trip, so it answers at once however busy the store slots are.
+        """
+        if self.store.embedded:
+            return True
+        db = self.store.db
+        return db.client.topology_description.has_readable_server(db.read_preference)
 
     async def find(
         self,
@@ -56,11 +129,16 @@ class Gateway:
             if limit:
                 cursor = cursor.limit(limit)
             if not self.store.embedded:
-                cursor = cursor.max_time_ms(self.op_timeout_ms)
+                cursor = cursor.max_time_ms(self.time_limit_ms())
             return list(cursor)
 
         return await self.run(fetch)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
-        options = {} if self.store.embedded else {"maxTimeMS": self.op_timeout_ms}
-        return await self.run(self.store.db[collection].count_documents, query, **options)
+        def tally() -> int:
+            documents = self.store.db[collection]
+            if self.store.embedded:
+                return documents.count_documents(query)
+            return documents.count_documents(query, maxTimeMS=self.time_limit_ms())
+
+        return await self.run(tally)

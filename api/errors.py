@@ -49,6 +49,38 @@ def is_input_error(error: GraphQLError) -> bool:
     return error.path is None and isinstance(error.original_error, GraphQLError)
 
 
+class RequestTimeoutError(ClientError):
+    """The request ran out of time (``NEWSGRAPH_REQUEST_TIMEOUT_MS``); what it
+    had not fetched by then is missing, and its pending store calls were dropped."""
+
+    code = "TIMEOUT"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(
+            f"the request did not finish within its {limit_s:g} s limit and was stopped; "
+            "ask for less (a smaller `first`, fewer nested fields) or try again later"
+        )
+
+
+class OverloadedError(ClientError):
+    """Every store slot stayed busy for the whole short wait: the request is
+    shed (HTTP 503 with Retry-After) rather than queued behind the others."""
+
+    code = "OVERLOADED"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"the server is busy; retry in {retry_after_s} s")
+
+
+class ClientClosedRequestError(ClientError):
+    """The client hung up; nobody reads this, but the work it stops is real."""
+
+    code = "CLIENT_CLOSED_REQUEST"
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection before the answer was ready")
+
+
 def should_mask(error: GraphQLError) -> bool:
     """For strawberry's MaskErrors: hide everything but client errors, GraphQL's
     own parse and validation errors (which have no original error) and its

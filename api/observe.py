@@ -25,9 +25,13 @@ access_log = logging.getLogger("newsgraph.access")
 
 #: Routes known by name in metrics; anything else is "other", so a scanner
 #: trying random paths cannot create unbounded label values.
-ROUTES = frozenset({"/graphql", "/healthz", "/metrics"})
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 #: Longest client-chosen text (path, operation name) written to a log line.
 MAX_LOGGED = 200
+
+#: The status logged and counted for a request whose client hung up before its
+#: answer was all sent (nginx's "client closed request"); its work was cancelled.
+CLIENT_CLOSED = 499
 
 
 @dataclass
@@ -35,6 +39,8 @@ class RequestStats:
     store_calls: int = 0
     operation: str | None = None
     error_codes: list[str] = field(default_factory=list)
+    #: Set by api.deadline's guard when the client left mid-request.
+    client_gone: bool = False
 
 
 _current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar(
@@ -81,6 +87,8 @@ class Observe:
             await self.app(scope, receive, observe)
         finally:
             _current.reset(token)
+            if stats.client_gone:
+                status = CLIENT_CLOSED
             self._record(scope, stats, status, sent, time.perf_counter() - started)
 
     def _record(

@@ -26,6 +26,12 @@ class Settings:
     store_timeout_ms: int = 3000
     #: Longest a single store operation may take before it fails (ms).
     store_op_timeout_ms: int = 10000
+    #: Longest a request may take, its store calls included, before it stops with TIMEOUT (ms).
+    request_timeout_ms: int = 5000
+    #: Most store calls one process runs at once (worker threads); more wait, then are shed.
+    store_concurrency: int = 16
+    #: How long a store call may wait for one of those slots before its request gets 503 (ms).
+    store_queue_ms: int = 1000
     #: Files larger than this are rejected unread (bytes).
     max_file_bytes: int = 2 * 1024 * 1024
     #: Documents per bulk write.
@@ -112,6 +118,9 @@ ENV_NAMES: dict[str, str] = {
     "db_name": "NEWSGRAPH_DB",
     "store_timeout_ms": "NEWSGRAPH_STORE_TIMEOUT_MS",
     "store_op_timeout_ms": "NEWSGRAPH_STORE_OP_TIMEOUT_MS",
+    "request_timeout_ms": "NEWSGRAPH_REQUEST_TIMEOUT_MS",
+    "store_concurrency": "NEWSGRAPH_STORE_CONCURRENCY",
+    "store_queue_ms": "NEWSGRAPH_STORE_QUEUE_MS",
     "max_file_bytes": "NEWSGRAPH_MAX_FILE_BYTES",
     "batch_size": "NEWSGRAPH_BATCH_SIZE",
     "load_workers": "NEWSGRAPH_LOAD_WORKERS",

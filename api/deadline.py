@@ -1,0 +1,195 @@
+"""A deadline for every request, and cancellation when its client leaves.
+
+:class:`RequestGuard` gives each HTTP request a :class:`Budget`: the time it
+may take (``NEWSGRAPH_REQUEST_TIMEOUT_MS``) and the store calls waiting on its
+behalf. The gateway ends each store call at the deadline (and caps its
+``maxTimeMS`` at the time left), so the GraphQL layer answers with a
+``TIMEOUT`` error and whatever it fetched in time. If the client hangs up, every
+pending call is cancelled at once and the access log says 499, as nginx does.
+
+A budget lives in a context variable, so DataLoader batches, which run in
+tasks of their own, still spend the budget of the request that caused them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import anyio
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import observe
+from api.errors import RequestTimeoutError
+
+#: How long after the deadline the GraphQL layer may take to turn its timed-out
+#: store calls into an answer, before the guard stops it and answers instead.
+GRACE_S = 0.5
+
+
+@dataclass(eq=False)
+class Budget:
+    """One request's time, and the store calls waiting on its behalf."""
+
+    #: On time.monotonic()'s clock, which worker threads may read too.
+    deadline: float
+    limit_s: float
+    #: The client hung up: nothing more is worth doing for this request.
+    gone: bool = False
+    #: A store call found no free slot: the answer is 503 + Retry-After.
+    shed: bool = False
+    _waiting: set[anyio.CancelScope] = field(default_factory=set)
+
+    @classmethod
+    def starting_now(cls, limit_s: float) -> Budget:
+        return cls(time.monotonic() + limit_s, limit_s)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[anyio.CancelScope]:
+        """A cancel scope that ends at the deadline, or as soon as the client leaves."""
+        # anyio's clock is the event loop's; on asyncio (uvicorn) it is
+        # time.monotonic() too, but convert rather than rely on that.
+        with anyio.CancelScope(deadline=anyio.current_time() + self.remaining()) as scope:
+            if self.gone:
+                scope.cancel()
+            self._waiting.add(scope)
+            try:
+                yield scope
+            finally:
+                self._waiting.discard(scope)
+
+    def cancel(self) -> None:
+        """The client left: stop everything waiting for this request."""
+        self.gone = True
+        for scope in list(self._waiting):
+            scope.cancel()
+
+
+_current: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
+    "newsgraph_budget", default=None
+)
+
+
+def current() -> Budget | None:
+    """The budget of the request being served; ``None`` outside one (benchmarks, scripts)."""
+    return _current.get()
+
+
+class RequestGuard:
+    """Pure ASGI middleware: a deadline and a disconnect watch for each HTTP request."""
+
+    def __init__(self, app: ASGIApp, timeout_ms: int) -> None:
+        self.app = app
+        self.limit_s = timeout_ms / 1000
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        budget = Budget.starting_now(self.limit_s)
+        token = _current.set(budget)
+        try:
+            await _Exchange(budget, receive, send).serve(self.app, scope)
+        finally:
+            _current.reset(token)
+
+
+class _Exchange:
+    """One request's conversation with its client, watched for the client leaving.
+
+    ASGI says a client left only to whoever calls ``receive`` after the body,
+    and the app never does once it has read it; so a watcher does, and hands
+    the ``http.disconnect`` to the app too if it asks later.
+    """
+
+    def __init__(self, budget: Budget, receive: Receive, send: Send) -> None:
+        self.budget = budget
+        self._receive = receive
+        self._send = send
+        self.body_read = anyio.Event()
+        self.left = anyio.Event()
+        self.started = False
+        self.complete = False
+        # The backstop: it stops the work GRACE_S after the deadline, wherever
+        # it is waiting (a slow upload included), if the answer is not started.
+        self.work = anyio.CancelScope(deadline=anyio.current_time() + budget.limit_s + GRACE_S)
+
+    async def serve(self, app: ASGIApp, scope: Scope) -> None:
+        failure: Exception | None = None
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(self.watch)
+            with self.work:
+                try:
+                    await app(scope, self.receive, self.send)
+                except Exception as exc:  # re-raised as is, not wrapped in an ExceptionGroup
+                    failure = exc
+            watchers.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if self.work.cancelled_caught and not self.budget.gone and not self.started:
+            await self.answer_timeout()
+
+    async def receive(self) -> Message:
+        if self.body_read.is_set():
+            await self.left.wait()  # nothing but a disconnect follows the body
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.client_left()
+        elif not message.get("more_body", False):
+            self.body_read.set()
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            # The deadline bounds the work, not the transfer to a slow reader.
+            self.work.deadline = math.inf
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+        await self._send(message)
+
+    async def watch(self) -> None:
+        await self.body_read.wait()
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.client_left()
+
+    def client_left(self) -> None:
+        self.left.set()
+        if self.complete:
+            return  # the answer was all sent: an ordinary end of the exchange
+        self.budget.cancel()
+        self.work.cancel()
+        stats = observe.current()
+        if stats is not None:
+            stats.client_gone = True
+
+    async def answer_timeout(self) -> None:
+        error = RequestTimeoutError(self.budget.limit_s)
+        body = orjson.dumps(
+            {"data": None, "errors": [{"message": str(error), "extensions": error.extensions}]}
+        )
+        stats = observe.current()
+        if stats is not None:
+            stats.error_codes.append(error.code)
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": 200,  # as the GraphQL view answers a TIMEOUT: see the README
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await self._send({"type": "http.response.body", "body": body})

@@ -1,0 +1,170 @@
+"""Every request has a deadline, a client that hangs up cancels its request,
+and store work in flight is bounded: past the bound, requests are shed."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+from pymongo.collection import Collection
+from pymongo.cursor import Cursor
+
+from api.app import create_app
+from api.deadline import GRACE_S
+from core.config import Settings
+from core.store import Store
+from tests.api.slow import (
+    CHEAP,
+    SLOW,
+    SlowStore,
+    access_log,
+    codes,
+    in_flight,
+    post,
+    request,
+    serving,
+)
+from tests.waiting import eventually
+
+
+def settings_for(api_settings: Settings, **changes: int) -> Settings:
+    return dataclasses.replace(api_settings, **changes)
+
+
+def test_a_slow_request_times_out_while_a_cheap_one_is_answered(
+    loaded: Store, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowStore(monkeypatch, seconds=30)
+    app = create_app(settings_for(api_settings, request_timeout_ms=1500), loaded)
+    with serving(app) as url, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, url, SLOW)
+        assert slow.started.wait(5)
+        cheap, cheap_s = post(url, CHEAP)
+        assert cheap.json()["data"] == {"topics": {"totalCount": 10}}
+        assert cheap_s < 1
+
+        response, took = pending.result(10)
+        assert response.status_code == 200  # GraphQL over HTTP: errors ride in a 200
+        assert codes(response) == ["TIMEOUT"]
+        assert "1.5 s limit" in response.json()["errors"][0]["message"]
+        assert 1.5 <= took < 1.5 + GRACE_S
+        # The stalled call ended at its maxTimeMS, with the deadline: no slot is left held.
+        eventually(lambda: in_flight(url) == 0, 1, "the slot to come back")
+    if not loaded.embedded:
+        assert slow.limits_ms and 1000 < slow.limits_ms[0] <= 1500
+
+
+#: For what only the wire engine has: maxTimeMS, and worker threads (the
+#: embedded engine answers inline).
+ON_WIRE_ONLY = pytest.mark.parametrize(
+    "engine", [pytest.param("wire", marks=pytest.mark.wire)], indirect=True
+)
+
+
+@ON_WIRE_ONLY
+def test_each_store_call_gets_max_time_no_longer_than_the_time_left(
+    loaded: Store, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []  # maxTimeMS as handed to pymongo, by find and by count
+    max_time_ms = Cursor.max_time_ms
+    count_documents = Collection.count_documents
+
+    def find_spy(cursor: Cursor, ms: int | None) -> Cursor:
+        sent.append(ms)
+        return max_time_ms(cursor, ms)
+
+    def count_spy(collection: Collection, query: dict, **kwargs: int) -> int:
+        sent.append(kwargs["maxTimeMS"])
+        return count_documents(collection, query, **kwargs)
+
+    monkeypatch.setattr(Cursor, "max_time_ms", find_spy)
+    monkeypatch.setattr(Collection, "count_documents", count_spy)
+    SlowStore(monkeypatch, seconds=0.6)  # each call waits 0.6 s first, well within its limit
+    app = create_app(settings_for(api_settings, request_timeout_ms=3000), loaded)
+    with serving(app) as url:
+        response, _ = post(url, SLOW)
+    assert "errors" not in response.json(), response.json()
+    page, total = sent  # the page, then its totalCount
+    assert 1500 < page <= 3000 - 600  # not the 10 s op timeout: the time left
+    assert total <= page - 600  # the page's time was spent
+
+
+def test_a_client_that_hangs_up_cancels_its_request(
+    loaded: Store, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowStore(monkeypatch, seconds=30)
+    app = create_app(settings_for(api_settings, request_timeout_ms=3000), loaded)
+    with serving(app) as url, access_log() as access_lines:
+        host, port = urlsplit(url).hostname, urlsplit(url).port
+        body = orjson.dumps(request(SLOW))
+        with socket.create_connection((host, port), timeout=5) as client:
+            client.sendall(
+                b"POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            assert slow.started.wait(5)
+            hung_up = time.monotonic()
+        eventually(lambda: access_lines.about("Slow"), 1, "the request to end")
+        ended = time.monotonic()
+        (line,) = access_lines.about("Slow")
+        assert line["status"] == 499
+        assert ended - hung_up < 1  # cancelled, long before its 3 s deadline
+        assert line["store_calls"] == 1  # its totalCount was never asked for
+        if loaded.embedded:
+            assert slow.cancelled == 1
+        else:
+            # A pymongo call cannot be interrupted: the thread runs until the
+            # maxTimeMS it was sent (the time the request had left), then frees its slot.
+            assert in_flight(url) == 1
+            eventually(lambda: in_flight(url) == 0, 3.5, "the abandoned call to end")
+        assert slow.calls == 1
+        assert post(url, CHEAP)[0].status_code == 200
+
+
+@ON_WIRE_ONLY
+def test_load_is_shed_with_503_and_retry_after_then_served_again(
+    loaded: Store, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SlowStore(monkeypatch, seconds=30)
+    settings = settings_for(
+        api_settings, request_timeout_ms=2000, store_concurrency=2, store_queue_ms=200
+    )
+    with serving(create_app(settings, loaded)) as url, ThreadPoolExecutor(2) as pool:
+        stalled = [pool.submit(post, url, SLOW) for _ in range(2)]
+        eventually(lambda: in_flight(url) == 2, 3, "both slots taken")
+
+        shed, took = post(url, CHEAP)
+        assert shed.status_code == 503
+        assert shed.headers["retry-after"] == "1"
+        assert codes(shed) == ["OVERLOADED"]
+        assert took < 0.2 + 0.5
+
+        assert all(codes(f.result(5)[0]) == ["TIMEOUT"] for f in stalled)
+        eventually(lambda: in_flight(url) == 0, 1, "no slot leaked")
+        served, _ = post(url, CHEAP)
+        assert served.status_code == 200 and "errors" not in served.json()
+
+
+def test_a_slow_upload_is_stopped_at_the_deadline() -> None:
+    app = create_app(Settings(request_timeout_ms=500))  # no store call: any engine does
+    with (
+        serving(app) as url,
+        socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=5) as client,
+    ):
+        started = time.monotonic()
+        client.sendall(  # promises a body it never sends
+            b"POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        answer = b""
+        while b'"code":"TIMEOUT"' not in answer and (chunk := client.recv(65536)):
+            answer += chunk
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"code":"TIMEOUT"' in answer and b"no-store" in answer
+    assert 0.5 <= took < 0.5 + GRACE_S + 0.5

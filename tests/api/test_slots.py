@@ -1,0 +1,48 @@
+"""Store slots: at most so many store calls in worker threads, abandoned ones
+included, and a quick refusal when none comes free."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from api.slots import Shed, StoreSlots
+
+
+def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:
+    release = threading.Event()
+    slots = StoreSlots(size=1, wait_ms=100)
+
+    async def main() -> None:
+        with anyio.move_on_after(0.1):  # the caller gives up; the thread cannot
+            await slots.run(lambda: release.wait(5))
+        assert slots.in_flight == 1
+        with pytest.raises(Shed):
+            await slots.run(lambda: "no slot for me")
+        release.set()
+        with anyio.fail_after(2):
+            while slots.in_flight:
+                await anyio.sleep(0.01)
+        assert await slots.run(lambda: "served") == "served"
+        assert slots.in_flight == 0
+
+    anyio.run(main)
+
+
+def test_store_calls_do_not_queue_behind_anyio_default_thread_limiter() -> None:
+    slots = StoreSlots(size=2, wait_ms=100)
+    release = threading.Event()
+
+    async def main() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: anyio.to_thread.run_sync(release.wait, 5))  # takes it
+            await anyio.sleep(0.05)
+            with anyio.fail_after(1):
+                assert await slots.run(lambda: "served") == "served"
+            release.set()
+
+    anyio.run(main)
