@@ -55,6 +55,8 @@ class Settings:
     persisted_queries: bool = True
     #: Most persisted queries one worker remembers (least recently used go first).
     persisted_queries_max: int = 1000
+    #: Memory for parsed and validated queries, per worker (estimated bytes).
+    query_cache_bytes: int = 16_000_000
     #: Whether Prometheus metrics are served at /metrics.
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
@@ -121,6 +123,7 @@ ENV_NAMES: dict[str, str] = {
     "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
+    "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
 }
