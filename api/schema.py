@@ -74,10 +74,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     # One document cache and one registry per schema (so per app and worker),
-    # shared by all requests.
+    # shared by all requests and bounded by bytes.
     documents = DocumentCache(settings.query_cache_bytes)
     persisted = (
-        PersistedQueries(settings.persisted_queries_max)
+        PersistedQueries(settings.persisted_queries_max, settings.persisted_queries_max_bytes)
         if settings.persisted_queries
         else NoPersistedQueries()
     )

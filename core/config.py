@@ -57,6 +57,8 @@ class Settings:
     persisted_queries_max: int = 1000
     #: Memory for parsed and validated queries, per worker (estimated bytes).
     query_cache_bytes: int = 16_000_000
+    #: Memory for persisted queries, per worker (estimated bytes).
+    persisted_queries_max_bytes: int = 4_000_000
     #: Whether Prometheus metrics are served at /metrics.
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
@@ -124,6 +126,7 @@ ENV_NAMES: dict[str, str] = {
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
     "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",
+    "persisted_queries_max_bytes": "NEWSGRAPH_PERSISTED_QUERIES_MAX_BYTES",
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
 }
