@@ -28,6 +28,7 @@ from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
 from api.scalars import DateTime
+from api.selections import SelectionLimiter
 from core.config import Settings
 
 log = logging.getLogger("newsgraph.api")
@@ -81,12 +82,15 @@ def build_schema(settings: Settings | None = None) -> Schema:
         if settings.persisted_queries
         else NoPersistedQueries()
     )
-    # Factories, constructed per request. A cached document skips parsing and
-    # validation.
+    # Factories, constructed per request. The token limit stops graphql-core's
+    # lexer at the limit; a cached document skips parsing and validation; the
+    # selection limiter refuses what would make validation costly before any
+    # rule runs (it must come after the cache, which marks documents known valid).
     extensions: list[Any] = [
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: DocumentCacheExtension(documents),
+        lambda: SelectionLimiter(settings.max_selections, settings.max_field_repeats),
         lambda: PersistedQueryExtension(persisted),
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]

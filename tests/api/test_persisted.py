@@ -59,9 +59,10 @@ def test_a_hash_that_does_not_match_its_query_is_refused_and_not_registered(clie
     [
         ("query Broken { articles(first: 2) { nodes { title } }", "Syntax Error"),
         ("query Wrong { articles(first: 2) { nodes { nope } } }", "Cannot query field 'nope'"),
+        ("{ " + "__typename " * 30 + "}", "selected more than 20 times"),
         ("{ articles { totalCount } }" + " " * 200_000, "100,000-byte limit"),
     ],
-    ids=["unparsable", "invalid", "over the body limit"],
+    ids=["unparsable", "invalid", "over a limit", "over the body limit"],
 )
 def test_a_query_that_fails_to_parse_or_validate_is_not_registered(client, query, message):
     response = client.post("/graphql", json={"query": query, "extensions": extension(query)})
