@@ -3,7 +3,9 @@
 What clients see: ``types`` (the object types), ``query`` (the root ``Query``),
 ``filters`` (typed filter and order inputs -> one MongoDB query), ``pagination``
 (cursors and connections), ``scalars`` (``DateTime``), ``schema`` (assembly,
-limits and caches; ``schema.graphql`` is its SDL), ``cost`` (a query's worst
+limits and caches; ``schema.graphql`` is its SDL), ``caches`` (parsed and
+validated documents, bounded by bytes), ``selections`` (a query's selections
+counted before validation, so validation stays cheap), ``cost`` (a query's worst
 case in objects and store calls, priced before it runs).
 
 Answering a query: ``resolvers`` (what list and lookup fields do),

@@ -18,24 +18,29 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.caches import DocumentCache, DocumentCacheExtension
 from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
 from api.scalars import DateTime
+from api.selections import SelectionLimiter
 from core.config import Settings
 
 log = logging.getLogger("newsgraph.api")
 
 
 class Schema(strawberry.Schema):
+    #: Parsed, validated documents by query text (one cache per schema).
+    documents: DocumentCache
+    #: Automatic persisted queries by hash.
+    persisted: PersistedQueries
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -58,44 +63,50 @@ def read_field(source: Any, name: str) -> Any:
     return getattr(source, name)
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> Schema:
     settings = settings or Settings()
     # The depth and alias limiters make a new validation-rule class each time
-    # they are constructed, and ValidationCache keys on those classes: make
-    # them once, so every request validates with the same rules and a repeated
-    # query is validated once, not on every request.
+    # they are constructed: make them once, so every request of this schema
+    # validates with the same rules and a document valid once stays valid (the
+    # document cache relies on it).
     rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    # One registry per schema (so per app and worker), shared by all requests.
+    # One document cache and one registry per schema (so per app and worker),
+    # shared by all requests and bounded by bytes.
+    documents = DocumentCache(settings.query_cache_bytes)
     persisted = (
-        PersistedQueries(settings.persisted_queries_max)
+        PersistedQueries(settings.persisted_queries_max, settings.persisted_queries_max_bytes)
         if settings.persisted_queries
         else NoPersistedQueries()
     )
     budget = Budget(settings.max_query_objects, settings.max_query_store_calls)
     costs = CostCache()
-    # Factories, constructed per request; the parser and validation caches
-    # are module-level in strawberry and shared across those instances.
+    # Factories, constructed per request. The token limit stops graphql-core's
+    # lexer at the limit; a cached document skips parsing and validation; the
+    # selection limiter refuses what would make validation costly before any
+    # rule runs (it must come after the cache, which marks documents known valid).
     extensions: list[Any] = [
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: DocumentCacheExtension(documents),
+        lambda: SelectionLimiter(settings.max_selections, settings.max_field_repeats),
         lambda: PersistedQueryExtension(persisted),
         # Its on_execute runs after validation, so an invalid query gets
         # validation errors and only a valid one is priced (and maybe refused).
         lambda: QueryCostExtension(budget, costs),
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
-    return Schema(
+    schema = Schema(
         query=Query,
         config=StrawberryConfig(default_resolver=read_field, scalar_map={datetime: DateTime}),
         extensions=extensions,
     )
+    schema.documents, schema.persisted = documents, persisted
+    return schema
 
 
 def sdl() -> str:

@@ -66,6 +66,14 @@ class Settings:
     persisted_queries: bool = True
     #: Most persisted queries one worker remembers (least recently used go first).
     persisted_queries_max: int = 1000
+    #: Most selections one query may make once its fragments are expanded.
+    max_selections: int = 500
+    #: Most times one field may be selected at the same place in a query.
+    max_field_repeats: int = 20
+    #: Memory for parsed and validated queries, per worker (estimated bytes).
+    query_cache_bytes: int = 16_000_000
+    #: Memory for persisted queries, per worker (estimated bytes).
+    persisted_queries_max_bytes: int = 4_000_000
     #: Whether Prometheus metrics are served at /metrics.
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
@@ -138,6 +146,10 @@ ENV_NAMES: dict[str, str] = {
     "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
+    "max_selections": "NEWSGRAPH_MAX_SELECTIONS",
+    "max_field_repeats": "NEWSGRAPH_MAX_FIELD_REPEATS",
+    "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",
+    "persisted_queries_max_bytes": "NEWSGRAPH_PERSISTED_QUERIES_MAX_BYTES",
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
 }

@@ -56,9 +56,11 @@ class SlowStore:
             if stats is None or stats.operation != "Slow":
                 return await original(gateway, call)
             self.calls += 1
-            self.started.set()
             if not gateway.store.embedded:
+                # Started once the worker thread holds its slot: a test that
+                # hangs up on `started` then finds the call in flight.
                 return await original(gateway, functools.partial(self._stall, gateway, call))
+            self.started.set()
             try:
                 await anyio.sleep(self.seconds)
             except anyio.get_cancelled_exc_class():
@@ -69,6 +71,7 @@ class SlowStore:
         monkeypatch.setattr(Gateway, "_dispatch", dispatch)
 
     def _stall(self, gateway: Gateway, call: Callable[[], Any]) -> Any:
+        self.started.set()
         limit_s = gateway.time_limit_ms() / 1000
         self.limits_ms.append(round(limit_s * 1000))
         time.sleep(min(self.seconds, limit_s))

@@ -55,6 +55,26 @@ def test_a_hash_that_does_not_match_its_query_is_refused_and_not_registered(clie
 
 
 @pytest.mark.parametrize(
+    "query, message",
+    [
+        ("query Broken { articles(first: 2) { nodes { title } }", "Syntax Error"),
+        ("query Wrong { articles(first: 2) { nodes { nope } } }", "Cannot query field 'nope'"),
+        ("{ " + "__typename " * 30 + "}", "selected more than 20 times"),
+        ("{ articles { totalCount } }" + " " * 200_000, "100,000-byte limit"),
+    ],
+    ids=["unparsable", "invalid", "over a limit", "over the body limit"],
+)
+def test_a_query_that_fails_to_parse_or_validate_is_not_registered(client, query, message):
+    response = client.post("/graphql", json={"query": query, "extensions": extension(query)})
+    assert message in response.text
+    assert codes(hash_only_get(client, query)) == ["PERSISTED_QUERY_NOT_FOUND"]
+    # The same query without the error does register.
+    fixed = "{ articles { totalCount } }"
+    client.post("/graphql", json={"query": fixed, "extensions": extension(fixed)})
+    assert hash_only_get(client, fixed).json()["data"] == {"articles": {"totalCount": 11}}
+
+
+@pytest.mark.parametrize(
     "persisted",
     [{"version": 2, "sha256Hash": "0" * 64}, {"version": 1, "sha256Hash": "abc"}, "yes"],
 )
@@ -79,27 +99,41 @@ def test_switched_off_they_are_refused_as_not_supported(loaded, api_settings):
         assert "data" in client.post("/graphql", json={"query": QUERY}).json()
 
 
+def register(registry: PersistedQueries, query: str, persisted: dict | None = None) -> None:
+    """What the extension does with a query that parsed and validated."""
+    resolved = registry.resolve(query, persisted or extension(query))
+    assert resolved.query == query and resolved.register is not None
+    registry.register(resolved.register, query)
+
+
 def test_the_registry_is_bounded_and_forgets_the_least_recently_used():
-    registry = PersistedQueries(max_entries=2)
-    queries = ["{ a }", "{ b }", "{ c }"]
-    for q in queries[:2]:
-        assert registry.resolve(q, extension(q)) == q
-    assert registry.resolve(None, extension("{ a }")) == "{ a }"  # a is now the most recent
-    registry.resolve("{ c }", extension("{ c }"))
-    assert registry.resolve(None, extension("{ a }")) == "{ a }"
+    registry = PersistedQueries(max_entries=2, max_bytes=1_000_000)
+    for q in ["{ a }", "{ b }"]:
+        register(registry, q)
+    assert registry.resolve(None, extension("{ a }")).query == "{ a }"  # now the most recent
+    register(registry, "{ c }")
+    assert registry.resolve(None, extension("{ a }")).query == "{ a }"
     with pytest.raises(PersistedQueryNotFound):
         registry.resolve(None, extension("{ b }"))
+    assert len(registry) == 2
+
+
+def test_resolving_a_query_with_its_hash_does_not_register_it():
+    registry = PersistedQueries(max_entries=10, max_bytes=1_000_000)
+    assert registry.resolve(QUERY, extension(QUERY)).register is not None
+    with pytest.raises(PersistedQueryNotFound):
+        registry.resolve(None, extension(QUERY))
 
 
 def test_hashes_are_compared_case_insensitively():
-    registry = PersistedQueries(max_entries=4)
+    registry = PersistedQueries(max_entries=4, max_bytes=1_000_000)
     upper = {
         "persistedQuery": {
             "version": 1,
             "sha256Hash": extension(QUERY)["persistedQuery"]["sha256Hash"].upper(),
         }
     }
-    assert registry.resolve(QUERY, upper) == QUERY
-    assert registry.resolve(None, extension(QUERY)) == QUERY
+    register(registry, QUERY, upper)
+    assert registry.resolve(None, extension(QUERY)).query == QUERY
     with pytest.raises(PersistedQueryError):
         registry.resolve(None, {"persistedQuery": {"version": 1}})

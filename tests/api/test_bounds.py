@@ -1,0 +1,323 @@
+"""Parsing and validation cost bounded work, and what they keep bounded memory,
+whatever the document. Work is counted (tokens lexed, fields compared, whether
+graphql-core's validate ran) rather than timed, so these hold on a busy machine."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import graphql.language.lexer as lexer_module
+import graphql.validation.rules.overlapping_fields_can_be_merged as overlapping
+import pytest
+import strawberry.schema.schema as strawberry_schema
+from graphql import FieldNode, NameNode, Visitor, parse, print_ast, validate, visit
+from graphql.language import Token
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.caches import document_size
+from api.schema import Schema, build_schema
+from api.selections import check_selections
+from bench import queries
+from core.config import Settings
+from core.store import connect
+from tests.api.test_persisted import extension, hash_only_get
+
+DEFAULTS = Settings()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ARTICLE_FIELDS = (
+    "id title excerpt body category type webUrl originalUrl ampWebUrl cdnAmpWebUrl "
+    "publishedDateTime quality heat published"
+)
+
+
+def doubling_fragments(n: int) -> str:
+    """Fragment k spreads fragment k-1 twice: n fragments, 2^(n-1) expansions
+    of one field in under 40 bytes a fragment."""
+    defs = ["fragment F0 on Query { a: __typename }"] + [
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, n)
+    ]
+    return f"{{ ...F{n - 1} }} " + " ".join(defs)
+
+
+def repeated(selection: str, times: int) -> str:
+    return "{ " + " ".join([selection] * times) + " }"
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[TestClient]:
+    """The API on an empty embedded store (requests here do not need articles)."""
+    settings = dataclasses.replace(settings, db_name=f"t_{uuid.uuid4().hex[:12]}")
+    store = connect(settings)
+    try:
+        with TestClient(create_app(settings, store)) as client:
+            yield client
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def app_client() -> Iterator[TestClient]:
+    with serving(DEFAULTS) as client:
+        yield client
+
+
+def schema_of(client: TestClient) -> Schema:
+    return next(r.endpoint for r in client.app.routes if r.path == "/graphql").schema
+
+
+def messages(response) -> str:
+    return " | ".join(e["message"] for e in response.json()["errors"])
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[int]:
+    """One entry per call of ``module.name`` from now on."""
+    calls: list[int] = []
+    original = getattr(module, name)
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Runs of graphql-core's validate through strawberry."""
+    return count_calls(monkeypatch, strawberry_schema, "validate")
+
+
+@pytest.fixture
+def comparisons(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Pairs of fields graphql-core compares to see whether they merge."""
+    return count_calls(monkeypatch, overlapping, "find_conflict")
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ " + "a " * 49_000 + "}",  # 98 KB of tokens, just within the body limit
+        "{ a " + "#\n" * 32_000 + "}",  # and of comments (graphql-core keeps them as tokens)
+    ],
+    ids=["tokens", "comments"],
+)
+def test_the_lexer_stops_at_the_token_limit(app_client, monkeypatch, query):
+    made: list[int] = []
+
+    class CountedToken(Token):
+        def __init__(self, *args, **kwargs) -> None:
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(lexer_module, "Token", CountedToken)
+    response = app_client.post("/graphql", json={"query": query})
+    assert f"more than {DEFAULTS.max_tokens} tokens" in messages(response)
+    assert DEFAULTS.max_tokens < len(made) <= DEFAULTS.max_tokens + 3
+
+
+# --- validation ------------------------------------------------------------
+
+HOSTILE = {
+    # 820 bytes; strawberry's alias limit expanded it a million times (3 s).
+    "21 doubling fragments": (doubling_fragments(21), "is selected more than 20 times"),
+    # 1.2 KB, which would have taken about half an hour.
+    "30 doubling fragments": (doubling_fragments(30), "is selected more than 20 times"),
+    "same field 497 times": (
+        repeated("articles { totalCount }", 497),
+        "'articles' is selected more than 20 times",
+    ),
+    "same alias 300 times": (repeated("a: articles { totalCount }", 300), "'a' is selected"),
+    "nested leaf 280 times": (
+        repeated("articles { nodes { title } }", 280),
+        "'articles' is selected",
+    ),
+    "a fragment of 300 fields spread 300 times": (
+        repeated("articles { ...F }", 300)
+        + " fragment F on ArticleConnection { "
+        + " ".join(["totalCount"] * 300)
+        + " }",
+        "selected more than 20 times",
+    ),
+    "an unused fragment of 400 fields": (
+        "{ __typename } fragment F on Query { " + " ".join(["__typename"] * 400) + " }",
+        "'__typename' is selected",
+    ),
+    "500 distinct paths and more": (
+        "{ "
+        + " ".join(
+            f"a{i}: articles {{ nodes {{ {ARTICLE_FIELDS} provider {{ name domain }} }} }}"
+            for i in range(30)
+        )
+        + " }",
+        "more than 500 selections",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_documents_are_refused_before_graphql_core_validates(app_client, validations, case):
+    query, message = HOSTILE[case]
+    response = app_client.post("/graphql", json={"query": query})
+    assert response.status_code == 200
+    assert message in messages(response)
+    assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert validations == []
+
+
+def test_the_worst_accepted_shape_compares_few_fields(app_client, comparisons):
+    # Every field repeated as often as allowed, at as many places as allowed.
+    query = repeated(f"articles(first: 1) {{ nodes {{ {ARTICLE_FIELDS} }} }}", 20)
+    assert check_selections(parse(query), DEFAULTS.max_selections, 20) is None
+    response = app_client.post("/graphql", json={"query": query})
+    assert "errors" not in response.json()
+    # One comparison per pair of copies at each of its 16 places: 16 × C(20, 2).
+    assert len(comparisons) == 16 * 190
+    repeats = DEFAULTS.max_field_repeats
+    places = DEFAULTS.max_selections // repeats
+    assert len(comparisons) <= places * repeats * (repeats - 1) // 2
+
+
+def test_without_the_limits_the_same_shape_costs_quadratic_work(comparisons):
+    # Why the repeat limit exists: graphql-core alone compares every pair.
+    schema = build_schema()
+    validate(schema._schema, parse(repeated("articles { totalCount }", 300)))
+    assert len(comparisons) > 40_000
+
+
+class AddTypename(Visitor):
+    """What Apollo Client does to every query it sends."""
+
+    def leave_selection_set(self, node, *_args):
+        typename = FieldNode(name=NameNode(value="__typename"))
+        return node.__class__(selections=(typename, *node.selections))
+
+
+EXAMPLES = [
+    *re.findall(r"```graphql\n(.*?)```", README, flags=re.S),
+    queries.FRONT_PAGE,
+    queries.MOBILE,
+    queries.FILTERED,
+    queries.SEARCH,
+    queries.FACETS,
+    queries.SAMPLE,
+]
+
+
+@pytest.mark.parametrize("query", EXAMPLES, ids=lambda q: " ".join(q.split())[:30])
+def test_every_example_query_is_well_within_the_limits(query):
+    apollo = print_ast(visit(parse(query), AddTypename()))
+    # A tenth of each limit: room for apps far larger than these examples.
+    for document in (parse(query), parse(apollo)):
+        assert check_selections(document, DEFAULTS.max_selections // 10, 2) is None
+
+
+def test_the_limits_are_settings():
+    tight = dataclasses.replace(DEFAULTS, max_selections=10, max_field_repeats=1)
+    with serving(tight) as client:
+        front_page = client.post("/graphql", json={"query": queries.FRONT_PAGE})
+        assert "more than 10 selections" in messages(front_page)
+        twice = client.post("/graphql", json={"query": "{ __typename __typename }"})
+        assert "'__typename' is selected more than 1 times" in messages(twice)
+
+
+def test_cycles_are_left_to_validation_and_unknown_fragments_refused(app_client, validations):
+    cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A __typename }"
+    assert check_selections(parse(cycle), 500, 20) is None
+    response = app_client.post("/graphql", json={"query": cycle})
+    assert "Cannot spread fragment" in messages(response)
+    # Strawberry's depth limiter would fail on it with a KeyError ('Nope').
+    unknown = app_client.post("/graphql", json={"query": "{ a: __typename ...Nope }"})
+    assert messages(unknown) == "Unknown fragment 'Nope'."
+    assert len(validations) == 1
+
+
+def test_a_chain_of_fragments_deeper_than_the_recursion_limit_is_walked():
+    chain = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(1500))
+    document = parse("{ ...F0 } " + chain + " fragment F1500 on Query { __typename }")
+    assert check_selections(document, 5000, 20) is None
+    assert "more than 1000 selections" in str(check_selections(document, 1000, 20))
+
+
+# --- memory ----------------------------------------------------------------
+
+
+def padded(i: int, comments: int) -> str:
+    """A valid query that never reaches the store, of about ``comments``
+    tokens (graphql-core keeps every comment as a token)."""
+    return f"query Q{i} {{ __typename }}" + f"\n# {i}" * comments
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        queries.MOBILE,
+        "{" + " a" * 1998 + "}",
+        "{ " + " ".join(f"a{i}: x(y: {i})" for i in range(240)) + " }",
+        padded(1, 1990),
+        '{ a(s: "' + "x" * 90_000 + '") }',
+    ],
+    ids=["mobile", "dense", "arguments", "comments", "long string"],
+)
+def test_the_size_estimate_is_not_below_what_a_document_holds(query):
+    tracemalloc.start()
+    try:
+        document = parse(query, max_tokens=2000)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= document_size(query, document) <= 3 * held + 200_000
+
+
+def test_distinct_documents_never_fill_the_cache_past_its_bound():
+    bound = 1_000_000
+    with serving(dataclasses.replace(DEFAULTS, query_cache_bytes=bound)) as client:
+        cache = schema_of(client).documents
+        for i in range(40):  # each about 40 KB: 1.6 times the bound in all
+            response = client.post("/graphql", json={"query": padded(i, 150)})
+            assert response.json()["data"] == {"__typename": "Query"}
+            assert cache.bytes <= bound
+        assert 10 <= len(cache.entries) < 40
+        # A document over a sixteenth of the bound is not kept at all (nor
+        # evicts anything).
+        kept = list(cache.entries)
+        big = client.post("/graphql", json={"query": padded(99, 1000)})
+        assert big.json()["data"] == {"__typename": "Query"}
+        assert list(cache.entries) == kept
+
+
+def test_documents_that_fail_to_parse_or_validate_are_not_cached(app_client):
+    cache = schema_of(app_client).documents
+    for query in ["{ __typename", "{ nope }", repeated("__typename", 30)]:
+        assert "errors" in app_client.post("/graphql", json={"query": query}).json()
+    assert len(cache.entries) == 0
+    app_client.post("/graphql", json={"query": "{ __typename }"})
+    assert len(cache.entries) == 1
+
+
+def test_large_persisted_queries_never_fill_the_registry_past_its_bound():
+    bound = 200_000
+    settings = dataclasses.replace(DEFAULTS, persisted_queries_max_bytes=bound)
+    with serving(settings) as client:
+        registry = schema_of(client).persisted
+        sent = []
+        for i in range(40):  # each about 20 KB, in one comment: 4 times the bound in all
+            query = f"query Q{i} {{ __typename }} # {i} " + "x" * 20_000
+            sent.append(query)
+            body = client.post("/graphql", json={"query": query, "extensions": extension(query)})
+            assert body.json()["data"] == {"__typename": "Query"}
+            assert registry.bytes <= bound
+        assert 5 <= len(registry) < 40
+        assert hash_only_get(client, sent[-1]).json()["data"] == {"__typename": "Query"}
+        missing = hash_only_get(client, sent[0]).json()
+        assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
