@@ -26,6 +26,17 @@ COPY --from=graphiql /graphiql/node_modules/react-dom/umd/react-dom.production.m
 COPY --from=graphiql /graphiql/node_modules/graphiql/graphiql.min.js \
      /graphiql/node_modules/graphiql/graphiql.min.css \
      /graphiql/node_modules/graphiql/LICENSE /app/graphiql/graphiql/
+# The Explorer plugin ships no LICENSE file (its package.json says MIT; it comes
+# from graphiql's repository, whose LICENSE is above); its browser build bundles
+# graphiql-explorer, whose LICENSE comes along.
+COPY --from=graphiql /graphiql/node_modules/@graphiql/plugin-explorer/dist/index.umd.js \
+     /graphiql/node_modules/@graphiql/plugin-explorer/dist/style.css \
+     /app/graphiql/@graphiql/plugin-explorer/dist/
+COPY --from=graphiql /graphiql/node_modules/@graphiql/plugin-explorer/package.json \
+     /app/graphiql/@graphiql/plugin-explorer/
+COPY --from=graphiql \
+     /graphiql/node_modules/@graphiql/plugin-explorer/node_modules/graphiql-explorer/LICENSE \
+     /app/graphiql/@graphiql/plugin-explorer/node_modules/graphiql-explorer/
 COPY examples ./examples
 
 USER newsgraph

@@ -1,6 +1,7 @@
 """GraphiQL served by newsgraph itself, so the explorer works on a closed network.
 
-``scripts/install`` installs GraphiQL and React from the npm registry into
+``scripts/install`` installs GraphiQL, its Explorer plugin (build a query by
+clicking fields) and React from the npm registry into
 ``api/graphiql/node_modules`` (nothing third-party is committed); this module
 serves the few files the page needs from there at ``/graphiql/<name>``. When
 they are absent (npm was not available at set-up) the page falls back to
@@ -24,11 +25,16 @@ ASSETS = {
     "react-dom.js": "react-dom/umd/react-dom.production.min.js",
     "graphiql.js": "graphiql/graphiql.min.js",
     "graphiql.css": "graphiql/graphiql.min.css",
+    # The Explorer plugin's browser build: it defines GraphiQLPluginExplorer and
+    # takes React and GraphQL from the globals graphiql.js sets, so it loads after it.
+    "plugin-explorer.js": "@graphiql/plugin-explorer/dist/index.umd.js",
+    "plugin-explorer.css": "@graphiql/plugin-explorer/dist/style.css",
 }
 
 DEFAULT_QUERY = """\
 # The 5 newest articles. Ctrl-Enter runs the query; the docs (top left) list
-# every type and field.
+# every type and field, and the Explorer (the folder icon) builds a query as
+# you tick fields.
 {
   articles(first: 5) {
     totalCount
@@ -46,6 +52,7 @@ PAGE = """<!doctype html>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>newsgraph · GraphiQL</title>
   <link rel="stylesheet" href="graphiql/graphiql.css">
+  <link rel="stylesheet" href="graphiql/plugin-explorer.css">
   <style>html, body, #explorer { height: 100%; margin: 0; }</style>
 </head>
 <body>
@@ -53,6 +60,7 @@ PAGE = """<!doctype html>
   <script src="graphiql/react.js"></script>
   <script src="graphiql/react-dom.js"></script>
   <script src="graphiql/graphiql.js"></script>
+  <script src="graphiql/plugin-explorer.js"></script>
   <script>
     const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
     ReactDOM.createRoot(document.getElementById("explorer")).render(
@@ -60,6 +68,7 @@ PAGE = """<!doctype html>
         fetcher,
         defaultQuery: DEFAULT_QUERY,
         shouldPersistHeaders: false,
+        plugins: [GraphiQLPluginExplorer.explorerPlugin()],
       })
     );
   </script>

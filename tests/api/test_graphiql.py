@@ -1,11 +1,17 @@
 """GraphiQL served by newsgraph itself: the assets, the CDN fallback, and the
 explorer in a real headless browser with every non-loopback request blocked."""
 
+from __future__ import annotations
+
+import contextlib
 import dataclasses
 import json
 import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx2 as httpx
+from graphql import parse, print_ast
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -13,6 +19,9 @@ from api.explorer import ASSETS
 from testing.live import running_server
 from tests.api.browser import LAUNCH_ARGS, chromium_path, require_local_graphiql
 from tests.articles import EXAMPLES
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Route
 
 HTML = {"Accept": "text/html"}
 
@@ -50,7 +59,11 @@ def test_switched_off_with_introspection(loaded, api_settings):
 QUERY = "{ articles(first: 1) { nodes { title provider { name } } } }"
 
 
-def test_graphiql_in_headless_chromium_offline():
+@contextlib.contextmanager
+def offline_graphiql() -> Iterator[tuple[str, Page]]:
+    """GraphiQL from a live server in headless Chromium, with every request that
+    is not to that server aborted: yields the server's URL and the loaded page,
+    then asserts the page raised no error and tried to leave loopback for nothing."""
     require_local_graphiql()
     executable = chromium_path()
     from playwright.sync_api import expect, sync_playwright
@@ -59,14 +72,12 @@ def test_graphiql_in_headless_chromium_offline():
         running_server({"MONGODB_URI": ""}, "--load", str(EXAMPLES)) as (url, _),
         sync_playwright() as p,
     ):
-        expected = httpx.post(f"{url}/graphql", json={"query": QUERY}).json()
-        newest = expected["data"]["articles"]["nodes"][0]
         browser = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
         try:
             page = browser.new_page()
             outside: list[str] = []
 
-            def only_loopback(route):
+            def only_loopback(route: Route) -> None:
                 if route.request.url.startswith(url):
                     route.continue_()
                 else:
@@ -78,29 +89,76 @@ def test_graphiql_in_headless_chromium_offline():
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{url}/graphql", wait_until="networkidle")
             expect(page.locator(".graphiql-container")).to_be_visible(timeout=15_000)
-
-            # The schema loaded: the docs explorer lists the root type's fields
-            # and their type, Article.
-            page.get_by_role("button", name=re.compile("documentation explorer", re.I)).click()
-            page.locator(".graphiql-doc-explorer").get_by_text("Query", exact=True).click()
-            explorer = page.locator(".graphiql-doc-explorer")
-            expect(explorer.get_by_text("Article", exact=True).first).to_be_visible()
-
-            # Type a query into the editor and run it.
-            page.locator(".graphiql-query-editor .CodeMirror").click()
-            page.keyboard.press("Control+A")
-            page.keyboard.press("Delete")
-            page.keyboard.insert_text(QUERY)
-            page.keyboard.press("Control+Enter")
-            response = page.locator(".graphiql-response .CodeMirror")
-            expect(response).to_contain_text(newest["title"], timeout=15_000)
-            answer = json.loads(
-                page.evaluate(
-                    "document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue()"
-                )
-            )
-            assert answer == expected
+            yield url, page
             assert not errors, errors
             assert not outside, f"the page tried to leave loopback: {outside}"
         finally:
             browser.close()
+
+
+def editor_text(page: Page, editor: str) -> str:
+    """The text of GraphiQL's query editor or response pane (CodeMirror 5)."""
+    return str(
+        page.evaluate(
+            f"document.querySelector('.graphiql-{editor} .CodeMirror').CodeMirror.getValue()"
+        )
+    )
+
+
+def test_graphiql_in_headless_chromium_offline():
+    from playwright.sync_api import expect
+
+    with offline_graphiql() as (url, page):
+        expected = httpx.post(f"{url}/graphql", json={"query": QUERY}).json()
+        newest = expected["data"]["articles"]["nodes"][0]
+
+        # The schema loaded: the docs explorer lists the root type's fields
+        # and their type, Article.
+        page.get_by_role("button", name=re.compile("documentation explorer", re.I)).click()
+        page.locator(".graphiql-doc-explorer").get_by_text("Query", exact=True).click()
+        explorer = page.locator(".graphiql-doc-explorer")
+        expect(explorer.get_by_text("Article", exact=True).first).to_be_visible()
+
+        # Type a query into the editor and run it.
+        page.locator(".graphiql-query-editor .CodeMirror").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Delete")
+        page.keyboard.insert_text(QUERY)
+        page.keyboard.press("Control+Enter")
+        response = page.locator(".graphiql-response .CodeMirror")
+        expect(response).to_contain_text(newest["title"], timeout=15_000)
+        assert json.loads(editor_text(page, "response")) == expected
+
+
+def test_the_explorer_plugin_builds_a_query_by_clicking():
+    from playwright.sync_api import expect
+
+    with offline_graphiql() as (url, page):
+        # An empty editor, so the Explorer starts with nothing selected.
+        page.locator(".graphiql-query-editor .CodeMirror").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Delete")
+        assert editor_text(page, "query-editor") == ""
+
+        page.get_by_role("button", name=re.compile("graphiql explorer", re.I)).click()
+        fields = page.locator(".graphiql-explorer-root")
+        expect(fields.locator("[data-field-name=article]")).to_be_visible()  # the root fields
+        # Each click rewrites the editor; the next field only appears once
+        # its parent is checked.
+        for name in ("articles", "totalCount", "nodes", "title"):
+            fields.locator(f"[data-field-name={name}]").click()
+        built = editor_text(page, "query-editor")
+        assert print_ast(parse(built)) == print_ast(
+            parse("query MyQuery { articles { totalCount nodes { title } } }")
+        )
+
+        page.get_by_role("button", name=re.compile("execute query", re.I)).click()
+        expected = httpx.post(f"{url}/graphql", json={"query": built}).json()
+        titles = [node["title"] for node in expected["data"]["articles"]["nodes"]]
+        assert "errors" not in expected and titles
+        # The pane was empty; CodeMirror renders only the lines in view, so wait
+        # for the first title, then compare the whole text.
+        expect(page.locator(".graphiql-response .CodeMirror")).to_contain_text(
+            titles[0], timeout=15_000
+        )
+        assert json.loads(editor_text(page, "response")) == expected
