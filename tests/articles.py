@@ -60,3 +60,29 @@ def write_article(directory: Path, name: str, body: str = "", **fields: str | No
 def web_url(slug: str) -> str:
     """Raw YAML for a distinct webUrl."""
     return f'"https://www.tramtimes.example/news/{slug}"'
+
+
+def write_linked_corpus(directory: Path, n: int = 60, links: int = 12) -> Path:
+    """``n`` articles whose related stories are each other (every article cites
+    the next ``links``): chains of ``related { article { related … } } }`` fan
+    out at every level, as a hostile client would want."""
+
+    def url(i: int) -> str:
+        return f'"https://www.linkedwire.example/story/{i % n}"'
+
+    for i in range(n):
+        related = "".join(
+            f'\n  - title: "Story {(i + k) % n}"\n    webUrl: {url(i + k)}\n'
+            f"    provider:\n      name: Linked Wire\n      domain: linkedwire.example"
+            for k in range(1, links + 1)
+        )
+        write_article(
+            directory,
+            f"story{i:03}.md",
+            title=f'"Story {i}"',
+            webUrl=url(i),
+            topics=f"\n  - Topic {i % 5}\n  - Topic {(i + 1) % 5}",
+            related=related,
+            publishedDateTime=f"2025-06-{1 + i % 28:02}T08:00:00Z",
+        )
+    return directory

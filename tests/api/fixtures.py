@@ -33,8 +33,15 @@ def api_settings(settings: Settings) -> Settings:
 
 def without_cost_limits(settings: Settings) -> Settings:
     """For tests that walk every field under every list: far past what the cost
-    rules let a client ask (they have tests of their own)."""
-    return dataclasses.replace(settings, max_query_objects=10**15, max_query_store_calls=10**12)
+    rules let a client ask, and with hundreds of store calls at once, more than
+    the store slots take before shedding (both have tests of their own)."""
+    return dataclasses.replace(
+        settings,
+        max_query_objects=10**15,
+        max_query_store_calls=10**12,
+        store_queue_ms=600_000,
+        request_timeout_ms=600_000,
+    )
 
 
 @pytest.fixture

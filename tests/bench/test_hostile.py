@@ -9,9 +9,13 @@ import os
 import random
 
 import httpx2 as httpx
+import pytest
 from graphql import parse
 
 from bench.hostile import ATTACKS, run_hostile
+from loaders import load_paths
+from testing.live import running_server
+from tests.articles import write_linked_corpus
 
 SECONDS = float(os.environ.get("NEWSGRAPH_LOAD_SECONDS", "5")) / 2
 
@@ -26,8 +30,43 @@ def test_every_attack_is_a_graphql_request_of_the_shape_it_names():
     assert ATTACKS["nested_lists"](rng)["query"].count("articles(first: 100)") == 3
 
 
-def test_normal_clients_keep_answering_beside_attackers(live_server):
-    url, pid = live_server
+@pytest.fixture
+def linked_server(engine, store, settings, tmp_path):
+    """A live server over articles that cite each other densely."""
+    corpus = write_linked_corpus(tmp_path / "linked")
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    args: list[str] = []
+    if engine == "embedded":
+        args = ["--load", str(corpus)]
+    else:
+        assert load_paths(store, [corpus], settings).ok
+    with running_server(env, *args) as (url, pid):
+        yield url, pid
+
+
+def test_related_chains_fan_out_on_the_linked_corpus_and_are_priced(linked_server):
+    url, _pid = linked_server
+    chain = (
+        "{ articles(first: 2) { nodes { related { article { related { article { title } } } } } } }"
+    )
+    body = httpx.post(url + "/graphql", json={"query": chain}, timeout=10).json()
+    assert "errors" not in body, body["errors"]
+    cost = body["extensions"]["cost"]
+    assert cost["actual"]["objects"] > 2 * 12 * 12  # every level really fans out
+    assert cost["actual"]["objects"] <= cost["requested"]["objects"]
+    deeper = (
+        "{ articles(first: 100) { nodes { "
+        + "related { article { " * 3
+        + "title"
+        + " } }" * 3
+        + " } } }"
+    )
+    refused = httpx.post(url + "/graphql", json={"query": deeper}, timeout=10).json()
+    assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+
+
+def test_normal_clients_keep_answering_beside_attackers(linked_server):
+    url, pid = linked_server
     result = asyncio.run(run_hostile(url, clients=4, attackers=6, seconds=SECONDS, pid=pid))
     summary = result.summary()
     print("hostile:", summary)
