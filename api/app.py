@@ -108,7 +108,8 @@ class GraphQLApp(GraphQL[Context, None]):
         if sub_response.status_code and isinstance(response_data, dict):
             # Under this media type a 4xx or 5xx means "not executed" (a request
             # error, or shed with 503 to be retried whole), so it has no `data`.
-            response_data = {k: v for k, v in response_data.items() if k != "data"}
+            response_data = response_data.copy()
+            response_data.pop("data", None)
         response = super().create_response(response_data, sub_response)
         response.headers["content-type"] = GRAPHQL_RESPONSE
         return response
@@ -135,13 +136,14 @@ class GraphQLApp(GraphQL[Context, None]):
             # echoing it: the name is the client's text, of any length.
             message = f"operationName is over {MAX_OPERATION_NAME} characters long"
             error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
-            return ExecutionResult(data=None, errors=[error])
-        stats = observe.current()
-        if stats is not None:
-            stats.operation = name
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+            result = ExecutionResult(data=None, errors=[error])
+        else:
+            stats = observe.current()
+            if stats is not None:
+                stats.operation = name
+            result = await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
         budget = deadline.current()
         if budget is not None and budget.shed:
             # Shed, not failed: nothing is wrong with the query, and a 503 with

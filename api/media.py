@@ -74,6 +74,8 @@ def _preference(ranges: list[MediaRange], media_type: str) -> tuple[float, int]:
     best = (0.0, -1)
     for media_range in ranges:
         specificity = media_range.specificity(media_type)
+        if specificity < 0:
+            continue
         if specificity > best[1] or (specificity == best[1] and media_range.q > best[0]):
             best = (media_range.q, specificity)
     return best
