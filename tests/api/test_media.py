@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from api.data import Gateway
 from api.media import GRAPHQL_RESPONSE, JSON, negotiate
 from api.slots import Shed
+from tests.api.test_cost import HOSTILE
 from tests.api.test_persisted import QUERY, codes, extension, hash_only_get
 
 APOLLO_4 = "application/graphql-response+json,application/json;q=0.9"
@@ -75,7 +76,7 @@ def test_a_client_that_asks_gets_graphql_response_json(client, accept):
             "BAD_USER_INPUT",
         ),
         ({"query": OK, "operationName": "x" * 201}, "BAD_REQUEST"),
-        ({"query": "{ articles(first: 100) { nodes { related(first: 50) { id } } } }"}, None),
+        ({"query": HOSTILE["related chains 3 deep"]}, "QUERY_TOO_COSTLY"),
     ],
 )
 def test_a_request_error_is_a_400_without_data_only_under_the_new_media_type(client, body, code):
