@@ -21,7 +21,9 @@ AUDITS = 61
 def run_audit(url: str) -> list[dict]:
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "graphql-http").is_dir():
-        missing("NODE", "graphql-http is not installed: run scripts/install (needs Node.js and npm)")
+        missing(
+            "NODE", "graphql-http is not installed: run scripts/install (needs Node.js and npm)"
+        )
     done = subprocess.run(
         [node, str(HERE / "http_audit.js")],
         input=json.dumps({"url": f"{url}/graphql"}),
