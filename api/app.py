@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -41,6 +42,7 @@ from api.deadline import RequestGuard
 from api.errors import error_code
 from api.explorer import Explorer
 from api.limits import BodyLimit
+from api.media import GRAPHQL_RESPONSE, is_request_error, negotiate
 from api.metrics import Metrics
 from api.requests import RegularRequests
 from api.schema import build_schema
@@ -81,6 +83,37 @@ class GraphQLApp(GraphQL[Context, None]):
             request
         )
 
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        if isinstance(request, Request):
+            # Negotiated before anything runs, so a client that can read
+            # neither media type costs no parsing; the explorer is HTML.
+            media_type = negotiate(request.headers.get("accept"))
+            if media_type is None and not self.should_render_graphql_ide(
+                self.request_adapter_class(request)
+            ):
+                raise HTTPException(
+                    406, f"not acceptable: ask for {GRAPHQL_RESPONSE} or application/json"
+                )
+            sub_response.media_type = media_type
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        if sub_response.media_type != GRAPHQL_RESPONSE:
+            return super().create_response(response_data, sub_response)
+        if sub_response.status_code and isinstance(response_data, dict):
+            # Under this media type a 4xx or 5xx means "not executed" (a request
+            # error, or shed with 503 to be retried whole), so it has no `data`.
+            response_data = response_data.copy()
+            response_data.pop("data", None)
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = GRAPHQL_RESPONSE
+        return response
+
     async def execute_single(
         self,
         request: Request,
@@ -91,18 +124,26 @@ class GraphQLApp(GraphQL[Context, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         name = request_data.operation_name
+        if not isinstance(name, str | None):
+            # Not a GraphQL request at all: refused as strawberry refuses a
+            # `query` that is not a string (graphql-core would crash on it).
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `operationName` must be a string or null, if provided.",
+            )
         if name is not None and len(name) > MAX_OPERATION_NAME:
             # Refused as graphql-core refuses an unknown name, but without
             # echoing it: the name is the client's text, of any length.
             message = f"operationName is over {MAX_OPERATION_NAME} characters long"
             error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
-            return ExecutionResult(data=None, errors=[error])
-        stats = observe.current()
-        if stats is not None:
-            stats.operation = name
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+            result = ExecutionResult(data=None, errors=[error])
+        else:
+            stats = observe.current()
+            if stats is not None:
+                stats.operation = name
+            result = await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
         budget = deadline.current()
         if budget is not None and budget.shed:
             # Shed, not failed: nothing is wrong with the query, and a 503 with
@@ -110,6 +151,12 @@ class GraphQLApp(GraphQL[Context, None]):
             sub_response.status_code = 503
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_S)
             sub_response.headers["Cache-Control"] = "no-store"
+        elif sub_response.media_type == GRAPHQL_RESPONSE and is_request_error(
+            result.data, result.errors
+        ):
+            # The media type's own rule: a request that failed before it ran
+            # (no `data`) is a 400; field errors with data stay a 200.
+            sub_response.status_code = 400
         return result
 
     async def process_result(

@@ -13,6 +13,9 @@ import hashlib
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: GraphQL responses as either media type the view negotiates (api/media.py).
+CACHEABLE = ("application/json", "application/graphql-response+json")
+
 
 class QueryCaching:
     def __init__(self, app: ASGIApp, max_age: int) -> None:
@@ -38,19 +41,21 @@ class QueryCaching:
             assert start is not None
             body = b"".join(chunks)
             headers = MutableHeaders(raw=start["headers"])
-            if start["status"] != 200 or not headers.get("content-type", "").startswith(
-                "application/json"
-            ):
+            content_type = headers.get("content-type", "")
+            if start["status"] != 200 or not content_type.startswith(CACHEABLE):
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
                 return
-            etag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            # The same body as another media type is another representation.
+            digest = hashlib.blake2b(body, digest_size=16, key=content_type.encode()[:64])
+            etag = 'W/"' + digest.hexdigest() + '"'
             private = "authorization" in request_headers or b'"errors":' in body
             headers["ETag"] = etag
             headers["Cache-Control"] = (
                 "private, no-store" if private else f"public, max-age={self.max_age}"
             )
-            headers["Vary"] = "Authorization, Accept-Encoding"
+            # Accept: the media type (and so the status codes) is negotiated.
+            headers["Vary"] = "Authorization, Accept, Accept-Encoding"
             if not private and etag in request_headers.get("if-none-match", ""):
                 del headers["content-length"]
                 await send({**start, "status": 304, "headers": headers.raw})
