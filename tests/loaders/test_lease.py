@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import threading
 import time
 
 import pytest
@@ -29,9 +30,12 @@ def test_held_by_another_waits_then_says_who(store, settings, caplog):
     a.acquire()
     b = lease(store, settings, "host:2/b", loader_wait_s=1)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, "newsgraph.loaders"):
-        with pytest.raises(LeaseError, match=r"gave up after 1 s .* held by host:1/a since "):
-            b.acquire()
+    gave_up = r"gave up after 1 s .* held by host:1/a since "
+    with (
+        caplog.at_level(logging.WARNING, "newsgraph.loaders"),
+        pytest.raises(LeaseError, match=gave_up),
+    ):
+        b.acquire()
     assert 1 <= time.monotonic() - started < 5
     waits = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
     assert len(waits) == 1 and "held by host:1/a since" in waits[0]
@@ -42,8 +46,6 @@ def test_released_lease_is_taken_by_a_waiting_loader(store, settings):
     a = lease(store, settings, "a")
     a.acquire()
     b = lease(store, settings, "b", loader_wait_s=10)
-    import threading
-
     threading.Timer(0.5, a.release).start()
     started = time.monotonic()
     b.acquire()
@@ -58,6 +60,6 @@ def test_an_expired_lease_is_taken_over_and_its_owner_told(store, settings):
     started = time.monotonic()
     assert late.acquire() == Holding(1, 0)  # facets behind: the next loader repairs them
     assert time.monotonic() - started < 5
-    with pytest.raises(LeaseError, match="ran out .* late .* took it over"):
+    with pytest.raises(LeaseError, match=r"ran out .* late .* took it over"):
         crashed.renew()
     assert not crashed.held
