@@ -38,6 +38,11 @@ class Settings:
     batch_size: int = 500
     #: Processes that parse files during a load; 0 means one per CPU.
     load_workers: int = 0
+    #: How long a loader's lease on the database lasts unless renewed; a crashed
+    #: loader's lease is taken over once it runs out (seconds).
+    loader_lease_s: int = 60
+    #: How long a loader waits for another loader's lease before giving up (seconds).
+    loader_wait_s: int = 600
     #: Bearer token that lets a request see unpublished articles; empty disables it.
     admin_token: str = ""
     #: Deepest query nesting the API accepts.
@@ -132,6 +137,8 @@ ENV_NAMES: dict[str, str] = {
     "max_file_bytes": "NEWSGRAPH_MAX_FILE_BYTES",
     "batch_size": "NEWSGRAPH_BATCH_SIZE",
     "load_workers": "NEWSGRAPH_LOAD_WORKERS",
+    "loader_lease_s": "NEWSGRAPH_LOADER_LEASE_S",
+    "loader_wait_s": "NEWSGRAPH_LOADER_WAIT_S",
     "admin_token": "NEWSGRAPH_ADMIN_TOKEN",
     "max_query_depth": "NEWSGRAPH_MAX_QUERY_DEPTH",
     "max_aliases": "NEWSGRAPH_MAX_ALIASES",

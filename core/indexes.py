@@ -20,6 +20,8 @@ from pymongo import IndexModel
 ARTICLES = "articles"
 PROVIDERS = "providers"
 TOPICS = "topics"
+#: The loaders' lease and write generation (``loaders.lease``): one small document.
+LOADER = "_loader"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
 import pymongo.errors
@@ -21,6 +22,8 @@ from pymongo.database import Database
 
 from core.config import Settings
 from core.indexes import ARTICLES, INDEXES, PROVIDERS, TOPICS
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(RuntimeError):
@@ -56,14 +59,21 @@ class Store:
 
         Asking the server which exist first costs one listIndexes per collection
         and avoids re-sending createIndexes for indexes that are all there (which
-        FerretDB v1 answers by dropping the connection).
+        FerretDB v1 answers by dropping the connection). Retried when the
+        connection drops (FerretDB v1 also drops it when two processes create
+        indexes at once): listing first makes a second try create only what the
+        first did not.
         """
-        with unavailable_as_error(self.where):
-            for name, models in INDEXES.items():
-                existing = set(self.db[name].index_information())
-                missing = [m for m in models if m.document["name"] not in existing]
-                if missing:
-                    self.db[name].create_indexes(missing)
+
+        def ensure() -> None:
+            with unavailable_as_error(self.where):
+                for name, models in INDEXES.items():
+                    existing = set(self.db[name].index_information())
+                    missing = [m for m in models if m.document["name"] not in existing]
+                    if missing:
+                        self.db[name].create_indexes(missing)
+
+        retrying(self.where, "creating indexes", ensure)
 
     def close(self) -> None:
         if not self.embedded:
@@ -102,11 +112,56 @@ def unavailable_as_error(where: str) -> Iterator[None]:
     try:
         yield
     except _TRANSIENT as exc:
-        reason = str(exc).split(", Timeout:")[0].split(" (configured timeouts")[0]
         raise StoreUnavailable(
-            f"cannot reach the store at {where}: {reason}. "
+            f"cannot reach the store at {where}: {_reason(exc)}. "
             "Is the server running, and does MONGODB_URI point at it?"
         ) from exc
+
+
+#: How often an idempotent operation is tried when the connection drops, and
+#: the pause before the first retry (doubled for each further one).
+ATTEMPTS, BACKOFF_S = 3, 0.2
+
+
+def retrying(where: str, what: str, operation: Callable[[], T], attempts: int = ATTEMPTS) -> T:
+    """Run ``operation``, which must be safe to run again from the start, and
+    run it again after a short pause if the connection drops under it.
+
+    Only a dropped or timed-out connection is retried: a server that cannot be
+    selected at all is reported at once (the caller, or the user, retries later).
+    After the last try the :class:`StoreUnavailable` says what was being done.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except (pymongo.errors.AutoReconnect, StoreUnavailable) as exc:
+            dropped = _dropped(exc)
+            if dropped is None:
+                raise
+            if attempt == attempts:
+                raise StoreUnavailable(
+                    f"the store at {where} dropped the connection while {what} "
+                    f"(tried {attempts} times): {_reason(dropped)}. If it keeps "
+                    "happening, the server's log says why it closed the connection."
+                ) from exc
+            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _dropped(exc: BaseException) -> BaseException | None:
+    """The dropped connection behind ``exc`` (itself, or the pymongo error a
+    :class:`StoreUnavailable` wraps), or None if the server was never reached."""
+    cause = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
+    if isinstance(cause, pymongo.errors.AutoReconnect) and not isinstance(
+        cause, pymongo.errors.ServerSelectionTimeoutError
+    ):
+        return cause
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """pymongo's message without its long list of timeouts and topology."""
+    return str(exc).split(", Timeout:")[0].split(" (configured timeouts")[0]
 
 
 def redact(uri: str) -> str:

@@ -6,8 +6,9 @@ Counted here from the loader's snapshot of the store (``loaders.stored``, read
 once per loader with the fields counted) rather than by aggregations in the
 store: no aggregation operators are needed (FerretDB v1 lacks several), and no
 scan beyond the one the loader makes anyway (on FerretDB every aggregation is a
-full scan, slower than inserting the same documents). The snapshot assumes one
-loader writes to a database at a time.
+full scan, slower than inserting the same documents). The loader rebuilds under
+its lease (``loaders.lease``) from a snapshot it re-reads if another loader wrote
+since, so a rebuild never drops rows another loader's articles account for.
 Which articles each count covers is the facet's rule (``core.indexes.Facet``).
 """
 

@@ -4,10 +4,17 @@ Files stream through in batches of ``batch_size``: memory holds one batch of
 files, not the corpus. What the store holds is read once at the start (content
 hashes and ids, see ``loaders.stored``): a file whose content hash is stored is
 unchanged and is neither parsed nor written again, which makes a re-load cheap.
+
+Loaders share a database through a lease (``loaders.lease``): a loader holds it
+while it sets up, writes and rebuilds the counts, and re-reads its snapshot
+when it finds that another loader wrote since, so counts are always rebuilt
+from what the store holds now. A one-shot load holds it for its whole run; a
+watcher takes it for each batch of changes it writes.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -19,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-from core.store import Store, StoreUnavailable, unavailable_as_error
+from core.store import Store, StoreUnavailable, retrying
 from loaders.discover import discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
+from loaders.lease import Holding, Lease, LeaseError
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.paths import path_text
 from loaders.read import Skipped, content_hash, read_file
@@ -66,6 +74,13 @@ class Loader:
         self.store = store
         self.settings = settings or Settings()
         self._stored: Stored | None = None
+        self._lease = Lease(store, self.settings)
+        #: The lease generation the snapshot reflects (see ``loaders.lease``).
+        self._generation = 0
+        #: Whether the generation was bumped in the current holding of the lease.
+        self._wrote = False
+        #: Whether a loader wrote and did not rebuild the counts (it crashed).
+        self._stale_facets = False
 
     def __enter__(self) -> Loader:
         return self
@@ -95,11 +110,9 @@ class Loader:
         roots = [os.fspath(p) for p in paths]
         report = LoadReport(store=self.store.where)
         started = time.perf_counter()
+        rebuilt: int | None = None
         try:
-            if self._stored is None:
-                self.store.ensure_indexes()
-                self._stored = Stored.scan(self.store)
-            stored = self._stored
+            stored = self._stored or self._hold()  # the first load sets up under the lease
             stored.start_run()
             files = discover(roots)
             # Batches in flight: parsing in worker processes while the oldest
@@ -117,25 +130,74 @@ class Loader:
             pruned = [path_text(p) for p in ([*roots, *gone] if prune else gone)]
             if pruned:
                 self._delete(stored.orphans(pruned), report)
-            if report.inserted or report.updated or report.deleted:
-                rebuild_facets(self.store, stored.facets())
-        except StoreUnavailable as exc:
+            if report.inserted or report.updated or report.deleted or self._stale_facets:
+                self._hold()
+                retrying(
+                    self.store.where,
+                    "rebuilding the provider and topic counts",
+                    lambda: rebuild_facets(self.store, stored.facets()),
+                )
+                rebuilt, self._stale_facets = self._generation, False
+        except (StoreUnavailable, LeaseError) as exc:
             report.aborted = (
                 f"{exc} Files written so far stay written; run the load again to finish."
             )
+        finally:
+            self._lease.release(facets=rebuilt)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _delete(self, orphans: Iterable[tuple[str, str]], report: LoadReport) -> None:
+    def _hold(self, write: bool = False) -> Stored:
+        """Hold the lease, with a snapshot of what the store holds now; with
+        ``write``, having told other loaders that this one writes.
+
+        Costs a round trip only on taking the lease, on the first write of a
+        holding, and to renew it (every third of ``loader_lease_s``)."""
+        lease = self._lease
+        if lease.held and lease.due():
+            self._catch_up(lease.renew())
+        if not lease.held:
+            self._wrote = False
+            holding = lease.acquire()
+            self._stale_facets = holding.facets != holding.generation
+            if self._stored is None:
+                self.store.ensure_indexes()
+                self._stored = Stored.scan(self.store, keep=self._keep)
+                self._generation = holding.generation
+            else:
+                self._catch_up(holding)
+        if write and not self._wrote:
+            self._generation = lease.renew(bump=True).generation
+            self._wrote = True
         assert self._stored is not None
+        return self._stored
+
+    def _catch_up(self, holding: Holding) -> None:
+        """Read the store again if another loader wrote since the snapshot."""
+        if holding.generation != self._generation:
+            assert self._stored is not None
+            log.info("another loader wrote to the store; reading what it holds again")
+            self._stored.refresh(self.store, keep=self._keep)
+            self._generation = holding.generation
+
+    def _keep(self) -> None:
+        """Keep the lease through a long scan."""
+        if self._lease.held and self._lease.due():
+            self._lease.renew()
+
+    def _delete(self, orphans: Iterable[tuple[str, str]], report: LoadReport) -> None:
         orphans = iter(orphans)
         while chunk := list(itertools.islice(orphans, self.settings.batch_size)):
             ids = [_id for _id, _ in chunk]
-            with unavailable_as_error(self.store.where):
-                self.store.articles.delete_many({"_id": {"$in": ids}})
+            stored = self._hold(write=True)
+            retrying(
+                self.store.where,
+                "deleting articles whose files are gone",
+                functools.partial(self.store.articles.delete_many, {"_id": {"$in": ids}}),
+            )
             for _id, path in chunk:
                 log.info("deleted %s: its file %s is gone", _id, path)
-                self._stored.forget(_id)
+                stored.forget(_id)
             report.deleted += len(chunk)
 
     def _start_batch(
@@ -196,7 +258,15 @@ class Loader:
                         report.failures.append(Failure(name, reason))
             _tick(on_file, path)
 
-        result = write_batch(self.store, docs, stored, moved)
+        if docs or moved:
+            self._hold(write=True)  # may re-read ``stored`` in place
+        # Again from the start if the connection drops: a document the first
+        # try inserted is then replaced (write_batch takes it as raced).
+        result = retrying(
+            self.store.where,
+            "writing a batch",
+            lambda: write_batch(self.store, docs, stored, moved),
+        )
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         for index, reason in result.failed.items():
@@ -208,7 +278,8 @@ class Loader:
         )
         for _id, new_path in moved:
             known = stored.get(_id)
-            assert known is not None  # found by its content hash in this batch
+            if known is None:  # deleted by another loader since this batch read it
+                continue
             content_hash, _, facets = known
             stored.record(_id, content_hash, new_path, facets)
 

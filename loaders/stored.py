@@ -12,18 +12,22 @@ temporary SQLite database rather than in Python dicts: those grow with the
 corpus (the bench's rss_loader_growth row measures it), while SQLite keeps a
 small page cache in memory and spills the rest to a file it deletes on close,
 so the loader's memory stays flat however large the corpus.
+
+Another loader writing meanwhile makes the snapshot stale: the loader lease
+(``loaders.lease``) tells, and :meth:`Stored.refresh` reads the store again.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from core.store import Store, unavailable_as_error
+from core.store import Store, retrying, unavailable_as_error
 from loaders.facets import FACET_FIELDS, Facets, facets_of
 from loaders.paths import path_of
 
@@ -37,6 +41,7 @@ CREATE INDEX article_hash ON article (hash);
 CREATE TABLE claim (id TEXT PRIMARY KEY, path TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE seen (path TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+_SCAN_BATCH = 10_000
 _UPSERT = "INSERT OR REPLACE INTO article VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 Row = tuple[str, str, str, Facets]
@@ -54,20 +59,30 @@ class Stored:
         )
 
     @classmethod
-    def scan(cls, store: Store) -> Stored:
+    def scan(cls, store: Store, keep: Callable[[], None] = lambda: None) -> Stored:
+        """Read what ``store`` holds; ``keep`` is called every so often during
+        a long scan (to renew the loader's lease)."""
         stored = cls()
         try:
-            stored._read(store)
+            stored.refresh(store, keep)
         except BaseException:
             stored.close()
             raise
         return stored
 
-    def _read(self, store: Store) -> None:
+    def refresh(self, store: Store, keep: Callable[[], None] = lambda: None) -> None:
+        """Read the stored articles again (another loader wrote); this run's
+        claims and seen paths are kept. Started over if the connection drops."""
+        retrying(store.where, "reading what the store holds", lambda: self._read(store, keep))
+
+    def _read(self, store: Store, keep: Callable[[], None]) -> None:
+        self._db.execute("DELETE FROM article")
         with unavailable_as_error(store.where):
             fields = {"_source.hash": 1, "_source.path": 1, **FACET_FIELDS}
-            docs = store.articles.find({}, fields, batch_size=10_000)
-            self.record_many(map(_scanned, docs))
+            docs = store.articles.find({}, fields, batch_size=_SCAN_BATCH)
+            while chunk := list(itertools.islice(docs, _SCAN_BATCH)):
+                self.record_many(map(_scanned, chunk))
+                keep()
 
     def close(self) -> None:
         self._db.close()

@@ -6,8 +6,13 @@ each settled batch: new and changed files are loaded, and articles whose files
 disappeared are deleted. A file moved within the folders keeps its article
 (its new path is recorded), because additions are applied before deletions.
 
-If the store goes away, the batch's files stay pending and are retried every
-``retry_s`` seconds until it is back: nothing seen is lost.
+Each batch is written under the loader lease (``loaders.lease``), taken for
+that batch and let go after it, so a one-shot ``newsgraph load`` of other
+folders can run between two batches.
+
+If the store goes away (or another loader holds the lease too long), the
+batch's files stay pending and are retried every ``retry_s`` seconds until it
+is back: nothing seen is lost.
 
 watchfiles cannot name a path that is not valid UTF-8: a change to such a file
 stops its watcher with an error, and a folder of such a name stops it from

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from newsgraph.cli import cli
@@ -149,3 +150,36 @@ def test_serve_load_survives_odd_files_and_keeps_no_parse_pool_while_serving(tmp
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_load_waits_for_another_loaders_lease_says_who_and_gives_up_clearly(settings, tmp_path):
+    from core.store import connect
+    from loaders.lease import Lease
+
+    if not settings.mongodb_uri:
+        pytest.skip("the embedded engine lives in one process: no lease to share")
+    write_article(tmp_path, "a.md")
+    store = connect(settings)
+    holder = Lease(store, settings, owner="elsewhere:42/abc")
+    holder.acquire()
+    env = {
+        **os.environ,
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+        "NEWSGRAPH_LOADER_WAIT_S": "1",
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "newsgraph", "load", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.release()
+        store.close()
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("waiting for the loader lease held by elsewhere:42/abc since") == 1
+    assert "gave up after 1 s" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,159 @@
+"""Loaders in company: concurrent loads, a watcher beside a one-shot load, and a
+load killed mid-run all leave provider and topic counts exactly as the articles
+say (issue 12: each rebuild used to replace every row from its own snapshot)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.gen import generate
+from core.indexes import PROVIDERS_FACET, TOPICS_FACET
+from core.store import Store
+from loaders import load_paths
+from loaders.facets import facets_of
+from tests.articles import web_url, write_article
+from tests.loaders.test_watch import watching
+from tests.waiting import eventually
+
+RUN_S = 120  # bound on any one load subprocess
+
+
+def expected_counts(store: Store) -> dict[str, dict[str, tuple[int, int]]]:
+    """(count, countAll) per provider and topic, counted from the articles."""
+    counts: dict[str, Counter[tuple[str, str]]] = {"providers": Counter(), "topics": Counter()}
+    for doc in store.articles.find({}):
+        published, domain, _, topics = facets_of(doc)
+        keys = [("providers", domain)] if domain else []
+        keys += [("topics", t) for t in topics]
+        for facet, key in keys:
+            counts[facet][(key, "countAll")] += 1
+            if published:
+                counts[facet][(key, "count")] += 1
+    return {
+        facet: {key: (c[(key, "count")], c[(key, "countAll")]) for key, _ in c}
+        for facet, c in counts.items()
+    }
+
+
+def stored_counts(store: Store) -> dict[str, dict[str, tuple[int, int]]]:
+    return {
+        facet.collection: {
+            row["_id"]: (row[facet.count], row[facet.count_all])
+            for row in store.db[facet.collection].find({})
+        }
+        for facet in (PROVIDERS_FACET, TOPICS_FACET)
+    }
+
+
+def assert_counts_exact(store: Store, articles: int) -> None:
+    assert store.articles.count_documents({}) == articles
+    expected = expected_counts(store)
+    assert expected["providers"] and expected["topics"]
+    assert stored_counts(store) == expected
+
+
+def load_command(settings, *paths: Path, **env: str) -> subprocess.Popen[bytes]:
+    environ = {
+        **os.environ,
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+        "NEWSGRAPH_LOAD_WORKERS": "1",
+        **env,
+    }
+    command = [sys.executable, "-m", "newsgraph", "load", "--json", *map(str, paths)]
+    return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.wire
+def test_two_loads_started_together_on_a_fresh_database_keep_every_count(
+    wire_server, settings, store, tmp_path
+):
+    if store.embedded:
+        pytest.skip("processes share a database only on a server")
+    generate(150, tmp_path / "a", seed=1)
+    generate(150, tmp_path / "b", seed=2)
+    procs = [load_command(settings, tmp_path / d, NEWSGRAPH_BATCH_SIZE="40") for d in "ab"]
+    for proc in procs:
+        _, err = proc.communicate(timeout=RUN_S)
+        assert proc.returncode == 0, err.decode()
+    assert_counts_exact(store, 300)
+
+
+def test_a_watcher_and_a_one_shot_load_keep_each_others_rows(store, settings, tmp_path):
+    watched, other = tmp_path / "watched", tmp_path / "other"
+    generate(30, watched, seed=3)
+    generate(30, other, seed=4)
+    with watching(store, settings, watched) as watcher:
+        report = load_paths(store, [other], settings)
+        assert report.inserted == 30 and report.aborted is None
+        assert_counts_exact(store, 60)
+        # One edit under the watcher: its rebuild must keep the other folder's rows.
+        write_article(
+            watched,
+            "edit.md",
+            webUrl=web_url("edit"),
+            provider="\n  name: Edit Desk\n  domain: editdesk.example",
+        )
+        watcher.until(lambda: store.providers.find_one({"_id": "editdesk.example"}), "the edit")
+        assert watcher.reports[-1].aborted is None
+    assert_counts_exact(store, 61)
+
+
+def test_a_one_shot_load_waits_for_a_watchers_lease(store, settings, tmp_path):
+    """A loader that finds the lease held waits for it rather than writing."""
+    from loaders.lease import Lease
+
+    generate(10, tmp_path, seed=5)
+    holder = Lease(store, settings, owner="busy:1/x")
+    holder.acquire()
+    short = dataclasses.replace(settings, loader_wait_s=1)
+    report = load_paths(store, [tmp_path], short)
+    assert report.aborted and "held by busy:1/x" in report.aborted
+    assert store.articles.count_documents({}) == 0  # nothing written without the lease
+    holder.release()
+    assert load_paths(store, [tmp_path], settings).inserted == 10
+    assert_counts_exact(store, 10)
+
+
+@pytest.mark.wire
+def test_a_load_killed_mid_run_is_repaired_by_the_next(wire_server, settings, store, tmp_path):
+    if store.embedded:
+        pytest.skip("a killed process's writes persist only on a server")
+    generate(400, tmp_path, seed=6)
+    lease = {"NEWSGRAPH_LOADER_LEASE_S": "2"}  # the dead loader's lease runs out soon
+    proc = load_command(settings, tmp_path, NEWSGRAPH_BATCH_SIZE="20", **lease)
+    try:
+        eventually(lambda: store.articles.count_documents({}) >= 40, RUN_S, "some batches")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=RUN_S)
+    assert store.articles.count_documents({}) < 400, "killed too late to test anything"
+    again = load_command(settings, tmp_path, **lease)
+    _, err = again.communicate(timeout=RUN_S)
+    assert again.returncode == 0, err.decode()
+    assert_counts_exact(store, 400)
+
+
+@pytest.mark.wire
+def test_counts_written_before_a_crash_are_rebuilt_even_if_nothing_changed(
+    wire_server, settings, store, tmp_path
+):
+    """A loader that wrote every article and died before rebuilding the counts
+    leaves them stale; the next load changes nothing yet rebuilds them."""
+    if store.embedded:
+        pytest.skip("needs the store to outlive the loader")
+    generate(20, tmp_path, seed=7)
+    assert load_paths(store, [tmp_path], settings).inserted == 20
+    store.providers.delete_many({})  # what a crash before the rebuild looks like...
+    store.db["_loader"].update_one({"_id": "lease"}, {"$inc": {"generation": 1}})  # ...said
+    report = load_paths(store, [tmp_path], settings)
+    assert report.unchanged == 20
+    assert_counts_exact(store, 20)
