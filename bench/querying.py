@@ -283,7 +283,8 @@ def graphql_core_schema(docs_by_id: dict[str, dict], front: list[dict]) -> graph
     ]
     for type_ in (article, related):
         type_.fields["images"].resolve = lambda doc, _info: doc.get("images") or []
-    article.fields["related"].resolve = lambda doc, _info: doc.get("related") or []
+    # Its first and filter arrive as their defaults (null): all stories, as ours.
+    article.fields["related"].resolve = lambda doc, _info, **_: doc.get("related") or []
     related.fields["article"].resolve = lambda story, _info: docs_by_id.get(
         article_id(story["webUrl"])
     )
