@@ -100,8 +100,12 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def live_server(
     engine: str, settings: Settings, request: pytest.FixtureRequest
 ) -> Iterator[tuple[str, int]]:
-    """The sample articles served by a real Uvicorn on loopback: (url, pid)."""
+    """The sample articles served by a real Uvicorn on loopback: (url, pid).
+    A test's ``@pytest.mark.server_env(NAME=value)`` adds to the server's environment."""
     env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    marker = request.node.get_closest_marker("server_env")
+    if marker is not None:
+        env.update(marker.kwargs)
     args: list[str] = []
     if engine == "embedded":
         args = ["--load", str(EXAMPLES)]  # its own process, so it loads its own copy
