@@ -22,6 +22,9 @@ PROVIDERS = "providers"
 TOPICS = "topics"
 #: The loaders' lease and write generation (``loaders.lease``): one small document.
 LOADER = "_loader"
+#: The loader's manifest of what the articles hold (``loaders.manifest``): a
+#: log of packed segments, read instead of the articles to make a reload cheap.
+MANIFEST = "_manifest"
 
 
 @dataclass(frozen=True)

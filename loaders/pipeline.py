@@ -2,8 +2,14 @@
 
 Files stream through in batches of ``batch_size``: memory holds one batch of
 files, not the corpus. What the store holds is read once at the start (content
-hashes and ids, see ``loaders.stored``): a file whose content hash is stored is
-unchanged and is neither parsed nor written again, which makes a re-load cheap.
+hashes and ids, see ``loaders.stored``, from the packed manifest of
+``loaders.manifest``): a file whose content hash is stored is unchanged and is
+neither parsed nor written again. A file whose path, size, mtime and ctime are
+those recorded when its stored content was last checked is not even read: that
+makes a re-load of an unchanged folder cost a stat per file and one read of
+the manifest. Only a time older than the run's start by more than any file
+system's timestamp granularity (:data:`TRUST_NS`) is recorded: a file written
+within that window could change again without its time changing.
 
 Loaders share a database through a lease (``loaders.lease``): a loader holds it
 while it sets up, writes and rebuilds the counts, and re-reads its snapshot
@@ -14,7 +20,6 @@ watcher takes it for each batch of changes it writes.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -31,19 +36,26 @@ from loaders.discover import discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
 from loaders.lease import Holding, Lease, LeaseError
+from loaders.manifest import Log
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.paths import path_text
-from loaders.read import Skipped, content_hash, read_file
+from loaders.read import Skipped, Stat, content_hash, file_stat, read_file_stat
 from loaders.report import Failure, LoadReport
-from loaders.stored import Stored
-from loaders.write import write_batch
+from loaders.stored import Row, Stored, manifest_row
+from loaders.write import BatchResult, write_batch
 
 OnFile = Callable[[Path], None]
 #: A file read in a batch: its path, the path's text (``loaders.paths``), and
 #: its read failure or skip, the stored (_id, path) with its content, or None
-#: when it is to be parsed.
-Entry = tuple[Path, str, "Failure | Skipped | tuple[str, str] | None"]
+#: when it is to be parsed; its content hash (None if not read) and its stat
+#: if old enough to trust next time.
+Entry = tuple[Path, str, "Failure | Skipped | tuple[str, str] | None", str | None, Stat | None]
 log = logging.getLogger("newsgraph.loaders")
+
+#: A file's times are trusted to change with its content only if older than
+#: the run's start by this much (ns): FAT keeps times to 2 s, HFS+ and ext3 to
+#: 1 s, and the kernel stamps from a clock that lags by a tick.
+TRUST_NS = 2_000_000_000
 
 
 def load_paths(
@@ -75,6 +87,10 @@ class Loader:
         self.settings = settings or Settings()
         self._stored: Stored | None = None
         self._lease = Lease(store, self.settings)
+        self._log = Log(store)
+        #: Files whose mtime and ctime are older than this (time.time_ns()) are
+        #: recorded with their stat; set at the start of each run.
+        self._trusted_before = 0
         #: The lease generation the snapshot reflects (see ``loaders.lease``).
         self._generation = 0
         #: Whether the generation was bumped in the current holding of the lease.
@@ -110,9 +126,12 @@ class Loader:
         roots = [os.fspath(p) for p in paths]
         report = LoadReport(store=self.store.where)
         started = time.perf_counter()
+        self._trusted_before = time.time_ns() - TRUST_NS
         rebuilt: int | None = None
         try:
-            stored = self._stored or self._hold()  # the first load sets up under the lease
+            # Under the lease from the start: the snapshot decides which files
+            # are skipped, so it must be as new as what the store holds.
+            stored = self._hold()
             stored.start_run()
             files = discover(roots)
             # Batches in flight: parsing in worker processes while the oldest
@@ -130,6 +149,8 @@ class Loader:
             pruned = [path_text(p) for p in ([*roots, *gone] if prune else gone)]
             if pruned:
                 self._delete(stored.orphans(pruned), report)
+            if self._log.crowded:
+                self._rewrite_manifest()
             if report.inserted or report.updated or report.deleted or self._stale_facets:
                 self._hold()
                 retrying(
@@ -138,6 +159,10 @@ class Loader:
                     lambda: rebuild_facets(self.store, stored.facets()),
                 )
                 rebuilt, self._stale_facets = self._generation, False
+            elif self._wrote and self._lease.held:
+                # Only the manifest was written: the counts stand, at the new
+                # generation (else the next loader takes this run for a crash).
+                rebuilt = self._generation
         except (StoreUnavailable, LeaseError) as exc:
             report.aborted = (
                 f"{exc} Files written so far stay written; run the load again to finish."
@@ -159,26 +184,54 @@ class Loader:
         if not lease.held:
             self._wrote = False
             holding = lease.acquire()
+            # Counts behind the generation: a loader wrote and stopped before
+            # it finished, maybe between writing articles and the manifest.
             self._stale_facets = holding.facets != holding.generation
             if self._stored is None:
                 self.store.ensure_indexes()
-                self._stored = Stored.scan(self.store, keep=self._keep)
-                self._generation = holding.generation
+                self._stored = Stored()
+                self._read_snapshot(holding)
+            elif self._stale_facets:
+                self._read_snapshot(holding)
             else:
                 self._catch_up(holding)
         if write and not self._wrote:
-            self._generation = lease.renew(bump=True).generation
-            self._wrote = True
+            self._bump()
         assert self._stored is not None
         return self._stored
+
+    def _bump(self) -> None:
+        """Tell other loaders this one writes (they read the manifest again)."""
+        self._generation = self._lease.renew(bump=True).generation
+        self._wrote = True
 
     def _catch_up(self, holding: Holding) -> None:
         """Read the store again if another loader wrote since the snapshot."""
         if holding.generation != self._generation:
-            assert self._stored is not None
             log.info("another loader wrote to the store; reading what it holds again")
-            self._stored.refresh(self.store, keep=self._keep)
-            self._generation = holding.generation
+            self._read_snapshot(holding)
+
+    def _read_snapshot(self, holding: Holding) -> None:
+        """Read the snapshot from the manifest; from the articles, rebuilding
+        the manifest, if there is none or a loader may have stopped between
+        writing articles and their manifest rows."""
+        assert self._stored is not None
+        self._generation = holding.generation
+        if not self._stale_facets and self._stored.read_manifest(self.store, self._log):
+            return
+        log.info("reading every stored article to rebuild the loader's manifest")
+        self._stored.refresh(self.store, keep=self._keep)
+        self._rewrite_manifest()
+        self._stale_facets = True  # the generation moved: counts are rebuilt and marked
+
+    def _rewrite_manifest(self) -> None:
+        """Write the snapshot as the manifest, packed (see ``loaders.manifest``)."""
+        stored = self._hold(write=True)
+        retrying(
+            self.store.where,
+            "writing the loader's manifest",
+            lambda: self._log.rewrite(stored.manifest()),
+        )
 
     def _keep(self) -> None:
         """Keep the lease through a long scan."""
@@ -190,11 +243,12 @@ class Loader:
         while chunk := list(itertools.islice(orphans, self.settings.batch_size)):
             ids = [_id for _id, _ in chunk]
             stored = self._hold(write=True)
-            retrying(
-                self.store.where,
-                "deleting articles whose files are gone",
-                functools.partial(self.store.articles.delete_many, {"_id": {"$in": ids}}),
-            )
+
+            def delete(ids: list[str] = ids) -> None:
+                self.store.articles.delete_many({"_id": {"$in": ids}})
+                self._log.append([[_id] for _id in ids])
+
+            retrying(self.store.where, "deleting articles whose files are gone", delete)
             for _id, path in chunk:
                 log.info("deleted %s: its file %s is gone", _id, path)
                 stored.forget(_id)
@@ -209,19 +263,27 @@ class Loader:
         entries: list[Entry] = []
         to_parse: list[Item] = []
         for path, name in batch:
+            # Untouched since its stored content was checked: not read. (A
+            # stat is recorded only when trusted, so a match is trusted.)
+            st = file_stat(path)
+            untouched = None if st is None else stored.unchanged(name, st)
+            if untouched is not None:
+                entries.append((path, name, untouched, None, None))
+                continue
             try:
-                data = read_file(path, self.settings.max_file_bytes)
+                data, st = read_file_stat(path, self.settings.max_file_bytes)
             except Rejected as exc:
-                entries.append((path, name, Failure(name, exc.reason, exc.line)))
+                entries.append((path, name, Failure(name, exc.reason, exc.line), None, None))
                 continue
             except Skipped as skip:
-                entries.append((path, name, skip))
+                entries.append((path, name, skip, None, None))
                 continue
             digest = content_hash(data)
             known = stored.find(digest)
             if known is None:
                 to_parse.append((data, name, digest))
-            entries.append((path, name, known))
+            trusted = st if max(st[1], st[2]) < self._trusted_before else None
+            entries.append((path, name, known, digest, trusted))
         return entries, parser.submit(to_parse)
 
     def _finish_batch(
@@ -234,8 +296,12 @@ class Loader:
     ) -> None:
         outcomes = iter(parsed.result())
         docs: list[dict[str, Any]] = []
+        stats: list[Stat | None] = []  # of each of docs' files
         moved: list[tuple[str, str]] = []
-        for path, name, state in entries:
+        #: (_id, content hash, path, stat) of unchanged files whose manifest
+        #: row changes: moved, or with a new stat (touched, or first checked).
+        rechecked: list[tuple[str, str, str, Stat | None]] = []
+        for path, name, state, digest, st in entries:
             if isinstance(state, Failure):
                 report.failures.append(state)
             elif isinstance(state, Skipped):
@@ -246,11 +312,14 @@ class Loader:
                     report.unchanged += 1
                     if stored_path != name:
                         moved.append((_id, name))
+                    if digest and (stored_path != name or st not in (None, stored.stat(_id))):
+                        rechecked.append((_id, digest, name, st))
             else:
                 match next(outcomes):
                     case Parsed(doc):
                         if _claim(stored, doc["_id"], name, report):
                             docs.append(doc)
+                            stats.append(st)
                     case Rejection(reason, line):
                         report.failures.append(Failure(name, reason, line))
                     case Crashed(reason):
@@ -258,30 +327,32 @@ class Loader:
                         report.failures.append(Failure(name, reason))
             _tick(on_file, path)
 
-        if docs or moved:
+        if docs or rechecked:
             self._hold(write=True)  # may re-read ``stored`` in place
+
+        def write() -> tuple[BatchResult, list[Row]]:
+            result = write_batch(self.store, docs, stored, moved)
+            rows: list[Row] = [
+                (doc["_id"], doc["_source"]["hash"], doc["_source"]["path"], facets_of(doc), st)
+                for doc, st in ((docs[i], stats[i]) for i in result.inserted + result.updated)
+            ]
+            for _id, digest, path, st in rechecked:
+                known = stored.get(_id)
+                if known is None or known[0] != digest:
+                    continue  # deleted or changed by another loader since it was read
+                rows.append((_id, digest, path, known[2], st))
+            # After the articles: a crash between the two is caught (see _hold).
+            self._log.append([manifest_row(row) for row in rows])
+            return result, rows
+
         # Again from the start if the connection drops: a document the first
         # try inserted is then replaced (write_batch takes it as raced).
-        result = retrying(
-            self.store.where,
-            "writing a batch",
-            lambda: write_batch(self.store, docs, stored, moved),
-        )
+        result, rows = retrying(self.store.where, "writing a batch", write)
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         for index, reason in result.failed.items():
             report.failures.append(Failure(docs[index]["_source"]["path"], reason))
-        written = (docs[i] for i in result.inserted + result.updated)
-        stored.record_many(
-            (doc["_id"], doc["_source"]["hash"], doc["_source"]["path"], facets_of(doc))
-            for doc in written
-        )
-        for _id, new_path in moved:
-            known = stored.get(_id)
-            if known is None:  # deleted by another loader since this batch read it
-                continue
-            content_hash, _, facets = known
-            stored.record(_id, content_hash, new_path, facets)
+        stored.record_many(rows)
 
 
 def _claim(stored: Stored, _id: str, path: str, report: LoadReport) -> bool:

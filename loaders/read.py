@@ -45,10 +45,34 @@ class _Changed(Exception):
     """The file changed while it was read (its size, time or identity)."""
 
 
+#: A file's (size, mtime_ns, ctime_ns): what tells a reload it is untouched.
+Stat = tuple[int, int, int]
+
+
+def file_stat(path: Path) -> Stat | None:
+    """The regular file's :data:`Stat`; None if it is anything else or gone
+    (reading it then says why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _stat(st) if stat.S_ISREG(st.st_mode) else None
+
+
+def _stat(st: os.stat_result) -> Stat:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def read_file(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes; :class:`Rejected` if it cannot be read or is too large;
-    :class:`Skipped` if it is not a regular file, vanished, or changed while it
-    was read and again on a second try.
+    """:func:`read_file_stat`'s bytes."""
+    return read_file_stat(path, max_bytes)[0]
+
+
+def read_file_stat(path: Path, max_bytes: int) -> tuple[bytes, Stat]:
+    """The file's bytes, and its :data:`Stat` while they were read;
+    :class:`Rejected` if it cannot be read or is too large; :class:`Skipped`
+    if it is not a regular file, vanished, or changed while it was read and
+    again on a second try.
 
     The size is checked before reading, so a huge file costs nothing.
     """
@@ -65,7 +89,7 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         ) from None
 
 
-def _read_settled(path: Path, max_bytes: int) -> bytes:
+def _read_settled(path: Path, max_bytes: int) -> tuple[bytes, Stat]:
     try:
         listed = os.stat(path)  # follows a symlink: a link to a FIFO is a FIFO
         _require_regular(listed)
@@ -89,9 +113,10 @@ def _read_settled(path: Path, max_bytes: int) -> bytes:
                 "(raise NEWSGRAPH_MAX_FILE_BYTES to allow it)"
             )
         data = _read_bytes(f, max_bytes + 1)
-        if _state(os.fstat(fd)) != _state(opened) or len(data) != opened.st_size:
+        after = os.fstat(fd)
+        if _state(after) != _state(opened) or len(data) != opened.st_size:
             raise _Changed
-    return data
+    return data, _stat(after)
 
 
 def _require_regular(st: os.stat_result) -> None:
