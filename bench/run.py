@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from bench.gen import generate
@@ -12,6 +13,7 @@ from bench.report import Row, render, write_json
 from bench.throughput import throughput
 from core.config import Settings
 from core.store import connect
+from loaders.pipeline import TRUST_NS
 from testing.wire import find_wire_server
 
 QUERY_SCENARIOS = ("front_page", "mobile", "filtered", "search", "facets")
@@ -23,6 +25,10 @@ def corpus_for(size: int, workdir: Path, seed: int = 1) -> Path:
     done = folder / ".complete"
     if not done.exists():
         generate(size, folder, seed)
+        # A loader trusts a file's times only once they are older than its
+        # timestamp window (loaders.pipeline.TRUST_NS): wait that out, so the
+        # reload row measures a steady folder, not files written a moment ago.
+        time.sleep(TRUST_NS / 1e9 + 0.1)
         done.write_text("")
     return folder
 
