@@ -20,7 +20,8 @@ Serving it: ``app`` (the ASGI application), ``deadline`` (each request's time
 limit, cancelled when its client hangs up), ``slots`` (bounded worker threads
 for store calls; load shed with 503 past them), ``requests`` (invented methods
 refused, HEAD and media types made regular), ``media`` (the response's media
-type by ``Accept``, and its status codes), ``limits`` (request size, before
+type by ``Accept``, and its status codes), ``incremental`` (``@defer`` and
+``@stream`` as ``multipart/mixed``, or the whole answer at once), ``limits`` (request size, before
 parsing), ``persisted`` (automatic persisted queries), ``caching`` (ETag and
 Cache-Control for GET), ``observe`` (one JSON log line per request),
 ``metrics`` (Prometheus at ``/metrics``), ``explorer`` (GraphiQL, served locally).

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 from cross_web import HTTPException
+from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
 from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -34,7 +35,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from api import deadline, observe
+from api import deadline, incremental, observe
 from api.caching import QueryCaching
 from api.context import Context, is_admin
 from api.data import Gateway
@@ -42,7 +43,7 @@ from api.deadline import RequestGuard
 from api.errors import error_code
 from api.explorer import Explorer
 from api.limits import BodyLimit
-from api.media import GRAPHQL_RESPONSE, is_request_error, negotiate
+from api.media import GRAPHQL_RESPONSE, JSON, is_request_error, negotiate
 from api.metrics import Metrics
 from api.requests import RegularRequests
 from api.schema import build_schema
@@ -88,7 +89,11 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(request, Request):
             # Negotiated before anything runs, so a client that can read
             # neither media type costs no parsing; the explorer is HTML.
-            media_type = negotiate(request.headers.get("accept"))
+            accept = request.headers.get("accept")
+            media_type = negotiate(accept)
+            if incremental.start(accept).multipart and media_type is None:
+                # Its parts are application/json: a multipart reader reads that.
+                media_type = JSON
             if media_type is None and not self.should_render_graphql_ide(
                 self.request_adapter_class(request)
             ):
@@ -144,6 +149,10 @@ class GraphQLApp(GraphQL[Context, None]):
             result = await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
             )
+        if isinstance(result, GraphQLIncrementalExecutionResults):
+            # Executing, so not a request error; streamed as multipart/mixed
+            # (run() does it), each part in 200's body like any field error.
+            return result
         budget = deadline.current()
         if budget is not None and budget.shed:
             # Shed, not failed: nothing is wrong with the query, and a 503 with
@@ -158,6 +167,19 @@ class GraphQLApp(GraphQL[Context, None]):
             # (no `data`) is a 400; field errors with data stay a 200.
             sub_response.status_code = 400
         return result
+
+    async def _process_stream_result(
+        self, request: Request, value: Any, all_pending: list[Any]
+    ) -> tuple[GraphQLHTTPResponse, list[Any]]:
+        response, all_pending = await super()._process_stream_result(request, value, all_pending)
+        # strawberry gives each deferred payload its fragment's path, as the
+        # 20220824 format Apollo Client reads wants; but that format wants the
+        # path of the payload itself, which is deeper by the current draft's
+        # `subPath` when fields already sent are left out of the payload.
+        for payload in response.get("incremental") or ():
+            if "subPath" in payload:
+                payload["path"] = [*payload["path"], *payload["subPath"]]
+        return response, all_pending
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext
 from api.caches import DocumentCache, DocumentCacheExtension
 from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
+from api.incremental import IncrementalDelivery
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
 from api.query import Query
 from api.scalars import DateTime
@@ -98,11 +99,20 @@ def build_schema(settings: Settings | None = None) -> Schema:
         # Its on_execute runs after validation, so an invalid query gets
         # validation errors and only a valid one is priced (and maybe refused).
         lambda: QueryCostExtension(budget, costs),
+        # After pricing, so a deferred query costs what it would undeferred;
+        # before any extension that supplies the result, so that one sees the
+        # document as it will run (see api/incremental.py).
+        IncrementalDelivery,
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
     schema = Schema(
         query=Query,
-        config=StrawberryConfig(default_resolver=read_field, scalar_map={datetime: DateTime}),
+        config=StrawberryConfig(
+            default_resolver=read_field,
+            scalar_map={datetime: DateTime},
+            # @defer and @stream, delivered as multipart/mixed (api/incremental.py).
+            enable_experimental_incremental_execution=True,
+        ),
         extensions=extensions,
     )
     schema.documents, schema.persisted = documents, persisted

@@ -2,19 +2,13 @@
 gql from Python and Apollo Client from Node, each running the README's mobile
 query (Apollo as a mobile app would: persisted-query GETs)."""
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 from gql import Client, GraphQLRequest, gql
 from gql.transport.httpx import HTTPXTransport
 
 from tests.api.test_related import MOBILE
-from tests.required import missing
+from tests.clients.node import run_script
 
-HERE = Path(__file__).parent
 STORY = '{ articles(first: 1, filter: {topic: "Energy"}) { nodes { id } } }'
 
 
@@ -36,6 +30,12 @@ def without_typename(value):
     return value
 
 
+def apollo(script: str, request: dict) -> dict:
+    """What one of the Apollo Client scripts here prints for ``request``."""
+    output: dict = run_script(script, request, "@apollo/client")
+    return output
+
+
 def test_gql_runs_the_mobile_query(live_server):
     url, _ = live_server
     story_id = plain(url, STORY)["articles"]["nodes"][0]["id"]
@@ -53,24 +53,10 @@ def test_gql_runs_the_mobile_query(live_server):
 
 
 def test_apollo_client_runs_the_mobile_query_with_persisted_queries(live_server):
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "@apollo" / "client").is_dir():
-        missing(
-            "NODE", "Apollo Client is not installed: run scripts/install (needs Node.js and npm)"
-        )
     url, _ = live_server
     story_id = plain(url, STORY)["articles"]["nodes"][0]["id"]
     request = {"url": f"{url}/graphql", "query": MOBILE, "variables": {"id": story_id}, "runs": 2}
-    done = subprocess.run(
-        [node, str(HERE / "apollo_mobile.js")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    output = json.loads(done.stdout)
+    output = apollo("apollo_mobile.js", request)
     expected = plain(url, MOBILE, {"id": story_id})
     for result in output["results"]:
         assert result["errors"] is None
@@ -83,3 +69,28 @@ def test_apollo_client_runs_the_mobile_query_with_persisted_queries(live_server)
     assert rest[0][0] == "POST" or rest[0][2] is False  # the query, sent once
     assert rest[-1] == ["GET", 200, True]
     assert len(output["requests"]) == 3
+
+
+def test_apollo_client_receives_the_deferred_mobile_query_in_parts(live_server):
+    from tests.api.test_defer import DEFERRED
+
+    url, _ = live_server
+    story_id = plain(url, STORY)["articles"]["nodes"][0]["id"]
+    request = {"url": f"{url}/graphql", "query": DEFERRED, "variables": {"id": story_id}}
+    output = apollo("apollo_defer.js", request)
+    # The hash is unknown at first, then registered with the query, as ever;
+    # the answer that counts came as multipart/mixed.
+    assert output["requests"][-1][:2] in (["GET", 200], ["POST", 200])
+    assert output["requests"][-1][2].startswith("multipart/mixed")
+    # (PersistedQueryNotFound first: an ordinary JSON answer, with no hasNext.)
+    first, *rest = [p for p in output["parts"] if "hasNext" in p]
+    # In order: the story without its related stories, then those.
+    assert first["hasNext"] is True and "related" not in first["data"]["article"]
+    assert rest and rest[-1]["hasNext"] is False
+    assert "related" in rest[0]["incremental"][0]["data"]
+    expected = plain(url, MOBILE, {"id": story_id})
+    assert expected["article"]["related"], "the story has related stories"
+    snapshots = [without_typename(r["data"]) for r in output["results"]]
+    assert "related" not in snapshots[0]["article"]  # what the phone paints first
+    assert snapshots[-1] == expected
+    assert all(r["errors"] is None for r in output["results"])

@@ -5,13 +5,8 @@ Every audit must pass: a check the API decides against is listed in
 """
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
-from tests.required import missing
-
-HERE = Path(__file__).parent
+from tests.clients.node import run_script
 
 #: Audits of graphql-http 1.23.1's 61 that may warn, by id, with the reason.
 ALLOWED: dict[str, str] = {}
@@ -19,21 +14,10 @@ AUDITS = 61
 
 
 def run_audit(url: str) -> list[dict]:
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "graphql-http").is_dir():
-        missing(
-            "NODE", "graphql-http is not installed: run scripts/install (needs Node.js and npm)"
-        )
-    done = subprocess.run(
-        [node, str(HERE / "http_audit.js")],
-        input=json.dumps({"url": f"{url}/graphql"}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    results: list[dict] = run_script(
+        "http_audit.js", {"url": f"{url}/graphql"}, "graphql-http", timeout=120
     )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return results
 
 
 def test_graphql_http_audit_passes(live_server):
