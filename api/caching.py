@@ -29,11 +29,22 @@ class QueryCaching:
         request_headers = Headers(scope=scope)
         start: Message | None = None
         chunks: list[bytes] = []
+        passing = False
 
         async def buffer(message: Message) -> None:
-            nonlocal start
+            nonlocal start, passing
             if message["type"] == "http.response.start":
-                start = message
+                content_type = Headers(raw=message["headers"]).get("content-type", "")
+                # A stream (multipart/mixed parts of a deferred query) goes out as
+                # it comes: buffering it for an ETag would hold back its first part.
+                passing = not content_type.startswith(CACHEABLE)
+                if passing:
+                    await send(message)
+                else:
+                    start = message
+                return
+            if passing:
+                await send(message)
                 return
             chunks.append(message.get("body", b""))
             if message.get("more_body"):

@@ -87,3 +87,33 @@ def test_admin_and_error_answers_are_never_shared(client):
     bad = client.get("/graphql", params={"query": "{ articles(first: 500) { totalCount } }"})
     assert bad.headers["cache-control"] == "private, no-store"
     assert client.post("/graphql", json=QUERY).headers.get("etag") is None  # POST: not cached
+
+
+def test_a_streamed_get_answer_passes_through_unbuffered():
+    """Multipart parts (a deferred query's) go out as they come, with no ETag."""
+    import asyncio
+
+    from api.caching import QueryCaching
+
+    sent: list[dict] = []
+    second_part_sent = asyncio.Event()
+
+    async def app(scope, receive, send):
+        headers = [(b"content-type", b'multipart/mixed; boundary="-"')]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"part 1", "more_body": True})
+        # The first part must already be out before the app writes the next.
+        assert [m.get("body") for m in sent if m["type"] == "http.response.body"] == [b"part 1"]
+        await send({"type": "http.response.body", "body": b"part 2", "more_body": False})
+        second_part_sent.set()
+
+    async def capture(message):
+        sent.append(message)
+
+    async def nothing():
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/graphql", "headers": []}
+    asyncio.run(QueryCaching(app, max_age=60)(scope, nothing, capture))
+    assert second_part_sent.is_set()
+    assert all(name != b"etag" for name, _ in sent[0]["headers"])
