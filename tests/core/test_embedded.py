@@ -76,9 +76,7 @@ def test_other_values_fall_back_to_mongomocks_scan(articles: Any) -> None:
         articles.insert_one({"_id": "d", "webUrl": None})
 
 
-def test_writes_do_not_scan_the_collection(
-    articles: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_writes_do_not_scan_the_collection(articles: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The cost of a write does not grow with the collection: no query runs."""
     articles.insert_many([{"_id": str(i), "webUrl": f"u{i}"} for i in range(100)])
     scans: list[object] = []
