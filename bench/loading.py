@@ -134,3 +134,24 @@ def loading(
         ),
     ]
     return rows, rss
+
+
+def embedded_load_growth(rows: list[Row], sizes: list[int], engine: str) -> list[Row]:
+    """The embedded engine's load rate at the largest size over the smallest:
+    a store that slows as it fills makes a user's first real folder take minutes
+    (issue 12), so the rate should stay flat with size."""
+    if engine != "embedded" or len(sizes) < 2:
+        return []
+    small, large = min(sizes), max(sizes)
+    rate = {r.size: r.extra["articles_per_s"] for r in rows if r.scenario == "load"}
+    if small not in rate or large not in rate:
+        return []
+    return [
+        Row(
+            "embedded_load_growth",
+            large,
+            engine,
+            ratio=rate[large] / rate[small],
+            extra={"from_size": small, "files_per_s": {small: rate[small], large: rate[large]}},
+        )
+    ]

@@ -19,6 +19,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "execution": ("max", 1.2),
     "throughput": ("min", 0.5),
     "load": ("min", 0.8),
+    "embedded_load_growth": ("min", 0.8),
     "reload": ("max", 0.05),
     "growth": ("max", 1.1),
     "rss_loader_growth": ("max", 1.2),

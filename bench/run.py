@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
-from bench.loading import loading
+from bench.loading import embedded_load_growth, loading
 from bench.querying import execution_scenario, query_scenarios, run_async
 from bench.report import Row, render, write_json
 from bench.throughput import throughput
@@ -77,6 +77,7 @@ def run(
             if len(sizes) > 1:
                 render([r for r in rows if r.size == size])
         rows += growth(rows, sizes, engine)
+        rows += embedded_load_growth(rows, sizes, engine)
         if len(loader_rss) > 1:
             # The target is growth over a tenfold corpus (10k -> 100k): compare
             # the largest size with the smallest within a factor of ten of it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.loading import embedded_load_growth
 from bench.report import Row
 from bench.run import _too_slow_for_throughput
 
@@ -22,3 +23,23 @@ def test_throughput_is_skipped_with_the_reason_when_the_store_is_too_slow() -> N
 def test_only_the_same_size_counts() -> None:
     rows = [front_page(4_500, size=100_000)]
     assert _too_slow_for_throughput(rows, 1000, clients=32, seconds=30) == ""
+
+
+def load(size: int, files_per_s: float, engine: str = "embedded") -> Row:
+    return Row("load", size, engine, ratio=1.0, extra={"articles_per_s": files_per_s})
+
+
+def test_embedded_load_growth_compares_the_largest_size_with_the_smallest() -> None:
+    rows = [load(2_000, 700.0), load(20_000, 560.0)]
+    (row,) = embedded_load_growth(rows, [2_000, 20_000], "embedded")
+    assert (row.size, row.extra["from_size"], row.ratio) == (20_000, 2_000, 0.8)
+    assert row.passed and row.target == ">= 0.8"
+    assert not embedded_load_growth(
+        [load(2_000, 700.0), load(20_000, 80.0)], [2_000, 20_000], "embedded"
+    )[0].passed
+
+
+def test_embedded_load_growth_needs_two_sizes_on_the_embedded_engine() -> None:
+    rows = [load(2_000, 700.0, "wire"), load(20_000, 560.0, "wire")]
+    assert embedded_load_growth(rows, [2_000, 20_000], "wire") == []
+    assert embedded_load_growth(rows[:1], [2_000], "embedded") == []
