@@ -6,15 +6,34 @@ and topic count) asked for while resolving it is gathered into one store query.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from api.data import Gateway
 from core.indexes import ARTICLES, Facet
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose answers outlive any one field waiting for them.
+
+    Several fields await the same future (that is the batching). graphql-core
+    cancels a field's siblings when one fails and nulls their parent, and
+    cancelling a task cancels the future it awaits: the shared one, so a field
+    in another branch, not cancelled at all, would get CancelledError. Each
+    caller awaits a shield of the future instead; the future itself is never
+    cancelled."""
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
 
 #: A stored document, as pymongo returns it.
 Doc = dict[str, Any]
@@ -45,7 +64,7 @@ class Context:
                 by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
                 return [by_id.get(i) for i in ids]
 
-            self._loaders[key] = DataLoader(load_fn=load)
+            self._loaders[key] = SharedLoader(load_fn=load)
         return self._loaders[key]
 
     def facet_by_id(self, facet: Facet) -> DataLoader[str, Doc | None]:
@@ -57,7 +76,7 @@ class Context:
                 by_id = {d["_id"]: d for d in docs}
                 return [by_id.get(i) for i in ids]
 
-            self._loaders[facet] = DataLoader(load_fn=load)
+            self._loaders[facet] = SharedLoader(load_fn=load)
         return self._loaders[facet]
 
 
