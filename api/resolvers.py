@@ -5,18 +5,21 @@ query out (two for ``RELEVANCE``, plus one count when ``totalCount`` is asked).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.types import Info
 from strawberry.types.base import StrawberryObjectDefinition
 
 from api.context import Context
+from api.data import Gateway
 from api.errors import ClientError
 from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge, words
 from api.pagination import (
     Connection,
     Ordering,
+    Position,
     after,
     connection,
     decode_cursor,
@@ -39,13 +42,20 @@ def article_projection(info: Info, *path: str, always: tuple[str, ...] = ()) -> 
     ctx: Context = info.context
     key = (id(info._raw_info.field_nodes[0]), path)
     if key not in ctx.memo:
-        selected: set[str] = set()
-        for field in info.selected_fields:
-            for sub_path in path_variants(path):
-                selected |= fields_under(field.selections, *sub_path)
+        selected = selected_under(info.selected_fields, path)
         ctx.memo[key] = projection(selected, article_keys(info), *always)
     fields: dict[str, int] = ctx.memo[key]
     return fields
+
+
+def selected_under(fields: Iterable[Any], path: tuple[str, ...]) -> set[str]:
+    """The field names selected at ``path`` below a field's selections
+    (strawberry's ``SelectedField``s): what an article projection is made of."""
+    selected: set[str] = set()
+    for field in fields:
+        for sub_path in path_variants(path):
+            selected |= fields_under(field.selections, *sub_path)
+    return selected
 
 
 def article_keys(info: Info) -> Mapping[str, str]:
@@ -62,6 +72,72 @@ def path_variants(path: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [path]
 
 
+@dataclass(frozen=True)
+class ArticlePage:
+    """One page of a list of articles, checked and turned into store queries
+    before any is sent (so a client's mistake costs no store call)."""
+
+    ordering: Ordering
+    #: The whole list, as ``totalCount`` counts it.
+    base: dict[str, Any]
+    #: One query per ranked tier (RELEVANCE has two), each walked in turn.
+    tiers: list[dict[str, Any]]
+    position: Position | None
+    size: int
+
+    def queries(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The tiers this page reads from, each after the cursor's position."""
+        position = self.position
+        for tier in range(position.tier if position else 0, len(self.tiers)):
+            query = self.tiers[tier]
+            if position and tier == position.tier:
+                query = merge([query, after(self.ordering, position)])
+            yield tier, query
+
+
+def article_page(
+    flt: ArticleFilter | None,
+    order: ArticleOrder,
+    first: int | None,
+    cursor: str | None,
+    scope: dict[str, Any] | None,
+    *,
+    admin: bool,
+) -> ArticlePage:
+    """The page ``articles(...)`` asks for; :class:`ClientError` for a request
+    it refuses."""
+    ordering = ORDERINGS[order]
+    if order is ArticleOrder.RELEVANCE and (flt is None or flt.search is None):
+        raise ClientError("orderBy: RELEVANCE ranks search results: give filter.search too")
+    base = article_query(flt, admin=admin)
+    size = page_size(first)
+    if scope:
+        base = merge([base, scope])
+    position = decode_cursor(ordering, cursor) if cursor else None
+    if order is ArticleOrder.RELEVANCE:
+        assert flt is not None and flt.search is not None
+        in_title = {"_titleWords": {"$all": words(flt.search)}}
+        tiers = [merge([base, in_title]), merge([base, {"$nor": [in_title]}])]
+    else:
+        tiers = [base]
+    return ArticlePage(ordering, base, tiers, position, size)
+
+
+async def fetch_page(
+    gateway: Gateway, page: ArticlePage, proj: dict[str, int]
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """A page's ``(cursor, document)`` pairs, and whether more follow: one
+    find per tier read, each asking for one more than is still missing."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for tier, query in page.queries():
+        want = page.size + 1 - len(found)
+        docs = await gateway.find(ARTICLES, query, proj, page.ordering.sort, want)
+        found.extend((encode_cursor(page.ordering, d, tier), d) for d in docs)
+        if len(found) > page.size:
+            break
+    return found[: page.size], len(found) > page.size
+
+
 async def list_articles(
     info: Info,
     flt: ArticleFilter | None,
@@ -71,38 +147,14 @@ async def list_articles(
     scope: dict[str, Any] | None = None,
 ) -> Connection[Any]:
     ctx: Context = info.context
-    ordering = ORDERINGS[order]
-    if order is ArticleOrder.RELEVANCE and (flt is None or flt.search is None):
-        raise ClientError("orderBy: RELEVANCE ranks search results: give filter.search too")
-    base = article_query(flt, admin=ctx.admin)
-    size = page_size(first)
-    if scope:
-        base = merge([base, scope])
-    position = decode_cursor(ordering, cursor) if cursor else None
-    proj = article_projection(info, "nodes", always=(ordering.key,))
-
-    if order is ArticleOrder.RELEVANCE:
-        assert flt is not None and flt.search is not None
-        in_title = {"_titleWords": {"$all": words(flt.search)}}
-        tiers = [merge([base, in_title]), merge([base, {"$nor": [in_title]}])]
-    else:
-        tiers = [base]
-    found: list[tuple[str, dict[str, Any]]] = []
-    first_tier = position.tier if position else 0
-    for tier in range(first_tier, len(tiers)):
-        query = tiers[tier]
-        if position and tier == position.tier:
-            query = merge([query, after(ordering, position)])
-        want = size + 1 - len(found)
-        docs = await ctx.gateway.find(ARTICLES, query, proj, ordering.sort, want)
-        found.extend((encode_cursor(ordering, d, tier), d) for d in docs)
-        if len(found) > size:
-            break
+    page = article_page(flt, order, first, cursor, scope, admin=ctx.admin)
+    proj = article_projection(info, "nodes", always=(page.ordering.key,))
+    items, more = await fetch_page(ctx.gateway, page, proj)
 
     async def count() -> int:
-        return await ctx.gateway.count(ARTICLES, base)
+        return await ctx.gateway.count(ARTICLES, page.base)
 
-    return connection(found[:size], len(found) > size, count)
+    return connection(items, more, count)
 
 
 async def find_article(info: Info, id: str | None, web_url: str | None) -> dict[str, Any] | None:
@@ -123,12 +175,23 @@ async def related_article(info: Info, web_url: str | None) -> dict[str, Any] | N
 # -- providers and topics --------------------------------------------------------
 
 
-async def list_facets(
-    info: Info, facet: Facet, first: int | None, cursor: str | None, search: str | None
-) -> Connection[Any]:
-    ctx: Context = info.context
+@dataclass(frozen=True)
+class FacetPage:
+    """One page of providers or topics, checked before any store call."""
+
+    facet: Facet
+    ordering: Ordering
+    #: The whole list, as ``totalCount`` counts it.
+    base: dict[str, Any]
+    query: dict[str, Any]
+    size: int
+
+
+def facet_page(
+    facet: Facet, first: int | None, cursor: str | None, search: str | None, *, admin: bool
+) -> FacetPage:
     size = page_size(first)
-    field = facet.count_field(ctx.admin)
+    field = facet.count_field(admin)
     ordering = Ordering(f"{facet.collection}.{field}", field, -1, id_direction=1, kind="int")
     base: dict[str, Any] = {field: {"$gt": 0}}
     if search is not None:
@@ -138,13 +201,30 @@ async def list_facets(
         pattern = {"$regex": re.escape(search.strip()), "$options": "i"}
         base = merge([base, {"$or": [{name: pattern} for name in facet.searchable]}])
     query = merge([base, after(ordering, decode_cursor(ordering, cursor))]) if cursor else base
-    docs = await ctx.gateway.find(facet.collection, query, None, ordering.sort, size + 1)
-    items = [(encode_cursor(ordering, d), facet_node(facet, d)) for d in docs]
+    return FacetPage(facet, ordering, base, query, size)
+
+
+async def fetch_facet_page(
+    gateway: Gateway, page: FacetPage
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """A page's ``(cursor, node)`` pairs, and whether more follow."""
+    sort = page.ordering.sort
+    docs = await gateway.find(page.facet.collection, page.query, None, sort, page.size + 1)
+    items = [(encode_cursor(page.ordering, d), facet_node(page.facet, d)) for d in docs]
+    return items[: page.size], len(items) > page.size
+
+
+async def list_facets(
+    info: Info, facet: Facet, first: int | None, cursor: str | None, search: str | None
+) -> Connection[Any]:
+    ctx: Context = info.context
+    page = facet_page(facet, first, cursor, search, admin=ctx.admin)
+    items, more = await fetch_facet_page(ctx.gateway, page)
 
     async def count() -> int:
-        return await ctx.gateway.count(facet.collection, base)
+        return await ctx.gateway.count(facet.collection, page.base)
 
-    return connection(items[:size], len(items) > size, count)
+    return connection(items, more, count)
 
 
 async def find_facet(info: Info, facet: Facet, key: str) -> dict[str, Any] | None:
