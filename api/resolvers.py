@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import strawberry
 from strawberry.types import Info
 from strawberry.types.base import StrawberryObjectDefinition
 
@@ -43,7 +44,7 @@ def article_projection(info: Info, *path: str, always: tuple[str, ...] = ()) -> 
     key = (id(info._raw_info.field_nodes[0]), path)
     if key not in ctx.memo:
         selected = selected_under(info.selected_fields, path)
-        ctx.memo[key] = projection(selected, article_keys(info), *always)
+        ctx.memo[key] = projection(selected, article_keys(info.schema), *always)
     fields: dict[str, int] = ctx.memo[key]
     return fields
 
@@ -58,11 +59,11 @@ def selected_under(fields: Iterable[Any], path: tuple[str, ...]) -> set[str]:
     return selected
 
 
-def article_keys(info: Info) -> Mapping[str, str]:
+def article_keys(schema: strawberry.Schema) -> Mapping[str, str]:
     """The document key each field of the schema's article type reads."""
-    definition = info.schema.get_type_by_name(ARTICLE_TYPE)
+    definition = schema.get_type_by_name(ARTICLE_TYPE)
     assert isinstance(definition, StrawberryObjectDefinition), ARTICLE_TYPE
-    return document_keys(definition, info.schema.config.name_converter)
+    return document_keys(definition, schema.config.name_converter)
 
 
 def path_variants(path: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -157,10 +158,15 @@ async def list_articles(
     return connection(items, more, count)
 
 
-async def find_article(info: Info, id: str | None, web_url: str | None) -> dict[str, Any] | None:
+def article_key(id: str | None, web_url: str | None) -> str:
+    """The ``_id`` that ``article(id:, webUrl:)`` looks up."""
     if (id is None) == (web_url is None):
         raise ClientError("article takes exactly one of `id` or `webUrl`")
-    key = id if id is not None else article_id(web_url or "")
+    return id if id is not None else article_id(web_url or "")
+
+
+async def find_article(info: Info, id: str | None, web_url: str | None) -> dict[str, Any] | None:
+    key = article_key(id, web_url)
     ctx: Context = info.context
     return await ctx.articles_by_id(article_projection(info)).load(key)
 
@@ -229,23 +235,39 @@ async def list_facets(
 
 async def find_facet(info: Info, facet: Facet, key: str) -> dict[str, Any] | None:
     ctx: Context = info.context
-    row = await ctx.facet_by_id(facet).load(key)
-    if row is None or not row.get(facet.count_field(ctx.admin)):
+    return served_facet(facet, await ctx.facet_by_id(facet).load(key), admin=ctx.admin)
+
+
+def served_facet(facet: Facet, row: dict[str, Any] | None, *, admin: bool) -> dict[str, Any] | None:
+    """A provider or topic looked up by key: none unless it has articles the
+    request may see."""
+    if row is None or not row.get(facet.count_field(admin)):
         return None
     return facet_node(facet, row)
 
 
 async def facet_count(info: Info, facet: Facet, root: dict[str, Any]) -> int:
     ctx: Context = info.context
-    field = facet.count_field(ctx.admin)
+    known = count_held(facet, root, admin=ctx.admin)
+    if known is not None:
+        return known
+    row = await ctx.facet_by_id(facet).load(root[facet.key])
+    return row_count(facet, row, admin=ctx.admin)
+
+
+def count_held(facet: Facet, root: dict[str, Any], *, admin: bool) -> int | None:
+    """A provider's or topic's article count when ``root`` answers it alone (a
+    count row holds it; without a key there is none): ``None`` means its row
+    must be looked up by ``root[facet.key]``."""
+    field = facet.count_field(admin)
     if field in root:
         count: int = root[field]
         return count
-    key = root.get(facet.key)
-    if not key:
-        return 0
-    row = await ctx.facet_by_id(facet).load(key)
-    found: int = row.get(field, 0) if row else 0
+    return None if root.get(facet.key) else 0
+
+
+def row_count(facet: Facet, row: dict[str, Any] | None, *, admin: bool) -> int:
+    found: int = row.get(facet.count_field(admin), 0) if row else 0
     return found
 
 
