@@ -25,6 +25,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.compiled import compiled_execution
 from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
@@ -89,6 +90,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Its on_execute runs after validation, so an invalid query gets
         # validation errors and only a valid one is priced (and maybe refused).
         lambda: QueryCostExtension(budget, costs),
+        compiled_execution(settings),  # after the cost extension: a refused query never runs
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
     return Schema(
