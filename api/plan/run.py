@@ -7,7 +7,9 @@ each resolver runs its checks before its first store call, all before any
 store answers. So a refused root field is reported with the same message,
 path and code here, in the same order; a non-nullable one (``articles``)
 nulls the whole response, reported after the nullable ones (``article``), and
-of several only the first is reported, as the executor cancels the rest.
+of several only the first is reported, as the executor cancels the rest. (A
+non-nullable one refused beside a root field that started is left to ordinary
+execution: where the store answers at once, the other may fail first.)
 
 Below the root a refusal depends on the data (a nested page is refused once
 per parent, and not at all without one), and several errors are ordered by the
@@ -87,6 +89,10 @@ def _start_root(
             elif first_required is None:
                 first_required = error
     if first_required is not None:
+        if any(f in state.args for f in given):
+            # Another root field started too: where its store calls answer at
+            # once (the embedded engine), its own errors may come first.
+            raise Fallback("a refused root field beside others that started")
         return ExecutionResult(None, [*state.errors, first_required])
     return frozenset(refused)
 
