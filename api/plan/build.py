@@ -67,7 +67,9 @@ def build_plan(
     ).grouped_field_set
     root = planner.selection(root_type, grouped)
     prepare(root)
-    return Plan(operation, root, article_keys(schema))
+    plan = Plan(operation, root, article_keys(schema))
+    plan.nested_arguments = [f for f in plan.walk() if f.arguments and f.parent != "Query"]
+    return plan
 
 
 def directive_variables(document: DocumentNode) -> frozenset[str]:

@@ -20,7 +20,7 @@ from api import resolvers
 from api.pagination import connection
 from api.plan.build import STRAWBERRY
 from api.plan.fields import facet_key
-from api.plan.nodes import STORE_KINDS, Kind, Plan, PlanField, Selection
+from api.plan.nodes import Kind, Plan, PlanField, Selection
 from api.plan.state import State
 from core.indexes import ARTICLES
 
@@ -67,7 +67,7 @@ async def fetch(
     for f in selection.fields:
         if f in skip:
             continue
-        if f.kind in STORE_KINDS:
+        if f.store:
             await _fetch(plan, f, sources, state)
         if f.selection is not None and f.selection.fetches:
             await fetch(plan, f.selection, list(_children(f, sources, state)), state, skip)

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 #: Reads a field's raw value from its parent object (before completion).
 Getter = Callable[[Any, "State"], Any]
-#: Gets, completes and checks one field of a parent object at a response path.
-Resolve = Callable[[Any, "State", tuple[str | int, ...]], Any]
+#: Gets, completes and checks one field of a parent object at a response path
+#: (nested ``(parent, key)`` pairs, ``None`` at the root).
+Resolve = Callable[[Any, "State", Any], Any]
 
 
 class Kind(enum.Enum):
@@ -89,9 +90,14 @@ class PlanField:
     get: Getter = field(default=lambda source, state: None, repr=False)
     resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
 
-    @property
-    def arguments(self) -> bool:
-        return bool(self.definition.args)
+    #: Whether the field takes arguments, and whether the store is asked for
+    #: its value: said once here, read on every request.
+    arguments: bool = field(init=False, default=False)
+    store: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.arguments = bool(self.definition.args)
+        self.store = self.kind in STORE_KINDS
 
 
 @dataclass(eq=False)
@@ -108,6 +114,8 @@ class Plan:
     root: Selection
     #: The document key each article field reads (``api.resolvers.article_keys``).
     keys: Mapping[str, str]
+    #: Fields below the root that take arguments (checked once per request).
+    nested_arguments: list[PlanField] = field(default_factory=list)
     #: Projections by field and the sort key a page adds, made on first use.
     projections: dict[tuple[PlanField, str], dict[str, int]] = field(default_factory=dict)
 
@@ -150,7 +158,7 @@ class Failure(Exception):
     """A field error on the way to the response: ``raw`` is what execution
     would have caught at ``path``; it propagates to the nearest nullable field."""
 
-    def __init__(self, raw: Exception, nodes: list[FieldNode], path: tuple[str | int, ...]):
+    def __init__(self, raw: Exception, nodes: list[FieldNode], path: Any):
         super().__init__(str(raw))
         self.raw = raw
         self.nodes = nodes

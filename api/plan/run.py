@@ -37,17 +37,16 @@ async def run(
     refused = _start_root(plan, schema, variables, state)
     if isinstance(refused, ExecutionResult):
         return refused
-    for f in plan.walk():
-        if f.arguments and f not in state.args and f.parent != "Query":
-            try:
-                state.args[f] = check(f, arguments(schema, f, variables), ctx.admin)
-            except Exception as error:
-                raise Fallback(f"{f.parent}.{f.name} refuses its arguments") from error
+    for f in plan.nested_arguments:
+        try:
+            state.args[f] = check(f, arguments(schema, f, variables), ctx.admin)
+        except Exception as error:
+            raise Fallback(f"{f.parent}.{f.name} refuses its arguments") from error
     await fetch(plan, plan.root, [None], state, refused)
     data: dict[str, Any] | None = {}
     try:
         data = {
-            f.key: None if f in refused else f.resolve(None, state, ()) for f in plan.root.fields
+            f.key: None if f in refused else f.resolve(None, state, None) for f in plan.root.fields
         }
     except Failure as failure:  # a non-nullable root field failed: no data at all
         state.fail(failure)

@@ -30,11 +30,13 @@ from graphql import (
 from graphql.execution import Executor
 
 from api.plan.fields import getter
-from api.plan.nodes import Failure, Fallback, PlanField, Resolve, Selection
+from api.plan.nodes import Failure, Fallback, Kind, PlanField, Resolve, Selection
 from api.plan.state import State
 from api.scalars import serialize as serialize_datetime
 
-Path = tuple[str | int, ...]
+#: A response path as nested ``(parent, key)`` pairs (``None`` at the root):
+#: one small tuple per object, flattened only for an error.
+Path = Any
 #: Completes a value found under ``key`` of the position ``path``.
 Complete = Callable[[Any, State, Path, str | int], Any]
 #: GraphQL's 32-bit Int: a larger int is refused by the type, not passed on.
@@ -50,10 +52,6 @@ def prepare(selection: Selection) -> None:
         f.resolve = _resolve(f)
 
 
-def shape(selection: Selection, source: Any, state: State, path: Path) -> dict[str, Any]:
-    return {f.key: f.resolve(source, state, path) for f in selection.fields}
-
-
 def _resolve(f: PlanField) -> Resolve:
     get, key, nodes = f.get, f.key, f.nodes
     type_ = f.definition.type
@@ -67,9 +65,9 @@ def _resolve(f: PlanField) -> Resolve:
             except (Failure, Fallback):
                 raise
             except Exception as raw:  # what the resolver or the type raised
-                raise Failure(raw, nodes, (*path, key)) from None
+                raise Failure(raw, nodes, (path, key)) from None
             if value is None:
-                raise Failure(TypeError(message), nodes, (*path, key))
+                raise Failure(TypeError(message), nodes, (path, key))
             return value
 
         return required
@@ -83,7 +81,7 @@ def _resolve(f: PlanField) -> Resolve:
         except Failure as failure:
             state.fail(failure)
         except Exception as raw:
-            state.fail(Failure(raw, nodes, (*path, key)))
+            state.fail(Failure(raw, nodes, (path, key)))
         return None
 
     return optional
@@ -103,15 +101,61 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
         return _complete_leaf(type_)
     selection = f.selection
     assert selection is not None, f.key
-    fields = [(plan_field.key, plan_field.resolve) for plan_field in selection.fields]
+    fields = [(x.key, x.resolve) for x in selection.fields]
+    reads = [(x.key, x.source, *_fast(x), x.resolve) for x in selection.fields]
 
     def complete_object(value: Any, state: State, path: Path, key: str | int) -> Any:
         if value is None:
             return None
-        here = (*path, key)
-        return {name: resolve(value, state, here) for name, resolve in fields}
+        here = (path, key)
+        if type(value) is not dict:
+            return {name: resolve(value, state, here) for name, resolve in fields}
+        # A stored document: its plain keys are read here, and any value the
+        # fast path does not take goes to the field's own resolve function.
+        out = {}
+        for name, source, exact, convert, nullable, resolve in reads:
+            if exact is not None:
+                v = value.get(source)
+                if v.__class__ is exact:
+                    if convert is None:
+                        out[name] = v
+                        continue
+                    v = convert(v)
+                    if v is not SLOW:
+                        out[name] = v
+                        continue
+                elif v is None and nullable:
+                    out[name] = None
+                    continue
+            out[name] = resolve(value, state, here)
+        return out
 
     return complete_object
+
+
+#: What a fast conversion returns for a value it leaves to the type's own.
+SLOW = object()
+#: Leaf types whose coercion of an exact Python type is known: that type, and
+#: the conversion (``None`` for the value itself).
+FAST: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
+    "String": (str, None),
+    "ID": (str, None),
+    "Boolean": (bool, None),
+    "Int": (int, lambda v: v if -(2**31) <= v < 2**31 else SLOW),
+    "DateTime": (datetime, serialize_datetime),
+}
+
+
+def _fast(f: PlanField) -> tuple[type | None, Callable[[Any], Any] | None, bool]:
+    """For a field that reads a document key into a leaf: the exact type its
+    value is passed on for, the conversion, and whether null is allowed."""
+    type_ = f.definition.type
+    nullable = not isinstance(type_, GraphQLNonNull)
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if f.kind is not Kind.READ or not is_leaf_type(named) or named.name not in FAST:
+        return None, None, nullable
+    exact, convert = FAST[named.name]
+    return exact, convert, nullable
 
 
 def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
@@ -126,9 +170,9 @@ def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
         except (Failure, Fallback):
             raise
         except Exception as raw:
-            raise Failure(raw, nodes, (*path, index)) from None
+            raise Failure(raw, nodes, (path, index)) from None
         if completed is None and required:
-            raise Failure(TypeError(message), nodes, (*path, index))
+            raise Failure(TypeError(message), nodes, (path, index))
         return completed
 
     def nullable_item(value: Any, state: State, path: Path, index: int) -> Any:
@@ -145,7 +189,19 @@ def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
             return None
         if type(value) is not list:  # execution accepts any iterable but a string
             raise Fallback(f"{f.parent}.{f.name} is a {type(value).__name__}")
-        here = (*path, key)
+        here = (path, key)
+        if required:  # all items at once; on any trouble, again one by one
+            errors, failures = len(state.errors), state.failures
+            try:
+                out = [complete(v, state, here, i) for i, v in enumerate(value)]
+            except (Failure, Fallback):
+                raise  # what the one-by-one walk raises too, at the same item
+            except Exception:  # a raw error: the walk below says at which item
+                out = [None]
+            if None not in out:
+                return out
+            del state.errors[errors:]  # the walk below reports them again
+            state.failures = failures
         return [each(v, state, here, i) for i, v in enumerate(value)]
 
     return complete_list

@@ -48,4 +48,9 @@ class State:
         """A field error absorbed by a nullable field: reported as execution
         reports it (``located_error`` of what was raised, at its path)."""
         self.failures += 1
-        self.errors.append(located_error(failure.raw, failure.nodes, list(failure.path)))
+        path: list[str | int] = []
+        at = failure.path
+        while at is not None:  # nested (parent, key) pairs, innermost first
+            at, key = at
+            path.append(key)
+        self.errors.append(located_error(failure.raw, failure.nodes, path[::-1]))
