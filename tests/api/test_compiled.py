@@ -168,3 +168,61 @@ def test_compiled_answers_equal_ordinary_execution(
     modes = differential.modes
     # Most operations must really be compiled, or this proves little.
     assert modes.count("compiled") >= 0.6 * len(modes), modes
+
+
+# -- serving: counted, refused first, switched off -------------------------------
+
+
+def _executions(client: Any) -> dict[str, float]:
+    text = client.get("/metrics").text
+    found = {}
+    for mode in ("compiled", "fallback"):
+        line = f'newsgraph_graphql_execution_total{{mode="{mode}"}} '
+        found[mode] = sum(
+            float(row[len(line) :]) for row in text.splitlines() if row.startswith(line)
+        )
+    return found
+
+
+def test_each_operation_is_counted_by_how_it_ran(gql: Any) -> None:
+    assert gql("{ articles(first: 2) { nodes { title } } }")["articles"]["nodes"]
+    assert gql("{ __schema { queryType { name } } }")["__schema"]
+    assert _executions(gql.client) == {"compiled": 1.0, "fallback": 1.0}
+
+
+def test_a_query_over_budget_is_refused_before_any_plan_runs(gql: Any) -> None:
+    message = gql.error(
+        "{ articles(first: 100) { nodes { related { article { related "
+        "{ article { related { article { id } } } } } } } } }"
+    )
+    assert message.startswith("query too costly")
+    assert _executions(gql.client) == {"compiled": 0.0, "fallback": 0.0}
+
+
+def test_compiled_execution_can_be_switched_off(loaded: Store, api_settings: Settings) -> None:
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.fixtures import GQL
+
+    settings = dataclasses.replace(api_settings, compiled=False)
+    with TestClient(create_app(settings, loaded)) as client:
+        assert GQL(client)("{ articles(first: 2) { totalCount } }")["articles"]["totalCount"]
+        assert _executions(client) == {"compiled": 0.0, "fallback": 0.0}
+
+
+def test_explain_prints_the_store_calls_and_the_shaping() -> None:
+    from click.testing import CliRunner
+
+    from newsgraph.cli import cli
+
+    query = "query($n: Int) { articles(first: $n) { totalCount nodes { id title } } }"
+    result = CliRunner().invoke(cli, ["explain", query, "--variables", '{"n": 5}'])
+    assert result.exit_code == 0, result.output
+    assert 'find articles {"published":true} projection {"publishedDateTime":1,"title":1}' in (
+        result.output
+    )
+    assert "limit 6" in result.output and 'count articles {"published":true}' in result.output
+    assert "id: ID! <- _id" in result.output
+    refused = CliRunner().invoke(cli, ["explain", "{ articles(first: 500) { totalCount } }"])
+    assert "refused: first may be at most 100" in refused.output
