@@ -25,7 +25,6 @@ from strawberry.extensions import SchemaExtension
 
 from api import observe
 from api.context import Context
-from api.errors import ClientError
 from api.plan import Fallback, Plan, Unplannable, build_plan, directive_variables, run
 from core.config import Settings
 
@@ -121,9 +120,6 @@ class CompiledExecution(SchemaExtension):
                 mode = "fallback"
                 log.debug("ordinary execution: %s", why)
             except Fallback as why:
-                mode = "fallback"
-                log.info("compiled plan fell back to ordinary execution: %s", why)
-            except ClientError as why:  # the store failed: ordinary execution says where
                 mode = "fallback"
                 log.info("compiled plan fell back to ordinary execution: %s", why)
             except Exception:  # a bug here must not cost the client its answer

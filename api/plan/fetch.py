@@ -20,7 +20,7 @@ from api import resolvers
 from api.pagination import connection
 from api.plan.build import STRAWBERRY
 from api.plan.fields import facet_key
-from api.plan.nodes import Kind, Plan, PlanField, Selection
+from api.plan.nodes import Kind, Plan, PlanField
 from api.plan.state import State
 from core.indexes import ARTICLES
 
@@ -59,18 +59,15 @@ def check(f: PlanField, args: dict[str, Any], admin: bool) -> Any:
     return page if facet is None else (flt, order, first, after)
 
 
-async def fetch(
-    plan: Plan, selection: Selection, sources: list[Any], state: State, skip: frozenset[PlanField]
-) -> None:
-    """Ask the store for everything ``selection`` needs on ``sources``, then
-    for the selections below, on what came back."""
-    for f in selection.fields:
-        if f in skip:
-            continue
-        if f.store:
-            await _fetch(plan, f, sources, state)
-        if f.selection is not None and f.selection.fetches:
-            await fetch(plan, f.selection, list(_children(f, sources, state)), state, skip)
+async def fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> None:
+    """Ask the store for everything ``f`` needs on ``sources``, then for the
+    fields below it, on what came back."""
+    if f.store:
+        await _fetch(plan, f, sources, state)
+    if f.selection is not None and f.selection.fetches:
+        children = list(_children(f, sources, state))
+        for below in f.selection.fields:
+            await fetch(plan, below, children, state)
 
 
 def _children(f: PlanField, sources: list[Any], state: State) -> Iterable[Any]:

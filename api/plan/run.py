@@ -11,6 +11,10 @@ of several only the first is reported, as the executor cancels the rest. (A
 non-nullable one refused beside a root field that started is left to ordinary
 execution: where the store answers at once, the other may fail first.)
 
+A store that fails (``STORE_UNAVAILABLE``) is not asked again: the error is
+reported at the root field whose calls failed (ordinary execution reports it
+at each field that asked, in the order the calls fail).
+
 Below the root a refusal depends on the data (a nested page is refused once
 per parent, and not at all without one), and several errors are ordered by the
 executor's scheduling: those run by ordinary execution (:class:`Fallback`).
@@ -25,6 +29,7 @@ from graphql import ExecutionResult, GraphQLError, GraphQLNonNull, located_error
 from graphql.execution.values import VariableValues
 
 from api.context import Context
+from api.errors import ClientError
 from api.plan.fetch import arguments, check, fetch
 from api.plan.nodes import Failure, Fallback, Plan, PlanField
 from api.plan.state import State
@@ -42,7 +47,17 @@ async def run(
             state.args[f] = check(f, arguments(schema, f, variables), ctx.admin)
         except Exception as error:
             raise Fallback(f"{f.parent}.{f.name} refuses its arguments") from error
-    await fetch(plan, plan.root, [None], state, refused)
+    for f in plan.root.fields:
+        if f in refused:
+            continue
+        try:
+            await fetch(plan, f, [None], state)
+        except ClientError as error:  # the store failed: not asked again
+            located = located_error(error, f.nodes, [f.key])
+            if _required(f):
+                return ExecutionResult(None, [*state.errors, located])
+            state.errors.append(located)
+            refused |= {f}
     data: dict[str, Any] | None = {}
     try:
         data = {
