@@ -125,15 +125,19 @@ def article_page(
 
 
 async def fetch_page(
-    gateway: Gateway, page: ArticlePage, proj: dict[str, int]
+    gateway: Gateway, page: ArticlePage, proj: dict[str, int], cursors: bool = True
 ) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
     """A page's ``(cursor, document)`` pairs, and whether more follow: one
-    find per tier read, each asking for one more than is still missing."""
+    find per tier read, each asking for one more than is still missing.
+    Without ``cursors`` (a compiled plan whose query reads none) each is ""."""
     found: list[tuple[str, dict[str, Any]]] = []
     for tier, query in page.queries():
         want = page.size + 1 - len(found)
         docs = await gateway.find(ARTICLES, query, proj, page.ordering.sort, want)
-        found.extend((encode_cursor(page.ordering, d, tier), d) for d in docs)
+        if cursors:
+            found.extend((encode_cursor(page.ordering, d, tier), d) for d in docs)
+        else:
+            found.extend(("", d) for d in docs)
         if len(found) > page.size:
             break
     return found[: page.size], len(found) > page.size

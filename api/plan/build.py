@@ -140,9 +140,21 @@ class _Planner:
             ).grouped_field_set
             f.selection = self.selection(target, sub)
             f.wants_total = any(x.kind is Kind.TOTAL for x in f.selection.fields)
+            f.wants_cursors = _reads_cursors(f.selection)
         elif not is_leaf_type(target):
             raise Unplannable(f"{parent.name}.{name} returns an abstract type")
         if kind in ARTICLE_PATHS:
             selected = convert_selections(self.info, nodes)  # type: ignore[arg-type]
             f.selected = frozenset(selected_under(selected, ARTICLE_PATHS[kind]))
         return f
+
+
+def _reads_cursors(connection: Selection) -> bool:
+    """Whether a page's selection reads a cursor: an edge's, or ``pageInfo``'s."""
+    for f in connection.fields:
+        below = f.selection.fields if f.selection is not None else []
+        if f.name == "edges" and any(x.name == "cursor" for x in below):
+            return True
+        if f.name == "pageInfo" and any(x.name.endswith("Cursor") for x in below):
+            return True
+    return False

@@ -130,7 +130,7 @@ async def _fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> 
 async def _articles(plan: Plan, f: PlanField, page: resolvers.ArticlePage, state: State) -> Any:
     """One page of articles (and its total, if asked), as ``list_articles``."""
     proj = plan.projection(f, page.ordering.key)
-    items, more = await resolvers.fetch_page(state.ctx.gateway, page, proj)
+    items, more = await resolvers.fetch_page(state.ctx.gateway, page, proj, f.wants_cursors)
     total = await state.ctx.gateway.count(ARTICLES, page.base) if f.wants_total else 0
     return _page(state, items, more, total)
 

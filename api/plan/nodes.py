@@ -84,8 +84,10 @@ class PlanField:
     #: For fields that return articles: the article fields selected below
     #: them, as :func:`api.resolvers.selected_under` finds them.
     selected: frozenset[str] = frozenset()
-    #: For connections: whether ``totalCount`` is asked (one more store call).
+    #: For connections: whether ``totalCount`` is asked (one more store call),
+    #: and whether any cursor is (``edges.cursor``, ``pageInfo``'s cursors).
     wants_total: bool = False
+    wants_cursors: bool = False
     #: Set once the tree is built (:mod:`api.plan.shape`).
     get: Getter = field(default=lambda source, state: None, repr=False)
     resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
