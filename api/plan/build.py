@@ -30,7 +30,15 @@ from graphql.execution.collect_fields import (
     collect_subfields,
 )
 from graphql.execution.values import VariableValues
-from graphql.language import DirectiveNode, VariableNode, Visitor, visit
+from graphql.language import (
+    DirectiveNode,
+    ListValueNode,
+    ObjectValueNode,
+    ValueNode,
+    VariableNode,
+    Visitor,
+    visit,
+)
 from graphql.type.introspection import TypeNameMetaFieldDef
 from strawberry.types.nodes import convert_selections
 
@@ -133,6 +141,7 @@ class _Planner:
         else:
             raise Unplannable(f"{parent.name}.{name} has a resolver the planner does not know")
         f = PlanField(key, name, parent.name, kind, nodes, definition, own.python_name, facet)
+        f.literal = not any(_variables(a.value) for a in nodes[0].arguments or ())
         target = get_named_type(definition.type)
         if isinstance(target, GraphQLObjectType):
             sub = collect_subfields(
@@ -157,4 +166,15 @@ def _reads_cursors(connection: Selection) -> bool:
             return True
         if f.name == "pageInfo" and any(x.name.endswith("Cursor") for x in below):
             return True
+    return False
+
+
+def _variables(value: ValueNode) -> bool:
+    """Whether a value written in the query holds a variable anywhere."""
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_variables(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_variables(f.value) for f in value.fields)
     return False

@@ -88,6 +88,9 @@ class PlanField:
     #: and whether any cursor is (``edges.cursor``, ``pageInfo``'s cursors).
     wants_total: bool = False
     wants_cursors: bool = False
+    #: Whether every argument is written in the query (no variable): then
+    #: the checked arguments are kept in the plan.
+    literal: bool = False
     #: Set once the tree is built (:mod:`api.plan.shape`).
     get: Getter = field(default=lambda source, state: None, repr=False)
     resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
@@ -116,6 +119,9 @@ class Plan:
     root: Selection
     #: The document key each article field reads (``api.resolvers.article_keys``).
     keys: Mapping[str, str]
+    #: Checked arguments of fields whose arguments are all literals, by field
+    #: and whether the request is the admin's: the same on every request.
+    checked: dict[tuple[PlanField, bool], Any] = field(default_factory=dict)
     #: Fields below the root that take arguments (checked once per request).
     nested_arguments: list[PlanField] = field(default_factory=list)
     #: Projections by field and the sort key a page adds, made on first use.

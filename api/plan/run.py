@@ -43,10 +43,15 @@ async def run(
     if isinstance(refused, ExecutionResult):
         return refused
     for f in plan.nested_arguments:
+        if (f, ctx.admin) in plan.checked:
+            state.args[f] = plan.checked[(f, ctx.admin)]
+            continue
         try:
             state.args[f] = check(f, arguments(schema, f, variables), ctx.admin)
         except Exception as error:
             raise Fallback(f"{f.parent}.{f.name} refuses its arguments") from error
+        if f.literal:
+            plan.checked[(f, ctx.admin)] = state.args[f]
     for f in plan.root.fields:
         if f in refused:
             continue
@@ -82,6 +87,9 @@ def _start_root(
     for f in plan.root.fields:
         if not f.arguments:
             continue
+        if (f, state.admin) in plan.checked:  # literals that passed before
+            state.args[f] = plan.checked[(f, state.admin)]
+            continue
         try:
             given[f] = arguments(schema, f, variables)
         except Exception as raw:
@@ -95,6 +103,8 @@ def _start_root(
     for f, args in given.items():
         try:
             state.args[f] = check(f, args, state.admin)
+            if f.literal:
+                plan.checked[(f, state.admin)] = state.args[f]
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
             if not _required(f):
@@ -103,7 +113,7 @@ def _start_root(
             elif first_required is None:
                 first_required = error
     if first_required is not None:
-        if any(f in state.args for f in given):
+        if any(f in state.args for f in plan.root.fields):
             # Another root field started too: where its store calls answer at
             # once (the embedded engine), its own errors may come first.
             raise Fallback("a refused root field beside others that started")
