@@ -14,7 +14,8 @@ Answering a query: ``resolvers`` (what list and lookup fields do),
 ``projection`` (fetch only what is selected, never a private field),
 ``context`` (per request: who asks, batch loaders), ``data`` (store calls,
 bounded in time, outages made readable), ``errors`` (client errors shown,
-all others masked).
+all others masked), ``compiled`` (an operation answered by a plan from
+``api/plan/``, not a resolver per field; ordinary execution for the rest).
 
 Serving it: ``app`` (the ASGI application), ``deadline`` (each request's time
 limit, cancelled when its client hangs up), ``slots`` (bounded worker threads

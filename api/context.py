@@ -57,27 +57,37 @@ class Context:
         """
         key = ("articles", tuple(projection))
         if key not in self._loaders:
-            fields = {**projection, "published": 1}
 
             async def load(ids: Sequence[str]) -> list[Doc | None]:
-                docs = await self.gateway.find(ARTICLES, by_ids(ids), fields)
-                by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
-                return [by_id.get(i) for i in ids]
+                return await self.articles(ids, projection)
 
             self._loaders[key] = SharedLoader(load_fn=load)
         return self._loaders[key]
+
+    async def articles(self, ids: Sequence[str], projection: dict[str, int]) -> list[Doc | None]:
+        """One store query for the articles with these ids (see
+        :meth:`articles_by_id`), in the order asked; compiled plans call it
+        directly, with every id of a nesting level at once."""
+        fields = {**projection, "published": 1}
+        docs = await self.gateway.find(ARTICLES, by_ids(ids), fields)
+        by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
+        return [by_id.get(i) for i in ids]
 
     def facet_by_id(self, facet: Facet) -> DataLoader[str, Doc | None]:
         """A facet's count rows (a provider's by domain, a topic's by name), batched."""
         if facet not in self._loaders:
 
             async def load(ids: Sequence[str]) -> list[Doc | None]:
-                docs = await self.gateway.find(facet.collection, by_ids(ids))
-                by_id = {d["_id"]: d for d in docs}
-                return [by_id.get(i) for i in ids]
+                return await self.facet_rows(facet, ids)
 
             self._loaders[facet] = SharedLoader(load_fn=load)
         return self._loaders[facet]
+
+    async def facet_rows(self, facet: Facet, ids: Sequence[str]) -> list[Doc | None]:
+        """One store query for a facet's count rows with these ids, in order."""
+        docs = await self.gateway.find(facet.collection, by_ids(ids))
+        by_id = {d["_id"]: d for d in docs}
+        return [by_id.get(i) for i in ids]
 
 
 def by_ids(ids: Sequence[str]) -> dict[str, Any]:

@@ -39,6 +39,13 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.graphql_executions = Counter(
+            "newsgraph_graphql_execution",
+            "GraphQL operations executed, by how: a compiled plan, or ordinary "
+            "execution for what the planner does not cover (api/compiled.py).",
+            ["mode"],
+            registry=self.registry,
+        )
         self.store_round_trips = Counter(
             "newsgraph_store_round_trips",
             "Queries sent to the store (one per find or count).",

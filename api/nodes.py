@@ -41,6 +41,11 @@ def facet_id(type_name: str, key: str) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
 
 
+def row_id(type_name: str, row: dict[str, Any]) -> str:
+    """``Provider.id`` / ``Topic.id``: the id of a served provider or topic."""
+    return facet_id(type_name, row.get(FACETS_BY_TYPE[type_name].key) or "")
+
+
 def parse_id(node_id: str) -> tuple[str, str] | None:
     """``(type name, key)`` that an id names, or ``None`` for no id of ours."""
     if len(node_id) > MAX_ID_LENGTH:

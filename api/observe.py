@@ -41,6 +41,8 @@ class RequestStats:
     error_codes: list[str] = field(default_factory=list)
     #: Set by api.deadline's guard when the client left mid-request.
     client_gone: bool = False
+    #: How each operation ran: "compiled" or "fallback" (api/compiled.py).
+    executions: list[str] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar(
@@ -106,6 +108,8 @@ class Observe:
             metrics.store_round_trips.inc(stats.store_calls)
         for code in stats.error_codes:
             metrics.graphql_errors.labels(code).inc()
+        for mode in stats.executions:
+            metrics.graphql_executions.labels(mode).inc()
         if self.log_requests and route != "/metrics":
             line = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),

@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from api.caches import DocumentCache, DocumentCacheExtension
+from api.compiled import compiled_execution
 from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.incremental import IncrementalDelivery
@@ -103,6 +104,9 @@ def build_schema(settings: Settings | None = None) -> Schema:
         # before any extension that supplies the result, so that one sees the
         # document as it will run (see api/incremental.py).
         IncrementalDelivery,
+        # After the cost extension (a refused query never runs) and after
+        # IncrementalDelivery (it plans the document that will run).
+        compiled_execution(settings),
         lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
     ]
     schema = Schema(

@@ -97,7 +97,7 @@ class Provider(Node, Served):
 
     @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
     def id(self: Doc) -> strawberry.ID:
-        return strawberry.ID(nodes.facet_id("Provider", self.get("domain") or ""))
+        return strawberry.ID(nodes.row_id("Provider", self))
 
     @strawberry.field(description="Articles from this provider that the request may see.")
     async def articleCount(self: Doc, info: Info) -> int:
@@ -112,7 +112,7 @@ class Topic(Node, Served):
 
     @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
     def id(self: Doc) -> strawberry.ID:
-        return strawberry.ID(nodes.facet_id("Topic", self["name"]))
+        return strawberry.ID(nodes.row_id("Topic", self))
 
     @strawberry.field(description="Articles with this topic that the request may see.")
     async def articleCount(self: Doc, info: Info) -> int:

@@ -10,6 +10,7 @@ same queries on documents already in memory, against graphql-core's own
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -303,34 +304,31 @@ def _object_type(schema: graphql.GraphQLSchema, name: str) -> graphql.GraphQLObj
 async def execution_scenario(
     store: Store, settings: Settings, size: int, engine: str, reps: int
 ) -> list[Row]:
+    """Each query executed by strawberry (a resolver per field) and by its
+    compiled plan (``api.compiled``), each beside graphql-core's ``execute``."""
     # The run so far has built up a large heap; collect it and leave it out of
     # later collections, so this allocation-heavy measurement pays for its own
     # garbage only (measured: 2.5x graphql-core after the other scenarios vs
     # 1.3x in a fresh process, same corpus).
     gc.collect()
     gc.freeze()
-    schema = build_schema(settings)
+    schemas = {
+        "execution": build_schema(dataclasses.replace(settings, compiled=False)),
+        "execution_compiled": build_schema(dataclasses.replace(settings, compiled=True)),
+    }
     sample = store.articles.find_one({"published": True, "related.2": {"$exists": True}})
-    return [
-        await _execution(
-            schema,
-            MemoryGateway(store, settings.store_op_timeout_ms),
-            name,
-            text,
-            variables,
-            size,
-            engine,
-            reps,
-        )
-        for name, text, variables in (
-            ("front_page", FRONT_PAGE, {}),
-            ("mobile", MOBILE, {"id": sample["_id"]}),
-        )
-    ]
+    rows = []
+    for name, text, variables in (
+        ("front_page", FRONT_PAGE, {}),
+        ("mobile", MOBILE, {"id": sample["_id"]}),
+    ):
+        gateway = MemoryGateway(store, settings.store_op_timeout_ms)
+        rows += await _execution(schemas, gateway, name, text, variables, size, engine, reps)
+    return rows
 
 
 async def _execution(
-    schema: strawberry.Schema,
+    schemas: dict[str, strawberry.Schema],
     gateway: MemoryGateway,
     name: str,
     text: str,
@@ -338,15 +336,21 @@ async def _execution(
     size: int,
     engine: str,
     reps: int,
-) -> Row:
-    async def ours() -> dict:
-        result = await schema.execute(
-            text, variable_values=variables, context_value=Context(gateway=gateway)
-        )
-        assert not result.errors, result.errors
-        return result.data
+) -> list[Row]:
+    def ours(schema: strawberry.Schema) -> Callable[[], Awaitable[dict]]:
+        async def execute() -> dict:
+            result = await schema.execute(
+                text, variable_values=variables, context_value=Context(gateway=gateway)
+            )
+            assert not result.errors, result.errors
+            return result.data
 
-    data = await ours()  # fills the gateway's memory
+        return execute
+
+    runs = {scenario: ours(schema) for scenario, schema in schemas.items()}
+    answers = [await run() for run in runs.values()]  # fills the gateway's memory
+    data = answers[0]
+    assert all(answer == data for answer in answers), "compiled must answer as strawberry"
     articles = gateway.articles_found()
     docs_by_id = {d["_id"]: d for found in articles for d in found.docs if d.get("published", True)}
     # A list field's page is the one sorted find (lookups by id are unsorted); the
@@ -362,25 +366,22 @@ async def _execution(
 
     assert core() == data, "graphql-core's answer must equal ours"
     # Sub-millisecond timings drift with the machine: interleave rounds of each
-    # and keep each one's best median, so both sides see the same conditions.
+    # and keep each one's best median, so every side sees the same conditions.
     reps = max(reps, 200)
-    rounds: dict[str, list[list[float]]] = {"ours": [], "core": [], "json": []}
+    rounds: dict[str, list[list[float]]] = {key: [] for key in [*runs, "core", "json"]}
     for _ in range(3):
-        rounds["ours"].append(await atimed(ours, reps))
+        for scenario, run in runs.items():
+            rounds[scenario].append(await atimed(run, reps))
         rounds["core"].append(timed(core, reps))
         rounds["json"].append(timed(lambda: orjson.dumps(data), reps))
-    ours_p50, ours_p99 = min((percentiles(r) for r in rounds["ours"]), key=lambda p: p[0])
     core_p50 = min(percentiles(r)[0] for r in rounds["core"])
     json_p50 = min(percentiles(r)[0] for r in rounds["json"])
-    return Row(
-        "execution",
-        size,
-        engine,
-        ours_p50,
-        ours_p99,
-        core_p50,
-        extra={"query": name, "orjson_p50_ms": json_p50, "ratio_vs_orjson": ours_p50 / json_p50},
-    )
+    rows = []
+    for scenario in runs:
+        p50, p99 = min((percentiles(r) for r in rounds[scenario]), key=lambda p: p[0])
+        extra = {"query": name, "orjson_p50_ms": json_p50, "ratio_vs_orjson": p50 / json_p50}
+        rows.append(Row(scenario, size, engine, p50, p99, core_p50, extra=extra))
+    return rows
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -17,6 +17,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "mobile": ("max", 2.0),
     "filtered": ("max", 2.0),
     "execution": ("max", 1.2),
+    "execution_compiled": ("max", 0.25),
     "throughput": ("min", 0.5),
     "load": ("min", 0.8),
     "embedded_load_growth": ("min", 0.8),

@@ -83,6 +83,8 @@ class Settings:
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
     access_log: bool = True
+    #: Whether queries are answered by compiled plans (api/compiled.py), not a resolver per field.
+    compiled: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -159,4 +161,5 @@ ENV_NAMES: dict[str, str] = {
     "persisted_queries_max_bytes": "NEWSGRAPH_PERSISTED_QUERIES_MAX_BYTES",
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
+    "compiled": "NEWSGRAPH_COMPILED",
 }

@@ -246,5 +246,31 @@ def schema() -> None:
     click.echo(sdl(), nl=False)
 
 
+@cli.command()
+@click.argument("query", required=False)
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the query from this file instead.",
+)
+@click.option("--variables", default="{}", help="The query's variables, as a JSON object.")
+def explain(query: str | None, file_: Path | None, variables: str) -> None:
+    """Print the store calls and the shaping a query compiles to (no store is asked)."""
+    from api.plan.explain import explain as explained
+    from api.schema import build_schema
+
+    if (query is None) == (file_ is None):
+        raise click.UsageError("give a QUERY or --file (one of the two)")
+    text = file_.read_text() if file_ is not None else query or ""
+    try:
+        values = orjson.loads(variables)
+    except orjson.JSONDecodeError as exc:
+        raise click.UsageError(f"--variables is not JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise click.UsageError("--variables must be a JSON object")
+    click.echo(explained(build_schema(_settings()), text, values))
+
+
 def main() -> None:
     cli()

@@ -31,6 +31,10 @@ from tests.api.fixtures import (  # noqa: F401
 )
 
 REQUIRE_WIRE = os.environ.get("NEWSGRAPH_REQUIRE_WIRE") == "1"
+#: NEWSGRAPH_COMPILED=false runs the suite on ordinary execution alone.
+COMPILED = Settings.from_env(
+    {"NEWSGRAPH_COMPILED": os.environ.get("NEWSGRAPH_COMPILED", "")}
+).compiled
 
 _wire: dict[str, object] = {}
 
@@ -59,10 +63,12 @@ def settings(request: pytest.FixtureRequest, engine: str) -> Iterator[Settings]:
     """Settings that point at a fresh, empty database on the test's engine."""
     db_name = f"t_{uuid.uuid4().hex[:12]}"
     if engine == "embedded":
-        yield Settings(db_name=db_name)
+        yield Settings(db_name=db_name, compiled=COMPILED)
         return
     server: WireServer = request.getfixturevalue("wire_server")
-    yield Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=3000)
+    yield Settings(
+        mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=3000, compiled=COMPILED
+    )
     store = connect(Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=1000))
     # The server may be down after a fault test; its data directory goes anyway.
     with contextlib.suppress(Exception):

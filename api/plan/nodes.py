@@ -1,0 +1,177 @@
+"""What a plan is made of: the fields of an operation, each with how its value
+is read and what the store must be asked for it.
+
+A :class:`Plan` is a tree of :class:`Selection` (the fields selected on one
+object type, after fragments and ``@skip``/``@include``) and
+:class:`PlanField` (one response key). It is built once per query text,
+operation and directive variables (:mod:`api.plan.build`) and run many times
+(:mod:`api.plan.run`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphql import FieldNode, GraphQLField, OperationDefinitionNode
+
+from api.projection import projection
+from core.indexes import Facet
+
+if TYPE_CHECKING:
+    from api.plan.state import State
+
+#: Reads a field's raw value from its parent object (before completion).
+Getter = Callable[[Any, "State"], Any]
+#: Gets, completes and checks one field of a parent object at a response path
+#: (nested ``(parent, key)`` pairs, ``None`` at the root).
+Resolve = Callable[[Any, "State", Any], Any]
+
+
+class Kind(enum.Enum):
+    """How a field's value is found. The first group reads what the parent
+    object holds; the second asks the store (see :mod:`api.plan.fetch`)."""
+
+    TYPENAME = "__typename"
+    #: A key of a stored document, or an attribute of a page object.
+    READ = "read"
+    #: ``Article.id``: the document's ``_id``.
+    ID = "id"
+    #: ``Provider.id`` / ``Topic.id``: made from the key (``api.nodes.row_id``).
+    FACET_ID = "facet id"
+    #: A list the document may lack (``images``, ``related``): empty then.
+    LIST = "list"
+    #: ``Article.topics``: names, served as ``Topic`` objects.
+    TOPICS = "topics"
+    #: A connection's ``totalCount``, counted with its page.
+    TOTAL = "totalCount"
+
+    ARTICLE = "article by id"
+    RELATED_ARTICLE = "related article"
+    FACET = "provider or topic by key"
+    FACET_COUNT = "articleCount"
+    ARTICLES = "page of articles"
+    FACETS = "page of providers or topics"
+
+
+#: Kinds whose values come from a store call made before shaping.
+STORE_KINDS = frozenset(
+    {
+        Kind.ARTICLE,
+        Kind.RELATED_ARTICLE,
+        Kind.FACET,
+        Kind.FACET_COUNT,
+        Kind.ARTICLES,
+        Kind.FACETS,
+    }
+)
+
+
+@dataclass(eq=False)
+class PlanField:
+    key: str
+    name: str
+    parent: str
+    kind: Kind
+    #: The merged field nodes: their first gives the arguments, all locate errors.
+    nodes: list[FieldNode]
+    definition: GraphQLField
+    #: The attribute or document key a READ field reads.
+    source: str = ""
+    facet: Facet | None = None
+    #: The selection on the field's object type (``None`` for a leaf).
+    selection: Selection | None = None
+    #: For fields that return articles: the article fields selected below
+    #: them, as :func:`api.resolvers.selected_under` finds them.
+    selected: frozenset[str] = frozenset()
+    #: For connections: whether ``totalCount`` is asked (one more store call),
+    #: and whether any cursor is (``edges.cursor``, ``pageInfo``'s cursors).
+    wants_total: bool = False
+    wants_cursors: bool = False
+    #: Whether every argument is written in the query (no variable): then
+    #: the checked arguments are kept in the plan.
+    literal: bool = False
+    #: Set once the tree is built (:mod:`api.plan.shape`).
+    get: Getter = field(default=lambda source, state: None, repr=False)
+    resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
+
+    #: Whether the field's arguments are checked, and whether the store is
+    #: asked for its value: said once here, read on every request. A list read
+    #: from the document (``related``) is planned only without arguments,
+    #: where its defaults narrow nothing (``api.plan.fields``).
+    arguments: bool = field(init=False, default=False)
+    store: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.arguments = bool(self.definition.args) and self.kind is not Kind.LIST
+        self.store = self.kind in STORE_KINDS
+
+
+@dataclass(eq=False)
+class Selection:
+    type_name: str
+    fields: list[PlanField]
+    #: Whether any field here or below needs a store call.
+    fetches: bool = False
+
+
+@dataclass(eq=False)
+class Plan:
+    operation: OperationDefinitionNode
+    root: Selection
+    #: The document key each article field reads (``api.resolvers.article_keys``).
+    keys: Mapping[str, str]
+    #: Checked arguments of fields whose arguments are all literals, by field
+    #: and whether the request is the admin's: the same on every request.
+    checked: dict[tuple[PlanField, bool], Any] = field(default_factory=dict)
+    #: Fields below the root that take arguments (checked once per request).
+    nested_arguments: list[PlanField] = field(default_factory=list)
+    #: Projections by field and the sort key a page adds, made on first use.
+    projections: dict[tuple[PlanField, str], dict[str, int]] = field(default_factory=dict)
+
+    def projection(self, f: PlanField, sort_key: str = "") -> dict[str, int]:
+        """What the store is asked to return for the articles ``f`` serves:
+        the same projection ``api.resolvers.article_projection`` makes."""
+        key = (f, sort_key)
+        found = self.projections.get(key)
+        if found is None:
+            always = (sort_key,) if sort_key else ()
+            found = self.projections[key] = projection(f.selected, self.keys, *always)
+        return found
+
+    def walk(self) -> list[PlanField]:
+        """Every field of the plan, depth first, in response order."""
+        found: list[PlanField] = []
+
+        def visit(selection: Selection) -> None:
+            for plan_field in selection.fields:
+                found.append(plan_field)
+                if plan_field.selection is not None:
+                    visit(plan_field.selection)
+
+        visit(self.root)
+        return found
+
+
+class Unplannable(Exception):
+    """The operation has a field or shape the planner does not know: it is run
+    by ordinary execution."""
+
+
+class Fallback(Exception):
+    """Something at run time the plan does not answer exactly as ordinary
+    execution would (an error whose order the executor's scheduling decides, a
+    value of an unexpected type): the operation is run by ordinary execution."""
+
+
+class Failure(Exception):
+    """A field error on the way to the response: ``raw`` is what execution
+    would have caught at ``path``; it propagates to the nearest nullable field."""
+
+    def __init__(self, raw: Exception, nodes: list[FieldNode], path: Any):
+        super().__init__(str(raw))
+        self.raw = raw
+        self.nodes = nodes
+        self.path = path

@@ -1,0 +1,56 @@
+"""One run of a plan: the request's context, its arguments, and what the store
+answered, by the field that asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError, located_error
+
+from api.context import Context
+from api.pagination import Connection
+from api.plan.nodes import Failure, PlanField
+from core.document import article_id
+
+Doc = dict[str, Any]
+
+
+@dataclass
+class State:
+    ctx: Context
+    #: Each field's arguments, as its resolver would take them, checked.
+    args: dict[PlanField, Any] = field(default_factory=dict)
+    #: Looked-up documents (articles, count rows, providers, topics) by key.
+    found: dict[PlanField, dict[Any, Doc | None]] = field(default_factory=dict)
+    #: Pages by the parent's key (``None`` at the root).
+    pages: dict[PlanField, dict[Any, Connection[Any]]] = field(default_factory=dict)
+    #: ``totalCount`` of each page, by the page object's id.
+    totals: dict[int, int] = field(default_factory=dict)
+    errors: list[GraphQLError] = field(default_factory=list)
+    #: How many of ``errors`` shaping added (the rest: root arguments refused).
+    failures: int = 0
+    _ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin(self) -> bool:
+        return self.ctx.admin
+
+    def article_id(self, web_url: str) -> str:
+        """``core.document.article_id``, once per URL a request meets (each is
+        asked when fetching and again when shaping)."""
+        found = self._ids.get(web_url)
+        if found is None:
+            found = self._ids[web_url] = article_id(web_url)
+        return found
+
+    def fail(self, failure: Failure) -> None:
+        """A field error absorbed by a nullable field: reported as execution
+        reports it (``located_error`` of what was raised, at its path)."""
+        self.failures += 1
+        path: list[str | int] = []
+        at = failure.path
+        while at is not None:  # nested (parent, key) pairs, innermost first
+            at, key = at
+            path.append(key)
+        self.errors.append(located_error(failure.raw, failure.nodes, path[::-1]))
