@@ -8,7 +8,7 @@ exception is a bug or an outage, and the client sees only a generic message
 
 from __future__ import annotations
 
-from graphql import GraphQLError
+from graphql import GraphQLError, ValueNode
 
 
 class ClientError(Exception):
@@ -40,13 +40,21 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 
 
 def is_input_error(error: GraphQLError) -> bool:
-    """Whether graphql-core refused the request's variables before executing.
+    """Whether graphql-core refused the request's variables or arguments.
 
-    It reports each as a GraphQLError with no path (nothing ran yet) wrapping
-    the GraphQLError that explains it; an error raised while resolving always
-    has a path, so a bug there is never mistaken for the client's mistake.
+    It reports each as a GraphQLError wrapping the GraphQLError that explains
+    it: with no path when a variable is refused before executing, with the
+    field's path when an argument is (a variable declared nullable, given null
+    for a non-null argument that has a default), located at the argument's
+    value. graphql-core's other field errors (a value the schema cannot
+    serialize) are located at the field: our bugs, never the client's mistake.
     """
-    return error.path is None and isinstance(error.original_error, GraphQLError)
+    original = error.original_error
+    if not isinstance(original, GraphQLError):
+        return False
+    if error.path is None:
+        return True
+    return bool(original.nodes) and all(isinstance(n, ValueNode) for n in original.nodes or ())
 
 
 class RequestTimeoutError(ClientError):

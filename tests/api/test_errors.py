@@ -115,6 +115,31 @@ def test_variable_mistakes_are_the_clients_and_say_so(gql, caplog, query, variab
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+def test_a_null_for_an_argument_with_a_default_is_the_clients_mistake(gql, caplog):
+    # Valid (the argument has a default), refused when the field runs: the
+    # client is told which argument, and no traceback is logged as a bug.
+    query = "query($o: ArticleOrder) { articles(orderBy: $o) { totalCount } }"
+    with caplog.at_level(logging.INFO, logger="newsgraph.api"):
+        body = gql.raw(query, {"o": None})
+    (error,) = body["errors"]
+    assert "Argument 'orderBy' has invalid value" in error["message"], error
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["path"] == ["articles"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_value_the_schema_cannot_serialize_stays_an_internal_error(loaded, gql, caplog):
+    # graphql-core's own field errors located at the field are bugs in our
+    # data or code, never the client's: masked, and logged with a traceback.
+    doc = loaded.articles.find_one({"published": True}, {"_id": 1})
+    loaded.articles.update_one({"_id": doc["_id"]}, {"$set": {"quality": "high"}})
+    with caplog.at_level(logging.INFO, logger="newsgraph.api"):
+        body = gql.raw("query($id: ID!) { article(id: $id) { quality } }", {"id": doc["_id"]})
+    (error,) = body["errors"]
+    assert error["message"] == "internal error" and error["path"] == ["article", "quality"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+
+
 def test_a_valid_cursor_from_another_list_of_the_same_order_is_just_a_position(gql):
     # Cursors are positions, not permissions: any decodable one gives a correct page.
     end = gql("{ articles(first: 2) { pageInfo { endCursor } } }")["articles"]["pageInfo"]
@@ -156,6 +181,6 @@ def test_unexpected_errors_are_masked(gql, monkeypatch):
     async def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(resolvers, "list_articles", broken)
+    monkeypatch.setattr(resolvers, "fetch_page", broken)  # compiled and ordinary alike
     message = gql.error("{ articles { totalCount } }")
     assert message == "internal error"
