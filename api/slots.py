@@ -16,6 +16,7 @@ used to starve every later request.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import threading
@@ -23,7 +24,6 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 R = TypeVar("R")
@@ -78,6 +78,7 @@ class _Job(Generic[R]):
     def __init__(self, call: Callable[[], R], slots: anyio.CapacityLimiter) -> None:
         self.call = call
         self.slots = slots
+        self.loop = asyncio.get_running_loop()  # made by the task, on the loop
         self._lock = threading.Lock()  # the task and the thread both change the state
         self._state = "queued"  # -> running -> done, or -> abandoned -> done, or -> dropped
 
@@ -95,10 +96,12 @@ class _Job(Generic[R]):
                 abandoned = self._state == "abandoned"
                 self._state = "done"
             if abandoned:
-                # Only an anyio worker thread gets here, so it may reach the event loop;
-                # if the loop has closed, the process is exiting and nothing waits.
+                # Handed to the loop without waiting for it: a loop that has
+                # stopped (a test client's, a server shutting down) never runs
+                # the release, and a thread waiting for it would block the
+                # process's exit. A closed loop raises: nothing waits then.
                 with contextlib.suppress(RuntimeError):
-                    anyio.from_thread.run_sync(self.slots.release_on_behalf_of, self)
+                    self.loop.call_soon_threadsafe(self.slots.release_on_behalf_of, self)
 
     def leave(self) -> bool:
         """In the task, as it stops waiting: whether the thread now owns the slot."""

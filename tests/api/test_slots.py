@@ -3,6 +3,7 @@ included, and a quick refusal when none comes free."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import anyio
@@ -46,3 +47,30 @@ def test_store_calls_do_not_queue_behind_anyio_default_thread_limiter() -> None:
             release.set()
 
     anyio.run(main)
+
+
+def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs() -> None:
+    # A test client's loop, or a server's shutting down, stops with an
+    # abandoned call in flight: its thread must still end (a thread waiting
+    # for the stopped loop kept the whole process from exiting).
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+    slots = StoreSlots(size=1, wait_ms=100)
+
+    def call() -> None:
+        threads.append(threading.current_thread())
+        release.wait(5)
+
+    async def main() -> None:
+        with anyio.move_on_after(0.1):
+            await slots.run(call)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())  # the loop stops here, and is not closed
+        release.set()
+        (thread,) = threads
+        thread.join(timeout=3)
+        assert not thread.is_alive()
+    finally:
+        loop.close()
