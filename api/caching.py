@@ -17,6 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CACHEABLE = ("application/json", "application/graphql-response+json")
 
 
+#: What a GET answer depends on besides its URL. Accept: the media type (and
+#: so the status codes, or parts rather than a whole answer) is negotiated.
+VARY = "Authorization, Accept, Accept-Encoding"
+
+
 class QueryCaching:
     def __init__(self, app: ASGIApp, max_age: int) -> None:
         self.app = app
@@ -39,6 +44,12 @@ class QueryCaching:
                 # it comes: buffering it for an ETag would hold back its first part.
                 passing = not content_type.startswith(CACHEABLE)
                 if passing:
+                    # Not cached here, and by no one else: the same URL answers
+                    # other clients whole (Accept), so a shared cache must not
+                    # hand them this stream.
+                    headers = MutableHeaders(raw=message["headers"])
+                    headers["Cache-Control"] = "no-store"
+                    headers["Vary"] = VARY
                     await send(message)
                 else:
                     start = message
@@ -65,8 +76,7 @@ class QueryCaching:
             headers["Cache-Control"] = (
                 "private, no-store" if private else f"public, max-age={self.max_age}"
             )
-            # Accept: the media type (and so the status codes) is negotiated.
-            headers["Vary"] = "Authorization, Accept, Accept-Encoding"
+            headers["Vary"] = VARY
             if not private and etag in request_headers.get("if-none-match", ""):
                 del headers["content-length"]
                 await send({**start, "status": 304, "headers": headers.raw})

@@ -151,6 +151,9 @@ def test_defer_with_a_persisted_query(client, loaded):
     hash_only = client.get("/graphql", params=params, headers={"accept": APOLLO_ACCEPT})
     whole = post(client, MOBILE, {"id": story_id}).json()["data"]
     assert merged(parts(registered)) == merged(parts(hash_only)) == whole
+    # The URL answers other clients whole: no shared cache may keep the parts.
+    assert hash_only.headers["cache-control"] == "no-store"
+    assert "Accept" in hash_only.headers["vary"]
 
 
 def test_a_deferred_query_costs_what_it_costs_undeferred(client, loaded):
