@@ -28,6 +28,7 @@ from api.context import Context
 from api.data import Gateway
 from api.nodes import facet_id
 from api.schema import build_schema
+from api.slots import StoreSlots
 from bench.gen import generate
 from core.config import Settings
 from core.document import article_id
@@ -113,7 +114,7 @@ class Differential:
     """The two ways of executing, side by side on one store."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
-        self.gateway = Gateway(store, 60_000)  # a slow store must not make them differ
+        self.store, self.settings = store, settings
         self.compiled = build_schema(dataclasses.replace(settings, compiled=True))
         self.ordinary = build_schema(dataclasses.replace(settings, compiled=False))
         self.modes: list[str] = []
@@ -121,17 +122,23 @@ class Differential:
     async def answers(
         self, query: str, variables: dict[str, Any], admin: bool
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # A slow store must not make them differ: no time limit that a full
+        # scan on the wire server could meet, and no request shed for want of
+        # a slot. Slots of their own for each example's event loop: a call
+        # abandoned as one example's loop closes gives its slot back to no one.
+        slots = StoreSlots(self.settings.store_concurrency, 600_000)
+        gateway = Gateway(self.store, 60_000, slots)
         stats = observe.RequestStats()
         token = observe._current.set(stats)
         try:
             ours = await self.compiled.execute(
-                query, variable_values=variables, context_value=Context(self.gateway, admin)
+                query, variable_values=variables, context_value=Context(gateway, admin)
             )
         finally:
             observe._current.reset(token)
         self.modes.extend(stats.executions)
         theirs = await self.ordinary.execute(
-            query, variable_values=variables, context_value=Context(self.gateway, admin)
+            query, variable_values=variables, context_value=Context(gateway, admin)
         )
         return _answer(ours), _answer(theirs)
 
