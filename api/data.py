@@ -29,12 +29,10 @@ from api.errors import (
 from api.observe import count_store_call
 from api.slots import RETRY_AFTER_S, Shed, StoreSlots
 from core.config import Settings
-from core.store import Store, StoreUnavailable
+from core.store import Store, StoreUnavailable, is_outage
 
 log = logging.getLogger("newsgraph.api")
 R = TypeVar("R")
-
-_OUTAGE = (pymongo.errors.ConnectionFailure, StoreUnavailable)
 
 
 class Gateway:
@@ -56,7 +54,11 @@ class Gateway:
         except pymongo.errors.ExecutionTimeout:
             # maxTimeMS ran out: the query costs more than it may, the store is fine.
             raise RequestTimeoutError(self._limit_s(budget)) from None
-        except _OUTAGE as exc:
+        except (pymongo.errors.PyMongoError, StoreUnavailable) as exc:
+            # Not reachable, dropped, or shutting down under the call (see
+            # core.store.is_outage); any other is the call's own failure: an internal error.
+            if not is_outage(exc):
+                raise
             log.warning("store unavailable: %s", exc)
             raise StoreUnavailableError() from None
 
