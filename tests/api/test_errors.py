@@ -1,6 +1,7 @@
 """Bad arguments get GraphQL errors that say what is wrong; outages are quick and clear."""
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -265,3 +266,28 @@ def test_a_store_shutting_down_under_the_related_batch_is_an_outage(
     for failed in related_batch_errors(gql, loaded, error):
         assert failed["message"] == message
         assert (failed.get("extensions") or {}).get("code") == code
+
+
+ON_WIRE_ONLY = pytest.mark.parametrize(
+    "engine", [pytest.param("wire", marks=pytest.mark.wire)], indirect=True
+)
+
+
+@ON_WIRE_ONLY
+def test_a_time_limit_that_ran_out_at_once_is_the_store_cancelling_the_call(gql, loaded):
+    """Some FerretDB v1 commands report the call it cancels at shutdown as
+    MaxTimeMSExpired: long before its maxTimeMS (10 s here), so not the limit."""
+    expired = pymongo.errors.ExecutionTimeout("operation exceeded time limit", 50)
+    for failed in related_batch_errors(gql, loaded, expired):
+        assert failed["message"] == UNAVAILABLE
+        assert failed["extensions"]["code"] == "STORE_UNAVAILABLE"
+
+
+@ON_WIRE_ONLY
+def test_a_time_limit_that_ran_out_in_time_is_still_a_timeout(loaded, api_settings):
+    settings = dataclasses.replace(api_settings, store_op_timeout_ms=300)
+    expired = pymongo.errors.ExecutionTimeout("operation exceeded time limit", 50)
+    with TestClient(create_app(settings, loaded)) as client:
+        errors = related_batch_errors(GQL(client), loaded, expired, after_s=0.3)
+    for failed in errors:
+        assert failed["extensions"]["code"] == "TIMEOUT"
