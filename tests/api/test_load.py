@@ -66,15 +66,17 @@ def test_store_killed_under_query_load_fails_cleanly_and_recovers(wire_server):
             during = asyncio.run(run_load(url, clients=10, seconds=3 * third, timeout=10))
             killer.join()
             after = asyncio.run(run_load(url, clients=10, seconds=2, timeout=10))
+            # Checked while it runs, so that a failure prints the end of its log
+            # (an internal error's traceback is there).
+            # While the store was down: clear errors, nothing else, and no hang.
+            assert during.errors, "the outage was not noticed"
+            assert set(during.error_codes) == {"STORE_UNAVAILABLE"}, distinct(during.errors)
+            assert max(during.latencies_ms) < 6000
+            # Once it was back: recovered by itself.
+            assert after.requests > 0
+            assert after.errors == [], distinct(after.errors)
     finally:
         store_server.stop()
-    # While the store was down: clear errors, nothing else, and no hang.
-    assert during.errors, "the outage was not noticed"
-    assert set(during.error_codes) == {"STORE_UNAVAILABLE"}, distinct(during.errors)
-    assert max(during.latencies_ms) < 6000
-    # Once it was back: recovered by itself.
-    assert after.requests > 0
-    assert after.errors == [], distinct(after.errors)
 
 
 def distinct(errors: list[str]) -> str:
