@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,12 +30,14 @@ from api.errors import (
 from api.observe import count_store_call
 from api.slots import RETRY_AFTER_S, Shed, StoreSlots
 from core.config import Settings
-from core.store import Store, StoreUnavailable
+from core.store import Store, StoreUnavailable, is_outage
 
 log = logging.getLogger("newsgraph.api")
 R = TypeVar("R")
 
-_OUTAGE = (pymongo.errors.ConnectionFailure, StoreUnavailable)
+#: A MaxTimeMSExpired before this fraction of the call's maxTimeMS has passed
+#: is the server cancelling the call, not its time limit (see Gateway._limited).
+EARLY_EXPIRY = 0.5
 
 
 class Gateway:
@@ -56,7 +59,11 @@ class Gateway:
         except pymongo.errors.ExecutionTimeout:
             # maxTimeMS ran out: the query costs more than it may, the store is fine.
             raise RequestTimeoutError(self._limit_s(budget)) from None
-        except _OUTAGE as exc:
+        except (pymongo.errors.PyMongoError, StoreUnavailable) as exc:
+            # Not reachable, dropped, or shutting down under the call (see
+            # core.store.is_outage); any other is the call's own failure: an internal error.
+            if not is_outage(exc):
+                raise
             log.warning("store unavailable: %s", exc)
             raise StoreUnavailableError() from None
 
@@ -128,9 +135,9 @@ class Gateway:
                 cursor = cursor.sort(sort)
             if limit:
                 cursor = cursor.limit(limit)
-            if not self.store.embedded:
-                cursor = cursor.max_time_ms(self.time_limit_ms())
-            return list(cursor)
+            if self.store.embedded:
+                return list(cursor)
+            return self._limited(lambda ms: list(cursor.max_time_ms(ms)))
 
         return await self.run(fetch)
 
@@ -139,6 +146,29 @@ class Gateway:
             documents = self.store.db[collection]
             if self.store.embedded:
                 return documents.count_documents(query)
-            return documents.count_documents(query, maxTimeMS=self.time_limit_ms())
+            return self._limited(lambda ms: documents.count_documents(query, maxTimeMS=ms))
 
         return await self.run(tally)
+
+    def _limited(self, call: Callable[[int], R]) -> R:
+        """``call(maxTimeMS)`` in the worker thread, with :meth:`time_limit_ms`.
+
+        A MaxTimeMSExpired that comes before half that time has passed is not
+        the limit running out (a server counts from when the call reached it,
+        after it left here): it is the server cancelling the call. FerretDB v1
+        does that to what still runs 3 s after its SIGTERM, and some of its
+        commands (count's aggregate) then report "operation exceeded time
+        limit"; answered as a timeout, an outage would read as the query's fault.
+        """
+        limit_ms = self.time_limit_ms()
+        started = time.monotonic()
+        try:
+            return call(limit_ms)
+        except pymongo.errors.ExecutionTimeout as exc:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            if elapsed_ms >= limit_ms * EARLY_EXPIRY:
+                raise
+            raise StoreUnavailable(
+                f"the store stopped a call after {elapsed_ms:.0f} ms of the {limit_ms} ms "
+                f"it was given (is it shutting down?): {(exc.details or {}).get('errmsg', exc)}"
+            ) from exc

@@ -12,6 +12,7 @@ import asyncio
 import random
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,12 @@ class LoadResult:
     seconds: float
     clients: int
     requests: int = 0
+    #: One line per failed request: its scenario, status and every error it got.
     errors: list[str] = field(default_factory=list)
+    #: How often each kind of error came: a GraphQL error's code (NO_CODE for
+    #: one without, as a masked internal error is), ``HTTP <status>`` for a
+    #: failed response without GraphQL errors, the exception's name for no response.
+    error_codes: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
 
@@ -83,12 +89,16 @@ async def run_load(
                         "/graphql", json={"query": query, "variables": variables}
                     )
                     body = response.json()
-                    if response.status_code != 200 or body.get("errors"):
+                    errors = body.get("errors") or []
+                    if response.status_code != 200 or errors:
                         result.errors.append(
-                            f"{scenario}: {response.status_code} {str(body.get('errors'))[:200]}"
+                            f"{scenario}: {response.status_code} {describe(errors)}"
                         )
+                        codes = [code(e) for e in errors] or [f"HTTP {response.status_code}"]
+                        result.error_codes.update(codes)
                 except (httpx.HTTPError, ValueError) as exc:
                     result.errors.append(f"{scenario}: {type(exc).__name__}: {exc}")
+                    result.error_codes[type(exc).__name__] += 1
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
                 result.requests += 1
 
@@ -99,3 +109,20 @@ async def run_load(
 
         await asyncio.gather(sample_memory(), *(one_client(n) for n in range(clients)))
     return result
+
+
+def code(error: dict[str, Any]) -> str:
+    """A GraphQL error's code, NO_CODE if it has none."""
+    value = (error.get("extensions") or {}).get("code")
+    return value if isinstance(value, str) else "NO_CODE"
+
+
+def describe(errors: list[dict[str, Any]]) -> str:
+    """Every GraphQL error of a response, each as code, message and path:
+    shortened, but none left out."""
+    parts = []
+    for error in errors:
+        path = ".".join(str(step) for step in error.get("path") or [])
+        where = f" at {path}" if path else ""
+        parts.append(f"[{code(error)}] {str(error.get('message'))[:120]}{where}")
+    return "; ".join(parts)

@@ -102,16 +102,48 @@ def connect(settings: Settings) -> Store:
     return Store(client[settings.db_name], where=where, embedded=False)
 
 
-_TRANSIENT = (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
+#: The code of a server's error that has no code of its own: FerretDB gives it
+#: to any failure it does not translate, its own shutdown among them.
+INTERNAL_ERROR = 1
+
+
+def shut_down_under(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server cancelling the operation because it is
+    shutting down.
+
+    MongoDB answers such an operation with InterruptedAtShutdown or
+    ShutdownInProgress, which pymongo raises as NotPrimaryError, a
+    ConnectionFailure. FerretDB v1 gives each open connection 3 s after a
+    SIGTERM, then cancels what still runs on it and answers with a bare
+    InternalError (code 1) whose message ends in Go's "context canceled"
+    ("context canceled after delay"), which pymongo raises as a plain
+    OperationFailure, like a bad query. Only that message marks it: any other
+    InternalError is a failure of the query itself, not an outage.
+    """
+    if not isinstance(exc, pymongo.errors.OperationFailure) or exc.code != INTERNAL_ERROR:
+        return False
+    message = (exc.details or {}).get("errmsg") or str(exc)
+    return isinstance(message, str) and "context canceled" in message
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is not there to answer (not reachable, the
+    connection dropped or timed out, the server shutting down), as opposed to
+    an answer that the operation failed."""
+    unreachable = isinstance(exc, pymongo.errors.ConnectionFailure | StoreUnavailable)
+    return unreachable or shut_down_under(exc)
 
 
 @contextlib.contextmanager
 def unavailable_as_error(where: str) -> Iterator[None]:
-    """Turn pymongo's connection failures into one :class:`StoreUnavailable`
-    that says which store and what to check."""
+    """Turn pymongo's connection failures (and a server shutting down under an
+    operation) into one :class:`StoreUnavailable` that says which store and
+    what to check."""
     try:
         yield
-    except _TRANSIENT as exc:
+    except pymongo.errors.PyMongoError as exc:
+        if not is_outage(exc):
+            raise
         raise StoreUnavailable(
             f"cannot reach the store at {where}: {_reason(exc)}. "
             "Is the server running, and does MONGODB_URI point at it?"
@@ -134,7 +166,7 @@ def retrying(where: str, what: str, operation: Callable[[], T], attempts: int = 
     for attempt in range(1, attempts + 1):
         try:
             return operation()
-        except (pymongo.errors.AutoReconnect, StoreUnavailable) as exc:
+        except (pymongo.errors.PyMongoError, StoreUnavailable) as exc:
             dropped = _dropped(exc)
             if dropped is None:
                 raise
@@ -150,18 +182,24 @@ def retrying(where: str, what: str, operation: Callable[[], T], attempts: int = 
 
 def _dropped(exc: BaseException) -> BaseException | None:
     """The dropped connection behind ``exc`` (itself, or the pymongo error a
-    :class:`StoreUnavailable` wraps), or None if the server was never reached."""
+    :class:`StoreUnavailable` wraps), or None if the server was never reached
+    or the operation failed for a reason of its own. A server shutting down
+    under the operation counts as a drop: it may be restarting."""
     cause = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
-    if isinstance(cause, pymongo.errors.AutoReconnect) and not isinstance(
-        cause, pymongo.errors.ServerSelectionTimeoutError
-    ):
+    if cause is None or isinstance(cause, pymongo.errors.ServerSelectionTimeoutError):
+        return None
+    if isinstance(cause, pymongo.errors.AutoReconnect) or shut_down_under(cause):
         return cause
     return None
 
 
 def _reason(exc: BaseException) -> str:
-    """pymongo's message without its long list of timeouts and topology."""
-    return str(exc).split(", Timeout:")[0].split(" (configured timeouts")[0]
+    """pymongo's message without its long list of timeouts and topology, or the
+    server's reply it quotes in full."""
+    reason = str(exc)
+    for tail in (", Timeout:", " (configured timeouts", ", full error:"):
+        reason = reason.split(tail)[0]
+    return reason
 
 
 def redact(uri: str) -> str:

@@ -7,8 +7,10 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import httpx2 as httpx
 
@@ -26,27 +28,57 @@ def serving(
     """``python -m <argv> --port <free port>``, with ``env`` over this process's
     environment: yields its URL and pid once it answers (with 200 at the path
     ``health`` if given, with anything at ``/`` if not), and stops it afterwards.
-    Raises ``RuntimeError`` if it exits or does not answer within ``timeout`` s."""
+    Raises ``RuntimeError`` if it exits or does not answer within ``timeout`` s.
+
+    Its stderr (its log) goes to a temporary file, not a pipe: nobody reads a
+    pipe while it serves, and a server that logs enough (a warning per failed
+    store call in an outage) would block writing to a full one. A failure to
+    start quotes the log's tail; a failure in the ``with`` block prints it
+    (pytest shows it with the failure) and keeps the file; else it is deleted."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", *argv, "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with tempfile.NamedTemporaryFile(prefix="newsgraph-serve-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *argv, "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    log_path = Path(log.name)
     url = f"http://127.0.0.1:{port}"
+    answering = False
     try:
         deadline = time.monotonic() + timeout
         while not _answers(url, health):
             if process.poll() is not None:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"{' '.join(argv)} exited with {process.returncode}: {stderr}")
+                raise RuntimeError(
+                    f"{' '.join(argv)} exited with {process.returncode}: {tail(log_path)}"
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{' '.join(argv)} did not answer within {timeout:g}s")
+                stop(process)
+                raise RuntimeError(
+                    f"{' '.join(argv)} did not answer within {timeout:g}s: {tail(log_path)}"
+                )
             time.sleep(0.1)
+        answering = True
         yield url, process.pid
-    finally:
+    except BaseException:
         stop(process)
+        if answering:  # a failure while it served: its log may say why
+            print(f"--- the end of {' '.join(argv)}'s log ({log_path}) ---", file=sys.stderr)
+            print(tail(log_path), file=sys.stderr)
+        raise
+    else:
+        stop(process)
+        log_path.unlink(missing_ok=True)
+
+
+def tail(path: Path, limit: int = 20_000) -> str:
+    """The last ``limit`` characters of a log file (all of it if shorter)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return text[-limit:]
 
 
 def running_server(

@@ -1,17 +1,21 @@
 """Bad arguments get GraphQL errors that say what is wrong; outages are quick and clear."""
 
 import base64
+import dataclasses
 import json
 import logging
 import time
 
+import pymongo.errors
 import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from core.config import Settings
+from core.indexes import ARTICLES
 from core.store import connect
 from tests.api.fixtures import GQL
+from tests.api.test_related import MOBILE, with_related
 
 
 def forged(*parts) -> str:
@@ -184,3 +188,131 @@ def test_unexpected_errors_are_masked(gql, monkeypatch):
     monkeypatch.setattr(resolvers, "fetch_page", broken)  # compiled and ordinary alike
     message = gql.error("{ articles { totalCount } }")
     assert message == "internal error"
+
+
+def ferretdb_failure(message: str, code: int = 1, name: str = "InternalError") -> Exception:
+    """An error reply as pymongo raises it: an OperationFailure with the reply as details."""
+    reply = {"ok": 0.0, "errmsg": message, "code": code, "codeName": name}
+    return pymongo.errors.OperationFailure(message, code, reply)
+
+
+#: What FerretDB v1 answers an operation still running 3 s after its SIGTERM
+#: (it cancels it then): seen in the load test, as the store was stopped under it.
+SHUTTING_DOWN = (
+    "[msg_find.go:344 handler.handleMaxTimeMSError] [values.go:74 iterator.ConsumeValuesN[...]] "
+    "[query_iterator.go:79 sqlite.(*queryIterator).Next] context canceled after delay"
+)
+
+
+class FailingBatch:
+    """The store's database, but a find of several articles by id (the batched
+    related-article lookup) fails as it is read, as pymongo's cursor does, with
+    ``error`` after ``after_s`` (in the worker thread on the wire engine)."""
+
+    def __init__(self, db, error: Exception, after_s: float = 0.0) -> None:
+        self._db, self._error, self._after_s = db, error, after_s
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def __getitem__(self, name):
+        collection = self._db[name]
+        batch = self
+
+        class Collection:
+            def __getattr__(self, attr):
+                return getattr(collection, attr)
+
+            def find(self, query, *args, **kwargs):
+                if name == ARTICLES and "$in" in str(query.get("_id")):
+                    return Failing(batch)
+                return collection.find(query, *args, **kwargs)
+
+        return Collection()
+
+
+class Failing:
+    """A cursor that fails when read."""
+
+    def __init__(self, batch: FailingBatch) -> None:
+        self.batch = batch
+
+    def sort(self, *args):
+        return self
+
+    limit = max_time_ms = sort
+
+    def __iter__(self):
+        time.sleep(self.batch._after_s)
+        raise self.batch._error
+
+
+UNAVAILABLE = "the article store is not answering right now; try again shortly"
+
+
+def related_batch_errors(gql, store, error: Exception, after_s: float = 0.0) -> list[dict]:
+    """The errors of the mobile query when its related-article batch fails with ``error``."""
+    doc = with_related(store)
+    real = store.db
+    store.db = FailingBatch(real, error, after_s)
+    try:
+        body = gql.raw(MOBILE, {"id": doc["_id"]})
+    finally:
+        store.db = real
+    assert body["data"]["article"]["title"] == doc["title"]  # fetched before the batch
+    assert body["errors"], body
+    for failed in body["errors"]:
+        assert failed["path"][:2] == ["article", "related"] and failed["path"][-1] == "article"
+    return body["errors"]
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (ferretdb_failure(SHUTTING_DOWN), "STORE_UNAVAILABLE", UNAVAILABLE),
+        # MongoDB's InterruptedAtShutdown, as pymongo raises it: the same outage.
+        (
+            pymongo.errors.NotPrimaryError("interrupted at shutdown"),
+            "STORE_UNAVAILABLE",
+            UNAVAILABLE,
+        ),
+        # The query's own failures are not outages: masked, and logged as bugs.
+        (ferretdb_failure("[msg_find.go:344] unexpected nil"), None, "internal error"),
+        (ferretdb_failure("context canceled", 2, "BadValue"), None, "internal error"),
+    ],
+    ids=["ferretdb-shutdown", "mongodb-shutdown", "internal-error", "bad-value"],
+)
+def test_a_store_shutting_down_under_the_related_batch_is_an_outage(
+    gql, loaded, error, code, message
+):
+    """FerretDB v1 cancels what still runs 3 s after its SIGTERM and answers with
+    a bare InternalError, which pymongo raises as an OperationFailure, not a
+    ConnectionFailure: it must read as the outage it is, not an internal error."""
+    for failed in related_batch_errors(gql, loaded, error):
+        assert failed["message"] == message
+        assert (failed.get("extensions") or {}).get("code") == code
+
+
+ON_WIRE_ONLY = pytest.mark.parametrize(
+    "engine", [pytest.param("wire", marks=pytest.mark.wire)], indirect=True
+)
+
+
+@ON_WIRE_ONLY
+def test_a_time_limit_that_ran_out_at_once_is_the_store_cancelling_the_call(gql, loaded):
+    """Some FerretDB v1 commands report the call it cancels at shutdown as
+    MaxTimeMSExpired: long before its maxTimeMS (10 s here), so not the limit."""
+    expired = pymongo.errors.ExecutionTimeout("operation exceeded time limit", 50)
+    for failed in related_batch_errors(gql, loaded, expired):
+        assert failed["message"] == UNAVAILABLE
+        assert failed["extensions"]["code"] == "STORE_UNAVAILABLE"
+
+
+@ON_WIRE_ONLY
+def test_a_time_limit_that_ran_out_in_time_is_still_a_timeout(loaded, api_settings):
+    settings = dataclasses.replace(api_settings, store_op_timeout_ms=300)
+    expired = pymongo.errors.ExecutionTimeout("operation exceeded time limit", 50)
+    with TestClient(create_app(settings, loaded)) as client:
+        errors = related_batch_errors(GQL(client), loaded, expired, after_s=0.3)
+    for failed in errors:
+        assert failed["extensions"]["code"] == "TIMEOUT"

@@ -79,3 +79,43 @@ def test_a_scan_cut_short_starts_over(store, monkeypatch):
     stored = Stored.scan(store)
     assert len(stored) == 3 and len(calls) == 2
     stored.close()
+
+
+def shutting_down() -> pymongo.errors.OperationFailure:
+    """FerretDB v1's answer to an operation it cancels 3 s after its SIGTERM."""
+    message = "[query_iterator.go:79 sqlite.(*queryIterator).Next] context canceled after delay"
+    reply = {"ok": 0.0, "errmsg": message, "code": 1, "codeName": "InternalError"}
+    return pymongo.errors.OperationFailure(message, 1, reply)
+
+
+def test_a_server_shutting_down_under_an_operation_is_unavailable_and_retried():
+    def operation() -> str:
+        with unavailable_as_error("here"):
+            return inner()
+
+    inner, calls = flaky(1, shutting_down())
+    assert retrying("here", "writing a batch", operation) == "done"
+    assert len(calls) == 2
+    with pytest.raises(StoreUnavailable) as raised, unavailable_as_error("mongodb://h"):
+        raise shutting_down()
+    assert "cannot reach the store at mongodb://h" in str(raised.value)
+    assert "full error" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pymongo.errors.OperationFailure("unexpected nil", 1, {"errmsg": "unexpected nil"}),
+        pymongo.errors.OperationFailure("context canceled", 2, {"errmsg": "context canceled"}),
+    ],
+    ids=["other-internal-error", "another-code"],
+)
+def test_an_operation_failing_on_its_own_is_neither_an_outage_nor_retried(error):
+    def operation() -> str:
+        with unavailable_as_error("here"):
+            return inner()
+
+    inner, calls = flaky(9, error)
+    with pytest.raises(pymongo.errors.OperationFailure):
+        retrying("here", "writing a batch", operation)
+    assert len(calls) == 1
