@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -31,6 +32,7 @@ from tests.api.test_defer import merged
 from tests.articles import EXAMPLES
 from tests.clients.node import run_module
 from tests.clients.readme import pointed_at, section, snippets
+from tests.required import missing
 
 TOKEN = "readme-admin-token"
 STORY_URL = "https://www.harborgazette.example/news/ferry-fleet-goes-electric"
@@ -91,6 +93,8 @@ def code(name: str, language: str) -> str:
 
 def shell(server: str, name: str) -> str:
     """What a curl snippet prints."""
+    if shutil.which("curl") is None:
+        missing("CURL", "curl is not installed (apt-get install curl)")
     done = subprocess.run(
         ["bash", "-c", "set -euo pipefail\n" + pointed_at(code(name, "sh"), server)],
         env={**os.environ, "NEWSGRAPH_ADMIN_TOKEN": TOKEN},
