@@ -44,10 +44,15 @@ def run_module(
     (readme_preload.mjs resolves its imports as a bundler would): what it
     prints, and [method, url, status, content-type, body] of each HTTP request
     it made."""
+    node = node_with(package)
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    if tuple(int(n) for n in version.lstrip("v").split(".")[:2]) < (20, 6):
+        # module.register, which readme_preload.mjs calls, came in 20.6.
+        missing("NODE", f"Node.js {version} is too old for the README's snippets: 20.6 or later")
     with tempfile.TemporaryDirectory() as scratch:
         log = Path(scratch) / "requests.json"
         done = subprocess.run(
-            [node_with(package), "--import", "./readme_preload.mjs", "--input-type=module", "-"],
+            [node, "--import", "./readme_preload.mjs", "--input-type=module", "-"],
             input=source,
             cwd=HERE,
             env={**os.environ, **env, "README_FETCH_LOG": str(log)},
