@@ -146,6 +146,9 @@ class GraphQLApp(GraphQL[Context, None]):
             stats = observe.current()
             if stats is not None:
                 stats.operation = name
+            budget = deadline.current()
+            if budget is not None:
+                budget.running = True  # the deadline's backstop answers it as run
             result = await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
             )

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 
 import anyio
 import orjson
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import observe
 from api.errors import RequestTimeoutError
+from api.media import JSON, negotiate
 
 #: How long after the deadline the GraphQL layer may take to turn its timed-out
 #: store calls into an answer, before the guard stops it and answers instead.
@@ -43,6 +45,9 @@ class Budget:
     gone: bool = False
     #: A store call found no free slot: the answer is 503 + Retry-After.
     shed: bool = False
+    #: The GraphQL view has the whole request and runs it: a TIMEOUT from
+    #: here on is an executed query's answer, not a request that never arrived.
+    running: bool = False
     _waiting: set[anyio.CancelScope] = field(default_factory=set)
 
     @classmethod
@@ -135,7 +140,7 @@ class _Exchange:
         if failure is not None:
             raise failure
         if self.work.cancelled_caught and not self.budget.gone and not self.started:
-            await self.answer_timeout()
+            await self.answer_timeout(Headers(scope=scope).get("accept"))
 
     async def receive(self) -> Message:
         if self.body_read.is_set():
@@ -173,20 +178,35 @@ class _Exchange:
         if stats is not None:
             stats.client_gone = True
 
-    async def answer_timeout(self) -> None:
+    async def answer_timeout(self, accept: str | None) -> None:
+        """Answer the TIMEOUT the GraphQL layer did not, as it would have:
+        negotiated like its answers (api/media.py), with the same status rules."""
         error = RequestTimeoutError(self.budget.limit_s)
-        body = orjson.dumps(
-            {"data": None, "errors": [{"message": str(error), "extensions": error.extensions}]}
-        )
+        # A client that accepts neither media type would have been refused
+        # before anything ran; one that reads only multipart gets JSON parts.
+        media_type = negotiate(accept) or JSON
+        answer: dict[str, object] = {
+            "errors": [{"message": str(error), "extensions": error.extensions}]
+        }
+        status = 200
+        if media_type == JSON or self.budget.running:
+            # Executed (data fetched in time: none), or a legacy client, which
+            # gets every GraphQL response in a 200 with `data`.
+            answer = {"data": None, **answer}
+        else:
+            # The request itself had not arrived (its body was still on the
+            # way): no GraphQL response, so no `data`, and 408 says what happened.
+            status = 408
+        body = orjson.dumps(answer)
         stats = observe.current()
         if stats is not None:
             stats.error_codes.append(error.code)
         await self._send(
             {
                 "type": "http.response.start",
-                "status": 200,  # as the GraphQL view answers a TIMEOUT: see the README
+                "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", media_type.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"cache-control", b"no-store"),
                 ],

@@ -9,13 +9,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import anyio
+import anyio.lowlevel
+import httpx2 as httpx
 import orjson
 import pytest
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
+from strawberry.asgi import GraphQL
 
 from api.app import create_app
 from api.deadline import GRACE_S
+from api.media import GRAPHQL_RESPONSE
 from core.config import Settings
 from core.store import Store
 from tests.api.slow import (
@@ -150,8 +155,21 @@ def test_load_is_shed_with_503_and_retry_after_then_served_again(
         assert served.status_code == 200 and "errors" not in served.json()
 
 
-def test_a_slow_upload_is_stopped_at_the_deadline() -> None:
+@pytest.mark.parametrize(
+    ("accept", "status", "media_type", "has_data"),
+    [
+        # A legacy client gets every GraphQL response in a 200, `data` and all.
+        (None, b"200", b"application/json", True),
+        # The request never arrived whole, so it never ran: no GraphQL
+        # response, no `data`, and a status that says why.
+        (GRAPHQL_RESPONSE, b"408", GRAPHQL_RESPONSE.encode(), False),
+    ],
+)
+def test_a_slow_upload_is_stopped_at_the_deadline(
+    accept: str | None, status: bytes, media_type: bytes, has_data: bool
+) -> None:
     app = create_app(Settings(request_timeout_ms=500))  # no store call: any engine does
+    header = f"Accept: {accept}\r\n".encode() if accept else b""
     with (
         serving(app) as url,
         socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=5) as client,
@@ -159,12 +177,42 @@ def test_a_slow_upload_is_stopped_at_the_deadline() -> None:
         started = time.monotonic()
         client.sendall(  # promises a body it never sends
             b"POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n{"
+            + header
+            + b"Content-Length: 100\r\n\r\n{"
         )
         answer = b""
         while b'"code":"TIMEOUT"' not in answer and (chunk := client.recv(65536)):
             answer += chunk
         took = time.monotonic() - started
-    assert answer.startswith(b"HTTP/1.1 200")
-    assert b'"code":"TIMEOUT"' in answer and b"no-store" in answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status)
+    assert b"content-type: " + media_type in head.lower() and b"no-store" in head
+    assert orjson.loads(body)["errors"][0]["extensions"]["code"] == "TIMEOUT"
+    assert ("data" in orjson.loads(body)) is has_data
     assert 0.5 <= took < 0.5 + GRACE_S + 0.5
+
+
+@pytest.mark.parametrize("accept", [None, GRAPHQL_RESPONSE])
+def test_the_backstop_answers_a_query_that_ran_as_the_query_would_have(
+    accept: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Execution started but does not hand back an answer in time (deaf to the
+    # deadline until well past the grace): the backstop answers in its stead,
+    # as an executed query with nothing fetched: a 200 with `data: null`,
+    # under whichever media type the client asked for.
+    async def stuck(*args: object, **kwargs: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.5 + GRACE_S + 0.3)
+        await anyio.lowlevel.checkpoint()  # where the backstop's cancellation lands
+        raise AssertionError("the backstop should have stopped the request")
+
+    monkeypatch.setattr(GraphQL, "execute_single", stuck)
+    app = create_app(Settings(request_timeout_ms=500))
+    headers = {"accept": accept} if accept else {}
+    with serving(app) as url:
+        response = httpx.post(f"{url}/graphql", json=request(CHEAP), headers=headers, timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == (accept or "application/json")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json()["data"] is None
+    assert codes(response) == ["TIMEOUT"]

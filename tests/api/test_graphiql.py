@@ -16,12 +16,14 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.explorer import ASSETS
+from api.incremental import without_incremental
 from testing.live import running_server
 from tests.api.browser import LAUNCH_ARGS, chromium_path, require_local_graphiql
 from tests.articles import EXAMPLES
+from tests.test_readme import blocks
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Route
+    from playwright.sync_api import Page, Response, Route
 
 HTML = {"Accept": "text/html"}
 
@@ -163,3 +165,37 @@ def test_the_explorer_plugin_builds_a_query_by_clicking():
             titles[0], timeout=15_000
         )
         assert json.loads(editor_text(page, "response")) == expected
+
+
+#: The README's deferred mobile query: the story first, its related stories later.
+DEFERRED = next(query for query in blocks("graphql") if "@defer" in query)
+
+
+def test_graphiql_shows_a_deferred_query_once_its_parts_have_arrived():
+    # GraphiQL's fetcher asks for multipart/mixed and merges the parts as they
+    # come; the pane ends up with the whole answer, related stories included.
+    from playwright.sync_api import expect
+
+    with offline_graphiql() as (url, page):
+        content_types: list[str] = []
+
+        def record(response: Response) -> None:
+            if response.request.method == "POST":
+                content_types.append(response.headers.get("content-type", ""))
+
+        page.on("response", record)
+        undeferred = print_ast(without_incremental(parse(DEFERRED)))
+        expected = httpx.post(f"{url}/graphql", json={"query": undeferred}).json()
+        related = expected["data"]["article"]["related"]
+        assert related, "the story has related stories"
+
+        page.locator(".graphiql-query-editor .CodeMirror").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Delete")
+        page.keyboard.insert_text(DEFERRED)
+        page.keyboard.press("Control+Enter")
+        pane = page.locator(".graphiql-response .CodeMirror")
+        expect(pane).to_contain_text(related[0]["title"], timeout=15_000)
+        assert json.loads(editor_text(page, "response"))["data"] == expected["data"]
+        # The answer came in parts, not whole: GraphiQL asked for them.
+        assert any(t.startswith("multipart/mixed") for t in content_types), content_types
