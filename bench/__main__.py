@@ -4,7 +4,7 @@ python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
-python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 4] [--json FILE]
+python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu.add_argument("--engine", choices=["wire", "embedded"], default="embedded")
     cpu.add_argument("--seconds", type=float, default=3, help="length of each window")
     cpu.add_argument("--rounds", type=int, default=3, help="windows a side (the median is kept)")
-    cpu.add_argument("--clients", type=int, default=4, help="concurrent clients")
+    cpu.add_argument("--clients", type=int, default=8, help="concurrent clients")
     cpu.add_argument("--json", type=Path, dest="json_path")
     for command in (bench, cpu):
         command.add_argument(

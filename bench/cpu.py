@@ -4,14 +4,17 @@ with the store stubbed, beside a bare endpoint returning the same bytes.
 Three Uvicorn servers run at once, one worker each: newsgraph's app with
 compiled execution on, the same with it off (both on :mod:`bench.stubbed`,
 whose store answers from memory), and a bare Starlette endpoint
-(:func:`bench.bare.create_precomputed_app`). A few httpx clients in this
-process send one query back to back for a window; the server's CPU time over
-the window (user + system, all its threads, from ``/proc/<pid>/stat``) over
-the requests it answered is its CPU per request. CPU time rather than
-requests per second: on a shared machine the clients (Python too) and other
-work take cores from the server, which slows it but does not make its
-requests cost more. Windows of the variants alternate, a few rounds, and each
-reports its median.
+(:func:`bench.bare.create_precomputed_app`). Concurrent httpx clients in
+this process (8: enough to keep the API's worker busy on two cores; the
+``server_busy`` column, server CPU seconds per wall second, says whether they
+did) send one query back to back for a window; the server's CPU time over the
+window (user + system, all its threads, from ``/proc/<pid>/stat``) over the
+requests it answered is its CPU per request. CPU time rather than requests
+per second: on a shared machine the clients and other work take cores from
+the server, which slows it down far more than it makes each request cost. (No
+Python client keeps the bare endpoint busy: its figure is per request all the
+same.) The variants' windows alternate, a few rounds, and each reports its
+median.
 
 The stubbed answers are checked twice: before timing, each server's answer to
 each query must be the real app's, byte for byte (the real app on the real
@@ -175,7 +178,7 @@ def cpu_scenario(
     size: int,
     seconds: float = 3.0,
     rounds: int = 3,
-    clients: int = 4,
+    clients: int = 8,
 ) -> list[Row]:
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
     query, with their ratio to ``cpu_bare`` on the same query's bytes."""

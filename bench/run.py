@@ -42,7 +42,7 @@ class CpuOptions:
 
     seconds: float = 3.0
     rounds: int = 3
-    clients: int = 4
+    clients: int = 8
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
