@@ -4,6 +4,7 @@ python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
+python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
 """
 
 from __future__ import annotations
@@ -53,11 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--clients", type=int, default=32, help="throughput clients")
     bench.add_argument("--seconds", type=float, default=10, help="throughput run length")
     bench.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path("bench/.corpus"),
-        help="where generated corpora are kept",
+        "--cpu-seconds", type=float, default=3, help="length of each cpu scenario window"
     )
+    bench.add_argument("--cpu-rounds", type=int, default=3, help="cpu scenario windows a side")
+    cpu = commands.add_parser(
+        "cpu", help="server CPU per request, store stubbed, beside a bare endpoint (alone)"
+    )
+    cpu.add_argument("--size", type=int, default=1000, help="the corpus the answers come from")
+    cpu.add_argument("--engine", choices=["wire", "embedded"], default="embedded")
+    cpu.add_argument("--seconds", type=float, default=3, help="length of each window")
+    cpu.add_argument("--rounds", type=int, default=3, help="windows a side (the median is kept)")
+    cpu.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    cpu.add_argument("--json", type=Path, dest="json_path")
+    for command in (bench, cpu):
+        command.add_argument(
+            "--workdir",
+            type=Path,
+            default=Path("bench/.corpus"),
+            help="where generated corpora are kept",
+        )
     args = parser.parse_args(argv)
 
     if args.command == "gen":
@@ -70,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.command == "run":
-        from bench.run import run
+        from bench.run import CpuOptions, run
 
         run(
             args.sizes,
@@ -80,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             args.clients,
             args.seconds,
             args.json_path,
+            CpuOptions(args.cpu_seconds, args.cpu_rounds),
         )
+        return 0
+    if args.command == "cpu":
+        from bench.run import CpuOptions, run_cpu
+
+        options = CpuOptions(args.seconds, args.rounds, args.clients)
+        run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
     if args.command == "hostile":
         from bench.hostile import run_hostile

@@ -1,5 +1,12 @@
-"""The throughput baseline: a bare Starlette endpoint that answers the front
-page with raw pymongo and orjson, no GraphQL. ``uvicorn --factory bench.bare:create_app``."""
+"""Bare Starlette endpoints, the baselines no GraphQL server can beat.
+
+``uvicorn --factory bench.bare:create_app``: the throughput baseline, which
+answers the front page with raw pymongo and orjson.
+
+``uvicorn --factory bench.bare:create_precomputed_app``: the ``cpu`` baseline,
+which answers ``POST /<query>`` with the real app's response to that query,
+encoded once beforehand: what serving those bytes over HTTP costs, and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.querying import Limits
+from bench.stubbed import Capture
 from core.config import Settings
 from core.store import connect
 
@@ -22,3 +30,14 @@ def create_app() -> Starlette:
         return Response(body, media_type="application/json")
 
     return Starlette(routes=[Route("/front", front_page, methods=["GET", "POST"])])
+
+
+def create_precomputed_app() -> Starlette:
+    """The answers of the capture named by ``NEWSGRAPH_BENCH_CAPTURE``."""
+    answers = Capture.from_env().answers
+
+    async def answer(request: Request) -> Response:
+        await request.body()  # read as the API reads its POST body
+        return Response(answers[request.path_params["query"]], media_type="application/json")
+
+    return Starlette(routes=[Route("/{query}", answer, methods=["POST"])])

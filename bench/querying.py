@@ -231,15 +231,22 @@ class Found:
     docs: list[dict[str, Any]]
 
 
+class Uncaptured(LookupError):
+    """A store call that a replaying :class:`MemoryGateway` has no answer for."""
+
+
 class MemoryGateway(Gateway):
     """The API's gateway with the store taken out of the timings: each distinct
     call (by :func:`call_key`) goes to the store once, and is answered from
-    memory with what the store said from then on."""
+    memory with what the store said from then on. One ``replaying`` answers
+    only from memory (a server replaying what another process captured): a call
+    it was not given fails, so a stubbed answer is never made up."""
 
-    def __init__(self, store: Store, op_timeout_ms: int) -> None:
+    def __init__(self, store: Store, op_timeout_ms: int, *, replaying: bool = False) -> None:
         super().__init__(store, op_timeout_ms)
         self.found: dict[bytes, Found] = {}
         self.counted: dict[bytes, int] = {}
+        self.replaying = replaying
 
     async def find(
         self,
@@ -251,6 +258,8 @@ class MemoryGateway(Gateway):
     ) -> list[dict[str, Any]]:
         key = call_key("find", collection, query, projection, sort, limit)
         if key not in self.found:
+            if self.replaying:
+                raise Uncaptured(f"find on {collection}: {query!r}")
             docs = await super().find(collection, query, projection, sort, limit)
             self.found[key] = Found(collection, query, projection, sort, limit, docs)
         return self.found[key].docs
@@ -258,6 +267,8 @@ class MemoryGateway(Gateway):
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         key = call_key("count", collection, query)
         if key not in self.counted:
+            if self.replaying:
+                raise Uncaptured(f"count on {collection}: {query!r}")
             self.counted[key] = await super().count(collection, query)
         return self.counted[key]
 

@@ -63,7 +63,22 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p99
 
 
+#: Rows of the ``cpu`` scenario (bench/cpu.py), shown in a table of their own:
+#: CPU per request, not latency.
+CPU_SCENARIOS = ("cpu_compiled", "cpu", "cpu_bare")
+
+
 def render(rows: list[Row], console: Console | None = None) -> None:
+    console = console or Console(width=140)
+    timed = [row for row in rows if row.scenario not in CPU_SCENARIOS]
+    if timed or not rows:
+        _render_timed(timed, console)
+    cpu = [row for row in rows if row.scenario in CPU_SCENARIOS]
+    if cpu:
+        _render_cpu(cpu, console)
+
+
+def _render_timed(rows: list[Row], console: Console) -> None:
     table = Table(title="newsgraph benchmark", title_justify="left")
     for column in (
         "scenario",
@@ -92,11 +107,40 @@ def render(rows: list[Row], console: Console | None = None) -> None:
             row.target or "",
             result,
         )
-    console = console or Console(width=140)
     console.print(table)
     for row in rows:
         if "skipped" in row.extra:
             console.print(f"{row.scenario} at {row.size:,}: {row.extra['skipped']}")
+
+
+def _render_cpu(rows: list[Row], console: Console) -> None:
+    table = Table(
+        title="server CPU per request (one Uvicorn worker, store stubbed)", title_justify="left"
+    )
+    for column in (
+        "scenario",
+        "query",
+        "size",
+        "cpu ms/req",
+        "bare ms/req",
+        "ratio",
+        "server busy",
+        "requests",
+    ):
+        table.add_column(column, justify="left" if column in ("scenario", "query") else "right")
+    for row in rows:
+        extra = row.extra
+        table.add_row(
+            row.scenario,
+            extra.get("query", ""),
+            f"{row.size:,}",
+            _num(extra.get("cpu_ms_per_request"), 3),
+            _num(extra.get("bare_cpu_ms_per_request"), 3),
+            _num(row.ratio, 2),
+            _num(extra.get("server_busy"), 2),
+            f"{extra.get('requests', 0):,}",
+        )
+    console.print(table)
 
 
 def write_json(rows: list[Row], path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import cpu_scenario
 from bench.gen import generate
 from bench.loading import embedded_load_growth, loading
 from bench.querying import execution_scenario, query_scenarios, run_async
@@ -13,8 +15,9 @@ from bench.report import Row, render, write_json
 from bench.throughput import throughput
 from core.config import Settings
 from core.store import connect
+from loaders import load_paths
 from loaders.pipeline import TRUST_NS
-from testing.wire import find_wire_server
+from testing.wire import WireServer, find_wire_server
 
 QUERY_SCENARIOS = ("front_page", "mobile", "filtered", "search", "facets")
 
@@ -33,6 +36,29 @@ def corpus_for(size: int, workdir: Path, seed: int = 1) -> Path:
     return folder
 
 
+@dataclass
+class CpuOptions:
+    """The ``cpu`` scenario's windows (see :func:`bench.cpu.cpu_scenario`)."""
+
+    seconds: float = 3.0
+    rounds: int = 3
+    clients: int = 8
+
+
+def _store_uri(engine: str) -> tuple[str, WireServer | None]:
+    """``MONGODB_URI`` for the engine: empty for the embedded one; for the wire,
+    the environment's, else a throwaway server's (returned, to be stopped)."""
+    if engine != "wire":
+        return "", None
+    uri = os.environ.get("MONGODB_URI", "")
+    if uri:
+        return uri, None
+    server, how = find_wire_server()
+    if server is None:
+        raise SystemExit(f"no wire server: {how}")
+    return server.uri, server
+
+
 def run(
     sizes: list[int],
     engine: str,
@@ -41,16 +67,10 @@ def run(
     clients: int = 32,
     seconds: float = 10.0,
     json_path: Path | None = None,
+    cpu: CpuOptions | None = None,
 ) -> list[Row]:
-    server = None
-    uri = ""
-    if engine == "wire":
-        uri = os.environ.get("MONGODB_URI", "")
-        if not uri:
-            server, how = find_wire_server()
-            if server is None:
-                raise SystemExit(f"no wire server: {how}")
-            uri = server.uri
+    cpu = cpu or CpuOptions()
+    uri, server = _store_uri(engine)
     rows: list[Row] = []
     loader_rss: dict[int, float] = {}
     try:
@@ -67,6 +87,11 @@ def run(
                 loader_rss[size] = rss
             rows += run_async(query_scenarios(store, settings, size, engine, reps))
             rows += run_async(execution_scenario(store, settings, size, engine, reps))
+            if size == min(sizes):
+                # Once a run: with the store stubbed the server does the same
+                # work at every size (a page of 20; a story and its 0-6 related
+                # stories), and on every engine.
+                rows += cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
             if engine == "wire":
                 slow = _too_slow_for_throughput(rows, size, clients, seconds)
                 if slow:
@@ -96,6 +121,30 @@ def run(
         if server is not None:
             server.stop()
         # Even when a scenario fails: an hour's measurements are not thrown away.
+        render(rows)
+        if json_path:
+            write_json(rows, json_path)
+    return rows
+
+
+def run_cpu(
+    size: int, engine: str, workdir: Path, cpu: CpuOptions, json_path: Path | None = None
+) -> list[Row]:
+    """``python -m bench cpu``: the ``cpu`` scenario alone, on a corpus of
+    ``size`` loaded into the engine (embedded by default: nothing to install,
+    and the store is stubbed while timing anyway)."""
+    uri, server = _store_uri(engine)
+    rows: list[Row] = []
+    try:
+        settings = Settings(mongodb_uri=uri, db_name=f"bench_cpu_{size}")
+        store = connect(settings)
+        store.db.client.drop_database(settings.db_name)
+        report = load_paths(store, [corpus_for(size, workdir)], settings)
+        assert report.ok, report.failures[:3]
+        rows = cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
+    finally:
+        if server is not None:
+            server.stop()
         render(rows)
         if json_path:
             write_json(rows, json_path)

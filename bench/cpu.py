@@ -1,0 +1,233 @@
+"""Server CPU per request: what one request costs the server process itself,
+with the store stubbed, beside a bare endpoint returning the same bytes.
+
+Three Uvicorn servers run at once, one worker each: newsgraph's app with
+compiled execution on, the same with it off (both on :mod:`bench.stubbed`,
+whose store answers from memory), and a bare Starlette endpoint
+(:func:`bench.bare.create_precomputed_app`). Concurrent httpx clients in
+this process (8: enough to keep the API's worker busy on two cores; the
+``server_busy`` column, server CPU seconds per wall second, says whether they
+did) send one query back to back for a window; the server's CPU time over the
+window (user + system, all its threads, from ``/proc/<pid>/stat``) over the
+requests it answered is its CPU per request. CPU time rather than requests
+per second: on a shared machine the clients and other work take cores from
+the server, which slows it down far more than it makes each request cost. (No
+Python client keeps the bare endpoint busy: its figure is per request all the
+same.) The variants' windows alternate, a few rounds, and each reports its
+median.
+
+The stubbed answers are checked twice: before timing, each server's answer to
+each query must be the real app's, byte for byte (the real app on the real
+store, in this process); while timing, every response must be those bytes
+again, or the run fails. So a stub that skipped work could not pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2 as httpx
+import orjson
+from starlette.applications import Starlette
+
+from api.app import create_app
+from bench.queries import FRONT_PAGE, MOBILE
+from bench.querying import MemoryGateway
+from bench.report import Row
+from bench.stubbed import CAPTURE_ENV, Capture
+from core.config import Settings
+from core.store import Store
+from testing.live import serving
+
+#: Sent with every request: responses uncompressed, so the servers are
+#: compared on serving the answer, not on gzip (the API compresses responses
+#: over 1 kB for clients that accept it; the bare endpoint does not).
+HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
+#: Each server's first window, untimed: plans compiled, caches filled.
+WARMUP_S = 1.0
+
+
+class WrongAnswer(AssertionError):
+    """A stubbed server answered other than the real app."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) that process ``pid`` has used."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # Fields after the command name, which is in parentheses and may hold
+        # spaces: the 14th and 15th of the line (utime, stime) are 11th and 12th.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Variant:
+    """One server answering one query: its windows' CPU ms per request."""
+
+    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_bare
+    query: str
+    url: str
+    pid: int
+    path: str
+    body: bytes
+    expected: bytes
+    cpu_ms: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)  # server CPU s per wall s
+    requests: int = 0
+
+
+def request_bodies(store: Store) -> dict[str, bytes]:
+    """The two timed queries, as the clients post them: the front page, and
+    the mobile query on a story with related stories (as ``execution``)."""
+    sample = store.articles.find_one(
+        {"published": True, "related.2": {"$exists": True}}, {"_id": 1}
+    ) or store.articles.find_one({"published": True}, {"_id": 1})
+    assert sample is not None, "the corpus has no published article"
+    return {
+        "front_page": orjson.dumps({"query": FRONT_PAGE}),
+        "mobile": orjson.dumps({"query": MOBILE, "variables": {"id": sample["_id"]}}),
+    }
+
+
+async def _answers(app: Starlette, bodies: dict[str, bytes]) -> dict[str, bytes]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        answers = {}
+        for name, body in bodies.items():
+            response = await client.post("/graphql", content=body, headers=HEADERS)
+            assert response.status_code == 200, response.text
+            assert b'"errors"' not in response.content, response.text
+            answers[name] = response.content
+    return answers
+
+
+async def capture(
+    store: Store, settings: Settings, bodies: dict[str, bytes]
+) -> tuple[Capture, dict[bool, dict[str, bytes]]]:
+    """Every store call the queries make, with compiled execution on and off,
+    and the real app's answers in each mode (by ``compiled``)."""
+    recorder = MemoryGateway(store, settings.store_op_timeout_ms)
+    real = {}
+    for compiled in (True, False):
+        mode = dataclasses.replace(settings, compiled=compiled)
+        real[compiled] = await _answers(create_app(mode, store), bodies)
+        await _answers(create_app(mode, gateway=recorder), bodies)
+    return Capture(recorder.found, recorder.counted, real[True]), real
+
+
+async def _window(variant: Variant, clients: int, seconds: float) -> tuple[float, float, int]:
+    """``clients`` clients posting the variant's query back to back for about
+    ``seconds``: the server's CPU seconds, the wall seconds, the answers. Each
+    client waits for its last answer, so every request the server served in
+    the window is counted."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    served = wrong = 0
+    async with httpx.AsyncClient(base_url=variant.url, timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            nonlocal served, wrong
+            while time.monotonic() < deadline:
+                response = await client.post(variant.path, content=variant.body, headers=HEADERS)
+                served += 1
+                wrong += response.status_code != 200 or response.content != variant.expected
+
+        cpu_started, started = cpu_seconds(variant.pid), time.monotonic()
+        deadline = started + seconds
+        await asyncio.gather(*(one() for _ in range(clients)))
+        cpu, wall = cpu_seconds(variant.pid) - cpu_started, time.monotonic() - started
+    if wrong:
+        raise WrongAnswer(f"{variant.scenario} {variant.query}: {wrong} of {served} answers wrong")
+    return cpu, wall, served
+
+
+async def _measure(variants: list[Variant], clients: int, seconds: float, rounds: int) -> None:
+    for variant in variants:
+        await _window(variant, clients, min(WARMUP_S, seconds))
+    for r in range(rounds):
+        # Each round in another order, so no variant always follows the same one.
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+            cpu, wall, served = await _window(variant, clients, seconds)
+            variant.cpu_ms.append(cpu * 1000 / served)
+            variant.busy.append(cpu / wall)
+            variant.requests += served
+
+
+async def _check(variants: list[Variant]) -> None:
+    """Each server's answer, before any timing, is the real app's."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        for v in variants:
+            response = await client.post(v.url + v.path, content=v.body, headers=HEADERS)
+            if response.content != v.expected:
+                raise WrongAnswer(
+                    f"{v.scenario} {v.query} answered {response.content[:300]!r}, "
+                    f"the real app {v.expected[:300]!r}"
+                )
+
+
+def cpu_scenario(
+    store: Store,
+    settings: Settings,
+    size: int,
+    seconds: float = 3.0,
+    rounds: int = 3,
+    clients: int = 8,
+) -> list[Row]:
+    """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
+    query, with their ratio to ``cpu_bare`` on the same query's bytes."""
+    bodies = request_bodies(store)
+    captured, real = asyncio.run(capture(store, settings, bodies))
+    uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+        path = Path(tmp) / "capture.pickle"
+        captured.save(path)
+        variants = []
+        for scenario, target, compiled in (
+            ("cpu_compiled", "bench.stubbed:create_app", True),
+            ("cpu", "bench.stubbed:create_app", False),
+            ("cpu_bare", "bench.bare:create_precomputed_app", True),
+        ):
+            env = {CAPTURE_ENV: str(path), "NEWSGRAPH_COMPILED": str(compiled).lower()}
+            url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
+            for query, body in bodies.items():
+                bare = scenario == "cpu_bare"
+                path_ = f"/{query}" if bare else "/graphql"
+                expected = real[compiled][query]
+                variants.append(Variant(scenario, query, url, pid, path_, body, expected))
+        asyncio.run(_check(variants))
+        asyncio.run(_measure(variants, clients, seconds, rounds))
+    return _rows(variants, size, clients, seconds)
+
+
+def _rows(variants: list[Variant], size: int, clients: int, seconds: float) -> list[Row]:
+    bare = {v.query: statistics.median(v.cpu_ms) for v in variants if v.scenario == "cpu_bare"}
+    rows = []
+    for v in variants:
+        cpu_ms = statistics.median(v.cpu_ms)
+        rows.append(
+            Row(
+                v.scenario,
+                size,
+                "memory",  # the store stubbed: no engine is asked while timing
+                ratio=None if v.scenario == "cpu_bare" else cpu_ms / bare[v.query],
+                extra={
+                    "query": v.query,
+                    "cpu_ms_per_request": cpu_ms,
+                    "bare_cpu_ms_per_request": bare[v.query],
+                    "cpu_ms_rounds": v.cpu_ms,
+                    "server_busy": statistics.median(v.busy),
+                    "requests": v.requests,
+                    "clients": clients,
+                    "window_s": seconds,
+                    "answers_checked": True,
+                },
+            )
+        )
+    return rows

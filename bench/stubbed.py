@@ -1,0 +1,99 @@
+"""newsgraph's real app with its store stubbed, for the ``cpu`` scenario:
+``uvicorn --factory bench.stubbed:create_app``, run in its own process so its
+CPU time is its own.
+
+The benchmark process captures every store call the timed queries make (by
+:class:`bench.querying.MemoryGateway`, from a real corpus) and saves them with
+the answers the real app gave (:class:`Capture`); this process replays them.
+Everything but the store call is the app's own code: HTTP, middleware,
+GraphQL, the gateway's bookkeeping (store-call counts in the cost extension,
+the request's deadline), JSON encoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from api.app import create_app as create_api
+from bench.querying import Found, MemoryGateway
+from core.config import Settings
+from core.store import Store, connect
+
+#: Names the file :meth:`Capture.save` wrote, for the server processes.
+CAPTURE_ENV = "NEWSGRAPH_BENCH_CAPTURE"
+
+
+@dataclass
+class Capture:
+    """What a stubbed server needs: the store's answer to each call, and the
+    real app's response body to each query (by name), which the bare endpoint
+    returns and every stubbed answer is checked against."""
+
+    found: dict[bytes, Found]
+    counted: dict[bytes, int]
+    answers: dict[str, bytes]
+
+    def save(self, path: Path) -> None:
+        # pickle, not BSON: the documents come back exactly as the driver gave
+        # them (timezone-aware datetimes included). Written and read by this
+        # benchmark only.
+        path.write_bytes(pickle.dumps(self))
+
+    @classmethod
+    def load(cls, path: Path) -> Capture:
+        capture = pickle.loads(path.read_bytes())
+        assert isinstance(capture, cls), type(capture)
+        return capture
+
+    @classmethod
+    def from_env(cls) -> Capture:
+        return cls.load(Path(os.environ[CAPTURE_ENV]))
+
+
+class StubGateway(MemoryGateway):
+    """Answers from a :class:`Capture` only, each answer handed back through
+    :meth:`Gateway.run` as a store call would be, so that the request's
+    bookkeeping costs what it does in the real app: only the store is gone (on
+    a wire store, also the worker-thread hop each call makes)."""
+
+    def __init__(self, store: Store, op_timeout_ms: int, capture: Capture) -> None:
+        super().__init__(store, op_timeout_ms, replaying=True)
+        self.found = capture.found
+        self.counted = capture.counted
+
+    async def find(
+        self,
+        collection: str,
+        query: dict[str, Any],
+        projection: dict[str, int] | None = None,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 0,
+    ) -> list[dict[str, Any]]:
+        docs = await super().find(collection, query, projection, sort, limit)
+        return await self.run(_given, docs)
+
+    async def count(self, collection: str, query: dict[str, Any]) -> int:
+        counted = await super().count(collection, query)
+        return await self.run(_given, counted)
+
+
+def _given(value: Any) -> Any:
+    return value
+
+
+def create_app() -> Starlette:
+    """The app with settings from the environment (``NEWSGRAPH_COMPILED``
+    among them), over an empty embedded store that is never asked: the
+    gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``.
+    The embedded engine also makes the gateway call inline, as it would not
+    for a wire store."""
+    settings = dataclasses.replace(Settings.from_env(), mongodb_uri="")
+    gateway = StubGateway(connect(settings), settings.store_op_timeout_ms, Capture.from_env())
+    return create_api(settings, gateway=gateway)

@@ -1,0 +1,75 @@
+"""The ``cpu`` scenario (bench/cpu.py) at a tiny size and duration: its rows are
+there and sane, and its answers were checked. No timing is asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bench.cpu import cpu_scenario, cpu_seconds
+from bench.gen import generate
+from bench.querying import Uncaptured
+from bench.report import CPU_SCENARIOS, render
+from bench.stubbed import Capture, StubGateway
+from core.config import Settings
+from core.store import connect
+from loaders import load_paths
+
+
+def test_cpu_seconds_counts_this_process_working() -> None:
+    before = cpu_seconds(os.getpid())
+    started = time.process_time()
+    while time.process_time() - started < 0.1:
+        pass
+    assert cpu_seconds(os.getpid()) > before
+
+
+def test_the_stub_refuses_a_store_call_it_was_not_given() -> None:
+    """So a stubbed server cannot answer from documents it made up."""
+    settings = Settings(db_name=f"t_{uuid.uuid4().hex[:12]}")
+    gateway = StubGateway(connect(settings), 1000, Capture({}, {}, {}))
+    with pytest.raises(Uncaptured):
+        asyncio.run(gateway.find("articles", {"published": True}))
+    with pytest.raises(Uncaptured):
+        asyncio.run(gateway.count("articles", {}))
+
+
+def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
+    tmp_path: Path,
+) -> None:
+    size = 60
+    generate(size, tmp_path / "corpus")
+    settings = Settings(db_name=f"t_{uuid.uuid4().hex[:12]}")
+    store = connect(settings)
+    try:
+        assert load_paths(store, [tmp_path / "corpus"], settings).ok
+        rows = cpu_scenario(store, settings, size, seconds=0.5, rounds=1, clients=2)
+    finally:
+        store.db.client.drop_database(settings.db_name)
+
+    by = {(row.scenario, row.extra["query"]): row for row in rows}
+    assert set(by) == {(s, q) for s in CPU_SCENARIOS for q in ("front_page", "mobile")}
+    for row in rows:
+        assert (row.size, row.engine) == (size, "memory")
+        assert row.extra["answers_checked"] is True
+        assert row.extra["requests"] > 0
+        assert row.extra["cpu_ms_per_request"] > 0
+        assert row.extra["server_busy"] > 0
+        bare = by[("cpu_bare", row.extra["query"])].extra["cpu_ms_per_request"]
+        assert row.extra["bare_cpu_ms_per_request"] == bare
+        if row.scenario == "cpu_bare":
+            assert row.ratio is None
+        else:
+            assert row.ratio == pytest.approx(row.extra["cpu_ms_per_request"] / bare)
+
+    console = Console(record=True, width=140)
+    render(rows, console)
+    text = console.export_text()
+    assert "server CPU per request" in text and "newsgraph benchmark" not in text
+    assert all(scenario in text for scenario in CPU_SCENARIOS)
