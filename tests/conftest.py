@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from anyio._backends._asyncio import WorkerThread
 
 from core.config import Settings
 from core.store import Store, connect
@@ -112,3 +115,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(
                 "NEWSGRAPH_REQUIRE_WIRE=1 but no test ran on the wire server", red=True
             )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Let the process exit: stop anyio's worker threads whose event loop is gone.
+
+    anyio stops a worker thread when the task it took for its loop's root task
+    ends. A thread started from a task that was already ending (graphql-core's
+    abandoned field tasks, cancelled as a test's ``asyncio.run`` closes its
+    loop) waits for work forever, and a non-daemon thread keeps the
+    interpreter from exiting: the suite passed, then hung until CI's limit.
+    """
+    for thread in threading.enumerate():
+        loop = getattr(thread, "loop", None)
+        if isinstance(thread, WorkerThread) and loop is not None and loop.is_closed():
+            with contextlib.suppress(queue.Full):
+                thread.queue.put_nowait(None)  # its own shutdown command

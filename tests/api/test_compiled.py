@@ -144,8 +144,12 @@ class Differential:
 
 
 def _answer(result: Any) -> dict[str, Any]:
-    """What a client reads of a result: data, and each error as sent."""
-    return {"data": result.data, "errors": [e.formatted for e in result.errors or []]}
+    """What a client reads of a result: data, and each error as sent. Errors in
+    a stable order: ordinary execution orders them as its concurrent fields
+    happen to finish, which a slow store changes from one run to the next (the
+    spec gives their order no meaning)."""
+    errors = sorted((e.formatted for e in result.errors or []), key=repr)
+    return {"data": result.data, "errors": errors}
 
 
 @pytest.fixture
