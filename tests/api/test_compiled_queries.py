@@ -95,9 +95,7 @@ class Builder:
         # node/nodes (abstract: left to ordinary execution) in fewer operations,
         # so that most of them test plans.
         weighted = [n for n in names for _ in range(1 if n in ABSTRACT_ROOTS else 4)]
-        picked = self.draw(
-            st.lists(st.sampled_from(weighted), min_size=1, max_size=6, unique=True)
-        )
+        picked = self.draw(st.lists(st.sampled_from(weighted), min_size=1, max_size=6, unique=True))
         parts = [self.field(type_, name, depth) for name in picked]
         if self.draw(st.integers(0, 5)) == 0:
             parts.append("__typename")
