@@ -235,6 +235,9 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], log_level: str) -
         log_level=log_level,
         log_config=log_config(log_level),
         access_log=False,  # newsgraph.access logs each request, with its timing
+        # A WebSocket message over the limit is refused before it is buffered
+        # whole (the app refuses it too, under any server).
+        ws_max_size=settings.max_body_bytes,
     )
 
 
