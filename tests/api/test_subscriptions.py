@@ -8,13 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pymongo.errors
 import pytest
 from gql import Client
@@ -28,6 +34,7 @@ from core.indexes import ARTICLES, LOADER
 from core.store import Store
 from loaders import load_paths
 from loaders.watch import watch_paths
+from testing.live import running_server
 from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.slow import serving
 from tests.api.test_indexes import backing_index
@@ -656,3 +663,46 @@ def test_a_subscription_outlives_its_transport_errors(store, settings):
                         pass
 
         run(scenario())
+
+
+# -- a loader in another process --------------------------------------------------------
+
+
+@pytest.mark.wire
+def test_a_loader_in_another_process_is_heard_by_a_server_in_another(wire_server, tmp_path):
+    """`newsgraph load --watch` and `newsgraph serve` as separate processes,
+    sharing nothing but the database, as on separate hosts."""
+    env = {
+        "MONGODB_URI": wire_server.uri,
+        "NEWSGRAPH_DB": f"t_{uuid.uuid4().hex[:12]}",
+        "NEWSGRAPH_SUBSCRIPTION_POLL_MS": "200",
+    }
+    write_article(tmp_path, "first.md", webUrl=web_url("first"))
+    loader = subprocess.Popen(
+        [sys.executable, "-m", "newsgraph", "load", "--json", "--watch", str(tmp_path)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert loader.stdout is not None
+        first = orjson.loads(loader.stdout.readline())  # the first load's report
+        assert first["inserted"] == 1
+        with running_server(env) as (url, _):
+
+            async def scenario() -> None:
+                listener = Listener(url).start()
+                await subscribed(url, 1)
+                write_article(tmp_path, "second.md", webUrl=web_url("second"), title='"Far"')
+                (article,) = await listener.until(1, timeout=30)
+                assert article["title"] == "Far"
+                await listener.stop()
+
+            run(scenario())
+    finally:
+        loader.send_signal(signal.SIGINT)
+        try:
+            loader.wait(10)
+        except subprocess.TimeoutExpired:
+            loader.kill()
+            loader.wait()
