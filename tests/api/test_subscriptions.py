@@ -26,9 +26,14 @@ import pytest
 from gql import Client
 from gql import gql as document
 from gql.transport.exceptions import TransportQueryError
+from graphql import parse
 
 from api.app import create_app
+from api.compiled import Plans
+from api.context import Context
 from api.data import Gateway
+from api.plan import Unplannable
+from api.schema import build_schema
 from core.config import Settings
 from core.indexes import ARTICLES, LOADER
 from core.store import Store
@@ -585,6 +590,22 @@ def test_subscriptions_run_beside_compiled_queries(store, settings, tmp_path, co
             }
 
         run(scenario())
+
+
+def test_compiled_plans_decline_a_subscription_before_reading_its_variables(store):
+    query = "subscription($f: ArticleFilter) { articlePublished(filter: $f) { id } }"
+    plans = Plans()
+    with pytest.raises(Unplannable, match="subscription operations are not planned"):
+        run(
+            plans.execute(
+                build_schema(),
+                query,
+                parse(query),
+                {"f": "not an object"},  # coercing would have made an error result
+                None,
+                Context(Gateway(store, 5000)),
+            )
+        )
 
 
 def test_a_subscription_over_http_is_told_where_to_go(client):
