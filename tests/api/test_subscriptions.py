@@ -727,3 +727,21 @@ def test_a_loader_in_another_process_is_heard_by_a_server_in_another(wire_server
         except subprocess.TimeoutExpired:
             loader.kill()
             loader.wait()
+
+
+def test_serve_watch_feeds_subscribers_on_the_embedded_engine(tmp_path):
+    """The embedded engine lives in the server's process: `serve --load DIR
+    --watch` loads the folder's changes there."""
+    write_article(tmp_path, "first.md", webUrl=web_url("first"))
+    env = {"MONGODB_URI": "", "NEWSGRAPH_SUBSCRIPTION_POLL_MS": "200"}
+    with running_server(env, "--load", str(tmp_path), "--watch") as (url, _):
+
+        async def scenario() -> None:
+            listener = Listener(url).start()
+            await subscribed(url, 1)
+            write_article(tmp_path, "second.md", webUrl=web_url("second"), title='"Near"')
+            (article,) = await listener.until(1, timeout=30)
+            assert article["title"] == "Near"
+            await listener.stop()
+
+        run(scenario())
