@@ -43,8 +43,9 @@ from testing.live import running_server
 from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.slow import serving
 from tests.api.test_indexes import backing_index
-from tests.api.wsclient import Raw, metric, subscribed, transport
+from tests.api.wsclient import Raw, metric, subscribed, transport, ws_url
 from tests.articles import article_text, web_url, write_article
+from tests.clients.readme import snippets
 from tests.loaders.test_watch import watching
 from tests.waiting import eventually
 
@@ -743,5 +744,40 @@ def test_serve_watch_feeds_subscribers_on_the_embedded_engine(tmp_path):
             (article,) = await listener.until(1, timeout=30)
             assert article["title"] == "Near"
             await listener.stop()
+
+        run(scenario())
+
+
+def test_the_readme_s_gql_snippet_receives_what_its_filter_selects(store, settings, tmp_path):
+    # The README's subscription snippet, run as written (its address and token
+    # replaced): an admin's session that prints each matching article's title.
+    code = snippets()["gql-subscribe"].code
+    assert "ws://127.0.0.1:8000/graphql" in code and "<token>" in code
+    with server(store, settings) as url:
+        code = code.replace("ws://127.0.0.1:8000/graphql", ws_url(url))
+        code = code.replace("<token>", ADMIN_TOKEN)
+        body = "".join(f"    {line}\n" for line in code.splitlines())
+        printed: list[str] = []
+        scope: dict[str, Any] = {"print": printed.append}
+        exec(f"async def snippet():\n{body}", scope)
+
+        async def scenario() -> None:
+            task = asyncio.create_task(scope["snippet"]())
+            await subscribed(url, 1)
+            write_article(tmp_path, "a.md", webUrl=web_url("a"), topics="[Energy]", quality="20")
+            write_article(
+                tmp_path, "b.md", webUrl=web_url("b"), topics="[Energy]", quality="70",
+                title='"Grid Storage Doubles"', published="false",
+            )  # fmt: skip
+            await load(store, settings, tmp_path)
+            deadline = time.monotonic() + WAIT_S
+            while not printed:
+                assert not task.done(), task
+                assert time.monotonic() < deadline, "the snippet printed nothing"
+                await asyncio.sleep(0.02)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            # Unpublished, but the snippet's session is the admin's; the other is filtered out.
+            assert printed == ["Grid Storage Doubles"]
 
         run(scenario())
