@@ -1,6 +1,7 @@
 """The GraphQL API over the article store.
 
 What clients see: ``types`` (the object types), ``query`` (the root ``Query``),
+``subscription`` (the root ``Subscription``: articles as they become news),
 ``filters`` (typed filter and order inputs -> one MongoDB query), ``pagination``
 (cursors and connections), ``scalars`` (``DateTime``), ``schema`` (assembly,
 limits and caches; ``schema.graphql`` is its SDL), ``caches`` (parsed and
@@ -23,7 +24,10 @@ for store calls; load shed with 503 past them), ``requests`` (invented methods
 refused, HEAD and media types made regular), ``media`` (the response's media
 type by ``Accept``, and its status codes), ``incremental`` (``@defer`` and
 ``@stream`` as ``multipart/mixed``, or the whole answer at once), ``limits`` (request size, before
-parsing), ``persisted`` (automatic persisted queries), ``caching`` (ETag and
+parsing), ``persisted`` (automatic persisted queries), ``websocket`` (subscriptions
+over graphql-transport-ws, bounded), ``feed`` (one poll of the store per
+worker, fanned out to its subscriptions), ``matcher`` (a filter evaluated in
+memory), ``caching`` (ETag and
 Cache-Control for GET), ``observe`` (one JSON log line per request),
 ``metrics`` (Prometheus at ``/metrics``), ``explorer`` (GraphiQL, served locally).
 """

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from api import deadline, incremental, observe
@@ -42,12 +44,14 @@ from api.data import Gateway
 from api.deadline import RequestGuard
 from api.errors import error_code
 from api.explorer import Explorer
+from api.feed import Feed
 from api.limits import BodyLimit
 from api.media import GRAPHQL_RESPONSE, JSON, is_request_error, negotiate
 from api.metrics import Metrics
 from api.requests import RegularRequests
 from api.schema import build_schema
 from api.slots import RETRY_AFTER_S, StoreSlots
+from api.websocket import Connection, Connections, Socket
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
 
@@ -61,17 +65,30 @@ MAX_OPERATION_NAME = 200
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view with newsgraph's context and a faster encoder."""
+    """Strawberry's ASGI view with newsgraph's context and a faster encoder;
+    subscriptions over WebSocket (``api.websocket``) at the same path."""
 
-    def __init__(self, settings: Settings, gateway: Gateway, explorer: Explorer) -> None:
+    graphql_transport_ws_handler_class = Connection
+    websocket_adapter_class = Socket
+
+    def __init__(
+        self, settings: Settings, gateway: Gateway, explorer: Explorer, feed: Feed
+    ) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.introspection else None,
             allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
+            max_subscriptions_per_connection=None,  # api.websocket counts them
+            # A browser page on another origin may subscribe as it may query.
+            allowed_origins=cors_origins(settings),
         )
         self.settings = settings
         self.gateway = gateway
         self.explorer = explorer
+        self.feed = feed
+        self.connections = Connections(settings.ws_connections_max)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:
@@ -234,7 +251,14 @@ def create_app(
         gateway = Gateway(store, settings.store_op_timeout_ms, slots)
     store, slots = gateway.store, gateway.slots
     explorer = Explorer(Path(settings.graphiql_assets) if settings.graphiql_assets else None)
-    graphql = GraphQLApp(settings, gateway, explorer)
+    feed = Feed(
+        gateway,
+        settings.subscription_poll_ms,
+        settings.subscription_queue,
+        settings.subscriptions_max,
+        settings.request_timeout_ms,
+    )
+    graphql = GraphQLApp(settings, gateway, explorer, feed)
 
     async def healthz(request: Request) -> Response:
         # Liveness: the process serves requests. It touches no store, so an
@@ -262,10 +286,13 @@ def create_app(
         except StoreUnavailable as exc:
             log.warning("starting without the store: %s", exc)
         yield
+        await feed.close()
 
     metrics = Metrics()
+    metrics.follow(feed)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
@@ -273,7 +300,7 @@ def create_app(
         routes.append(Route("/graphiql/{name}", explorer.asset, methods=["GET"]))
     if settings.metrics:
         routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    origins = cors_origins(settings)
     middleware = [
         # Outermost, so it times and counts everything, refusals included.
         Middleware(observe.Observe, metrics=metrics, log_requests=settings.access_log),
@@ -293,6 +320,10 @@ def create_app(
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+def cors_origins(settings: Settings) -> list[str]:
+    return [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
 
 
 app: Starlette  # made on first access, by __getattr__ below

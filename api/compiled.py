@@ -18,7 +18,7 @@ from typing import Any
 
 import strawberry
 from cachetools import LRUCache
-from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode
+from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
@@ -87,6 +87,10 @@ class Plans:
         operation = get_operation_ast(document, operation_name)
         if operation is None or not isinstance(context, Context):
             raise Unplannable("no single operation, or not newsgraph's context")
+        if operation.operation is not OperationType.QUERY:
+            # A subscription runs once per article (strawberry subscribes,
+            # whatever result is set here); plans answer queries only.
+            raise Unplannable(f"{operation.operation.value} operations are not planned")
         if is_incremental(document, query):
             # Delivered in parts by ordinary execution. Never planned, so the
             # plan cached under this text is always that of the copy without

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from api.data import Gateway
+from api.feed import Feed, Owner
 from core.indexes import ARTICLES, Facet
 
 K = TypeVar("K")
@@ -46,6 +47,20 @@ class Context:
     _loaders: dict[Any, DataLoader[Any, Any]] = field(default_factory=dict)
     #: Memo for work that depends only on the query text (projections).
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: Over WebSocket: the worker's feed of news, and the connection that
+    #: holds the subscriptions (``api.feed``). None over HTTP.
+    feed: Feed | None = None
+    owner: Owner | None = None
+
+    def for_operation(self) -> Context:
+        """A context for one operation of a connection: who asks, and where
+        news comes from, but loaders of its own."""
+        return Context(self.gateway, self.admin, feed=self.feed, owner=self.owner)
+
+    def forget(self) -> None:
+        """Drop the batch loaders and what they hold: a subscription answers
+        each article afresh."""
+        self._loaders.clear()
 
     def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
         """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching

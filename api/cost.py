@@ -57,6 +57,7 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from api import observe
 from api.errors import QueryTooCostlyError
@@ -90,6 +91,9 @@ class Calls(enum.Enum):
     PER_PARENT = "per parent"
     #: Gathered by a DataLoader: one store call per batch.
     BATCHED = "batched"
+    #: An article from the worker's one poll for all subscriptions (api.feed):
+    #: no store call of its own. A subscription is priced per article it sends.
+    SHARED = "shared"
 
 
 #: Fields whose resolvers ask the store (see api/resolvers.py and
@@ -108,6 +112,7 @@ STORE_FIELDS: dict[tuple[str, str], Calls] = {
     ("Topic", "articleCount"): Calls.BATCHED,
     ("Query", "node"): Calls.BATCHED,
     ("Query", "nodes"): Calls.BATCHED,
+    ("Subscription", "articlePublished"): Calls.SHARED,
 }
 
 #: Batched fields that may form more than one batch a level: ``nodes`` loads
@@ -470,7 +475,8 @@ def _amount(n: int) -> str:
 
 class QueryCostExtension(SchemaExtension):
     """Prices each operation after validation and refuses, unexecuted, one
-    over budget; reports ``extensions.cost`` (requested, actual, budget)."""
+    over budget; reports ``extensions.cost`` (requested, actual, budget). A
+    subscription is priced as one query per article it sends."""
 
     def __init__(self, budget: Budget, costs: CostCache) -> None:
         self.budget = budget
@@ -492,11 +498,13 @@ class QueryCostExtension(SchemaExtension):
         self.calls_before = stats.store_calls if stats else None
         refusal = self.budget.refusal(self.cost)
         if refusal is not None:
+            error = GraphQLError(refusal, original_error=QueryTooCostlyError(refusal))
+            if context.operation_type is OperationType.SUBSCRIPTION:
+                # strawberry subscribes whatever the result says: raised
+                # here, the subscription fails before it starts instead.
+                raise error
             # strawberry executes only when no extension has set a result.
-            error = QueryTooCostlyError(refusal)
-            context.result = ExecutionResult(
-                data=None, errors=[GraphQLError(refusal, original_error=error)]
-            )
+            context.result = ExecutionResult(data=None, errors=[error])
         yield
 
     def get_results(self) -> dict[str, Any]:

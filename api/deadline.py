@@ -88,6 +88,14 @@ def current() -> Budget | None:
     return _current.get()
 
 
+def begin(limit_s: float) -> Budget:
+    """A budget for work that no HTTP request bounds (a subscription's answer
+    to one article), for the rest of the current task."""
+    budget = Budget.starting_now(limit_s)
+    _current.set(budget)
+    return budget
+
+
 class RequestGuard:
     """Pure ASGI middleware: a deadline and a disconnect watch for each HTTP request."""
 

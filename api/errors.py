@@ -80,6 +80,12 @@ class OverloadedError(ClientError):
         super().__init__(f"the server is busy; retry in {retry_after_s} s")
 
 
+class TooManySubscriptionsError(ClientError):
+    """A connection, or the worker, holds as many subscriptions as it may."""
+
+    code = "TOO_MANY_SUBSCRIPTIONS"
+
+
 class ClientClosedRequestError(ClientError):
     """The client hung up; nobody reads this, but the work it stops is real."""
 

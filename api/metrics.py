@@ -7,10 +7,18 @@ requests: run one worker per container and scrape each, as the README says.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
+
+if TYPE_CHECKING:  # api.feed reaches api.observe, which imports this module
+    from api.feed import Feed
 
 # Seconds; a front-page query is milliseconds on MongoDB, seconds on a slow store.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -52,5 +60,31 @@ class Metrics:
             registry=self.registry,
         )
 
+    def follow(self, feed: Feed) -> None:
+        """Count the subscriptions of ``feed`` (``api.feed``)."""
+        self.registry.register(_FeedCollector(feed))
+
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _FeedCollector(Collector):
+    """Read from the feed when scraped: it keeps its own counts."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily(
+            "newsgraph_subscriptions", "Subscriptions this worker serves now.", self.feed.count
+        )
+        yield CounterMetricFamily(
+            "newsgraph_subscription_polls",
+            "Polls of the store for news (one per interval while any subscription is open).",
+            self.feed.polls,
+        )
+        yield CounterMetricFamily(
+            "newsgraph_subscriptions_dropped",
+            "Subscriptions dropped because their client fell a whole queue behind.",
+            self.feed.dropped,
+        )

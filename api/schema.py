@@ -32,6 +32,7 @@ from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryEx
 from api.query import Query
 from api.scalars import DateTime
 from api.selections import SelectionLimiter
+from api.subscription import OverWebSocketOnly, Subscription
 from core.config import Settings
 
 log = logging.getLogger("newsgraph.api")
@@ -97,6 +98,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         lambda: DocumentCacheExtension(documents),
         lambda: SelectionLimiter(settings.max_selections, settings.max_field_repeats),
         lambda: PersistedQueryExtension(persisted),
+        OverWebSocketOnly,
         # Its on_execute runs after validation, so an invalid query gets
         # validation errors and only a valid one is priced (and maybe refused).
         lambda: QueryCostExtension(budget, costs),
@@ -111,6 +113,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     ]
     schema = Schema(
         query=Query,
+        subscription=Subscription,
         config=StrawberryConfig(
             default_resolver=read_field,
             scalar_map={datetime: DateTime},

@@ -55,7 +55,7 @@ class Settings:
     max_query_objects: int = 50_000
     #: Most store calls a query may need in the worst case (see api/cost.py).
     max_query_store_calls: int = 250
-    #: Largest request body the API reads (bytes).
+    #: Largest request body, or WebSocket message, the API reads (bytes).
     max_body_bytes: int = 100_000
     #: Whether the schema may be introspected (GraphiQL needs it).
     introspection: bool = True
@@ -85,6 +85,22 @@ class Settings:
     access_log: bool = True
     #: Whether queries are answered by compiled plans (api/compiled.py), not a resolver per field.
     compiled: bool = True
+    #: How often each worker asks the store what became news, for subscriptions (ms).
+    subscription_poll_ms: int = 1000
+    #: Articles one subscription may have waiting to be sent; a client that falls
+    #: this far behind is disconnected (close code 4008).
+    subscription_queue: int = 100
+    #: Most subscriptions one worker serves at once, over all its connections.
+    subscriptions_max: int = 1000
+    #: Most subscriptions one WebSocket connection may hold at once.
+    subscriptions_per_connection: int = 20
+    #: Most WebSocket connections one worker holds at once.
+    ws_connections_max: int = 1000
+    #: How long a new WebSocket connection may take to send connection_init (seconds).
+    ws_init_timeout_s: int = 10
+    #: How often the server pings each WebSocket client; one silent for two of
+    #: these is disconnected (seconds).
+    ws_keepalive_s: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -162,4 +178,11 @@ ENV_NAMES: dict[str, str] = {
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
     "compiled": "NEWSGRAPH_COMPILED",
+    "subscription_poll_ms": "NEWSGRAPH_SUBSCRIPTION_POLL_MS",
+    "subscription_queue": "NEWSGRAPH_SUBSCRIPTION_QUEUE",
+    "subscriptions_max": "NEWSGRAPH_SUBSCRIPTIONS_MAX",
+    "subscriptions_per_connection": "NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION",
+    "ws_connections_max": "NEWSGRAPH_WS_CONNECTIONS_MAX",
+    "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
+    "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",
 }

@@ -9,7 +9,8 @@ Besides the file's own fields, a stored document carries fields newsgraph derive
 all starting with an underscore so they can never clash with the file's:
 
 ``_id``      stable id from the normalized ``webUrl`` (see :func:`article_id`)
-``_source``  provenance: ``{path, hash, loadedAt, repaired}``
+``_source``  provenance: ``{path, hash, loadedAt, repaired, newsSeq}`` (the
+             last, when it last became news: see ``core.news``)
 ``_words``   folded words of title and excerpt, for search
 ``_titleWords``  folded words of the title alone, for relevance
 """

@@ -83,6 +83,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The loader's incremental check: which of these file hashes are stored?
         IndexModel([("_source.hash", ASC)], name="source_hash"),
         IndexModel([("_source.path", ASC)], name="source_path"),
+        # What became news since a subscription poll last looked (core.news),
+        # read in this order.
+        IndexModel([("_source.newsSeq", ASC), ("_id", ASC)], name="news_seq"),
         # Orders, each within the visible (published) set.
         IndexModel(
             [("published", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="published_date"

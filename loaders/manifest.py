@@ -40,7 +40,8 @@ from core.indexes import MANIFEST
 from core.store import Store
 
 #: Bumped when a row's shape changes: an older manifest is then rebuilt.
-VERSION = 1
+#: 2: rows end with the article's newsSeq (``core.news``).
+VERSION = 2
 #: Rows per segment when the manifest is rewritten.
 SEGMENT_ROWS = 5_000
 #: Segments beyond which the manifest is compacted.
@@ -48,8 +49,8 @@ MAX_SEGMENTS = 64
 _META = "meta"
 _SEGMENTS = {"_id": {"$gte": "seg-", "$lt": "seg-~"}}
 
-#: (_id, hash, path, published, domain, name, topics, size, mtime_ns, ctime_ns)
-#: of an article, or (_id,) of a deleted one.
+#: (_id, hash, path, published, domain, name, topics, size, mtime_ns, ctime_ns,
+#: newsSeq) of an article, or (_id,) of a deleted one.
 Row = list[Any]
 
 

@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
+from core.news import sequence
 from core.store import Store, StoreUnavailable, retrying
 from loaders.discover import discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
 from loaders.lease import Holding, Lease, LeaseError
 from loaders.manifest import Log
+from loaders.news import announce, stamp
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.paths import path_text
 from loaders.read import Skipped, Stat, content_hash, file_stat, read_file_stat
@@ -95,6 +97,8 @@ class Loader:
         self._generation = 0
         #: Whether the generation was bumped in the current holding of the lease.
         self._wrote = False
+        #: Batches of articles written in the current holding (``core.news``).
+        self._batches = 0
         #: Whether a loader wrote and did not rebuild the counts (it crashed).
         self._stale_facets = False
 
@@ -204,6 +208,7 @@ class Loader:
         """Tell other loaders this one writes (they read the manifest again)."""
         self._generation = self._lease.renew(bump=True).generation
         self._wrote = True
+        self._batches = 0
 
     def _catch_up(self, holding: Holding) -> None:
         """Read the store again if another loader wrote since the snapshot."""
@@ -329,20 +334,34 @@ class Loader:
 
         if docs or rechecked:
             self._hold(write=True)  # may re-read ``stored`` in place
+        news = 0  # the number of this write, if it makes any article news
+        if docs:
+            self._batches += 1
+            seq = sequence(self._generation, self._batches)
+            news = seq if stamp(docs, stored, seq) else 0
 
         def write() -> tuple[BatchResult, list[Row]]:
             result = write_batch(self.store, docs, stored, moved)
             rows: list[Row] = [
-                (doc["_id"], doc["_source"]["hash"], doc["_source"]["path"], facets_of(doc), st)
+                (
+                    doc["_id"],
+                    doc["_source"]["hash"],
+                    doc["_source"]["path"],
+                    facets_of(doc),
+                    st,
+                    doc["_source"]["newsSeq"],
+                )
                 for doc, st in ((docs[i], stats[i]) for i in result.inserted + result.updated)
             ]
             for _id, digest, path, st in rechecked:
-                known = stored.get(_id)
-                if known is None or known[0] != digest:
+                known, before = stored.get(_id), stored.news(_id)
+                if known is None or before is None or known[0] != digest:
                     continue  # deleted or changed by another loader since it was read
-                rows.append((_id, digest, path, known[2], st))
+                rows.append((_id, digest, path, known[2], st, before[1]))
             # After the articles: a crash between the two is caught (see _hold).
             self._log.append([manifest_row(row) for row in rows])
+            if news:  # after the articles too: readers fetch up to the marker
+                announce(self.store, news)
             return result, rows
 
         # Again from the start if the connection drops: a document the first

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from core.news import NEWS_SEQ
 from core.store import Store, retrying, unavailable_as_error
 from loaders.facets import FACET_FIELDS, Facets, facets_of
 from loaders.manifest import Log
@@ -45,7 +46,9 @@ CREATE TABLE article (
     published INTEGER NOT NULL, domain TEXT, name TEXT, topics TEXT NOT NULL,
     -- The file's (size, mtime_ns, ctime_ns) when its content was last found to
     -- be this; NULL when unknown or too fresh to trust (loaders.pipeline).
-    size INTEGER, mtime INTEGER, ctime INTEGER
+    size INTEGER, mtime INTEGER, ctime INTEGER,
+    -- The write that last made it news (core.news), carried by later writes.
+    news INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX article_hash ON article (hash);
 CREATE INDEX article_path ON article (path);
@@ -54,10 +57,10 @@ CREATE TABLE claim (id TEXT PRIMARY KEY, path TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE seen (path TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 _SCAN_BATCH = 10_000
-_UPSERT = "INSERT OR REPLACE INTO article VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT = "INSERT OR REPLACE INTO article VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
-#: (_id, content hash, path, facets, stat of the file or None)
-Row = tuple[str, str, str, Facets, Stat | None]
+#: (_id, content hash, path, facets, stat of the file or None, newsSeq)
+Row = tuple[str, str, str, Facets, Stat | None, int]
 
 
 class Stored:
@@ -131,7 +134,7 @@ class Stored:
     def _read(self, store: Store, keep: Callable[[], None]) -> None:
         self._db.execute("DELETE FROM article")
         with unavailable_as_error(store.where):
-            fields = {"_source.hash": 1, "_source.path": 1, **FACET_FIELDS}
+            fields = {"_source.hash": 1, "_source.path": 1, NEWS_SEQ: 1, **FACET_FIELDS}
             docs = store.articles.find({}, fields, batch_size=_SCAN_BATCH)
             while chunk := list(itertools.islice(docs, _SCAN_BATCH)):
                 self.record_many(map(_scanned, chunk))
@@ -161,15 +164,27 @@ class Stored:
         row = self._one("SELECT * FROM article WHERE id = ?", _id)
         return None if row is None else (row[1], row[2], _facets(row))
 
+    def news(self, _id: str) -> tuple[bool, int] | None:
+        """Whether the stored article is published, and the newsSeq it carries
+        (``core.news``); None if it is not stored."""
+        row = self._one("SELECT published, news FROM article WHERE id = ?", _id)
+        return None if row is None else (bool(row[0]), int(row[1]))
+
     def facets(self) -> Iterator[Facets]:
         """What each stored article contributes to the provider and topic counts."""
         return map(_facets, self._db.execute("SELECT * FROM article"))
 
     def record(
-        self, _id: str, content_hash: str, path: str, facets: Facets, stat: Stat | None = None
+        self,
+        _id: str,
+        content_hash: str,
+        path: str,
+        facets: Facets,
+        stat: Stat | None = None,
+        news: int = 0,
     ) -> None:
         """An article as it is now stored (just written, moved, or scanned)."""
-        self.record_many([(_id, content_hash, path, facets, stat)])
+        self.record_many([(_id, content_hash, path, facets, stat, news)])
 
     def record_many(self, rows: Iterable[Row]) -> None:
         self._db.executemany(_UPSERT, (_flatten(*row) for row in rows))
@@ -216,16 +231,24 @@ class Stored:
 
 def _scanned(doc: dict[str, Any]) -> Row:
     source = doc.get("_source") or {}
-    return doc["_id"], source.get("hash", ""), source.get("path", ""), facets_of(doc), None
+    news = source.get("newsSeq")
+    return (
+        doc["_id"],
+        source.get("hash", ""),
+        source.get("path", ""),
+        facets_of(doc),
+        None,
+        news if isinstance(news, int) else 0,  # written before newsSeq existed
+    )
 
 
 def _flatten(
-    _id: str, content_hash: str, path: str, facets: Facets, stat: Stat | None
+    _id: str, content_hash: str, path: str, facets: Facets, stat: Stat | None, news: int
 ) -> tuple[Any, ...]:
     published, domain, name, topics = facets
     size, mtime, ctime = stat or (None, None, None)
     topics_text = json.dumps(topics)
-    return (_id, content_hash, path, published, domain, name, topics_text, size, mtime, ctime)
+    return (_id, content_hash, path, published, domain, name, topics_text, size, mtime, ctime, news)
 
 
 def manifest_row(row: Row) -> list[Any]:

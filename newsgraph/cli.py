@@ -7,6 +7,7 @@ a library user can call the same functions.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -196,12 +197,18 @@ def _load_with_progress(
     "fill the embedded engine.",
 )
 @click.option(
+    "--watch",
+    is_flag=True,
+    help="With --load: keep loading those paths' changes while serving, as "
+    "`load --watch` does (the embedded engine's way to get news to subscribers).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, load_paths_: tuple[Path, ...], log_level: str) -> None:
+def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_level: str) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz."""
     import uvicorn
 
@@ -227,15 +234,48 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], log_level: str) -
             "MONGODB_URI to serve a MongoDB database.",
             highlight=False,
         )
+    if watch and not load_paths_:
+        raise click.UsageError("--watch follows the --load paths: give at least one")
+    stop = threading.Event()
+    if watch:
+        # Beside the server, in this process: the embedded engine is in memory.
+        threading.Thread(
+            target=_follow, args=(store, load_paths_, settings, err, stop), daemon=True
+        ).start()
     err.print(f"GraphQL at http://{host}:{port}/graphql  (store: {store.where})", highlight=False)
-    uvicorn.run(
-        create_app(settings, store),
-        host=host,
-        port=port,
-        log_level=log_level,
-        log_config=log_config(log_level),
-        access_log=False,  # newsgraph.access logs each request, with its timing
-    )
+    try:
+        uvicorn.run(
+            create_app(settings, store),
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=log_config(log_level),
+            access_log=False,  # newsgraph.access logs each request, with its timing
+            # A WebSocket message over the limit is refused before it is buffered
+            # whole (the app refuses it too, under any server).
+            ws_max_size=settings.max_body_bytes,
+        )
+    finally:
+        stop.set()
+
+
+def _follow(
+    store: Store, paths: tuple[Path, ...], settings: Settings, err: Console, stop: threading.Event
+) -> None:
+    """``serve --watch``: the folders' changes loaded as they come, each
+    batch's report on stderr (the first load was reported already)."""
+    from loaders.report import render
+    from loaders.watch import watch_paths
+
+    reports = 0
+
+    def on_report(report: LoadReport) -> None:
+        nonlocal reports
+        reports += 1
+        if reports > 1:
+            render(report, err)
+
+    watch_paths(store, paths, settings, on_report=on_report, stop=stop)
 
 
 @cli.command()

@@ -1,0 +1,41 @@
+"""What is new: how a loader tells the API, through the store alone, which
+articles just became news (``Subscription.articlePublished``).
+
+An article is *news* when it arrives (its ``_id`` was not stored) and when it
+is published after being held back (``published: false`` -> ``true``). The
+loader stamps each document it writes with :data:`NEWS_SEQ`: the sequence
+number of the write that last made it news, carried over unchanged by every
+other write (an edit of a published article is not news). Then, once a
+batch is written, it raises the marker :data:`MARKER_ID` in the loaders'
+collection to that batch's number. So, for any ``w`` read from the marker,
+the articles that became news after a reader's last ``w0`` are exactly those
+with ``w0 < newsSeq <= w``, and they are all written: a reader (one poll per
+API worker) asks for them with one indexed query, and a marker that has not
+moved costs it one lookup by ``_id``, which every engine answers from an
+index (FerretDB v1 scans for anything else).
+
+Numbers must grow in the order writes happen, across loaders on other hosts
+and without trusting their clocks: loaders write one at a time under their
+lease (``loaders.lease``), whose generation each holder that writes bumps, so
+a number is that generation with the holder's batch count below it.
+A reload of unchanged files writes nothing, so it makes nothing news.
+"""
+
+from __future__ import annotations
+
+#: Where a stored article keeps the number of the write that last made it news.
+NEWS_SEQ = "_source.newsSeq"
+#: The marker's ``_id``, in the loaders' collection (``core.indexes.LOADER``).
+MARKER_ID = "news"
+#: The marker's field: every article with a newsSeq up to it is written.
+MARKER_FIELD = "written"
+#: Batches one holding of the lease may number (2**20 batches of 500 files).
+BATCH_BITS = 20
+
+
+def sequence(generation: int, batch: int) -> int:
+    """The number of the ``batch``-th write (from 1) of the lease holding
+    ``generation``: larger than every number of earlier holdings."""
+    if not 0 < batch < 2**BATCH_BITS:
+        raise ValueError(f"batch {batch} is out of range for one holding of the lease")
+    return (generation << BATCH_BITS) | batch

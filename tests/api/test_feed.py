@@ -1,0 +1,113 @@
+"""api.feed's poll, driven by hand on both engines: pages that end inside one
+write, a marker that goes back, and a subscription that falls behind."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from api.data import Gateway
+from api.feed import Feed, Position, Subscriber
+from core.indexes import LOADER
+from core.news import MARKER_ID
+from loaders import load_paths
+from tests.articles import web_url, write_article
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.told = 0
+
+    def overflowed(self) -> None:
+        self.told += 1
+
+
+def feed_of(store: Any, queue: int) -> Feed:
+    return Feed(Gateway(store, 5000), 100, queue, 10, 5000)
+
+
+def listen(feed: Feed, owner: Owner, matches: Any = lambda doc: True) -> Subscriber:
+    """A subscription, without the poll task (the test polls by hand)."""
+    subscriber = Subscriber(feed, matches, owner)
+    feed._subscribers.add(subscriber)
+    return subscriber
+
+
+def drain(subscriber: Subscriber) -> list[Any]:
+    found = []
+    while not subscriber.queue.empty():
+        found.append(subscriber.queue.get_nowait())
+    return found
+
+
+def test_pages_that_end_inside_one_write_lose_nothing(store, settings, tmp_path):
+    for i in range(7):
+        write_article(tmp_path, f"{i}.md", webUrl=web_url(f"p{i}"))
+
+    async def scenario() -> None:
+        feed = feed_of(store, queue=4)  # pages of 2
+        subscriber = listen(feed, Owner())
+        position = await feed.poll(None)
+        assert position == Position(0)
+        await asyncio.to_thread(load_paths, store, [tmp_path], settings)  # one write of 7
+        got: list[Any] = []
+        for _ in range(6):
+            position = await feed.poll(position)
+            got += drain(subscriber)
+        assert position.last_id is None  # caught up with the marker
+        keys = [(d["_source"]["newsSeq"], d["_id"]) for d in got]
+        assert keys == sorted(keys) and len(set(keys)) == 7
+        assert "secured" not in got[0] and got[0]["title"]  # served whole, never private
+
+    asyncio.run(scenario())
+
+
+def test_a_marker_that_goes_back_is_followed_from_there(store, settings, tmp_path):
+    async def scenario() -> None:
+        feed = feed_of(store, queue=4)
+        subscriber = listen(feed, Owner())
+        write_article(tmp_path, "a.md", webUrl=web_url("a"))
+        await asyncio.to_thread(load_paths, store, [tmp_path], settings)
+        position = await feed.poll(None)
+        store.db[LOADER].update_one({"_id": MARKER_ID}, {"$set": {"written": 1}})
+        assert await feed.poll(position) == Position(1)
+        assert drain(subscriber) == []  # nothing re-sent
+
+    asyncio.run(scenario())
+
+
+def test_a_subscription_a_queue_behind_is_dropped_and_its_owner_told(store, settings, tmp_path):
+    for i in range(5):
+        write_article(tmp_path, f"{i}.md", webUrl=web_url(f"d{i}"))
+
+    async def scenario() -> None:
+        feed = feed_of(store, queue=2)  # pages of 1
+        slow, fine, uninterested = Owner(), Owner(), Owner()
+        stuck = listen(feed, slow)
+        reader = listen(feed, fine)
+        listen(feed, uninterested, matches=lambda doc: False)
+        position = await feed.poll(None)
+        small = dataclasses.replace(settings, batch_size=1)
+        await asyncio.to_thread(load_paths, store, [tmp_path], small)
+        for _ in range(4):
+            position = await feed.poll(position)
+            drain(reader)
+        assert (slow.told, fine.told, uninterested.told) == (1, 0, 0)
+        assert stuck not in feed._subscribers and feed.count == 2 and feed.dropped == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_filter_that_fails_does_not_stop_the_others(store, settings, tmp_path):
+    async def scenario() -> None:
+        feed = feed_of(store, queue=4)
+        broken = listen(feed, Owner(), matches=lambda doc: 1 / 0)
+        working = listen(feed, Owner())
+        position = await feed.poll(None)
+        write_article(tmp_path, "a.md", webUrl=web_url("a"))
+        await asyncio.to_thread(load_paths, store, [tmp_path], settings)
+        await feed.poll(position)
+        assert drain(broken) == [] and len(drain(working)) == 1
+
+    asyncio.run(scenario())

@@ -1,0 +1,101 @@
+"""The loader's half of ``core.news``, on both engines: what a write makes news
+is stamped with that write's number, everything else keeps its number, and
+the marker says up to which number everything is written."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from core.document import article_id
+from core.indexes import LOADER, MANIFEST
+from core.news import BATCH_BITS, MARKER_FIELD, MARKER_ID, sequence
+from loaders import load_paths
+from loaders.pipeline import Loader
+from tests.articles import EXAMPLES, article_text, web_url, write_article
+
+
+def marker(store: Any) -> int:
+    found = store.db[LOADER].find_one({"_id": MARKER_ID}) or {}
+    return int(found.get(MARKER_FIELD, 0))
+
+
+def news(store: Any, slug: str) -> int:
+    _id = article_id(f"https://www.tramtimes.example/news/{slug}")
+    return int(store.articles.find_one({"_id": _id})["_source"]["newsSeq"])
+
+
+def test_a_first_load_makes_every_article_news_up_to_the_marker(store, settings):
+    assert marker(store) == 0
+    load_paths(store, [EXAMPLES], settings)
+    seqs = [d["_source"]["newsSeq"] for d in store.articles.find()]
+    assert len(seqs) == 12 and min(seqs) > 0
+    assert marker(store) == max(seqs)
+
+
+def test_an_unchanged_reload_moves_nothing(store, settings):
+    load_paths(store, [EXAMPLES], settings)
+    before = (marker(store), {d["_id"]: d["_source"]["newsSeq"] for d in store.articles.find()})
+    load_paths(store, [EXAMPLES], settings)
+    after = (marker(store), {d["_id"]: d["_source"]["newsSeq"] for d in store.articles.find()})
+    assert after == before
+
+
+def test_an_edit_is_not_news_but_an_arrival_and_a_publication_are(store, settings, tmp_path):
+    path = write_article(tmp_path, "a.md", webUrl=web_url("a"), published="false")
+    load_paths(store, [tmp_path], settings)
+    arrived = news(store, "a")
+    assert marker(store) == arrived  # an arrival is news, published or not
+
+    path.write_text(article_text(webUrl=web_url("a"), published="false", title='"Edited"'))
+    assert load_paths(store, [tmp_path], settings).updated == 1
+    assert (news(store, "a"), marker(store)) == (arrived, arrived)
+
+    path.write_text(article_text(webUrl=web_url("a"), published="true", title='"Edited"'))
+    load_paths(store, [tmp_path], settings)
+    published = news(store, "a")
+    assert published > arrived and marker(store) == published
+
+    path.write_text(article_text(webUrl=web_url("a"), published="true", title='"Again"'))
+    load_paths(store, [tmp_path], settings)
+    assert (news(store, "a"), marker(store)) == (published, published)
+
+    write_article(tmp_path, "b.md", webUrl=web_url("b"))
+    load_paths(store, [tmp_path], settings)
+    assert news(store, "b") > published and marker(store) == news(store, "b")
+    assert news(store, "a") == published
+
+
+@pytest.mark.parametrize("manifest", ["kept", "dropped"])
+def test_a_number_is_carried_by_a_later_loader(store, settings, tmp_path, manifest):
+    """Read back from the manifest, or from the articles when it is rebuilt."""
+    path = write_article(tmp_path, "a.md", webUrl=web_url("a"))
+    load_paths(store, [tmp_path], settings)
+    arrived = news(store, "a")
+    if manifest == "dropped":
+        store.db[MANIFEST].drop()
+    path.write_text(article_text(webUrl=web_url("a"), title='"Edited"'))
+    assert load_paths(store, [tmp_path], settings).updated == 1
+    assert news(store, "a") == arrived
+
+
+def test_numbers_grow_across_batches_and_holdings(store, settings, tmp_path):
+    """A watcher holds the lease per batch of changes; a load, per run."""
+    small = dataclasses.replace(settings, batch_size=1)
+    for slug in ("a", "b", "c"):
+        write_article(tmp_path, f"{slug}.md", webUrl=web_url(slug))
+    with Loader(store, small) as loader:
+        loader.load([tmp_path])
+        first = [news(store, s) for s in ("a", "b", "c")]
+        assert first == sorted(first) and len(set(first)) == 3  # one number per batch
+        write_article(tmp_path, "d.md", webUrl=web_url("d"))
+        loader.load([tmp_path])
+    assert news(store, "d") > max(first) and marker(store) == news(store, "d")
+
+
+def test_a_number_is_the_generation_above_the_batch():
+    assert sequence(3, 1) == (3 << BATCH_BITS) + 1 > sequence(2, 2**BATCH_BITS - 1)
+    with pytest.raises(ValueError):
+        sequence(1, 0)
