@@ -42,8 +42,10 @@ SHOWN = STORY.replace("related {", "related(first: 3, filter: { hasImages: true 
 DRAFTS = "{ articles(filter: { published: false }) { nodes { title } } }"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
-#: Every snippet in the README; each is run by a test here.
+#: Every snippet in the README; each is run by a test here, but for the
+#: subscription's, which tests/api/test_subscriptions.py runs.
 RUN = {
+    "gql-subscribe",
     "curl-quickstart",
     "curl-quickstart-get",
     "apollo-client",
