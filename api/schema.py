@@ -15,10 +15,12 @@ from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
+)
+from strawberry.extensions import (
+    MaskErrors as StrawberryMaskErrors,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -58,6 +60,15 @@ class Schema(strawberry.Schema):
                 log.error("error resolving %s", error.path, exc_info=error.original_error)
             else:
                 log.info("client error: %s", error.message[:200])
+
+
+class MaskErrors(StrawberryMaskErrors):
+    def _process_result(self, result: object) -> None:
+        # Strawberry's test, ``isinstance(result, _ResultWithErrors)`` against
+        # a runtime-checkable Protocol, cost 3% of a small query's time; this
+        # one passes the same results on (those with errors to mask).
+        if getattr(result, "errors", None):
+            super()._process_result(result)
 
 
 def read_field(source: Any, name: str) -> Any:

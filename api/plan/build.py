@@ -10,6 +10,7 @@ planner does not know, raise :class:`~api.plan.nodes.Unplannable`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -144,7 +145,9 @@ class _Planner:
             # related(first, filter): its resolver narrows (api/related.py).
             raise Unplannable(f"{parent.name}.{name} with arguments is not planned")
         f = PlanField(key, name, parent.name, kind, nodes, definition, own.python_name, facet)
-        f.literal = not any(_variables(a.value) for a in nodes[0].arguments or ())
+        f.reads = tuple(
+            sorted({name for a in nodes[0].arguments or () for name in _variables(a.value)})
+        )
         target = get_named_type(definition.type)
         if isinstance(target, GraphQLObjectType):
             sub = collect_subfields(
@@ -172,12 +175,13 @@ def _reads_cursors(connection: Selection) -> bool:
     return False
 
 
-def _variables(value: ValueNode) -> bool:
-    """Whether a value written in the query holds a variable anywhere."""
+def _variables(value: ValueNode) -> Iterator[str]:
+    """The variables a value written in the query holds, anywhere in it."""
     if isinstance(value, VariableNode):
-        return True
-    if isinstance(value, ListValueNode):
-        return any(_variables(v) for v in value.values)
-    if isinstance(value, ObjectValueNode):
-        return any(_variables(f.value) for f in value.fields)
-    return False
+        yield value.name.value
+    elif isinstance(value, ListValueNode):
+        for v in value.values:
+            yield from _variables(v)
+    elif isinstance(value, ObjectValueNode):
+        for f in value.fields:
+            yield from _variables(f.value)

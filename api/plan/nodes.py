@@ -15,13 +15,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cachetools import LRUCache
 from graphql import FieldNode, GraphQLField, OperationDefinitionNode
+from graphql.execution.values import VariableValues
 
 from api.projection import projection
 from core.indexes import Facet
 
 if TYPE_CHECKING:
     from api.plan.state import State
+
+#: Checked arguments kept per plan (an entry is a field's few arguments).
+CHECKED_KEPT = 256
+
+
+class _Absent:
+    """A variable the request left out (not the same as one given null)."""
+
+
+_ABSENT = _Absent()
+#: The variable values checked arguments are kept by: plain scalars, whose
+#: equal values (of one type) are the same argument.
+_KEYED = frozenset({str, int, bool, type(None), _Absent})
 
 #: Reads a field's raw value from its parent object (before completion).
 Getter = Callable[[Any, "State"], Any]
@@ -90,9 +105,9 @@ class PlanField:
     #: and whether any cursor is (``edges.cursor``, ``pageInfo``'s cursors).
     wants_total: bool = False
     wants_cursors: bool = False
-    #: Whether every argument is written in the query (no variable): then
-    #: the checked arguments are kept in the plan.
-    literal: bool = False
+    #: The variables its arguments read, sorted: with their values, they
+    #: decide the checked arguments (:meth:`Plan.checked_key`).
+    reads: tuple[str, ...] = ()
     #: Set once the tree is built (:mod:`api.plan.shape`).
     get: Getter = field(default=lambda source, state: None, repr=False)
     resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
@@ -123,13 +138,34 @@ class Plan:
     root: Selection
     #: The document key each article field reads (``api.resolvers.article_keys``).
     keys: Mapping[str, str]
-    #: Checked arguments of fields whose arguments are all literals, by field
-    #: and whether the request is the admin's: the same on every request.
-    checked: dict[tuple[PlanField, bool], Any] = field(default_factory=dict)
+    #: Checked arguments that passed, by :meth:`checked_key`: the same for
+    #: every request with that key, so not coerced and checked again (a
+    #: field's literals on every request; the same article's id, request
+    #: after request). Bounded: a variable may take any number of values.
+    checked: LRUCache[tuple[Any, ...], Any] = field(default_factory=lambda: LRUCache(CHECKED_KEPT))
     #: Fields below the root that take arguments (checked once per request).
     nested_arguments: list[PlanField] = field(default_factory=list)
     #: Projections by field and the sort key a page adds, made on first use.
     projections: dict[tuple[PlanField, str], dict[str, int]] = field(default_factory=dict)
+
+    def checked_key(
+        self, f: PlanField, admin: bool, variables: VariableValues
+    ) -> tuple[Any, ...] | None:
+        """What ``f``'s checked arguments depend on: the field, whether the
+        request is the admin's, and the values of the variables it reads;
+        ``None`` when one is not a plain scalar (an input object, a date),
+        whose equal values need not check alike: those are not kept."""
+        if not f.reads:
+            return (f, admin)
+        coerced = variables.coerced
+        values = []
+        for name in f.reads:
+            value = coerced.get(name, _ABSENT)
+            # The type too: 1 and True are equal keys, but not the same argument.
+            if type(value) not in _KEYED:
+                return None
+            values.append((type(value), value))
+        return (f, admin, *values)
 
     def projection(self, f: PlanField, sort_key: str = "") -> dict[str, int]:
         """What the store is asked to return for the articles ``f`` serves:

@@ -43,15 +43,16 @@ async def run(
     if isinstance(refused, ExecutionResult):
         return refused
     for f in plan.nested_arguments:
-        if (f, ctx.admin) in plan.checked:
-            state.args[f] = plan.checked[(f, ctx.admin)]
+        key = plan.checked_key(f, ctx.admin, variables)
+        if key is not None and key in plan.checked:
+            state.args[f] = plan.checked[key]
             continue
         try:
             state.args[f] = check(f, arguments(schema, f, variables), ctx.admin)
         except Exception as error:
             raise Fallback(f"{f.parent}.{f.name} refuses its arguments") from error
-        if f.literal:
-            plan.checked[(f, ctx.admin)] = state.args[f]
+        if key is not None:
+            plan.checked[key] = state.args[f]
     for f in plan.root.fields:
         if f in refused:
             continue
@@ -83,12 +84,14 @@ def _start_root(
     nullable fields, or the answer when a non-nullable one is refused."""
     refused: set[PlanField] = set()
     given: dict[PlanField, dict[str, Any]] = {}
+    keys: dict[PlanField, tuple[Any, ...] | None] = {}
     # graphql-core coerces arguments while starting each field, synchronously.
     for f in plan.root.fields:
         if not f.arguments:
             continue
-        if (f, state.admin) in plan.checked:  # literals that passed before
-            state.args[f] = plan.checked[(f, state.admin)]
+        key = keys[f] = plan.checked_key(f, state.admin, variables)
+        if key is not None and key in plan.checked:  # the same arguments passed before
+            state.args[f] = plan.checked[key]
             continue
         try:
             given[f] = arguments(schema, f, variables)
@@ -103,8 +106,9 @@ def _start_root(
     for f, args in given.items():
         try:
             state.args[f] = check(f, args, state.admin)
-            if f.literal:
-                plan.checked[(f, state.admin)] = state.args[f]
+            key = keys[f]
+            if key is not None:
+                plan.checked[key] = state.args[f]
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
             if not _required(f):

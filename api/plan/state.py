@@ -4,6 +4,7 @@ answered, by the field that asked."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from graphql import GraphQLError, located_error
@@ -14,6 +15,16 @@ from api.plan.nodes import Failure, PlanField
 from core.document import article_id
 
 Doc = dict[str, Any]
+
+#: URLs whose ids are kept across requests: the same related stories recur in
+#: request after request (a popular article's, the front page's), and
+#: ``article_id`` (URL parsing, then a hash) was 7% of the mobile query's time.
+#: An entry is under 200 bytes.
+ARTICLE_IDS_KEPT = 8192
+
+#: ``article_id`` for a ``str`` URL (the only kind it answers for: anything
+#: else raises as it always did, uncached).
+_cached_article_id = lru_cache(maxsize=ARTICLE_IDS_KEPT)(article_id)
 
 
 @dataclass
@@ -30,19 +41,17 @@ class State:
     errors: list[GraphQLError] = field(default_factory=list)
     #: How many of ``errors`` shaping added (the rest: root arguments refused).
     failures: int = 0
-    _ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def admin(self) -> bool:
         return self.ctx.admin
 
     def article_id(self, web_url: str) -> str:
-        """``core.document.article_id``, once per URL a request meets (each is
-        asked when fetching and again when shaping)."""
-        found = self._ids.get(web_url)
-        if found is None:
-            found = self._ids[web_url] = article_id(web_url)
-        return found
+        """``core.document.article_id``, computed once per URL across requests
+        (each is asked when fetching and again when shaping)."""
+        if type(web_url) is str:
+            return _cached_article_id(web_url)
+        return article_id(web_url)  # raises as an uncached call would
 
     def fail(self, failure: Failure) -> None:
         """A field error absorbed by a nullable field: reported as execution
