@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 #: Checked arguments kept per plan (an entry is a field's few arguments).
 CHECKED_KEPT = 256
+#: Longest text a kept entry is keyed by (ids, cursors and URLs are shorter):
+#: bounds the memory all plans' entries can take, whatever clients send.
+KEYED_TEXT_MAX = 512
 
 
 class _Absent:
@@ -163,6 +166,9 @@ class Plan:
             value = coerced.get(name, _ABSENT)
             # The type too: 1 and True are equal keys, but not the same argument.
             if type(value) not in _KEYED:
+                return None
+            if type(value) is str and len(value) > KEYED_TEXT_MAX:
+                # Kept, a client's megabyte-long URLs would fill the memory.
                 return None
             values.append((type(value), value))
         return (f, admin, *values)

@@ -20,13 +20,16 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from graphql import parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import observe
+from api.compiled import Plans
 from api.context import Context
 from api.data import Gateway
 from api.nodes import facet_id
+from api.plan.nodes import CHECKED_KEPT, KEYED_TEXT_MAX, Plan
 from api.schema import build_schema
 from api.slots import StoreSlots
 from bench.gen import generate
@@ -275,3 +278,28 @@ def test_explain_prints_the_store_calls_and_the_shaping() -> None:
     assert "id: ID! <- _id" in result.output
     refused = CliRunner().invoke(cli, ["explain", "{ articles(first: 500) { totalCount } }"])
     assert "refused: first may be at most 100" in refused.output
+
+
+def test_checked_arguments_kept_per_plan_are_bounded_whatever_clients_send(loaded) -> None:
+    # Arguments read from variables are kept checked by their values: a client
+    # sending endless distinct values, or very long ones, must not grow memory.
+    query = "query($u: String) { article(webUrl: $u) { title } }"
+    plans, schema, document = Plans(), build_schema(), parse(query)
+    LONG = "https://nowhere.example/" + "x" * KEYED_TEXT_MAX
+
+    async def ask(url: str) -> None:
+        context = Context(Gateway(loaded, 5000))
+        await plans.execute(schema, query, document, {"u": url}, None, context)
+
+    async def scenario() -> None:
+        for i in range(CHECKED_KEPT + 40):
+            await ask(f"https://nowhere.example/{i}")
+        await ask(LONG)
+
+    asyncio.run(scenario())
+    (plan,) = plans._plans.values()
+    assert isinstance(plan, Plan)
+    assert len(plan.checked) == CHECKED_KEPT
+    assert not any((str, LONG) in key for key in plan.checked)
+    newest = f"https://nowhere.example/{CHECKED_KEPT + 39}"
+    assert any((str, newest) in key for key in plan.checked)  # short ones are kept
