@@ -99,3 +99,23 @@ def test_a_number_is_the_generation_above_the_batch():
     assert sequence(3, 1) == (3 << BATCH_BITS) + 1 > sequence(2, 2**BATCH_BITS - 1)
     with pytest.raises(ValueError):
         sequence(1, 0)
+
+
+def test_two_loaders_taking_turns_number_above_each_other(store, settings, tmp_path):
+    """A --watch loader on one folder and a one-shot load of another: each
+    write is numbered above what the other wrote before it, so a poll that
+    asks for numbers above the last marker it saw misses neither's news."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    write_article(ours, "1.md", webUrl=web_url("ours-1"))
+    write_article(theirs, "1.md", webUrl=web_url("theirs-1"))
+    with Loader(store, settings) as first, Loader(store, settings) as second:
+        first.load([ours])
+        seen = marker(store)
+        second.load([theirs])
+        assert news(store, "theirs-1") > seen
+        seen = marker(store)
+        write_article(ours, "2.md", webUrl=web_url("ours-2"))
+        first.load([ours])
+    assert news(store, "ours-2") > seen == news(store, "theirs-1")
+    polled = store.articles.find({"_source.newsSeq": {"$gt": seen}}, {"_id": 1})
+    assert [d["_id"] for d in polled] == [article_id("https://www.tramtimes.example/news/ours-2")]
