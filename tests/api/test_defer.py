@@ -45,6 +45,11 @@ def parts(response: Any) -> list[dict[str, Any]]:
     delimiter = "--" + boundary(response.headers["content-type"])
     body = response.text
     assert body.startswith(delimiter) and body.rstrip().endswith(delimiter + "--"), body[-40:]
+    return json_parts(body, delimiter)
+
+
+def json_parts(body: str, delimiter: str) -> list[dict[str, Any]]:
+    """The JSON payloads of the parts of a multipart body, in order."""
     found = []
     for part in body.split(delimiter)[1:-1]:
         headers, _, payload = part.strip("\r\n").partition("\r\n\r\n")

@@ -28,7 +28,7 @@ from api.incremental import without_incremental
 from core.config import Settings
 from core.store import connect
 from testing.live import running_server
-from tests.api.test_defer import merged
+from tests.api.test_defer import json_parts, merged
 from tests.articles import EXAMPLES
 from tests.clients.node import run_module
 from tests.clients.readme import pointed_at, section, snippets
@@ -150,12 +150,7 @@ def multipart(body: str) -> list[dict[str, Any]]:
     """The JSON parts of a multipart/mixed body, its delimiter on the first line."""
     delimiter = body.split("\r\n", 1)[0]
     assert delimiter.startswith("--"), body[:80]
-    parts = []
-    for part in body.split(delimiter)[1:-1]:
-        headers, _, payload = part.strip("\r\n").partition("\r\n\r\n")
-        assert "application/json" in headers.lower(), headers
-        parts.append(json.loads(payload))
-    return parts
+    return json_parts(body, delimiter)
 
 
 def hash_only(request: list[Any]) -> bool:
