@@ -23,7 +23,7 @@ From those, :func:`query_cost` computes two worst cases:
 
 Introspection (``__schema``, ``__type``) is answered from memory and costs
 nothing here. The analysis is a pure function of the document, its variables
-and the schema; :class:`QueryCostExtension` applies it to each request.
+and the schema; :mod:`api.budget` applies it to each request.
 """
 
 from __future__ import annotations
@@ -33,14 +33,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import (
     DocumentNode,
-    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -56,11 +53,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.utilities import get_operation_ast
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
 
-from api import observe
-from api.errors import QueryTooCostlyError
 from api.nodes import MAX_IDS
 from api.pagination import DEFAULT_PAGE, MAX_PAGE
 from core.document import ARTICLE, RELATED, ListOf
@@ -382,147 +375,3 @@ def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
         elif isinstance(value, list):
             stack.extend(value)
     return total
-
-
-# -- serving: the cache, the budget and the extension --------------------------
-
-
-class CostCache:
-    """Costs of queries seen before, so a repeated query is priced once: the
-    walk is per-request CPU that a popular query need not pay again.
-
-    A cost depends only on the query text, the operation and the values of the
-    variables its walk read (``Cost.variables``): those make the key. The walk
-    is determined by them, so an entry found under them is what a new walk
-    would give, whatever the other variables (an article's id) are.
-    """
-
-    def __init__(self, maxsize: int = 512) -> None:
-        self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
-        self._costs: LRUCache[tuple[Any, ...], Cost] = LRUCache(maxsize)
-
-    def cost(
-        self,
-        schema: GraphQLSchema,
-        query: str,
-        document: DocumentNode,
-        variables: Mapping[str, Any] | None,
-        operation_name: str | None,
-    ) -> Cost:
-        if not query:  # a document with no text to key it by
-            return query_cost(schema, document, variables, operation_name)
-        key = self._key(query, operation_name, variables)
-        found = self._costs.get(key) if key is not None else None
-        if found is not None:
-            return found
-        cost = query_cost(schema, document, variables, operation_name)
-        self._reads[(query, operation_name)] = cost.variables
-        key = self._key(query, operation_name, variables)
-        if key is not None:
-            self._costs[key] = cost
-        return cost
-
-    def _key(
-        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
-    ) -> tuple[Any, ...] | None:
-        names = self._reads.get((query, operation_name))
-        if names is None:
-            return None
-        given = variables if isinstance(variables, Mapping) else {}
-        # The type too: 1, 1.0 and True are equal keys, but not the same `first`.
-        values = tuple(
-            (n, type(given[n]).__name__, given[n]) if n in given else (n, "absent", None)
-            for n in sorted(names)
-        )
-        try:
-            hash(values)
-        except TypeError:  # a list or object where a scalar belongs: not worth keeping
-            return None
-        return (query, operation_name, values)
-
-
-@dataclass(frozen=True)
-class Budget:
-    objects: int
-    store_calls: int
-
-    def refusal(self, cost: Cost) -> str | None:
-        """Why ``cost`` is over this budget, in words that say what to change."""
-        if cost.objects > self.objects:
-            path, part = cost.heaviest("objects")
-            return (
-                f"query too costly: it could return {_amount(cost.objects)} objects, over "
-                f"the budget of {self.objects:,}; most come from `{path}` ({_amount(part)}). "
-                "Ask for fewer items with `first`, or nest fewer lists."
-            )
-        if cost.store_calls > self.store_calls:
-            path, part = cost.heaviest("store_calls")
-            return (
-                f"query too costly: it could make {_amount(cost.store_calls)} store calls, "
-                f"over the budget of {self.store_calls:,}; most come from `{path}` "
-                f"({_amount(part)}). A list inside a list asks the store once per parent: "
-                "ask for fewer parents with `first`, or fetch that list in a query of its own."
-            )
-        return None
-
-    def as_dict(self) -> dict[str, int]:
-        return {"objects": self.objects, "storeCalls": self.store_calls}
-
-
-def _amount(n: int) -> str:
-    return f"over {n:,}" if n >= CAP else f"{n:,}"
-
-
-class QueryCostExtension(SchemaExtension):
-    """Prices each operation after validation and refuses, unexecuted, one
-    over budget; reports ``extensions.cost`` (requested, actual, budget). A
-    subscription is priced as one query per article it sends."""
-
-    def __init__(self, budget: Budget, costs: CostCache) -> None:
-        self.budget = budget
-        self.costs = costs
-        self.cost: Cost | None = None
-        self.calls_before: int | None = None
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        assert context.graphql_document is not None  # on_execute follows validation
-        self.cost = self.costs.cost(
-            context.schema._schema,  # graphql-core's, as strawberry's validation uses
-            context.query or "",
-            context.graphql_document,
-            context.variables,
-            context.operation_name,
-        )
-        stats = observe.current()
-        self.calls_before = stats.store_calls if stats else None
-        refusal = self.budget.refusal(self.cost)
-        if refusal is not None:
-            error = GraphQLError(refusal, original_error=QueryTooCostlyError(refusal))
-            if context.operation_type is OperationType.SUBSCRIPTION:
-                # strawberry subscribes whatever the result says: raised
-                # here, the subscription fails before it starts instead.
-                raise error
-            # strawberry executes only when no extension has set a result.
-            context.result = ExecutionResult(data=None, errors=[error])
-        yield
-
-    def get_results(self) -> dict[str, Any]:
-        if self.cost is None:  # parse or validation failed: nothing was priced
-            return {}
-        result = self.execution_context.result
-        stats = observe.current()
-        calls = None
-        if stats is not None and self.calls_before is not None:
-            calls = stats.store_calls - self.calls_before
-        data = getattr(result, "data", None)
-        return {
-            "cost": {
-                "requested": {"objects": self.cost.objects, "storeCalls": self.cost.store_calls},
-                "actual": {
-                    "objects": count_objects(data, self.cost.unmetered),
-                    "storeCalls": calls,
-                },
-                "budget": self.budget.as_dict(),
-            }
-        }

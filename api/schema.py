@@ -25,9 +25,9 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.budget import Budget, CostCache, QueryCostExtension
 from api.caches import DocumentCache, DocumentCacheExtension
 from api.compiled import compiled_execution
-from api.cost import Budget, CostCache, QueryCostExtension
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.incremental import IncrementalDelivery
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension

@@ -24,14 +24,13 @@ from graphql import (
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.budget import Budget, CostCache
 from api.cost import (
     ARGUMENT_BOUNDS,
     CAP,
     LIST_BOUNDS,
     STORE_FIELDS,
-    Budget,
     Cost,
-    CostCache,
     count_objects,
     query_cost,
 )
