@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
-from graphql import FieldNode, GraphQLField, OperationDefinitionNode
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    GraphQLField,
+    OperationDefinitionNode,
+)
 from graphql.execution.values import VariableValues
 
 from api.projection import projection
@@ -195,6 +201,23 @@ class Plan:
 
         visit(self.root)
         return found
+
+
+class Answer(ExecutionResult):
+    """A plan's answer, with the JSON objects its ``data`` holds below the
+    root when the builder counted them (None: not counted, as when a field
+    error nulled objects already made)."""
+
+    __slots__ = ("objects",)
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None,
+        errors: list[GraphQLError] | None,
+        objects: int | None = None,
+    ) -> None:
+        super().__init__(data, errors)
+        self.objects = objects
 
 
 class Unplannable(Exception):

@@ -31,7 +31,7 @@ from graphql.execution.values import VariableValues
 from api.context import Context
 from api.errors import ClientError
 from api.plan.fetch import arguments, check, fetch
-from api.plan.nodes import Failure, Fallback, Plan, PlanField
+from api.plan.nodes import Answer, Failure, Fallback, Plan, PlanField
 from api.plan.state import State
 
 
@@ -74,7 +74,9 @@ async def run(
         data = None
     if state.failures and len(state.errors) > 1:
         raise Fallback("several field errors: ordinary execution orders them")
-    return ExecutionResult(data, state.errors or None)
+    if state.errors:  # objects may have been made, then nulled: not counted
+        return Answer(data, state.errors)
+    return Answer(data, None, state.objects)
 
 
 def _start_root(

@@ -108,6 +108,7 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
         if value is None:
             return None
         here = (path, key)
+        state.objects += 1
         if type(value) is not dict:
             return {name: resolve(value, state, here) for name, resolve in fields}
         # A stored document: its plain keys are read here, and any value the

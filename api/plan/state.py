@@ -41,6 +41,8 @@ class State:
     errors: list[GraphQLError] = field(default_factory=list)
     #: How many of ``errors`` shaping added (the rest: root arguments refused).
     failures: int = 0
+    #: JSON objects shaped so far (the answer's, when no error nulled any).
+    objects: int = 0
 
     @property
     def admin(self) -> bool:
