@@ -7,7 +7,8 @@ What clients see: ``types`` (the object types), ``query`` (the root ``Query``),
 limits and caches; ``schema.graphql`` is its SDL), ``caches`` (parsed and
 validated documents, bounded by bytes), ``selections`` (a query's selections
 counted before validation, so validation stays cheap), ``cost`` (a query's worst
-case in objects and store calls, priced before it runs).
+case in objects and store calls, priced before it runs), ``budget`` (prices kept
+per query, and the limit each request's price must stay within).
 
 Answering a query: ``resolvers`` (what list and lookup fields do),
 ``nodes`` (Relay's ``node(id:)``: opaque ids, refetch by id), ``related``
@@ -16,7 +17,9 @@ Answering a query: ``resolvers`` (what list and lookup fields do),
 ``context`` (per request: who asks, batch loaders), ``data`` (store calls,
 bounded in time, outages made readable), ``errors`` (client errors shown,
 all others masked), ``compiled`` (an operation answered by a plan from
-``api/plan/``, not a resolver per field; ordinary execution for the rest).
+``api/plan/``, not a resolver per field; ordinary execution for the rest),
+``direct`` (a query seen before answered by its plan without strawberry's
+per-request extension machinery, doing what each extension would).
 
 Serving it: ``app`` (the ASGI application), ``deadline`` (each request's time
 limit, cancelled when its client hangs up), ``slots`` (bounded worker threads

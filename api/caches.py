@@ -15,9 +15,9 @@ good ones, and a repeated query is parsed and validated once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 from graphql import DocumentNode, Token, TokenKind
@@ -107,6 +107,12 @@ class DocumentCache:
         self.entries[key] = Parsed(document, document_size(query, document))
 
 
+def cache_key(query: str, parse_options: Mapping[str, Any]) -> Hashable:
+    """A document's key: its text and the options it was parsed with (the
+    token limit), since the same text under another limit is another outcome."""
+    return (query, tuple(sorted(parse_options.items())))
+
+
 class DocumentCacheExtension(SchemaExtension):
     """Puts a cached document in place of parsing and validating it, and
     caches a document once it has passed validation.
@@ -123,9 +129,7 @@ class DocumentCacheExtension(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None:
-            # The parse options (the token limit) are part of the key: the same
-            # text parsed under another limit is another outcome.
-            self.key = (context.query, tuple(sorted(context.parse_options.items())))
+            self.key = cache_key(context.query, context.parse_options)
             document = self.cache.get(self.key)
             if document is not None:
                 context.graphql_document = document

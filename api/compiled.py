@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import strawberry
@@ -108,43 +109,67 @@ class Plans:
         return await run(plan, schema, context, coerced)
 
 
+#: Set while strawberry runs a request whose plan already ran and fell back
+#: (api/direct.py): its answer is ordinary execution's, counted once.
+plan_tried: ContextVar[bool] = ContextVar("newsgraph_plan_tried", default=False)
+
+
 class CompiledExecution(SchemaExtension):
     def __init__(self, plans: Plans) -> None:
         self.plans = plans
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
-        if context.result is None:  # not refused before execution (cost)
+        if context.result is None and not plan_tried.get():  # not refused (cost), nor tried
             assert context.graphql_document is not None
-            mode = "compiled"
-            try:
-                context.result = await self.plans.execute(
-                    context.schema,
-                    context.query or "",
-                    context.graphql_document,
-                    context.variables,
-                    context.operation_name,
-                    context.context,
-                )
-            except Unplannable as why:
-                mode = "fallback"
-                log.debug("ordinary execution: %s", why)
-            except Fallback as why:
-                mode = "fallback"
-                log.info("compiled plan fell back to ordinary execution: %s", why)
-            except Exception:  # a bug here must not cost the client its answer
-                mode = "fallback"
-                log.exception("compiled plan failed; ordinary execution answers")
-            stats = observe.current()
-            if stats is not None:
-                stats.executions.append(mode)
+            context.result = await answer(
+                self.plans,
+                context.schema,
+                context.query or "",
+                context.graphql_document,
+                context.variables,
+                context.operation_name,
+                context.context,
+            )
         yield
 
 
-def compiled_execution(settings: Settings) -> Callable[[], SchemaExtension]:
-    """The extension factory for ``build_schema``: one plan cache per schema,
-    and an extension that does nothing when ``NEWSGRAPH_COMPILED`` is off."""
-    plans = Plans()
+async def answer(
+    plans: Plans,
+    schema: strawberry.Schema,
+    query: str,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None,
+    operation_name: str | None,
+    context: Any,
+) -> ExecutionResult | None:
+    """The plan's answer; None when ordinary execution must give it. Counted
+    either way."""
+    try:
+        result = await plans.execute(schema, query, document, variables, operation_name, context)
+    except Unplannable as why:
+        log.debug("ordinary execution: %s", why)
+    except Fallback as why:
+        log.info("compiled plan fell back to ordinary execution: %s", why)
+    except Exception:  # a bug here must not cost the client its answer
+        log.exception("compiled plan failed; ordinary execution answers")
+    else:
+        count("compiled")
+        return result
+    count("fallback")
+    return None
+
+
+def count(mode: str) -> None:
+    """Counts how the request's operation ran: "compiled" or "fallback"."""
+    stats = observe.current()
+    if stats is not None:
+        stats.executions.append(mode)
+
+
+def compiled_execution(settings: Settings, plans: Plans) -> Callable[[], SchemaExtension]:
+    """The extension factory for ``build_schema`` (``plans``: the schema's
+    one plan cache): one that does nothing when ``NEWSGRAPH_COMPILED`` is off."""
 
     def make() -> SchemaExtension:
         return CompiledExecution(plans) if settings.compiled else SchemaExtension()

@@ -7,6 +7,7 @@ reads a dict's key (and falls back to an attribute for the connection types).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,13 @@ from strawberry.extensions import (
     MaskErrors as StrawberryMaskErrors,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.budget import Budget, CostCache, QueryCostExtension
 from api.caches import DocumentCache, DocumentCacheExtension
-from api.compiled import compiled_execution
+from api.compiled import Plans, compiled_execution
+from api.direct import Direct, Request
 from api.errors import INTERNAL_MESSAGE, classify, should_mask
 from api.incremental import IncrementalDelivery
 from api.persisted import NoPersistedQueries, PersistedQueries, PersistedQueryExtension
@@ -60,6 +63,42 @@ class Schema(strawberry.Schema):
                 log.error("error resolving %s", error.path, exc_info=error.original_error)
             else:
                 log.info("client error: %s", error.message[:200])
+
+    #: The direct way for a known query (api/direct.py); None: always strawberry's.
+    direct: Direct | None = None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        async def long_way() -> ExecutionResult:
+            return await super(Schema, self).execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+
+        if self.direct is None or root_value is not None:
+            return await long_way()
+        request = Request(
+            query,
+            variable_values,
+            context_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        return await self.direct.execute(self, request, long_way)
 
 
 class MaskErrors(StrawberryMaskErrors):
@@ -99,6 +138,11 @@ def build_schema(settings: Settings | None = None) -> Schema:
     )
     budget = Budget(settings.max_query_objects, settings.max_query_store_calls)
     costs = CostCache()
+    plans = Plans()
+
+    def masker() -> MaskErrors:
+        return MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE)
+
     # Factories, constructed per request. The token limit stops graphql-core's
     # lexer at the limit; a cached document skips parsing and validation; the
     # selection limiter refuses what would make validation costly before any
@@ -119,8 +163,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
         IncrementalDelivery,
         # After the cost extension (a refused query never runs) and after
         # IncrementalDelivery (it plans the document that will run).
-        compiled_execution(settings),
-        lambda: MaskErrors(should_mask_error=should_mask, error_message=INTERNAL_MESSAGE),
+        compiled_execution(settings, plans),
+        masker,
     ]
     schema = Schema(
         query=Query,
@@ -134,6 +178,16 @@ def build_schema(settings: Settings | None = None) -> Schema:
         extensions=extensions,
     )
     schema.documents, schema.persisted = documents, persisted
+    if settings.compiled:
+        schema.direct = Direct(
+            documents=documents,
+            persisted=persisted,
+            max_tokens=settings.max_tokens,
+            costs=costs,
+            budget=budget,
+            plans=plans,
+            masker=masker(),
+        )
     return schema
 
 
