@@ -35,6 +35,7 @@ from graphql import GraphQLError, OperationType
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from api.budget import Budget, CostCache, report, store_calls_so_far
 from api.caches import DocumentCache, cache_key
@@ -55,7 +56,8 @@ class Request(NamedTuple):
     variables: dict[str, Any] | None
     context: Any
     operation_name: str | None
-    allowed: Iterable[OperationType] | None
+    #: Strawberry's operation types (by transport: a GET allows queries only).
+    allowed: Iterable[StrawberryOperation] | None
     extensions: dict[str, Any] | None
 
 
@@ -105,7 +107,7 @@ class Direct:
         if (
             operation is None
             or operation.operation is not OperationType.QUERY
-            or (allowed is not None and OperationType.QUERY not in allowed)
+            or (allowed is not None and StrawberryOperation.QUERY not in allowed)
             or is_incremental(document, query)
         ):
             return await long_way()

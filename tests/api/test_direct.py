@@ -10,8 +10,8 @@ import logging
 from typing import Any
 
 import pytest
-from graphql import OperationType
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api import observe
 from api.context import Context
@@ -109,6 +109,26 @@ def test_a_query_seen_before_skips_strawberrys_machinery(
     assert stats.executions == first_stats.executions == ["compiled"]
     assert stats.store_calls == first_stats.store_calls > 0
     assert again.extensions["cost"]["actual"]["storeCalls"] == stats.store_calls
+
+
+def test_over_http_a_repeated_query_goes_the_direct_way_by_post_and_get(
+    loaded: Store,
+    settings: Settings,
+    machinery: list[str],
+) -> None:
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(dataclasses.replace(settings, compiled=True), loaded)) as client:
+        body = {"query": FRONT}
+        first = client.post("/graphql", json=body)
+        assert machinery == ["extensions"]
+        again = client.post("/graphql", json=body)
+        by_get = client.get("/graphql", params=body)
+        assert machinery == ["extensions"], "a repeated query went the long way"
+        assert first.json() == again.json() == by_get.json()
+        assert "errors" not in first.json() and first.json()["data"]["articles"]["nodes"]
 
 
 @pytest.mark.parametrize(
