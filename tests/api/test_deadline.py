@@ -7,6 +7,7 @@ import dataclasses
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -216,3 +217,41 @@ def test_the_backstop_answers_a_query_that_ran_as_the_query_would_have(
     assert response.headers["cache-control"] == "no-store"
     assert response.json()["data"] is None
     assert codes(response) == ["TIMEOUT"]
+
+
+def test_a_connection_the_server_cannot_read_stops_its_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disconnect watcher's own failure (the server's ``receive`` raising
+    after the body) counts as the client gone: the work stops and it is logged."""
+    from api.deadline import RequestGuard
+
+    finished: list[str] = []
+
+    async def app(scope: dict, receive: Any, send: object) -> None:
+        await receive()  # the body: the watcher takes over from here
+        try:
+            await anyio.sleep(30)
+            finished.append("ran on")
+        except anyio.get_cancelled_exc_class():
+            finished.append("stopped")
+            raise
+
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        raise OSError("the connection broke")
+
+    async def send(message: dict) -> None:
+        raise AssertionError("nothing is sent to a client that is gone")
+
+    async def main() -> None:
+        guard = RequestGuard(app, timeout_ms=60_000)
+        with anyio.fail_after(5):
+            await guard({"type": "http", "headers": []}, receive, send)
+
+    anyio.run(main)
+    assert finished == ["stopped"]
+    assert "watching for the client leaving failed" in caplog.text
