@@ -1,0 +1,776 @@
+"""Attacks on direct execution (api/direct.py): requests for which the direct
+way might answer differently from strawberry's long way, or let a client past
+a limit the long way enforces.
+
+Two kinds of comparison:
+
+* over HTTP, two apps on one store, the same sequence of requests sent to
+  each; one app's schema has ``direct = None`` (always the long way). Every
+  response (status, headers that matter, body), the access log and /metrics
+  must be the same;
+* at the schema, two schemas (``tests/api/test_direct.py``'s ``execute``),
+  for what HTTP cannot reach or for races set up by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from api import observe
+from api.app import GraphQLApp, create_app
+from api.context import Context
+from api.data import Gateway
+from api.plan import Fallback
+from api.schema import Schema, build_schema
+from core.config import Settings
+from core.store import Store
+from tests.api.fixtures import ADMIN_TOKEN
+from tests.api.test_direct import FRONT, MOBILE, TWO, execute, schema_for, sent, story_id
+
+# -- harness ----------------------------------------------------------------------
+
+
+def view(app: Starlette) -> GraphQLApp:
+    for route in app.routes:
+        endpoint = getattr(route, "endpoint", None)
+        if isinstance(endpoint, GraphQLApp):
+            return endpoint
+    raise AssertionError("no GraphQL view")
+
+
+#: Response headers a client or cache acts on (not Date, not timings).
+HEADERS = ("content-type", "cache-control", "etag", "vary", "retry-after", "content-length")
+
+
+def response_of(response: Any) -> dict[str, Any]:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    return {
+        "status": response.status_code,
+        "headers": {h: response.headers.get(h) for h in HEADERS},
+        "body": body,
+        # Byte for byte: an ETag is a hash of these bytes.
+        "text": response.text,
+    }
+
+
+def metrics_of(client: TestClient) -> list[str]:
+    """The counters of /metrics (latency histograms vary run to run)."""
+    text = client.get("/metrics").text
+    keep = []
+    for line in text.splitlines():
+        if line.startswith("#") or "_seconds" in line or "_created" in line:
+            continue
+        keep.append(line)
+    return keep
+
+
+def access_lines(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    lines = []
+    for record in records:
+        if record.name != "newsgraph.access":
+            continue
+        line = json.loads(record.getMessage())
+        line.pop("ts")
+        line.pop("ms")
+        lines.append(line)
+    return lines
+
+
+def api_records(records: list[logging.LogRecord]) -> list[tuple[str, int, bool]]:
+    return [
+        (r.getMessage(), r.levelno, bool(r.exc_info)) for r in records if r.name == "newsgraph.api"
+    ]
+
+
+Request = dict[str, Any]
+
+
+def send(client: TestClient, request: Request) -> Any:
+    method = request.get("method", "POST")
+    headers = dict(request.get("headers", {}))
+    if request.get("admin"):
+        headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+    if method == "GET":
+        params = {}
+        for key, value in request["body"].items():
+            if value is None:
+                continue
+            params[key] = value if isinstance(value, str) else json.dumps(value)
+        return client.get("/graphql", params=params, headers=headers)
+    if "raw" in request:
+        headers.setdefault("content-type", "application/json")
+        return client.post("/graphql", content=request["raw"], headers=headers)
+    return client.post("/graphql", json=request["body"], headers=headers)
+
+
+def both_ways(
+    settings: Settings,
+    store: Store,
+    requests: list[Request],
+    caplog: pytest.LogCaptureFixture,
+    repeat: int = 3,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each request sent ``repeat`` times in turn to an app that may go the
+    direct way and to one that never does: what each app answered, logged and
+    counted."""
+    outcomes = []
+    for direct in (True, False):
+        app = create_app(dataclasses.replace(settings, compiled=True), store)
+        if not direct:
+            view(app).schema.direct = None
+        caplog.clear()
+        answers = []
+        with caplog.at_level(logging.DEBUG), TestClient(app) as client:
+            for request in requests:
+                for _ in range(repeat):
+                    answers.append(response_of(send(client, request)))
+            records = list(caplog.records)
+            counters = metrics_of(client)
+        outcomes.append(
+            {
+                "answers": answers,
+                "access": access_lines(records),
+                "api": api_records(records),
+                "metrics": counters,
+            }
+        )
+    return outcomes[0], outcomes[1]
+
+
+def assert_alike(direct: dict[str, Any], long_way: dict[str, Any]) -> None:
+    for i, (a, b) in enumerate(zip(direct["answers"], long_way["answers"], strict=True)):
+        assert a == b, f"answer {i}"
+    assert direct["access"] == long_way["access"]
+    assert direct["api"] == long_way["api"]
+    assert direct["metrics"] == long_way["metrics"]
+
+
+def q(query: str | None, **more: Any) -> Request:
+    body: dict[str, Any] = {"query": query}
+    for key in ("variables", "operationName", "extensions"):
+        if key in more:
+            body[key] = more.pop(key)
+    return {"body": body, **more}
+
+
+def digest(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()
+
+
+def by_hash(query: str, **more: Any) -> Request:
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest(query)}}
+    return q(None, extensions=extensions, **more)
+
+
+def with_hash(query: str, **more: Any) -> Request:
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest(query)}}
+    return q(query, extensions=extensions, **more)
+
+
+# -- over HTTP: ordinary requests, each sent three times ------------------------
+
+UNPUBLISHED = "{ articles(first: 50, filter: {published: false}) { totalCount nodes { id } } }"
+MULTI = """query A { articles(first: 2) { nodes { id } } }
+query B { providers(first: 2) { nodes { name } } }
+subscription S { articlePublished { id } }"""
+DEFER = "{ articles(first: 2) { nodes { id ... @defer { title } } } }"
+INTROSPECT = "{ __schema { queryType { name } } __typename }"
+
+
+def test_over_http_a_mix_of_requests_is_answered_logged_and_counted_alike(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = story_id(loaded)
+    requests: list[Request] = [
+        q(FRONT),
+        q(FRONT, admin=True),
+        q(FRONT, method="GET"),
+        q(MOBILE, variables={"id": sid}),
+        q(MOBILE, variables={"id": sid}, method="GET"),
+        q(MOBILE, variables={"id": 5}),
+        q(MOBILE, variables={"id": None}),
+        q(MOBILE, variables={}),
+        q(MOBILE, variables={"id": sid, "extra": 1}),
+        q(TWO, operationName="A"),
+        q(TWO, operationName="B", variables={"n": 2}),
+        q(TWO, operationName="B", variables={"n": "x"}),
+        q(TWO),  # no name, two operations
+        q(TWO, operationName="C"),
+        q(TWO, operationName=""),
+        q(MULTI, operationName="A"),
+        q(MULTI, operationName="A", method="GET"),
+        q(MULTI, operationName="S"),
+        q(MULTI, operationName="S", method="GET"),
+        q(UNPUBLISHED),
+        q(UNPUBLISHED, admin=True),
+        q(UNPUBLISHED, method="GET"),
+        q(UNPUBLISHED, method="GET", admin=True),
+        q(DEFER),
+        q(DEFER, headers={"accept": "application/graphql-response+json"}),
+        q(INTROSPECT),
+        q(INTROSPECT, method="GET"),
+        q("{ articles(first: 101) { totalCount } }"),
+        q(
+            "{ articles(first: 101) { totalCount } }",
+            headers={"accept": "application/graphql-response+json"},
+        ),
+        q(
+            "query($n: Int!) { articles(first: $n) { totalCount } }",
+            variables={"n": "x"},
+            headers={"accept": "application/graphql-response+json"},
+        ),
+        q('{ article(id: "nope") { title } }'),
+        q("subscription { articlePublished { id } }"),
+        q("{ articles(first: 2) { nodes { id } } }", headers={"accept": "multipart/mixed"}),
+        q(FRONT, headers={"accept": "application/graphql-response+json"}),
+        # Malformed requests (strawberry's view refuses each before executing).
+        {"raw": json.dumps([{"query": FRONT}, {"query": FRONT}])},
+        q(FRONT, extensions=["persistedQuery"]),
+        q(FRONT, extensions="persistedQuery"),
+        q(FRONT, extensions=["persistedQuery"], method="GET"),
+        q(FRONT, variables=[1]),
+        q(FRONT, variables="x", method="GET"),
+        q(FRONT, operationName=5),
+        q(FRONT, operationName="x" * 201),
+        q(5),
+        q(None),
+    ]
+    direct, long_way = both_ways(api_settings, loaded, requests, caplog)
+    assert_alike(direct, long_way)
+
+
+def test_over_http_persisted_queries_are_answered_alike(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    latest = "query Latest { articles(first: 2) { nodes { title } } }"
+    other = "{ providers(first: 1) { nodes { name } } }"
+    wrong = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+    upper = {"persistedQuery": {"version": 1, "sha256Hash": digest(other).upper()}}
+    requests: list[Request] = [
+        by_hash(latest),  # not found
+        q(latest),  # cached valid, not registered
+        by_hash(latest, method="GET"),  # still not found
+        with_hash(latest),  # registers (the direct way does it)
+        by_hash(latest),
+        by_hash(latest, method="GET"),
+        by_hash(latest, operationName="Latest"),
+        by_hash(latest, operationName="Nope"),
+        q(latest, extensions=wrong),
+        q(other),
+        q(other, extensions=upper),
+        q(None, extensions=upper),
+        q(None, extensions={"persistedQuery": {"version": 2, "sha256Hash": digest(other)}}),
+        q(other, extensions={"persistedQuery": None}),
+        q(other, extensions={"persistedQuery": False}),
+        q(other, extensions={"other": 1}),
+    ]
+    direct, long_way = both_ways(api_settings, loaded, requests, caplog)
+    assert_alike(direct, long_way)
+
+
+def test_over_http_with_persisted_queries_switched_off(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = dataclasses.replace(api_settings, persisted_queries=False)
+    requests: list[Request] = [q(FRONT), with_hash(FRONT), by_hash(FRONT)]
+    direct, long_way = both_ways(off, loaded, requests, caplog)
+    assert_alike(direct, long_way)
+
+
+def test_over_http_with_introspection_switched_off(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = dataclasses.replace(api_settings, introspection=False)
+    requests: list[Request] = [
+        q(FRONT),
+        q(INTROSPECT),
+        q("{ __typename articles(first: 1) { nodes { __typename id } } }"),
+        q('{ __type(name: "Article") { name } }'),
+    ]
+    direct, long_way = both_ways(off, loaded, requests, caplog)
+    assert_alike(direct, long_way)
+    refused = direct["answers"][3:6] + direct["answers"][9:12]
+    assert all("errors" in a["body"] for a in refused), "introspection answered while off"
+    assert "errors" not in direct["answers"][8]["body"]
+
+
+# -- at the schema: races, and what HTTP does not let through ---------------------
+
+
+def test_a_hash_evicted_while_its_plan_falls_back_is_still_answered(
+    loaded: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hash-only request resolved by the direct way, whose plan falls back
+    while another client's registration evicts the hash (a registry of one
+    entry here; any full registry under a flood of new hashes alike). The
+    long way resolves the hash once, before anything runs; the direct way
+    resolves it again for ordinary execution, and answers PersistedQueryNotFound
+    after the plan already ran and spent its store calls."""
+    small = dataclasses.replace(settings, persisted_queries_max=1)
+    query = "query Latest { articles(first: 2) { nodes { title } } }"
+    other = "{ providers(first: 1) { nodes { name } } }"
+    hashed = {"persistedQuery": {"version": 1, "sha256Hash": digest(query)}}
+    other_hashed = {"persistedQuery": {"version": 1, "sha256Hash": digest(other)}}
+
+    def run(schema: Schema) -> ExecutionResultLike:
+        # Both cached valid; only `query` registered: the registry's one entry.
+        execute(schema, loaded, other)
+        execute(schema, loaded, query, extensions=hashed)
+        assert len(schema.persisted) == 1
+        plans = schema_plans(schema)
+        original = plans.execute
+        registered = asyncio.Event()
+
+        async def slow_then_falls_back(*args: Any, **kwargs: Any) -> Any:
+            if args[1] != query:
+                return await original(*args, **kwargs)
+            await original(*args, **kwargs)
+            await registered.wait()  # another client registers meanwhile
+            raise Fallback("planted: several field errors")
+
+        monkeypatch.setattr(plans, "execute", slow_then_falls_back)
+
+        async def both() -> Any:
+            stats = observe.RequestStats()
+
+            async def by_hash_request() -> Any:
+                token = observe._current.set(stats)
+                try:
+                    return await schema.execute(
+                        None,
+                        context_value=Context(Gateway(loaded, 5000)),
+                        operation_extensions=hashed,
+                    )
+                finally:
+                    observe._current.reset(token)
+
+            async def another_client() -> None:
+                await asyncio.sleep(0)
+                await schema.execute(
+                    other,
+                    context_value=Context(Gateway(loaded, 5000)),
+                    operation_extensions=other_hashed,
+                )
+                registered.set()
+
+            answer, _ = await asyncio.gather(by_hash_request(), another_client())
+            return answer, stats
+
+        answer, stats = asyncio.run(both())
+        monkeypatch.undo()
+        return answer, stats
+
+    long_way = build_schema(dataclasses.replace(small, compiled=True))
+    long_way.direct = None
+    expected, expected_stats = run(long_way)
+    direct, direct_stats = run(schema_for(small))
+    assert expected.data and expected.data["articles"]["nodes"], expected.errors
+    assert expected_stats.executions == ["fallback"]
+    assert sent(direct) == sent(expected)
+    assert direct_stats.executions == expected_stats.executions
+
+
+ExecutionResultLike = tuple[Any, observe.RequestStats]
+
+
+def schema_plans(schema: Schema) -> Any:
+    """The plan cache both ways share (the long way's CompiledExecution has it too)."""
+    from api.compiled import CompiledExecution
+
+    for factory in schema.extensions:
+        made = factory() if callable(factory) else factory
+        if isinstance(made, CompiledExecution):
+            return made.plans
+    raise AssertionError("no compiled execution")
+
+
+def test_extensions_that_are_not_an_object_are_refused_as_on_the_long_way(
+    loaded: Store, settings: Settings
+) -> None:
+    """Not reachable over HTTP (strawberry's view refuses them), but the
+    schema's own API: the long way answers with an error, the direct way must
+    not raise instead."""
+    schema = schema_for(settings)
+    long_way = schema_for(settings)
+    long_way.direct = None
+    for extensions in (["persistedQuery"], "persistedQuery", 5):
+        execute(schema, loaded, FRONT)
+        expected, _ = execute(long_way, loaded, FRONT, extensions=extensions)  # type: ignore[arg-type]
+        direct, _ = execute(schema, loaded, FRONT, extensions=extensions)  # type: ignore[arg-type]
+        assert sent(direct) == sent(expected)
+
+
+def test_allowed_operation_types_given_as_a_one_shot_iterable(
+    loaded: Store, settings: Settings
+) -> None:
+    """``allowed_operation_types`` is typed ``Iterable``: the direct way tests
+    it with ``in`` (consuming a generator), then hands the same object to the
+    long way when it declines (here, a plan that falls back: introspection)."""
+    from strawberry.types.graphql import OperationType
+
+    query = "{ __schema { queryType { name } } }"
+    outcomes = []
+    for direct in (True, False):
+        schema = schema_for(settings)
+        if not direct:
+            schema.direct = None
+        execute(schema, loaded, query)
+
+        async def run(schema: Schema = schema) -> Any:
+            return await schema.execute(
+                query,
+                context_value=Context(Gateway(loaded, 5000)),
+                allowed_operation_types=(t for t in (OperationType.QUERY,)),
+            )
+
+        try:
+            outcomes.append(sent(asyncio.run(run())))
+        except Exception as error:
+            outcomes.append(repr(error))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_two_requests_racing_one_falling_back_each_counted_as_it_ran(
+    loaded: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan_tried is set while the fallen-back request runs the long way: a
+    request running meanwhile must still be compiled."""
+    schema = schema_for(settings)
+    slow = "{ articles(first: 3) { nodes { id title } } }"
+    execute(schema, loaded, slow)
+    execute(schema, loaded, FRONT)
+    plans = schema.direct.plans  # type: ignore[union-attr]
+    original = plans.execute
+    gate = asyncio.Event()
+
+    async def planted(*args: Any, **kwargs: Any) -> Any:
+        if args[1] == slow:
+            await original(*args, **kwargs)
+            raise Fallback("planted")
+        await gate.wait()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(plans, "execute", planted)
+
+    async def request(query: str, stats: observe.RequestStats) -> Any:
+        token = observe._current.set(stats)
+        try:
+            result = await schema.execute(query, context_value=Context(Gateway(loaded, 5000)))
+        finally:
+            observe._current.reset(token)
+        if query == slow:
+            gate.set()
+        return result
+
+    async def both() -> Any:
+        a, b = observe.RequestStats(), observe.RequestStats()
+        results = await asyncio.gather(request(slow, a), request(FRONT, b))
+        return results, a, b
+
+    (slow_answer, front), a, b = asyncio.run(both())
+    assert a.executions == ["fallback"] and b.executions == ["compiled"]
+    assert not slow_answer.errors and not front.errors
+
+
+class Latent(Gateway):
+    """The store over a network: each call yields to the event loop first."""
+
+    async def find(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.01)
+        return await super().find(*args, **kwargs)
+
+
+def test_a_hash_evicted_while_a_real_fallback_runs_is_still_answered(
+    loaded: Store, settings: Settings
+) -> None:
+    """The same race with nothing planted: stored documents that make a plan
+    fall back (a heat over GraphQL's Int, a provider that is not an object:
+    several field errors, ordered by ordinary execution), and a second client
+    registering its own hash while the first request's store call is out
+    (the embedded engine answers inline: a store with latency, as over the
+    wire, is one that yields to the event loop while it answers)."""
+    from tests.api.test_compiled import odd_documents
+
+    loaded.articles.insert_many(odd_documents())
+    small = dataclasses.replace(settings, persisted_queries_max=1)
+    query = "{ articles(first: 5) { nodes { heat provider { name } } } }"
+    other = "{ providers(first: 1) { nodes { name } } }"
+    hashed = {"persistedQuery": {"version": 1, "sha256Hash": digest(query)}}
+    other_hashed = {"persistedQuery": {"version": 1, "sha256Hash": digest(other)}}
+
+    def run(schema: Schema) -> tuple[Any, observe.RequestStats]:
+        execute(schema, loaded, other)
+        execute(schema, loaded, query, extensions=hashed)  # registered: the only entry
+
+        async def both() -> Any:
+            stats = observe.RequestStats()
+
+            async def by_hash_request() -> Any:
+                token = observe._current.set(stats)
+                try:
+                    return await schema.execute(
+                        None,
+                        context_value=Context(Latent(loaded, 5000)),
+                        operation_extensions=hashed,
+                    )
+                finally:
+                    observe._current.reset(token)
+
+            async def another_client() -> Any:
+                return await schema.execute(
+                    other,
+                    context_value=Context(Latent(loaded, 5000)),
+                    operation_extensions=other_hashed,
+                )
+
+            answer, _ = await asyncio.gather(by_hash_request(), another_client())
+            return answer, stats
+
+        return asyncio.run(both())
+
+    long_way = build_schema(dataclasses.replace(small, compiled=True))
+    long_way.direct = None
+    expected, expected_stats = run(long_way)
+    direct, direct_stats = run(schema_for(small))
+    assert expected_stats.executions == ["fallback"]
+    assert expected.data is not None or expected.errors, expected
+    assert [e.message for e in expected.errors or []] != ["PersistedQueryNotFound"]
+    assert sent(direct) == sent(expected)
+    assert direct_stats.executions == expected_stats.executions
+
+
+# -- over HTTP: the store failing mid-request -------------------------------------
+
+
+def calls_so_far() -> int:
+    stats = observe.current()
+    return 0 if stats is None else stats.store_calls
+
+
+class DownAfterFirst(Gateway):
+    """An outage from each request's second store call on."""
+
+    async def _dispatch(self, call: Any) -> Any:
+        from core.store import StoreUnavailable
+
+        if calls_so_far() >= 2:
+            raise StoreUnavailable("connection refused")
+        return await super()._dispatch(call)
+
+
+class BrokenAfterFirst(Gateway):
+    """A driver bug from each request's second store call on."""
+
+    async def _dispatch(self, call: Any) -> Any:
+        if calls_so_far() >= 2:
+            raise RuntimeError("a driver bug, with private detail")
+        return await super()._dispatch(call)
+
+
+class SlowAfterFirst(Gateway):
+    """Each request's second store call takes longer than the request may."""
+
+    async def _dispatch(self, call: Any) -> Any:
+        if calls_so_far() >= 2:
+            await asyncio.sleep(2)
+        return await super()._dispatch(call)
+
+
+class ShedAfterFirst(Gateway):
+    """No free store slot for each request's second call."""
+
+    async def _dispatch(self, call: Any) -> Any:
+        from api.slots import Shed
+
+        if calls_so_far() >= 2:
+            raise Shed()
+        return await super()._dispatch(call)
+
+
+class ClientLeavesAfterFirst(Gateway):
+    """The client hangs up during each request's second store call."""
+
+    async def _dispatch(self, call: Any) -> Any:
+        from api import deadline
+
+        if calls_so_far() >= 2:
+            budget = deadline.current()
+            assert budget is not None
+            budget.cancel()
+            stats = observe.current()
+            assert stats is not None
+            stats.client_gone = True
+            await asyncio.sleep(1)
+        return await super()._dispatch(call)
+
+
+def both_ways_over(
+    settings: Settings,
+    store: Store,
+    gateway: type[Gateway],
+    requests: list[Request],
+    caplog: pytest.LogCaptureFixture,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    outcomes = []
+    for direct in (True, False):
+        app = create_app(
+            dataclasses.replace(settings, compiled=True),
+            gateway=gateway(store, settings.store_op_timeout_ms),
+        )
+        if not direct:
+            view(app).schema.direct = None
+        caplog.clear()
+        answers = []
+        with caplog.at_level(logging.DEBUG), TestClient(app) as client:
+            for request in requests:
+                for _ in range(3):
+                    answers.append(response_of(send(client, request)))
+            records = list(caplog.records)
+            counters = metrics_of(client)
+        outcomes.append(
+            {
+                "answers": answers,
+                "access": access_lines(records),
+                "api": api_records(records),
+                "metrics": counters,
+            }
+        )
+    return outcomes[0], outcomes[1]
+
+
+@pytest.mark.parametrize(
+    "gateway",
+    [DownAfterFirst, BrokenAfterFirst, SlowAfterFirst, ShedAfterFirst, ClientLeavesAfterFirst],
+)
+def test_over_http_a_store_failing_mid_request_is_answered_alike(
+    loaded: Store,
+    api_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    gateway: type[Gateway],
+) -> None:
+    quick = dataclasses.replace(api_settings, request_timeout_ms=300)
+    sid = story_id(loaded)
+    requests: list[Request] = [
+        q(FRONT),
+        q(MOBILE, variables={"id": sid}),
+        q(MOBILE, variables={"id": sid}, method="GET"),
+        q("{ a: articles(first: 2) { nodes { id } } b: providers(first: 2) { nodes { name } } }"),
+        q(FRONT, headers={"accept": "application/graphql-response+json"}),
+    ]
+    direct, long_way = both_ways_over(quick, loaded, gateway, requests, caplog)
+    assert_alike(direct, long_way)
+
+
+# -- at the schema: shapes whose objects the builder counts (extensions.cost) -----
+
+SHAPES = [
+    "{ articles(first: 2) { nodes { id } } articles(first: 2) { nodes { title } } }",
+    "{ articles(first: 2) { nodes { provider { name } provider { domain } } } }",
+    """{ articles(first: 2) { nodes { ...A ...B } } }
+    fragment A on Article { provider { name } } fragment B on Article { provider { domain } }""",
+    "query($id: ID!) { node(id: $id) { ... on Article { provider { name } } "
+    "... on Article { provider { domain } } ... on Provider { name } } }",
+    'query($id: ID!) { nodes(ids: [$id, $id, "nope"]) { id ... on Article { images { url } } } }',
+    "query($id: ID!) { a: article(id: $id) { id } b: article(id: $id) { id } }",
+    "{ articles(first: 2) { edges { node { id } cursor } pageInfo { hasNextPage } } }",
+    "{ articles(first: 3) { nodes { related { article { id provider { name } } } } } }",
+    "{ providers(first: 2) { nodes { articles(first: 2) { nodes { id } } } } }",
+    "{ articles(first: 0) { nodes { id } pageInfo { endCursor } } }",
+    "{ __typename articles(first: 1) { __typename nodes { __typename } } }",
+    "{ articles(first: 2) { nodes { ... on Article { id } } } }",
+    "query($id: ID!) { article(id: $id) { ... on Provider { name } } }",
+    "{ topics(first: 2) { nodes { name articles(first: 1) { totalCount } } } }",
+    "{ articles(first: 50, filter: {published: false}) "
+    "{ nodes { id related { article { id } } } } }",
+]
+
+
+@pytest.mark.parametrize("admin", [False, True])
+@pytest.mark.parametrize("query", SHAPES)
+def test_objects_counted_by_the_plan_are_those_in_the_answer(
+    loaded: Store, settings: Settings, query: str, admin: bool
+) -> None:
+    variables = {"id": story_id(loaded)} if "$id" in query else None
+    schema = schema_for(settings)
+    long_way = schema_for(settings)
+    long_way.direct = None
+    expected, expected_stats = execute(long_way, loaded, query, variables, admin=admin)
+    execute(schema, loaded, query, variables, admin=admin)
+    direct, stats = execute(schema, loaded, query, variables, admin=admin)
+    assert sent(direct) == sent(expected)
+    assert stats.executions == expected_stats.executions
+
+
+def test_over_http_the_admin_first_then_anyone_sees_only_what_they_may(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    hidden = loaded.articles.find_one({"published": False}, {"_id": 1, "webUrl": 1})
+    assert hidden is not None, "the sample has no unpublished article"
+    by_variable = (
+        "query($p: Boolean, $id: ID) { articles(first: 50, filter: {published: $p}) "
+        "{ totalCount nodes { id } } article(id: $id) { id title } }"
+    )
+    node = "query($id: ID!) { node(id: $id) { id ... on Article { title } } }"
+    url = "query($u: String) { article(webUrl: $u) { id } }"
+    requests: list[Request] = []
+    for admin in (True, False, True, False):
+        requests += [
+            q(UNPUBLISHED, admin=admin),
+            q(UNPUBLISHED, admin=admin, method="GET"),
+            q(by_variable, variables={"p": False, "id": hidden["_id"]}, admin=admin),
+            q(by_variable, variables={"p": None, "id": hidden["_id"]}, admin=admin),
+            q(node, variables={"id": hidden["_id"]}, admin=admin),
+            q(url, variables={"u": hidden["webUrl"]}, admin=admin),
+        ]
+    direct, long_way = both_ways(api_settings, loaded, requests, caplog, repeat=2)
+    assert_alike(direct, long_way)
+    anonymous = [a for i, a in enumerate(direct["answers"]) if (i // 12) % 2 == 1]
+    assert hidden["_id"] not in json.dumps([a["body"] for a in anonymous])
+
+
+def test_over_http_variables_that_change_the_price_are_priced_each_time(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    tight = dataclasses.replace(api_settings, max_query_objects=60, max_query_store_calls=4)
+    paged = "query($n: Int) { articles(first: $n) { nodes { id topics { name } } } }"
+    nested = (
+        "query($n: Int, $m: Int) { providers(first: $n) { nodes { articles(first: $m) "
+        "{ nodes { id } } } } }"
+    )
+    skipped = (
+        "query($big: Boolean!) { articles(first: 2) { nodes { id } } "
+        "more: articles(first: 100) @include(if: $big) { nodes { id related { title } } } }"
+    )
+    defaulted = "query($n: Int = 100) { articles(first: $n) { nodes { id topics { name } } } }"
+    relevance = (
+        'query($o: ArticleOrder!) { articles(first: 2, orderBy: $o, filter: {search: "a"}) '
+        "{ totalCount nodes { id } } }"
+    )
+    requests: list[Request] = []
+    for n in (2, 50, 2, 1.0, True, "2", None, 2.5, -1, 2**40, 100):
+        requests.append(q(paged, variables={"n": n}))
+    for n, m in ((2, 2), (5, 5), (2, 2), (1, 100), (100, 1)):
+        requests.append(q(nested, variables={"n": n, "m": m}))
+    for big in (False, True, False, "yes", None):
+        requests.append(q(skipped, variables={"big": big}))
+    requests.append(q(skipped, variables={}))
+    for vars_ in ({}, {"n": None}, {"n": 2}, {"n": 100}):
+        requests.append(q(defaulted, variables=vars_))
+    for order in ("PUBLISHED_DESC", "RELEVANCE", "PUBLISHED_DESC"):
+        requests.append(q(relevance, variables={"o": order}))
+    direct, long_way = both_ways(tight, loaded, requests, caplog)
+    assert_alike(direct, long_way)
+    refused = [a for a in direct["answers"] if "too costly" in a["text"]]
+    assert refused, "no request was over the budget: the test proves nothing"
