@@ -43,10 +43,14 @@ from api.compiled import Plans, answer, plan_tried
 from api.context import Context
 from api.cost import Cost
 from api.incremental import is_incremental
-from api.persisted import PersistedQueries, PersistedQueryError
+from api.persisted import PersistedQueries
 
 if TYPE_CHECKING:
     from api.schema import Schema
+
+
+#: Strawberry's execution of the request: of its own query text, or of the one given.
+LongWay = Callable[..., Awaitable[ExecutionResult]]
 
 
 class Request(NamedTuple):
@@ -89,7 +93,7 @@ class Direct:
         self,
         schema: Schema,
         request: Request,
-        long_way: Callable[[], Awaitable[ExecutionResult]],
+        long_way: LongWay,
     ) -> ExecutionResult:
         """The request's answer: the direct way's, or ``long_way()``'s."""
         query, variables, context, operation_name, allowed, extensions = request
@@ -97,7 +101,7 @@ class Direct:
             return await long_way()
         try:
             resolved = self.persisted.resolve(query, extensions)
-        except PersistedQueryError:  # strawberry reports it
+        except Exception:  # a refused hash, or extensions that are no object: strawberry reports it
             return await long_way()
         query = resolved.query
         document = self.documents.get(cache_key(query, self.parse_options)) if query else None
@@ -124,7 +128,7 @@ class Direct:
             self.plans, schema, query, document, variables, operation_name, context
         )
         if result is None:
-            return await self._ordinarily(long_way, cost, calls_before)
+            return await self._ordinarily(long_way, query, cost, calls_before)
         errors = result.errors
         if errors:
             schema._process_errors(errors)
@@ -137,15 +141,18 @@ class Direct:
 
     async def _ordinarily(
         self,
-        long_way: Callable[[], Awaitable[ExecutionResult]],
+        long_way: LongWay,
+        query: str,
         cost: Cost,
         calls_before: int | None,
     ) -> ExecutionResult:
         """Strawberry's answer, by ordinary execution (the plan ran, and fell
-        back: it is not run again), with the plan's store calls reported too."""
+        back: it is not run again), with the plan's store calls reported too.
+        It gets the query text already found: a hash looked up again could
+        have been evicted from the registry while the plan ran."""
         token = plan_tried.set(True)
         try:
-            result = await long_way()
+            result = await long_way(query)
         finally:
             plan_tried.reset(token)
         if result.extensions and "cost" in result.extensions:

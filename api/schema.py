@@ -77,26 +77,24 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        async def long_way() -> ExecutionResult:
+        # Tested for membership by both ways: an iterator would be used up.
+        allowed = None if allowed_operation_types is None else frozenset(allowed_operation_types)
+
+        async def long_way(resolved: str | None = query) -> ExecutionResult:
             return await super(Schema, self).execute(
-                query,
+                resolved,
                 variable_values,
                 context_value,
                 root_value,
                 operation_name,
-                allowed_operation_types,
+                allowed,
                 operation_extensions,
             )
 
         if self.direct is None or root_value is not None:
             return await long_way()
         request = Request(
-            query,
-            variable_values,
-            context_value,
-            operation_name,
-            allowed_operation_types,
-            operation_extensions,
+            query, variable_values, context_value, operation_name, allowed, operation_extensions
         )
         return await self.direct.execute(self, request, long_way)
 
