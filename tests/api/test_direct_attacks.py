@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -624,29 +625,36 @@ def both_ways_over(
     caplog: pytest.LogCaptureFixture,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     outcomes = []
-    for direct in (True, False):
-        app = create_app(
-            dataclasses.replace(settings, compiled=True),
-            gateway=gateway(store, settings.store_op_timeout_ms),
-        )
-        if not direct:
-            view(app).schema.direct = None
-        caplog.clear()
-        answers = []
-        with caplog.at_level(logging.DEBUG), TestClient(app) as client:
-            for request in requests:
-                for _ in range(3):
-                    answers.append(response_of(send(client, request)))
-            records = list(caplog.records)
-            counters = metrics_of(client)
-        outcomes.append(
-            {
-                "answers": answers,
-                "access": access_lines(records),
-                "api": api_records(records),
-                "metrics": counters,
-            }
-        )
+    # No collector pauses: a full collection in a process that has run much of
+    # the suite can outlast the deadline these requests run under, and the
+    # answers would differ by timing alone.
+    gc.disable()
+    try:
+        for direct in (True, False):
+            app = create_app(
+                dataclasses.replace(settings, compiled=True),
+                gateway=gateway(store, settings.store_op_timeout_ms),
+            )
+            if not direct:
+                view(app).schema.direct = None
+            caplog.clear()
+            answers = []
+            with caplog.at_level(logging.DEBUG), TestClient(app) as client:
+                for request in requests:
+                    for _ in range(3):
+                        answers.append(response_of(send(client, request)))
+                records = list(caplog.records)
+                counters = metrics_of(client)
+            outcomes.append(
+                {
+                    "answers": answers,
+                    "access": access_lines(records),
+                    "api": api_records(records),
+                    "metrics": counters,
+                }
+            )
+    finally:
+        gc.enable()
     return outcomes[0], outcomes[1]
 
 
