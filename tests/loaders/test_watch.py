@@ -84,7 +84,11 @@ def test_the_store_follows_the_folder(watcher, store, tmp_path):
     moved.unlink()
     watcher.until(lambda: doc(store, "second") is None, "a deleted file")
     assert doc(store, "first") is not None
-    assert store.db.providers.find_one({"_id": "tramtimes.example"})["count"] == 1
+    # The batch recounts the facets after deleting the article: wait for it too.
+    watcher.until(
+        lambda: store.db.providers.find_one({"_id": "tramtimes.example"})["count"] == 1,
+        "the provider's count after the deletion",
+    )
 
 
 def test_a_bad_file_is_reported_and_written_nowhere(watcher, store, tmp_path):
