@@ -20,6 +20,7 @@ import gc
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -343,33 +344,9 @@ def test_a_hash_evicted_while_its_plan_falls_back_is_still_answered(
 
         monkeypatch.setattr(plans, "execute", slow_then_falls_back)
 
-        async def both() -> Any:
-            stats = observe.RequestStats()
-
-            async def by_hash_request() -> Any:
-                token = observe._current.set(stats)
-                try:
-                    return await schema.execute(
-                        None,
-                        context_value=Context(Gateway(loaded, 5000)),
-                        operation_extensions=hashed,
-                    )
-                finally:
-                    observe._current.reset(token)
-
-            async def another_client() -> None:
-                await asyncio.sleep(0)
-                await schema.execute(
-                    other,
-                    context_value=Context(Gateway(loaded, 5000)),
-                    operation_extensions=other_hashed,
-                )
-                registered.set()
-
-            answer, _ = await asyncio.gather(by_hash_request(), another_client())
-            return answer, stats
-
-        answer, stats = asyncio.run(both())
+        answer, stats = race_by_hash(
+            schema, lambda: Gateway(loaded, 5000), hashed, other, other_hashed, registered
+        )
         monkeypatch.undo()
         return answer, stats
 
@@ -381,6 +358,44 @@ def test_a_hash_evicted_while_its_plan_falls_back_is_still_answered(
     assert expected_stats.executions == ["fallback"]
     assert sent(direct) == sent(expected)
     assert direct_stats.executions == expected_stats.executions
+
+
+def race_by_hash(
+    schema: Schema,
+    gateway: Callable[[], Gateway],
+    hashed: dict[str, Any],
+    other: str,
+    other_hashed: dict[str, Any],
+    registered: asyncio.Event | None = None,
+) -> tuple[Any, observe.RequestStats]:
+    """A request by hash alone while another client registers ``other`` under
+    its own hash (setting ``registered`` once it has): the first request's
+    answer and stats."""
+
+    async def both() -> tuple[Any, observe.RequestStats]:
+        stats = observe.RequestStats()
+
+        async def by_hash_request() -> Any:
+            token = observe._current.set(stats)
+            try:
+                return await schema.execute(
+                    None, context_value=Context(gateway()), operation_extensions=hashed
+                )
+            finally:
+                observe._current.reset(token)
+
+        async def another_client() -> None:
+            await asyncio.sleep(0)
+            await schema.execute(
+                other, context_value=Context(gateway()), operation_extensions=other_hashed
+            )
+            if registered is not None:
+                registered.set()
+
+        answer, _ = await asyncio.gather(by_hash_request(), another_client())
+        return answer, stats
+
+    return asyncio.run(both())
 
 
 ExecutionResultLike = tuple[Any, observe.RequestStats]
@@ -515,31 +530,7 @@ def test_a_hash_evicted_while_a_real_fallback_runs_is_still_answered(
         execute(schema, loaded, other)
         execute(schema, loaded, query, extensions=hashed)  # registered: the only entry
 
-        async def both() -> Any:
-            stats = observe.RequestStats()
-
-            async def by_hash_request() -> Any:
-                token = observe._current.set(stats)
-                try:
-                    return await schema.execute(
-                        None,
-                        context_value=Context(Latent(loaded, 5000)),
-                        operation_extensions=hashed,
-                    )
-                finally:
-                    observe._current.reset(token)
-
-            async def another_client() -> Any:
-                return await schema.execute(
-                    other,
-                    context_value=Context(Latent(loaded, 5000)),
-                    operation_extensions=other_hashed,
-                )
-
-            answer, _ = await asyncio.gather(by_hash_request(), another_client())
-            return answer, stats
-
-        return asyncio.run(both())
+        return race_by_hash(schema, lambda: Latent(loaded, 5000), hashed, other, other_hashed)
 
     long_way = build_schema(dataclasses.replace(small, compiled=True))
     long_way.direct = None
