@@ -33,6 +33,7 @@ from api.context import Context
 from api.data import Gateway
 from api.plan import Fallback
 from api.schema import Schema, build_schema
+from api.slots import StoreSlots
 from core.config import Settings
 from core.store import Store
 from tests.api.fixtures import ADMIN_TOKEN
@@ -123,32 +124,48 @@ def both_ways(
     requests: list[Request],
     caplog: pytest.LogCaptureFixture,
     repeat: int = 3,
+    gateway: type[Gateway] = Gateway,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Each request sent ``repeat`` times in turn to an app that may go the
-    direct way and to one that never does: what each app answered, logged and
-    counted."""
+    direct way and to one that never does, each over a ``gateway`` to
+    ``store``: what each app answered, logged and counted."""
     outcomes = []
-    for direct in (True, False):
-        app = create_app(dataclasses.replace(settings, compiled=True), store)
-        if not direct:
-            view(app).schema.direct = None
-        caplog.clear()
-        answers = []
-        with caplog.at_level(logging.DEBUG), TestClient(app) as client:
-            for request in requests:
-                for _ in range(repeat):
-                    answers.append(response_of(send(client, request)))
-            records = list(caplog.records)
-            counters = metrics_of(client)
-        outcomes.append(
-            {
-                "answers": answers,
-                "access": access_lines(records),
-                "api": api_records(records),
-                "metrics": counters,
-            }
-        )
+    # No collector pauses: a full collection in a process that has run much of
+    # the suite can outlast a short deadline, and the answers would differ by
+    # timing alone.
+    gc.disable()
+    try:
+        for direct in (True, False):
+            app = create_app(
+                dataclasses.replace(settings, compiled=True),
+                # As create_app makes its own: the settings' slots.
+                gateway=gateway(store, settings.store_op_timeout_ms, slots_for(settings)),
+            )
+            if not direct:
+                view(app).schema.direct = None
+            caplog.clear()
+            answers = []
+            with caplog.at_level(logging.DEBUG), TestClient(app) as client:
+                for request in requests:
+                    for _ in range(repeat):
+                        answers.append(response_of(send(client, request)))
+                records = list(caplog.records)
+                counters = metrics_of(client)
+            outcomes.append(
+                {
+                    "answers": answers,
+                    "access": access_lines(records),
+                    "api": api_records(records),
+                    "metrics": counters,
+                }
+            )
+    finally:
+        gc.enable()
     return outcomes[0], outcomes[1]
+
+
+def slots_for(settings: Settings) -> StoreSlots:
+    return StoreSlots(settings.store_concurrency, settings.store_queue_ms)
 
 
 def assert_alike(direct: dict[str, Any], long_way: dict[str, Any]) -> None:
@@ -608,47 +625,6 @@ class ClientLeavesAfterFirst(Gateway):
         return await super()._dispatch(call)
 
 
-def both_ways_over(
-    settings: Settings,
-    store: Store,
-    gateway: type[Gateway],
-    requests: list[Request],
-    caplog: pytest.LogCaptureFixture,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    outcomes = []
-    # No collector pauses: a full collection in a process that has run much of
-    # the suite can outlast the deadline these requests run under, and the
-    # answers would differ by timing alone.
-    gc.disable()
-    try:
-        for direct in (True, False):
-            app = create_app(
-                dataclasses.replace(settings, compiled=True),
-                gateway=gateway(store, settings.store_op_timeout_ms),
-            )
-            if not direct:
-                view(app).schema.direct = None
-            caplog.clear()
-            answers = []
-            with caplog.at_level(logging.DEBUG), TestClient(app) as client:
-                for request in requests:
-                    for _ in range(3):
-                        answers.append(response_of(send(client, request)))
-                records = list(caplog.records)
-                counters = metrics_of(client)
-            outcomes.append(
-                {
-                    "answers": answers,
-                    "access": access_lines(records),
-                    "api": api_records(records),
-                    "metrics": counters,
-                }
-            )
-    finally:
-        gc.enable()
-    return outcomes[0], outcomes[1]
-
-
 @pytest.mark.parametrize(
     "gateway",
     [DownAfterFirst, BrokenAfterFirst, SlowAfterFirst, ShedAfterFirst, ClientLeavesAfterFirst],
@@ -671,7 +647,7 @@ def test_over_http_a_store_failing_mid_request_is_answered_alike(
         q("{ a: articles(first: 2) { nodes { id } } b: providers(first: 2) { nodes { name } } }"),
         q(FRONT, headers={"accept": "application/graphql-response+json"}),
     ]
-    direct, long_way = both_ways_over(quick, loaded, gateway, requests, caplog)
+    direct, long_way = both_ways(quick, loaded, requests, caplog, gateway=gateway)
     assert_alike(direct, long_way)
 
 
