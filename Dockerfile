@@ -18,7 +18,7 @@ COPY api ./api
 COPY loaders ./loaders
 RUN pip install --disable-pip-version-check -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home newsgraph
-# Only the files the page loads (api/explorer.py, ASSETS), with their licences.
+# Only the files the page loads (api/http/explorer.py, ASSETS), with their licences.
 COPY --from=graphiql /graphiql/node_modules/react/umd/react.production.min.js \
      /graphiql/node_modules/react/LICENSE /app/graphiql/react/umd/
 COPY --from=graphiql /graphiql/node_modules/react-dom/umd/react-dom.production.min.js \

@@ -12,18 +12,12 @@ so any number of workers or hosts can serve the same store.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
-from cross_web import HTTPException
-from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
-from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -31,211 +25,25 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionResult
 
-from api import deadline, incremental, observe
-from api.caching import QueryCaching
-from api.context import Context, is_admin
-from api.data import Gateway
-from api.deadline import RequestGuard
-from api.errors import error_code
-from api.explorer import Explorer
-from api.feed import Feed
-from api.limits import BodyLimit
-from api.media import GRAPHQL_RESPONSE, JSON, is_request_error, negotiate
-from api.metrics import Metrics
-from api.requests import RegularRequests
-from api.schema import build_schema
-from api.slots import RETRY_AFTER_S, StoreSlots
-from api.websocket import Connection, Connections, Socket
+from api.data.gateway import Gateway
+from api.data.slots import StoreSlots
+from api.http import observe
+from api.http.body import BodyLimit
+from api.http.caching import QueryCaching
+from api.http.explorer import Explorer
+from api.http.guard import RequestGuard
+from api.http.requests import RegularRequests
+from api.http.view import GraphQLApp, cors_origins
+from api.live.feed import Feed
+from api.telemetry.metrics import Metrics
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
 
 if TYPE_CHECKING:  # strawberry's own HTTP layer, named in a signature only
-    from cross_web import AsyncHTTPRequestAdapter
+    pass
 
 log = logging.getLogger("newsgraph.api")
-
-#: No operation needs a longer name; graphql-core would echo any it cannot find.
-MAX_OPERATION_NAME = 200
-
-
-class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view with newsgraph's context and a faster encoder;
-    subscriptions over WebSocket (``api.websocket``) at the same path."""
-
-    graphql_transport_ws_handler_class = Connection
-    websocket_adapter_class = Socket
-
-    def __init__(
-        self, settings: Settings, gateway: Gateway, explorer: Explorer, feed: Feed
-    ) -> None:
-        super().__init__(
-            build_schema(settings),
-            graphql_ide="graphiql" if settings.introspection else None,
-            allow_queries_via_get=True,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
-            max_subscriptions_per_connection=None,  # api.websocket counts them
-            # A browser page on another origin may subscribe as it may query.
-            allowed_origins=cors_origins(settings),
-        )
-        self.settings = settings
-        self.gateway = gateway
-        self.explorer = explorer
-        self.feed = feed
-        self.connections = Connections(settings.ws_connections_max)
-
-    async def render_graphql_ide(self, request: Request) -> Response:
-        if self.explorer.local:
-            return self.explorer.render()
-        return await super().render_graphql_ide(request)  # loads GraphiQL from a CDN
-
-    def should_render_graphql_ide(self, request: Any) -> bool:
-        # A hash-only persisted-query GET has no `query` either: it wants data.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
-        )
-
-    async def get_sub_response(self, request: Request | WebSocket) -> Response:
-        sub_response = await super().get_sub_response(request)
-        if isinstance(request, Request):
-            # Negotiated before anything runs, so a client that can read
-            # neither media type costs no parsing; the explorer is HTML.
-            accept = request.headers.get("accept")
-            media_type = negotiate(accept)
-            if incremental.start(accept).multipart and media_type is None:
-                # Its parts are application/json: a multipart reader reads that.
-                media_type = JSON
-            if media_type is None and not self.should_render_graphql_ide(
-                self.request_adapter_class(request)
-            ):
-                raise HTTPException(
-                    406, f"not acceptable: ask for {GRAPHQL_RESPONSE} or application/json"
-                )
-            sub_response.media_type = media_type
-        return sub_response
-
-    def create_response(
-        self,
-        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
-        sub_response: Response,
-    ) -> Response:
-        if sub_response.media_type != GRAPHQL_RESPONSE:
-            return super().create_response(response_data, sub_response)
-        if sub_response.status_code and isinstance(response_data, dict):
-            # Under this media type a 4xx or 5xx means "not executed" (a request
-            # error, or shed with 503 to be retried whole), so it has no `data`.
-            response_data = response_data.copy()
-            response_data.pop("data", None)
-        response = super().create_response(response_data, sub_response)
-        response.headers["content-type"] = GRAPHQL_RESPONSE
-        return response
-
-    async def execute_single(
-        self,
-        request: Request,
-        request_adapter: AsyncHTTPRequestAdapter,
-        sub_response: Response,
-        context: Context,
-        root_value: None,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        name = request_data.operation_name
-        if not isinstance(name, str | None):
-            # Not a GraphQL request at all: refused as strawberry refuses a
-            # `query` that is not a string (graphql-core would crash on it).
-            raise HTTPException(
-                400,
-                "The GraphQL operation's `operationName` must be a string or null, if provided.",
-            )
-        if name is not None and len(name) > MAX_OPERATION_NAME:
-            # Refused as graphql-core refuses an unknown name, but without
-            # echoing it: the name is the client's text, of any length.
-            message = f"operationName is over {MAX_OPERATION_NAME} characters long"
-            error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
-            result = ExecutionResult(data=None, errors=[error])
-        else:
-            stats = observe.current()
-            if stats is not None:
-                stats.operation = name
-            budget = deadline.current()
-            if budget is not None:
-                budget.running = True  # the deadline's backstop answers it as run
-            result = await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
-            )
-        if isinstance(result, GraphQLIncrementalExecutionResults):
-            # Executing, so not a request error; streamed as multipart/mixed
-            # (run() does it), each part in 200's body like any field error.
-            return result
-        budget = deadline.current()
-        if budget is not None and budget.shed:
-            # Shed, not failed: nothing is wrong with the query, and a 503 with
-            # Retry-After is what clients, proxies and load balancers retry.
-            sub_response.status_code = 503
-            sub_response.headers["Retry-After"] = str(RETRY_AFTER_S)
-            sub_response.headers["Cache-Control"] = "no-store"
-        elif sub_response.media_type == GRAPHQL_RESPONSE and is_request_error(
-            result.data, result.errors
-        ):
-            # The media type's own rule: a request that failed before it ran
-            # (no `data`) is a 400; field errors with data stay a 200.
-            sub_response.status_code = 400
-        return result
-
-    async def _process_stream_result(
-        self, request: Request, value: Any, all_pending: list[Any]
-    ) -> tuple[GraphQLHTTPResponse, list[Any]]:
-        response, all_pending = await super()._process_stream_result(request, value, all_pending)
-        # strawberry gives each deferred payload its fragment's path, as the
-        # 20220824 format Apollo Client reads wants; but that format wants the
-        # path of the payload itself, which is deeper by the current draft's
-        # `subPath` when fields already sent are left out of the payload.
-        for payload in response.get("incremental") or ():
-            if "subPath" in payload:
-                payload["path"] = [*payload["path"], *payload["subPath"]]
-        return response, all_pending
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        stats = observe.current()
-        if stats is not None and result.errors:
-            stats.error_codes.extend(error_code(e) for e in result.errors)
-        return await super().process_result(request, result)
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:
-        admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
-        return Context(gateway=self.gateway, admin=admin)
-
-    def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
-        # A GET's `variables` and `extensions` are JSON values of their own, and
-        # `null` means none (decode_json below refuses a bare null as a body).
-        given = {
-            k: None if k in ("variables", "extensions") and v == "null" else v
-            for k, v in params.items()
-        }
-        return super().parse_query_params(given)
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-    def decode_json(self, data: str | bytes) -> object:
-        # strawberry answers json.JSONDecodeError with a 400. orjson raises a
-        # subclass of it for invalid UTF-8 too (json.loads would raise
-        # UnicodeDecodeError: a 500), and a body that is JSON but not an object
-        # (`null`, `"x"`) is refused the same way rather than crashing the view.
-        parsed = orjson.loads(data)
-        if not isinstance(parsed, dict | list):
-            raise json.JSONDecodeError("expected a JSON object with a `query`", str(data)[:20], 0)
-        return parsed
 
 
 def create_app(
@@ -320,10 +128,6 @@ def create_app(
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
-
-
-def cors_origins(settings: Settings) -> list[str]:
-    return [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
 
 
 app: Starlette  # made on first access, by __getattr__ below

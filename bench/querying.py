@@ -24,13 +24,14 @@ import orjson
 import strawberry
 
 from api.app import create_app
-from api.context import Context
-from api.data import Gateway
-from api.filters import ORDERINGS, ArticleFilter, ArticleOrder, article_query, merge
-from api.pagination import after, decode_cursor
-from api.scalars import parse as parse_datetime
-from api.scalars import serialize as serialize_datetime
-from api.schema import build_schema, sdl
+from api.data.cursors import after, decode_cursor
+from api.data.filters import ORDERINGS, article_query, merge
+from api.data.gateway import Gateway
+from api.operation.schema import build_schema, sdl
+from api.schema.context import Context
+from api.schema.filters import ArticleFilter
+from api.schema.scalars import parse as parse_datetime
+from api.schema.scalars import serialize as serialize_datetime
 from bench.queries import FACETS, FILTERED, FRONT_PAGE, MOBILE, SEARCH
 from bench.report import Row, percentiles
 from core.config import Settings
@@ -174,7 +175,7 @@ async def query_scenarios(
             if not page["articles"]["pageInfo"]["hasNextPage"]:
                 break
             filtered_vars["after"] = page["articles"]["pageInfo"]["endCursor"]
-        ordering = ORDERINGS[ArticleOrder.PUBLISHED_DESC]
+        ordering = ORDERINGS["PUBLISHED_DESC"]
         base = article_query(
             ArticleFilter(
                 topic=topic,
@@ -316,7 +317,7 @@ async def execution_scenario(
     store: Store, settings: Settings, size: int, engine: str, reps: int
 ) -> list[Row]:
     """Each query executed by strawberry (a resolver per field) and by its
-    compiled plan (``api.compiled``), each beside graphql-core's ``execute``."""
+    compiled plan (``api.execution.compiled``), each beside graphql-core's ``execute``."""
     # The run so far has built up a large heap; collect it and leave it out of
     # later collections, so this allocation-heavy measurement pays for its own
     # garbage only (measured: 2.5x graphql-core after the other scenarios vs

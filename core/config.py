@@ -51,9 +51,9 @@ class Settings:
     max_aliases: int = 30
     #: Most tokens one query document may have.
     max_tokens: int = 2000
-    #: Most objects a query may ask for in the worst case (see api/cost.py).
+    #: Most objects a query may ask for in the worst case (see api/operation/cost.py).
     max_query_objects: int = 50_000
-    #: Most store calls a query may need in the worst case (see api/cost.py).
+    #: Most store calls a query may need in the worst case (see api/operation/cost.py).
     max_query_store_calls: int = 250
     #: Largest request body, or WebSocket message, the API reads (bytes).
     max_body_bytes: int = 100_000
@@ -83,7 +83,7 @@ class Settings:
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
     access_log: bool = True
-    #: Whether queries are answered by compiled plans (api/compiled.py), not a resolver per field.
+    #: Whether queries are answered by compiled plans (api/execution/), not a resolver per field.
     compiled: bool = True
     #: How often each worker asks the store what became news, for subscriptions (ms).
     subscription_poll_ms: int = 1000

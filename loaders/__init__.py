@@ -10,6 +10,9 @@
 - ``errors``: ``Rejected``, why a file was not loaded
 - ``parallel``: parse batches in worker processes; typed outcomes
 - ``stored``: a snapshot of what the store holds (SQLite)
+- ``manifest``: that snapshot kept in the store, packed, for a cheap reload
+- ``lease``: one loader at a time writes to a database
+- ``news``: stamp what a batch makes news, for subscriptions
 - ``write``: bulk inserts and replaces
 - ``facets``: provider and topic counts
 - ``report``: ``LoadReport``, ``Failure`` and the printed summary

@@ -213,7 +213,7 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     import uvicorn
 
     from api.app import create_app
-    from api.observe import log_config
+    from api.telemetry.logs import log_config
     from loaders import load_paths
     from loaders.report import render
 
@@ -281,7 +281,7 @@ def _follow(
 @cli.command()
 def schema() -> None:
     """Print the GraphQL schema (SDL)."""
-    from api.schema import sdl
+    from api.operation.schema import sdl
 
     click.echo(sdl(), nl=False)
 
@@ -297,8 +297,8 @@ def schema() -> None:
 @click.option("--variables", default="{}", help="The query's variables, as a JSON object.")
 def explain(query: str | None, file_: Path | None, variables: str) -> None:
     """Print the store calls and the shaping a query compiles to (no store is asked)."""
-    from api.plan.explain import explain as explained
-    from api.schema import build_schema
+    from api.execution.plan.explain import explain as explained
+    from api.operation.schema import build_schema
 
     if (query is None) == (file_ is None):
         raise click.UsageError("give a QUERY or --file (one of the two)")

@@ -45,7 +45,7 @@ def test_docker_compose_accepts_the_file():
 
 
 def test_the_image_serves_graphiql_from_the_npm_packages_it_installs():
-    from api.explorer import ASSETS
+    from api.http.explorer import ASSETS
 
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "NEWSGRAPH_GRAPHIQL_ASSETS=/app/graphiql" in dockerfile

@@ -37,7 +37,7 @@ def chromium_path() -> str:
 
 
 def require_local_graphiql() -> None:
-    from api.explorer import Explorer
+    from api.http.explorer import Explorer
 
     if not Explorer().local:
         missing(

@@ -83,7 +83,7 @@ def gql(client: TestClient) -> GQL:
 @pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every store call the API makes, by the function it ran."""
-    from api.data import Gateway
+    from api.data.gateway import Gateway
 
     calls: list[str] = []
     original = Gateway.run

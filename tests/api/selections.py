@@ -14,7 +14,7 @@ from graphql import (
 )
 from graphql import get_named_type as named
 
-from api.schema import sdl
+from api.operation.schema import sdl
 
 
 @functools.cache

@@ -18,8 +18,8 @@ import pymongo.errors
 import pytest
 import uvicorn
 
-from api import observe
-from api.data import Gateway
+from api.data.gateway import Gateway
+from api.telemetry import stats as observe
 from testing.ports import free_port
 from tests.waiting import eventually
 
@@ -52,7 +52,7 @@ class SlowStore:
         original = Gateway._dispatch
 
         async def dispatch(gateway: Gateway, call: Callable[[], Any]) -> Any:
-            stats = observe.current()
+            stats = observe.current_stats()
             if stats is None or stats.operation != "Slow":
                 return await original(gateway, call)
             self.calls += 1

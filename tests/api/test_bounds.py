@@ -21,9 +21,9 @@ from graphql.language import Token
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.caches import document_size
-from api.schema import Schema, build_schema
-from api.selections import check_selections
+from api.operation.documents import document_size
+from api.operation.schema import Schema, build_schema
+from api.operation.selections import check_selections
 from bench import queries
 from core.config import Settings
 from core.store import connect

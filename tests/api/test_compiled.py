@@ -24,14 +24,14 @@ from graphql import parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import observe
-from api.compiled import Plans
-from api.context import Context
-from api.data import Gateway
-from api.nodes import facet_id
-from api.plan.nodes import CHECKED_KEPT, KEYED_TEXT_MAX, Plan
-from api.schema import build_schema
-from api.slots import StoreSlots
+from api.data.gateway import Gateway
+from api.data.slots import StoreSlots
+from api.execution.compiled import Plans
+from api.execution.plan.nodes import CHECKED_KEPT, KEYED_TEXT_MAX, Plan
+from api.operation.schema import build_schema
+from api.schema.context import Context
+from api.schema.nodes import facet_id
+from api.telemetry import stats as observe
 from bench.gen import generate
 from core.config import Settings
 from core.document import article_id
@@ -132,7 +132,7 @@ class Differential:
         slots = StoreSlots(self.settings.store_concurrency, 600_000)
         gateway = Gateway(self.store, 60_000, slots)
         # Twice: the first sight of a query goes strawberry's long way, the
-        # second the direct way (api/direct.py); each must answer alike, to the
+        # second the direct way (api/operation/direct.py); each must answer alike, to the
         # last extension.
         twice = []
         for _ in range(2):

@@ -23,7 +23,7 @@ from graphql import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.schema import build_schema
+from api.operation.schema import build_schema
 from core.config import Settings
 
 SCHEMA = build_schema(Settings())._schema

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from api.context import SharedLoader
+from api.schema.context import SharedLoader
 
 
 def test_a_field_cancelled_does_not_cancel_its_batch_for_the_others():

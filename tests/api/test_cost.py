@@ -1,4 +1,4 @@
-"""Query cost: the worst case of a query, priced before it runs (api/cost.py).
+"""Query cost: the worst case of a query, priced before it runs (api/operation/cost.py).
 
 The first half tests the pure analysis on the schema; the second half the app,
 on both engines: README queries pass at the cost the README states, hostile
@@ -24,8 +24,9 @@ from graphql import (
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.budget import Budget, CostCache
-from api.cost import (
+from api.data.cursors import DEFAULT_PAGE, MAX_PAGE
+from api.operation.budget import Budget, CostCache
+from api.operation.cost import (
     ARGUMENT_BOUNDS,
     CAP,
     LIST_BOUNDS,
@@ -34,8 +35,7 @@ from api.cost import (
     count_objects,
     query_cost,
 )
-from api.pagination import DEFAULT_PAGE, MAX_PAGE
-from api.schema import build_schema
+from api.operation.schema import build_schema
 from core.config import Settings
 from core.document import ARTICLE, RELATED
 from loaders.errors import Rejected

@@ -20,8 +20,8 @@ from pymongo.cursor import Cursor
 from strawberry.asgi import GraphQL
 
 from api.app import create_app
-from api.deadline import GRACE_S
-from api.media import GRAPHQL_RESPONSE
+from api.http.guard import GRACE_S
+from api.http.media import GRAPHQL_RESPONSE
 from core.config import Settings
 from core.store import Store
 from tests.api.slow import (
@@ -224,7 +224,7 @@ def test_a_connection_the_server_cannot_read_stops_its_request(
 ) -> None:
     """The disconnect watcher's own failure (the server's ``receive`` raising
     after the body) counts as the client gone: the work stops and it is logged."""
-    from api.deadline import RequestGuard
+    from api.http.guard import RequestGuard
 
     finished: list[str] = []
 

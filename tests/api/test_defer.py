@@ -1,5 +1,5 @@
 """@defer and @stream: multipart/mixed to clients that read it, the whole
-answer at once to those that do not (api/incremental.py)."""
+answer at once to those that do not (api/operation/incremental.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from graphql import parse, print_ast
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.incremental import without_incremental
+from api.execution.incremental import without_incremental
 from tests.api.test_related import MOBILE, with_related
 
 #: The mobile query as an app would send it: the story first, related later.

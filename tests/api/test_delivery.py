@@ -93,7 +93,7 @@ def test_a_streamed_get_answer_passes_through_unbuffered():
     """Multipart parts (a deferred query's) go out as they come, with no ETag."""
     import asyncio
 
-    from api.caching import QueryCaching
+    from api.http.caching import QueryCaching
 
     sent: list[dict] = []
     second_part_sent = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Direct execution (api/direct.py): a query seen before is answered without
+"""Direct execution (api/operation/direct.py): a query seen before is answered without
 strawberry's per-request machinery, and exactly as strawberry answers it."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api import observe
-from api.context import Context
-from api.data import Gateway
-from api.plan import Fallback
-from api.schema import Schema, build_schema
-from api.subscription import over_http
+from api.data.gateway import Gateway
+from api.execution.plan import Fallback
+from api.operation.schema import Schema, build_schema
+from api.schema.context import Context
+from api.schema.subscription import over_http
+from api.telemetry import stats as observe
 from core.config import Settings
 from core.store import Store
 

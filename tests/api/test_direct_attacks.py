@@ -1,4 +1,4 @@
-"""Attacks on direct execution (api/direct.py): requests for which the direct
+"""Attacks on direct execution (api/operation/direct.py): requests for which the direct
 way might answer differently from strawberry's long way, or let a client past
 a limit the long way enforces.
 
@@ -27,13 +27,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from api import observe
-from api.app import GraphQLApp, create_app
-from api.context import Context
-from api.data import Gateway
-from api.plan import Fallback
-from api.schema import Schema, build_schema
-from api.slots import StoreSlots
+from api.app import create_app
+from api.data.gateway import Gateway
+from api.data.slots import StoreSlots
+from api.execution.plan import Fallback
+from api.http.view import GraphQLApp
+from api.operation.schema import Schema, build_schema
+from api.schema.context import Context
+from api.telemetry import stats as observe
 from core.config import Settings
 from core.store import Store
 from tests.api.fixtures import ADMIN_TOKEN
@@ -420,7 +421,7 @@ ExecutionResultLike = tuple[Any, observe.RequestStats]
 
 def schema_plans(schema: Schema) -> Any:
     """The plan cache both ways share (the long way's CompiledExecution has it too)."""
-    from api.compiled import CompiledExecution
+    from api.execution.compiled import CompiledExecution
 
     for factory in schema.extensions:
         made = factory() if callable(factory) else factory
@@ -564,7 +565,7 @@ def test_a_hash_evicted_while_a_real_fallback_runs_is_still_answered(
 
 
 def calls_so_far() -> int:
-    stats = observe.current()
+    stats = observe.current_stats()
     return 0 if stats is None else stats.store_calls
 
 
@@ -601,7 +602,7 @@ class ShedAfterFirst(Gateway):
     """No free store slot for each request's second call."""
 
     async def _dispatch(self, call: Any) -> Any:
-        from api.slots import Shed
+        from api.data.slots import Shed
 
         if calls_so_far() >= 2:
             raise Shed()
@@ -612,13 +613,13 @@ class ClientLeavesAfterFirst(Gateway):
     """The client hangs up during each request's second store call."""
 
     async def _dispatch(self, call: Any) -> Any:
-        from api import deadline
+        from api.data import deadline
 
         if calls_so_far() >= 2:
-            budget = deadline.current()
+            budget = deadline.current_deadline()
             assert budget is not None
             budget.cancel()
-            stats = observe.current()
+            stats = observe.current_stats()
             assert stats is not None
             stats.client_gone = True
             await asyncio.sleep(1)

@@ -180,12 +180,12 @@ def test_store_outage_gives_a_clear_error_quickly_and_readyz_503():
 
 
 def test_unexpected_errors_are_masked(gql, monkeypatch):
-    from api import resolvers
+    from api.data.gateway import Gateway
 
     async def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(resolvers, "fetch_page", broken)  # compiled and ordinary alike
+    monkeypatch.setattr(Gateway, "find", broken)  # compiled and ordinary alike
     message = gql.error("{ articles { totalCount } }")
     assert message == "internal error"
 

@@ -1,4 +1,4 @@
-"""api.feed's poll, driven by hand on both engines: pages that end inside one
+"""api.live.feed's poll, driven by hand on both engines: pages that end inside one
 write, a marker that goes back, and a subscription that falls behind."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from api.data import Gateway
-from api.feed import Feed, Position, Subscriber
+from api.data.gateway import Gateway
+from api.live.feed import Feed, Position, Subscriber
 from core.indexes import LOADER
 from core.news import MARKER_ID
 from loaders import load_paths

@@ -15,8 +15,8 @@ from graphql import parse, print_ast
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.explorer import ASSETS
-from api.incremental import without_incremental
+from api.execution.incremental import without_incremental
+from api.http.explorer import ASSETS
 from testing.live import running_server
 from tests.api.browser import LAUNCH_ARGS, chromium_path, require_local_graphiql
 from tests.articles import EXAMPLES

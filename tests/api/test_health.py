@@ -76,7 +76,7 @@ def test_readyz_follows_the_store_down_and_up_while_healthz_stays_200(private_se
 
 
 def test_liveness_never_asks_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.data import Gateway
+    from api.data.gateway import Gateway
 
     def no_store(*args: object, **kwargs: object) -> None:
         raise AssertionError("/healthz asked the store")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.data import Gateway
+from api.data.gateway import Gateway
 from core.indexes import INDEXES
 from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.test_articles import FILTERS

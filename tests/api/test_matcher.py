@@ -1,4 +1,4 @@
-"""api.matcher: an ``ArticleFilter`` evaluated in memory selects what the same
+"""api.data.matcher: an ``ArticleFilter`` evaluated in memory selects what the same
 filter selects in the store, on both engines (the query path is the reference)."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.filters import ArticleFilter, article_query
-from api.matcher import UnsupportedFilter, compile_filter
+from api.data.filters import article_query
+from api.data.matcher import UnsupportedFilter, compile_filter
+from api.schema.filters import ArticleFilter
 from core.document import search_words
 from loaders import load_paths
 from tests.articles import EXAMPLES, write_article

@@ -9,9 +9,9 @@ import pymongo.errors
 import pytest
 from starlette.testclient import TestClient
 
-from api.data import Gateway
-from api.media import GRAPHQL_RESPONSE, JSON, negotiate
-from api.slots import Shed
+from api.data.gateway import Gateway
+from api.data.slots import Shed
+from api.http.media import GRAPHQL_RESPONSE, JSON, negotiate
 from tests.api.test_cost import HOSTILE
 from tests.api.test_persisted import QUERY, codes, extension, hash_only_get
 

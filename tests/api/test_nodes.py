@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.nodes import facet_id, parse_id
+from api.schema.nodes import facet_id, parse_id
 from tests.api.fixtures import ADMIN_TOKEN
 
 ARTICLE = "id title webUrl publishedDateTime provider { id name domain } topics { id name }"

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.observe import log_config
+from api.telemetry.logs import log_config
 
 QUERY = "query Front { articles(first: 2) { totalCount nodes { title } } }"
 

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.persisted import PersistedQueries, PersistedQueryError, PersistedQueryNotFound
+from api.operation.persisted import PersistedQueries, PersistedQueryError, PersistedQueryNotFound
 
 QUERY = "query Latest { articles(first: 2) { nodes { title } } }"
 

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.nodes import facet_id
+from api.schema.nodes import facet_id
 from core.config import Settings
 from core.document import PRIVATE_FIELDS
 from core.store import Store

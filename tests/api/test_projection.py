@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api.scalars import serialize
+from api.schema.scalars import serialize
 from core.config import Settings
 from core.store import Store
 from tests.api.fixtures import ADMIN_TOKEN, GQL, without_cost_limits

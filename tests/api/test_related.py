@@ -59,7 +59,7 @@ def test_store_round_trips_do_not_grow_with_the_list(gql, round_trips):
 
 
 def test_only_selected_fields_are_fetched(gql, loaded, monkeypatch):
-    from api.data import Gateway
+    from api.data.gateway import Gateway
 
     projections = []
     original = Gateway.find
@@ -82,7 +82,7 @@ def test_related_story_fields_come_from_the_citing_article(gql, loaded):
 
 
 def test_a_single_lookup_asks_by_id_equality(gql, loaded, monkeypatch):
-    from api.data import Gateway
+    from api.data.gateway import Gateway
 
     queries = []
     original = Gateway.find

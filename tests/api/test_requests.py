@@ -1,4 +1,4 @@
-"""Requests made regular (api/requests.py) and the request-level limits around
+"""Requests made regular (api/http/requests.py) and the request-level limits around
 the GraphQL view: invented methods, HEAD, media types in capitals, GET's
 `variables=null`, and operation names too long to echo or log."""
 

@@ -4,16 +4,17 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from api.schema import sdl
+from api.operation.schema import sdl
 from newsgraph.cli import cli
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "api" / "schema.graphql"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "api" / "schema" / "schema.graphql"
 
 
 def test_schema_file_matches_the_code():
     assert SCHEMA_FILE.read_text() == sdl(), (
-        "api/schema.graphql is stale: run `newsgraph schema > api/schema.graphql` and review "
-        "the diff (contract fields may be added, never renamed)"
+        "api/schema/schema.graphql is stale: run "
+        "`newsgraph schema > api/schema/schema.graphql` and review the diff "
+        "(contract fields may be added, never renamed)"
     )
 
 

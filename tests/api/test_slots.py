@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from api.slots import Shed, StoreSlots
+from api.data.slots import Shed, StoreSlots
 
 
 def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:

@@ -29,11 +29,11 @@ from gql.transport.exceptions import TransportQueryError
 from graphql import parse
 
 from api.app import create_app
-from api.compiled import Plans
-from api.context import Context
-from api.data import Gateway
-from api.plan import Unplannable
-from api.schema import build_schema
+from api.data.gateway import Gateway
+from api.execution.compiled import Plans
+from api.execution.plan import Unplannable
+from api.operation.schema import build_schema
+from api.schema.context import Context
 from core.config import Settings
 from core.indexes import ARTICLES, LOADER
 from core.store import Store

@@ -24,7 +24,7 @@ import httpx2 as httpx
 import pytest
 from graphql import parse, print_ast
 
-from api.incremental import without_incremental
+from api.execution.incremental import without_incremental
 from core.config import Settings
 from core.store import connect
 from testing.live import running_server

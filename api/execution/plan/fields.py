@@ -1,0 +1,116 @@
+"""How each field of the schema is found, for the planner.
+
+A field without a resolver reads its parent's key of the same name, as the
+schema's default resolver (``api.operation.schema.read_field``) does: the planner
+handles every such field, including any added later. A field with a resolver
+is planned only if :data:`DERIVED` says what its resolver does (the methods
+in ``api.schema.types`` and ``api.schema.query``); any other makes the operation fall back
+to ordinary execution. The differential tests (tests/api/test_compiled*.py)
+hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.data.facets import count_held, row_count
+from api.execution.plan.nodes import Getter, Kind, PlanField
+from api.execution.plan.state import State
+from api.schema.nodes import row_id
+from api.schema.related import RELATED_MAX
+from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
+
+#: (type, field) -> (kind, facet) for the fields whose resolvers the planner knows.
+DERIVED: dict[tuple[str, str], tuple[Kind, Facet | None]] = {
+    ("Query", "article"): (Kind.ARTICLE, None),
+    ("Query", "articles"): (Kind.ARTICLES, None),
+    ("Query", "providers"): (Kind.FACETS, PROVIDERS_FACET),
+    ("Query", "topics"): (Kind.FACETS, TOPICS_FACET),
+    ("Query", "provider"): (Kind.FACET, PROVIDERS_FACET),
+    ("Query", "topic"): (Kind.FACET, TOPICS_FACET),
+    ("Provider", "articleCount"): (Kind.FACET_COUNT, PROVIDERS_FACET),
+    ("Topic", "articleCount"): (Kind.FACET_COUNT, TOPICS_FACET),
+    ("Provider", "articles"): (Kind.ARTICLES, PROVIDERS_FACET),
+    ("Topic", "articles"): (Kind.ARTICLES, TOPICS_FACET),
+    ("RelatedStory", "article"): (Kind.RELATED_ARTICLE, None),
+    ("Article", "id"): (Kind.ID, None),
+    ("Provider", "id"): (Kind.FACET_ID, PROVIDERS_FACET),
+    ("Topic", "id"): (Kind.FACET_ID, TOPICS_FACET),
+    ("Article", "topics"): (Kind.TOPICS, None),
+    ("Article", "images"): (Kind.LIST, None),
+    ("Article", "related"): (Kind.LIST, None),
+    ("RelatedStory", "images"): (Kind.LIST, None),
+}
+
+
+def facet_key(facet: Facet, value: str) -> str:
+    """The row key ``provider(domain:)`` / ``topic(name:)`` look up (as
+    ``api.schema.query`` normalizes them: domains are stored lower-case)."""
+    return value.strip().lower() if facet is PROVIDERS_FACET else value
+
+
+def read(source: Any, name: str) -> Any:
+    """``api.operation.schema.read_field``: a dict's key, else an attribute (the page,
+    edge and page-info objects)."""
+    if type(source) is dict:
+        return source.get(name)
+    return getattr(source, name)
+
+
+def getter(f: PlanField) -> Getter:
+    """The function reading ``f``'s raw value from its parent, once whatever
+    the store was asked for it is in the state."""
+    kind, name, key = f.kind, f.source, f.key
+    if kind is Kind.READ:
+        return lambda source, state: read(source, name)
+    if kind is Kind.TYPENAME:
+        parent = f.parent
+        return lambda source, state: parent
+    if kind is Kind.ID:
+        return lambda source, state: source["_id"]
+    if kind is Kind.FACET_ID:
+        parent = f.parent
+        return lambda source, state: row_id(parent, source)
+    if kind is Kind.LIST:
+        if (f.parent, f.name) == ("Article", "related"):
+            # As ``related`` without arguments answers (api/schema/related.py).
+            return lambda source, state: (source.get(name) or [])[:RELATED_MAX]
+        return lambda source, state: source.get(name) or []
+    if kind is Kind.TOPICS:
+        return lambda source, state: [{"name": n} for n in source.get("topics") or ()]
+    if kind is Kind.TOTAL:
+        return lambda source, state: state.totals[id(source)]
+    if kind in (Kind.ARTICLE, Kind.FACET):
+        return lambda source, state: state.found[f][state.args[f]]
+    if kind is Kind.RELATED_ARTICLE:
+        return _related_article(f)
+    if kind is Kind.FACET_COUNT:
+        return _facet_count(f)
+    if kind is Kind.ARTICLES and f.facet is not None:
+        facet_key_name = f.facet.key
+        return lambda source, state: state.pages[f][source.get(facet_key_name)]
+    assert kind in (Kind.ARTICLES, Kind.FACETS), (kind, key)
+    return lambda source, state: state.pages[f][None]
+
+
+def _related_article(f: PlanField) -> Getter:
+    def get(source: Any, state: State) -> Any:
+        web_url = source.get("webUrl")
+        if not web_url:
+            return None
+        return state.found[f][state.article_id(web_url)]
+
+    return get
+
+
+def _facet_count(f: PlanField) -> Getter:
+    facet = f.facet
+    assert facet is not None
+
+    def get(source: Any, state: State) -> Any:
+        known = count_held(facet, source, admin=state.admin)
+        if known is not None:
+            return known
+        return row_count(facet, state.found[f][source[facet.key]], admin=state.admin)
+
+    return get

@@ -1,0 +1,231 @@
+"""The response builder: a plan's fields made into functions that write the
+answer straight from the documents.
+
+Each field gets one function, ``resolve(parent, state, path)``, that reads its
+value and completes it as GraphQL's "Value Completion" says: leaves coerced by
+their type, lists item by item, objects field by field, and a null where the
+type forbids one raised as a field error that propagates to the nearest
+nullable position, which becomes null and reports it (spec section 6.4.4,
+"Handling Field Errors"). Paths are built only for objects and lists, and an
+error's path only when it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from graphql import (
+    GraphQLBoolean,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLOutputType,
+    GraphQLString,
+    is_leaf_type,
+)
+from graphql.execution import Executor
+
+from api.execution.plan.fields import getter
+from api.execution.plan.nodes import Failure, Fallback, Kind, PlanField, Resolve, Selection
+from api.execution.plan.state import State
+from api.schema.scalars import serialize as serialize_datetime
+
+#: A response path as nested ``(parent, key)`` pairs (``None`` at the root):
+#: one small tuple per object, flattened only for an error.
+Path = Any
+#: Completes a value found under ``key`` of the position ``path``.
+Complete = Callable[[Any, State, Path, str | int], Any]
+#: GraphQL's 32-bit Int: a larger int is refused by the type, not passed on.
+INT32 = range(-(2**31), 2**31)
+
+
+def prepare(selection: Selection) -> None:
+    """Give every field below ``selection`` its getter and resolve function."""
+    for f in selection.fields:
+        if f.selection is not None:
+            prepare(f.selection)
+        f.get = getter(f)
+        f.resolve = _resolve(f)
+
+
+def _resolve(f: PlanField) -> Resolve:
+    get, key, nodes = f.get, f.key, f.nodes
+    type_ = f.definition.type
+    if isinstance(type_, GraphQLNonNull):
+        complete = _complete(type_.of_type, f)
+        message = _null_message(f)
+
+        def required(source: Any, state: State, path: Path) -> Any:
+            try:
+                value = complete(get(source, state), state, path, key)
+            except (Failure, Fallback):
+                raise
+            except Exception as raw:  # what the resolver or the type raised
+                raise Failure(raw, nodes, (path, key)) from None
+            if value is None:
+                raise Failure(TypeError(message), nodes, (path, key))
+            return value
+
+        return required
+    complete = _complete(type_, f)
+
+    def optional(source: Any, state: State, path: Path) -> Any:
+        try:
+            return complete(get(source, state), state, path, key)
+        except Fallback:
+            raise
+        except Failure as failure:
+            state.fail(failure)
+        except Exception as raw:
+            state.fail(Failure(raw, nodes, (path, key)))
+        return None
+
+    return optional
+
+
+def _null_message(f: PlanField) -> str:
+    """graphql-core's words for a null where the field's type forbids one."""
+    return f"Cannot return null for non-nullable field {f.parent}.{f.name}."
+
+
+def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
+    """Completes a value of the nullable ``type_`` (null passes through)."""
+    if isinstance(type_, GraphQLList):
+        return _complete_list(type_.of_type, f)
+    if is_leaf_type(type_):
+        assert isinstance(type_, GraphQLLeafType)
+        return _complete_leaf(type_)
+    selection = f.selection
+    assert selection is not None, f.key
+    fields = [(x.key, x.resolve) for x in selection.fields]
+    reads = [(x.key, x.source, *_fast(x), x.resolve) for x in selection.fields]
+
+    def complete_object(value: Any, state: State, path: Path, key: str | int) -> Any:
+        if value is None:
+            return None
+        here = (path, key)
+        state.objects += 1
+        if type(value) is not dict:
+            return {name: resolve(value, state, here) for name, resolve in fields}
+        # A stored document: its plain keys are read here, and any value the
+        # fast path does not take goes to the field's own resolve function.
+        out = {}
+        for name, source, exact, convert, nullable, resolve in reads:
+            if exact is not None:
+                v = value.get(source)
+                if v.__class__ is exact:
+                    if convert is None:
+                        out[name] = v
+                        continue
+                    v = convert(v)
+                    if v is not SLOW:
+                        out[name] = v
+                        continue
+                elif v is None and nullable:
+                    out[name] = None
+                    continue
+            out[name] = resolve(value, state, here)
+        return out
+
+    return complete_object
+
+
+#: What a fast conversion returns for a value it leaves to the type's own.
+SLOW = object()
+#: Leaf types whose coercion of an exact Python type is known: that type, and
+#: the conversion (``None`` for the value itself).
+FAST: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
+    "String": (str, None),
+    "ID": (str, None),
+    "Boolean": (bool, None),
+    "Int": (int, lambda v: v if -(2**31) <= v < 2**31 else SLOW),
+    "DateTime": (datetime, serialize_datetime),
+}
+
+
+def _fast(f: PlanField) -> tuple[type | None, Callable[[Any], Any] | None, bool]:
+    """For a field that reads a document key into a leaf: the exact type its
+    value is passed on for, the conversion, and whether null is allowed."""
+    type_ = f.definition.type
+    nullable = not isinstance(type_, GraphQLNonNull)
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if f.kind is not Kind.READ or not is_leaf_type(named) or named.name not in FAST:
+        return None, None, nullable
+    exact, convert = FAST[named.name]
+    return exact, convert, nullable
+
+
+def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
+    required = isinstance(item_type, GraphQLNonNull)
+    inner = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+    complete = _complete(inner, f)
+    message, nodes = _null_message(f), f.nodes
+
+    def item(value: Any, state: State, path: Path, index: int) -> Any:
+        try:
+            completed = complete(value, state, path, index)
+        except (Failure, Fallback):
+            raise
+        except Exception as raw:
+            raise Failure(raw, nodes, (path, index)) from None
+        if completed is None and required:
+            raise Failure(TypeError(message), nodes, (path, index))
+        return completed
+
+    def nullable_item(value: Any, state: State, path: Path, index: int) -> Any:
+        try:
+            return item(value, state, path, index)
+        except Failure as failure:
+            state.fail(failure)
+        return None
+
+    each = item if required else nullable_item
+
+    def complete_list(value: Any, state: State, path: Path, key: str | int) -> Any:
+        if value is None:
+            return None
+        if type(value) is not list:  # execution accepts any iterable but a string
+            raise Fallback(f"{f.parent}.{f.name} is a {type(value).__name__}")
+        here = (path, key)
+        if required:  # all items at once; on any trouble, again one by one
+            errors, failures = len(state.errors), state.failures
+            try:
+                out = [complete(v, state, here, i) for i, v in enumerate(value)]
+            except (Failure, Fallback):
+                raise  # what the one-by-one walk raises too, at the same item
+            except Exception:  # a raw error: the walk below says at which item
+                out = [None]
+            if None not in out:
+                return out
+            del state.errors[errors:]  # the walk below reports them again
+            state.failures = failures
+        return [each(v, state, here, i) for i, v in enumerate(value)]
+
+    return complete_list
+
+
+def _complete_leaf(type_: GraphQLLeafType) -> Complete:
+    """The type's own coercion, with the common cases answered without a call:
+    each fast path returns what the type's coercion returns for that value."""
+    coerce = Executor.complete_leaf_value
+
+    def slow(value: Any) -> Any:
+        return None if value is None else coerce(type_, value)
+
+    if type_ in (GraphQLString, GraphQLID):
+        return lambda value, state, path, key: value if type(value) is str else slow(value)
+    if type_ is GraphQLBoolean:
+        return lambda value, state, path, key: value if type(value) is bool else slow(value)
+    if type_ is GraphQLInt:
+        return lambda value, state, path, key: (
+            value if type(value) is int and value in INT32 else slow(value)
+        )
+    if type_.name == "DateTime":
+        return lambda value, state, path, key: (
+            serialize_datetime(value) if type(value) is datetime else slow(value)
+        )
+    return lambda value, state, path, key: slow(value)

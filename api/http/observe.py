@@ -1,0 +1,93 @@
+"""What each HTTP request did, logged as one JSON line and counted in the metrics.
+
+The middleware opens the request's :class:`~api.telemetry.stats.RequestStats`,
+which the rest of the request fills in, and records it when the answer is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.http.requests import METHODS
+from api.telemetry.metrics import Metrics
+from api.telemetry.stats import RequestStats, collecting
+
+access_log = logging.getLogger("newsgraph.access")
+
+#: Routes known by name in metrics; anything else is "other", so a scanner
+#: trying random paths cannot create unbounded label values.
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+#: Longest client-chosen text (path, operation name) written to a log line.
+MAX_LOGGED = 200
+
+#: The status logged and counted for a request whose client hung up before its
+#: answer was all sent (nginx's "client closed request"); its work was cancelled.
+CLIENT_CLOSED = 499
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+        sent = 0
+
+        async def observe(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        with collecting() as stats:
+            try:
+                await self.app(scope, receive, observe)
+            finally:
+                if stats.client_gone:
+                    status = CLIENT_CLOSED
+                self._record(scope, stats, status, sent, time.perf_counter() - started)
+
+    def _record(
+        self, scope: Scope, stats: RequestStats, status: int, sent: int, seconds: float
+    ) -> None:
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        metrics = self.metrics
+        # Methods outside the known few were refused before routing; they are
+        # counted under one label, as unknown paths are.
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        metrics.requests.labels(route, method, str(status)).inc()
+        metrics.latency.labels(route).observe(seconds)
+        if stats.store_calls:
+            metrics.store_round_trips.inc(stats.store_calls)
+        for code in stats.error_codes:
+            metrics.graphql_errors.labels(code).inc()
+        for mode in stats.executions:
+            metrics.graphql_executions.labels(mode).inc()
+        if self.log_requests and route != "/metrics":
+            line = {
+                "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "method": method,
+                "path": path[:MAX_LOGGED],
+                "status": status,
+                "ms": round(seconds * 1000, 2),
+                "bytes": sent,
+                "store_calls": stats.store_calls,
+                "operation": stats.operation and stats.operation[:MAX_LOGGED],
+                "errors": stats.error_codes or None,
+                "client": (scope.get("client") or ("", 0))[0],
+            }
+            access_log.info(orjson.dumps(line).decode())

@@ -1,0 +1,305 @@
+"""GraphQL over WebSocket at ``/graphql``: protocol ``graphql-transport-ws``,
+for subscriptions.
+
+Strawberry speaks the protocol; this module makes a connection safe to hold
+open for anyone:
+
+- a worker holds at most ``NEWSGRAPH_WS_CONNECTIONS_MAX`` connections (more
+  are closed with 1013, try again later), each at most
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, and all of them at
+  most ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over either limit is
+  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``);
+- a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
+  object of the protocol's shape (else 4400);
+- ``connection_init`` must come within ``NEWSGRAPH_WS_INIT_TIMEOUT_S`` (else
+  4408); its payload may carry ``{"authorization": "Bearer <token>"}``, the
+  admin token, as the handshake's ``Authorization`` header may;
+- the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
+  has heard nothing from for two of those (4408);
+- a client that falls a whole queue behind (it stopped reading) is closed
+  with 4008, after its subscriptions are dropped (``api.live.feed``);
+- only subscriptions run here (queries and mutations are answered over
+  HTTP, where caching and persisted queries work): each subscription is
+  validated, limited and priced as a query is (``api.operation.schema``), and answers
+  each article as a query would, in its own time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Protocol
+
+from graphql import GraphQLError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+
+from api.errors import QueryTooCostlyError, TooManySubscriptionsError
+from api.live.feed import Feed
+from api.schema.context import Context, is_admin
+from core.config import Settings
+
+log = logging.getLogger("newsgraph.api")
+
+#: Close codes (4xxx are the application's; graphql-transport-ws defines 44xx).
+TOO_MANY_CONNECTIONS = 1013  # standard: try again later
+MESSAGE_TOO_BIG = 1009  # standard
+BAD_MESSAGE = 4400
+SILENT = 4408  # no connection_init in time, or no answer to pings
+TOO_SLOW = 4008  # fell a whole queue behind
+#: Longest operation id kept (the protocol sets none; a client's ids are short).
+MAX_ID = 128
+
+
+class Host(Protocol):
+    """What a connection needs of the view that accepted it (``api.http.view``)."""
+
+    settings: Settings
+    feed: Feed
+    connections: Connections
+
+    def encode_json(self, data: object) -> bytes: ...
+
+    def decode_json(self, data: str | bytes) -> object: ...
+
+
+class Connections:
+    """The WebSocket connections one worker holds."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.open = 0
+
+    def enter(self) -> bool:
+        if self.open >= self.most:
+            return False
+        self.open += 1
+        return True
+
+    def leave(self) -> None:
+        self.open -= 1
+
+
+class Socket(ASGIWebSocketAdapter):
+    """Strawberry's WebSocket, reading only text messages of bounded size and
+    writing text frames (graphql-transport-ws is text: a browser client cannot
+    read JSON from a binary frame); it remembers when it last heard the client."""
+
+    def __init__(self, view: Any, request: Any, response: Any) -> None:
+        super().__init__(view, request, response)
+        self.max_bytes: int = view.settings.max_body_bytes
+        self.heard = time.monotonic()
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        while self.ws.application_state != WebSocketState.DISCONNECTED:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            self.heard = time.monotonic()
+            text = message.get("text")
+            if text is None:
+                raise NonTextMessageReceived
+            if len(text) > self.max_bytes or len(text.encode()) > self.max_bytes:
+                await self.close(
+                    MESSAGE_TOO_BIG, f"a message may be at most {self.max_bytes} bytes"
+                )
+                return
+            try:
+                yield self.view.decode_json(text)
+            except json.JSONDecodeError as exc:
+                if not ignore_parsing_errors:
+                    raise NonJsonMessageReceived from exc
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        data = self.view.encode_json(message)
+        try:
+            await self.ws.send_text(data.decode() if isinstance(data, bytes) else data)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise WebSocketDisconnected from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        # Already closed (by the client, or by an earlier close): nothing to send.
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await self.ws.close(code=code, reason=reason)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """One client's connection: the protocol, within this module's bounds."""
+
+    view: Host  # type: ignore[assignment]
+    websocket: Socket
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = self.view.settings
+        self.context.feed = self.view.feed
+        self.context.owner = self
+        self._closing: tuple[int, str] | None = None
+        self._close_now = asyncio.Event()
+
+    # -- the connection's life ---------------------------------------------
+
+    async def handle(self) -> None:
+        if not self.view.connections.enter():
+            await self.websocket.close(
+                TOO_MANY_CONNECTIONS, "too many connections; try again later"
+            )
+            return
+        try:
+            reader = asyncio.create_task(super().handle())
+            watcher = asyncio.create_task(self._watch())
+            try:
+                await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (reader, watcher):
+                    task.cancel()
+                await asyncio.gather(reader, watcher, return_exceptions=True)
+        finally:
+            self.view.connections.leave()
+            self.view.feed.leave_all(self)
+
+    async def _watch(self) -> None:
+        """Ping the client every keep-alive interval, and close the connection
+        when it has been silent for two, or when it is dropped."""
+        interval = float(self.settings.ws_keepalive_s)
+        while not self._close_now.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._close_now.wait(), interval)
+                break
+            if time.monotonic() - self.websocket.heard > 2 * interval:
+                self._closing = (SILENT, "no answer to pings")
+                break
+            if self.connection_acknowledged:
+                # Bounded: a send waits while the client does not read.
+                with contextlib.suppress(TimeoutError, WebSocketDisconnected):
+                    await asyncio.wait_for(self.send_message({"type": "ping"}), interval)
+        code, reason = self._closing or (TOO_SLOW, "too slow")
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        # The close frame waits behind what the client has not read yet; it
+        # gets the same patience as a silent client, then the app lets go.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.websocket.close(code, reason), 2 * interval)
+
+    def overflowed(self) -> None:
+        """A subscription fell a whole queue behind (``api.live.feed``): close."""
+        queue = self.view.feed.queue_size
+        self._closing = (TOO_SLOW, f"too slow: {queue} articles were waiting to be sent")
+        self._close_now.set()
+
+    # -- messages ----------------------------------------------------------
+
+    async def handle_message(self, message: Any) -> None:
+        problem = _malformed(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        payload = message.get("payload")
+        if payload is None:  # the protocol allows null, or no payload at all
+            message = {**message, "payload": {}}
+        elif isinstance(payload, dict):
+            authorization = payload.get("authorization", payload.get("Authorization"))
+            if isinstance(authorization, str):
+                self.context.admin = is_admin(authorization, self.settings.admin_token)
+        await super().handle_connection_init(message)
+
+    async def handle_subscribe(self, message: Any) -> None:
+        most = self.settings.subscriptions_per_connection
+        full = len(self.operations) >= most and message["id"] not in self.operations
+        if full and self.connection_acknowledged:  # else strawberry closes the connection
+            error = TooManySubscriptionsError(
+                f"a connection may hold at most {most} subscriptions; complete one first"
+            )
+            formatted = GraphQLError(str(error), extensions=error.extensions).formatted
+            await self.send_message({"id": message["id"], "type": "error", "payload": [formatted]})
+            return
+        await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """One subscription: ``error`` if it cannot start, else ``next`` for
+        each article and ``complete`` at its end."""
+        try:
+            stream = await self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=self.context.for_operation(),
+                operation_name=operation.operation_name,
+                allowed_operation_types=(OperationType.SUBSCRIPTION,),
+            )
+            first = True
+            async with contextlib.aclosing(stream):
+                async for result in stream:
+                    if not isinstance(result, ExecutionResult):
+                        break  # never here: api.operation.incremental strips @defer
+                    if first and _refused(result):
+                        await operation.send_initial_errors(result.errors or [])
+                        return
+                    first = False
+                    await operation.send_next(result)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except WebSocketDisconnected:
+            pass
+        except Exception:
+            log.exception("subscription %s failed", operation.id[:MAX_ID])
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+
+def _refused(result: ExecutionResult) -> bool:
+    """Whether a subscription's first result says it never started: a
+    mistake found before execution (validation, variables, its filter), or
+    its price (strawberry reports that one as a result of execution)."""
+    if isinstance(result, PreExecutionError):
+        return True
+    errors = result.errors or []
+    return (
+        result.data is None
+        and bool(errors)
+        and all(isinstance(e.original_error, QueryTooCostlyError) for e in errors)
+    )
+
+
+def _malformed(message: Any) -> str | None:
+    """Why a message is not one of the protocol's, or None."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message must be a JSON object with a string `type`"
+    kind = message["type"]
+    if kind in ("subscribe", "complete"):
+        op_id = message.get("id")
+        if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_ID:
+            return f"`id` must be a non-empty string of at most {MAX_ID} characters"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return "`payload` must be an object with a string `query`"
+        if not isinstance(payload.get("variables"), dict | None):
+            return "`payload.variables` must be an object or null"
+        if not isinstance(payload.get("operationName"), str | None):
+            return "`payload.operationName` must be a string or null"
+    return None

@@ -1,0 +1,171 @@
+"""The cost analysis (:mod:`api.operation.cost`) applied to requests: prices kept per
+query, the budget a price must stay within, and the extension that refuses a
+query over it and reports ``extensions.cost`` (requested, actual, budget).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from api.errors import QueryTooCostlyError
+from api.operation.cost import CAP, Cost, count_objects, query_cost
+from api.telemetry.stats import current_stats
+
+
+class CostCache:
+    """Costs of queries seen before, so a repeated query is priced once: the
+    walk is per-request CPU that a popular query need not pay again.
+
+    A cost depends only on the query text, the operation and the values of the
+    variables its walk read (``Cost.variables``): those make the key. The walk
+    is determined by them, so an entry found under them is what a new walk
+    would give, whatever the other variables (an article's id) are.
+    """
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
+        self._costs: LRUCache[tuple[Any, ...], Cost] = LRUCache(maxsize)
+
+    def cost(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        variables: Mapping[str, Any] | None,
+        operation_name: str | None,
+    ) -> Cost:
+        if not query:  # a document with no text to key it by
+            return query_cost(schema, document, variables, operation_name)
+        key = self._key(query, operation_name, variables)
+        found = self._costs.get(key) if key is not None else None
+        if found is not None:
+            return found
+        cost = query_cost(schema, document, variables, operation_name)
+        self._reads[(query, operation_name)] = cost.variables
+        key = self._key(query, operation_name, variables)
+        if key is not None:
+            self._costs[key] = cost
+        return cost
+
+    def _key(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> tuple[Any, ...] | None:
+        names = self._reads.get((query, operation_name))
+        if names is None:
+            return None
+        given = variables if isinstance(variables, Mapping) else {}
+        # The type too: 1, 1.0 and True are equal keys, but not the same `first`.
+        values = tuple(
+            (n, type(given[n]).__name__, given[n]) if n in given else (n, "absent", None)
+            for n in sorted(names)
+        )
+        try:
+            hash(values)
+        except TypeError:  # a list or object where a scalar belongs: not worth keeping
+            return None
+        return (query, operation_name, values)
+
+
+@dataclass(frozen=True)
+class Budget:
+    objects: int
+    store_calls: int
+
+    def refusal(self, cost: Cost) -> str | None:
+        """Why ``cost`` is over this budget, in words that say what to change."""
+        if cost.objects > self.objects:
+            path, part = cost.heaviest("objects")
+            return (
+                f"query too costly: it could return {_amount(cost.objects)} objects, over "
+                f"the budget of {self.objects:,}; most come from `{path}` ({_amount(part)}). "
+                "Ask for fewer items with `first`, or nest fewer lists."
+            )
+        if cost.store_calls > self.store_calls:
+            path, part = cost.heaviest("store_calls")
+            return (
+                f"query too costly: it could make {_amount(cost.store_calls)} store calls, "
+                f"over the budget of {self.store_calls:,}; most come from `{path}` "
+                f"({_amount(part)}). A list inside a list asks the store once per parent: "
+                "ask for fewer parents with `first`, or fetch that list in a query of its own."
+            )
+        return None
+
+    def as_dict(self) -> dict[str, int]:
+        return {"objects": self.objects, "storeCalls": self.store_calls}
+
+
+def _amount(n: int) -> str:
+    return f"over {n:,}" if n >= CAP else f"{n:,}"
+
+
+class QueryCostExtension(SchemaExtension):
+    """Prices each operation after validation and refuses, unexecuted, one
+    over budget; reports ``extensions.cost`` (requested, actual, budget). A
+    subscription is priced as one query per article it sends."""
+
+    def __init__(self, budget: Budget, costs: CostCache) -> None:
+        self.budget = budget
+        self.costs = costs
+        self.cost: Cost | None = None
+        self.calls_before: int | None = None
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None  # on_execute follows validation
+        self.cost = self.costs.cost(
+            context.schema._schema,  # graphql-core's, as strawberry's validation uses
+            context.query or "",
+            context.graphql_document,
+            context.variables,
+            context.operation_name,
+        )
+        self.calls_before = store_calls_so_far()
+        refusal = self.budget.refusal(self.cost)
+        if refusal is not None:
+            error = GraphQLError(refusal, original_error=QueryTooCostlyError(refusal))
+            if context.operation_type is OperationType.SUBSCRIPTION:
+                # strawberry subscribes whatever the result says: raised
+                # here, the subscription fails before it starts instead.
+                raise error
+            # strawberry executes only when no extension has set a result.
+            context.result = ExecutionResult(data=None, errors=[error])
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.cost is None:  # parse or validation failed: nothing was priced
+            return {}
+        data = getattr(self.execution_context.result, "data", None)
+        return report(self.cost, self.budget, data, self.calls_before)
+
+
+def store_calls_so_far() -> int | None:
+    """The store calls of the request being served (None outside one)."""
+    stats = current_stats()
+    return None if stats is None else stats.store_calls
+
+
+def report(
+    cost: Cost, budget: Budget, data: Any, calls_before: int | None, objects: int | None = None
+) -> dict[str, Any]:
+    """``extensions.cost``: the price asked, what the answer took, the budget.
+    ``objects`` is the answer's count when the builder already knows it."""
+    calls = None
+    now = store_calls_so_far()
+    if now is not None and calls_before is not None:
+        calls = now - calls_before
+    if objects is None:
+        objects = count_objects(data, cost.unmetered)
+    return {
+        "cost": {
+            "requested": {"objects": cost.objects, "storeCalls": cost.store_calls},
+            "actual": {"objects": objects, "storeCalls": calls},
+            "budget": budget.as_dict(),
+        }
+    }

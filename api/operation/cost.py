@@ -1,0 +1,374 @@
+"""Query cost: the most a query can make the API do, known before it runs.
+
+Depth, alias and token limits bound a query's text, not its work: a 150-byte
+query nesting ``articles`` / ``topics`` / ``articles`` asks for millions of
+objects. So every list gets a bound and the bounds multiply down the tree,
+as in GitHub's node limit:
+
+- a connection holds at most its ``first`` (the schema's default when not
+  given; values over the cap count as the cap: the resolver refuses them);
+- a plain list (``topics``, ``images``, ``related``) holds at most the
+  ``max_items`` that ``core.document`` declares and the loader enforces.
+
+From those, :func:`query_cost` computes two worst cases:
+
+- **objects**: JSON objects in the answer's ``data`` (connections, edges,
+  page infos and items alike), each counted once per parent that can hold it;
+- **store calls**: a connection asks the store once per parent object (twice
+  when ordered by ``RELEVANCE``: title matches, then the rest), ``totalCount``
+  once per connection; batched lookups (``article``, ``provider``, ``topic``,
+  ``RelatedStory.article``, ``articleCount``) once per batch, and a batch
+  forms per nesting level, or per store call above it when their parents
+  arrive from separate calls.
+
+Introspection (``__schema``, ``__type``) is answered from memory and costs
+nothing here. The analysis is a pure function of the document, its variables
+and the schema; :mod:`api.operation.budget` applies it to each request.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    Undefined,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    value_from_ast_untyped,
+)
+from graphql.utilities import get_operation_ast
+
+from api.data.cursors import DEFAULT_PAGE, MAX_PAGE
+from api.schema.nodes import MAX_IDS
+from api.schema.pagination import is_connection
+from core.document import ARTICLE, RELATED, ListOf
+from core.indexes import FACETS
+
+
+def _max_items(kind: Any) -> int:
+    assert isinstance(kind, ListOf), kind
+    return kind.max_items
+
+
+#: Plain lists hold what the loader let into the document: read from the
+#: declared shape, so a changed limit changes the cost with it.
+LIST_BOUNDS: dict[tuple[str, str], int] = {
+    ("Article", "topics"): _max_items(ARTICLE.fields["topics"]),
+    ("Article", "images"): _max_items(ARTICLE.fields["images"]),
+    ("Article", "related"): _max_items(ARTICLE.fields["related"]),
+    ("RelatedStory", "images"): _max_items(RELATED.fields["images"]),
+}
+
+
+#: Lists as long as a list argument: ``nodes(ids:)`` holds one object per id.
+ARGUMENT_BOUNDS: dict[tuple[str, str], tuple[str, int]] = {("Query", "nodes"): ("ids", MAX_IDS)}
+
+
+class Calls(enum.Enum):
+    #: One store call for each parent object (the connections: no batching).
+    PER_PARENT = "per parent"
+    #: Gathered by a DataLoader: one store call per batch.
+    BATCHED = "batched"
+    #: An article from the worker's one poll for all subscriptions (api.live.feed):
+    #: no store call of its own. A subscription is priced per article it sends.
+    SHARED = "shared"
+
+
+#: Fields whose resolvers ask the store (see api/schema/resolvers.py and
+#: api/schema/context.py); a connection's ``totalCount`` is one more, per connection.
+STORE_FIELDS: dict[tuple[str, str], Calls] = {
+    ("Query", "articles"): Calls.PER_PARENT,
+    ("Query", "providers"): Calls.PER_PARENT,
+    ("Query", "topics"): Calls.PER_PARENT,
+    ("Provider", "articles"): Calls.PER_PARENT,
+    ("Topic", "articles"): Calls.PER_PARENT,
+    ("Query", "article"): Calls.BATCHED,
+    ("Query", "provider"): Calls.BATCHED,
+    ("Query", "topic"): Calls.BATCHED,
+    ("RelatedStory", "article"): Calls.BATCHED,
+    ("Provider", "articleCount"): Calls.BATCHED,
+    ("Topic", "articleCount"): Calls.BATCHED,
+    ("Query", "node"): Calls.BATCHED,
+    ("Query", "nodes"): Calls.BATCHED,
+    ("Subscription", "articlePublished"): Calls.SHARED,
+}
+
+#: Batched fields that may form more than one batch a level: ``nodes`` loads
+#: each type it names through that type's own loader.
+BATCHES: dict[tuple[str, str], int] = {("Query", "nodes"): 1 + len(FACETS)}
+
+#: Costs saturate here: a hostile query can ask for 100^12 objects, and the
+#: figures must stay exact JSON numbers for any client (JavaScript's safe range).
+CAP = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class PathCost:
+    """What one field of the query adds, over all the parents that hold it."""
+
+    objects: int = 0
+    store_calls: int = 0
+
+
+@dataclass(frozen=True)
+class Cost:
+    objects: int
+    store_calls: int
+    #: Each field by its response path (aliases, not field names: ``a.nodes.topics``).
+    paths: Mapping[str, PathCost] = field(default_factory=dict)
+    #: Response keys at the root answered from the schema (introspection).
+    unmetered: frozenset[str] = frozenset()
+    #: The variables whose values the cost depends on: any other may change freely.
+    variables: frozenset[str] = frozenset()
+
+    def heaviest(self, measure: str) -> tuple[str, int]:
+        """The path adding most to ``measure`` ("objects" or "store_calls")."""
+        if not self.paths:
+            return "", 0
+        path = max(self.paths, key=lambda p: getattr(self.paths[p], measure))
+        return path, getattr(self.paths[path], measure)
+
+
+def query_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> Cost:
+    """The worst case of the operation ``operation_name`` of ``document``
+    (which must be valid for ``schema``) with the request's raw ``variables``."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        raise ValueError(f"no operation {operation_name!r} in the document")
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        raise ValueError(f"the schema has no {operation.operation.value} type")
+    walk = _Walk(
+        schema,
+        {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)},
+        _with_defaults(operation, variables),
+    )
+    walk.fields(root, [operation.selection_set], "", count=1, batches=1, page=0)
+    paths = walk.paths
+    return Cost(
+        objects=min(sum(p.objects for p in paths.values()), CAP),
+        store_calls=min(sum(p.store_calls for p in paths.values()), CAP),
+        paths=paths,
+        unmetered=frozenset(walk.unmetered),
+        variables=frozenset(walk.read),
+    )
+
+
+def _with_defaults(
+    operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The request's variables over the operation's declared defaults. Not
+    coerced: execution does that, and refuses what does not fit."""
+    values = {
+        d.variable.name.value: value_from_ast_untyped(d.default_value)
+        for d in operation.variable_definitions or ()
+        if d.default_value is not None
+    }
+    if isinstance(variables, Mapping):
+        values.update(variables)
+    return values
+
+
+def _mul(a: int, b: int) -> int:
+    return min(a * b, CAP)
+
+
+@dataclass
+class _Walk:
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: dict[str, Any]
+    paths: dict[str, PathCost] = field(default_factory=dict)
+    unmetered: set[str] = field(default_factory=set)
+    read: set[str] = field(default_factory=set)
+
+    def fields(
+        self,
+        parent: GraphQLObjectType,
+        selections: list[SelectionSetNode],
+        path: str,
+        count: int,
+        batches: int,
+        page: int,
+    ) -> None:
+        """Price the fields selected on ``count`` objects of type ``parent``,
+        which arrive in at most ``batches`` separate store answers; ``page`` is
+        the enclosing connection's ``first``, which bounds its lists."""
+        for key, nodes in self.collect(parent, selections).items():
+            node = nodes[0]  # validation made same-key fields the same field
+            name = node.name.value
+            if name.startswith("__"):
+                if name != "__typename":  # a leaf; the others open the schema
+                    self.unmetered.add(key)
+                continue
+            definition = parent.fields[name]
+            here = f"{path}.{key}" if path else key
+            calls = self.calls(parent, node, count, batches)
+            target = get_named_type(definition.type)
+            if is_leaf_type(target):
+                if calls:  # most leaves cost nothing; the breakdown lists what costs
+                    self.add(here, 0, calls)
+                continue
+            objects = count
+            if is_list_type(get_nullable_type(definition.type)):
+                objects = _mul(count, self.bound(parent, node, page))
+            self.add(here, objects, calls)
+            selected = [n.selection_set for n in nodes if n.selection_set]
+            # An interface (Node) may be any of its types: each is priced as if
+            # all the objects were of it, an upper bound however they mix.
+            targets = (
+                self.schema.get_possible_types(target) if is_abstract_type(target) else [target]
+            )
+            for concrete in targets:
+                assert isinstance(concrete, GraphQLObjectType), concrete
+                inner_page = self.page(node, definition.args) if is_connection(concrete) else 0
+                self.fields(concrete, selected, here, objects, calls or batches, inner_page)
+
+    def add(self, path: str, objects: int, calls: int) -> None:
+        known = self.paths.get(path, PathCost())
+        self.paths[path] = PathCost(
+            min(known.objects + objects, CAP), min(known.store_calls + calls, CAP)
+        )
+
+    def calls(self, parent: GraphQLObjectType, node: FieldNode, count: int, batches: int) -> int:
+        kind = STORE_FIELDS.get((parent.name, node.name.value))
+        if (parent.name, node.name.value) == ("Article", "related"):
+            # Filtered by `stored`, it asks the batched article lookup.
+            kind = Calls.BATCHED if self.argument(node, "filter") is not Undefined else None
+        if kind is None and node.name.value == "totalCount" and is_connection(parent):
+            kind = Calls.PER_PARENT  # a count query for each connection
+        if kind is Calls.PER_PARENT:
+            finds = 2 if self.argument(node, "orderBy") == "RELEVANCE" else 1
+            return _mul(count, finds)
+        if kind is Calls.BATCHED:
+            return _mul(min(count, batches), BATCHES.get((parent.name, node.name.value), 1))
+        return 0
+
+    def bound(self, parent: GraphQLObjectType, node: FieldNode, page: int) -> int:
+        name = node.name.value
+        if is_connection(parent):
+            return page  # edges and nodes: one page
+        if (parent.name, name) in ARGUMENT_BOUNDS:
+            argument, most = ARGUMENT_BOUNDS[(parent.name, name)]
+            given = self.argument(node, argument)
+            return min(len(given), most) if isinstance(given, list) else most
+        if (parent.name, name) in LIST_BOUNDS:
+            most = LIST_BOUNDS[(parent.name, name)]
+            first = self.argument(node, "first")  # related(first:)
+            if isinstance(first, int) and not isinstance(first, bool) and 0 <= first < most:
+                return first
+            return most
+        # Fail closed: an unbounded list would make every bound above meaningless.
+        raise LookupError(
+            f"{parent.name}.{name} is a list with no bound: declare its max_items in "
+            "core/document.py and add it to api.operation.cost.LIST_BOUNDS"
+        )
+
+    def page(self, node: FieldNode, args: Mapping[str, Any]) -> int:
+        """A connection's ``first``, as ``api.data.cursors.page_size`` reads it."""
+        first = self.argument(node, "first")
+        if first is Undefined and "first" in args:
+            first = args["first"].default_value
+        if first is None or first is Undefined:
+            return DEFAULT_PAGE
+        if isinstance(first, float) and first.is_integer():
+            first = int(first)
+        if isinstance(first, bool) or not isinstance(first, int):
+            return MAX_PAGE  # execution refuses it; count the most it could be
+        return min(max(first, 0), MAX_PAGE)
+
+    def argument(self, node: FieldNode | Any, name: str) -> Any:
+        """An argument's raw value; ``Undefined`` when absent or an unset variable."""
+        for argument in node.arguments or ():
+            if argument.name.value == name:
+                if isinstance(argument.value, VariableNode):
+                    self.read.add(argument.value.name.value)
+                return value_from_ast_untyped(argument.value, self.variables)
+        return Undefined
+
+    def included(self, node: Any) -> bool:
+        """@skip and @include; a condition not known here counts as included."""
+        for directive in node.directives or ():
+            condition = self.argument(directive, "if")
+            if directive.name.value == "skip" and condition is True:
+                return False
+            if directive.name.value == "include" and condition is False:
+                return False
+        return True
+
+    def collect(
+        self, parent: GraphQLObjectType, selections: list[SelectionSetNode]
+    ) -> dict[str, list[FieldNode]]:
+        """Fields by response key, through fragments, as execution groups them."""
+        found: dict[str, list[FieldNode]] = {}
+        for node in self._selected(parent, selections, set()):
+            key = node.alias.value if node.alias else node.name.value
+            found.setdefault(key, []).append(node)
+        return found
+
+    def _selected(
+        self, parent: GraphQLObjectType, selections: list[SelectionSetNode], seen: set[str]
+    ) -> Iterator[FieldNode]:
+        for selection_set in selections:
+            for node in selection_set.selections:
+                if not self.included(node):
+                    continue
+                if isinstance(node, FieldNode):
+                    yield node
+                elif isinstance(node, InlineFragmentNode):
+                    if self._applies(node, parent):
+                        yield from self._selected(parent, [node.selection_set], seen)
+                elif isinstance(node, FragmentSpreadNode):
+                    name = node.name.value
+                    fragment = self.fragments.get(name)
+                    if name in seen or fragment is None or not self._applies(fragment, parent):
+                        continue
+                    seen.add(name)  # once per level, as execution does (and a cycle ends)
+                    yield from self._selected(parent, [fragment.selection_set], seen)
+
+    def _applies(self, fragment: Any, parent: GraphQLObjectType) -> bool:
+        condition = fragment.type_condition
+        if condition is None:
+            return True
+        type_ = self.schema.get_type(condition.name.value)
+        if type_ is parent:
+            return True
+        return is_abstract_type(type_) and self.schema.is_sub_type(type_, parent)
+
+
+def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
+    """JSON objects in an answer's ``data``, beside the root and the
+    ``unmetered`` root keys: what :attr:`Cost.objects` bounds."""
+    if not isinstance(data, dict):
+        return 0
+    stack = [v for k, v in data.items() if k not in unmetered]
+    total = 0
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            total += 1
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total

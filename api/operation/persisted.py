@@ -1,0 +1,145 @@
+"""Automatic Persisted Queries, in Apollo's protocol.
+
+A mobile client sends only the SHA-256 of its query
+(``extensions.persistedQuery.sha256Hash``), usually as a short, cacheable GET.
+If this worker has not seen that query it answers ``PersistedQueryNotFound``
+and the client sends the query once with its hash, which registers it.
+
+The registry is a bounded in-memory LRU per worker, as in Apollo Server: the
+API stays stateless (a worker that never saw a hash answers "not found" and
+the client registers it there), and a client filling the registry with junk
+only evicts old entries. It is bounded by bytes as well as entries, since a
+query may be up to the request body limit long. A query is registered only
+once it has parsed and passed validation, so the registry never holds a
+document that cannot run. Every query is still parsed, validated and limited
+like any other when it is executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from strawberry.extensions import SchemaExtension
+
+from api.bounded import BoundedLRU
+from api.errors import ClientError
+
+#: Bytes an entry holds besides its query: the 64-character hash it is kept
+#: under and the LRU's bookkeeping (measured: 240; rounded up).
+ENTRY_OVERHEAD = 300
+
+
+class PersistedQueryError(ClientError):
+    """The client's persisted-query extension cannot be honoured."""
+
+    code = "BAD_PERSISTED_QUERY"
+
+
+class PersistedQueryNotFound(PersistedQueryError):
+    # Apollo clients recognise this exact message (and code) and resend the
+    # query with its hash.
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+
+class PersistedQueryNotSupported(PersistedQueryError):
+    code = "PERSISTED_QUERY_NOT_SUPPORTED"
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotSupported")
+
+
+class Resolved(NamedTuple):
+    #: The query to execute (None if the request has none: strawberry says so).
+    query: str | None
+    #: The hash to register ``query`` under once it has validated, if it is new.
+    register: str | None = None
+
+
+class PersistedQueries:
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._queries: BoundedLRU[str, str] = BoundedLRU(
+            max_entries, max_bytes, lambda query: sys.getsizeof(query) + ENTRY_OVERHEAD
+        )
+
+    def __len__(self) -> int:
+        return len(self._queries)
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes held now (never over the bound)."""
+        return int(self._queries.currsize)
+
+    def resolve(self, query: str | None, extensions: dict[str, Any] | None) -> Resolved:
+        """The query to execute: ``query`` itself, or the one registered under
+        the request's hash. Raises :class:`PersistedQueryError` when the
+        extension is malformed, the hash does not match, or is unknown."""
+        persisted = (extensions or {}).get("persistedQuery")
+        if persisted is None:
+            return Resolved(query)
+        if not isinstance(persisted, dict) or persisted.get("version") != 1:
+            raise PersistedQueryError(
+                "extensions.persistedQuery must be {version: 1, sha256Hash: <hex>}"
+            )
+        digest = persisted.get("sha256Hash")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise PersistedQueryError(
+                "extensions.persistedQuery.sha256Hash must be 64 hexadecimal characters"
+            )
+        digest = digest.lower()
+        if query is None:
+            known = self._queries.get(digest)
+            if known is None:
+                raise PersistedQueryNotFound()
+            return Resolved(known)
+        if hashlib.sha256(query.encode()).hexdigest() != digest:
+            raise PersistedQueryError("provided sha256Hash does not match the query")
+        return Resolved(query, digest)
+
+    def register(self, digest: str, query: str) -> None:
+        """Remember a query that has parsed and validated (one over the byte
+        bound is not kept: its client keeps sending it in full)."""
+        self._queries[digest] = query
+
+
+class NoPersistedQueries(PersistedQueries):
+    """Used when persisted queries are switched off."""
+
+    def __init__(self) -> None:
+        super().__init__(max_entries=0, max_bytes=0)
+
+    def resolve(self, query: str | None, extensions: dict[str, Any] | None) -> Resolved:
+        if (extensions or {}).get("persistedQuery") is not None:
+            raise PersistedQueryNotSupported()
+        return Resolved(query)
+
+
+class PersistedQueryExtension(SchemaExtension):
+    """Puts the persisted query in place before strawberry parses the request,
+    and registers a new one once it is about to execute.
+
+    Strawberry enters ``on_execute`` only after the document parsed and
+    validation (every extension's, too) found no error, so a document that
+    fails either is never registered. Errors raised here become the
+    response's GraphQL errors, with their codes."""
+
+    def __init__(self, registry: PersistedQueries) -> None:
+        self.registry = registry
+        self.resolved = Resolved(None)
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        self.resolved = self.registry.resolve(context.query, context.operation_extensions)
+        context.query = self.resolved.query
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        digest, query = self.resolved.register, self.resolved.query
+        if digest is not None and query is not None:
+            self.registry.register(digest, query)
+        yield

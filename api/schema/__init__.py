@@ -1,0 +1,12 @@
+"""What clients see: the public schema.
+
+``types`` (the object types), ``query`` (the root ``Query``),
+``subscription`` (the root ``Subscription``: articles as they become news),
+``filters`` (filter and order inputs), ``related`` (an article's related
+stories, filtered), ``pagination`` (connections), ``nodes`` (Relay's
+``node(id:)``: opaque ids, refetch by id), ``scalars`` (``DateTime``),
+``context`` (per request: who asks, batch loaders), ``resolvers`` (what list
+and lookup fields do by ordinary execution), ``projection`` (fetch only what
+is selected, never a private field). ``schema.graphql`` is the SDL, checked
+against the code by a test.
+"""

@@ -1,0 +1,130 @@
+"""What each request carries: the store, who is asking, and its batch loaders.
+
+DataLoaders live for one request: every ``RelatedStory.article`` (or provider
+and topic count) asked for while resolving it is gathered into one store query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from api.data.gateway import Gateway
+from api.live.feed import Feed, Owner
+from core.indexes import ARTICLES, Facet
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose answers outlive any one field waiting for them.
+
+    Several fields await the same future (that is the batching). graphql-core
+    cancels a field's siblings when one fails and nulls their parent, and
+    cancelling a task cancels the future it awaits: the shared one, so a field
+    in another branch, not cancelled at all, would get CancelledError. Each
+    caller awaits a shield of the future instead; the future itself is never
+    cancelled."""
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
+#: A stored document, as pymongo returns it.
+Doc = dict[str, Any]
+
+
+@dataclass
+class Context:
+    gateway: Gateway
+    admin: bool = False
+    _loaders: dict[Any, DataLoader[Any, Any]] = field(default_factory=dict)
+    #: Memo for work that depends only on the query text (projections).
+    memo: dict[Any, Any] = field(default_factory=dict)
+    #: Over WebSocket: the worker's feed of news, and the connection that
+    #: holds the subscriptions (``api.live.feed``). None over HTTP.
+    feed: Feed | None = None
+    owner: Owner | None = None
+
+    def for_operation(self) -> Context:
+        """A context for one operation of a connection: who asks, and where
+        news comes from, but loaders of its own."""
+        return Context(self.gateway, self.admin, feed=self.feed, owner=self.owner)
+
+    def forget(self) -> None:
+        """Drop the batch loaders and what they hold: a subscription answers
+        each article afresh."""
+        self._loaders.clear()
+
+    def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
+        """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching
+        ``projection``: one loader, and so one query, per distinct selection.
+
+        The query names ids only and visibility is checked here, on the fetched
+        ``published`` flag: FerretDB v1 serves a query from the ``_id`` index
+        only when ``_id`` is its sole condition, and on MongoDB it costs the same.
+        """
+        key = ("articles", tuple(projection))
+        if key not in self._loaders:
+
+            async def load(ids: Sequence[str]) -> list[Doc | None]:
+                return await self.articles(ids, projection)
+
+            self._loaders[key] = SharedLoader(load_fn=load)
+        return self._loaders[key]
+
+    async def articles(self, ids: Sequence[str], projection: dict[str, int]) -> list[Doc | None]:
+        """One store query for the articles with these ids (see
+        :meth:`articles_by_id`), in the order asked; compiled plans call it
+        directly, with every id of a nesting level at once."""
+        fields = {**projection, "published": 1}
+        docs = await self.gateway.find(ARTICLES, by_ids(ids), fields)
+        by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
+        return [by_id.get(i) for i in ids]
+
+    def facet_by_id(self, facet: Facet) -> DataLoader[str, Doc | None]:
+        """A facet's count rows (a provider's by domain, a topic's by name), batched."""
+        if facet not in self._loaders:
+
+            async def load(ids: Sequence[str]) -> list[Doc | None]:
+                return await self.facet_rows(facet, ids)
+
+            self._loaders[facet] = SharedLoader(load_fn=load)
+        return self._loaders[facet]
+
+    async def facet_rows(self, facet: Facet, ids: Sequence[str]) -> list[Doc | None]:
+        """One store query for a facet's count rows with these ids, in order."""
+        docs = await self.gateway.find(facet.collection, by_ids(ids))
+        by_id = {d["_id"]: d for d in docs}
+        return [by_id.get(i) for i in ids]
+
+
+def by_ids(ids: Sequence[str]) -> dict[str, Any]:
+    """``_id`` equality for one id, ``$in`` for several: both use the ``_id``
+    index on MongoDB, but FerretDB v1 serves only equality from it (a one-item
+    ``$in`` scans the collection), and one id is the common case: ``article(id:)``."""
+    unique = list(dict.fromkeys(ids))
+    return {"_id": unique[0]} if len(unique) == 1 else {"_id": {"$in": unique}}
+
+
+def is_admin(authorization: str | None, admin_token: str) -> bool:
+    """Whether an ``Authorization: Bearer <token>`` header carries the admin token.
+
+    Compared as bytes: the header's bytes as sent (ASGI servers hand headers on
+    decoded as Latin-1, so encoding back gives them unchanged) against the
+    token's UTF-8, so a token that is not ASCII matches when sent as UTF-8.
+    """
+    if not admin_token or not authorization:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    try:
+        sent = token.strip().encode("latin-1")
+    except UnicodeEncodeError:  # not a header as a server decodes one
+        return False
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, admin_token.encode())

@@ -1,0 +1,123 @@
+"""``Article.related(first, filter)``: an article's related stories, narrowed.
+
+The stories are embedded in the article (at most ``max_items`` of them, see
+``core.document``), so they are filtered here, in the file's order, not by a
+store query; only ``stored`` asks the store, through the same batched lookup
+that ``RelatedStory.article`` uses: one query per nesting level, however many
+articles and stories, and the lookup ``article`` then finds in its cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from api.errors import ClientError
+from api.schema.context import Context
+from api.schema.resolvers import article_projection
+from core.document import ARTICLE, ListOf, article_id
+
+Story = dict[str, Any]
+_RELATED = ARTICLE.fields["related"]
+assert isinstance(_RELATED, ListOf)
+#: An article lists at most this many (the loader refuses more).
+RELATED_MAX = _RELATED.max_items
+
+#: A story's ``article`` selected below ``related``: the lookup ``stored``
+#: shares, so both make one batch.
+ARTICLE_PATH = "article"
+
+
+@strawberry.input(description="Narrow an article's related stories; every field given must match.")
+class RelatedFilter:
+    providerDomain: str | None = None
+    excludeProviderDomain: str | None = strawberry.field(
+        default=None, description="Stories from any provider but this one."
+    )
+    type: str | None = None
+    minQuality: int | None = None
+    publishedAfter: datetime | None = strawberry.field(
+        default=None, description="Published at or after this moment."
+    )
+    publishedBefore: datetime | None = strawberry.field(
+        default=None, description="Published strictly before this moment."
+    )
+    hasImages: bool | None = None
+    stored: bool | None = strawberry.field(
+        default=None,
+        description="Only stories that are (true) or are not (false) stored articles "
+        "this request may see.",
+    )
+
+
+def related_stories(
+    info: Info, stories: list[Story], first: int | None, flt: RelatedFilter | None
+) -> list[Story] | Awaitable[list[Story]]:
+    """The stories that match, at most ``first``, in the file's order; an
+    awaitable only when ``stored`` must ask the store."""
+    most = RELATED_MAX if first is None else _checked_first(first)
+    if flt is None:
+        return stories[:most]
+    matching = [story for story in stories if all(test(story) for test in _tests(flt))]
+    if flt.stored is None:
+        return matching[:most]
+    return _by_storage(info, matching, flt.stored, most)
+
+
+async def _by_storage(info: Info, stories: list[Story], stored: bool, most: int) -> list[Story]:
+    ctx: Context = info.context
+    loader = ctx.articles_by_id(article_projection(info, ARTICLE_PATH))
+    ids = [article_id(s["webUrl"]) if s.get("webUrl") else None for s in stories]
+    found = await loader.load_many([i for i in ids if i is not None])
+    visible = {i for i, doc in zip([i for i in ids if i], found, strict=True) if doc}
+    return [s for s, i in zip(stories, ids, strict=True) if (i in visible) is stored][:most]
+
+
+def _tests(flt: RelatedFilter) -> list[Callable[[Story], bool]]:
+    """One predicate per filter field given."""
+    tests: list[Callable[[Story], bool]] = []
+    if flt.providerDomain is not None:
+        domain = flt.providerDomain.strip().lower()
+        tests.append(lambda s: _domain(s) == domain)
+    if flt.excludeProviderDomain is not None:
+        excluded = flt.excludeProviderDomain.strip().lower()
+        tests.append(lambda s: _domain(s) != excluded)
+    if flt.type is not None:
+        kind = flt.type
+        tests.append(lambda s: s.get("type") == kind)
+    if flt.minQuality is not None:
+        floor = flt.minQuality
+        tests.append(lambda s: isinstance(s.get("quality"), int) and s["quality"] >= floor)
+    if flt.publishedAfter is not None:
+        start = flt.publishedAfter
+        tests.append(lambda s: (moment := _published(s)) is not None and moment >= start)
+    if flt.publishedBefore is not None:
+        end = flt.publishedBefore
+        tests.append(lambda s: (moment := _published(s)) is not None and moment < end)
+    if flt.hasImages is not None:
+        wanted = flt.hasImages
+        tests.append(lambda s: bool(s.get("images")) is wanted)
+    return tests
+
+
+def _domain(story: Story) -> str | None:
+    provider = story.get("provider") or {}
+    domain = provider.get("domain")
+    return domain if isinstance(domain, str) else None
+
+
+def _published(story: Story) -> datetime | None:
+    moment = story.get("publishedDateTime")
+    return moment if isinstance(moment, datetime) else None
+
+
+def _checked_first(first: int) -> int:
+    if first < 0:
+        raise ClientError(f"first must be zero or more, got {first}")
+    if first > RELATED_MAX:
+        raise ClientError(f"first may be at most {RELATED_MAX} (an article lists no more)")
+    return first

@@ -1,0 +1,69 @@
+"""The root ``Subscription`` type: articles as they become news.
+
+Served over WebSocket at ``/graphql`` (protocol ``graphql-transport-ws``,
+``api.http.websocket``); news comes from the worker's one poll of the store
+(``api.live.feed``). A subscription's filter is checked, and the subscription
+counted against the worker's limit, before it is acknowledged: a mistake is
+the operation's ``error``, never a stream that ends at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import cast
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types import Info
+from strawberry.types.graphql import OperationType
+
+from api.data.filters import article_query
+from api.data.matcher import compile_filter
+from api.errors import ClientError
+from api.live.feed import Events
+from api.schema.context import Context
+from api.schema.filters import ArticleFilter
+from api.schema.types import Article
+
+
+def over_http() -> ClientError:
+    return ClientError(
+        "subscriptions are served over WebSocket (protocol graphql-transport-ws) at /graphql"
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Each article that becomes news from now on and matches `filter`: one "
+        "that arrives, or is published after being held back. Unpublished articles only "
+        "for the admin (who gets an article when it arrives and again when it is "
+        "published). Over WebSocket, protocol graphql-transport-ws, at /graphql."
+    )
+    async def articlePublished(
+        self, info: Info, filter: ArticleFilter | None = None
+    ) -> AsyncIterator[Article]:
+        ctx: Context = info.context
+        if ctx.feed is None or ctx.owner is None:
+            raise over_http()
+        matches = compile_filter(article_query(filter, admin=ctx.admin))
+        subscriber = ctx.feed.join(matches, ctx.owner)
+        events = Events(subscriber, ctx.forget, ctx.feed.time_limit_s)
+        # Articles, served as Article (api.schema.types.served); an outage is an
+        # error in the stream, which graphql-core reports as this field's.
+        return cast(AsyncIterator[Article], events)
+
+
+class OverWebSocketOnly(SchemaExtension):
+    """Refuses a subscription sent over HTTP with a message saying where to
+    send it (graphql-core would run it as a query, and fail obscurely)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION:
+            ctx = context.context
+            if not isinstance(ctx, Context) or ctx.feed is None:
+                error = over_http()
+                raise GraphQLError(str(error), original_error=error)
+        yield

@@ -1,0 +1,98 @@
+"""Prometheus metrics, served at ``/metrics``.
+
+Each app gets its own registry, so several apps in one process (the tests)
+keep separate counts. With several Uvicorn workers each worker counts its own
+requests: run one worker per container and scrape each, as the README says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+class FeedCounts(Protocol):
+    """What a feed of subscriptions counts (``api.live.feed.Feed``)."""
+
+    @property
+    def count(self) -> int: ...
+
+    polls: int
+    dropped: int
+
+
+# Seconds; a front-page query is milliseconds on MongoDB, seconds on a slow store.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "newsgraph_http_requests",
+            "HTTP requests answered, by route, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "newsgraph_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.graphql_errors = Counter(
+            "newsgraph_graphql_errors",
+            "Errors in GraphQL responses, by code (GRAPHQL_VALIDATION_FAILED for "
+            "parse and validation errors, INTERNAL for masked ones).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.graphql_executions = Counter(
+            "newsgraph_graphql_execution",
+            "GraphQL operations executed, by how: a compiled plan, or ordinary "
+            "execution for what the planner does not cover (api/execution/compiled.py).",
+            ["mode"],
+            registry=self.registry,
+        )
+        self.store_round_trips = Counter(
+            "newsgraph_store_round_trips",
+            "Queries sent to the store (one per find or count).",
+            registry=self.registry,
+        )
+
+    def follow(self, feed: FeedCounts) -> None:
+        """Count the subscriptions of ``feed`` (``api.live.feed``)."""
+        self.registry.register(_FeedCollector(feed))
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _FeedCollector(Collector):
+    """Read from the feed when scraped: it keeps its own counts."""
+
+    def __init__(self, feed: FeedCounts) -> None:
+        self.feed = feed
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily(
+            "newsgraph_subscriptions", "Subscriptions this worker serves now.", self.feed.count
+        )
+        yield CounterMetricFamily(
+            "newsgraph_subscription_polls",
+            "Polls of the store for news (one per interval while any subscription is open).",
+            self.feed.polls,
+        )
+        yield CounterMetricFamily(
+            "newsgraph_subscriptions_dropped",
+            "Subscriptions dropped because their client fell a whole queue behind.",
+            self.feed.dropped,
+        )
