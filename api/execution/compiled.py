@@ -1,20 +1,18 @@
 """Compiled execution: an operation answered by a plan (:mod:`api.execution.plan`) rather
 than by a resolver per field.
 
-Strawberry stays the front door (parsing, validation, limits, cost, persisted
-queries, error masking): :class:`CompiledExecution` runs in ``on_execute``,
-after the cost extension, and supplies ``execution_context.result``, which
-makes strawberry skip graphql-core's ``execute``. An operation the planner
-does not cover (introspection, a field it does not know, an error whose order
-only the executor decides) is left to ordinary execution. Each is counted:
+Plans are kept per query text (:class:`Plans`); :func:`answer` gives a plan's
+answer, or None when the planner does not cover the operation
+(introspection, a field it does not know, an error whose order only the
+executor decides): ordinary execution (``api.execution.ordinary``) answers
+it then. Each is counted:
 ``newsgraph_graphql_execution_total{mode="compiled"|"fallback"}``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any
 
 import strawberry
@@ -22,13 +20,11 @@ from cachetools import LRUCache
 from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
-from strawberry.extensions import SchemaExtension
 
 from api.execution.incremental import is_incremental
 from api.execution.plan import Fallback, Plan, Unplannable, build_plan, directive_variables, run
 from api.schema.context import Context
 from api.telemetry.stats import current_stats
-from core.config import Settings
 
 log = logging.getLogger("newsgraph.api")
 
@@ -47,6 +43,10 @@ class Plans:
     def __init__(self, maxsize: int = MAX_PLANS) -> None:
         self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
         self._plans: LRUCache[tuple[Any, ...], Plan | Unplannable] = LRUCache(maxsize)
+
+    def clear(self) -> None:
+        self._reads.clear()
+        self._plans.clear()
 
     def plan(
         self,
@@ -95,7 +95,7 @@ class Plans:
         if is_incremental(document, query):
             # Delivered in parts by ordinary execution. Never planned, so the
             # plan cached under this text is always that of the copy without
-            # them, which IncrementalDelivery runs for a client reading no multipart.
+            # them, which runs for a client reading no multipart (api.operation.incremental).
             raise Unplannable("@defer/@stream are delivered by ordinary execution")
         coerced = get_variable_values(
             schema._schema,
@@ -107,31 +107,6 @@ class Plans:
             return ExecutionResult(None, coerced)
         plan = self.plan(schema, query, document, operation, coerced)
         return await run(plan, schema, context, coerced)
-
-
-#: Set while strawberry runs a request whose plan already ran and fell back
-#: (api/operation/direct.py): its answer is ordinary execution's, counted once.
-plan_tried: ContextVar[bool] = ContextVar("newsgraph_plan_tried", default=False)
-
-
-class CompiledExecution(SchemaExtension):
-    def __init__(self, plans: Plans) -> None:
-        self.plans = plans
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        context = self.execution_context
-        if context.result is None and not plan_tried.get():  # not refused (cost), nor tried
-            assert context.graphql_document is not None
-            context.result = await answer(
-                self.plans,
-                context.schema,
-                context.query or "",
-                context.graphql_document,
-                context.variables,
-                context.operation_name,
-                context.context,
-            )
-        yield
 
 
 async def answer(
@@ -165,13 +140,3 @@ def count(mode: str) -> None:
     stats = current_stats()
     if stats is not None:
         stats.executions.append(mode)
-
-
-def compiled_execution(settings: Settings, plans: Plans) -> Callable[[], SchemaExtension]:
-    """The extension factory for ``build_schema`` (``plans``: the schema's
-    one plan cache): one that does nothing when ``NEWSGRAPH_COMPILED`` is off."""
-
-    def make() -> SchemaExtension:
-        return CompiledExecution(plans) if settings.compiled else SchemaExtension()
-
-    return make

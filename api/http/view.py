@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from cross_web import HTTPException
 from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -42,9 +41,6 @@ if TYPE_CHECKING:  # strawberry's own HTTP layer, named in a signature only
     from cross_web import AsyncHTTPRequestAdapter
 
 log = logging.getLogger("newsgraph.api")
-
-#: No operation needs a longer name; graphql-core would echo any it cannot find.
-MAX_OPERATION_NAME = 200
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -136,22 +132,12 @@ class GraphQLApp(GraphQL[Context, None]):
                 400,
                 "The GraphQL operation's `operationName` must be a string or null, if provided.",
             )
-        if name is not None and len(name) > MAX_OPERATION_NAME:
-            # Refused as graphql-core refuses an unknown name, but without
-            # echoing it: the name is the client's text, of any length.
-            message = f"operationName is over {MAX_OPERATION_NAME} characters long"
-            error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
-            result = ExecutionResult(data=None, errors=[error])
-        else:
-            stats = current_stats()
-            if stats is not None:
-                stats.operation = name
-            budget = current_deadline()
-            if budget is not None:
-                budget.running = True  # the deadline's backstop answers it as run
-            result = await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
-            )
+        budget = current_deadline()
+        if budget is not None:
+            budget.running = True  # the deadline's backstop answers it as run
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
         if isinstance(result, GraphQLIncrementalExecutionResults):
             # Executing, so not a request error; streamed as multipart/mixed
             # (run() does it), each part in 200's body like any field error.

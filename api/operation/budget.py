@@ -1,21 +1,21 @@
 """The cost analysis (:mod:`api.operation.cost`) applied to requests: prices kept per
-query, the budget a price must stay within, and the extension that refuses a
-query over it and reports ``extensions.cost`` (requested, actual, budget).
+query, the budget a price must stay within, the step that refuses a query
+over it, and the one that reports ``extensions.cost`` (requested, actual, budget).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cachetools import LRUCache
-from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
+from graphql import DocumentNode, GraphQLError, GraphQLSchema
+from strawberry.types import ExecutionResult
 
 from api.errors import QueryTooCostlyError
 from api.operation.cost import CAP, Cost, count_objects, query_cost
+from api.operation.request import Operation, Refused
 from api.telemetry.stats import current_stats
 
 
@@ -53,6 +53,10 @@ class CostCache:
         if key is not None:
             self._costs[key] = cost
         return cost
+
+    def clear(self) -> None:
+        self._reads.clear()
+        self._costs.clear()
 
     def _key(
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
@@ -105,44 +109,41 @@ def _amount(n: int) -> str:
     return f"over {n:,}" if n >= CAP else f"{n:,}"
 
 
-class QueryCostExtension(SchemaExtension):
-    """Prices each operation after validation and refuses, unexecuted, one
-    over budget; reports ``extensions.cost`` (requested, actual, budget). A
-    subscription is priced as one query per article it sends."""
+class Price:
+    """Step, once the document is valid: price the operation, and refuse it,
+    unexecuted, over budget. A subscription is priced as one query per
+    article it sends. The price stays on the operation for :class:`Report`."""
 
-    def __init__(self, budget: Budget, costs: CostCache) -> None:
+    def __init__(self, schema: GraphQLSchema, budget: Budget, costs: CostCache) -> None:
+        self.schema = schema
         self.budget = budget
         self.costs = costs
-        self.cost: Cost | None = None
-        self.calls_before: int | None = None
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        assert context.graphql_document is not None  # on_execute follows validation
-        self.cost = self.costs.cost(
-            context.schema._schema,  # graphql-core's, as strawberry's validation uses
-            context.query or "",
-            context.graphql_document,
-            context.variables,
-            context.operation_name,
-        )
-        self.calls_before = store_calls_so_far()
-        refusal = self.budget.refusal(self.cost)
+    def __call__(self, op: Operation) -> None:
+        assert op.document is not None
+        op.cost = self.costs.cost(self.schema, op.query or "", op.document, op.variables, op.name)
+        op.calls_before = store_calls_so_far()
+        refusal = self.budget.refusal(op.cost)
         if refusal is not None:
-            error = GraphQLError(refusal, original_error=QueryTooCostlyError(refusal))
-            if context.operation_type is OperationType.SUBSCRIPTION:
-                # strawberry subscribes whatever the result says: raised
-                # here, the subscription fails before it starts instead.
-                raise error
-            # strawberry executes only when no extension has set a result.
-            context.result = ExecutionResult(data=None, errors=[error])
-        yield
+            raise Refused(GraphQLError(refusal, original_error=QueryTooCostlyError(refusal)))
 
-    def get_results(self) -> dict[str, Any]:
-        if self.cost is None:  # parse or validation failed: nothing was priced
-            return {}
-        data = getattr(self.execution_context.result, "data", None)
-        return report(self.cost, self.budget, data, self.calls_before)
+
+class Report:
+    """Step on each answer: ``extensions.cost`` (requested, actual, budget) for
+    an operation that was priced."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+
+    def __call__(self, op: Operation, result: ExecutionResult) -> ExecutionResult:
+        cost = op.cost
+        if cost is None:  # refused before pricing: nothing to report
+            return result
+        # The objects the builder counted, unless some root key goes unpriced.
+        objects = None if cost.unmetered else getattr(result, "objects", None)
+        report_ = report(cost, self.budget, result.data, op.calls_before, objects)
+        result.extensions = {**(result.extensions or {}), **report_}
+        return result
 
 
 def store_calls_so_far() -> int | None:

@@ -1,4 +1,4 @@
-"""Caches bounded by the memory they hold, not only by how many entries.
+"""The operation's document: parsed once per query text, and kept once valid.
 
 Strawberry's ParserCache and ValidationCache keep 512 entries each whatever
 their size: a parsed 2,000-token document holds about 1 MB (a Token object per
@@ -6,7 +6,8 @@ token, comments included, chained from the document's location), so distinct
 large documents could pin half a gigabyte, twice (the validation cache keys on
 the document, keeping it alive after the parser cache dropped it).
 
-Here one cache per schema keeps, for each query text, its parsed document,
+Here one cache per schema (so per worker; its token limit and validation
+rules are fixed) keeps, for each query text, its parsed document,
 and only once that document has passed validation: a document that fails to
 parse or validate is never kept, so a flood of bad documents cannot evict
 good ones, and a repeated query is parsed and validated once.
@@ -15,14 +16,13 @@ good ones, and a repeated query is parsed and validated once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from graphql import DocumentNode, Token, TokenKind
-from strawberry.extensions import SchemaExtension
+from graphql import DocumentNode, GraphQLError, Token, TokenKind, parse
+from strawberry.exceptions import MissingQueryError
 
 from api.bounded import BoundedLRU
+from api.operation.request import Operation, Refused
 
 #: Memory of a parsed document per token, measured with tracemalloc: 420–640
 #: bytes (Token, Location, the AST nodes), rounded up; a comment is a bare
@@ -62,7 +62,7 @@ class DocumentCache:
     MAX_SHARE = 16
 
     def __init__(self, max_bytes: int) -> None:
-        self.entries: BoundedLRU[Hashable, Parsed] = BoundedLRU(
+        self.entries: BoundedLRU[str, Parsed] = BoundedLRU(
             self.MAX_ENTRIES, max_bytes, lambda p: p.size, max_bytes // self.MAX_SHARE
         )
 
@@ -71,48 +71,35 @@ class DocumentCache:
         """The estimated bytes held now (never over the bound)."""
         return int(self.entries.currsize)
 
-    def get(self, key: Hashable) -> DocumentNode | None:
-        entry = self.entries.get(key)
+    def get(self, query: str) -> DocumentNode | None:
+        entry = self.entries.get(query)
         return None if entry is None else entry.document
 
-    def put(self, key: Hashable, query: str, document: DocumentNode) -> None:
-        self.entries[key] = Parsed(document, document_size(query, document))
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def put(self, query: str, document: DocumentNode) -> None:
+        """Keep a document that has passed validation."""
+        self.entries[query] = Parsed(document, document_size(query, document))
 
 
-def cache_key(query: str, parse_options: Mapping[str, Any]) -> Hashable:
-    """A document's key: its text and the options it was parsed with (the
-    token limit), since the same text under another limit is another outcome."""
-    return (query, tuple(sorted(parse_options.items())))
+class FindDocument:
+    """Step: the operation's document, from the cache when this text was found
+    valid before (then it is not walked or validated again), else parsed with
+    graphql-core's lexer stopping at the token limit."""
 
-
-class DocumentCacheExtension(SchemaExtension):
-    """Puts a cached document in place of parsing and validating it, and
-    caches a document once it has passed validation.
-
-    Strawberry skips its parse when ``graphql_document`` is already set, and
-    its validation when ``pre_execution_errors`` is (the protocol its own
-    ParserCache and ValidationCache use)."""
-
-    def __init__(self, cache: DocumentCache) -> None:
+    def __init__(self, cache: DocumentCache, max_tokens: int) -> None:
         self.cache = cache
-        self.key: Hashable = None
-        self.hit = False
+        self.max_tokens = max_tokens
 
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.query is not None:
-            self.key = cache_key(context.query, context.parse_options)
-            document = self.cache.get(self.key)
-            if document is not None:
-                context.graphql_document = document
-                self.hit = True
-        yield
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if self.hit:
-            context.pre_execution_errors = []
-        yield
-        valid = context.pre_execution_errors == []
-        if valid and not self.hit and self.key is not None and context.graphql_document:
-            self.cache.put(self.key, context.query or "", context.graphql_document)
+    def __call__(self, op: Operation) -> None:
+        if not op.query:
+            raise MissingQueryError
+        document = self.cache.get(op.query)
+        if document is not None:
+            op.document, op.known = document, True
+            return
+        try:
+            op.document = parse(op.query, max_tokens=self.max_tokens)
+        except GraphQLError as error:
+            raise Refused(error) from None

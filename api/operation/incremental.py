@@ -19,12 +19,10 @@ those and expect JSON.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from strawberry.extensions import SchemaExtension
-
 from api.execution.incremental import is_incremental, without_incremental
+from api.operation.request import Operation
 
 
 @dataclass
@@ -50,18 +48,17 @@ def current_delivery() -> Delivery:
     return _current.get(None) or Delivery()
 
 
-class IncrementalDelivery(SchemaExtension):
-    """Executes a deferred or streamed query whole for a client that cannot
-    read multipart. It runs after validation (the directives are valid where
-    they are) and after pricing (the price is the same either way)."""
+class Deliver:
+    """Step, after pricing (a deferred query costs what it would undeferred):
+    for a client that reads no multipart answer, the document executes
+    without its ``@defer``/``@stream``, so it is answered whole (and may be
+    answered by a plan, which the document with them may not)."""
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
+    def __call__(self, op: Operation) -> None:
+        document = op.document
         if (
             document is not None
             and not current_delivery().multipart
-            and is_incremental(document, context.query)
+            and is_incremental(document, op.query)
         ):
-            context.graphql_document = without_incremental(document)
-        yield
+            op.executed = without_incremental(document)

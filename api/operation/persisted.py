@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterator
 from typing import Any, NamedTuple
-
-from strawberry.extensions import SchemaExtension
 
 from api.bounded import BoundedLRU
 from api.errors import ClientError
+from api.operation.request import Operation
 
 #: Bytes an entry holds besides its query: the 64-character hash it is kept
 #: under and the LRU's bookkeeping (measured: 240; rounded up).
@@ -119,27 +117,26 @@ class NoPersistedQueries(PersistedQueries):
         return Resolved(query)
 
 
-class PersistedQueryExtension(SchemaExtension):
-    """Puts the persisted query in place before strawberry parses the request,
-    and registers a new one once it is about to execute.
-
-    Strawberry enters ``on_execute`` only after the document parsed and
-    validation (every extension's, too) found no error, so a document that
-    fails either is never registered. Errors raised here become the
-    response's GraphQL errors, with their codes."""
+class ResolvePersisted:
+    """Step: the query text a request's persisted-query hash names (or the
+    query it sent with its hash, to register). Raises
+    :class:`PersistedQueryError` when the extension cannot be honoured."""
 
     def __init__(self, registry: PersistedQueries) -> None:
         self.registry = registry
-        self.resolved = Resolved(None)
 
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context
-        self.resolved = self.registry.resolve(context.query, context.operation_extensions)
-        context.query = self.resolved.query
-        yield
+    def __call__(self, op: Operation) -> None:
+        op.query, op.register = self.registry.resolve(op.request.query, op.request.extensions)
 
-    def on_execute(self) -> Iterator[None]:
-        digest, query = self.resolved.register, self.resolved.query
-        if digest is not None and query is not None:
-            self.registry.register(digest, query)
-        yield
+
+class RegisterPersisted:
+    """Step, once the document has validated: remember a query sent with its
+    hash, so its client can send the hash alone from now on. A document that
+    fails to parse or validate is never registered."""
+
+    def __init__(self, registry: PersistedQueries) -> None:
+        self.registry = registry
+
+    def __call__(self, op: Operation) -> None:
+        if op.register is not None and op.query is not None:
+            self.registry.register(op.register, op.query)

@@ -36,7 +36,8 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
-from strawberry.extensions import SchemaExtension
+
+from api.operation.request import Operation, Refused
 
 #: The code clients already get for a query that fails validation.
 CODE = "GRAPHQL_VALIDATION_FAILED"
@@ -44,7 +45,7 @@ CODE = "GRAPHQL_VALIDATION_FAILED"
 QUOTED_CHARS = 80
 
 
-class Refused(Exception):
+class _Stop(Exception):
     """Internal: raised by the walk to stop at the first problem found."""
 
 
@@ -54,7 +55,7 @@ def check_selections(
     """The error refusing ``document``, or None if it is within both limits."""
     try:
         _Walk(document, max_selections, max_repeats).run()
-    except Refused as refused:
+    except _Stop as refused:
         return GraphQLError(str(refused), extensions={"code": CODE})
     return None
 
@@ -126,14 +127,14 @@ class _Walk:
                     if fragment is None:
                         # Refused here, as validation would: strawberry's depth
                         # limiter, which runs before that rule, fails on it.
-                        raise Refused(f"Unknown fragment '{_quoted(name)}'.")
+                        raise _Stop(f"Unknown fragment '{_quoted(name)}'.")
                     if name not in entered:
                         stack.append((fragment.selection_set, path, name))
 
     def count(self) -> None:
         self.selections += 1
         if self.selections > self.max_selections:
-            raise Refused(
+            raise _Stop(
                 f"The query has more than {self.max_selections} selections once its "
                 "fragments are expanded (each field, inline fragment and fragment spread "
                 "counts, and a fragment's selections count each time it is spread). "
@@ -146,7 +147,7 @@ class _Walk:
             path = self.paths[parent, name] = self.new_path(parent, name)
         self.repeats[path] += 1
         if self.repeats[path] > self.max_repeats:
-            raise Refused(
+            raise _Stop(
                 f"'{self.describe(path)}' is selected more than {self.max_repeats} times. "
                 "GraphQL merges repeats of a field into one answer: select it once, "
                 "or give each copy its own alias."
@@ -183,26 +184,18 @@ def _spread_names(selection_set: SelectionSetNode) -> Iterator[str]:
                 pending.append(selection.selection_set)
 
 
-class SelectionLimiter(SchemaExtension):
-    """Refuses a document over either limit before graphql-core validates it.
-
-    An extension's ``on_validate`` runs before strawberry validates, and
-    strawberry skips its own validation when ``pre_execution_errors`` is
-    already set (as strawberry's ValidationCache relies on): setting the
-    refusal there means no validation rule ever sees the document. A document
-    already found valid (by the document cache, listed before this) is not
+class LimitSelections:
+    """Step, before validation: refuse a document over either limit, so that no
+    validation rule ever sees it. A document already found valid is not
     walked again."""
 
     def __init__(self, max_selections: int, max_repeats: int) -> None:
         self.max_selections = max_selections
         self.max_repeats = max_repeats
 
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.pre_execution_errors is None and context.graphql_document is not None:
-            error = check_selections(
-                context.graphql_document, self.max_selections, self.max_repeats
-            )
-            if error is not None:
-                context.pre_execution_errors = [error]
-        yield
+    def __call__(self, op: Operation) -> None:
+        if op.known or op.document is None:
+            return
+        error = check_selections(op.document, self.max_selections, self.max_repeats)
+        if error is not None:
+            raise Refused(error)

@@ -2,7 +2,7 @@
 
 Schema field names are the document's field names (the contract of
 ``core.document``): a field without a resolver reads the document key of its
-own name (``api.operation.schema.read_field``), and the resolvers of the others read that
+own name (``api.schema.resolvers.read_field``), and the resolvers of the others read that
 key too, except where ``_SOURCES`` says otherwise. So which keys a type's
 fields read is derived from the type's definition, never listed by hand: a
 field added to the type is fetched when selected. ``id`` maps to ``_id``, which

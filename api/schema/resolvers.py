@@ -27,6 +27,15 @@ from core.indexes import ARTICLES, Facet
 ARTICLE_TYPE = "Article"
 
 
+def read_field(source: Any, name: str) -> Any:
+    """The schema's default resolver: objects are served straight from stored
+    documents, so a field reads the dict's key of its own name (the page, edge
+    and page-info objects are instances: an attribute then)."""
+    if type(source) is dict:
+        return source.get(name)
+    return getattr(source, name)
+
+
 def article_projection(info: Info, *path: str, always: tuple[str, ...] = ()) -> dict[str, int]:
     """The projection for the articles a field returns, computed once per query
     field (every related story's ``article`` shares one)."""

@@ -9,14 +9,11 @@ the operation's ``error``, never a stream that ends at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import cast
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
-from strawberry.types.graphql import OperationType
 
 from api.data.filters import article_query
 from api.data.matcher import compile_filter
@@ -53,17 +50,3 @@ class Subscription:
         # Articles, served as Article (api.schema.types.served); an outage is an
         # error in the stream, which graphql-core reports as this field's.
         return cast(AsyncIterator[Article], events)
-
-
-class OverWebSocketOnly(SchemaExtension):
-    """Refuses a subscription sent over HTTP with a message saying where to
-    send it (graphql-core would run it as a query, and fail obscurely)."""
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.operation_type is OperationType.SUBSCRIPTION:
-            ctx = context.context
-            if not isinstance(ctx, Context) or ctx.feed is None:
-                error = over_http()
-                raise GraphQLError(str(error), original_error=error)
-        yield

@@ -31,7 +31,7 @@ def served(doc: Doc, as_type: type[T]) -> T: ...
 def served(doc: Doc | None, as_type: type[T]) -> T | None: ...
 def served(doc: Doc | None, as_type: type[T]) -> T | None:
     """A stored document (or ``None``), served as the object type its field
-    declares: the schema's default resolver (``api.operation.schema.read_field``) reads
+    declares: the schema's default resolver (``api.schema.resolvers.read_field``) reads
     that type's fields from the dict's keys, so no object is built. The one
     place the dict stands in for the class, said once, for the type checker."""
     return cast(T | None, doc)

@@ -131,9 +131,8 @@ class Differential:
         # abandoned as one example's loop closes gives its slot back to no one.
         slots = StoreSlots(self.settings.store_concurrency, 600_000)
         gateway = Gateway(self.store, 60_000, slots)
-        # Twice: the first sight of a query goes strawberry's long way, the
-        # second the direct way (api/operation/direct.py); each must answer alike, to the
-        # last extension.
+        # Twice: at first sight and with its document, price and plan
+        # cached; each must answer alike, to the last extension.
         twice = []
         for _ in range(2):
             stats = observe.RequestStats()

@@ -6,19 +6,22 @@ import uuid
 import pytest
 import strawberry.schema.schema as strawberry_schema
 
+import api.operation.documents as documents
+
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Strawberry's calls of graphql-core's parse and validate, by name."""
+    """The pipeline's calls of graphql-core's parse (api.operation.documents)
+    and validate (through strawberry's validate_document), by name."""
     made: list[str] = []
-    for name in ("parse", "validate"):
-        original = getattr(strawberry_schema, name)
+    for module, name in ((documents, "parse"), (strawberry_schema, "validate")):
+        original = getattr(module, name)
 
         def counting(*args, _name=name, _original=original, **kwargs):
             made.append(_name)
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(strawberry_schema, name, counting)
+        monkeypatch.setattr(module, name, counting)
     return made
 
 

@@ -1,7 +1,7 @@
 """How each field of the schema is found, for the planner.
 
 A field without a resolver reads its parent's key of the same name, as the
-schema's default resolver (``api.operation.schema.read_field``) does: the planner
+schema's default resolver (``api.schema.resolvers.read_field``) does: the planner
 handles every such field, including any added later. A field with a resolver
 is planned only if :data:`DERIVED` says what its resolver does (the methods
 in ``api.schema.types`` and ``api.schema.query``); any other makes the operation fall back
@@ -18,6 +18,7 @@ from api.execution.plan.nodes import Getter, Kind, PlanField
 from api.execution.plan.state import State
 from api.schema.nodes import row_id
 from api.schema.related import RELATED_MAX
+from api.schema.resolvers import read_field
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 
 #: (type, field) -> (kind, facet) for the fields whose resolvers the planner knows.
@@ -49,20 +50,12 @@ def facet_key(facet: Facet, value: str) -> str:
     return value.strip().lower() if facet is PROVIDERS_FACET else value
 
 
-def read(source: Any, name: str) -> Any:
-    """``api.operation.schema.read_field``: a dict's key, else an attribute (the page,
-    edge and page-info objects)."""
-    if type(source) is dict:
-        return source.get(name)
-    return getattr(source, name)
-
-
 def getter(f: PlanField) -> Getter:
     """The function reading ``f``'s raw value from its parent, once whatever
     the store was asked for it is in the state."""
     kind, name, key = f.kind, f.source, f.key
     if kind is Kind.READ:
-        return lambda source, state: read(source, name)
+        return lambda source, state: read_field(source, name)
     if kind is Kind.TYPENAME:
         parent = f.parent
         return lambda source, state: parent

@@ -1,14 +1,15 @@
-"""Attacks on direct execution (api/operation/direct.py): requests for which the direct
-way might answer differently from strawberry's long way, or let a client past
-a limit the long way enforces.
+"""Attacks on the pipeline's caches: requests for which an operation answered
+with its work found in the caches (document, price, plan, checked arguments)
+might be answered differently from one seen for the first time, or let a
+client past a limit a first sight enforces.
 
 Two kinds of comparison:
 
 * over HTTP, two apps on one store, the same sequence of requests sent to
-  each; one app's schema has ``direct = None`` (always the long way). Every
-  response (status, headers that matter, body), the access log and /metrics
-  must be the same;
-* at the schema, two schemas (``tests/api/test_direct.py``'s ``execute``),
+  each; one app's schema forgets its caches before every operation (every
+  request a first sight). Every response (status, headers that matter, body),
+  the access log and /metrics must be the same;
+* at the schema, two schemas (``tests/api/test_pipeline.py``'s ``execute``),
   for what HTTP cannot reach or for races set up by hand.
 """
 
@@ -32,13 +33,23 @@ from api.data.gateway import Gateway
 from api.data.slots import StoreSlots
 from api.execution.plan import Fallback
 from api.http.view import GraphQLApp
-from api.operation.schema import Schema, build_schema
+from api.operation.schema import Schema
 from api.schema.context import Context
 from api.telemetry import stats as observe
 from core.config import Settings
 from core.store import Store
 from tests.api.fixtures import ADMIN_TOKEN
-from tests.api.test_direct import FRONT, MOBILE, TWO, execute, schema_for, sent, story_id
+from tests.api.test_pipeline import (
+    FRONT,
+    MOBILE,
+    TWO,
+    execute,
+    first_sight_schema,
+    forgetful,
+    schema_for,
+    sent,
+    story_id,
+)
 
 # -- harness ----------------------------------------------------------------------
 
@@ -127,23 +138,23 @@ def both_ways(
     repeat: int = 3,
     gateway: type[Gateway] = Gateway,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Each request sent ``repeat`` times in turn to an app that may go the
-    direct way and to one that never does, each over a ``gateway`` to
-    ``store``: what each app answered, logged and counted."""
+    """Each request sent ``repeat`` times in turn to an app that keeps its
+    caches and to one that forgets them before each operation, each over a
+    ``gateway`` to ``store``: what each app answered, logged and counted."""
     outcomes = []
     # No collector pauses: a full collection in a process that has run much of
     # the suite can outlast a short deadline, and the answers would differ by
     # timing alone.
     gc.disable()
     try:
-        for direct in (True, False):
+        for warm in (True, False):
             app = create_app(
                 dataclasses.replace(settings, compiled=True),
                 # As create_app makes its own: the settings' slots.
                 gateway=gateway(store, settings.store_op_timeout_ms, slots_for(settings)),
             )
-            if not direct:
-                view(app).schema.direct = None
+            if not warm:
+                forgetful(view(app).schema)
             caplog.clear()
             answers = []
             with caplog.at_level(logging.DEBUG), TestClient(app) as client:
@@ -169,12 +180,12 @@ def slots_for(settings: Settings) -> StoreSlots:
     return StoreSlots(settings.store_concurrency, settings.store_queue_ms)
 
 
-def assert_alike(direct: dict[str, Any], long_way: dict[str, Any]) -> None:
-    for i, (a, b) in enumerate(zip(direct["answers"], long_way["answers"], strict=True)):
+def assert_alike(warm: dict[str, Any], cold: dict[str, Any]) -> None:
+    for i, (a, b) in enumerate(zip(warm["answers"], cold["answers"], strict=True)):
         assert a == b, f"answer {i}"
-    assert direct["access"] == long_way["access"]
-    assert direct["api"] == long_way["api"]
-    assert direct["metrics"] == long_way["metrics"]
+    assert warm["access"] == cold["access"]
+    assert warm["api"] == cold["api"]
+    assert warm["metrics"] == cold["metrics"]
 
 
 def q(query: str | None, **more: Any) -> Request:
@@ -267,8 +278,8 @@ def test_over_http_a_mix_of_requests_is_answered_logged_and_counted_alike(
         q(5),
         q(None),
     ]
-    direct, long_way = both_ways(api_settings, loaded, requests, caplog)
-    assert_alike(direct, long_way)
+    warm, cold = both_ways(api_settings, loaded, requests, caplog)
+    assert_alike(warm, cold)
 
 
 def test_over_http_persisted_queries_are_answered_alike(
@@ -282,7 +293,7 @@ def test_over_http_persisted_queries_are_answered_alike(
         by_hash(latest),  # not found
         q(latest),  # cached valid, not registered
         by_hash(latest, method="GET"),  # still not found
-        with_hash(latest),  # registers (the direct way does it)
+        with_hash(latest),  # registers
         by_hash(latest),
         by_hash(latest, method="GET"),
         by_hash(latest, operationName="Latest"),
@@ -296,8 +307,8 @@ def test_over_http_persisted_queries_are_answered_alike(
         q(other, extensions={"persistedQuery": False}),
         q(other, extensions={"other": 1}),
     ]
-    direct, long_way = both_ways(api_settings, loaded, requests, caplog)
-    assert_alike(direct, long_way)
+    warm, cold = both_ways(api_settings, loaded, requests, caplog)
+    assert_alike(warm, cold)
 
 
 def test_over_http_with_persisted_queries_switched_off(
@@ -305,8 +316,8 @@ def test_over_http_with_persisted_queries_switched_off(
 ) -> None:
     off = dataclasses.replace(api_settings, persisted_queries=False)
     requests: list[Request] = [q(FRONT), with_hash(FRONT), by_hash(FRONT)]
-    direct, long_way = both_ways(off, loaded, requests, caplog)
-    assert_alike(direct, long_way)
+    warm, cold = both_ways(off, loaded, requests, caplog)
+    assert_alike(warm, cold)
 
 
 def test_over_http_with_introspection_switched_off(
@@ -319,11 +330,11 @@ def test_over_http_with_introspection_switched_off(
         q("{ __typename articles(first: 1) { nodes { __typename id } } }"),
         q('{ __type(name: "Article") { name } }'),
     ]
-    direct, long_way = both_ways(off, loaded, requests, caplog)
-    assert_alike(direct, long_way)
-    refused = direct["answers"][3:6] + direct["answers"][9:12]
+    warm, cold = both_ways(off, loaded, requests, caplog)
+    assert_alike(warm, cold)
+    refused = warm["answers"][3:6] + warm["answers"][9:12]
     assert all("errors" in a["body"] for a in refused), "introspection answered while off"
-    assert "errors" not in direct["answers"][8]["body"]
+    assert "errors" not in warm["answers"][8]["body"]
 
 
 # -- at the schema: races, and what HTTP does not let through ---------------------
@@ -332,12 +343,11 @@ def test_over_http_with_introspection_switched_off(
 def test_a_hash_evicted_while_its_plan_falls_back_is_still_answered(
     loaded: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A hash-only request resolved by the direct way, whose plan falls back
-    while another client's registration evicts the hash (a registry of one
-    entry here; any full registry under a flood of new hashes alike). The
-    long way resolves the hash once, before anything runs; the direct way
-    resolves it again for ordinary execution, and answers PersistedQueryNotFound
-    after the plan already ran and spent its store calls."""
+    """A hash-only request whose plan falls back while another client's
+    registration evicts the hash (a registry of one entry here; any full
+    registry under a flood of new hashes alike). The hash is resolved once,
+    before anything runs: ordinary execution answers the query it named, not
+    PersistedQueryNotFound after the plan already ran and spent its store calls."""
     small = dataclasses.replace(settings, persisted_queries_max=1)
     query = "query Latest { articles(first: 2) { nodes { title } } }"
     other = "{ providers(first: 1) { nodes { name } } }"
@@ -368,14 +378,13 @@ def test_a_hash_evicted_while_its_plan_falls_back_is_still_answered(
         monkeypatch.undo()
         return answer, stats
 
-    long_way = build_schema(dataclasses.replace(small, compiled=True))
-    long_way.direct = None
-    expected, expected_stats = run(long_way)
-    direct, direct_stats = run(schema_for(small))
+    cold = first_sight_schema(small)
+    expected, expected_stats = run(cold)
+    warm, warm_stats = run(schema_for(small))
     assert expected.data and expected.data["articles"]["nodes"], expected.errors
     assert expected_stats.executions == ["fallback"]
-    assert sent(direct) == sent(expected)
-    assert direct_stats.executions == expected_stats.executions
+    assert sent(warm) == sent(expected)
+    assert warm_stats.executions == expected_stats.executions
 
 
 def race_by_hash(
@@ -420,46 +429,37 @@ ExecutionResultLike = tuple[Any, observe.RequestStats]
 
 
 def schema_plans(schema: Schema) -> Any:
-    """The plan cache both ways share (the long way's CompiledExecution has it too)."""
-    from api.execution.compiled import CompiledExecution
-
-    for factory in schema.extensions:
-        made = factory() if callable(factory) else factory
-        if isinstance(made, CompiledExecution):
-            return made.plans
-    raise AssertionError("no compiled execution")
+    """The schema's plan cache."""
+    assert schema.caches.plans is not None
+    return schema.caches.plans
 
 
-def test_extensions_that_are_not_an_object_are_refused_as_on_the_long_way(
+def test_extensions_that_are_not_an_object_are_refused_alike_at_each_sight(
     loaded: Store, settings: Settings
 ) -> None:
     """Not reachable over HTTP (strawberry's view refuses them), but the
-    schema's own API: the long way answers with an error, the direct way must
-    not raise instead."""
+    schema's own API: it answers with an error at each sight, never raises."""
     schema = schema_for(settings)
-    long_way = schema_for(settings)
-    long_way.direct = None
+    cold = first_sight_schema(settings)
     for extensions in (["persistedQuery"], "persistedQuery", 5):
         execute(schema, loaded, FRONT)
-        expected, _ = execute(long_way, loaded, FRONT, extensions=extensions)  # type: ignore[arg-type]
-        direct, _ = execute(schema, loaded, FRONT, extensions=extensions)  # type: ignore[arg-type]
-        assert sent(direct) == sent(expected)
+        expected, _ = execute(cold, loaded, FRONT, extensions=extensions)  # type: ignore[arg-type]
+        warm, _ = execute(schema, loaded, FRONT, extensions=extensions)  # type: ignore[arg-type]
+        assert sent(warm) == sent(expected)
 
 
 def test_allowed_operation_types_given_as_a_one_shot_iterable(
     loaded: Store, settings: Settings
 ) -> None:
-    """``allowed_operation_types`` is typed ``Iterable``: the direct way tests
-    it with ``in`` (consuming a generator), then hands the same object to the
-    long way when it declines (here, a plan that falls back: introspection)."""
+    """``allowed_operation_types`` is typed ``Iterable``: a generator is read
+    once, and the operation still runs (here by ordinary execution:
+    introspection)."""
     from strawberry.types.graphql import OperationType
 
     query = "{ __schema { queryType { name } } }"
     outcomes = []
-    for direct in (True, False):
-        schema = schema_for(settings)
-        if not direct:
-            schema.direct = None
+    for warm in (True, False):
+        schema = schema_for(settings) if warm else first_sight_schema(settings)
         execute(schema, loaded, query)
 
         async def run(schema: Schema = schema) -> Any:
@@ -479,13 +479,13 @@ def test_allowed_operation_types_given_as_a_one_shot_iterable(
 def test_two_requests_racing_one_falling_back_each_counted_as_it_ran(
     loaded: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """plan_tried is set while the fallen-back request runs the long way: a
-    request running meanwhile must still be compiled."""
+    """A request falling back while another runs: each is counted as it ran
+    (the fallback's state is the operation's, never shared)."""
     schema = schema_for(settings)
     slow = "{ articles(first: 3) { nodes { id title } } }"
     execute(schema, loaded, slow)
     execute(schema, loaded, FRONT)
-    plans = schema.direct.plans  # type: ignore[union-attr]
+    plans = schema_plans(schema)
     original = plans.execute
     gate = asyncio.Event()
 
@@ -550,15 +550,14 @@ def test_a_hash_evicted_while_a_real_fallback_runs_is_still_answered(
 
         return race_by_hash(schema, lambda: Latent(loaded, 5000), hashed, other, other_hashed)
 
-    long_way = build_schema(dataclasses.replace(small, compiled=True))
-    long_way.direct = None
-    expected, expected_stats = run(long_way)
-    direct, direct_stats = run(schema_for(small))
+    cold = first_sight_schema(small)
+    expected, expected_stats = run(cold)
+    warm, warm_stats = run(schema_for(small))
     assert expected_stats.executions == ["fallback"]
     assert expected.data is not None or expected.errors, expected
     assert [e.message for e in expected.errors or []] != ["PersistedQueryNotFound"]
-    assert sent(direct) == sent(expected)
-    assert direct_stats.executions == expected_stats.executions
+    assert sent(warm) == sent(expected)
+    assert warm_stats.executions == expected_stats.executions
 
 
 # -- over HTTP: the store failing mid-request -------------------------------------
@@ -648,8 +647,8 @@ def test_over_http_a_store_failing_mid_request_is_answered_alike(
         q("{ a: articles(first: 2) { nodes { id } } b: providers(first: 2) { nodes { name } } }"),
         q(FRONT, headers={"accept": "application/graphql-response+json"}),
     ]
-    direct, long_way = both_ways(quick, loaded, requests, caplog, gateway=gateway)
-    assert_alike(direct, long_way)
+    warm, cold = both_ways(quick, loaded, requests, caplog, gateway=gateway)
+    assert_alike(warm, cold)
 
 
 # -- at the schema: shapes whose objects the builder counts (extensions.cost) -----
@@ -683,12 +682,11 @@ def test_objects_counted_by_the_plan_are_those_in_the_answer(
 ) -> None:
     variables = {"id": story_id(loaded)} if "$id" in query else None
     schema = schema_for(settings)
-    long_way = schema_for(settings)
-    long_way.direct = None
-    expected, expected_stats = execute(long_way, loaded, query, variables, admin=admin)
+    cold = first_sight_schema(settings)
+    expected, expected_stats = execute(cold, loaded, query, variables, admin=admin)
     execute(schema, loaded, query, variables, admin=admin)
-    direct, stats = execute(schema, loaded, query, variables, admin=admin)
-    assert sent(direct) == sent(expected)
+    warm, stats = execute(schema, loaded, query, variables, admin=admin)
+    assert sent(warm) == sent(expected)
     assert stats.executions == expected_stats.executions
 
 
@@ -713,9 +711,9 @@ def test_over_http_the_admin_first_then_anyone_sees_only_what_they_may(
             q(node, variables={"id": hidden["_id"]}, admin=admin),
             q(url, variables={"u": hidden["webUrl"]}, admin=admin),
         ]
-    direct, long_way = both_ways(api_settings, loaded, requests, caplog, repeat=2)
-    assert_alike(direct, long_way)
-    anonymous = [a for i, a in enumerate(direct["answers"]) if (i // 12) % 2 == 1]
+    warm, cold = both_ways(api_settings, loaded, requests, caplog, repeat=2)
+    assert_alike(warm, cold)
+    anonymous = [a for i, a in enumerate(warm["answers"]) if (i // 12) % 2 == 1]
     assert hidden["_id"] not in json.dumps([a["body"] for a in anonymous])
 
 
@@ -749,7 +747,7 @@ def test_over_http_variables_that_change_the_price_are_priced_each_time(
         requests.append(q(defaulted, variables=vars_))
     for order in ("PUBLISHED_DESC", "RELEVANCE", "PUBLISHED_DESC"):
         requests.append(q(relevance, variables={"o": order}))
-    direct, long_way = both_ways(tight, loaded, requests, caplog)
-    assert_alike(direct, long_way)
-    refused = [a for a in direct["answers"] if "too costly" in a["text"]]
+    warm, cold = both_ways(tight, loaded, requests, caplog)
+    assert_alike(warm, cold)
+    refused = [a for a in warm["answers"] if "too costly" in a["text"]]
     assert refused, "no request was over the budget: the test proves nothing"

@@ -1,11 +1,15 @@
-"""Direct execution (api/operation/direct.py): a query seen before is answered without
-strawberry's per-request machinery, and exactly as strawberry answers it."""
+"""The one request pipeline (api/operation/pipeline.py): every operation takes
+the same steps. A query seen before takes them with its document, price and
+plan found in the caches, and is answered exactly as at first sight (a
+schema that forgets its caches before every operation answers every request
+as a first sight); a step planted in the list is enforced on every way in."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import hashlib
+import json
 import logging
 from typing import Any
 
@@ -32,6 +36,27 @@ query B($n: Int = 3) { providers(first: $n) { nodes { name articleCount } } }"""
 
 def schema_for(settings: Settings) -> Schema:
     return build_schema(dataclasses.replace(settings, compiled=True))
+
+
+def forgetful(schema: Schema) -> Schema:
+    """``schema``, forgetting what its caches hold before each operation (but
+    the persisted queries: clients' registrations, not work kept), so that
+    every request is answered as at first sight."""
+    caches, prepare = schema.caches, schema.pipeline.prepare
+
+    def first_sight(op: Any) -> None:
+        caches.documents.clear()
+        caches.costs.clear()
+        if caches.plans is not None:
+            caches.plans.clear()
+        prepare(op)
+
+    schema.pipeline.prepare = first_sight  # type: ignore[method-assign]
+    return schema
+
+
+def first_sight_schema(settings: Settings) -> Schema:
+    return forgetful(schema_for(settings))
 
 
 def execute(
@@ -75,16 +100,32 @@ def sent(result: ExecutionResult) -> dict[str, Any]:
 
 @pytest.fixture
 def machinery(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Each time strawberry sets its per-request extensions up."""
+    """Each time a request's work is done afresh rather than found in a cache:
+    parsing, validation, pricing, planning."""
+    import strawberry.schema.schema as strawberry_schema
+
+    import api.execution.compiled as compiled
+    import api.operation.budget as budget
+    import api.operation.documents as documents
+
     made: list[str] = []
-    original = Schema.get_extensions
+    for module, name in (
+        (documents, "parse"),
+        (strawberry_schema, "validate"),
+        (budget, "query_cost"),
+        (compiled, "build_plan"),
+    ):
+        original = getattr(module, name)
 
-    def counted(self: Schema, sync: bool = False) -> Any:
-        made.append("extensions")
-        return original(self, sync)
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            made.append(_name)
+            return _original(*args, **kw)
 
-    monkeypatch.setattr(Schema, "get_extensions", counted)
+        monkeypatch.setattr(module, name, counted)
     return made
+
+
+FIRST_SIGHT = ["parse", "validate", "query_cost", "build_plan"]
 
 
 def story_id(store: Store) -> str:
@@ -93,7 +134,7 @@ def story_id(store: Store) -> str:
     return found["_id"]
 
 
-def test_a_query_seen_before_skips_strawberrys_machinery(
+def test_a_query_seen_before_is_not_parsed_validated_priced_or_planned_again(
     loaded: Store,
     settings: Settings,
     machinery: list[str],
@@ -101,9 +142,9 @@ def test_a_query_seen_before_skips_strawberrys_machinery(
     schema = schema_for(settings)
     variables = {"id": story_id(loaded)}
     first, first_stats = execute(schema, loaded, MOBILE, variables)
-    assert machinery == ["extensions"]  # parsed, validated, cached: the long way
+    assert machinery == FIRST_SIGHT
     again, stats = execute(schema, loaded, MOBILE, variables)
-    assert machinery == ["extensions"], "the second request went the long way"
+    assert machinery == FIRST_SIGHT, "the second request did its work again"
     assert sent(again) == sent(first) and not again.errors
     assert again.data["article"]["related"]
     assert stats.executions == first_stats.executions == ["compiled"]
@@ -111,7 +152,7 @@ def test_a_query_seen_before_skips_strawberrys_machinery(
     assert again.extensions["cost"]["actual"]["storeCalls"] == stats.store_calls
 
 
-def test_over_http_a_repeated_query_goes_the_direct_way_by_post_and_get(
+def test_over_http_a_repeated_query_finds_its_work_done_by_post_and_get(
     loaded: Store,
     settings: Settings,
     machinery: list[str],
@@ -123,10 +164,10 @@ def test_over_http_a_repeated_query_goes_the_direct_way_by_post_and_get(
     with TestClient(create_app(dataclasses.replace(settings, compiled=True), loaded)) as client:
         body = {"query": FRONT}
         first = client.post("/graphql", json=body)
-        assert machinery == ["extensions"]
+        assert machinery == FIRST_SIGHT
         again = client.post("/graphql", json=body)
         by_get = client.get("/graphql", params=body)
-        assert machinery == ["extensions"], "a repeated query went the long way"
+        assert machinery == FIRST_SIGHT, "a repeated query did its work again"
         assert first.json() == again.json() == by_get.json()
         assert "errors" not in first.json() and first.json()["data"]["articles"]["nodes"]
 
@@ -153,7 +194,7 @@ def test_over_http_a_repeated_query_goes_the_direct_way_by_post_and_get(
         ),
     ],
 )
-def test_the_direct_answer_is_the_long_ways(
+def test_the_answer_at_repeated_sight_is_the_first_sights(
     loaded: Store,
     settings: Settings,
     query: str,
@@ -164,33 +205,30 @@ def test_the_direct_answer_is_the_long_ways(
     if variables == "story":
         variables = {"id": story_id(loaded)}
     schema = schema_for(settings)
-    long_way = schema_for(settings)
-    long_way.direct = None
+    long_way = first_sight_schema(settings)
     expected, expected_stats = execute(long_way, loaded, query, variables, name=name, admin=admin)
     first, _ = execute(schema, loaded, query, variables, name=name, admin=admin)
-    direct, stats = execute(schema, loaded, query, variables, name=name, admin=admin)
-    assert sent(direct) == sent(first) == sent(expected)
+    again, stats = execute(schema, loaded, query, variables, name=name, admin=admin)
+    assert sent(again) == sent(first) == sent(expected)
     assert stats.executions == expected_stats.executions
     assert stats.store_calls == expected_stats.store_calls
 
 
-def test_requests_it_leaves_to_strawberry_are_answered_as_before(
+def test_requests_refused_or_answered_by_ordinary_execution_alike_at_each_sight(
     loaded: Store,
     settings: Settings,
-    machinery: list[str],
 ) -> None:
     tight = dataclasses.replace(settings, max_query_objects=10)
     schema = schema_for(tight)
-    long_way = schema_for(tight)
-    long_way.direct = None
+    long_way = first_sight_schema(tight)
     costly = "{ articles(first: 50) { nodes { id } } }"
     deferred = "{ articles(first: 2) { nodes { id ... @defer { title } } } }"
     digest = hashlib.sha256(b"{ articles(first: 1) { nodes { id } } }").hexdigest()
     unknown = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
     requests: list[dict[str, Any]] = [
         {"query": costly},  # over budget: refused, never run
-        {"query": deferred},  # @defer: delivered by ordinary execution
-        {"query": None, "extensions": unknown},  # an unknown hash: strawberry says so
+        {"query": deferred},  # @defer: by ordinary execution
+        {"query": None, "extensions": unknown},  # an unknown hash: said so
         {"query": "{ __schema { queryType { name } } }"},  # introspection: not planned
         {"query": "subscription { articlePublished { id } }"},  # not over HTTP
     ]
@@ -199,9 +237,7 @@ def test_requests_it_leaves_to_strawberry_are_answered_as_before(
         query, extensions = request["query"], request.get("extensions")
         expected, _ = execute(long_way, loaded, query, extensions=extensions)
         execute(schema, loaded, query, extensions=extensions)
-        before = len(machinery)
         again, _ = execute(schema, loaded, query, extensions=extensions)
-        assert len(machinery) == before + 1, f"{query} was not left to strawberry"
         assert sent(again) == sent(expected), query
         messages.append([e.message for e in again.errors or []])
     assert messages[0][0].startswith("query too costly")
@@ -209,7 +245,7 @@ def test_requests_it_leaves_to_strawberry_are_answered_as_before(
     assert messages[4] == [str(over_http())]
 
 
-def test_a_persisted_query_by_hash_goes_the_direct_way_once_registered(
+def test_a_persisted_query_by_hash_finds_its_work_done_once_registered(
     loaded: Store,
     settings: Settings,
     machinery: list[str],
@@ -224,10 +260,10 @@ def test_a_persisted_query_by_hash_goes_the_direct_way_once_registered(
     before = len(machinery)
     registered, _ = execute(schema, loaded, query, extensions=hashed)
     by_hash, stats = execute(schema, loaded, None, extensions=hashed)
-    assert len(machinery) == before, "a known query or its hash went the long way"
+    assert len(machinery) == before, "a known query or its hash did its work again"
     assert sent(by_hash) == sent(registered) and by_hash.data["articles"]["nodes"]
     assert stats.executions == ["compiled"]
-    # A wrong hash beside a known query is refused, as on the long way.
+    # A wrong hash beside a known query is refused.
     wrong = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
     refused, _ = execute(schema, loaded, query, extensions=wrong)
     assert refused.errors and "does not match" in refused.errors[0].message
@@ -246,8 +282,8 @@ def test_a_plan_that_falls_back_runs_once_and_is_counted_once(
 ) -> None:
     schema = schema_for(settings)
     execute(schema, loaded, FRONT)  # cached, planned
-    assert schema.direct is not None
-    plans = schema.direct.plans
+    plans = schema.caches.plans
+    assert plans is not None
     runs: list[str] = []
     original = plans.execute
 
@@ -257,9 +293,8 @@ def test_a_plan_that_falls_back_runs_once_and_is_counted_once(
         raise Fallback("planted: several field errors")
 
     monkeypatch.setattr(plans, "execute", falls_back)
-    long_way = schema_for(settings)
-    long_way.direct = None
-    expected, expected_stats = execute(long_way, loaded, FRONT)
+    ordinary = build_schema(dataclasses.replace(settings, compiled=False))
+    expected, expected_stats = execute(ordinary, loaded, FRONT)
     answer, stats = execute(schema, loaded, FRONT)
     assert runs == ["plan"]
     assert stats.executions == ["fallback"]
@@ -276,14 +311,13 @@ class Broken(Gateway):
         raise RuntimeError("a driver bug, with private detail")
 
 
-def test_unexpected_errors_are_logged_and_masked_as_on_the_long_way(
+def test_unexpected_errors_are_logged_and_masked_alike_at_each_sight(
     loaded: Store,
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     schema = schema_for(settings)
-    long_way = schema_for(settings)
-    long_way.direct = None
+    long_way = first_sight_schema(settings)
     execute(schema, loaded, FRONT)
     gateway = Broken(loaded, 5000)
     caplog.clear()
@@ -296,7 +330,7 @@ def test_unexpected_errors_are_logged_and_masked_as_on_the_long_way(
     assert [e.message for e in answer.errors or []] == ["internal error"]
     assert "private detail" not in repr(sent(answer))
     # The plan failed (logged, with its traceback), then ordinary execution
-    # failed alike: logged as the long way logs it.
+    # failed alike: logged as at first sight.
     traced = [r.getMessage() for r in caplog.records if r.exc_info]
     assert traced == logged
     assert logged == [
@@ -306,7 +340,7 @@ def test_unexpected_errors_are_logged_and_masked_as_on_the_long_way(
     assert stats.executions == ["fallback"]
 
 
-def test_a_stored_value_the_schema_refuses_is_masked_and_logged_as_on_the_long_way(
+def test_a_stored_value_the_schema_refuses_is_masked_and_logged_alike_at_each_sight(
     loaded: Store,
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
@@ -315,8 +349,7 @@ def test_a_stored_value_the_schema_refuses_is_masked_and_logged_as_on_the_long_w
     loaded.articles.update_one({"_id": doc["_id"]}, {"$set": {"quality": "high"}})
     query, variables = "query($id: ID!) { article(id: $id) { title quality } }", {"id": doc["_id"]}
     schema = schema_for(settings)
-    long_way = schema_for(settings)
-    long_way.direct = None
+    long_way = first_sight_schema(settings)
     execute(schema, loaded, query, variables)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="newsgraph.api"):
@@ -333,9 +366,9 @@ def test_a_stored_value_the_schema_refuses_is_masked_and_logged_as_on_the_long_w
     assert any(r.exc_info for r in caplog.records)
 
 
-def test_switched_off_with_compiled_execution(settings: Settings) -> None:
-    assert build_schema(dataclasses.replace(settings, compiled=False)).direct is None
-    assert build_schema(dataclasses.replace(settings, compiled=True)).direct is not None
+def test_plans_are_switched_off_with_compiled_execution(settings: Settings) -> None:
+    assert build_schema(dataclasses.replace(settings, compiled=False)).caches.plans is None
+    assert build_schema(dataclasses.replace(settings, compiled=True)).caches.plans is not None
 
 
 def test_a_transport_that_allows_no_queries_is_refused_as_before(
@@ -356,3 +389,97 @@ def test_a_transport_that_allows_no_queries_is_refused_as_before(
 
     with pytest.raises(InvalidOperationTypeError):
         asyncio.run(run())
+
+
+# -- one step, every way in ---------------------------------------------------------
+
+
+class Planted:
+    """A guard planted in the step list (as a new limit would be added): it
+    refuses any operation whose query mentions ``planted``, with a code of its
+    own, and counts the operations it saw."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, op: Any) -> None:
+        from graphql import GraphQLError
+
+        from api.operation.request import Refused
+
+        self.seen += 1
+        if "planted" in (op.query or ""):
+            raise Refused(
+                GraphQLError("refused by the planted step", extensions={"code": "PLANTED"})
+            )
+
+
+PLANTED_QUERY = "query planted { articles(first: 2) { nodes { id ... @defer { title } } } }"
+
+
+def test_a_step_planted_once_is_enforced_on_every_way_in(
+    loaded: Store, api_settings: Settings
+) -> None:
+    """The proof that the request path exists once: one step, planted in one
+    place (the pipeline's list, after pricing), refuses the operation by POST,
+    by GET, by persisted hash, with @defer read as multipart or as one answer,
+    over WebSocket, at first and at repeated sight, for the admin and for
+    anyone."""
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.fixtures import ADMIN_TOKEN
+    from tests.api.test_pipeline_caches import view
+
+    app = create_app(api_settings, loaded)
+    schema = view(app).schema
+    planted = Planted()
+    steps = schema.pipeline.steps
+    steps.insert(next(i for i, s in enumerate(steps) if type(s).__name__ == "Price") + 1, planted)
+    digest = hashlib.sha256(PLANTED_QUERY.encode()).hexdigest()
+    hashed = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    refusals: list[str] = []
+
+    def codes(body: dict[str, Any]) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+
+    with TestClient(app) as client:
+        for admin in (False, True):
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}
+            multipart = {**headers, "Accept": "multipart/mixed, application/json"}
+            for sight in ("first", "repeated"):
+                ways = {
+                    "POST": client.post("/graphql", json={"query": PLANTED_QUERY}, headers=headers),
+                    "GET": client.get("/graphql", params={"query": PLANTED_QUERY}, headers=headers),
+                    "POST with its hash": client.post(
+                        "/graphql",
+                        json={"query": PLANTED_QUERY, "extensions": hashed},
+                        headers=headers,
+                    ),
+                    "GET by hash": client.get(
+                        "/graphql",
+                        params={"extensions": json.dumps(hashed)},
+                        headers=headers,
+                    ),
+                    "@defer, multipart": client.post(
+                        "/graphql", json={"query": PLANTED_QUERY}, headers=multipart
+                    ),
+                }
+                for way, response in ways.items():
+                    assert codes(response.json()) == ["PLANTED"], (way, sight, admin, response.text)
+                    refusals.append(way)
+                with client.websocket_connect(
+                    "/graphql", subprotocols=["graphql-transport-ws"], headers=headers
+                ) as ws:
+                    ws.send_json({"type": "connection_init", "payload": {}})
+                    assert ws.receive_json()["type"] == "connection_ack"
+                    subscription = "subscription planted { articlePublished { id } }"
+                    ws.send_json(
+                        {"id": "1", "type": "subscribe", "payload": {"query": subscription}}
+                    )
+                    message = ws.receive_json()
+                    assert message["type"] == "error", message
+                    assert [e["extensions"]["code"] for e in message["payload"]] == ["PLANTED"]
+                    refusals.append("WebSocket")
+    assert len(refusals) == 2 * 2 * 6
+    assert planted.seen == len(refusals)

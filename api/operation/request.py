@@ -1,0 +1,78 @@
+"""One operation as the pipeline carries it through its steps.
+
+A transport (``api.http``) hands the pipeline a :class:`Request`: what the
+client sent, who it is, and what the transport allows. Each step reads the
+:class:`Operation` and fills in what it found (the query text behind a
+persisted hash, the parsed document, the operation to run, its price), or
+refuses it with :class:`Refused`. Whatever a step finds is kept here, not in
+the step, so steps hold only their configuration and caches and serve every
+request alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
+from strawberry.types.graphql import OperationType
+
+from api.operation.cost import Cost
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a client sent, as a transport hands it on."""
+
+    query: str | None
+    variables: dict[str, Any] | None = None
+    operation_name: str | None = None
+    #: The request's own ``extensions`` (``persistedQuery`` lives there).
+    extensions: dict[str, Any] | None = None
+    #: Who asks, and how its answer is fetched (``api.schema.context``).
+    context: Any = None
+    #: The operation types this transport runs (a GET runs queries only).
+    allowed: frozenset[OperationType] = frozenset(OperationType)
+
+
+@dataclass(eq=False)
+class Operation:
+    """A request on its way through the steps: what each step found."""
+
+    request: Request
+    #: The query text: the request's, or the one its persisted hash names.
+    query: str | None = None
+    #: A hash to register ``query`` under once it has validated.
+    register: str | None = None
+    document: DocumentNode | None = None
+    #: The document was found already valid (cached): not walked or validated again.
+    known: bool = False
+    #: The operation of the document that runs, its name and type.
+    definition: OperationDefinitionNode | None = None
+    name: str | None = None
+    kind: OperationType | None = None
+    #: The document as it executes (``@defer`` taken out for a client that
+    #: reads no multipart answer); ``document`` until a step changes it.
+    executed: DocumentNode | None = None
+    #: Its price (``api.operation.budget``), and the store calls made before it ran.
+    cost: Cost | None = None
+    calls_before: int | None = None
+
+    @property
+    def context(self) -> Any:
+        return self.request.context
+
+    @property
+    def variables(self) -> dict[str, Any] | None:
+        return self.request.variables
+
+
+class Refused(Exception):
+    """A step's verdict: the operation stops here, answered with these errors
+    and no data. Raised by the step that found the problem; the runner turns
+    it into the answer, which the steps after execution still see (errors
+    logged and masked, the price reported)."""
+
+    def __init__(self, *errors: GraphQLError) -> None:
+        super().__init__(*(error.message for error in errors))
+        self.errors = list(errors)
