@@ -6,7 +6,6 @@ none of the test tools, which the `test` extra (scripts/install) adds."""
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import importlib.metadata
 import re
@@ -16,6 +15,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.test_layers import imported
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -99,17 +100,8 @@ def product_imports() -> dict[str, str]:
         for path in (ROOT / package).rglob("*.py"):
             if "node_modules" in path.parts:
                 continue
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top not in sys.stdlib_module_names and top not in PACKAGES:
-                        found.setdefault(top, str(path.relative_to(ROOT)))
+            for top in imported(path) - set(sys.stdlib_module_names) - set(PACKAGES):
+                found.setdefault(top, str(path.relative_to(ROOT)))
     return found
 
 
