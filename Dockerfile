@@ -16,6 +16,7 @@ COPY core ./core
 COPY newsgraph ./newsgraph
 COPY api ./api
 COPY loaders ./loaders
+# The product only: the test extra's tools (scripts/install) stay out of the image.
 RUN pip install --disable-pip-version-check -c constraints.txt . \
  && useradd --system --uid 10001 --no-create-home newsgraph
 # Only the files the page loads (api/http/explorer.py, ASSETS), with their licences.

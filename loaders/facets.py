@@ -10,19 +10,27 @@ full scan, slower than inserting the same documents). The loader rebuilds under
 its lease (``loaders.lease``) from a snapshot it re-reads if another loader wrote
 since, so a rebuild never drops rows another loader's articles account for.
 Which articles each count covers is the facet's rule (``core.indexes.Facet``).
+
+For an operator who doubts the counts (``newsgraph facets``),
+:func:`recount_facets` counts them again from the stored articles themselves,
+not from a loader's manifest, under the same lease, and says which rows differ
+(with ``rebuild``, it replaces them).
 """
 
 from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne
 
+from core.config import Settings
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 from core.store import Store, unavailable_as_error
+from loaders.lease import Lease
 
 #: What one article contributes to the counts:
 #: (published, provider domain, provider name, topics).
@@ -48,6 +56,12 @@ def facets_of(doc: dict[str, Any]) -> Facets:
 def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
     """Replace the facet collections with the counts of ``articles`` (the
     loader's snapshot of every stored article, so no scan of the store)."""
+    _write(store, count_facets(articles))
+
+
+def count_facets(articles: Iterable[Facets]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The rows each facet collection should hold for ``articles``, by
+    collection and ``_id``."""
     providers: dict[str, Counter[str]] = defaultdict(Counter)
     # Names each domain's articles use: of published ones (served to anyone),
     # and of all (served to the admin).
@@ -71,21 +85,22 @@ def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
         used = names[public][domain]
         return used.most_common(1)[0][0] if used else domain
 
+    return {
+        PROVIDERS_FACET.collection: {
+            domain: {
+                **_names(PROVIDERS_FACET, most_used(True, domain), most_used(False, domain)),
+                **_counts(PROVIDERS_FACET, c),
+            }
+            for domain, c in providers.items()
+        },
+        TOPICS_FACET.collection: {topic: _counts(TOPICS_FACET, c) for topic, c in topics.items()},
+    }
+
+
+def _write(store: Store, rows: dict[str, dict[str, dict[str, Any]]]) -> None:
     with unavailable_as_error(store.where):
-        _replace_all(
-            store,
-            PROVIDERS_FACET,
-            {
-                domain: {
-                    **_names(PROVIDERS_FACET, most_used(True, domain), most_used(False, domain)),
-                    **_counts(PROVIDERS_FACET, c),
-                }
-                for domain, c in providers.items()
-            },
-        )
-        _replace_all(
-            store, TOPICS_FACET, {topic: _counts(TOPICS_FACET, c) for topic, c in topics.items()}
-        )
+        for collection, facet_rows in rows.items():
+            _replace_all(store, collection, facet_rows)
 
 
 def _names(facet: Facet, public: str, everyone: str) -> dict[str, str]:
@@ -99,7 +114,81 @@ def _counts(facet: Facet, counted: Counter[str]) -> dict[str, int]:
     return {field: counted[field] for field in (facet.count, facet.count_all)}
 
 
-def _replace_all(store: Store, facet: Facet, rows: dict[str, dict[str, Any]]) -> None:
+def _replace_all(store: Store, collection: str, rows: dict[str, dict[str, Any]]) -> None:
     ops: list[Any] = [ReplaceOne({"_id": key}, row, upsert=True) for key, row in rows.items()]
     ops.append(DeleteMany({"_id": {"$nin": list(rows)}}))
-    store.db[facet.collection].bulk_write(ops, ordered=False)
+    store.db[collection].bulk_write(ops, ordered=False)
+
+
+@dataclass(frozen=True)
+class FacetChange:
+    """A facet row the stored articles do not count as it is stored."""
+
+    collection: str
+    key: str
+    #: The row as stored (without ``_id``), or None: no such row.
+    stored: dict[str, Any] | None
+    #: The row as the articles count it, or None: no article carries the key.
+    counted: dict[str, Any] | None
+
+
+@dataclass
+class Recount:
+    """What :func:`recount_facets` found."""
+
+    store: str
+    #: Stored articles counted.
+    articles: int = 0
+    #: Rows each facet collection should hold, by collection.
+    rows: dict[str, int] = field(default_factory=dict)
+    changes: list[FacetChange] = field(default_factory=list)
+    #: Whether the rows were replaced by the counted ones.
+    rebuilt: bool = False
+
+
+def recount_facets(store: Store, settings: Settings, rebuild: bool = False) -> Recount:
+    """Count the provider and topic rows again from every stored article and
+    compare them with the stored rows; with ``rebuild``, replace the rows
+    that differ.
+
+    Under the loader lease (waiting for a loader that holds it, as another
+    loader would), so no load writes between the count and the comparison.
+    The lease's record of when the counts were last rebuilt is left alone: it
+    also tells the next loader whether a crashed one left its manifest behind
+    the articles, which a recount does not repair. Raises ``StoreUnavailable``
+    or ``LeaseError`` (``loaders.lease``)."""
+    lease = Lease(store, settings)
+    lease.acquire()
+    report = Recount(store=store.where)
+    try:
+
+        def articles() -> Iterator[Facets]:
+            with unavailable_as_error(store.where):
+                for doc in store.articles.find({}, FACET_FIELDS):
+                    report.articles += 1
+                    if report.articles % 1000 == 0 and lease.due():
+                        lease.renew()  # a long scan keeps the lease
+                    yield facets_of(doc)
+
+        counted = count_facets(articles())
+        with unavailable_as_error(store.where):
+            stored = {
+                collection: {row.pop("_id"): row for row in store.db[collection].find()}
+                for collection in counted
+            }
+        for collection, rows in counted.items():
+            report.rows[collection] = len(rows)
+            before = stored[collection]
+            for key in sorted(before.keys() | rows.keys()):
+                if before.get(key) != rows.get(key):
+                    change = FacetChange(collection, key, before.get(key), rows.get(key))
+                    report.changes.append(change)
+        if rebuild and report.changes:
+            lease.renew()
+            with unavailable_as_error(store.where):
+                store.ensure_indexes()
+            _write(store, counted)
+            report.rebuilt = True
+    finally:
+        lease.release()
+    return report

@@ -16,6 +16,11 @@ YAML forbids C1 control characters (U+0080-U+009F), yet they are what
 double-encoded text is made of (``â€\x9d`` is a mangled ``”``), and the
 normalizer can repair such text. So they travel through the parser as
 private-use stand-ins and are put back in every string it returns.
+
+A syntax error names the file line where the problem starts, which is not
+always where libyaml gave up: an unclosed quote or bracket is read on to the
+end of the front matter (or to the next quote), so the line where it opened
+is reported, and the line where the parser gave up is quoted in the reason.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, ClassVar
 import yaml
 from yaml._yaml import CParser  # libyaml's parser; yaml.cyaml re-exports it untyped
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.resolver import BaseResolver
 
@@ -173,11 +179,61 @@ def _rejected(exc: yaml.YAMLError, first_line: int, text: str) -> Rejected:
         )
     if not isinstance(exc, yaml.MarkedYAMLError):
         return Rejected(f"invalid YAML: {exc}")
-    mark = exc.problem_mark or exc.context_mark
-    parts = [p for p in (exc.context, exc.problem) if p]
+    mark, gave_up = _where(exc)
+    hint = ""
+    if mark is not None and gave_up is None:
+        opened = _open_quote(text, mark)
+        if opened is not None:  # the quote that swallowed the lines up to the problem
+            mark, gave_up = opened, mark
+            hint = " (a quoted value opens on this line and runs on: is its closing quote missing?)"
+    problem = (exc.problem or "").replace("end of stream", "end of the front matter")
+    if gave_up is not None and mark is not None and gave_up.line != mark.line:
+        problem += f" on line {gave_up.line + first_line}"
+    parts = [p for p in (exc.context, problem) if p]
     reason = "invalid YAML: " + ", ".join(parts) if parts else f"invalid YAML: {exc}"
     if exc.note:
         reason += f" ({exc.note.strip()})"
+    reason += hint
     if mark is not None and "\t" in (text.split("\n")[mark.line : mark.line + 1] or [""])[0]:
         reason += " (YAML indents with spaces; this line has a tab)"
     return Rejected(reason, line=mark.line + first_line if mark else None)
+
+
+def _where(exc: yaml.MarkedYAMLError) -> tuple[Mark | None, Mark | None]:
+    """Where the problem starts, and where the parser gave up (None: there too).
+
+    libyaml gives up where it notices: an unclosed quote or bracket at the end
+    of the front matter, maybe many lines on. Its ``context_mark`` is where the
+    construct it was reading opened: the quote, the bracket, the key without
+    its colon; that is the line to fix. Inside a block mapping or sequence,
+    though, the context is the whole block (its first line) and the line that
+    broke it is where the parser gave up."""
+    context, problem = exc.context_mark, exc.problem_mark
+    if context is None or (exc.context or "").startswith("while parsing a block"):
+        return problem or context, None
+    return context, problem
+
+
+def _open_quote(text: str, problem: Mark) -> Mark | None:
+    """Where a quoted scalar that spans lines and ends just before ``problem``
+    opened, if one does: an unclosed quote that the next quote in the text
+    closed, so that the parser only stumbled on what followed."""
+    scanner = CParser(text)
+    last = None
+    try:
+        while (token := scanner.get_token()) is not None:
+            if token.start_mark.index >= problem.index:
+                break
+            last = token
+    except yaml.YAMLError:
+        pass  # the tokens up to the problem are what matter
+    finally:
+        scanner.dispose()
+    if (
+        isinstance(last, yaml.ScalarToken)
+        and last.style in ('"', "'")
+        and last.start_mark.line < last.end_mark.line
+    ):
+        mark: Mark = last.start_mark
+        return mark
+    return None

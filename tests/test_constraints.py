@@ -1,17 +1,28 @@
 """What gets installed is pinned: constraints.txt names an exact version of every
-dependency, each within pyproject's bounds, and every install path uses it."""
+dependency, each within pyproject's bounds, and every install path uses it.
+And what gets installed is what is needed: `pip install .` (the image) gets the
+product whole, every package and subpackage, with every library it imports and
+none of the test tools, which the `test` extra (scripts/install) adds."""
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.metadata
 import re
+import sys
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.test_layers import imported
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+FIND = PROJECT["tool"]["setuptools"]["packages"]["find"]
+#: The product's top-level packages.
+PACKAGES = [pattern for pattern in FIND["include"] if "." not in pattern and "*" not in pattern]
 
 
 def pins(text: str) -> dict[str, str]:
@@ -54,9 +65,86 @@ def test_every_install_path_uses_the_constraints() -> None:
     assert re.search(r"^COPY .*constraints\.txt", dockerfile, re.M)
 
 
+def test_the_image_installs_the_product_and_scripts_install_adds_the_tools() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    (target,) = re.findall(r"pip install .*-c constraints\.txt (\S+)", dockerfile)
+    assert target == "."  # the product, without the test extra
+    install = (ROOT / "scripts" / "install").read_text()
+    assert '".[test]"' in install and '"."' in install  # everything, or --product
+
+
 def test_the_image_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in (
-        p.rstrip("*") for p in PROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
-    ):
+    assert PACKAGES == ["core", "api", "loaders", "newsgraph"]
+    for package in PACKAGES:
         assert re.search(rf"^COPY {package} \./{package}$", dockerfile, re.M), package
+
+
+def test_every_subpackage_is_installed() -> None:
+    # setuptools installs the packages whose dotted names match an include
+    # pattern; a folder without an __init__.py is not one (namespaces off).
+    assert FIND.get("namespaces") is False
+    for package in PACKAGES:
+        for init in (ROOT / package).rglob("__init__.py"):
+            if "node_modules" in init.parts:
+                continue
+            name = ".".join(init.parent.relative_to(ROOT).parts)
+            assert any(fnmatch.fnmatchcase(name, p) for p in FIND["include"]), name
+
+
+def product_imports() -> dict[str, str]:
+    """The third-party top-level modules the product's code imports, each
+    with a file that imports it."""
+    found: dict[str, str] = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "node_modules" in path.parts:
+                continue
+            for top in imported(path) - set(sys.stdlib_module_names) - set(PACKAGES):
+                found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def closure(requirements: list[Requirement]) -> set[str]:
+    """Every distribution that installing ``requirements`` installs, by
+    canonical name, read from the installed packages' metadata."""
+    seen: set[str] = set()
+    todo = [(r, set(r.extras)) for r in requirements]
+    while todo:
+        req, extras = todo.pop()
+        name = canonicalize_name(req.name)
+        key = f"{name}[{','.join(sorted(extras))}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        for text in importlib.metadata.requires(req.name) or []:
+            dep = Requirement(text)
+            if dep.marker is None or any(
+                dep.marker.evaluate({"extra": extra}) for extra in ["", *extras]
+            ):
+                todo.append((dep, set(dep.extras)))
+    return {key.partition("[")[0] for key in seen}
+
+
+def test_the_product_declares_every_library_it_imports() -> None:
+    product = {canonicalize_name(Requirement(r).name) for r in PROJECT["project"]["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    for module, where in product_imports().items():
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        assert dists & product, (
+            f"{where} imports {module} ({dists or 'not installed'}), "
+            "which is not among pyproject's dependencies"
+        )
+
+
+def test_the_product_installs_none_of_the_test_tools() -> None:
+    product = closure([Requirement(r) for r in PROJECT["project"]["dependencies"]])
+    tools = {
+        canonicalize_name(Requirement(r).name)
+        for r in PROJECT["project"]["optional-dependencies"]["test"]
+    }
+    assert not tools & product, f"pip install . would install {tools & product}"
+    for tool in ("pytest", "mypy", "ruff", "playwright", "schemathesis", "hypothesis"):
+        assert tool not in product, tool
+    # The closure is read right: it holds what the product's packages need.
+    assert {"strawberry-graphql", "graphql-core", "pymongo", "dnspython", "h11"} <= product

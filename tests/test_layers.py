@@ -29,8 +29,8 @@ ALLOWED = {
 }
 
 
-def project_imports(path: Path) -> set[str]:
-    """The project packages that one module imports, anywhere in it."""
+def imported(path: Path) -> set[str]:
+    """The top-level modules that one module imports absolutely, anywhere in it."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -39,8 +39,13 @@ def project_imports(path: Path) -> set[str]:
             names = [node.module]
         else:
             continue
-        found |= {name.split(".")[0] for name in names} & set(PACKAGES)
+        found |= {name.split(".")[0] for name in names}
     return found
+
+
+def project_imports(path: Path) -> set[str]:
+    """The project packages that one module imports, anywhere in it."""
+    return imported(path) & set(PACKAGES)
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from core.config import ENV_NAMES, Settings
 from newsgraph.cli import cli
@@ -41,6 +42,47 @@ def test_every_command_and_option_is_documented():
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--") and opt != "--help":
                     assert opt in README, f"newsgraph {name} {opt}"
+
+
+def help_exit_statuses(command: str) -> dict[int, str]:
+    """The exit statuses ``newsgraph COMMAND --help`` lists, as it shows them
+    (a meaning wrapped over several lines joined)."""
+    text = CliRunner().invoke(cli, [command, "--help"]).output
+    listed = re.split(r"\n\s*Exit status:\n", text)[-1] if "Exit status:" in text else ""
+    statuses: dict[int, str] = {}
+    code = None
+    for line in listed.splitlines():
+        if match := re.fullmatch(r"\s+(\d+)\s\s(.*)", line):
+            code = int(match[1])
+            statuses[code] = match[2]
+        elif line.strip() and code is not None:
+            statuses[code] += " " + line.strip()
+        else:
+            break
+    return statuses
+
+
+def test_exit_statuses_in_the_readme_are_those_each_command_s_help_lists():
+    rows = re.findall(r"^\| `newsgraph (\w+)` \| `(\d+)` \| (.*?) \|$", README, flags=re.M)
+    documented: dict[str, dict[int, str]] = {}
+    for command, code, meaning in rows:
+        documented.setdefault(command, {})[int(code)] = meaning.replace("`", "")
+    helped = {name: help_exit_statuses(name) for name in cli.commands}
+    assert documented == {name: codes for name, codes in helped.items() if codes}
+    for name, section in (("load", "Loading"), ("serve", "Serving")):
+        # What each command's own section says, by code.
+        text = README[README.index(f"\n## {section}\n") :]
+        prose = re.search(
+            r"Exit status \(see\s+\[Exit codes\]\(#exit-codes\)\):(.*?)\.\n", text, re.S
+        )
+        assert prose, name
+        assert set(map(int, re.findall(r"`(\d)`", prose[1]))) == set(documented[name]), name
+
+
+def test_the_commands_that_use_the_store_say_how_it_is_chosen():
+    for name in ("load", "serve", "facets"):
+        text = CliRunner().invoke(cli, [name, "--help"]).output
+        assert "MONGODB_URI" in text and "embedded" in text, name
 
 
 def test_every_setting_is_in_the_configuration_table():

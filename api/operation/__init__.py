@@ -1,11 +1,15 @@
-"""What every operation passes through before and around its execution.
+"""The one request pipeline: what every operation passes through, in order.
 
-``schema`` (the schema with its limits and caches, in request order),
-``documents`` (parsed and validated documents, cached by text and bounded by
-bytes), ``persisted`` (automatic persisted queries), ``selections`` (a query's
-selections counted before validation), ``cost`` (a query's worst case in
-objects and store calls, priced before it runs), ``budget`` (prices kept per
-query, the limit each must stay within, ``extensions.cost``), ``incremental``
-(``@defer``/``@stream`` delivered in parts, or whole), ``direct`` (a query
-seen before, answered without strawberry's per-request machinery).
+``pipeline`` (the runner: the steps, then the answer, then the steps on each
+answer), ``schema`` (strawberry's schema whose operations all go through it,
+and the list of steps in their order), ``request`` (the operation as the steps
+fill it in, and a step's refusal). The steps: ``allowed`` (the operation's
+name and type, and where it may run), ``persisted`` (automatic persisted
+queries), ``documents`` (parsed and validated documents, cached by text and
+bounded by bytes), ``selections`` (a query's selections counted before
+validation), ``validation`` (the rules), ``budget`` (the price, within budget,
+and ``extensions.cost``; the analysis is ``cost``), ``incremental``
+(``@defer``/``@stream`` delivered in parts, or whole), ``run`` (the answer: a
+plan, or ordinary execution), ``masking`` (errors logged, classified, masked).
+The path in order: docs/request-path.md.
 """

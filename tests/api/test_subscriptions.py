@@ -748,36 +748,56 @@ def test_serve_watch_feeds_subscribers_on_the_embedded_engine(tmp_path):
         run(scenario())
 
 
-def test_the_readme_s_gql_snippet_receives_what_its_filter_selects(store, settings, tmp_path):
-    # The README's subscription snippet, run as written (its address and token
-    # replaced): an admin's session that prints each matching article's title.
+def test_the_readme_s_gql_snippet_runs_as_a_script_and_receives_what_its_filter_selects(
+    store, settings, tmp_path
+):
+    # The README's subscription snippet, run as the script it says it is
+    # (its address and token replaced): an admin's session that prints each
+    # matching article's title.
     code = snippets()["gql-subscribe"].code
     assert "ws://127.0.0.1:8000/graphql" in code and "<token>" in code
     with server(store, settings) as url:
         code = code.replace("ws://127.0.0.1:8000/graphql", ws_url(url))
-        code = code.replace("<token>", ADMIN_TOKEN)
-        body = "".join(f"    {line}\n" for line in code.splitlines())
-        printed: list[str] = []
-        scope: dict[str, Any] = {"print": printed.append}
-        exec(f"async def snippet():\n{body}", scope)
+        script = tmp_path / "subscribe.py"
+        script.write_text(code.replace("<token>", ADMIN_TOKEN))
+        articles = tmp_path / "articles"
+        articles.mkdir()
+        log = tmp_path / "subscribe.log"
+        with log.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr
+            )
+        try:
 
-        async def scenario() -> None:
-            task = asyncio.create_task(scope["snippet"]())
-            await subscribed(url, 1)
-            write_article(tmp_path, "a.md", webUrl=web_url("a"), topics="[Energy]", quality="20")
-            write_article(
-                tmp_path, "b.md", webUrl=web_url("b"), topics="[Energy]", quality="70",
-                title='"Grid Storage Doubles"', published="false",
-            )  # fmt: skip
-            await load(store, settings, tmp_path)
+            async def scenario() -> None:
+                await subscribed(url, 1, timeout=WAIT_S)
+                write_article(
+                    articles, "a.md", webUrl=web_url("a"), topics="[Energy]", quality="20"
+                )
+                write_article(
+                    articles, "b.md", webUrl=web_url("b"), topics="[Energy]", quality="70",
+                    title='"Grid Storage Doubles"', published="false",
+                )  # fmt: skip
+                await load(store, settings, articles)
+
+            try:
+                run(scenario())
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the script's stderr: {log.read_text()}") from None
+            # Unpublished, but the snippet's session is the admin's; the other
+            # is filtered out.
+            assert proc.stdout is not None
+            lines: list[bytes] = []
+            reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+            reader.start()
             deadline = time.monotonic() + WAIT_S
-            while not printed:
-                assert not task.done(), task
+            while not lines:
+                assert proc.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "the snippet printed nothing"
-                await asyncio.sleep(0.02)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            # Unpublished, but the snippet's session is the admin's; the other is filtered out.
-            assert printed == ["Grid Storage Doubles"]
-
-        run(scenario())
+                time.sleep(0.02)
+            time.sleep(0.3)  # anything else it would print
+            assert lines == [b"Grid Storage Doubles\n"]
+            assert proc.poll() is None  # still listening
+        finally:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C ends it
+            proc.wait(timeout=15)

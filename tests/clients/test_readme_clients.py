@@ -176,6 +176,33 @@ def test_a_snippet_broken_in_the_readme_is_noticed() -> None:
     assert snippets(readme.replace("<!-- snippet: x -->\n", "")) == {}
 
 
+def test_the_admin_snippets_stop_saying_what_they_need_without_the_token() -> None:
+    # Before any request: no server is needed, and none is reached.
+    nowhere = "http://127.0.0.1:9/graphql"
+    env = {k: v for k, v in os.environ.items() if k != "NEWSGRAPH_ADMIN_TOKEN"}
+    curl = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + pointed_at(code("curl-admin", "sh"), nowhere)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert curl.returncode != 0
+    assert curl.stderr.strip().endswith(
+        "NEWSGRAPH_ADMIN_TOKEN: export it, set to the admin token of the server"
+    )
+    program = pointed_at(f"{code('gql-client', 'python')}\n{code('gql-admin', 'python')}", nowhere)
+    gql = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert gql.returncode != 0
+    assert gql.stderr.strip().endswith("KeyError: 'NEWSGRAPH_ADMIN_TOKEN'")
+    # What the README says each does without it.
+    clients = " ".join(section("Clients").split())
+    assert "`KeyError: 'NEWSGRAPH_ADMIN_TOKEN'`" in clients
+    assert "`NEWSGRAPH_ADMIN_TOKEN: export it, set to the admin token of the server`" in clients
+
+
 def test_quick_start(server: str) -> None:
     posted = json.loads(shell(server, "curl-quickstart"))
     front = "{ articles(first: 3) { nodes { title provider { name } } } }"

@@ -162,6 +162,21 @@ def test_a_reason_names_the_line_of_the_field():
     assert err.line == 9  # line 1 is '---', quality is the 8th field
 
 
+def test_an_unclosed_quote_is_reported_on_its_line_in_the_file():
+    # The excerpt's opening quote closes the title's; the parser stumbles on
+    # the excerpt's words, a line on. The line to fix is the title's.
+    err = rejected(title='"Tram Line Extension Opens Early')
+    assert err.line == 3  # line 1 is '---', title the 2nd field
+    assert "did not find expected key on line 4" in err.reason
+    assert "is its closing quote missing?" in err.reason
+    # With no quote after it (the last field), the parser reads on to the
+    # closing '---', the line after it.
+    err = rejected(secured='"c2VjcmV0LXRva2Vu;AAAA==')
+    closing = article_text().splitlines().index("---", 1) + 1
+    assert err.line == closing - 1
+    assert err.reason.endswith(f"unexpected end of the front matter on line {closing}")
+
+
 def test_the_line_is_found_from_the_field_path_not_the_words_of_the_reason():
     err = rejected(images='\n  - url: "https://x.example/i.jpg"\n    width: wide')
     assert (err.field, err.line) == ("images[0].width", 18)  # the line of 'images:'

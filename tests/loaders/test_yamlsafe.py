@@ -55,10 +55,43 @@ def test_duplicate_keys_are_refused_with_their_line():
     assert err.value.line == 4
 
 
-def test_syntax_errors_give_the_file_line():
+def test_syntax_errors_give_the_file_line_where_the_problem_starts():
+    # The bracket opened on file line 3; the parser gave up on line 4.
     with pytest.raises(Rejected, match="invalid YAML") as err:
         parse_yaml("a: 1\nb: [1, 2\nc: 3\n", first_line=2)
+    assert err.value.line == 3
+    assert err.value.reason.endswith("did not find expected ',' or ']' on line 4")
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_an_unclosed_quote_is_reported_where_it_opened_not_where_the_parser_gave_up(quote):
+    text = f"a: 1\nb: 2\ntitle: {quote}Ferry Fleet\nc: 3\nd: 4\n"
+    with pytest.raises(Rejected) as err:
+        parse_yaml(text, first_line=2)
+    assert err.value.line == 4  # the title's line in the file; the text ends on line 7
+    assert err.value.reason == (
+        "invalid YAML: while scanning a quoted scalar, "
+        "found unexpected end of the front matter on line 7"
+    )
+
+
+def test_a_quoted_value_over_several_lines_is_no_error():
+    assert parse_yaml('a: "one\n  two"\nb: 1\n') == {"a": "one two", "b": "1"}
+
+
+def test_a_key_without_its_colon_is_reported_on_its_own_line():
+    with pytest.raises(Rejected, match="could not find expected ':'") as err:
+        parse_yaml("title: x\nnot a key\nother: y\n", first_line=2)
+    assert err.value.line == 3
+
+
+def test_a_broken_block_is_reported_where_it_broke_not_where_it_began():
+    # A block's context is the whole block from its first line; the line
+    # that broke it is the one to fix.
+    with pytest.raises(Rejected, match="block mapping") as err:
+        parse_yaml("a:\n  - 1\n - 2\n", first_line=2)
     assert err.value.line == 4
+    assert not err.value.reason.endswith("on line 4")
 
 
 def test_tab_indentation_is_explained():

@@ -3,15 +3,22 @@
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
+import httpx2 as httpx
 import pytest
 from click.testing import CliRunner
 
-from newsgraph.cli import cli
+from core.indexes import LOADER, PROVIDERS, TOPICS
+from core.store import connect
+from loaders import load_paths
+from loaders.lease import Lease
+from newsgraph.cli import EXIT_STATUS, cli
 from tests.articles import EXAMPLES, write_article
 from tests.loaders.processes import pool_processes
 from tests.waiting import eventually
@@ -45,7 +52,7 @@ def test_load_with_a_bad_file_exits_1_and_names_it(settings, tmp_path):
     assert failure["path"] == str(bad) and failure["line"] == 9
     assert "quality must be a whole number" in failure["reason"]
     text = run("load", tmp_path, env=env)
-    assert f"FAILED {bad}:9: quality must be a whole number" in text.output.replace("\n", "")
+    assert f"FAILED {bad}:9: quality must be a whole number, got 'high'" in text.output.splitlines()
 
 
 def test_usage_errors_exit_2():
@@ -143,7 +150,7 @@ def test_serve_load_survives_odd_files_and_keeps_no_parse_pool_while_serving(tmp
     reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
     reader.start()
     try:
-        eventually(lambda: b"Uvicorn running" in b"".join(err), 60, "the server up")
+        eventually(lambda: b"Application startup complete" in b"".join(err), 60, "the server up")
         assert re.search(rb"inserted\s+121\s", b"".join(err))
         assert b"SKIPPED " + os.fsencode(tmp_path) + b"/pipe.md: is a named pipe" in b"".join(err)
         assert pool_processes(proc.pid) == []
@@ -153,7 +160,6 @@ def test_serve_load_survives_odd_files_and_keeps_no_parse_pool_while_serving(tmp
 
 
 def test_load_waits_for_another_loaders_lease_says_who_and_gives_up_clearly(settings, tmp_path):
-    from core.store import connect
     from loaders.lease import Lease
 
     if not settings.mongodb_uri:
@@ -183,3 +189,244 @@ def test_load_waits_for_another_loaders_lease_says_who_and_gives_up_clearly(sett
     assert done.stderr.count("waiting for the loader lease held by elsewhere:42/abc since") == 1
     assert "gave up after 1 s" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- serve: the port first -----------------------------------------------------
+
+
+def listening_socket():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_serve_with_its_port_taken_fails_at_once_before_loading_with_exit_4(tmp_path):
+    for i in range(50):
+        write_article(tmp_path, f"a{i:02}.md", webUrl=f'"https://x.example/{i}"')
+    with listening_socket() as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "newsgraph", "serve", "--port", str(port), "--load", tmp_path],
+            env={**os.environ, "MONGODB_URI": ""},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 4, done.stderr
+    assert done.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: the port is in use (is a server already "
+        "running there?); choose another --port\n"
+    )  # nothing loaded, nothing else said
+
+
+def test_serve_on_port_0_says_the_port_it_took_and_serves_there(tmp_path):
+    write_article(tmp_path / "articles", "a.md")
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "feed.yaml").write_text("a: 1\n")
+    command = [
+        *(sys.executable, "-m", "newsgraph", "serve", "--port", "0", "--log-level", "warning"),
+        *("--load", tmp_path / "articles", "--load", tmp_path / "feeds"),
+    ]
+    env = {**os.environ, "MONGODB_URI": ""}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines = []
+        while not (line := proc.stderr.readline().decode()).startswith("GraphQL at"):
+            assert line, f"the server ended: {''.join(lines)}"
+            lines.append(line)
+        port = int(re.fullmatch(r"GraphQL at http://127\.0\.0\.1:(\d+)/graphql .*\n", line)[1])
+        assert port != 0
+        # The empty folder was named, and the server serves what the other held.
+        assert any(f"no article files in {tmp_path / 'feeds'}" in line for line in lines)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql", json={"query": "{ articles { totalCount } }"}
+        )
+        assert answer.json()["data"] == {"articles": {"totalCount": 1}}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert proc.returncode == 0  # Ctrl-C is a normal stop
+
+
+def test_serve_exits_1_not_3_when_the_app_fails_to_start(monkeypatch):
+    # 3 means the store could not be reached; Uvicorn's own code for an app
+    # that fails to start is 3 too, which serve must not pass on.
+    def broken(self):
+        raise RuntimeError("index definitions do not match")
+
+    monkeypatch.setattr("core.store.Store.ensure_indexes", broken)
+    result = run("serve", "--port", "0", "--log-level", "error", env={"MONGODB_URI": ""})
+    assert result.exit_code == 1, result.output
+    assert "index definitions do not match" in result.stderr
+    assert "Application startup failed" in result.stderr
+
+
+@pytest.mark.parametrize("command", sorted(EXIT_STATUS))
+def test_help_lists_the_exit_statuses_and_the_store_setting(command):
+    text = " ".join(run(command, "--help").output.split())
+    assert "MONGODB_URI" in text
+    for code, meaning in EXIT_STATUS[command].items():
+        assert f" {code} {meaning}" in text, (code, meaning)
+
+
+# -- load: what is found -------------------------------------------------------
+
+
+def test_a_folder_without_article_files_is_named_with_what_is_read_and_exits_1(tmp_path):
+    empty, feeds, articles = tmp_path / "empty", tmp_path / "feeds", tmp_path / "articles"
+    empty.mkdir()
+    (feeds / "2025").mkdir(parents=True)
+    for name in ("2025/b.yaml", "2025/a.yaml", ".notes.md"):
+        (feeds / name).write_text("title: x\n")
+    write_article(articles, "a.md")
+    result = run("load", empty, feeds, articles)
+    assert result.exit_code == 1
+    assert re.search(r"inserted\s+1\s", result.stdout)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: no article files in {empty}: in a directory, only files ending .markdown, "
+        ".md or .txt are read (hidden ones are not); it holds no files",
+        f"warning: no article files in {feeds}: in a directory, only files ending .markdown, "
+        ".md or .txt are read (hidden ones are not); it holds 3 files that are not read, "
+        "e.g. 2025/a.yaml",
+    ]
+    report = json.loads(run("load", "--json", empty, feeds, articles).stdout)
+    assert report["empty"] == [str(empty), str(feeds)] and report["unchanged"] == 1
+    # A file named on the command line is read whatever its name.
+    assert run("load", "--json", feeds / "2025" / "a.yaml").exit_code == 1  # it fails to parse
+    assert "warning" not in run("load", feeds / "2025" / "a.yaml").stderr
+
+
+def test_a_folder_with_articles_loads_without_a_warning_and_exits_0(tmp_path):
+    write_article(tmp_path, "a.md")
+    result = run("load", "--json", tmp_path)
+    assert result.exit_code == 0 and json.loads(result.stdout)["empty"] == []
+    assert "warning" not in result.stderr
+
+
+def test_messages_to_a_pipe_stay_one_line_each(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
+    deep.mkdir(parents=True)
+    bad = write_article(deep, "bad.md", quality="high")
+    (deep / "more").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "newsgraph", "load", deep, deep / "more"],
+        env={**os.environ, "MONGODB_URI": "", "COLUMNS": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert len(str(bad)) > 200
+    lines = (done.stdout + done.stderr).splitlines()
+    assert f"FAILED {bad}:9: quality must be a whole number, got 'high'" in lines
+    assert any(
+        line.startswith(f"warning: no article files in {deep / 'more'}: ")
+        and line.endswith("it holds no files")
+        for line in lines
+    ), lines
+    assert any(line.startswith("note: MONGODB_URI is not set") and line.endswith(
+        "to load and serve in one process."
+    ) for line in lines), lines  # fmt: skip
+
+
+def test_the_progress_bar_has_the_files_counted_ahead_as_its_total_and_the_time_left(tmp_path):
+    for i in range(300):
+        write_article(tmp_path, f"a{i:03}.md", webUrl=f'"https://x.example/{i}"')
+    # A terminal, as rich tells one (stderr is a pipe here).
+    env = {**os.environ, "MONGODB_URI": "", "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "newsgraph", "load", tmp_path],
+        env={**env, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    frames = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", f) for f in re.split(r"[\r\n]", done.stderr)]
+    bars = [f for f in frames if " loading " in f or f.startswith("loading")]
+    assert bars, done.stderr
+    # The total from the first frame on, and a time-left column (unknown
+    # until there is a rate to go by, then h:mm:ss).
+    assert re.search(r"\b0/300 files\s.*-:--:--", bars[0]), bars[0]
+    assert re.search(r"\b300/300 files\s.*\d+:\d\d:\d\d", bars[-1]), bars[-1]
+
+
+# -- facets ----------------------------------------------------------------------
+
+
+def facet_rows(store):
+    return {c: sorted(store.db[c].find(), key=lambda r: r["_id"]) for c in (PROVIDERS, TOPICS)}
+
+
+def test_facets_lists_counts_that_differ_from_the_articles_and_rebuild_replaces_them(
+    settings, store
+):
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    assert load_paths(store, [EXAMPLES], settings).ok
+    right = facet_rows(store)
+    assert run("facets", env=env).exit_code == 0
+    provider, topic = right[PROVIDERS][0], right[TOPICS][0]
+    store.db[PROVIDERS].update_one({"_id": provider["_id"]}, {"$inc": {"count": 5}})
+    store.db[TOPICS].delete_one({"_id": topic["_id"]})
+    store.db[TOPICS].insert_one({"_id": "Ghost\ntopic", "count": 2, "countAll": 2})
+
+    checked = run("facets", env=env)
+    assert checked.exit_code == 1
+    lines = checked.stdout.splitlines()
+    assert lines[0] == (
+        f"Counted 12 articles in {store.where}: "
+        f"{len(right[PROVIDERS])} providers, {len(right[TOPICS])} topics"
+    )
+    topic_lines = {
+        "Ghost\ntopic": "topics 'Ghost\\ntopic': stored (count 2, countAll 2) but no article "
+        "counts it",
+        topic["_id"]: f"topics {topic['_id']!r}: missing; counted count {topic['count']}, "
+        f"countAll {topic['countAll']}",
+    }
+    assert lines[1:] == [
+        f"providers {provider['_id']!r}: count {provider['count'] + 5} -> {provider['count']}",
+        *(topic_lines[key] for key in sorted(topic_lines)),  # by collection, then key
+        "3 rows differ; `newsgraph facets --rebuild` replaces them.",
+    ]
+    assert facet_rows(store) != right  # a check writes nothing
+
+    rebuilt = run("facets", "--rebuild", "--json", env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    report = json.loads(rebuilt.stdout)
+    assert report["rebuilt"] is True and report["articles"] == 12
+    assert {(c["collection"], c["key"]) for c in report["changes"]} == {
+        (PROVIDERS, provider["_id"]),
+        (TOPICS, topic["_id"]),
+        (TOPICS, "Ghost\ntopic"),
+    }
+    ghost = next(c for c in report["changes"] if c["key"] == "Ghost\ntopic")
+    assert ghost["counted"] is None and ghost["stored"] == {"count": 2, "countAll": 2}
+    assert facet_rows(store) == right
+    again = run("facets", "--rebuild", env=env)
+    assert again.exit_code == 0 and again.stdout.splitlines()[-1] == "The counts are right."
+
+
+def test_facets_waits_for_the_loader_lease_and_gives_up_clearly(settings, store):
+    env = {
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+        "NEWSGRAPH_LOADER_WAIT_S": "1",
+    }
+    assert load_paths(store, [EXAMPLES], settings).ok
+    before = store.db[LOADER].find_one({"_id": "lease"})
+    holder = Lease(store, settings, owner="elsewhere:42/abc")
+    holder.acquire()
+    try:
+        result = run("facets", "--rebuild", env=env)
+    finally:
+        holder.release()
+    assert result.exit_code == 3
+    assert "gave up after 1 s waiting for the loader lease held by elsewhere:42/abc" in (
+        result.stderr
+    )
+    # Once free, the recount takes the lease and leaves its record of the
+    # counts' generation as it was.
+    assert run("facets", "--rebuild", env=env).exit_code == 0
+    after = store.db[LOADER].find_one({"_id": "lease"})
+    assert (after["generation"], after["facets"]) == (before["generation"], before["facets"])
