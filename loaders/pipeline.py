@@ -33,7 +33,7 @@ from typing import Any
 from core.config import Settings
 from core.news import sequence
 from core.store import Store, StoreUnavailable, retrying
-from loaders.discover import discover
+from loaders.discover import Found, discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
 from loaders.lease import Holding, Lease, LeaseError
@@ -41,7 +41,7 @@ from loaders.manifest import Log
 from loaders.news import announce, stamp
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.paths import path_text
-from loaders.read import Skipped, Stat, content_hash, file_stat, read_file_stat
+from loaders.read import Skipped, Stat, content_hash, read_file_stat, regular_stat
 from loaders.report import Failure, LoadReport
 from loaders.stored import Row, Stored, manifest_row
 from loaders.write import BatchResult, write_batch
@@ -143,7 +143,7 @@ class Loader:
             in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
             with Parser(self.settings.load_workers) as parser:
                 while batch := list(itertools.islice(files, self.settings.batch_size)):
-                    named = [(path, path_text(path)) for path in batch]
+                    named = [(found, path_text(found.path)) for found in batch]
                     stored.saw(name for _, name in named)
                     in_flight.append(self._start_batch(named, stored, parser))
                     if len(in_flight) >= parser.depth:
@@ -260,17 +260,17 @@ class Loader:
             report.deleted += len(chunk)
 
     def _start_batch(
-        self, batch: list[tuple[Path, str]], stored: Stored, parser: Parser
+        self, batch: list[tuple[Found, str]], stored: Stored, parser: Parser
     ) -> tuple[list[Entry], Future[list[Outcome]]]:
         """Read and hash a batch's files and start parsing those whose content
         is not stored. What each file turns out to be is settled in order by
         :meth:`_finish_batch`."""
         entries: list[Entry] = []
         to_parse: list[Item] = []
-        for path, name in batch:
+        for (path, found_stat), name in batch:
             # Untouched since its stored content was checked: not read. (A
             # stat is recorded only when trusted, so a match is trusted.)
-            st = file_stat(path)
+            st = regular_stat(found_stat)
             untouched = None if st is None else stored.unchanged(name, st)
             if untouched is not None:
                 entries.append((path, name, untouched, None, None))
