@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 from core.config import Settings
@@ -105,11 +106,15 @@ class Loader:
     load and kept up to date by the loader's own writes, so a loader that lives
     on (``newsgraph load --watch``) reads it once, not once per change."""
 
-    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings | None = None, stop: Event | None = None
+    ) -> None:
+        """``stop``, once set, ends a wait for the loader lease (the run is
+        then aborted, as when the wait runs out)."""
         self.store = store
         self.settings = settings or Settings()
         self._stored: Stored | None = None
-        self._lease = Lease(store, self.settings)
+        self._lease = Lease(store, self.settings, stop=stop)
         self._log = Log(store)
         #: Files whose mtime and ctime are older than this (time.time_ns()) are
         #: recorded with their stat; set at the start of each run.
