@@ -73,6 +73,18 @@ def load_command(settings, *paths: Path, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def kill_a_load_mid_run(settings, store: Store, corpus: Path, **env: str) -> None:
+    """Start a load of ``corpus`` (400 files) and kill it with SIGKILL once it
+    wrote some batches (a tenth of them), long before it is done."""
+    proc = load_command(settings, corpus, NEWSGRAPH_BATCH_SIZE="20", **env)
+    try:
+        eventually(lambda: store.articles.count_documents({}) >= 40, RUN_S, "some batches")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=RUN_S)
+    assert store.articles.count_documents({}) < 400, "killed too late to test anything"
+
+
 @pytest.mark.wire
 def test_two_loads_started_together_on_a_fresh_database_keep_every_count(
     wire_server, settings, store, tmp_path
@@ -130,13 +142,7 @@ def test_a_load_killed_mid_run_is_repaired_by_the_next(wire_server, settings, st
         pytest.skip("a killed process's writes persist only on a server")
     generate(400, tmp_path, seed=6)
     lease = {"NEWSGRAPH_LOADER_LEASE_S": "2"}  # the dead loader's lease runs out soon
-    proc = load_command(settings, tmp_path, NEWSGRAPH_BATCH_SIZE="20", **lease)
-    try:
-        eventually(lambda: store.articles.count_documents({}) >= 40, RUN_S, "some batches")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=RUN_S)
-    assert store.articles.count_documents({}) < 400, "killed too late to test anything"
+    kill_a_load_mid_run(settings, store, tmp_path, **lease)
     again = load_command(settings, tmp_path, **lease)
     _, err = again.communicate(timeout=RUN_S)
     assert again.returncode == 0, err.decode()
@@ -155,13 +161,7 @@ def test_a_killed_loaders_lease_is_taken_at_once_on_its_host(
     if this_host() is None:
         pytest.skip("this host cannot tell its processes apart (no /proc)")
     generate(400, tmp_path, seed=8)
-    proc = load_command(settings, tmp_path, NEWSGRAPH_BATCH_SIZE="20")
-    try:
-        eventually(lambda: store.articles.count_documents({}) >= 40, RUN_S, "some batches")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=RUN_S)
-    assert store.articles.count_documents({}) < 400, "killed too late to test anything"
+    kill_a_load_mid_run(settings, store, tmp_path)
     again = load_command(settings, tmp_path, NEWSGRAPH_LOADER_WAIT_S="20")
     _, err = again.communicate(timeout=RUN_S)
     assert again.returncode == 0, err.decode()
