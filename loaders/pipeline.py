@@ -36,6 +36,7 @@ watcher takes it for each batch of changes it writes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -410,9 +411,13 @@ class Loader:
                         report.failures.append(Failure(name, reason))
                         stored.name(name, None)
 
-        took = kept + [doc["_source"]["path"] for doc in docs]
         # Articles left at these paths that no file names any more: deleted
-        # in this batch, once the files that replace them are written.
+        # in this batch, once the files that replace them are written. A
+        # written file's path is also looked for as the other loaders' spell
+        # it (absolute, or relative to here: a watcher's, a load's).
+        parsed_paths = [doc["_source"]["path"] for doc in docs]
+        spelled = {other: p for p in parsed_paths for other in _spellings(p) if other != p}
+        took = [*kept, *parsed_paths, *spelled]
         ghosts = stored.ghosts(took) if took else []
         if docs or rechecked or ghosts:
             self._hold(write=True)  # may re-read ``stored`` in place
@@ -443,7 +448,7 @@ class Loader:
                 rows.append((_id, digest, path, known[2], st, before[1]))
             # A file whose document the store refused keeps its old article.
             written = set(kept).union(row[2] for row in rows)
-            dead = [(_id, path) for _id, path in ghosts if path in written]
+            dead = [(_id, path) for _id, path in ghosts if spelled.get(path, path) in written]
             if dead:  # before the marker: a reader told of news finds no ghost
                 self.store.articles.delete_many({"_id": {"$in": [_id for _id, _ in dead]}})
             # After the articles: a crash between the two is caught (see _hold).
@@ -543,6 +548,16 @@ def _other_file(holder: str, path: str) -> bool:
         return False
     this = _stat(path_of(path))
     return this is None or (held.st_dev, held.st_ino) != (this.st_dev, this.st_ino)
+
+
+def _spellings(text: str) -> set[str]:
+    """A path's text, and that of the same path spelled absolute and
+    relative to the working directory."""
+    absolute = os.path.abspath(path_of(text))
+    spelled = {text, path_text(absolute)}
+    with contextlib.suppress(ValueError):
+        spelled.add(path_text(os.path.relpath(absolute)))
+    return spelled
 
 
 def _stat(path: str) -> os.stat_result | None:

@@ -144,6 +144,24 @@ def test_a_ghost_left_by_an_older_loader_is_removed_by_the_next_load(store, sett
     assert_consistent(store, 1)
 
 
+@pytest.mark.parametrize("first", ["absolute", "relative"])
+def test_an_edit_loaded_under_another_spelling_of_the_path_leaves_no_ghost(
+    store, settings, tmp_path, monkeypatch, first
+):
+    """A watcher records absolute paths, a load what it was given: the
+    ghost is found under either."""
+    monkeypatch.chdir(tmp_path)
+    spelling = {"absolute": tmp_path / "news", "relative": Path("news")}
+    a = put(tmp_path / "news" / "a.md", "old", topic="Topic gone")
+    load_paths(store, [spelling[first]], settings)
+    put(a, "new")
+    other = spelling["relative" if first == "absolute" else "absolute"]
+    report = load_paths(store, [other], settings)
+    assert (report.inserted, report.deleted, report.ok) == (1, 1, True)
+    assert set(articles(store)) == {aid("new")}
+    assert_consistent(store, 1)
+
+
 # -- a moved file --------------------------------------------------------------
 
 
