@@ -57,7 +57,7 @@ def parse_only_rate(corpus: Path) -> float:
     loader uses (one per CPU), each taking 500-file chunks as the loader does."""
     workers = os.cpu_count() or 1
     started = time.perf_counter()
-    files = discover([corpus])
+    files = (found.path for found in discover([corpus]))
     chunks = iter(lambda: list(itertools.islice(files, 500)), [])
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -72,7 +72,7 @@ def insert_only_rate(corpus: Path, settings: Settings) -> float:
     store.db.client.drop_database(settings.db_name)
     store.ensure_indexes()
     spent, n = 0.0, 0
-    files = discover([corpus])
+    files = (found.path for found in discover([corpus]))
     while chunk := list(itertools.islice(files, 500)):
         docs = []
         for path in chunk:

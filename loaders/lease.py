@@ -21,6 +21,19 @@ them.
 
 Expiry compares wall clocks of the loaders' hosts: keep them in sync (NTP)
 well within ``loader_lease_s``.
+
+A holder killed outright (SIGKILL, the OOM killer) cannot release its lease,
+and the next loader would wait for it to run out. So the lease also records
+where its holder runs (``host``: the host name, the kernel's boot id and the
+holder's pid namespace) and which process it is (``pid``, and the process's
+start time, so a pid reused since does not pass for it). A loader that finds
+the lease held from its own host, by a process that is no longer there, takes
+it over at once, by a compare-and-set on the holder's ``owner`` (so two such
+loaders cannot both take it). Where that cannot be told (no ``/proc``: not
+Linux) the lease is only taken over when it runs out.
+
+A loader waiting for the lease stops waiting when its ``stop`` event is set
+(a watcher told to stop), with :class:`LeaseError`.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from threading import Event
 from typing import Any
 
 import pymongo
@@ -46,6 +61,8 @@ _ID = "lease"
 _FREE = datetime(1970, 1, 1)
 #: Longest pause between two tries at a lease held by someone else (seconds).
 _POLL_MAX_S = 1.0
+#: The stop event of a lease that has none.
+_NEVER = Event()
 
 
 class LeaseError(RuntimeError):
@@ -64,15 +81,26 @@ class Holding:
 class Lease:
     """This loader's claim on the database; see the module's docstring."""
 
-    def __init__(self, store: Store, settings: Settings, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        owner: str | None = None,
+        stop: Event | None = None,
+    ) -> None:
         self.store = store
         self.ttl = timedelta(seconds=settings.loader_lease_s)
         self.wait_s = float(settings.loader_wait_s)
         # host:pid names the process for a person; the suffix tells two
         # loaders in one process (a watcher and a one-shot load) apart.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}/{uuid.uuid4().hex[:6]}"
+        #: Set to stop waiting for the lease.
+        self.stop = stop
         self.held = False
         self._renewed = 0.0  # time.monotonic() of the last acquire or renew
+        #: Where and which process this is, recorded with the lease it holds.
+        pid = os.getpid()
+        self._process = {"host": this_host(), "pid": pid, "start": process_start(pid)}
 
     @property
     def _docs(self) -> Any:
@@ -86,7 +114,14 @@ class Lease:
             holding = self._try()
             if holding is not None:
                 return holding
-            holder = self._holder()
+            with unavailable_as_error(self.store.where):
+                doc = self._docs.find_one({"_id": _ID}) or {}
+            if self._gone(doc):
+                holding = self._take_over(doc)
+                if holding is not None:
+                    return holding
+                continue  # another loader took it first, or it was released: look again
+            holder = _describe(doc)
             if time.monotonic() >= deadline:
                 raise LeaseError(
                     f"gave up after {self.wait_s:.0f} s waiting for the loader lease held by "
@@ -96,7 +131,8 @@ class Lease:
             if not told:  # once: a long wait is normal while another load runs
                 log.warning("waiting for the loader lease held by %s", holder)
                 told = True
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            if (self.stop or _NEVER).wait(min(pause, max(0.0, deadline - time.monotonic()))):
+                raise LeaseError(f"stopped while waiting for the loader lease held by {holder}.")
             pause = min(pause * 2, _POLL_MAX_S)
 
     def due(self) -> bool:
@@ -139,10 +175,46 @@ class Lease:
         except pymongo.errors.PyMongoError as exc:
             log.warning("could not release the loader lease (%s); it runs out by itself", exc)
 
+    def _gone(self, doc: dict[str, Any]) -> bool:
+        """Whether the lease ``doc`` is held by a process of this host that is
+        gone (killed without releasing it)."""
+        host, pid, start = doc.get("host"), doc.get("pid"), doc.get("start")
+        if not (doc.get("owner") and host and host == self._process["host"]):
+            return False  # free, or on another host (or one that cannot tell)
+        if not isinstance(pid, int) or not isinstance(start, int):
+            return False
+        return process_start(pid) != start  # gone, or its pid reused since
+
+    def _take_over(self, doc: dict[str, Any]) -> Holding | None:
+        """Take the lease from the gone holder ``doc`` names, unless another
+        loader did first."""
+        now = self._now()
+        with unavailable_as_error(self.store.where):
+            taken = self._docs.find_one_and_update(
+                {"_id": _ID, "owner": doc["owner"]},
+                self._update(now),
+                return_document=pymongo.ReturnDocument.AFTER,
+            )
+        if taken is None:
+            return None
+        log.warning(
+            "took over the loader lease from %s: its process (pid %s on this host) is gone",
+            _describe(doc),
+            doc["pid"],
+        )
+        self.held = True
+        self._renewed = time.monotonic()
+        return _holding(taken)
+
+    def _update(self, now: datetime) -> dict[str, Any]:
+        """The update that makes the lease this loader's from ``now``."""
+        mine = {"owner": self.owner, "since": now, "expires": now + self.ttl}
+        return {"$set": {**mine, **self._process}}
+
     def _try(self) -> Holding | None:
         now = self._now()
         free = {"$or": [{"expires": {"$lt": now}}, {"owner": self.owner}]}
-        update = {"$set": {"owner": self.owner, "since": now, "expires": now + self.ttl}}
+        update = self._update(now)
         try:
             with unavailable_as_error(self.store.where):
                 doc = self._docs.find_one_and_update(
@@ -160,10 +232,7 @@ class Lease:
     def _holder(self) -> str:
         """Who holds the lease and since when, for a message."""
         with unavailable_as_error(self.store.where):
-            doc = self._docs.find_one({"_id": _ID}) or {}
-        since = doc.get("since")
-        when = f" since {since:%Y-%m-%d %H:%M:%S} UTC" if isinstance(since, datetime) else ""
-        return f"{doc.get('owner') or 'another loader'}{when}"
+            return _describe(self._docs.find_one({"_id": _ID}) or {})
 
     @staticmethod
     def _now() -> datetime:
@@ -174,3 +243,38 @@ class Lease:
 
 def _holding(doc: dict[str, Any]) -> Holding:
     return Holding(int(doc.get("generation") or 0), int(doc.get("facets") or 0))
+
+
+def _describe(doc: dict[str, Any]) -> str:
+    """Who holds the lease ``doc`` and since when, for a message."""
+    since = doc.get("since")
+    when = f" since {since:%Y-%m-%d %H:%M:%S} UTC" if isinstance(since, datetime) else ""
+    return f"{doc.get('owner') or 'another loader'}{when}"
+
+
+def this_host() -> str | None:
+    """What tells this host's processes from any other's: the host name, the
+    boot id (another boot, or another machine of the same name, differs) and
+    the pid namespace (a container sharing the kernel differs); None where
+    that cannot be told."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{socket.gethostname()} boot {boot} pid-ns {namespace}"
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` of this host started (clock ticks since boot);
+    None if there is no such live process (a zombie is gone too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # After the command's name, which may hold spaces and ")": state is the
+    # first field (3rd of the line) and the start time the 20th (22nd).
+    fields = stat.rsplit(b")", 1)[-1].split()
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])

@@ -11,6 +11,22 @@ the manifest. Only a time older than the run's start by more than any file
 system's timestamp granularity (:data:`TRUST_NS`) is recorded: a file written
 within that window could change again without its time changing.
 
+A file stands for the article its ``webUrl`` names. When its content comes
+to name another (the URL was edited, or another file was moved over it), the
+article it stood for is a *ghost*: it is deleted in the batch that writes the
+file's new article (before the news marker moves, with its manifest row; the
+counts follow), unless another file of the run names it (two files swapping
+URLs keep both articles throughout). An article stored from one file keeps it
+while that file still names it: another file naming the same id, wherever it
+sorts, is a duplicate, reported and not written, and its own stored article
+stays. To tell, a file that wants an id stored from a file the run has not
+resolved yet is put off until the end of the run (only its path is kept; it
+is read again then), and that file is read first if the run would not read
+it (it is outside the paths loaded, as a watcher's batch is). An article
+deleted as a ghost and named by a later file of the same run (a rotation of
+URLs across batches) is written again without being news again; between the
+two batches it is briefly missing.
+
 Loaders share a database through a lease (``loaders.lease``): a loader holds it
 while it sets up, writes and rebuilds the counts, and re-reads its snapshot
 when it finds that another loader wrote since, so counts are always rebuilt
@@ -20,28 +36,30 @@ watcher takes it for each batch of changes it writes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 from core.config import Settings
 from core.news import sequence
 from core.store import Store, StoreUnavailable, retrying
-from loaders.discover import discover
+from loaders.discover import Found, discover
 from loaders.errors import Rejected
 from loaders.facets import facets_of, rebuild_facets
 from loaders.lease import Holding, Lease, LeaseError
 from loaders.manifest import Log
 from loaders.news import announce, stamp
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
-from loaders.paths import path_text
-from loaders.read import Skipped, Stat, content_hash, file_stat, read_file_stat
+from loaders.paths import path_of, path_text
+from loaders.read import Skipped, Stat, content_hash, read_file_stat, regular_stat
 from loaders.report import Failure, LoadReport
 from loaders.stored import Row, Stored, manifest_row
 from loaders.write import BatchResult, write_batch
@@ -58,6 +76,11 @@ log = logging.getLogger("newsgraph.loaders")
 #: the run's start by this much (ns): FAT keeps times to 2 s, HFS+ and ext3 to
 #: 1 s, and the kernel stamps from a clock that lags by a tick.
 TRUST_NS = 2_000_000_000
+#: Rounds of files put off until the end of a run (:meth:`Loader._settle`):
+#: each reads the files the previous one found holding what another wants.
+_SETTLE_ROUNDS = 4
+#: :meth:`Loader._holder`'s answer for a file to put off.
+_DEFER = "defer"
 
 
 def load_paths(
@@ -84,11 +107,15 @@ class Loader:
     load and kept up to date by the loader's own writes, so a loader that lives
     on (``newsgraph load --watch``) reads it once, not once per change."""
 
-    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings | None = None, stop: Event | None = None
+    ) -> None:
+        """``stop``, once set, ends a wait for the loader lease (the run is
+        then aborted, as when the wait runs out)."""
         self.store = store
         self.settings = settings or Settings()
         self._stored: Stored | None = None
-        self._lease = Lease(store, self.settings)
+        self._lease = Lease(store, self.settings, stop=stop)
         self._log = Log(store)
         #: Files whose mtime and ctime are older than this (time.time_ns()) are
         #: recorded with their stat; set at the start of each run.
@@ -101,6 +128,9 @@ class Loader:
         self._batches = 0
         #: Whether a loader wrote and did not rebuild the counts (it crashed).
         self._stale_facets = False
+        #: Whether the files put off until the end of a run are being loaded,
+        #: and whether in the last round (``_settle``).
+        self._settling = self._final = False
 
     def __enter__(self) -> Loader:
         return self
@@ -137,22 +167,13 @@ class Loader:
             # are skipped, so it must be as new as what the store holds.
             stored = self._hold()
             stored.start_run()
-            files = discover(roots)
-            # Batches in flight: parsing in worker processes while the oldest
-            # is written; each is settled in load order.
-            in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
             with Parser(self.settings.load_workers) as parser:
-                while batch := list(itertools.islice(files, self.settings.batch_size)):
-                    named = [(path, path_text(path)) for path in batch]
-                    stored.saw(name for _, name in named)
-                    in_flight.append(self._start_batch(named, stored, parser))
-                    if len(in_flight) >= parser.depth:
-                        self._finish_batch(*in_flight.popleft(), stored, report, on_file)
-                while in_flight:
-                    self._finish_batch(*in_flight.popleft(), stored, report, on_file)
+                self._load_files(discover(roots), stored, parser, report, on_file)
+                self._settle(stored, parser, report)
+            self._delete(stored.spared_ghosts(), report, "its file now names another")
             pruned = [path_text(p) for p in ([*roots, *gone] if prune else gone)]
             if pruned:
-                self._delete(stored.orphans(pruned), report)
+                self._delete(stored.orphans(pruned), report, "its file is gone")
             if self._log.crowded:
                 self._rewrite_manifest()
             if report.inserted or report.updated or report.deleted or self._stale_facets:
@@ -243,9 +264,11 @@ class Loader:
         if self._lease.held and self._lease.due():
             self._lease.renew()
 
-    def _delete(self, orphans: Iterable[tuple[str, str]], report: LoadReport) -> None:
-        orphans = iter(orphans)
-        while chunk := list(itertools.islice(orphans, self.settings.batch_size)):
+    def _delete(self, articles: Iterable[tuple[str, str]], report: LoadReport, why: str) -> None:
+        """Delete ``articles`` (``(_id, path)``), for the reason ``why`` (their
+        file is gone, or names another article now)."""
+        articles = iter(articles)
+        while chunk := list(itertools.islice(articles, self.settings.batch_size)):
             ids = [_id for _id, _ in chunk]
             stored = self._hold(write=True)
 
@@ -253,24 +276,66 @@ class Loader:
                 self.store.articles.delete_many({"_id": {"$in": ids}})
                 self._log.append([[_id] for _id in ids])
 
-            retrying(self.store.where, "deleting articles whose files are gone", delete)
+            retrying(self.store.where, "deleting articles", delete)
             for _id, path in chunk:
-                log.info("deleted %s: its file %s is gone", _id, path)
-                stored.forget(_id)
+                log.info("deleted %s: %s (%s)", _id, why, path)
+                stored.bury(_id)
             report.deleted += len(chunk)
 
+    def _load_files(
+        self,
+        files: Iterator[Found],
+        stored: Stored,
+        parser: Parser,
+        report: LoadReport,
+        on_file: OnFile | None,
+    ) -> None:
+        """Load ``files`` in batches, each settled in load order."""
+        # Batches in flight: parsing in worker processes while the oldest is written.
+        in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
+        while batch := list(itertools.islice(files, self.settings.batch_size)):
+            named = [(found, path_text(found.path)) for found in batch]
+            stored.saw(name for _, name in named)
+            in_flight.append(self._start_batch(named, stored, parser))
+            if len(in_flight) >= parser.depth:
+                self._finish_batch(*in_flight.popleft(), stored, report, on_file)
+        while in_flight:
+            self._finish_batch(*in_flight.popleft(), stored, report, on_file)
+
+    def _settle(self, stored: Stored, parser: Parser, report: LoadReport) -> None:
+        """Load the files put off until the end of the run (see :meth:`_holder`):
+        read again, each is resolved now that the files before it are. A round
+        reads first the files that hold an id another file wants and that the
+        run did not read (outside its paths: a watcher's batch is the files
+        that changed), then the files put off. A file put off again waits for
+        the next round; the last round puts none off."""
+        try:
+            for rounds in range(1, _SETTLE_ROUNDS + 1):
+                later = stored.take_later()
+                if not later:
+                    return
+                self._settling, self._final = True, rounds == _SETTLE_ROUNDS
+                files = (
+                    Found(Path(path_of(path)), _stat(path_of(path)))
+                    for path, pulled in later
+                    if not (pulled and stored.named(path) is not None)  # read meanwhile
+                )
+                self._load_files(files, stored, parser, report, None)
+        finally:
+            self._settling = self._final = False
+
     def _start_batch(
-        self, batch: list[tuple[Path, str]], stored: Stored, parser: Parser
+        self, batch: list[tuple[Found, str]], stored: Stored, parser: Parser
     ) -> tuple[list[Entry], Future[list[Outcome]]]:
         """Read and hash a batch's files and start parsing those whose content
         is not stored. What each file turns out to be is settled in order by
         :meth:`_finish_batch`."""
         entries: list[Entry] = []
         to_parse: list[Item] = []
-        for path, name in batch:
+        for (path, found_stat), name in batch:
             # Untouched since its stored content was checked: not read. (A
             # stat is recorded only when trusted, so a match is trusted.)
-            st = file_stat(path)
+            st = regular_stat(found_stat)
             untouched = None if st is None else stored.unchanged(name, st)
             if untouched is not None:
                 entries.append((path, name, untouched, None, None))
@@ -306,15 +371,28 @@ class Loader:
         #: (_id, content hash, path, stat) of unchanged files whose manifest
         #: row changes: moved, or with a new stat (touched, or first checked).
         rechecked: list[tuple[str, str, str, Stat | None]] = []
+        #: Paths of the unchanged files that took their article.
+        kept: list[str] = []
         for path, name, state, digest, st in entries:
+            _tick(on_file, path)
             if isinstance(state, Failure):
                 report.failures.append(state)
+                stored.name(name, None)
             elif isinstance(state, Skipped):
                 report.skips.append(Failure(name, state.reason))
+                stored.name(name, None)
             elif state is not None:  # content already stored
                 _id, stored_path = state
-                if _claim(stored, _id, name, report):
+                now = stored.get(_id) if digest else None
+                if digest and (now is None or now[0] != digest):
+                    # Since the batch was read, an earlier one of this run deleted
+                    # the article (it had become a ghost) or rewrote it: read again.
+                    stored.defer(name)
+                    continue
+                stored_path = stored_path if now is None else now[1]
+                if self._take(stored, _id, name, report, stored_path):
                     report.unchanged += 1
+                    kept.append(name)
                     if stored_path != name:
                         moved.append((_id, name))
                     if digest and (stored_path != name or st not in (None, stored.stat(_id))):
@@ -322,25 +400,35 @@ class Loader:
             else:
                 match next(outcomes):
                     case Parsed(doc):
-                        if _claim(stored, doc["_id"], name, report):
+                        if self._take(stored, doc["_id"], name, report):
                             docs.append(doc)
                             stats.append(st)
                     case Rejection(reason, line):
                         report.failures.append(Failure(name, reason, line))
+                        stored.name(name, None)
                     case Crashed(reason):
                         log.error("unexpected error parsing %s: %s", name, reason)
                         report.failures.append(Failure(name, reason))
-            _tick(on_file, path)
+                        stored.name(name, None)
 
-        if docs or rechecked:
+        # Articles left at these paths that no file names any more: deleted
+        # in this batch, once the files that replace them are written. A
+        # written file's path is also looked for as the other loaders' spell
+        # it (absolute, or relative to here: a watcher's, a load's).
+        parsed_paths = [doc["_source"]["path"] for doc in docs]
+        spelled = {other: p for p in parsed_paths for other in _spellings(p) if other != p}
+        took = [*kept, *parsed_paths, *spelled]
+        ghosts = stored.ghosts(took) if took else []
+        if docs or rechecked or ghosts:
             self._hold(write=True)  # may re-read ``stored`` in place
+            ghosts = stored.ghosts(took) if ghosts else []
         news = 0  # the number of this write, if it makes any article news
         if docs:
             self._batches += 1
             seq = sequence(self._generation, self._batches)
             news = seq if stamp(docs, stored, seq) else 0
 
-        def write() -> tuple[BatchResult, list[Row]]:
+        def write() -> tuple[BatchResult, list[Row], list[tuple[str, str]]]:
             result = write_batch(self.store, docs, stored, moved)
             rows: list[Row] = [
                 (
@@ -358,36 +446,125 @@ class Loader:
                 if known is None or before is None or known[0] != digest:
                     continue  # deleted or changed by another loader since it was read
                 rows.append((_id, digest, path, known[2], st, before[1]))
+            # A file whose document the store refused keeps its old article.
+            written = set(kept).union(row[2] for row in rows)
+            dead = [(_id, path) for _id, path in ghosts if spelled.get(path, path) in written]
+            if dead:  # before the marker: a reader told of news finds no ghost
+                self.store.articles.delete_many({"_id": {"$in": [_id for _id, _ in dead]}})
             # After the articles: a crash between the two is caught (see _hold).
-            self._log.append([manifest_row(row) for row in rows])
+            self._log.append([manifest_row(row) for row in rows] + [[_id] for _id, _ in dead])
             if news:  # after the articles too: readers fetch up to the marker
                 announce(self.store, news)
-            return result, rows
+            return result, rows, dead
 
         # Again from the start if the connection drops: a document the first
         # try inserted is then replaced (write_batch takes it as raced).
-        result, rows = retrying(self.store.where, "writing a batch", write)
+        result, rows, dead = retrying(self.store.where, "writing a batch", write)
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         for index, reason in result.failed.items():
             report.failures.append(Failure(docs[index]["_source"]["path"], reason))
         stored.record_many(rows)
+        for _id, ghost_path in dead:
+            log.info("deleted %s: its file %s now names another article", _id, ghost_path)
+            stored.bury(_id)
+        report.deleted += len(dead)
 
+    def _take(
+        self, stored: Stored, _id: str, path: str, report: LoadReport, at: str | None = None
+    ) -> bool:
+        """Whether the file at ``path`` takes the article ``_id`` its content
+        names (it is then written, or kept if unchanged). If not, the file is
+        reported as a duplicate or put off until the end of the run, and its
+        stored article, if any, is kept.
 
-def _claim(stored: Stored, _id: str, path: str, report: LoadReport) -> bool:
-    """The first file in load order to name an article wins it for this run;
-    a later file with the same webUrl is reported, not written."""
-    winner = stored.claim(_id, path)
-    if winner == path:
+        A file stored under ``_id`` keeps it while it still names it, wherever
+        the two come in load order: another file naming it is a duplicate.
+        Of files naming an id that no existing file holds, the first in load
+        order takes it. ``at`` is where the article is stored, if known."""
+        winner = stored.taker(_id)
+        if winner is not None and winner != path:
+            if self._settling:
+                reason = (
+                    f"same webUrl as {winner}, which holds it in this run; this file was "
+                    "not written (its own stored article, if any, is kept)"
+                )
+            else:
+                reason = (
+                    f"same webUrl as {winner}, which was loaded in this run "
+                    "(the first file in load order wins); this file was not written"
+                )
+            return _duplicate(stored, _id, path, report, reason)
+        at = at or stored.path(_id)
+        holder = None if at is None or at == path else at
+        if holder is not None:
+            verdict = self._holder(stored, _id, path, holder)
+            if verdict == _DEFER:
+                stored.name(path, _id)
+                stored.defer(holder, pulled=True)  # if the run does not read it anyway
+                stored.defer(path)
+                return False
+            if verdict is not None:
+                return _duplicate(stored, _id, path, report, verdict)
+        stored.name(path, _id, took=True)
         return True
-    report.failures.append(
-        Failure(
-            path,
-            f"same webUrl as {winner}, which was loaded in this run "
-            "(the first file in load order wins); this file was not written",
-        )
-    )
+
+    def _holder(self, stored: Stored, _id: str, path: str, holder: str) -> str | None:
+        """What becomes of the file at ``path`` that names ``_id``, stored from
+        the file at ``holder``: None, it takes the article (the holder names
+        another now, or is gone); :data:`_DEFER`, put off until the holder is
+        resolved; else why it is a duplicate (the holder keeps the article)."""
+        found = stored.named(holder)
+        if found is not None and found[0] is not None:
+            if found[0] != _id:
+                return None  # the holder names another article now
+            return f"same webUrl as {holder}, which holds it; this file was not written"
+        if not _other_file(holder, path):
+            return None  # gone (or this very file, reached by another name): moved
+        if found is not None:
+            return (
+                f"same webUrl as {holder}, which holds it and failed to load in this run; "
+                "this file was not written (its own stored article, if any, is kept)"
+            )
+        if self._final:
+            return (
+                f"same webUrl as {holder}, which holds it and could not be read in this "
+                "run; this file was not written (its own stored article, if any, is kept)"
+            )
+        return _DEFER
+
+
+def _duplicate(stored: Stored, _id: str, path: str, report: LoadReport, reason: str) -> bool:
+    """Report the file at ``path`` as a duplicate of another naming ``_id``."""
+    stored.name(path, _id)
+    report.failures.append(Failure(path, reason))
     return False
+
+
+def _other_file(holder: str, path: str) -> bool:
+    """Whether a file exists at ``holder`` and is not the one at ``path``."""
+    held = _stat(path_of(holder))
+    if held is None:
+        return False
+    this = _stat(path_of(path))
+    return this is None or (held.st_dev, held.st_ino) != (this.st_dev, this.st_ino)
+
+
+def _spellings(text: str) -> set[str]:
+    """A path's text, and that of the same path spelled absolute and
+    relative to the working directory."""
+    absolute = os.path.abspath(path_of(text))
+    spelled = {text, path_text(absolute)}
+    with contextlib.suppress(ValueError):
+        spelled.add(path_text(os.path.relpath(absolute)))
+    return spelled
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _tick(on_file: OnFile | None, path: Path) -> None:

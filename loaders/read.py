@@ -56,7 +56,12 @@ def file_stat(path: Path) -> Stat | None:
         st = os.stat(path)
     except OSError:
         return None
-    return _stat(st) if stat.S_ISREG(st.st_mode) else None
+    return regular_stat(st)
+
+
+def regular_stat(st: os.stat_result | None) -> Stat | None:
+    """The :data:`Stat` of what ``os.stat`` said, if it is a regular file."""
+    return _stat(st) if st is not None and stat.S_ISREG(st.st_mode) else None
 
 
 def _stat(st: os.stat_result) -> Stat:

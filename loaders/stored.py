@@ -19,6 +19,11 @@ one scan of the articles (:meth:`Stored.refresh`) when missing or suspect.
 Each row also holds the ``stat`` of the file its content was last checked
 against, so an untouched file is not even read again (``loaders.pipeline``).
 
+Beside the snapshot, the same database holds one run's state (which id each
+file it read names, which file took each id, the files put off until the end
+of the run, the ghosts deleted: ``loaders.pipeline``), so that too stays out
+of the loader's memory.
+
 Another loader writing meanwhile makes the snapshot stale: the loader lease
 (``loaders.lease``) tells, and the loader reads the manifest again.
 """
@@ -52,11 +57,26 @@ CREATE TABLE article (
 ) WITHOUT ROWID;
 CREATE INDEX article_hash ON article (hash);
 CREATE INDEX article_path ON article (path);
--- One run's state: which file won each _id, and every path it saw.
-CREATE TABLE claim (id TEXT PRIMARY KEY, path TEXT NOT NULL) WITHOUT ROWID;
+-- One run's state (loaders.pipeline). Every path it saw on disk:
 CREATE TABLE seen (path TEXT PRIMARY KEY) WITHOUT ROWID;
+-- Every file it resolved: the _id its content names (NULL: it failed to load),
+-- and whether it took that _id (at most one file takes an _id in a run).
+CREATE TABLE named (path TEXT PRIMARY KEY, id TEXT, took INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX named_id ON named (id, took);
+-- Files put off to the end of the run, in order; pulled: one that holds an
+-- _id another file wants, read to settle which of them keeps it.
+CREATE TABLE later (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, pulled INTEGER NOT NULL);
+-- Articles deleted because their file now names another: the newsSeq they
+-- carried, carried again should a later file of the run name them.
+CREATE TABLE gone (id TEXT PRIMARY KEY, published INTEGER NOT NULL, news INTEGER NOT NULL)
+    WITHOUT ROWID;
+-- Articles left at a path whose file took another _id, because a file of the
+-- run named them: looked at again at its end.
+CREATE TABLE spared (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 _SCAN_BATCH = 10_000
+#: Bound parameters per statement, well under SQLite's limit.
+_MAX_PARAMS = 900
 _UPSERT = "INSERT OR REPLACE INTO article VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 #: (_id, content hash, path, facets, stat of the file or None, newsSeq)
@@ -159,6 +179,11 @@ class Stored:
         )
         return found
 
+    def path(self, _id: str) -> str | None:
+        """The path a stored article was loaded from, if it is stored."""
+        found = self._one("SELECT path FROM article WHERE id = ?", _id)
+        return None if found is None else str(found[0])
+
     def get(self, _id: str) -> tuple[str, str, Facets] | None:
         """``(content hash, path, facets)`` of a stored article, if stored."""
         row = self._one("SELECT * FROM article WHERE id = ?", _id)
@@ -166,8 +191,15 @@ class Stored:
 
     def news(self, _id: str) -> tuple[bool, int] | None:
         """Whether the stored article is published, and the newsSeq it carries
-        (``core.news``); None if it is not stored."""
-        row = self._one("SELECT published, news FROM article WHERE id = ?", _id)
+        (``core.news``); None if it is not stored. An article deleted in this
+        run because its file came to name another (:meth:`bury`) still
+        answers: named again by a later file, it is not news again."""
+        row = self._one(
+            "SELECT published, news FROM article WHERE id = ?"
+            " UNION ALL SELECT published, news FROM gone WHERE id = ?",
+            _id,
+            _id,
+        )
         return None if row is None else (bool(row[0]), int(row[1]))
 
     def facets(self) -> Iterator[Facets]:
@@ -193,21 +225,103 @@ class Stored:
         """An article just deleted from the store."""
         self._db.execute("DELETE FROM article WHERE id = ?", (_id,))
 
+    def bury(self, _id: str) -> None:
+        """An article just deleted because its file names another: forgotten,
+        its newsSeq kept for the rest of the run (:meth:`news`)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO gone SELECT id, published, news FROM article WHERE id = ?",
+            (_id,),
+        )
+        self.forget(_id)
+
     # -- one run -----------------------------------------------------------
 
     def start_run(self) -> None:
-        """Forget the previous run's claims and seen paths."""
-        self._db.executescript("DELETE FROM claim; DELETE FROM seen;")
+        """Forget the previous run's state."""
+        self._db.executescript(
+            "DELETE FROM seen; DELETE FROM named; DELETE FROM later;"
+            "DELETE FROM gone; DELETE FROM spared;"
+        )
 
     def saw(self, paths: Iterable[str]) -> None:
         """Paths this run found on disk (a pruned article's file is not one)."""
         self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((p,) for p in paths))
 
+    def name(self, path: str, _id: str | None, took: bool = False) -> None:
+        """The file at ``path`` names ``_id`` (None: it failed to load), and
+        with ``took``, takes it in this run."""
+        self._db.execute("INSERT OR REPLACE INTO named VALUES (?, ?, ?)", (path, _id, took))
+
+    def named(self, path: str) -> tuple[str | None] | None:
+        """``(_id,)`` the file at ``path`` names in this run (``(None,)`` if it
+        failed to load); None if it is not resolved in this run (yet)."""
+        found: tuple[str | None] | None = self._one("SELECT id FROM named WHERE path = ?", path)
+        return found
+
+    def taker(self, _id: str) -> str | None:
+        """The path of the file that took ``_id`` in this run, if any."""
+        found = self._one("SELECT path FROM named WHERE id = ? AND took", _id)
+        return None if found is None else str(found[0])
+
     def claim(self, _id: str, path: str) -> str:
         """The path that supplies ``_id`` in this run: the first to claim it."""
-        self._db.execute("INSERT OR IGNORE INTO claim VALUES (?, ?)", (_id, path))
-        winner: str = self._one("SELECT path FROM claim WHERE id = ?", _id)[0]
+        winner = self.taker(_id)
+        if winner is None:
+            self.name(path, _id, took=True)
+            winner = path
         return winner
+
+    def defer(self, path: str, pulled: bool = False) -> None:
+        """Resolve the file at ``path`` at the end of the run (it is read again
+        then); ``pulled``: it holds an id another file wants, and is read then
+        only if the run has not read it meanwhile."""
+        # Put off for itself, it is read again even if it was pulled in first.
+        self._db.execute(
+            "INSERT INTO later (path, pulled) VALUES (?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET pulled = min(pulled, excluded.pulled)",
+            (path, pulled),
+        )
+
+    def take_later(self) -> list[tuple[str, bool]]:
+        """The files put off, pulled ones first, each in the order it was put
+        off; they are no longer put off."""
+        rows = self._db.execute("SELECT path, pulled FROM later ORDER BY pulled DESC, n")
+        later = [(str(path), bool(pulled)) for path, pulled in rows]
+        self._db.execute("DELETE FROM later")
+        return later
+
+    def ghosts(self, paths: list[str]) -> list[tuple[str, str]]:
+        """``(_id, path)`` of the stored articles recorded at ``paths`` that no
+        file in this run names. (Files at ``paths`` took other ids: these
+        articles stand for content no file holds any more.) Those some file
+        does name are noted, to be looked at again by :meth:`spared_ghosts`."""
+        found: list[tuple[str, str]] = []
+        for start in range(0, len(paths), _MAX_PARAMS):
+            chunk = paths[start : start + _MAX_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            self._db.execute(
+                "INSERT OR IGNORE INTO spared SELECT a.id FROM article a"
+                f" WHERE a.path IN ({marks}) AND EXISTS"
+                " (SELECT 1 FROM named n WHERE n.id = a.id AND n.path != a.path)",
+                chunk,
+            )
+            found += self._db.execute(
+                f"SELECT a.id, a.path FROM article a WHERE a.path IN ({marks}) AND NOT EXISTS"
+                " (SELECT 1 FROM named n WHERE n.id = a.id)",
+                chunk,
+            ).fetchall()
+        return found
+
+    def spared_ghosts(self) -> list[tuple[str, str]]:
+        """At the end of a run, ``(_id, path)`` of articles :meth:`ghosts`
+        spared that are ghosts after all: still at a path whose file took
+        another id, and named by no file (one that named them changed since)."""
+        rows: list[tuple[str, str]] = self._db.execute(
+            "SELECT a.id, a.path FROM spared s JOIN article a ON a.id = s.id"
+            " JOIN named p ON p.path = a.path AND p.took AND p.id != a.id"
+            " WHERE NOT EXISTS (SELECT 1 FROM named n WHERE n.id = a.id)"
+        ).fetchall()
+        return rows
 
     def orphans(self, roots: Iterable[str]) -> Iterator[tuple[str, str]]:
         """``(_id, path)`` of stored articles whose source file was under one of

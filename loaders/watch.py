@@ -8,7 +8,8 @@ disappeared are deleted. A file moved within the folders keeps its article
 
 Each batch is written under the loader lease (``loaders.lease``), taken for
 that batch and let go after it, so a one-shot ``newsgraph load`` of other
-folders can run between two batches.
+folders can run between two batches. A watcher told to stop while it waits
+for the lease stops waiting at once.
 
 If the store goes away (or another loader holds the lease too long), the
 batch's files stay pending and are retried every ``retry_s`` seconds until it
@@ -56,7 +57,7 @@ def watch_paths(
     (or Ctrl-C). ``on_report`` gets the report of the first load and of each
     batch of changes."""
     folders = [str(Path(r).absolute()) for r in roots]  # watchfiles reports absolute paths
-    with Loader(store, settings) as loader:
+    with Loader(store, settings, stop=stop) as loader:
         first = loader.load(folders, prune=True)
         on_report(first)
         pending: set[str] = set(folders) if first.aborted else set()

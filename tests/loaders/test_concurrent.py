@@ -19,6 +19,7 @@ from core.indexes import PROVIDERS_FACET, TOPICS_FACET
 from core.store import Store
 from loaders import load_paths
 from loaders.facets import facets_of
+from loaders.lease import this_host
 from tests.articles import web_url, write_article
 from tests.loaders.test_watch import watching
 from tests.waiting import eventually
@@ -70,6 +71,18 @@ def load_command(settings, *paths: Path, **env: str) -> subprocess.Popen[bytes]:
     }
     command = [sys.executable, "-m", "newsgraph", "load", "--json", *map(str, paths)]
     return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def kill_a_load_mid_run(settings, store: Store, corpus: Path, **env: str) -> None:
+    """Start a load of ``corpus`` (400 files) and kill it with SIGKILL once it
+    wrote some batches (a tenth of them), long before it is done."""
+    proc = load_command(settings, corpus, NEWSGRAPH_BATCH_SIZE="20", **env)
+    try:
+        eventually(lambda: store.articles.count_documents({}) >= 40, RUN_S, "some batches")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=RUN_S)
+    assert store.articles.count_documents({}) < 400, "killed too late to test anything"
 
 
 @pytest.mark.wire
@@ -129,16 +142,30 @@ def test_a_load_killed_mid_run_is_repaired_by_the_next(wire_server, settings, st
         pytest.skip("a killed process's writes persist only on a server")
     generate(400, tmp_path, seed=6)
     lease = {"NEWSGRAPH_LOADER_LEASE_S": "2"}  # the dead loader's lease runs out soon
-    proc = load_command(settings, tmp_path, NEWSGRAPH_BATCH_SIZE="20", **lease)
-    try:
-        eventually(lambda: store.articles.count_documents({}) >= 40, RUN_S, "some batches")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=RUN_S)
-    assert store.articles.count_documents({}) < 400, "killed too late to test anything"
+    kill_a_load_mid_run(settings, store, tmp_path, **lease)
     again = load_command(settings, tmp_path, **lease)
     _, err = again.communicate(timeout=RUN_S)
     assert again.returncode == 0, err.decode()
+    assert_counts_exact(store, 400)
+
+
+@pytest.mark.wire
+def test_a_killed_loaders_lease_is_taken_at_once_on_its_host(
+    wire_server, settings, store, tmp_path
+):
+    """The dead loader's lease would last up to a minute (NEWSGRAPH_LOADER_LEASE_S
+    is 60 s); the next load, on the same host, waits at most 20 s, so it can only
+    finish by seeing the holder's process gone and taking the lease at once."""
+    if store.embedded:
+        pytest.skip("a killed process's writes persist only on a server")
+    if this_host() is None:
+        pytest.skip("this host cannot tell its processes apart (no /proc)")
+    generate(400, tmp_path, seed=8)
+    kill_a_load_mid_run(settings, store, tmp_path)
+    again = load_command(settings, tmp_path, NEWSGRAPH_LOADER_WAIT_S="20")
+    _, err = again.communicate(timeout=RUN_S)
+    assert again.returncode == 0, err.decode()
+    assert "took over the loader lease" in err.decode()
     assert_counts_exact(store, 400)
 
 

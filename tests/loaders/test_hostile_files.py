@@ -191,7 +191,7 @@ def test_a_file_that_vanishes_after_it_is_found_is_skipped(store, settings, tmp_
     def found_then_deleted(paths):
         for path in found(paths):
             yield path
-            if path == gone:
+            if path.path == gone:
                 gone.unlink()  # listed, and gone before the batch is read
 
     monkeypatch.setattr(loaders.pipeline, "discover", found_then_deleted)

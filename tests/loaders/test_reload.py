@@ -6,6 +6,7 @@ between an article and its manifest row, another loader's write."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -146,14 +147,18 @@ def test_a_missing_manifest_is_built_from_the_articles(store, settings, reads, t
 
 
 def test_another_loaders_write_is_not_skipped(store, settings, tmp_path, trust_now):
-    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
-    ours.mkdir(), theirs.mkdir()
+    ours, away = tmp_path / "ours", tmp_path / "away"
     write_article(ours, "a.md", title='"Ours"', webUrl=web_url("same"))
-    write_article(theirs, "a.md", title='"Theirs"', webUrl=web_url("same"))
     with Loader(store, settings) as loader:
         assert loader.load([ours]).inserted == 1
-        # Another loader replaces the article (and bumps the generation).
-        assert load_paths(store, [theirs], settings).updated == 1
+        # Another loader replaces the article (and bumps the generation) from
+        # another file at the same path; then our file is put back untouched
+        # (renaming its folder changes none of the file's times).
+        ours.rename(away)
+        write_article(ours, "a.md", title='"Theirs"', webUrl=web_url("same"))
+        assert load_paths(store, [ours], settings).updated == 1
+        shutil.rmtree(ours)
+        away.rename(ours)
         # Our file is untouched, but the store no longer holds its content.
         assert _counts(loader.load([ours])) == (0, 1, 0, 0)
     (doc,) = store.articles.find()

@@ -4,6 +4,7 @@ Runs on both engines; the watcher runs in a thread and is stopped by each test.
 """
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import threading
@@ -157,3 +158,24 @@ def test_a_batch_parsed_in_a_pool_leaves_no_pool_process(watcher, tmp_path):
     shutil.move(outside, tmp_path / "many")
     watcher.until(lambda: any(r.inserted == PARALLEL_MIN for r in watcher.reports), "the batch")
     assert pool_processes() == []  # the report comes once the load, and its pool, ended
+
+
+def test_a_watcher_waiting_for_the_lease_stops_when_told(store, settings, tmp_path):
+    """Issue 12: its wait for the lease (up to NEWSGRAPH_LOADER_WAIT_S) ends
+    with the stop event, not when the wait runs out."""
+    from loaders.lease import Lease
+
+    write_article(tmp_path, "a.md", webUrl=web_url("a"))
+    Lease(store, settings, owner="busy:1/x").acquire()
+    patient = dataclasses.replace(settings, loader_wait_s=600)
+    watcher = Watcher(store, patient, tmp_path)
+    watcher.thread.start()
+    time.sleep(0.5)  # inside the wait (started or not, the stop must end it)
+    watcher.stop.set()
+    watcher.thread.join(timeout=30)
+    assert not watcher.thread.is_alive(), "the watcher kept waiting for the lease"
+    (report,) = watcher.reports
+    assert report.aborted and "stopped while waiting for the loader lease held by busy:1/x" in (
+        report.aborted
+    )
+    assert store.articles.count_documents({}) == 0
