@@ -11,6 +11,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+# -- what a client may ask for, at most ---------------------------------------
+# Fixed, not settings: each is part of the schema's contract with clients (its
+# descriptions and the README state them). The limits a deployment may tune
+# are the settings below. Every client-facing limit's value is in this module.
+
+#: A page of a list when ``first`` is not given, and the most ``first`` may ask.
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+#: Most ids one ``nodes(ids:)`` may name, and the longest id (longer than any
+#: this API hands out).
+MAX_NODE_IDS = 100
+MAX_NODE_ID = 1024
+#: The longest cursor, and the longest ``_id`` inside one.
+MAX_CURSOR = 1000
+MAX_CURSOR_ID = 256
+#: A search: most characters, most words.
+MAX_SEARCH_CHARS = 500
+MAX_SEARCH_WORDS = 20
+#: Most topics ``topicsAny`` may name.
+MAX_TOPICS_ANY = 50
+#: Longest ``search`` over providers' or topics' names.
+MAX_FACET_SEARCH = 100
+#: Longest ``operationName`` (graphql-core would echo any it cannot find).
+MAX_OPERATION_NAME = 200
+#: Longest operation id over WebSocket (the protocol sets none).
+MAX_WS_OPERATION_ID = 128
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value newsgraph cannot use."""

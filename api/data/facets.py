@@ -12,9 +12,8 @@ from api.data.cursors import Ordering, after, decode_cursor, encode_cursor, page
 from api.data.filters import merge
 from api.data.gateway import Gateway
 from api.errors import ClientError
+from core.config import MAX_FACET_SEARCH
 from core.indexes import Facet
-
-MAX_FACET_SEARCH = 100
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from strawberry.types.graphql import OperationType
 from api.errors import QueryTooCostlyError, TooManySubscriptionsError
 from api.live.feed import Feed
 from api.schema.context import Context, is_admin
-from core.config import Settings
+from core.config import MAX_WS_OPERATION_ID, Settings
 
 log = logging.getLogger("newsgraph.api")
 
@@ -63,8 +63,6 @@ MESSAGE_TOO_BIG = 1009  # standard
 BAD_MESSAGE = 4400
 SILENT = 4408  # no connection_init in time, or no answer to pings
 TOO_SLOW = 4008  # fell a whole queue behind
-#: Longest operation id kept (the protocol sets none; a client's ids are short).
-MAX_ID = 128
 
 
 class Host(Protocol):
@@ -266,7 +264,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except WebSocketDisconnected:
             pass
         except Exception:
-            log.exception("subscription %s failed", operation.id[:MAX_ID])
+            log.exception("subscription %s failed", operation.id[:MAX_WS_OPERATION_ID])
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
@@ -292,8 +290,8 @@ def _malformed(message: Any) -> str | None:
     kind = message["type"]
     if kind in ("subscribe", "complete"):
         op_id = message.get("id")
-        if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_ID:
-            return f"`id` must be a non-empty string of at most {MAX_ID} characters"
+        if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_WS_OPERATION_ID:
+            return f"`id` must be a non-empty string of at most {MAX_WS_OPERATION_ID} characters"
     if kind == "subscribe":
         payload = message.get("payload")
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):

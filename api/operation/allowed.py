@@ -18,9 +18,7 @@ from api.operation.request import Operation, Refused
 from api.schema.context import Context
 from api.schema.subscription import over_http
 from api.telemetry.stats import current_stats
-
-#: No operation needs a longer name; graphql-core would echo any it cannot find.
-MAX_OPERATION_NAME = 200
+from core.config import MAX_OPERATION_NAME
 
 
 class NameOperation:

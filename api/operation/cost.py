@@ -28,7 +28,6 @@ and the schema; :mod:`api.operation.budget` applies it to each request.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,64 +53,9 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 
-from api.data.cursors import DEFAULT_PAGE, MAX_PAGE
-from api.schema.nodes import MAX_IDS
+from api.schema.facts import Calls, answered_by
 from api.schema.pagination import is_connection
-from core.document import ARTICLE, RELATED, ListOf
-from core.indexes import FACETS
-
-
-def _max_items(kind: Any) -> int:
-    assert isinstance(kind, ListOf), kind
-    return kind.max_items
-
-
-#: Plain lists hold what the loader let into the document: read from the
-#: declared shape, so a changed limit changes the cost with it.
-LIST_BOUNDS: dict[tuple[str, str], int] = {
-    ("Article", "topics"): _max_items(ARTICLE.fields["topics"]),
-    ("Article", "images"): _max_items(ARTICLE.fields["images"]),
-    ("Article", "related"): _max_items(ARTICLE.fields["related"]),
-    ("RelatedStory", "images"): _max_items(RELATED.fields["images"]),
-}
-
-
-#: Lists as long as a list argument: ``nodes(ids:)`` holds one object per id.
-ARGUMENT_BOUNDS: dict[tuple[str, str], tuple[str, int]] = {("Query", "nodes"): ("ids", MAX_IDS)}
-
-
-class Calls(enum.Enum):
-    #: One store call for each parent object (the connections: no batching).
-    PER_PARENT = "per parent"
-    #: Gathered by a DataLoader: one store call per batch.
-    BATCHED = "batched"
-    #: An article from the worker's one poll for all subscriptions (api.live.feed):
-    #: no store call of its own. A subscription is priced per article it sends.
-    SHARED = "shared"
-
-
-#: Fields whose resolvers ask the store (see api/schema/resolvers.py and
-#: api/schema/context.py); a connection's ``totalCount`` is one more, per connection.
-STORE_FIELDS: dict[tuple[str, str], Calls] = {
-    ("Query", "articles"): Calls.PER_PARENT,
-    ("Query", "providers"): Calls.PER_PARENT,
-    ("Query", "topics"): Calls.PER_PARENT,
-    ("Provider", "articles"): Calls.PER_PARENT,
-    ("Topic", "articles"): Calls.PER_PARENT,
-    ("Query", "article"): Calls.BATCHED,
-    ("Query", "provider"): Calls.BATCHED,
-    ("Query", "topic"): Calls.BATCHED,
-    ("RelatedStory", "article"): Calls.BATCHED,
-    ("Provider", "articleCount"): Calls.BATCHED,
-    ("Topic", "articleCount"): Calls.BATCHED,
-    ("Query", "node"): Calls.BATCHED,
-    ("Query", "nodes"): Calls.BATCHED,
-    ("Subscription", "articlePublished"): Calls.SHARED,
-}
-
-#: Batched fields that may form more than one batch a level: ``nodes`` loads
-#: each type it names through that type's own loader.
-BATCHES: dict[tuple[str, str], int] = {("Query", "nodes"): 1 + len(FACETS)}
+from core.config import DEFAULT_PAGE, MAX_PAGE
 
 #: Costs saturate here: a hostile query can ask for 100^12 objects, and the
 #: figures must stay exact JSON numbers for any client (JavaScript's safe range).
@@ -252,37 +196,37 @@ class _Walk:
         )
 
     def calls(self, parent: GraphQLObjectType, node: FieldNode, count: int, batches: int) -> int:
-        kind = STORE_FIELDS.get((parent.name, node.name.value))
+        field = answered_by(parent.fields[node.name.value])
+        kind = field.calls if field else None
+        batches_a_level = field.batches if field else 1
         if (parent.name, node.name.value) == ("Article", "related"):
             # Filtered by `stored`, it asks the batched article lookup.
             kind = Calls.BATCHED if self.argument(node, "filter") is not Undefined else None
-        if kind is None and node.name.value == "totalCount" and is_connection(parent):
-            kind = Calls.PER_PARENT  # a count query for each connection
         if kind is Calls.PER_PARENT:
             finds = 2 if self.argument(node, "orderBy") == "RELEVANCE" else 1
             return _mul(count, finds)
         if kind is Calls.BATCHED:
-            return _mul(min(count, batches), BATCHES.get((parent.name, node.name.value), 1))
+            return _mul(min(count, batches), batches_a_level)
         return 0
 
     def bound(self, parent: GraphQLObjectType, node: FieldNode, page: int) -> int:
         name = node.name.value
         if is_connection(parent):
             return page  # edges and nodes: one page
-        if (parent.name, name) in ARGUMENT_BOUNDS:
-            argument, most = ARGUMENT_BOUNDS[(parent.name, name)]
-            given = self.argument(node, argument)
+        field = answered_by(parent.fields[name])
+        most = field.max_items if field else None
+        if field is not None and most is not None and field.items_argument is not None:
+            given = self.argument(node, field.items_argument)
             return min(len(given), most) if isinstance(given, list) else most
-        if (parent.name, name) in LIST_BOUNDS:
-            most = LIST_BOUNDS[(parent.name, name)]
+        if most is not None:
             first = self.argument(node, "first")  # related(first:)
             if isinstance(first, int) and not isinstance(first, bool) and 0 <= first < most:
                 return first
             return most
         # Fail closed: an unbounded list would make every bound above meaningless.
         raise LookupError(
-            f"{parent.name}.{name} is a list with no bound: declare its max_items in "
-            "core/document.py and add it to api.operation.cost.LIST_BOUNDS"
+            f"{parent.name}.{name} is a list with no bound: declare its max_items "
+            "where the field is defined (api.schema.facts.answered)"
         )
 
     def page(self, node: FieldNode, args: Mapping[str, Any]) -> int:

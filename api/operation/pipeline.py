@@ -40,7 +40,7 @@ Finish = Callable[[Operation, Any], Any]
 #: Raised by the steps for a request that is not a GraphQL operation the
 #: transport runs: strawberry's HTTP views answer these with 400.
 NOT_AN_OPERATION = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
-Answer = ExecutionResult | ExperimentalIncrementalExecutionResults
+Outcome = ExecutionResult | ExperimentalIncrementalExecutionResults
 
 
 class Pipeline:
@@ -50,7 +50,7 @@ class Pipeline:
         self.run = execute
         self.finish = list(finish)
 
-    async def execute(self, request: Request) -> Answer:
+    async def execute(self, request: Request) -> Outcome:
         """The answer to one operation. Raises strawberry's exceptions for a
         request that names no operation the transport runs (see
         :data:`NOT_AN_OPERATION`)."""

@@ -34,7 +34,7 @@ from api.operation.persisted import (
     RegisterPersisted,
     ResolvePersisted,
 )
-from api.operation.pipeline import Answer, Pipeline, Step
+from api.operation.pipeline import Outcome, Pipeline, Step
 from api.operation.request import Request
 from api.operation.run import Execute
 from api.operation.selections import LimitSelections
@@ -117,7 +117,7 @@ class Schema(strawberry.Schema):
         operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
-    ) -> Answer:
+    ) -> Outcome:
         request = _request(
             query,
             variable_values,

@@ -16,6 +16,7 @@ from strawberry.dataloader import DataLoader
 
 from api.data.gateway import Gateway
 from api.live.feed import Feed, Owner
+from core.document import Doc
 from core.indexes import ARTICLES, Facet
 
 K = TypeVar("K")
@@ -34,10 +35,6 @@ class SharedLoader(DataLoader[K, V]):
 
     def load(self, key: K) -> Awaitable[V]:
         return asyncio.shield(super().load(key))
-
-
-#: A stored document, as pymongo returns it.
-Doc = dict[str, Any]
 
 
 @dataclass

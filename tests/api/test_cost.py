@@ -24,19 +24,11 @@ from graphql import (
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.data.cursors import DEFAULT_PAGE, MAX_PAGE
 from api.operation.budget import Budget, CostCache
-from api.operation.cost import (
-    ARGUMENT_BOUNDS,
-    CAP,
-    LIST_BOUNDS,
-    STORE_FIELDS,
-    Cost,
-    count_objects,
-    query_cost,
-)
+from api.operation.cost import CAP, Cost, count_objects, query_cost
 from api.operation.schema import build_schema
-from core.config import Settings
+from api.schema.facts import answered_by
+from core.config import DEFAULT_PAGE, MAX_PAGE, Settings
 from core.document import ARTICLE, RELATED
 from loaders.errors import Rejected
 from loaders.normalize import Normalizer
@@ -101,7 +93,7 @@ def test_plain_lists_count_their_declared_max_items():
     objects = 1 + TOPICS + IMAGES + RELATED_ITEMS + RELATED_ITEMS * RELATED_IMAGES
     assert measured(query) == (objects, 1)
     # Read from core/document.py, not written twice.
-    assert LIST_BOUNDS == {
+    assert declared_bounds() == {
         ("Article", "topics"): TOPICS,
         ("Article", "images"): IMAGES,
         ("Article", "related"): RELATED_ITEMS,
@@ -287,6 +279,19 @@ def test_costs_saturate_as_exact_json_numbers():
     assert "over 9,007,199,254,740,991 objects" in Budget(10, 10).refusal(c)
 
 
+def declared_bounds() -> dict[tuple[str, str], int]:
+    """The plain lists' bounds the schema's fields declare (api.schema.facts)."""
+    return {
+        (name, field_name): declared.max_items
+        for name, type_ in GRAPHQL_SCHEMA.type_map.items()
+        if isinstance(type_, GraphQLObjectType)
+        for field_name, field in type_.fields.items()
+        if (declared := answered_by(field)) is not None
+        and declared.max_items is not None
+        and declared.items_argument is None
+    }
+
+
 def test_every_list_field_is_bounded_and_every_store_field_priced():
     """Guards fields added later: a list without a bound, or a resolver that
     awaits (asks the store) without a price, would make every cost a lie."""
@@ -298,11 +303,14 @@ def test_every_list_field_is_bounded_and_every_store_field_priced():
         for field in SCHEMA.get_type_by_name(name).fields:
             graphql_name = SCHEMA.config.name_converter.get_graphql_name(field)
             if field.is_async:
-                assert (name, graphql_name) in STORE_FIELDS, f"{name}.{graphql_name} is not priced"
+                declared = answered_by(field)
+                priced = declared is not None and declared.calls is not None
+                assert priced, f"{name}.{graphql_name} is not priced"
         for field_name, field in type_.fields.items():
             if is_list_type(get_nullable_type(field.type)):
-                bounded = LIST_BOUNDS.keys() | ARGUMENT_BOUNDS.keys()
-                assert (name, field_name) in bounded, f"{name}.{field_name} has no bound"
+                declared = answered_by(field)
+                bounded = declared is not None and declared.max_items is not None
+                assert bounded, f"{name}.{field_name} has no bound"
 
 
 def test_budget_refusal_names_cost_budget_and_the_heaviest_field():

@@ -10,7 +10,6 @@ operation and directive variables (:mod:`api.execution.plan.build`) and run many
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
+from api.schema.facts import Kind
 from api.schema.projection import projection
 from core.indexes import Facet
 
@@ -51,32 +51,6 @@ Getter = Callable[[Any, Any], Any]
 #: Gets, completes and checks one field of a parent object at a response path
 #: (nested ``(parent, key)`` pairs, ``None`` at the root), given the run's state.
 Resolve = Callable[[Any, Any, Any], Any]
-
-
-class Kind(enum.Enum):
-    """How a field's value is found. The first group reads what the parent
-    object holds; the second asks the store (see :mod:`api.execution.plan.fetch`)."""
-
-    TYPENAME = "__typename"
-    #: A key of a stored document, or an attribute of a page object.
-    READ = "read"
-    #: ``Article.id``: the document's ``_id``.
-    ID = "id"
-    #: ``Provider.id`` / ``Topic.id``: made from the key (``api.schema.nodes.row_id``).
-    FACET_ID = "facet id"
-    #: A list the document may lack (``images``, ``related``): empty then.
-    LIST = "list"
-    #: ``Article.topics``: names, served as ``Topic`` objects.
-    TOPICS = "topics"
-    #: A connection's ``totalCount``, counted with its page.
-    TOTAL = "totalCount"
-
-    ARTICLE = "article by id"
-    RELATED_ARTICLE = "related article"
-    FACET = "provider or topic by key"
-    FACET_COUNT = "articleCount"
-    ARTICLES = "page of articles"
-    FACETS = "page of providers or topics"
 
 
 #: Kinds whose values come from a store call made before shaping.

@@ -12,9 +12,7 @@ from graphql import GraphQLError, located_error
 from api.execution.plan.nodes import Failure, PlanField
 from api.schema.context import Context
 from api.schema.pagination import Connection
-from core.document import article_id
-
-Doc = dict[str, Any]
+from core.document import Doc, article_id
 
 #: URLs whose ids are kept across requests: the same related stories recur in
 #: request after request (a popular article's, the front page's), and
