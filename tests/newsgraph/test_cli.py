@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import httpx2 as httpx
 import pytest
@@ -22,6 +23,14 @@ from newsgraph.cli import EXIT_STATUS, cli
 from tests.articles import EXAMPLES, write_article
 from tests.loaders.processes import pool_processes
 from tests.waiting import eventually
+
+
+@pytest.fixture(autouse=True)
+def own_database(monkeypatch):
+    """Each test's commands share a database of their own: the embedded engine
+    lives as long as the test process, and a file in one test's folder naming
+    an article another test's file holds would be that file's duplicate."""
+    monkeypatch.setenv("NEWSGRAPH_DB", f"cli_{uuid.uuid4().hex[:12]}")
 
 
 def run(*args, env=None):
