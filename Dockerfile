@@ -3,7 +3,7 @@
 # GraphiQL's assets, from the npm registry (the explorer then works without a CDN).
 FROM node:20-slim AS graphiql
 WORKDIR /graphiql
-COPY api/graphiql/package.json api/graphiql/package-lock.json ./
+COPY api/http/graphiql/package.json api/http/graphiql/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 
 FROM python:3.11-slim
