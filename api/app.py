@@ -21,7 +21,6 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -31,6 +30,7 @@ from api.data.slots import StoreSlots
 from api.http import observe
 from api.http.body import BodyLimit
 from api.http.caching import QueryCaching
+from api.http.compression import Compression
 from api.http.explorer import Explorer
 from api.http.guard import RequestGuard
 from api.http.requests import RegularRequests
@@ -123,7 +123,7 @@ def create_app(
         # Inside CORS, so a browser can read the TIMEOUT it answers with.
         Middleware(RequestGuard, timeout_ms=settings.request_timeout_ms),
         # Mobile clients on slow networks: article lists are repetitive JSON.
-        Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
+        Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(QueryCaching, max_age=settings.cache_max_age),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]

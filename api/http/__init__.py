@@ -4,7 +4,8 @@
 ``media`` (the answer's media type by ``Accept``), ``requests`` (invented
 methods refused, HEAD and media types made regular), ``body`` (request size,
 before parsing), ``guard`` (each request's deadline, cancelled when its client
-hangs up), ``caching`` (ETag and Cache-Control for GET), ``observe`` (one JSON
+hangs up), ``caching`` (ETag and Cache-Control for GET), ``compression`` (gzip for
+clients that accept it), ``observe`` (one JSON
 log line per request, and its metrics), ``websocket`` (subscriptions over
 graphql-transport-ws, bounded), ``explorer`` (GraphiQL, served locally).
 """

@@ -69,8 +69,8 @@ class Observe:
         # Methods outside the known few were refused before routing; they are
         # counted under one label, as unknown paths are.
         method = scope["method"] if scope["method"] in METHODS else "other"
-        metrics.requests.labels(route, method, str(status)).inc()
-        metrics.latency.labels(route).observe(seconds)
+        metrics.request_counter(route, method, status).inc()
+        metrics.latency_of(route).observe(seconds)
         if stats.store_calls:
             metrics.store_round_trips.inc(stats.store_calls)
         for code in stats.error_codes:
