@@ -168,6 +168,10 @@ class Schema(strawberry.Schema):
         )
 
 
+#: What a transport that says nothing allows.
+ALL_OPERATIONS = frozenset(OperationType)
+
+
 def _request(
     query: str | None,
     variables: dict[str, Any] | None,
@@ -182,8 +186,13 @@ def _request(
         operation_name,
         extensions,
         context,
-        frozenset(OperationType) if allowed is None else frozenset(allowed),
+        # Tested for membership by the steps: a one-shot iterator is read once.
+        ALL_OPERATIONS if allowed is None else _as_set(allowed),
     )
+
+
+def _as_set(allowed: Iterable[OperationType]) -> frozenset[OperationType]:
+    return allowed if isinstance(allowed, frozenset) else frozenset(allowed)
 
 
 def build_schema(settings: Settings | None = None) -> Schema:
