@@ -69,8 +69,15 @@ def settings(request: pytest.FixtureRequest, engine: str) -> Iterator[Settings]:
         yield Settings(db_name=db_name, compiled=COMPILED)
         return
     server: WireServer = request.getfixturevalue("wire_server")
+    # Requests get 30 s, not 5: on a machine busy with other work the wire
+    # server's scans can take seconds, and a TIMEOUT then is the machine's,
+    # not the code's (the deadline's own tests set theirs).
     yield Settings(
-        mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=3000, compiled=COMPILED
+        mongodb_uri=server.uri,
+        db_name=db_name,
+        store_timeout_ms=3000,
+        request_timeout_ms=30_000,
+        compiled=COMPILED,
     )
     store = connect(Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=1000))
     # The server may be down after a fault test; its data directory goes anyway.
