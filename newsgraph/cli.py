@@ -370,6 +370,7 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     import uvicorn
 
     from api.app import create_app
+    from api.http.connections import GuardedServer, limits_for, server_options
     from api.telemetry.logs import log_config
     from loaders import load_paths
     from loaders.report import render
@@ -420,8 +421,10 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
             # A WebSocket message over the limit is refused before it is buffered
             # whole (the app refuses it too, under any server).
             ws_max_size=settings.max_body_bytes,
+            # Header, idle and send timeouts, and a bound on connections.
+            **server_options(limits_for(settings)),
         )
-        server = uvicorn.Server(config)
+        server = GuardedServer(config, _BACKLOG)
         try:
             server.run(sockets=[listening])
         except KeyboardInterrupt:

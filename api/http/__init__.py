@@ -6,5 +6,7 @@ methods refused, HEAD and media types made regular), ``body`` (request size,
 before parsing), ``guard`` (each request's deadline, cancelled when its client
 hangs up), ``caching`` (ETag and Cache-Control for GET), ``observe`` (one JSON
 log line per request, and its metrics), ``websocket`` (subscriptions over
-graphql-transport-ws, bounded), ``explorer`` (GraphiQL, served locally).
+graphql-transport-ws, bounded), ``explorer`` (GraphiQL, served locally),
+``connections`` (Uvicorn's HTTP protocol with header, idle and send timeouts,
+and a bound on open connections).
 """
