@@ -8,5 +8,6 @@ hangs up), ``caching`` (ETag and Cache-Control for GET), ``observe`` (one JSON
 log line per request, and its metrics), ``websocket`` (subscriptions over
 graphql-transport-ws, bounded), ``explorer`` (GraphiQL, served locally),
 ``connections`` (Uvicorn's HTTP protocol with header, idle and send timeouts,
-and a bound on open connections).
+and a bound on open connections), ``health`` (liveness and readiness, also
+answered by a process of their own on a port of their own).
 """
