@@ -218,7 +218,9 @@ class GuardedH11Protocol(H11Protocol):
     def _send_timed_out(self) -> None:
         self._send_timer = None
         if not self.transport.is_closing() or self.transport.get_write_buffer_size():
-            log.info("closing a connection whose client read nothing for %gs", self.limits.send_s)
+            log.debug(
+                "resetting a connection whose client read nothing for %gs", self.limits.send_s
+            )
             self._drop()
 
     def _stop_unread(self) -> None:

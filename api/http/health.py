@@ -148,6 +148,7 @@ class Health:
         #: Replaced by the probe process's shared record when there is one.
         self.record = Record()
         self._timer: asyncio.TimerHandle | None = None
+        self._failing = False
 
     def start(self) -> None:
         self._beat(asyncio.get_running_loop())
@@ -168,9 +169,11 @@ class Health:
         round trip queued behind busy store calls)."""
         try:
             up = self.gateway.ready()
-        except Exception:  # the driver cannot tell: not ready, and say why
-            log.warning("cannot tell whether the store is up", exc_info=True)
-            up = False
+            self._failing = False
+        except Exception:  # the driver cannot tell: not ready, and say why (once)
+            if not self._failing:
+                log.warning("cannot tell whether the store is up", exc_info=True)
+            self._failing, up = True, False
         slots = self.gateway.slots
         return Snapshot(
             beat_ns=self.record.read().beat_ns if beat_ns is None else beat_ns,

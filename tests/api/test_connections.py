@@ -19,24 +19,21 @@ from typing import Any
 import httpx2 as httpx
 import orjson
 import pytest
-import uvicorn
 from websockets.sync.client import connect as ws_connect
 
 from api.http.connections import (
     AUTO_MAX_CONNECTIONS,
     RESERVE_MIN,
     ConnectionLimits,
-    GuardedServer,
     limits_for,
-    server_options,
 )
 from bench.hostile import BODY, DEFERRED, HALF_REQUEST, HALF_UPGRADE, MULTIPART, closed_by_peer
 from core.config import Settings
 from loaders import load_paths
 from testing.live import running_server
+from tests.api.slow import serving
 from tests.api.wsclient import PROTOCOL, ws_url
 from tests.articles import write_linked_corpus
-from tests.waiting import eventually
 
 pytestmark = pytest.mark.skipif(
     not hasattr(socket, "TCP_INFO"),
@@ -182,23 +179,6 @@ def test_multipart_answers_never_read(server, cleanup):
     normal_request_answers(server)
 
 
-@contextlib.contextmanager
-def guarded(app: Any, limits: ConnectionLimits) -> Iterator[str]:
-    """``app`` on the server ``newsgraph serve`` runs, with ``limits``, in a thread."""
-    listening = socket.create_server(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_config=None, access_log=False, **server_options(limits))
-    server = GuardedServer(config, 16)
-    thread = threading.Thread(target=server.run, args=([listening],), daemon=True)
-    thread.start()
-    try:
-        eventually(lambda: server.started, 10, "the server to start", alive=thread.is_alive)
-        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listening.close()
-
-
 async def slow_app(scope: Any, receive: Any, send: Any) -> None:
     """Answers each request after SLOW_S."""
     if scope["type"] != "http":
@@ -218,7 +198,7 @@ QUICK = ConnectionLimits(idle_s=1, header_s=1, send_s=1, max_connections=100, ac
 def test_a_request_that_takes_longer_than_the_timeouts_is_answered_and_the_connection_kept():
     # The header and idle timers stop when a request's headers are in, and
     # start again after its answer: a connection in use is never cut.
-    with guarded(slow_app, QUICK) as url, socket.create_connection(address(url), 10) as sock:
+    with serving(slow_app, QUICK) as url, socket.create_connection(address(url), 10) as sock:
         for _ in range(2):  # 2 x SLOW_S on one connection, over each timeout
             sock.sendall(b"GET / HTTP/1.1\r\nHost: api\r\n\r\n")
             answer = b""
@@ -232,7 +212,7 @@ def test_a_request_that_takes_longer_than_the_timeouts_is_answered_and_the_conne
 
 def test_at_the_bound_the_longest_waiting_connection_makes_room():
     limits = dataclasses.replace(QUICK, idle_s=30, header_s=30, max_connections=5)
-    with guarded(slow_app, limits) as url, contextlib.ExitStack() as stack:
+    with serving(slow_app, limits) as url, contextlib.ExitStack() as stack:
         waiting = [stack.enter_context(socket.create_connection(address(url))) for _ in range(5)]
         time.sleep(0.2)
         assert not any(closed_by_peer(s) for s in waiting)
