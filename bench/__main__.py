@@ -3,6 +3,7 @@
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
+python -m bench hostile --url URL --attack NAME [--count N] [--health-url URL] [--clients 2] ...
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
 """
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
+from bench.hostile import ONE_AT_A_TIME
 from bench.load import run_load
 
 
@@ -44,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     hostile.add_argument("--attackers", type=int, default=6, help="hostile clients")
     hostile.add_argument("--seconds", type=float, default=20, help="length of each phase")
     hostile.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
+    hostile.add_argument(
+        "--attack",
+        choices=sorted(ONE_AT_A_TIME),
+        help="one attack class alone, beside the normal mix and new-connection probes",
+    )
+    hostile.add_argument("--count", type=int, default=100, help="--attack: attackers")
+    hostile.add_argument("--health-url", help="--attack: where to probe liveness")
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
         "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
@@ -103,6 +112,22 @@ def main(argv: list[str] | None = None) -> int:
 
         options = CpuOptions(args.seconds, args.rounds, args.clients)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
+        return 0
+    if args.command == "hostile" and args.attack:
+        from bench.hostile import run_attack
+
+        attacked = asyncio.run(
+            run_attack(
+                args.url,
+                args.attack,
+                args.count,
+                args.seconds,
+                args.clients,
+                args.health_url,
+                args.pid,
+            )
+        )
+        print(json.dumps(attacked.summary(), indent=2))
         return 0
     if args.command == "hostile":
         from bench.hostile import run_hostile

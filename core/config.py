@@ -128,6 +128,16 @@ class Settings:
     #: How often the server pings each WebSocket client; one silent for two of
     #: these is disconnected (seconds).
     ws_keepalive_s: int = 20
+    #: How long a connection may wait without a request, new or after an answer (seconds).
+    idle_timeout_s: int = 5
+    #: How long a request's headers may take to arrive, from connecting or from
+    #: the previous answer (seconds).
+    header_timeout_s: int = 10
+    #: How long a client may read nothing of its answer before it is disconnected (seconds).
+    send_timeout_s: int = 15
+    #: Most connections one worker holds open; 0 means three quarters of its
+    #: open-files limit, at most 10,000 (see api/http/connections.py).
+    max_connections: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,7 +167,7 @@ class Settings:
 
 
 #: Whole-number settings where 0 means "choose for me".
-_ZERO_MEANS_AUTO = frozenset({"load_workers"})
+_ZERO_MEANS_AUTO = frozenset({"load_workers", "max_connections"})
 
 _BOOLS = {
     "1": True,
@@ -212,4 +222,8 @@ ENV_NAMES: dict[str, str] = {
     "ws_connections_max": "NEWSGRAPH_WS_CONNECTIONS_MAX",
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
     "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",
+    "idle_timeout_s": "NEWSGRAPH_IDLE_TIMEOUT_S",
+    "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",
+    "send_timeout_s": "NEWSGRAPH_SEND_TIMEOUT_S",
+    "max_connections": "NEWSGRAPH_MAX_CONNECTIONS",
 }

@@ -361,7 +361,20 @@ def _load_with_progress(
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_level: str) -> None:
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    help="Also answer /healthz and /readyz on this port, from a process of their own, "
+    "so that a busy server still answers its probes (0: any free port, printed).",
+)
+def serve(
+    host: str,
+    port: int,
+    load_paths_: tuple[Path, ...],
+    watch: bool,
+    log_level: str,
+    health_port: int | None,
+) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz.
 
     The port is taken first, before anything is loaded: a port in use fails
@@ -370,6 +383,8 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     import uvicorn
 
     from api.app import create_app
+    from api.http.connections import GuardedServer, limits_for, server_options
+    from api.http.health import ProbeProcess
     from api.telemetry.logs import log_config
     from loaders import load_paths
     from loaders.report import render
@@ -381,6 +396,12 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     # Uvicorn serves on this very socket: nothing can take the port between
     # this check and serving.
     listening = _listen(host, port, err)
+    probes = None
+    if health_port is not None:
+        # Answered from here on, by a process of their own (alive, not ready
+        # while --load runs); it holds the socket now.
+        with _listen(host, health_port, err) as probing:
+            probes = ProbeProcess(probing)
     stop = threading.Event()
     try:
         store = connect(settings)
@@ -410,8 +431,16 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
             highlight=False,
             markup=False,
         )
+        app = create_app(settings, store)
+        if probes:
+            app.state.health.record = probes.record
+            err.print(
+                f"Probes at http://{address}:{probes.port}/healthz and /readyz",
+                highlight=False,
+                markup=False,
+            )
         config = uvicorn.Config(
-            create_app(settings, store),
+            app,
             host=host,
             port=port,
             log_level=log_level,
@@ -420,8 +449,10 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
             # A WebSocket message over the limit is refused before it is buffered
             # whole (the app refuses it too, under any server).
             ws_max_size=settings.max_body_bytes,
+            # Header, idle and send timeouts, and a bound on connections.
+            **server_options(limits_for(settings)),
         )
-        server = uvicorn.Server(config)
+        server = GuardedServer(config, _BACKLOG)
         try:
             server.run(sockets=[listening])
         except KeyboardInterrupt:
@@ -437,6 +468,8 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     finally:
         stop.set()
         listening.close()
+        if probes:
+            probes.stop()
 
 
 #: ``uvicorn.server.STARTUP_FAILURE``.

@@ -12,9 +12,10 @@ import httpx2 as httpx
 import pytest
 from graphql import parse
 
-from bench.hostile import ATTACKS, run_hostile
+from bench.hostile import ATTACKS, BODY, ONE_AT_A_TIME, run_attack, run_hostile
 from loaders import load_paths
 from testing.live import running_server
+from testing.ports import free_port
 from tests.articles import write_linked_corpus
 
 SECONDS = float(os.environ.get("NEWSGRAPH_LOAD_SECONDS", "5")) / 2
@@ -77,3 +78,29 @@ def test_normal_clients_keep_answering_beside_attackers(linked_server):
     assert not [key for key in result.attacks if key.split(": ")[1].startswith("5")], result.attacks
     assert summary["attacked"]["rss_mb_max"] <= summary["quiet"]["rss_mb_max"] + 150, summary
     assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("attack", sorted(ONE_AT_A_TIME))
+def test_each_attack_class_runs_beside_the_normal_clients_and_the_probes(attack, tmp_path):
+    """``python -m bench hostile --attack``, briefly: the attack reaches the
+    server, the normal mix and both probes are measured in each phase (what
+    each attack does to the server is tests/api/test_connections.py's)."""
+    corpus = write_linked_corpus(tmp_path / "linked", body=BODY)
+    probes = free_port()
+    with running_server(
+        {"MONGODB_URI": ""}, "--load", str(corpus), "--health-port", str(probes)
+    ) as (
+        url,
+        pid,
+    ):
+        health_url = f"http://127.0.0.1:{probes}/healthz"
+        count = 1 if attack == "heaviest_query" else 20
+        result = asyncio.run(run_attack(url, attack, count, 1.0, 1, health_url, pid))
+    summary = result.summary()
+    print(attack, summary)
+    assert summary["attacker"]["opened"] == count
+    for phase in (result.quiet, result.attacked):
+        assert phase.health_ms and phase.fresh_ms and phase.server_sockets
+    assert result.quiet.load.requests > 0 and not result.quiet.load.errors
+    assert not result.quiet.health_failed and not result.attacked.health_failed
+    assert max(result.attacked.server_sockets) >= (count if attack != "heaviest_query" else 1)
