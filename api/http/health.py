@@ -63,7 +63,7 @@ OVERLOADED_S = 1.0
 #: How often the event loop writes the record (seconds).
 PERIOD_S = 0.1
 
-Answer = tuple[int, dict[str, object]]
+ProbeAnswer = tuple[int, dict[str, object]]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Snapshot:
         return max(0.0, (now_ns - self.beat_ns) / 1e9 - PERIOD_S)
 
 
-def liveness(state: Snapshot, now_ns: int) -> Answer:
+def liveness(state: Snapshot, now_ns: int) -> ProbeAnswer:
     lag = state.lag_s(now_ns)
     if lag is None:
         return 200, {"status": "starting"}
@@ -92,7 +92,7 @@ def liveness(state: Snapshot, now_ns: int) -> Answer:
     return 200, {"status": "ok"}
 
 
-def readiness(state: Snapshot, now_ns: int) -> Answer:
+def readiness(state: Snapshot, now_ns: int) -> ProbeAnswer:
     lag = state.lag_s(now_ns)
     if lag is None:
         status = "starting"
@@ -182,11 +182,11 @@ class Health:
             slots=slots.size,
         )
 
-    def liveness(self) -> Answer:
+    def liveness(self) -> ProbeAnswer:
         # From the record alone: liveness never asks about the store.
         return liveness(self.record.read(), time.monotonic_ns())
 
-    def readiness(self) -> Answer:
+    def readiness(self) -> ProbeAnswer:
         return readiness(self.now(), time.monotonic_ns())
 
 
@@ -245,7 +245,7 @@ class ProbeServer:
         method, _, rest = request.partition(b" ")
         path = rest.partition(b" ")[0].partition(b"?")[0]
         state, now = self.record.read(), time.monotonic_ns()
-        answer: Answer
+        answer: ProbeAnswer
         if method not in (b"GET", b"HEAD"):
             answer = 405, {"status": "GET only"}
         elif path == b"/healthz":

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.http import health
-from api.http.view import GraphQLApp
+from api.operation.schema import Schema
 from core.config import Settings
 from core.store import Store, connect
 from testing.live import running_server
@@ -178,7 +178,7 @@ def test_the_probe_port_answers_while_the_event_loop_is_held(
         time.sleep(held_s)  # on the event loop, which nothing else then runs
         raise AssertionError("held")
 
-    monkeypatch.setattr(GraphQLApp, "execute_single", hold)
+    monkeypatch.setattr(Schema, "execute", hold)  # what both of the view's lanes call
     app = create_app(api_settings, loaded)
     with socket.create_server(("127.0.0.1", 0)) as listening:
         probes = health.ProbeProcess(listening)
