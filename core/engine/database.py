@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import json
 import os
 import sqlite3
@@ -456,6 +457,45 @@ class Collection:
             self._index_doc(conn, rid, bson.decode(raw))
         return stored["_id"]
 
+    def _insert_run(self, conn: sqlite3.Connection, docs: list[Doc]) -> bool:
+        """Insert ``docs`` with one statement per table; False (and nothing
+        written) if one is refused, for the caller to insert them one by one
+        and learn which: the common case, a batch of new articles, costs a
+        few statements instead of one per document and index."""
+        stored = []
+        for doc in docs:
+            if "_id" not in doc:
+                doc["_id"] = ObjectId()
+            stored.append(doc if next(iter(doc)) == "_id" else {"_id": doc["_id"], **doc})
+        raws = [bson.encode(d) for d in stored]
+        indexes = self._ensure(conn)
+        top = conn.execute(f"SELECT coalesce(max(rid), 0) FROM {self._docs}").fetchone()[0]
+        rids = range(top + 1, top + 1 + len(docs))
+        try:
+            with _savepoint(conn, self.database):
+                conn.executemany(
+                    f"INSERT INTO {self._docs} (rid, id, doc) VALUES (?, ?, ?)",
+                    [
+                        (rid, keys.encode(d["_id"]), raw)
+                        for rid, d, raw in zip(rids, stored, raws, strict=True)
+                    ],
+                )
+                written = [bson.decode(raw) for raw in raws]
+                memos: list[dict[tuple[str, int], tuple[list[bytes], bool]]] = [{} for _ in docs]
+                for index in indexes.values():
+                    rows: list[tuple[bytes, int]] = []
+                    multikey: set[str] = set()
+                    for rid, doc, memo in zip(rids, written, memos, strict=True):
+                        found, arrays = documents.entries(doc, index.fields, index.unique, memo)
+                        rows += [(key, rid) for key in found]
+                        multikey |= arrays
+                    conn.executemany(f"INSERT INTO {index.table} VALUES (?, ?)", rows)
+                    if not multikey <= index.multikey:
+                        self._mark_multikey(conn, index, multikey)
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
     def _replace(self, conn: sqlite3.Connection, rid: int, old: Doc, new: Doc) -> None:
         new = {"_id": old["_id"], **{k: v for k, v in new.items() if k != "_id"}}
         raw = bson.encode(new)
@@ -528,9 +568,13 @@ class Collection:
         candidates: list[plan.Plan] = []
         primary = plan.Index("_id_", self._docs, (("_id", 1),), True, primary=True)
         for index in (primary, *indexes.values()):
-            for candidate in plan.plans(index, found, sort):
-                candidate.estimate = self._estimate(conn, candidate)
-                candidates.append(candidate)
+            candidates += plan.plans(index, found, sort)
+        for candidate in candidates:
+            if candidate.unique_point():  # one document at most: nothing is cheaper
+                candidate.estimate = 1
+                return candidate, indexes
+        for candidate in candidates:
+            candidate.estimate = self._estimate(conn, candidate)
         if not candidates:
             if self.database.client.strict and (query.filter or query.sort):
                 raise OperationFailure(
@@ -887,8 +931,18 @@ class Collection:
             "upserted": [],
         }
         conn = self.database.connection()
+        inserted_in_run = -1  # requests before this were inserted as one run
         with _write(conn, self.database):
             for position, request in enumerate(requests):
+                if position > inserted_in_run and isinstance(request, InsertOne):
+                    run = list(
+                        itertools.takewhile(lambda r: isinstance(r, InsertOne), requests[position:])
+                    )
+                    if len(run) > 1 and self._insert_run(conn, [r._doc for r in run]):
+                        result["nInserted"] += len(run)
+                        inserted_in_run = position + len(run) - 1
+                if position <= inserted_in_run:
+                    continue
                 try:
                     with _savepoint(conn, self.database):
                         self._request(conn, request, position, result)

@@ -67,19 +67,33 @@ def path_keys(doc: dict[str, Any], path: str) -> tuple[list[bytes], bool]:
 
 
 def entries(
-    doc: dict[str, Any], fields: tuple[tuple[str, int], ...], unique: bool
+    doc: dict[str, Any],
+    fields: tuple[tuple[str, int], ...],
+    unique: bool,
+    memo: dict[tuple[str, int], tuple[list[bytes], bool]] | None = None,
 ) -> tuple[list[bytes], set[str]]:
     """An index's keys for ``doc`` (with its ``_id`` after a non-unique
     index's fields, so each entry is one document's), and the fields in which
-    the document holds arrays."""
+    the document holds arrays. ``memo`` keeps a field's keys for the
+    document's other indexes (most of them share ``publishedDateTime``)."""
+    memo = {} if memo is None else memo
     per_field = []
     multikey = set()
     for name, direction in fields:
-        found, array = path_keys(doc, name)
-        if array:
+        known = memo.get((name, direction))
+        if known is None:
+            found, array = path_keys(doc, name)
+            if direction != 1:
+                found = [keys.invert(k) for k in found]
+            known = memo[(name, direction)] = (found, array)
+        if known[1]:
             multikey.add(name)
-        per_field.append(found if direction == 1 else [keys.invert(k) for k in found])
-    suffix = b"" if unique else keys.encode(doc["_id"])
+        per_field.append(known[0])
+    if unique:
+        suffix = b""
+    else:
+        known = memo.get(("_id", 1))
+        suffix = known[0][0] if known else keys.encode(doc["_id"])
     out = []
     for combination in itertools.product(*per_field):
         out.append(b"".join(combination) + suffix)

@@ -124,6 +124,17 @@ class Plan:
         walked = est if needs_all else min(est, limit if self.exact else limit * 10)
         return walked * (1.0 if not self.exact or needs_all else 0.05) + walked * 0.05
 
+    def unique_point(self) -> bool:
+        """Whether the plan looks up one key of a unique index, exactly."""
+        return (
+            self.index.unique
+            and self.exact
+            and len(self.ranges) == 1
+            and self.consumed == len(self.index.fields)
+            and self.ranges[0][0] != b""
+            and self.ranges[0][1] == self.ranges[0][0]
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "index": self.index.name,

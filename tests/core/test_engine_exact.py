@@ -64,6 +64,7 @@ write = st.one_of(
     st.tuples(st.just("insert"), article),
     st.tuples(st.just("upsert"), article),
     st.tuples(st.just("bulk"), st.lists(article, max_size=4)),
+    st.tuples(st.just("insert_many"), st.lists(article, min_size=2, max_size=4)),
     st.tuples(st.just("delete"), st.sampled_from(IDS)),
     st.tuples(st.just("delete_many"), st.lists(st.sampled_from(IDS), max_size=3)),
     st.tuples(st.just("unpublish"), st.sampled_from(IDS)),
@@ -142,10 +143,14 @@ def apply(db: Any, step: tuple[Any, ...]) -> Any:
         elif kind == "upsert":
             articles.replace_one({"_id": args[0]["_id"]}, dict(args[0]), upsert=True)
         elif kind == "bulk":
-            ops = [ReplaceOne({"_id": d["_id"]}, dict(d), upsert=True) for d in args[0]]
-            ops += [InsertOne(dict(d)) for d in args[0][:1]]
+            # Inserts first (a run of them is written at once unless one is
+            # refused), then replacements.
+            ops: list[Any] = [InsertOne(dict(d)) for d in args[0][:3]]
+            ops += [ReplaceOne({"_id": d["_id"]}, dict(d), upsert=True) for d in args[0]]
             if ops:
                 articles.bulk_write(ops, ordered=False)
+        elif kind == "insert_many":
+            articles.insert_many([dict(d) for d in args[0]], ordered=False)
         elif kind == "delete":
             articles.delete_one({"_id": args[0]})
         elif kind == "delete_many":
