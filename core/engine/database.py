@@ -50,6 +50,8 @@ from core.engine.documents import matches, normalized, project
 BUSY_TIMEOUT_MS = 60_000
 #: Page cache per connection (KiB): each store thread has one.
 CACHE_KIB = 8_192
+#: Bytes per page of a new file.
+PAGE_SIZE = 16384
 #: Documents a walk reads per statement, at most.
 MAX_CHUNK = 1024
 #: Code of MongoDB's refusal of a query no index serves under notablescan.
@@ -166,6 +168,7 @@ class Database:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self._local.meta = None
+            self._local.estimates = {}
             os.makedirs(self.client.folder, exist_ok=True)
             conn = sqlite3.connect(
                 self.path,
@@ -174,14 +177,22 @@ class Database:
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
             sync = "NORMAL" if self.client.durable else "OFF"
-            conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(
                 f"PRAGMA synchronous = {sync}; PRAGMA cache_size = -{CACHE_KIB};"
                 f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
             )
-            with _write(conn, self):
-                for statement in _SCHEMA.split(";"):
-                    conn.execute(statement)
+            # Only a new file is changed (WAL is a property of the file, kept):
+            # another connection opening must not wait behind a writer.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file's only
+                conn.execute("PRAGMA journal_mode = WAL")
+            made = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('_collections', '_indexes')"
+            ).fetchone()[0]
+            if made < 2:
+                with _write(conn, self):
+                    for statement in _SCHEMA.split(";"):
+                        conn.execute(statement)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -196,6 +207,7 @@ class Database:
         if cached is not None and cached[0] == version:
             meta: dict[str, dict[str, plan.Index]] = cached[1]
             return meta
+        self._local.estimates = {}
         meta = {name: {} for (name,) in conn.execute("SELECT name FROM _collections")}
         for collection, name, fields, unique, multikey in conn.execute(
             "SELECT collection, name, fields, is_unique, multikey FROM _indexes"
@@ -214,6 +226,17 @@ class Database:
         """This connection changed the catalog: its own commits do not move
         ``data_version``."""
         self._local.meta = None
+
+    def estimates(self) -> dict[tuple[Any, ...], int]:
+        """Range sizes counted since the data last changed (read after
+        :meth:`meta`, which starts them afresh when another connection wrote).
+        Only plans are chosen by them: one out of date costs time, not answers."""
+        found: dict[tuple[Any, ...], int] = self._local.estimates
+        return found
+
+    def wrote(self) -> None:
+        """This connection committed: its counts may be out of date."""
+        self._local.estimates = {}
 
     def close(self) -> None:
         with self._lock:
@@ -239,6 +262,7 @@ def _write(conn: sqlite3.Connection, database: Database) -> Iterator[None]:
         database.forget_meta()
         raise
     conn.execute("COMMIT")
+    database.wrote()
 
 
 @contextlib.contextmanager
@@ -489,6 +513,7 @@ class Collection:
                         found, arrays = documents.entries(doc, index.fields, index.unique, memo)
                         rows += [(key, rid) for key in found]
                         multikey |= arrays
+                    rows.sort()  # in key order: each page of the index is visited once
                     conn.executemany(f"INSERT INTO {index.table} VALUES (?, ?)", rows)
                     if not multikey <= index.multikey:
                         self._mark_multikey(conn, index, multikey)
@@ -584,19 +609,50 @@ class Collection:
                     NO_QUERY_PLAN,
                 )
             return None, indexes
-        return plan.choose(candidates, query.limit + query.skip, counting), indexes
+        chosen = plan.choose(candidates, query.limit + query.skip, counting)
+        if not chosen.exact:
+            self._narrow(conn, chosen, candidates)
+        return chosen, indexes
 
-    def _estimate(self, conn: sqlite3.Connection, chosen: plan.Plan) -> int:
+    def _narrow(self, conn: sqlite3.Connection, chosen: plan.Plan, others: list[plan.Plan]) -> None:
+        """Give a plan that must read documents to test them the smallest
+        other ranges every match lies in (each bounds come from the filter's
+        conditions, so a match has an entry in every plan's ranges)."""
+        narrow: list[plan.Plan] = []
+        sized: dict[tuple[Any, ...], int] = {}  # plans bounding the same fields alike
+        for other in others:
+            if other.index.name == chosen.index.name or not other.ranges:
+                continue
+            if other.estimate >= plan.ESTIMATE_CAP:
+                same = other.bounds
+                if same not in sized:
+                    sized[same] = self._estimate(conn, other, plan.SEMIJOIN_CAP)
+                other.estimate = sized[same]
+            if other.estimate < plan.SEMIJOIN_CAP:
+                narrow.append(other)
+        by_index = {p.index.name: p for p in sorted(narrow, key=lambda p: -p.estimate)}
+        chosen.semijoins = sorted(by_index.values(), key=lambda p: p.estimate)[: plan.SEMIJOINS]
+
+    def _estimate(
+        self, conn: sqlite3.Connection, chosen: plan.Plan, cap: int = plan.ESTIMATE_CAP
+    ) -> int:
+        known = self.database.estimates()
+        key = (chosen.index.table, tuple(chosen.ranges), cap)
+        if key in known:
+            return known[key]
         column = "id" if chosen.index.primary else "key"
         total = 0
         for _, lo, hi in chosen.ranges:
             where, args = _where(column, lo, hi)
             total += conn.execute(
                 f"SELECT count(*) FROM (SELECT 1 FROM {chosen.index.table} {where} LIMIT ?)",
-                (*args, plan.ESTIMATE_CAP - total),
+                (*args, cap - total),
             ).fetchone()[0]
-            if total >= plan.ESTIMATE_CAP:
+            if total >= cap:
                 break
+        if len(known) > 10_000:  # a bound on memory, not a policy
+            known.clear()
+        known[key] = total
         return total
 
     def _count(self, conn: sqlite3.Connection, query: Query, until: float | None) -> int:
@@ -715,13 +771,17 @@ class Collection:
                 f"JOIN {self._docs} AS d ON d.rid = i.rid"
             )
             column = "i.key"
+        narrowed, narrowing = _semijoins(chosen, "i.rid" if not index.primary else "rid")
         chunk = first
         for lo, hi in spans:
             while True:
                 _check(until)
                 where, args = _where(column, lo, hi)
+                if narrowed:
+                    where = f"{where} AND {narrowed}" if where else f"WHERE {narrowed}"
                 rows = conn.execute(
-                    f"{select} {where} ORDER BY {column} {order} LIMIT ?", (*args, chunk)
+                    f"{select} {where} ORDER BY {column} {order} LIMIT ?",
+                    (*args, *narrowing, chunk),
                 ).fetchall()
                 for key, rid, raw in rows:
                     yield key[prefix_length:], rid, raw
@@ -1077,6 +1137,20 @@ def _where(
     if clause:
         return condition, tuple(args)
     return ("WHERE " + condition if clauses else ""), tuple(args)
+
+
+def _semijoins(chosen: plan.Plan, rid: str) -> tuple[str, tuple[bytes, ...]]:
+    """SQL keeping only entries whose document lies in each of the plan's
+    semijoin ranges (SQLite reads each range once per statement)."""
+    clauses: list[str] = []
+    args: list[bytes] = []
+    for other in chosen.semijoins:
+        column = "id" if other.index.primary else "key"
+        spans = [_where(column, lo, hi, clause=True) for _, lo, hi in other.ranges]
+        where = " OR ".join(f"({clause})" for clause, _ in spans)
+        clauses.append(f"{rid} IN (SELECT rid FROM {other.index.table} WHERE {where})")
+        args += [a for _, span_args in spans for a in span_args]
+    return " AND ".join(clauses), tuple(args)
 
 
 def _values(doc: Doc, path: str) -> list[Any]:

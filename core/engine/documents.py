@@ -41,6 +41,13 @@ def normalized(value: dict[str, Any]) -> dict[str, Any]:
 def path_keys(doc: dict[str, Any], path: str) -> tuple[list[bytes], bool]:
     """The keys an index on ``path`` holds for ``doc`` (one per array element:
     multikey), and whether an array was met on the way."""
+    if "." not in path:  # most fields: no path to walk
+        value = doc.get(path)
+        if isinstance(value, list | tuple):
+            if not value:
+                return [keys.EMPTY_ARRAY_KEY], True
+            return list(dict.fromkeys(map(keys.encode, value))), True
+        return [keys.encode(value)], False
     current: list[Any] = [doc]
     array = False
     for part in path.split("."):
@@ -48,7 +55,7 @@ def path_keys(doc: dict[str, Any], path: str) -> tuple[list[bytes], bool]:
         for value in current:
             if isinstance(value, dict):
                 following.append(value.get(part))
-            elif isinstance(value, list):
+            elif isinstance(value, list | tuple):
                 array = True
                 following.extend(e.get(part) for e in value if isinstance(e, dict))
             else:
@@ -56,7 +63,7 @@ def path_keys(doc: dict[str, Any], path: str) -> tuple[list[bytes], bool]:
         current = following or [None]
     found: list[bytes] = []
     for value in current:
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             array = True
             if not value:
                 found.append(keys.EMPTY_ARRAY_KEY)
@@ -72,8 +79,8 @@ def entries(
     unique: bool,
     memo: dict[tuple[str, int], tuple[list[bytes], bool]] | None = None,
 ) -> tuple[list[bytes], set[str]]:
-    """An index's keys for ``doc`` (with its ``_id`` after a non-unique
-    index's fields, so each entry is one document's), and the fields in which
+    """An index's keys for ``doc`` (with its ``_id`` after the fields of a
+    non-unique index that lacks it, so each entry is one document's), and the fields in which
     the document holds arrays. ``memo`` keeps a field's keys for the
     document's other indexes (most of them share ``publishedDateTime``)."""
     memo = {} if memo is None else memo
@@ -89,11 +96,13 @@ def entries(
         if known[1]:
             multikey.add(name)
         per_field.append(known[0])
-    if unique:
+    if unique or any(name == "_id" for name, _ in fields):
         suffix = b""
     else:
         known = memo.get(("_id", 1))
         suffix = known[0][0] if known else keys.encode(doc["_id"])
+    if all(len(found) == 1 for found in per_field):  # no array: one entry
+        return [b"".join(found[0] for found in per_field) + suffix], multikey
     out = []
     for combination in itertools.product(*per_field):
         out.append(b"".join(combination) + suffix)

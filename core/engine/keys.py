@@ -42,6 +42,7 @@ REGEX = 0x34
 MAXKEY = 0x7E
 
 NULL_KEY = bytes([NULL, 0])
+_STRING = bytes([STRING])
 EMPTY_ARRAY_KEY = bytes([UNDEFINED, 0])
 _INVERT = bytes.maketrans(bytes(range(256)), bytes(range(255, -1, -1)))
 _SIGN = 1 << 63
@@ -54,7 +55,10 @@ def encode(value: Any) -> bytes:
         return NULL_KEY
     kind = type(value)
     if kind is str:
-        return bytes([STRING]) + _text(value)
+        raw: bytes = value.encode("utf-8", "surrogatepass")
+        if b"\x00" in raw:
+            raw = raw.replace(b"\x00", b"\x00\xff")
+        return _STRING + raw + b"\x00\x00"
     if kind is bool:
         return bytes([BOOL, 1 if value else 0])
     if kind is datetime:
@@ -69,6 +73,8 @@ def encode(value: Any) -> bytes:
         return b"".join(parts) + b"\x00"
     if isinstance(value, list | tuple):
         return bytes([ARRAY]) + b"".join(encode(item) for item in value) + b"\x00"
+    if isinstance(value, str):
+        return bytes([STRING]) + _text(str(value))
     if isinstance(value, ObjectId):
         return bytes([OBJECTID]) + value.binary
     if isinstance(value, bytes):  # Binary is bytes too

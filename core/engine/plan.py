@@ -30,6 +30,10 @@ from core.engine import keys
 
 #: Entries counted, at most, to estimate a plan's size.
 ESTIMATE_CAP = 2000
+#: Largest range (in entries) another index may narrow a walk with, and how
+#: many such ranges one walk uses.
+SEMIJOIN_CAP = 8_000
+SEMIJOINS = 2
 #: Most point combinations a plan walks before it stops adding fields.
 MAX_PREFIXES = 1000
 
@@ -114,6 +118,12 @@ class Plan:
     merge: bool
     consumed: int
     estimate: int = 0
+    #: Other plans' ranges every match also lies in: entries whose document
+    #: has none there are skipped in SQL, before any document is read (index
+    #: intersection: a topic's newest articles of one provider).
+    semijoins: list[Plan] = field(default_factory=list)
+    #: The fields the ranges bound, and how: plans alike select alike.
+    bounds: tuple[Any, ...] = ()
 
     def cost(self, limit: int, counting: bool) -> float:
         """Work, in documents decoded (an index entry alone costs 1/20)."""
@@ -143,6 +153,7 @@ class Plan:
             "reverse": self.reverse,
             "ranges": len(self.ranges),
             "estimate": self.estimate,
+            "semijoins": [p.index.name for p in self.semijoins],
         }
 
 
@@ -487,7 +498,8 @@ def _plan(
     merge = len(prefixes) > 1 and bool(wanted) and sorted_
     if reverse:
         ranges.reverse()
-    return Plan(index, ranges, exact, sorted_, reverse, merge, len(used))
+    signature = tuple((name, tuple(bounds.get(name, ()))) for name in used)
+    return Plan(index, ranges, exact, sorted_, reverse, merge, len(used), bounds=signature)
 
 
 def choose(candidates: list[Plan], limit: int, counting: bool) -> Plan:
