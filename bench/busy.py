@@ -60,7 +60,13 @@ async def _sample(url: str, clients: int, seconds: float) -> tuple[list[float], 
 
 
 def healthz_busy(
-    env: dict[str, str], size: int, engine: str, workdir: Path, clients: int, seconds: float
+    env: dict[str, str],
+    size: int,
+    engine: str,
+    workdir: Path,
+    clients: int,
+    seconds: float,
+    with_load: bool = True,
 ) -> list[Row]:
     extra = workdir / f"busy-extra-{EXTRA}"
     if not (extra / ".complete").exists():
@@ -70,16 +76,21 @@ def healthz_busy(
         url,
         _,
     ):
-        loader = subprocess.Popen(
-            [sys.executable, "-m", "newsgraph", "load", str(extra)],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        loader = (
+            subprocess.Popen(
+                [sys.executable, "-m", "newsgraph", "load", str(extra)],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if with_load
+            else None
         )
         try:
             probes, pages, failed = asyncio.run(_sample(url, clients, seconds))
         finally:
-            stop(loader)
+            if loader is not None:
+                stop(loader)
     p50, p99 = percentiles(probes)
     page_p50, _ = percentiles(pages)
     return [

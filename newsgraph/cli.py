@@ -6,6 +6,7 @@ a library user can call the same functions.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -45,8 +46,8 @@ def _open_store(settings: Settings) -> Store:
 def cli() -> None:
     """Load news-article files into MongoDB and serve them over GraphQL.
 
-    The store is MongoDB when MONGODB_URI is set, else an embedded in-memory
-    engine that lasts as long as the process.
+    The store is MongoDB when MONGODB_URI is set, else the embedded engine,
+    whose data lives in NEWSGRAPH_DATA_DIR (default ~/.local/share/newsgraph).
     """
 
 
@@ -104,12 +105,7 @@ def load(
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_STORE)
     if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
-            "in-memory engine and nothing persists after this command. Set MONGODB_URI, "
-            "or use `newsgraph serve --load PATH` to load and serve in one process.",
-            highlight=False,
-        )
+        err.print(f"MONGODB_URI is not set: loading into {store.where}", highlight=False)
     if watch:
         _watch(store, paths, settings, as_json, err)
         return
@@ -203,12 +199,25 @@ def _load_with_progress(
     "`load --watch` does (the embedded engine's way to get news to subscribers).",
 )
 @click.option(
+    "--memory",
+    is_flag=True,
+    help="Without MONGODB_URI: keep the embedded engine's data only while serving "
+    "(a throwaway run, with --load).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_level: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    load_paths_: tuple[Path, ...],
+    watch: bool,
+    memory: bool,
+    log_level: str,
+) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz."""
     import uvicorn
 
@@ -218,6 +227,8 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     from loaders.report import render
 
     settings = _settings()
+    if memory:
+        settings = dataclasses.replace(settings, memory=True)
     err = Console(stderr=True)
     store = connect(settings)
     if load_paths_:
@@ -228,17 +239,17 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
             sys.exit(EXIT_STORE)
         report = _load_with_progress(load_paths, store, load_paths_, settings, err)
         render(report, err)
-    elif store.embedded:
+    elif store.embedded and store.articles.find_one({}, {"_id": 1}) is None:
         err.print(
-            "[yellow]note:[/] the embedded engine starts empty; pass --load PATH, or set "
-            "MONGODB_URI to serve a MongoDB database.",
+            f"[yellow]note:[/] {store.where} holds no articles yet; run `newsgraph load "
+            "PATH` (or pass --load PATH), or set MONGODB_URI to serve a MongoDB database.",
             highlight=False,
         )
     if watch and not load_paths_:
         raise click.UsageError("--watch follows the --load paths: give at least one")
     stop = threading.Event()
     if watch:
-        # Beside the server, in this process: the embedded engine is in memory.
+        # Beside the server, in this process.
         threading.Thread(
             target=_follow, args=(store, load_paths_, settings, err, stop), daemon=True
         ).start()

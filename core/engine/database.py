@@ -50,6 +50,9 @@ from core.engine.documents import matches, normalized, project
 BUSY_TIMEOUT_MS = 60_000
 #: Page cache per connection (KiB): each store thread has one.
 CACHE_KIB = 8_192
+#: The layout of the files (keys, tables) this code reads and writes; a file
+#: of another is refused rather than misread.
+FORMAT = 1
 #: Bytes per page of a new file.
 PAGE_SIZE = 16384
 #: Documents a walk reads per statement, at most.
@@ -57,6 +60,7 @@ MAX_CHUNK = 1024
 #: Code of MongoDB's refusal of a query no index serves under notablescan.
 NO_QUERY_PLAN = 291
 _DUPLICATE = 11000
+NO_FORMAT = 2
 
 Doc = dict[str, Any]
 SortSpec = list[tuple[str, int]]
@@ -86,10 +90,18 @@ def _index_table(collection: str, index: str) -> str:
 class Client:
     """Databases in one folder, a file each."""
 
-    def __init__(self, folder: str, strict: bool = False, durable: bool = True) -> None:
+    def __init__(
+        self, folder: str, strict: bool = False, durable: bool = True, readers: int = 0
+    ) -> None:
         self.folder = folder
         self.strict = strict
         self.durable = durable
+        # Queries running at once in this process, two per CPU by default: SQLite
+        # runs outside the GIL, but decoding and matching do not, and more
+        # threads than that only take the GIL from the event loop (a server's
+        # /healthz answers later) without answering sooner. Others wait here,
+        # blocked, without contending.
+        self.running = threading.BoundedSemaphore(readers or 2 * (os.cpu_count() or 1))
         self._databases: dict[str, Database] = {}
         self._lock = threading.Lock()
 
@@ -193,6 +205,16 @@ class Database:
                 with _write(conn, self):
                     for statement in _SCHEMA.split(";"):
                         conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {FORMAT}")
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            if found != FORMAT:
+                conn.close()
+                raise OperationFailure(
+                    f"{self.path} holds data in layout {found} of the embedded engine, and "
+                    f"this newsgraph reads layout {FORMAT}: load the articles again into "
+                    "another NEWSGRAPH_DATA_DIR (or remove the file)",
+                    NO_FORMAT,
+                )
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -307,6 +329,17 @@ def _deadline(conn: sqlite3.Connection, max_time_ms: int | None) -> Iterator[flo
         raise
     finally:
         conn.set_progress_handler(None, 0)
+
+
+@contextlib.contextmanager
+def _turn(client: Client, max_time_ms: int | None) -> Iterator[None]:
+    """One of the client's query slots, waited for no longer than the query may take."""
+    if not client.running.acquire(timeout=max_time_ms / 1000 if max_time_ms else None):
+        raise ExecutionTimeout("operation exceeded time limit waiting for its turn", 50)
+    try:
+        yield
+    finally:
+        client.running.release()
 
 
 def _check(until: float | None) -> None:
@@ -563,7 +596,7 @@ class Collection:
         query = Query(normalized(filter), max_time_ms=options.get("maxTimeMS"))
         limit, skip = int(options.get("limit") or 0), int(options.get("skip") or 0)
         conn = self.database.connection()
-        with _read(conn), _deadline(conn, query.max_time_ms) as until:
+        with self._reading(conn, query.max_time_ms) as until:
             counted = self._count(conn, query, until)
         counted = max(0, counted - skip)
         return min(counted, limit) if limit else counted
@@ -794,14 +827,25 @@ class Collection:
                     lo = last + b"\x00"  # the least key above it
                 chunk = min(chunk * 2, MAX_CHUNK)
 
+    @contextlib.contextmanager
+    def _reading(self, conn: sqlite3.Connection, max_time_ms: int | None) -> Iterator[float | None]:
+        """A query's turn, snapshot and time limit (the deadline it must meet)."""
+        with (
+            _turn(self.database.client, max_time_ms),
+            _read(conn),
+            _deadline(conn, max_time_ms) as until,
+        ):
+            yield until
+
     def _run(self, query: Query) -> Iterator[Doc]:
         """The documents a cursor yields."""
         conn = self.database.connection()
-        bounded = query.limit > 0
-        # A bounded query is answered from one snapshot; an unbounded one
-        # (a loader's read of everything) streams, a snapshot per chunk.
+        bounded = query.limit > 0 or "_id" in query.filter
+        # A bounded query (a page, or documents by id) is answered from one
+        # snapshot; an unbounded one (a loader's read of everything) streams,
+        # a snapshot per chunk.
         if bounded:
-            with _read(conn), _deadline(conn, query.max_time_ms) as until:
+            with self._reading(conn, query.max_time_ms) as until:
                 docs = list(self._results(conn, query, until))
             yield from docs
             return
