@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 
-import pytest
 from click.testing import CliRunner
 
 from newsgraph.cli import cli
