@@ -347,6 +347,22 @@ def _check(until: float | None) -> None:
         raise ExecutionTimeout("operation exceeded time limit", 50)
 
 
+#: Documents a walk reads before deciding whether its semijoins pay.
+_TRIAL = 32
+
+
+@dataclass
+class _Tally:
+    """What a walk's documents turned out to be, so far."""
+
+    walked: int = 0
+    matched: int = 0
+
+    def selective(self) -> bool:
+        """Whether so few match (or none were read yet) that narrowing may pay."""
+        return self.walked < _TRIAL or self.matched * 8 < self.walked
+
+
 @dataclass
 class Query:
     filter: Doc
@@ -654,7 +670,7 @@ class Collection:
         narrow: list[plan.Plan] = []
         sized: dict[tuple[Any, ...], int] = {}  # plans bounding the same fields alike
         for other in others:
-            if other.index.name == chosen.index.name or not other.ranges:
+            if other is chosen or not other.ranges or other.ranges == chosen.ranges:
                 continue
             if other.estimate >= plan.ESTIMATE_CAP:
                 same = other.bounds
@@ -663,8 +679,7 @@ class Collection:
                 other.estimate = sized[same]
             if other.estimate < plan.SEMIJOIN_CAP:
                 narrow.append(other)
-        by_index = {p.index.name: p for p in sorted(narrow, key=lambda p: -p.estimate)}
-        chosen.semijoins = sorted(by_index.values(), key=lambda p: p.estimate)[: plan.SEMIJOINS]
+        chosen.semijoins = sorted(narrow, key=lambda p: p.estimate)[: plan.SEMIJOINS]
 
     def _estimate(
         self, conn: sqlite3.Connection, chosen: plan.Plan, cap: int = plan.ESTIMATE_CAP
@@ -723,8 +738,9 @@ class Collection:
     ) -> Iterator[tuple[int, Doc]]:
         """``(rid, document)`` of each match, in the plan's order."""
         limit = query.limit + query.skip if chosen is not None and chosen.sorted else 0
+        tally = _Tally()
         source = (
-            self._walk(conn, chosen, query, until, limit)
+            self._walk(conn, chosen, query, until, limit, tally)
             if chosen is not None
             else self._scan(conn, until)
         )
@@ -732,7 +748,9 @@ class Collection:
             yield from source
             return
         for rid, doc in source:
+            tally.walked += 1
             if matches(query.filter, doc):
+                tally.matched += 1
                 yield rid, doc
 
     def _scan(self, conn: sqlite3.Connection, until: float | None) -> Iterator[tuple[int, Doc]]:
@@ -756,8 +774,10 @@ class Collection:
         query: Query,
         until: float | None,
         limit: int,
+        tally: _Tally | None = None,
     ) -> Iterator[tuple[int, Doc]]:
         """The documents in the plan's ranges, each once, in index order."""
+        tally = tally or _Tally()
         first = limit + 1 if limit and chosen.exact else 32
         streams: list[Iterator[tuple[bytes, int, bytes]]]
         if chosen.merge:
@@ -765,7 +785,7 @@ class Collection:
             for prefix, lo, hi in chosen.ranges:
                 by_prefix.setdefault(prefix, []).append((lo, hi))
             streams = [
-                self._entries(conn, chosen, spans, len(prefix), until, first)
+                self._entries(conn, chosen, spans, len(prefix), until, first, tally)
                 for prefix, spans in by_prefix.items()
             ]
             merged: Iterable[tuple[bytes, int, bytes]] = heapq.merge(
@@ -773,7 +793,7 @@ class Collection:
             )
         else:
             spans = [(lo, hi) for _, lo, hi in chosen.ranges]
-            merged = self._entries(conn, chosen, spans, 0, until, first)
+            merged = self._entries(conn, chosen, spans, 0, until, first, tally)
         seen: set[int] | None = set() if chosen.index.multikey else None
         for _, rid, raw in merged:
             if seen is not None:
@@ -790,9 +810,13 @@ class Collection:
         prefix_length: int,
         until: float | None,
         first: int,
+        tally: _Tally,
     ) -> Iterator[tuple[bytes, int, bytes]]:
         """``(key after the prefix, rid, raw document)`` of each entry of
-        ``spans``, read in growing chunks."""
+        ``spans``, read in growing chunks. The plan's semijoins narrow the
+        chunks once the documents read turn out to match seldom (a trial, as
+        MongoDB's planner runs: when most match, reading the other ranges
+        costs more than it saves)."""
         index = chosen.index
         order = "DESC" if chosen.reverse else "ASC"
         if index.primary:
@@ -810,11 +834,14 @@ class Collection:
             while True:
                 _check(until)
                 where, args = _where(column, lo, hi)
-                if narrowed:
-                    where = f"{where} AND {narrowed}" if where else f"WHERE {narrowed}"
+                if narrowed and tally.walked >= _TRIAL:
+                    if tally.selective():
+                        where = f"{where} AND {narrowed}" if where else f"WHERE {narrowed}"
+                        args = (*args, *narrowing)
+                    else:
+                        narrowed = ""  # most documents match: read on without
                 rows = conn.execute(
-                    f"{select} {where} ORDER BY {column} {order} LIMIT ?",
-                    (*args, *narrowing, chunk),
+                    f"{select} {where} ORDER BY {column} {order} LIMIT ?", (*args, chunk)
                 ).fetchall()
                 for key, rid, raw in rows:
                     yield key[prefix_length:], rid, raw

@@ -134,6 +134,15 @@ class Plan:
         walked = est if needs_all else min(est, limit if self.exact else limit * 10)
         return walked * (1.0 if not self.exact or needs_all else 0.05) + walked * 0.05
 
+    def led_by_bool(self) -> bool:
+        """Whether the first field bounded holds booleans only."""
+        if not self.bounds:
+            return False
+        intervals = self.bounds[0][1]
+        return bool(intervals) and all(
+            i.lo is not None and i.lo[:1] == bytes([keys.BOOL]) and i.point for i in intervals
+        )
+
     def unique_point(self) -> bool:
         """Whether the plan looks up one key of a unique index, exactly."""
         return (
@@ -503,9 +512,19 @@ def _plan(
 
 
 def choose(candidates: list[Plan], limit: int, counting: bool) -> Plan:
-    def rank(plan: Plan) -> tuple[float, bool, bool, int, int]:
+    def rank(plan: Plan) -> tuple[float, bool, bool, int, bool, int]:
         cost = plan.cost(limit, counting)
-        return (cost, not plan.exact, not plan.sorted, plan.estimate, -plan.consumed)
+        # Plans past the count's cap tie on size: then one led by a yes/no
+        # field (two values: the larger half of the collection, most likely)
+        # is the worse bet.
+        return (
+            cost,
+            not plan.exact,
+            not plan.sorted,
+            plan.estimate,
+            plan.led_by_bool(),
+            -plan.consumed,
+        )
 
     return min(candidates, key=rank)
 

@@ -260,3 +260,33 @@ def test_indexed_answers_equal_a_scan(
 def test_the_facets_named_are_those_declared() -> None:
     """The test above walks every facet collection the API serves."""
     assert {f.collection for f in FACETS} == {PROVIDERS_FACET.collection, TOPICS_FACET.collection}
+
+
+def test_a_walk_narrowed_by_other_indexes_finds_what_a_scan_finds(client: Client) -> None:
+    """A rare combination (one topic of twenty, one provider of twenty: five
+    of 2,000 articles): the walk of one index, once its first documents seldom
+    match, skips in SQL what the other index's range does not hold."""
+    ours, theirs = both(client)
+    try:
+        docs = [
+            {
+                "_id": f"{i:04d}",
+                "webUrl": f"https://example.com/{i}",
+                "published": i % 9 != 0,
+                "publishedDateTime": DATES[i % 3],
+                "topics": [f"t{i % 20}"],
+                "provider": {"domain": f"p{(i // 20) % 20}.com"},
+            }
+            for i in range(2000)
+        ]
+        ours[ARTICLES].insert_many([dict(d) for d in docs])
+        theirs[ARTICLES].insert_many([dict(d) for d in docs])
+        newest = [("publishedDateTime", -1), ("_id", -1)]
+        for topic, domain in (("t3", "p7.com"), ("t1", "p0.com"), ("t19", "p5.com")):
+            flt = article_query(ArticleFilter(topic=topic, providerDomain=domain), admin=False)
+            plan = ours[ARTICLES].find(flt).sort(newest).limit(5).explain()["queryPlanner"]
+            assert plan["winningPlan"]["semijoins"], plan
+            for limit in (0, 3, 200):
+                same(ours, theirs, ARTICLES, flt, newest, limit)
+    finally:
+        client.drop_database(ours.name)
