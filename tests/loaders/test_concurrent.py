@@ -165,6 +165,7 @@ def test_a_load_killed_at_random_moments_leaves_whole_batches(settings, store, t
     import time
 
     generate(300, tmp_path, seed=8)
+    store.ping()  # the file exists even if the first kill comes before the loader opens it
     rng = random.Random(21)
     env = {"NEWSGRAPH_BATCH_SIZE": "25", "NEWSGRAPH_LOADER_LEASE_S": "1"}
     seen = []
