@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.busy import healthz_busy
 from bench.cpu import cpu_scenario
 from bench.gen import generate
 from bench.loading import embedded_load_growth, loading
@@ -92,13 +93,16 @@ def run(
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
                 rows += cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
-            if engine == "wire":
-                slow = _too_slow_for_throughput(rows, size, clients, seconds)
-                if slow:
-                    rows.append(Row("throughput", size, engine, extra={"skipped": slow}))
-                else:
-                    env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
-                    rows += throughput(env, size, engine, clients, seconds)
+            # Servers in processes of their own: the embedded engine's files
+            # are shared with them as a server's database is.
+            env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
+            slow = _too_slow_for_throughput(rows, size, clients, seconds)
+            if slow:
+                rows.append(Row("throughput", size, engine, extra={"skipped": slow}))
+            else:
+                rows += throughput(env, size, engine, clients, seconds)
+                # Last: its loader adds articles to this size's database.
+                rows += healthz_busy(env, size, engine, workdir, min(clients, 16), seconds)
             if len(sizes) > 1:
                 render([r for r in rows if r.size == size])
         rows += growth(rows, sizes, engine)

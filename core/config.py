@@ -47,8 +47,15 @@ class ConfigError(ValueError):
 class Settings:
     #: MongoDB connection string; empty means the embedded in-process engine.
     mongodb_uri: str = ""
-    #: Database name inside the MongoDB deployment.
+    #: Database name inside the MongoDB deployment (or the embedded engine's file).
     db_name: str = "newsgraph"
+    #: Folder of the embedded engine's data (no MONGODB_URI); empty means
+    #: $XDG_DATA_HOME/newsgraph, else ~/.local/share/newsgraph.
+    data_dir: str = ""
+    #: Whether the embedded engine keeps its data only while the process runs (throwaway runs).
+    memory: bool = False
+    #: Whether the embedded engine refuses any query no declared index serves (for tests).
+    strict_indexes: bool = False
     #: How long to wait for the store before saying it is unreachable (ms).
     store_timeout_ms: int = 3000
     #: Longest a single store operation may take before it fails (ms).
@@ -184,6 +191,9 @@ _BOOLS = {
 ENV_NAMES: dict[str, str] = {
     "mongodb_uri": "MONGODB_URI",
     "db_name": "NEWSGRAPH_DB",
+    "data_dir": "NEWSGRAPH_DATA_DIR",
+    "memory": "NEWSGRAPH_MEMORY",
+    "strict_indexes": "NEWSGRAPH_STRICT_INDEXES",
     "store_timeout_ms": "NEWSGRAPH_STORE_TIMEOUT_MS",
     "store_op_timeout_ms": "NEWSGRAPH_STORE_OP_TIMEOUT_MS",
     "request_timeout_ms": "NEWSGRAPH_REQUEST_TIMEOUT_MS",

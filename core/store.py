@@ -2,8 +2,8 @@
 
 ``MONGODB_URI`` selects MongoDB (a single server, a replica set or a sharded
 cluster: pymongo handles all three from the URI). With no URI, newsgraph uses
-mongomock, an in-memory engine inside this process: nothing to install, and
-nothing persists once the process exits.
+its embedded engine (``core.engine``): nothing to install, the data kept in a
+folder on this machine (``core.embedded``).
 """
 
 from __future__ import annotations
@@ -86,10 +86,12 @@ def connect(settings: Settings) -> Store:
     if not settings.mongodb_uri:
         from core import embedded
 
-        db = embedded.client()[settings.db_name]
-        return Store(db, where="embedded (in memory)", embedded=True)
+        client = embedded.client(settings)
+        db: Any = client[settings.db_name]
+        where = "embedded (in memory)" if settings.memory else f"embedded ({db.path})"
+        return Store(db, where=where, embedded=True)
     try:
-        client: pymongo.MongoClient[Any] = pymongo.MongoClient(
+        server: pymongo.MongoClient[Any] = pymongo.MongoClient(
             settings.mongodb_uri,
             serverSelectionTimeoutMS=settings.store_timeout_ms,
             connectTimeoutMS=settings.store_timeout_ms,
@@ -99,7 +101,7 @@ def connect(settings: Settings) -> Store:
     except pymongo.errors.ConfigurationError as exc:
         raise StoreUnavailable(f"MONGODB_URI is not usable: {exc}") from None
     where = f"{redact(settings.mongodb_uri)} (database {settings.db_name!r})"
-    return Store(client[settings.db_name], where=where, embedded=False)
+    return Store(server[settings.db_name], where=where, embedded=False)
 
 
 #: The code of a server's error that has no code of its own: FerretDB gives it

@@ -11,6 +11,7 @@ output is not a terminal, so that each message stays one line in a log.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import socket
@@ -72,7 +73,8 @@ EXIT_STATUS: dict[str, dict[int, str]] = {
 
 _STORE_HELP = (
     "The store is MongoDB at MONGODB_URI (database NEWSGRAPH_DB, default newsgraph); "
-    "with MONGODB_URI unset, an embedded in-memory engine that lasts as long as the process."
+    "with MONGODB_URI unset, the embedded engine, whose data lives in NEWSGRAPH_DATA_DIR "
+    "(default ~/.local/share/newsgraph; serve --memory for a throwaway one)."
 )
 
 
@@ -128,8 +130,8 @@ def _error(err: Console, message: str) -> None:
 def cli() -> None:
     """Load news-article files into MongoDB and serve them over GraphQL.
 
-    The store is MongoDB when MONGODB_URI is set, else an embedded in-memory
-    engine that lasts as long as the process.
+    The store is MongoDB when MONGODB_URI is set, else the embedded engine,
+    whose data lives in NEWSGRAPH_DATA_DIR (default ~/.local/share/newsgraph).
     """
 
 
@@ -184,12 +186,7 @@ def load(
     err = _console(stderr=True)
     store = _reach(settings, err)
     if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
-            "in-memory engine and nothing persists after this command. Set MONGODB_URI, "
-            "or use `newsgraph serve --load PATH` to load and serve in one process.",
-            highlight=False,
-        )
+        err.print(f"MONGODB_URI is not set: loading into {store.where}", highlight=False)
     found = _count_files(paths, err)
     empty = _warn_empty(found, err)
     if watch:
@@ -356,6 +353,12 @@ def _load_with_progress(
     "`load --watch` does (the embedded engine's way to get news to subscribers).",
 )
 @click.option(
+    "--memory",
+    is_flag=True,
+    help="Without MONGODB_URI: keep the embedded engine's data only while serving "
+    "(a throwaway run, with --load).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -372,6 +375,7 @@ def serve(
     port: int,
     load_paths_: tuple[Path, ...],
     watch: bool,
+    memory: bool,
     log_level: str,
     health_port: int | None,
 ) -> None:
@@ -390,6 +394,8 @@ def serve(
     from loaders.report import render
 
     settings = _settings()
+    if memory:
+        settings = dataclasses.replace(settings, memory=True)
     if watch and not load_paths_:
         raise click.UsageError("--watch follows the --load paths: give at least one")
     err = _console(stderr=True)
@@ -413,14 +419,14 @@ def serve(
                 load_paths, store, load_paths_, settings, err, sum(found.values())
             )
             render(report, err)
-        elif store.embedded:
+        elif store.embedded and store.articles.find_one({}, {"_id": 1}) is None:
             err.print(
-                "[yellow]note:[/] the embedded engine starts empty; pass --load PATH, or set "
-                "MONGODB_URI to serve a MongoDB database.",
+                f"[yellow]note:[/] {store.where} holds no articles yet; run `newsgraph load "
+                "PATH` (or pass --load PATH), or set MONGODB_URI to serve a MongoDB database.",
                 highlight=False,
             )
         if watch:
-            # Beside the server, in this process: the embedded engine is in memory.
+            # Beside the server, in this process.
             threading.Thread(
                 target=_follow, args=(store, load_paths_, settings, err, stop), daemon=True
             ).start()

@@ -70,10 +70,11 @@ def test_usage_errors_exit_2():
     assert run("load", ".", env={"NEWSGRAPH_BATCH_SIZE": "lots"}).exit_code == 2
 
 
-def test_embedded_load_says_nothing_persists():
-    result = run("load", EXAMPLES)
+def test_embedded_load_says_where_the_data_goes():
+    result = run("load", EXAMPLES, env={"NEWSGRAPH_DB": "where_it_goes"})
     assert result.exit_code == 0
-    assert "nothing persists" in result.stderr
+    said = result.stderr.replace("\n", "")
+    assert "loading into embedded (" in said and "where_it_goes.sqlite3" in said
 
 
 def test_unreachable_store_fails_fast_and_clearly():
@@ -96,7 +97,7 @@ def test_credentials_never_appear_in_messages():
 
 def test_console_script_is_installed_and_quiet_in_a_pipe(tmp_path):
     """The installed `newsgraph` command: no progress bar when not on a terminal."""
-    env = {**os.environ, "MONGODB_URI": ""}
+    env = {**os.environ, "MONGODB_URI": "", "NEWSGRAPH_MEMORY": "true"}
     done = subprocess.run(
         [sys.executable, "-m", "newsgraph", "load", "--json", str(EXAMPLES)],
         capture_output=True,
@@ -171,8 +172,6 @@ def test_serve_load_survives_odd_files_and_keeps_no_parse_pool_while_serving(tmp
 def test_load_waits_for_another_loaders_lease_says_who_and_gives_up_clearly(settings, tmp_path):
     from loaders.lease import Lease
 
-    if not settings.mongodb_uri:
-        pytest.skip("the embedded engine lives in one process: no lease to share")
     write_article(tmp_path, "a.md")
     store = connect(settings)
     holder = Lease(store, settings, owner="elsewhere:42/abc")
