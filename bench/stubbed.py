@@ -59,9 +59,10 @@ class Capture:
 
 class StubGateway(MemoryGateway):
     """Answers from a :class:`Capture` only, each answer handed back through
-    :meth:`Gateway.run` as a store call would be, so that the request's
-    bookkeeping costs what it does in the real app: only the store is gone (on
-    a wire store, also the worker-thread hop each call makes)."""
+    :meth:`Gateway.call` as a store call would be, so that the request's
+    bookkeeping (its span too, when traced) costs what it does in the real
+    app: only the store is gone (on a wire store, also the worker-thread hop
+    each call makes)."""
 
     def __init__(self, store: Store, op_timeout_ms: int, capture: Capture) -> None:
         super().__init__(store, op_timeout_ms, replaying=True)
@@ -77,15 +78,11 @@ class StubGateway(MemoryGateway):
         limit: int = 0,
     ) -> list[dict[str, Any]]:
         docs = await super().find(collection, query, projection, sort, limit)
-        return await self.run(_given, docs)
+        return await self.call("find", collection, lambda: docs)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         counted = await super().count(collection, query)
-        return await self.run(_given, counted)
-
-
-def _given(value: Any) -> Any:
-    return value
+        return await self.call("count", collection, lambda: counted)
 
 
 def create_app() -> Starlette:
