@@ -43,6 +43,8 @@ class CpuOptions:
     seconds: float = 3.0
     rounds: int = 3
     clients: int = 8
+    #: Also the servers with tracing on, against their untraced twins.
+    tracing: bool = False
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -91,7 +93,9 @@ def run(
                 # Once a run: with the store stubbed the server does the same
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
-                rows += cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
+                rows += cpu_scenario(
+                    store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+                )
             if engine == "wire":
                 slow = _too_slow_for_throughput(rows, size, clients, seconds)
                 if slow:
@@ -141,7 +145,9 @@ def run_cpu(
         store.db.client.drop_database(settings.db_name)
         report = load_paths(store, [corpus_for(size, workdir)], settings)
         assert report.ok, report.failures[:3]
-        rows = cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
+        rows = cpu_scenario(
+            store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+        )
     finally:
         if server is not None:
             server.stop()

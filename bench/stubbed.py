@@ -22,12 +22,15 @@ from typing import Any
 from starlette.applications import Starlette
 
 from api.app import create_app as create_api
+from api.telemetry import tracing
 from bench.querying import Found, MemoryGateway
 from core.config import Settings
 from core.store import Store, connect
 
 #: Names the file :meth:`Capture.save` wrote, for the server processes.
 CAPTURE_ENV = "NEWSGRAPH_BENCH_CAPTURE"
+#: Set (to anything): the server traces every operation (``cpu_traced``).
+TRACING_ENV = "NEWSGRAPH_BENCH_TRACING"
 
 
 @dataclass
@@ -90,7 +93,28 @@ def create_app() -> Starlette:
     among them), over an empty embedded store that is never asked: the
     gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``.
     The embedded engine also makes the gateway call inline, as it would not
-    for a wire store."""
+    for a wire store. With ``NEWSGRAPH_BENCH_TRACING`` set, every operation is
+    traced (:func:`discarding_processor`)."""
     settings = dataclasses.replace(Settings.from_env(), mongodb_uri="")
+    # Traced or not as the benchmark says, whatever OTEL_* settings it inherits.
+    tracing.use(discarding_processor() if os.environ.get(TRACING_ENV) else None)
     gateway = StubGateway(connect(settings), settings.store_op_timeout_ms, Capture.from_env())
     return create_api(settings, gateway=gateway)
+
+
+def discarding_processor() -> Any:
+    """The span processor a traced server has (spans batched, off the
+    request path; the sampler from the environment), whose exporter drops
+    each batch: the cost of tracing to the server, without a collector to
+    send to (or the encoding for one)."""
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    return BatchSpanProcessor(Discard())

@@ -5,6 +5,7 @@ the SDK reads them; nothing traced unless they ask."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.errors import RequestTimeoutError
 from api.telemetry import tracing
 from core.config import Settings
 from core.store import Store
@@ -22,7 +24,7 @@ sdk = pytest.importorskip(
     "opentelemetry.sdk.trace",
     reason="the otel extra is not installed (pip install '.[otel]'; scripts/install does)",
 )
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
     InMemorySpanExporter,
@@ -42,12 +44,11 @@ TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
 def exported() -> Iterator[InMemorySpanExporter]:
     """Tracing on, into memory, for one test (whatever the environment says)."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    before = tracing.use(provider)
+    processor = SimpleSpanProcessor(exporter)
+    before = tracing.use(processor)
     yield exporter
     tracing.restore(before)
-    provider.shutdown()
+    processor.shutdown()
 
 
 @pytest.fixture
@@ -204,6 +205,24 @@ def test_store_calls_outside_an_operation_have_no_span(exported: InMemorySpanExp
     assert [s.name for s in exported.get_finished_spans()] == ["GraphQL Operation"]
 
 
+def test_a_store_call_that_fails_says_so_in_its_span(exported: InMemorySpanExporter) -> None:
+    async def failing() -> None:
+        with tracing.operation() as op:
+            op.record("query", {"graphql.operation.type": "query"})
+            with tracing.store_call("count", "articles"):
+                raise RequestTimeoutError(0.5)
+
+    with pytest.raises(RequestTimeoutError):
+        asyncio.run(failing())
+    call, op = exported.get_finished_spans()
+    assert call.name == "count articles" and call.parent is not None
+    assert call.parent.span_id == op.context.span_id
+    for span in (call, op):
+        assert span.status.status_code is StatusCode.ERROR
+        assert dict(span.attributes or {})["error.type"] == "TIMEOUT"
+        assert [e.name for e in span.events] == ["exception"]
+
+
 # -- subscriptions over WebSocket -------------------------------------------------
 
 
@@ -286,23 +305,53 @@ def test_the_environment_says_where_spans_go(environ: dict[str, str], names: lis
 def test_the_sdk_reads_the_rest_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "news-api")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
-    provider = tracing.provider_from({"OTEL_TRACES_EXPORTER": "console"})
-    assert isinstance(provider, TracerProvider)
+    spans = tracing.spans_from({"OTEL_TRACES_EXPORTER": "console"})
+    assert spans is not None
     try:
-        attrs = provider.resource.attributes
-        assert attrs["service.name"] == "news-api"
-        assert attrs["deployment.environment"] == "test"
-        assert not provider.get_tracer("t").start_span("sampled?").is_recording()
+        assert spans.resource.attributes["service.name"] == "news-api"
+        assert spans.resource.attributes["deployment.environment"] == "test"
+        assert [type(p).__name__ for p in spans.processors] == ["BatchSpanProcessor"]
     finally:
-        provider.shutdown()
+        spans.shutdown()
     monkeypatch.delenv("OTEL_SERVICE_NAME")
-    provider = tracing.provider_from({"OTEL_TRACES_EXPORTER": "console"})
-    assert isinstance(provider, TracerProvider)
+    spans = tracing.spans_from({"OTEL_TRACES_EXPORTER": "console"})
+    assert spans is not None
     try:
-        assert provider.resource.attributes["service.name"] == "newsgraph"
+        assert spans.resource.attributes["service.name"] == "newsgraph"
     finally:
-        provider.shutdown()
+        spans.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("sampler", "traceparent", "kept"),
+    [
+        ("always_off", None, False),
+        ("parentbased_always_on", None, True),
+        ("parentbased_always_on", TRACEPARENT[:-2] + "00", False),  # the client's span unsampled
+        ("parentbased_always_off", TRACEPARENT, True),  # the client's span sampled
+        ("parentbased_always_off", None, False),
+    ],
+)
+def test_the_sampler_is_the_environment_s(
+    loaded: Store,
+    api_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    sampler: str,
+    traceparent: str | None,
+    kept: bool,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    exporter = InMemorySpanExporter()
+    before = tracing.use(SimpleSpanProcessor(exporter))
+    try:
+        headers = {"traceparent": traceparent} if traceparent else {}
+        with TestClient(create_app(api_settings, loaded)) as client:
+            response = client.post("/graphql", json={"query": FRONT}, headers=headers)
+        assert response.status_code == 200
+    finally:
+        tracing.restore(before)
+    spans = exporter.get_finished_spans()
+    assert (len(spans) > 1) is kept and (len(spans) == 0) is not kept  # store calls follow
 
 
 @pytest.mark.parametrize(
@@ -319,7 +368,7 @@ def test_tracing_that_cannot_be_made_is_logged_and_left_off(
     environ: dict[str, str], why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="newsgraph.api"):
-        assert tracing.provider_from(environ) is None
+        assert tracing.spans_from(environ) is None
     assert why in caplog.text and "newsgraph[otel]" in caplog.text
 
 
@@ -331,4 +380,6 @@ def test_configure_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -
         assert tracing.enabled()
         assert tracing.configure({}) is True  # the second app keeps the first's
     finally:
+        if tracing._spans is not None:
+            tracing._spans.shutdown()
         tracing.restore(before)
