@@ -41,6 +41,7 @@ from api.http.health import Health
 from api.http.requests import RegularRequests
 from api.http.view import GraphQLApp, cors_origins
 from api.live.feed import Feed
+from api.telemetry import tracing
 from api.telemetry.metrics import Metrics
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
@@ -58,6 +59,7 @@ def create_app(
     ``gateway`` given replaces the one made over it: the benchmark passes one
     that answers from memory, to time the API with the store taken out."""
     settings = settings or Settings.from_env()
+    tracing.configure()  # the OTEL_* settings, read once per process
     if gateway is None:
         store = store or connect(settings)
         slots = StoreSlots(settings.store_concurrency, settings.store_queue_ms)

@@ -5,7 +5,7 @@ python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
 python -m bench hostile --url URL --attack NAME [--count N] [--health-url URL] [--clients 2] ...
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
-python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
+python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu.add_argument("--seconds", type=float, default=3, help="length of each window")
     cpu.add_argument("--rounds", type=int, default=3, help="windows a side (the median is kept)")
     cpu.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    cpu.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also servers with OpenTelemetry tracing on, against their untraced twins",
+    )
     cpu.add_argument("--json", type=Path, dest="json_path")
     for command in (bench, cpu):
         command.add_argument(
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cpu":
         from bench.run import CpuOptions, run_cpu
 
-        options = CpuOptions(args.seconds, args.rounds, args.clients)
+        options = CpuOptions(args.seconds, args.rounds, args.clients, args.tracing)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
     if args.command == "hostile" and args.attack:

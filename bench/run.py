@@ -44,6 +44,8 @@ class CpuOptions:
     seconds: float = 3.0
     rounds: int = 3
     clients: int = 8
+    #: Also the servers with tracing on, against their untraced twins.
+    tracing: bool = False
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -92,7 +94,9 @@ def run(
                 # Once a run: with the store stubbed the server does the same
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
-                rows += cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
+                rows += cpu_scenario(
+                    store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+                )
             # Servers in processes of their own: the embedded engine's files
             # are shared with them as a server's database is.
             env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
@@ -145,7 +149,9 @@ def run_cpu(
         store.db.client.drop_database(settings.db_name)
         report = load_paths(store, [corpus_for(size, workdir)], settings)
         assert report.ok, report.failures[:3]
-        rows = cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
+        rows = cpu_scenario(
+            store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+        )
     finally:
         if server is not None:
             server.stop()

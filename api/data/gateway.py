@@ -27,6 +27,7 @@ from api.errors import (
     RequestTimeoutError,
     StoreUnavailableError,
 )
+from api.telemetry import tracing
 from api.telemetry.stats import count_store_call
 from core.config import Settings
 from core.store import Store, StoreUnavailable, is_outage
@@ -133,14 +134,24 @@ class Gateway:
                 cursor = cursor.limit(limit)
             return self._limited(lambda ms: list(cursor.max_time_ms(ms)))
 
-        return await self.run(fetch)
+        return await self.call("find", collection, fetch)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         def tally() -> int:
             documents = self.store.db[collection]
             return self._limited(lambda ms: documents.count_documents(query, maxTimeMS=ms))
 
-        return await self.run(tally)
+        return await self.call("count", collection, tally)
+
+    async def call(self, command: str, collection: str, fn: Callable[[], R]) -> R:
+        """``fn``, one ``command`` on ``collection``, as :meth:`run` makes
+        it, in a span of its own when the operation is traced
+        (``api.telemetry.tracing``)."""
+        with tracing.store_call(command, collection) as span:
+            result = await self.run(fn)
+            if span.recording and isinstance(result, list):
+                span.returned(len(result))
+            return result
 
     def _limited(self, call: Callable[[int], R]) -> R:
         """``call(maxTimeMS)`` in the worker thread, with :meth:`time_limit_ms`.

@@ -29,9 +29,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from api.operation import traced
 from api.operation.masking import MaskErrors
 from api.operation.request import Operation, Refused, Request
 from api.operation.run import Execute
+from api.telemetry import tracing
 
 #: A step before execution: reads the operation, fills it in, or raises.
 Step = Callable[[Operation], None]
@@ -55,6 +57,14 @@ class Pipeline:
         request that names no operation the transport runs (see
         :data:`NOT_AN_OPERATION`)."""
         op = Operation(request)
+        with tracing.operation() as span:  # its span: the steps, the answer
+            answer = await self._execute(op)
+            if span.recording:
+                first = getattr(answer, "initial_result", answer)
+                traced.describe(span, op, first)
+            return answer
+
+    async def _execute(self, op: Operation) -> Outcome:
         try:
             self.prepare(op)
             result: Any = await self.run(op)
@@ -72,24 +82,16 @@ class Pipeline:
         """A subscription's answers (one per article it sends); the first is
         a :class:`PreExecutionError` if it never started."""
         op = Operation(request)
-        try:
-            self.prepare(op)
-        except Refused as refused:
-            yield self.finished(op, PreExecutionError(data=None, errors=refused.errors))
-            return
-        except Exception as exc:
-            yield self.finished(op, PreExecutionError(data=None, errors=[_as_graphql_error(exc)]))
-            return
-        if op.kind is not OperationType.SUBSCRIPTION:  # a streaming transport's query
-            yield self.finished(op, await self.run(op))
-            return
-        try:
-            source = await self.run.subscribe(op)
-        except Exception as exc:
-            yield self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
-            return
-        if isinstance(source, GraphQLExecutionResult):  # it did not start
-            yield self.finished(op, PreExecutionError(data=None, errors=source.errors))
+        # The span covers the start (steps, price, the source set up), or the
+        # one answer of a refusal or a query; it closes before the first
+        # yield, so that no context is held across them.
+        with tracing.operation() as span:
+            source, answer = await self._start(op)
+            if span.recording:
+                traced.describe(span, op, answer)
+        if source is None:
+            assert answer is not None
+            yield answer
             return
         async with aclosing(source):  # type: ignore[type-var]
             try:
@@ -97,6 +99,25 @@ class Pipeline:
                     yield self.finished(op, result)
             except Exception as exc:  # graphql-core does not catch what its source raises
                 yield self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
+
+    async def _start(self, op: Operation) -> tuple[AsyncIterator[Any] | None, Any]:
+        """A subscription's source, or the one answer there is instead."""
+        try:
+            self.prepare(op)
+        except Refused as refused:
+            return None, self.finished(op, PreExecutionError(data=None, errors=refused.errors))
+        except Exception as exc:
+            error = PreExecutionError(data=None, errors=[_as_graphql_error(exc)])
+            return None, self.finished(op, error)
+        if op.kind is not OperationType.SUBSCRIPTION:  # a streaming transport's query
+            return None, self.finished(op, await self.run(op))
+        try:
+            source = await self.run.subscribe(op)
+        except Exception as exc:
+            return None, self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
+        if isinstance(source, GraphQLExecutionResult):  # it did not start
+            return None, self.finished(op, PreExecutionError(data=None, errors=source.errors))
+        return source, None
 
     def prepare(self, op: Operation) -> None:
         for step in self.steps:

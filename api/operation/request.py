@@ -57,6 +57,9 @@ class Operation:
     #: Its price (``api.operation.budget``), and the store calls made before it ran.
     cost: Cost | None = None
     calls_before: int | None = None
+    #: How it was answered: "compiled" (its plan), "fallback" (ordinary
+    #: execution where a plan was tried), "ordinary" (no plan tried).
+    execution: str | None = None
 
     @property
     def context(self) -> Any:

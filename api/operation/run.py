@@ -40,7 +40,11 @@ class Execute:
                 self.plans, self.schema, op.query or "", document, op.variables, op.name, op.context
             )
             if planned is not None:
+                op.execution = "compiled"
                 return planned
+            op.execution = "fallback"
+        else:
+            op.execution = "ordinary"
         return await ordinary.execute(
             self.schema, document, op.variables, op.name, op.context, op.request.extensions
         )
@@ -49,6 +53,7 @@ class Execute:
         """A subscription's results, or the errors that kept it from starting."""
         document = op.executed or op.document
         assert document is not None
+        op.execution = "ordinary"
         return await ordinary.subscribe_to(
             self.schema, document, op.variables, op.name, op.context, op.request.extensions
         )
