@@ -13,6 +13,7 @@ import pytest
 from graphql import parse
 
 from bench.hostile import ATTACKS, run_hostile
+from core.config import Settings
 from loaders import load_paths
 from testing.live import running_server
 from tests.articles import write_linked_corpus
@@ -25,9 +26,16 @@ def test_every_attack_is_a_graphql_request_of_the_shape_it_names():
     for name, build in ATTACKS.items():
         body = build(rng)
         parse(body["query"])  # well-formed GraphQL: the server must do the work to refuse it
-        assert body != build(rng) or name in ("nested_lists", "related_chain"), name
+        # The same text again: refused ones resent, or one whose cost is its answer.
+        repeats = ("nested_lists", "related_chain", "token_refusal", "defer_flood")
+        assert body != build(rng) or name in repeats, name
     assert ATTACKS["related_chain"](rng)["query"].count("related") == 4
     assert ATTACKS["nested_lists"](rng)["query"].count("articles(first: 100)") == 3
+    flood = parse(ATTACKS["plan_flood"](rng)["query"])
+    assert len(flood.definitions[0].selection_set.selections) == 28
+    assert ATTACKS["defer_flood"](rng)["query"].count("@defer") == 238
+    refusals = {len(ATTACKS["token_refusal"](rng)["query"]) for _ in range(30)}
+    assert len(refusals) == 3 and max(refusals) < Settings().max_body_bytes
 
 
 @pytest.fixture
@@ -67,7 +75,10 @@ def test_related_chains_fan_out_on_the_linked_corpus_and_are_priced(linked_serve
 
 def test_normal_clients_keep_answering_beside_attackers(linked_server):
     url, pid = linked_server
-    result = asyncio.run(run_hostile(url, clients=4, attackers=6, seconds=SECONDS, pid=pid))
+    attackers = len(ATTACKS) + 1  # one of each, and one that hangs up
+    result = asyncio.run(
+        run_hostile(url, clients=4, attackers=attackers, seconds=SECONDS, pid=pid)
+    )
     summary = result.summary()
     print("hostile:", summary)
     assert result.quiet.errors == [] and result.attacked.errors == [], result.attacked.errors[:3]
