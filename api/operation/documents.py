@@ -15,20 +15,13 @@ good ones, and a repeated query is parsed and validated once.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
-from graphql import DocumentNode, GraphQLError, Token, TokenKind, parse
+from graphql import DocumentNode, GraphQLError, parse
 from strawberry.exceptions import MissingQueryError
 
-from api.bounded import BoundedLRU
+from api.bounded import BoundedLRU, document_size
 from api.operation.request import Operation, Refused
-
-#: Memory of a parsed document per token, measured with tracemalloc: 420–640
-#: bytes (Token, Location, the AST nodes), rounded up; a comment is a bare
-#: Token (190 bytes).
-BYTES_PER_TOKEN = 700
-BYTES_PER_COMMENT = 250
 
 
 @dataclass(frozen=True)
@@ -36,20 +29,6 @@ class Parsed:
     document: DocumentNode
     #: Estimated bytes the entry holds (document, query text, its key).
     size: int
-
-
-def document_size(query: str, document: DocumentNode) -> int:
-    """Estimated bytes of a parsed document and its query text. Counts the
-    tokens chained from the document's location (comments included, since the
-    lexer keeps them too); linear, and only paid once per cached document."""
-    if document.loc is None:  # parsed without locations: every character a token, at most
-        return len(query) * BYTES_PER_TOKEN + 2 * sys.getsizeof(query)
-    size = 2 * sys.getsizeof(query)  # the text, and the copies token values make of it
-    token: Token | None = document.loc.start_token
-    while token is not None:
-        size += BYTES_PER_COMMENT if token.kind is TokenKind.COMMENT else BYTES_PER_TOKEN
-        token = token.next
-    return size
 
 
 class DocumentCache:

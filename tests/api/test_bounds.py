@@ -21,7 +21,7 @@ from graphql.language import Token
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.operation.documents import document_size
+from api.bounded import document_size
 from api.operation.schema import Schema, build_schema
 from api.operation.selections import check_selections
 from bench import queries

@@ -318,7 +318,7 @@ def test_checked_arguments_kept_per_plan_are_bounded_whatever_clients_send(loade
         await ask(LONG)
 
     asyncio.run(scenario())
-    (plan,) = plans._plans.values()
+    (plan,) = plans.plans()
     assert isinstance(plan, Plan)
     assert len(plan.checked) == CHECKED_KEPT
     assert not any((str, LONG) in key for key in plan.checked)
