@@ -83,7 +83,7 @@ def steps(
     return [
         NameOperation(),
         ResolvePersisted(caches.persisted),
-        # Cached, or parsed with the lexer stopping at the token limit.
+        # Cached; or refused by a count before the lexer runs, or as before; or parsed.
         FindDocument(caches.documents, settings.max_tokens),
         ChooseOperation(),
         # Before validation: bounds what validation may cost.

@@ -76,9 +76,7 @@ def test_related_chains_fan_out_on_the_linked_corpus_and_are_priced(linked_serve
 def test_normal_clients_keep_answering_beside_attackers(linked_server):
     url, pid = linked_server
     attackers = len(ATTACKS) + 1  # one of each, and one that hangs up
-    result = asyncio.run(
-        run_hostile(url, clients=4, attackers=attackers, seconds=SECONDS, pid=pid)
-    )
+    result = asyncio.run(run_hostile(url, clients=4, attackers=attackers, seconds=SECONDS, pid=pid))
     summary = result.summary()
     print("hostile:", summary)
     assert result.quiet.errors == [] and result.attacked.errors == [], result.attacked.errors[:3]
