@@ -9,7 +9,8 @@ document, so 512 of them were over half a gigabyte). :func:`answer` gives a plan
 answer, or None when the planner does not cover the operation
 (introspection, a field it does not know, an error whose order only the
 executor decides): ordinary execution (``api.execution.ordinary``) answers
-it then. Each is counted:
+it then, without asking the store again what the plan asked
+(:mod:`api.execution.replay`). Each is counted:
 ``newsgraph_graphql_execution_total{mode="compiled"|"fallback"}``.
 """
 
@@ -29,6 +30,7 @@ from graphql.utilities import get_operation_ast
 from api.bounded import BoundedLRU, document_size
 from api.execution.incremental import is_incremental
 from api.execution.plan import Fallback, Plan, Unplannable, build_plan, directive_variables, run
+from api.execution.replay import Replay
 from api.schema.context import Context
 from api.telemetry.stats import current_stats
 
@@ -204,9 +206,14 @@ async def answer(
     variables: Mapping[str, Any] | None,
     operation_name: str | None,
     context: Any,
+    replay: Replay | None = None,
 ) -> ExecutionResult | None:
     """The plan's answer; None when ordinary execution must give it. Counted
-    either way."""
+    either way. With ``replay``, the plan's store calls are recorded in it:
+    ordinary execution answering in its place is given ``replay.replay(context)``,
+    so that it does not ask the store again what the plan already asked."""
+    if replay is not None:
+        context = replay.record(context)
     try:
         result = await plans.execute(schema, query, document, variables, operation_name, context)
     except Unplannable as why:

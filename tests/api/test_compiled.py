@@ -73,6 +73,12 @@ def odd_documents() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def corpus(store: Store, settings: Settings, tmp_path: Any) -> Values:
+    return load_corpus(store, settings, tmp_path)
+
+
+def load_corpus(store: Store, settings: Settings, tmp_path: Any) -> Values:
+    """The sample articles, 30 generated ones and the odd documents, loaded
+    into ``store``: the values operations are drawn from."""
     generated = tmp_path / "generated"
     generate(30, generated, seed=13)
     report = load_paths(store, [EXAMPLES, generated], settings)
