@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 from graphql import parse
 
-from bench.hostile import ATTACKS, run_hostile
+from bench.hostile import ATTACKS, defer_flood_cost, plan_flood_memory, run_hostile
 from core.config import Settings
 from loaders import load_paths
 from testing.live import running_server
@@ -86,3 +86,15 @@ def test_normal_clients_keep_answering_beside_attackers(linked_server):
     assert not [key for key in result.attacks if key.split(": ")[1].startswith("5")], result.attacks
     assert summary["attacked"]["rss_mb_max"] <= summary["quiet"]["rss_mb_max"] + 150, summary
     assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+
+
+def test_the_memory_and_defer_measures_report_what_the_server_did(linked_server):
+    url, pid = linked_server
+    flood = asyncio.run(plan_flood_memory(url, pid, documents=24, connections=2))
+    assert flood["answers"] == {"200 ok": 24}, flood
+    assert flood["rss_mb_after"] >= flood["rss_mb_before"] > 0
+    cost = asyncio.run(defer_flood_cost(url, pid, requests=1))
+    # Priced by its parts, the flood is refused before it runs, either way.
+    for way in ("multipart", "json"):
+        assert cost[way]["answers"] == {"200 application/json QUERY_TOO_COSTLY": 1}, cost
+        assert cost[way]["bytes"] < 2000 and cost[way]["cpu_ms"] >= 0
