@@ -41,6 +41,10 @@ EXAMPLES = int(os.environ.get("NEWSGRAPH_COMPILED_EXAMPLES", "300")) // 2
 #: Ordinary execution abandons the fields still running when an error nulls
 #: their parent (graphql-core's way); their coroutines are dropped unawaited
 #: as each example's event loop closes.
+#: As the differential tests run them: the same examples each run, however slow.
+REPEATABLE = settings(
+    deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 ABANDONED = pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 
 #: Shapes that meet two of the odd documents' field errors: a plan fetches,
@@ -162,13 +166,7 @@ def test_actual_never_exceeds_requested(corpus: Values, priced: Priced) -> None:
     @example(operation=(FALLING_BACK[1], {}), admin=True)
     @example(operation=(FALLING_BACK[2], {}), admin=False)
     @example(operation=(FALLING_BACK[3], {}), admin=False)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @settings(REPEATABLE, max_examples=EXAMPLES)
     def check(operation: tuple[str, dict[str, Any]], admin: bool) -> None:
         query, variables = operation
         for mode in priced.schemas:
@@ -204,13 +202,7 @@ def test_a_plan_that_falls_back_asks_the_store_nothing_twice(
 @ABANDONED
 def test_answers_in_parts_take_no_more_than_their_price(corpus: Values, priced: Priced) -> None:
     @given(operation=operations(corpus), admin=st.booleans())
-    @settings(
-        max_examples=EXAMPLES // 3,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @settings(REPEATABLE, max_examples=EXAMPLES // 3)
     def check(operation: tuple[str, dict[str, Any]], admin: bool) -> None:
         query, variables = operation
         query = deferred(query)
