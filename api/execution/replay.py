@@ -37,7 +37,13 @@ class Recording(Gateway):
     """A request's gateway that keeps the arguments and answer of each call."""
 
     def __init__(self, gateway: Gateway) -> None:
-        super().__init__(gateway.store, gateway.op_timeout_ms, gateway.slots)
+        # Made for every planned request: the few attributes a gateway has,
+        # copied, rather than Gateway's own checks run again.
+        self.store, self.op_timeout_ms, self.slots = (
+            gateway.store,
+            gateway.op_timeout_ms,
+            gateway.slots,
+        )
         self.inner = gateway
         self.finds: list[tuple[Find, list[Doc]]] = []
         self.counts: list[tuple[tuple[str, dict[str, Any]], int]] = []
