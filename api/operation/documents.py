@@ -31,13 +31,17 @@ string counts 3,000 and is refused in O(1), 1 KB of comment counts 32. The
 README's largest query counts 62 + 430/32 = 75. Refusing a 6,000-token
 document costs 0.2 ms, a 64 KB string 0.5–1.4 ms.
 
-A text refused there or by the parser is remembered by its hash and length
-(a few hundred bytes each, in a small cache bounded by bytes), so a client
-resending it is refused at the cost of one lookup, with the same error.
+A text refused there or by the parser is remembered by its BLAKE2 digest (a
+few hundred bytes each, in a small cache bounded by bytes), so a client
+resending it is refused at the cost of hashing it (0.1 ms for 100 KB), with
+the same error. A cryptographic digest, not ``hash()``: with a known
+``PYTHONHASHSEED`` a client could make a text that collides with a valid
+query, and have it refused for everyone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from dataclasses import dataclass
@@ -47,6 +51,9 @@ from strawberry.exceptions import MissingQueryError
 
 from api.bounded import BoundedLRU, document_size
 from api.operation.request import Operation, Refused
+
+#: What a refused text is remembered by (:func:`digest`).
+Digest = bytes
 
 #: Characters that count one token more, whatever they are (see above).
 CHARS_PER_TOKEN = 32
@@ -117,7 +124,7 @@ class DocumentCache:
     #: Share of the cache one document may take; larger ones are not cached.
     MAX_SHARE = 16
 
-    #: Refused texts remembered (by hash and length), and their memory.
+    #: Refused texts remembered (by digest), and their memory.
     REFUSALS_KEPT = 1024
     REFUSALS_BYTES = 512_000
 
@@ -125,7 +132,7 @@ class DocumentCache:
         self.entries: BoundedLRU[str, Parsed] = BoundedLRU(
             self.MAX_ENTRIES, max_bytes, lambda p: p.size, max_bytes // self.MAX_SHARE
         )
-        self.refusals: BoundedLRU[tuple[int, int], Refusal] = BoundedLRU(
+        self.refusals: BoundedLRU[Digest, Refusal] = BoundedLRU(
             self.REFUSALS_KEPT,
             self.REFUSALS_BYTES,
             lambda r: r.size,
@@ -145,17 +152,24 @@ class DocumentCache:
         self.entries.clear()
         self.refusals.clear()
 
-    def refusal(self, query: str) -> Refusal | None:
-        """How ``query`` was refused before, if it was (and is remembered)."""
-        return self.refusals.get((hash(query), len(query)))
+    def refusal(self, digest: Digest) -> Refusal | None:
+        """How the text of this :func:`digest` was refused before, if it was
+        (and is remembered)."""
+        return self.refusals.get(digest)
 
-    def refuse(self, query: str, refusal: Refusal) -> None:
-        """Remember that ``query`` was refused before it parsed, and how."""
-        self.refusals[(hash(query), len(query))] = refusal
+    def refuse(self, digest: Digest, refusal: Refusal) -> None:
+        """Remember that the text of this :func:`digest` was refused before
+        it parsed, and how."""
+        self.refusals[digest] = refusal
 
     def put(self, query: str, document: DocumentNode) -> None:
         """Keep a document that has passed validation."""
         self.entries[query] = Parsed(document, document_size(query, document))
+
+
+def digest(query: str) -> Digest:
+    """What a refused text is remembered by: 16 bytes of its BLAKE2."""
+    return hashlib.blake2b(query.encode(errors="surrogatepass"), digest_size=16).digest()
 
 
 class FindDocument:
@@ -180,14 +194,15 @@ class FindDocument:
         if document is not None:
             op.document, op.known = document, True
             return
-        refusal = self.cache.refusal(query)
+        key = digest(query)
+        refusal = self.cache.refusal(key)
         if refusal is None and over_token_limit(query, self.max_tokens):
             refusal = self.too_long
-            self.cache.refuse(query, refusal)
+            self.cache.refuse(key, refusal)
         if refusal is not None:
             raise Refused(refusal.error(query))
         try:
             op.document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
-            self.cache.refuse(query, Refusal(error.message, tuple(error.positions or ())))
+            self.cache.refuse(key, Refusal(error.message, tuple(error.positions or ())))
             raise Refused(error) from None

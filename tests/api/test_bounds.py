@@ -238,6 +238,11 @@ def test_refusals_are_remembered_within_their_bytes():
         assert cache.refusals.currsize <= DocumentCache.REFUSALS_BYTES
     assert 20 <= len(cache.refusals) < DocumentCache.REFUSALS_KEPT
     assert max(r.size for r in cache.refusals.values()) > 10_000
+    # JSON may carry a lone surrogate, which UTF-8 cannot: still remembered.
+    odd = '{ a(s: "\ud800") } }'
+    for _ in range(2):
+        with pytest.raises(Refused, match="Invalid character within String"):
+            finder(Operation(Request(odd), query=odd))
 
 
 # --- validation ------------------------------------------------------------
