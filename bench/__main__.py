@@ -4,6 +4,7 @@ python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
 python -m bench hostile --url URL --attack NAME [--count N] [--health-url URL] [--clients 2] ...
+                        [--shapes A,B] [--memory N] [--defer N]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
 """
@@ -53,6 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     hostile.add_argument("--count", type=int, default=100, help="--attack: attackers")
     hostile.add_argument("--health-url", help="--attack: where to probe liveness")
+    hostile.add_argument(
+        "--shapes",
+        type=lambda s: s.split(","),
+        help="only these attacks (comma-separated names from bench/hostile.py ATTACKS)",
+    )
+    hostile.add_argument(
+        "--memory",
+        type=int,
+        metavar="N",
+        help="instead: the server's memory before and after N distinct documents (needs --pid)",
+    )
+    hostile.add_argument(
+        "--defer",
+        type=int,
+        metavar="N",
+        help="instead: server CPU and bytes of the @defer flood, N requests each way (needs --pid)",
+    )
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
         "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
@@ -135,10 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(attacked.summary(), indent=2))
         return 0
     if args.command == "hostile":
-        from bench.hostile import run_hostile
+        from bench.hostile import defer_flood_cost, plan_flood_memory, run_hostile
 
+        if (args.memory or args.defer) and not args.pid:
+            parser.error("--memory and --defer measure the server: give its --pid")
+        if args.memory:
+            found = asyncio.run(plan_flood_memory(args.url, args.pid, args.memory))
+            print(json.dumps(found, indent=2))
+        if args.defer:
+            cost = asyncio.run(defer_flood_cost(args.url, args.pid, args.defer))
+            print(json.dumps(cost, indent=2))
+        if args.memory or args.defer:
+            return 0
         mixed = asyncio.run(
-            run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid)
+            run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid, args.shapes)
         )
         print(json.dumps(mixed.summary(), indent=2))
         return 0

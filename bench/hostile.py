@@ -21,7 +21,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import httpx2 as httpx
 import orjson
 
-from bench.load import LoadResult, run_load
+from bench.load import LoadResult, rss_mb, run_load
 from bench.report import percentiles
 
 Body = dict[str, Any]
@@ -77,13 +77,75 @@ def persisted_flood(rng: random.Random) -> Body:
     }
 
 
+#: Leaf fields of an article, for documents that select many different ones.
+ARTICLE_LEAVES = (
+    "id",
+    "title",
+    "excerpt",
+    "category",
+    "type",
+    "webUrl",
+    "originalUrl",
+    "ampWebUrl",
+    "cdnAmpWebUrl",
+    "publishedDateTime",
+    "quality",
+    "heat",
+    "published",
+)
+
+
+def plan_flood(rng: random.Random) -> Body:
+    """A distinct, valid 2.8 KB document each time: 28 aliased one-article
+    pages (56 objects), cheap to answer, each a new entry in every cache a
+    query fills (document, price, plan)."""
+    prefix = f"x{rng.getrandbits(40):010x}"
+    fields = " ".join(ARTICLE_LEAVES[:7])
+    pages = " ".join(
+        f"{prefix}{i:02}: articles(first: 1) {{ nodes {{ {fields} }} }}" for i in range(28)
+    )
+    return {"query": "{ " + pages + " }"}
+
+
+def token_refusal(rng: random.Random) -> Body:
+    """A document refused at the token limit: 6,000 tokens, or one 96 KB block
+    string (a single token, but as long to lex), or a flood of comments; the
+    same few texts again and again, as a careless or hostile client resends them."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return {"query": "{ " + "a " * 6000 + "}"}
+    if kind == 1:
+        return {"query": '{ a(s: """' + "x" * 96_000 + '""") }'}
+    return {"query": "{ a " + "# comment\n" * 9000 + "}"}
+
+
+#: Deferred one-field fragments on each node: as many as the selection and
+#: repeat limits let one document hold.
+DEFERRED_FRAGMENTS = 238
+
+
+def defer_flood(rng: random.Random) -> Body:
+    """A hundred articles, each with 238 one-field ``@defer`` fragments: every
+    fragment on every article is a part of its own when delivered in parts."""
+    fragments = " ".join(
+        f"... @defer {{ {ARTICLE_LEAVES[i % len(ARTICLE_LEAVES)]} }}"
+        for i in range(DEFERRED_FRAGMENTS)
+    )
+    return {"query": "{ articles(first: 100) { nodes { id " + fragments + " } } }"}
+
+
 ATTACKS: dict[str, Callable[[random.Random], Body]] = {
     "nested_lists": nested_lists,
     "related_chain": related_chain,
     "validation_work": validation_work,
     "cache_flood": cache_flood,
     "persisted_flood": persisted_flood,
+    "plan_flood": plan_flood,
+    "token_refusal": token_refusal,
+    "defer_flood": defer_flood,
 }
+#: What a client reading incremental delivery (Apollo Client) accepts.
+MULTIPART = "multipart/mixed;deferSpec=20220824,application/json"
 #: An attacker that hangs up: sends an expensive request and gives up soon.
 HANGUP_AFTER_S = 0.5
 
@@ -109,15 +171,22 @@ class HostileResult:
 
 
 async def run_hostile(
-    url: str, clients: int, attackers: int, seconds: float, pid: int | None = None
+    url: str,
+    clients: int,
+    attackers: int,
+    seconds: float,
+    pid: int | None = None,
+    shapes: Sequence[str] | None = None,
 ) -> HostileResult:
+    """The normal mix alone, then beside ``attackers`` clients sending the
+    ``shapes`` in turn (every attack and hang-ups, when not given)."""
     quiet = await run_load(url, clients, seconds, pid)
     tally: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
-    shapes = itertools.cycle([*ATTACKS, "hangup"])
+    turns = itertools.cycle(shapes or [*ATTACKS, "hangup"])
     attacked, *_ = await asyncio.gather(
         run_load(url, clients, seconds, pid),
-        *(_attack(url, next(shapes), n, deadline, tally) for n in range(attackers)),
+        *(_attack(url, next(turns), n, deadline, tally) for n in range(attackers)),
     )
     return HostileResult(quiet, attacked, tally)
 
@@ -127,7 +196,9 @@ async def _attack(url: str, shape: str, n: int, deadline: float, tally: Counter[
     hangup = shape == "hangup"
     build = related_chain if hangup else ATTACKS[shape]
     timeout = HANGUP_AFTER_S if hangup else 30.0
-    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+    # The deferred flood is read in parts, as a client asking for them would.
+    headers = {"accept": MULTIPART} if shape == "defer_flood" else {}
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers) as client:
         while time.monotonic() < deadline:
             try:
                 response = await client.post("/graphql", json=build(rng))
@@ -475,3 +546,86 @@ async def run_attack(
     stop.set()
     await asyncio.gather(*attackers)
     return AttackResult(attack, count, quiet, attacked, held)
+
+
+# -- attacks measured on their own: memory held, and work per request -----------
+
+
+async def plan_flood_memory(
+    url: str, pid: int, documents: int = 1000, connections: int = 4
+) -> dict[str, Any]:
+    """The server's resident memory before and after ``documents`` distinct
+    valid documents (:func:`plan_flood`), sent over ``connections`` at once."""
+    rng = random.Random(7)
+    bodies = [plan_flood(rng) for _ in range(documents)]
+    statuses: Counter[str] = Counter()
+    before = rss_mb(pid)
+    peak = before
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+
+        async def sender(n: int) -> None:
+            nonlocal peak
+            for body in bodies[n::connections]:
+                response = await client.post("/graphql", json=body)
+                answer = response.json()
+                statuses[_outcome(response.status_code, answer)] += 1
+                peak = max(peak, rss_mb(pid))
+
+        await asyncio.gather(*(sender(n) for n in range(connections)))
+    after = rss_mb(pid)
+    return {
+        "documents": documents,
+        "rss_mb_before": round(before, 1),
+        "rss_mb_after": round(after, 1),
+        "rss_mb_peak": round(peak, 1),
+        "growth_mb": round(after - before, 1),
+        "answers": dict(statuses),
+    }
+
+
+async def defer_flood_cost(url: str, pid: int, requests: int = 5) -> dict[str, Any]:
+    """Server CPU and bytes per :func:`defer_flood` request, read in parts and
+    as one JSON answer (the median of ``requests`` of each)."""
+    body = defer_flood(random.Random(1))
+    found: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+        for name, accept in (("multipart", MULTIPART), ("json", "application/json")):
+            cpu, sizes, outcomes = [], [], Counter[str]()
+            for _ in range(requests):
+                started = cpu_seconds(pid)
+                response = await client.post("/graphql", json=body, headers={"accept": accept})
+                cpu.append(cpu_seconds(pid) - started)
+                sizes.append(len(response.content))
+                kind = response.headers.get("content-type", "").split(";")[0]
+                outcomes[f"{response.status_code} {kind} {_code_in(response.content)}"] += 1
+            found[name] = {
+                "cpu_ms": round(sorted(cpu)[len(cpu) // 2] * 1000, 1),
+                "bytes": sorted(sizes)[len(sizes) // 2],
+                "answers": dict(outcomes),
+            }
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _outcome(status: int, answer: dict[str, Any]) -> str:
+    errors = answer.get("errors") or []
+    code = (errors[0].get("extensions") or {}).get("code", "NO_CODE") if errors else "ok"
+    return f"{status} {code}"
+
+
+def _code_in(content: bytes) -> str:
+    """The first error code in an answer's bytes, or "ok"."""
+    marker = b'"code":"'
+    at = content.find(marker)
+    if at < 0:
+        marker = b'"code": "'
+        at = content.find(marker)
+    if at < 0:
+        return "ok"
+    start = at + len(marker)
+    return content[start : content.find(b'"', start)].decode(errors="replace")

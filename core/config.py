@@ -113,6 +113,8 @@ class Settings:
     query_cache_bytes: int = 16_000_000
     #: Memory for persisted queries, per worker (estimated bytes).
     persisted_queries_max_bytes: int = 4_000_000
+    #: Memory for compiled plans and the documents they hold, per worker (estimated bytes).
+    plan_cache_bytes: int = 16_000_000
     #: Whether Prometheus metrics are served at /metrics.
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
@@ -222,6 +224,7 @@ ENV_NAMES: dict[str, str] = {
     "max_field_repeats": "NEWSGRAPH_MAX_FIELD_REPEATS",
     "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",
     "persisted_queries_max_bytes": "NEWSGRAPH_PERSISTED_QUERIES_MAX_BYTES",
+    "plan_cache_bytes": "NEWSGRAPH_PLAN_CACHE_BYTES",
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
     "compiled": "NEWSGRAPH_COMPILED",

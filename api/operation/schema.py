@@ -49,7 +49,10 @@ from core.config import Settings
 @dataclass(frozen=True)
 class Caches:
     """What the steps keep between requests, one of each per schema (so per
-    app and worker), shared by all requests and bounded by bytes or count."""
+    app and worker), shared by all requests and each bounded by estimated
+    bytes as well as by count (api.bounded): whatever texts clients send, a
+    worker's query caches hold at most ``query_cache_bytes`` (documents) +
+    a quarter of it (prices) + ``plan_cache_bytes`` + ``persisted_queries_max_bytes``."""
 
     #: Parsed, validated documents by query text.
     documents: DocumentCache
@@ -67,8 +70,9 @@ class Caches:
             if settings.persisted_queries
             else NoPersistedQueries()
         )
-        plans = Plans() if settings.compiled else None
-        return cls(DocumentCache(settings.query_cache_bytes), persisted, CostCache(), plans)
+        plans = Plans(max_bytes=settings.plan_cache_bytes) if settings.compiled else None
+        costs = CostCache(max_bytes=settings.query_cache_bytes // 4)
+        return cls(DocumentCache(settings.query_cache_bytes), persisted, costs, plans)
 
 
 def steps(
@@ -79,7 +83,7 @@ def steps(
     return [
         NameOperation(),
         ResolvePersisted(caches.persisted),
-        # Cached, or parsed with the lexer stopping at the token limit.
+        # Cached; or refused by a count before the lexer runs, or as before; or parsed.
         FindDocument(caches.documents, settings.max_tokens),
         ChooseOperation(),
         # Before validation: bounds what validation may cost.

@@ -12,7 +12,16 @@ import httpx2 as httpx
 import pytest
 from graphql import parse
 
-from bench.hostile import ATTACKS, BODY, ONE_AT_A_TIME, run_attack, run_hostile
+from bench.hostile import (
+    ATTACKS,
+    BODY,
+    ONE_AT_A_TIME,
+    defer_flood_cost,
+    plan_flood_memory,
+    run_attack,
+    run_hostile,
+)
+from core.config import Settings
 from loaders import load_paths
 from testing.live import running_server
 from testing.ports import free_port
@@ -26,9 +35,16 @@ def test_every_attack_is_a_graphql_request_of_the_shape_it_names():
     for name, build in ATTACKS.items():
         body = build(rng)
         parse(body["query"])  # well-formed GraphQL: the server must do the work to refuse it
-        assert body != build(rng) or name in ("nested_lists", "related_chain"), name
+        # The same text again: refused ones resent, or one whose cost is its answer.
+        repeats = ("nested_lists", "related_chain", "token_refusal", "defer_flood")
+        assert body != build(rng) or name in repeats, name
     assert ATTACKS["related_chain"](rng)["query"].count("related") == 4
     assert ATTACKS["nested_lists"](rng)["query"].count("articles(first: 100)") == 3
+    flood = parse(ATTACKS["plan_flood"](rng)["query"])
+    assert len(flood.definitions[0].selection_set.selections) == 28
+    assert ATTACKS["defer_flood"](rng)["query"].count("@defer") == 238
+    refusals = {len(ATTACKS["token_refusal"](rng)["query"]) for _ in range(30)}
+    assert len(refusals) == 3 and max(refusals) < Settings().max_body_bytes
 
 
 @pytest.fixture
@@ -68,7 +84,8 @@ def test_related_chains_fan_out_on_the_linked_corpus_and_are_priced(linked_serve
 
 def test_normal_clients_keep_answering_beside_attackers(linked_server):
     url, pid = linked_server
-    result = asyncio.run(run_hostile(url, clients=4, attackers=6, seconds=SECONDS, pid=pid))
+    attackers = len(ATTACKS) + 1  # one of each, and one that hangs up
+    result = asyncio.run(run_hostile(url, clients=4, attackers=attackers, seconds=SECONDS, pid=pid))
     summary = result.summary()
     print("hostile:", summary)
     assert result.quiet.errors == [] and result.attacked.errors == [], result.attacked.errors[:3]
@@ -104,3 +121,15 @@ def test_each_attack_class_runs_beside_the_normal_clients_and_the_probes(attack,
     assert result.quiet.load.requests > 0 and not result.quiet.load.errors
     assert not result.quiet.health_failed and not result.attacked.health_failed
     assert max(result.attacked.server_sockets) >= (count if attack != "heaviest_query" else 1)
+
+
+def test_the_memory_and_defer_measures_report_what_the_server_did(linked_server):
+    url, pid = linked_server
+    flood = asyncio.run(plan_flood_memory(url, pid, documents=24, connections=2))
+    assert flood["answers"] == {"200 ok": 24}, flood
+    assert flood["rss_mb_after"] >= flood["rss_mb_before"] > 0
+    cost = asyncio.run(defer_flood_cost(url, pid, requests=1))
+    # Priced by its parts, the flood is refused before it runs, either way.
+    for way in ("multipart", "json"):
+        assert cost[way]["answers"] == {"200 application/json QUERY_TOO_COSTLY": 1}, cost
+        assert cost[way]["bytes"] < 2000 and cost[way]["cpu_ms"] >= 0
