@@ -3,6 +3,7 @@
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
+                        [--attack mix|heavy_client|cheap_flood ...]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
 """
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
+from bench.hostile import CLASSES
 from bench.load import run_load
 
 
@@ -44,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     hostile.add_argument("--attackers", type=int, default=6, help="hostile clients")
     hostile.add_argument("--seconds", type=float, default=20, help="length of each phase")
     hostile.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
+    hostile.add_argument(
+        "--attack",
+        action="append",
+        choices=sorted(CLASSES),
+        help="the attack (repeatable: each gets a quiet and an attacked phase) [default: mix]",
+    )
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
         "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
@@ -107,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "hostile":
         from bench.hostile import run_hostile
 
-        mixed = asyncio.run(
-            run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid)
-        )
-        print(json.dumps(mixed.summary(), indent=2))
+        for attack in args.attack or ["mix"]:
+            result = asyncio.run(
+                run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid, attack)
+            )
+            print(json.dumps(result.summary(), indent=2))
         return 0
     result = asyncio.run(run_load(args.url, args.clients, args.seconds, args.pid))
     print(json.dumps(result.summary()))
