@@ -33,6 +33,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from api.operation.cost import count_objects
 from api.operation.masking import MaskErrors
 from api.operation.request import Operation, Refused, Request
 from api.operation.run import Execute
@@ -155,6 +156,14 @@ class Pipeline:
             return result
         return ExecutionResult(result.data, result.errors, result.extensions)
 
+    def _settle(self, op: Operation, objects: int) -> None:
+        """An answer in parts is made: the finish steps that settle on its
+        size (the client's budget given back what it did not use) do."""
+        for step in self.finish:
+            settle = getattr(step, "settle", None)
+            if settle is not None:
+                settle(op, objects)
+
     def _parts(
         self, op: Operation, result: ExperimentalIncrementalExecutionResults
     ) -> ExperimentalIncrementalExecutionResults:
@@ -163,13 +172,16 @@ class Pipeline:
         last part is made, or when the parts are dropped unread (a client
         that left before they began)."""
         MaskErrors()(op, result.initial_result)
+        objects = [count_objects(result.initial_result.data)]
 
         async def later(parts: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
             try:
                 async with aclosing(parts):  # type: ignore[type-var]
                     async for part in parts:
+                        objects.append(_part_objects(part))
                         yield MaskErrors.part(part)
             finally:
+                self._settle(op, sum(objects))
                 op.close()
 
         subsequent = later(result.subsequent_results)
@@ -178,6 +190,19 @@ class Pipeline:
             initial_result=result.initial_result,
             subsequent_results=subsequent,
         )
+
+
+def _part_objects(part: Any) -> int:
+    """The objects a later part of an answer adds (a deferred fragment's, a
+    streamed list's items)."""
+    found = 0
+    for payload in getattr(part, "incremental", None) or ():
+        data = getattr(payload, "data", None)
+        if data is not None:  # the deferred fields of an object counted already
+            found += count_objects(data)
+        else:  # a streamed list's items
+            found += count_objects({"items": getattr(payload, "items", None)})
+    return found
 
 
 def _as_graphql_error(error: Exception) -> GraphQLError:

@@ -51,6 +51,7 @@ from strawberry.types.graphql import OperationType
 from api.bounded import BoundedLRU
 from api.data.deadline import current_deadline
 from api.errors import OverloadedError, QueryTooCostlyError, RateLimitedError, UnauthenticatedError
+from api.operation.budget import store_calls_so_far
 from api.operation.cost import CAP, Cost
 from api.operation.request import Operation, Refused
 from api.schema.context import LOCAL, Context, Identity, Tier
@@ -397,3 +398,17 @@ class ReportBudget:
             extensions["cost"] = cost
             result.extensions = extensions
         return result
+
+    def settle(self, op: Operation, objects: int) -> None:
+        """An answer delivered in parts is made, with this many objects in
+        all: what it did not use is given back (its parts carry no
+        ``extensions.cost``)."""
+        identity = identity_of(op)
+        if identity == LOCAL or op.cost is None:
+            return
+        now, before = store_calls_so_far(), op.calls_before
+        calls = now - before if now is not None and before is not None else op.cost.store_calls
+        used = points(objects, calls)
+        unused = op.charged - used if op.charged > used else 0
+        op.charged = 0
+        _note(op, self.limits.take(identity, -unused))

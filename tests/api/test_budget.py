@@ -371,6 +371,25 @@ def test_multipart_answers_carry_the_budget_headers_and_let_the_slot_go(
         assert post(client, FRONT).status_code == 200
 
 
+def test_an_answer_in_parts_pays_what_its_parts_took(loaded: Store, api_settings: Settings) -> None:
+    settings = small_budget(
+        api_settings, anonymous_burst=60_000, anonymous_points_per_s=10**-9
+    )  # nothing refills: every point is accounted for
+    whole = "{ articles(first: 50) { nodes { id title provider { name } } } }"
+    deferred = "{ articles(first: 50) { nodes { id ... @defer { title provider { name } } } } }"
+    with TestClient(app_for(loaded, settings), client=("198.51.100.7", 1)) as client:
+        parts = client.post(
+            "/graphql", json={"query": deferred}, headers={"accept": "multipart/mixed"}
+        )
+        assert parts.status_code == 200 and parts.text.count("incremental") >= 1
+        left = int(parts.headers["ratelimit"].split("r=")[1].split(";")[0])
+        assert left == 60_000 - points(101, 1)  # the worst case, drawn before it ran
+        answer = post(client, whole).json()["extensions"]["cost"]
+        after_parts = answer["throttleStatus"]["currentlyAvailable"] + answer["actualQueryCost"]
+        # Once its last part was made, it had paid what the same query does whole.
+        assert 60_000 - after_parts == answer["actualQueryCost"]
+
+
 def test_budget_status_never_changes_an_answers_etag(loaded: Store, api_settings: Settings) -> None:
     with TestClient(app_for(loaded, api_settings)) as client:
         first = client.get("/graphql", params={"query": FRONT})
