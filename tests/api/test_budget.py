@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -38,7 +39,9 @@ from api.schema.context import Context, Identity
 from core.config import ConfigError, Settings
 from core.store import Store
 from tests.api.slow import SLOW, SlowStore, request, serving
-from tests.api.wsclient import Raw
+from tests.api.test_subscriptions import load
+from tests.api.wsclient import Raw, subscribed
+from tests.articles import web_url, write_article
 from tests.waiting import eventually
 
 FRONT = "{ articles(first: 5) { totalCount nodes { id title } } }"
@@ -354,6 +357,46 @@ def test_a_subscription_is_refused_when_its_clients_budget_is_spent(
 
     with serving(create_app(settings, loaded)) as url:
         asyncio.run(scenario(url))
+
+
+def test_each_article_a_subscription_sends_draws_from_its_clients_budget(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    settings = small_budget(settings, anonymous_burst=2000, subscription_poll_ms=100)
+    arrived = "subscription { articlePublished { id title related { title } } }"
+
+    async def scenario(url: str) -> None:
+        ws = await Raw.connect(url)
+        try:
+            await ws.init()
+            await ws.subscribe("1", arrived)
+            await subscribed(url, 1)
+            write_article(tmp_path, "a.md", webUrl=web_url("a"))
+            await load(store, settings, tmp_path)
+            first = await ws.receive()
+            assert first["type"] == "next" and first["payload"]["data"]["articlePublished"]
+            cost = first["payload"]["extensions"]["cost"]
+            assert cost["requestedQueryCost"] > cost["actualQueryCost"]
+            left = cost["throttleStatus"]["currentlyAvailable"]
+            assert left < 2000 - OPERATION_POINTS - cost["actualQueryCost"] + 5  # paid for
+            # The same client (its address) spends the rest over HTTP.
+            while (await asyncio.to_thread(post_to, url, FRONT)).status_code != 429:
+                pass
+            write_article(tmp_path, "b.md", webUrl=web_url("b"))
+            await load(store, settings, tmp_path)
+            refused = await ws.receive()
+            assert refused["type"] == "next", refused  # in the article's place
+            assert refused["payload"]["data"] is None
+            assert refused["payload"]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        finally:
+            await ws.close()
+
+    with serving(create_app(settings, store)) as url:
+        asyncio.run(asyncio.wait_for(scenario(url), 60))
+
+
+def post_to(url: str, query: str) -> httpx.Response:
+    return httpx.post(f"{url}/graphql", json={"query": query}, timeout=10)
 
 
 def test_multipart_answers_carry_the_budget_headers_and_let_the_slot_go(
