@@ -124,6 +124,18 @@ def _reach(settings: Settings, err: Console) -> Store:
         sys.exit(EXIT_STORE)
 
 
+def _reach_noting(settings: Settings, err: Console, embedded: str) -> Store:
+    """The store, answering (or exit 3); on the embedded engine, a note that
+    MONGODB_URI is not set and what that means for this command."""
+    store = _reach(settings, err)
+    if store.embedded:
+        err.print(
+            f"[yellow]note:[/] MONGODB_URI is not set: {embedded}",
+            highlight=False,
+        )
+    return store
+
+
 def _error(err: Console, message: str) -> None:
     err.print("[red]error:[/] ", end="", highlight=False)
     err.print(message, highlight=False, markup=False)
@@ -541,13 +553,12 @@ def facets(rebuild: bool, as_json: bool) -> None:
 
     settings = _settings()
     err = _console(stderr=True)
-    store = _reach(settings, err)
-    if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set: the embedded engine of this process "
-            "holds no articles; set MONGODB_URI to check a MongoDB database.",
-            highlight=False,
-        )
+    store = _reach_noting(
+        settings,
+        err,
+        "the embedded engine of this process holds no articles; set MONGODB_URI to "
+        "check a MongoDB database.",
+    )
     try:
         recount = recount_facets(store, settings, rebuild=rebuild)
     except (StoreUnavailable, LeaseError) as exc:
@@ -630,15 +641,12 @@ def keys() -> None:
 
 
 def _keys_store(err: Console) -> Store:
-    settings = _settings()
-    store = _reach(settings, err)
-    if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set: keys kept in the embedded engine last "
-            "only as long as this process; set MONGODB_URI to the store the API serves.",
-            highlight=False,
-        )
-    return store
+    return _reach_noting(
+        _settings(),
+        err,
+        "keys kept in the embedded engine last only as long as this process; set "
+        "MONGODB_URI to the store the API serves.",
+    )
 
 
 def _key_dict(key: Any) -> dict[str, Any]:

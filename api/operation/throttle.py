@@ -255,6 +255,15 @@ def _note(op: Operation, decision: Decision) -> None:
         op.context.budget_status = decision
 
 
+def _draw(limits: Limits, op: Operation, identity: Identity, points: int, asked: int) -> None:
+    """Draw ``points`` towards a price of ``asked`` from ``identity``'s
+    bucket, or refuse the operation (``RATE_LIMITED``)."""
+    decision = limits.take(identity, points)
+    _note(op, decision)
+    if not decision.allowed:
+        raise _over_budget(decision, asked)
+
+
 def _over_budget(decision: Decision, asked: int) -> Refused:
     wait = max(1, math.ceil(decision.retry_after_s))
     message = (
@@ -264,7 +273,26 @@ def _over_budget(decision: Decision, asked: int) -> Refused:
     return Refused(GraphQLError(message, original_error=RateLimitedError(message, wait)))
 
 
-class Admit:
+class _BudgetStep:
+    """A step of this module: it works on the budgets of one schema."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    @staticmethod
+    def client(op: Operation) -> Identity | None:
+        """Whose budget ``op`` draws from; None for :data:`LOCAL`, which has none."""
+        identity = identity_of(op)
+        return None if identity == LOCAL else identity
+
+    def priced(self, op: Operation) -> tuple[Identity, int] | None:
+        """Whose budget ``op`` draws from, and its price; None for :data:`LOCAL`."""
+        assert op.cost is not None
+        identity = self.client(op)
+        return None if identity is None else (identity, price(op.cost))
+
+
+class Admit(_BudgetStep):
     """Step, first of all: who asks may ask. Refuses an unknown or revoked API
     key (``UNAUTHENTICATED``; the address's budget pays for the look-up, and
     once it is spent the refusal is ``RATE_LIMITED``),
@@ -272,19 +300,14 @@ class Admit:
     draws :data:`OPERATION_POINTS`, so that even a document that is refused
     later has been paid for."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-
     def __call__(self, op: Operation) -> None:
-        identity = identity_of(op)
-        if identity == LOCAL:
+        identity = self.client(op)
+        if identity is None:
             return
         if identity.refused is not None:
+            # Out of budget, guessing further waits (RATE_LIMITED).
             asked = OPERATION_POINTS + STORE_CALL_POINTS
-            decision = self.limits.take(identity, asked)
-            _note(op, decision)
-            if not decision.allowed:  # out of budget: guessing further waits
-                raise _over_budget(decision, asked)
+            _draw(self.limits, op, identity, asked, asked)
             error = UnauthenticatedError(identity.refused)
             raise Refused(GraphQLError(str(error), original_error=error))
         policy = self.limits.policy(identity)
@@ -296,14 +319,11 @@ class Admit:
             )
             raise Refused(GraphQLError(message, original_error=RateLimitedError(message, 1)))
         op.done.append(leave)
-        decision = self.limits.take(identity, OPERATION_POINTS)
-        _note(op, decision)
-        if not decision.allowed:
-            raise _over_budget(decision, OPERATION_POINTS)
+        _draw(self.limits, op, identity, OPERATION_POINTS, OPERATION_POINTS)
         op.charged = OPERATION_POINTS
 
 
-class Throttle:
+class Throttle(_BudgetStep):
     """Step, once the operation is priced: its price within the client's
     budget. A price over the tier's whole bucket could never run
     (``QUERY_TOO_COSTLY``); a heavy one waits for nothing, it takes a slot of
@@ -311,15 +331,11 @@ class Throttle:
     price is drawn, or the operation refused (``RATE_LIMITED``, 429). A
     subscription draws each answer's price as it sends it (:class:`ThrottlePayload`)."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-
     def __call__(self, op: Operation) -> None:
-        assert op.cost is not None
-        identity = identity_of(op)
-        if identity == LOCAL:
+        priced = self.priced(op)
+        if priced is None:
             return
-        asked = price(op.cost)
+        identity, asked = priced
         policy = self.limits.policy(identity)
         if asked > policy.burst:
             message = (
@@ -339,44 +355,31 @@ class Throttle:
                 error = OverloadedError(1)
                 raise Refused(GraphQLError(str(error), original_error=error))
             op.done.append(leave)
-        decision = self.limits.take(identity, asked - op.charged)
-        _note(op, decision)
-        if not decision.allowed:
-            raise _over_budget(decision, asked)
+        _draw(self.limits, op, identity, asked - op.charged, asked)
         op.charged = asked
 
 
-class ThrottlePayload:
+class ThrottlePayload(_BudgetStep):
     """Step on each answer of a subscription, before it is sent: its price
     (one query's, for the article it answers), or ``RATE_LIMITED`` in its place."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-
     def __call__(self, op: Operation) -> None:
-        assert op.cost is not None
-        identity = identity_of(op)
-        if identity == LOCAL:
+        priced = self.priced(op)
+        if priced is None:
             return
-        asked = price(op.cost)
-        decision = self.limits.take(identity, asked)
-        _note(op, decision)
-        if not decision.allowed:
-            raise _over_budget(decision, asked)
+        identity, asked = priced
+        _draw(self.limits, op, identity, asked, asked)
         op.charged = asked
 
 
-class ReportBudget:
+class ReportBudget(_BudgetStep):
     """Step on each answer: what it drew and did not use given back, and the
     budget reported in ``extensions.cost`` as Shopify reports it:
     ``requestedQueryCost`` and ``actualQueryCost`` in points, beside the
     objects and store calls, and the bucket as ``throttleStatus``."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-
     def __call__(self, op: Operation, result: Any) -> Any:
-        identity = identity_of(op)
+        identity = self.client(op)
         extensions = dict(result.extensions or {})
         cost = dict(extensions.get("cost") or {})
         used: int | None = None
@@ -388,11 +391,8 @@ class ReportBudget:
             used = points(actual.get("objects", 0), calls)
             cost["requestedQueryCost"] = price(op.cost)
             cost["actualQueryCost"] = min(used, price(op.cost))
-        if identity != LOCAL:
-            unused = op.charged - used if used is not None and op.charged > used else 0
-            decision = self.limits.take(identity, -unused)
-            _note(op, decision)
-            cost["throttleStatus"] = decision.throttle_status()
+        if identity is not None:
+            cost["throttleStatus"] = self._give_back(op, identity, used).throttle_status()
         op.charged = 0
         if cost:
             extensions["cost"] = cost
@@ -403,12 +403,18 @@ class ReportBudget:
         """An answer delivered in parts is made, with this many objects in
         all: what it did not use is given back (its parts carry no
         ``extensions.cost``)."""
-        identity = identity_of(op)
-        if identity == LOCAL or op.cost is None:
+        identity = self.client(op)
+        if identity is None or op.cost is None:
             return
         now, before = store_calls_so_far(), op.calls_before
         calls = now - before if now is not None and before is not None else op.cost.store_calls
-        used = points(objects, calls)
-        unused = op.charged - used if op.charged > used else 0
+        self._give_back(op, identity, points(objects, calls))
         op.charged = 0
-        _note(op, self.limits.take(identity, -unused))
+
+    def _give_back(self, op: Operation, identity: Identity, used: int | None) -> Decision:
+        """What ``op`` drew and did not use (all it drew is used when ``used``
+        is unknown) back in ``identity``'s bucket: the bucket as it is now."""
+        unused = op.charged - used if used is not None and op.charged > used else 0
+        decision = self.limits.take(identity, -unused)
+        _note(op, decision)
+        return decision
