@@ -39,11 +39,12 @@ import orjson
 from starlette.applications import Starlette
 
 from api.app import create_app
+from bench.load import UNTHROTTLED
 from bench.queries import FRONT_PAGE, MOBILE
 from bench.querying import MemoryGateway
 from bench.report import Row
 from bench.stubbed import CAPTURE_ENV, Capture
-from core.config import Settings
+from core.config import ENV_NAMES, Settings
 from core.store import Store
 from testing.live import serving
 
@@ -53,6 +54,13 @@ from testing.live import serving
 HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 #: Each server's first window, untimed: plans compiled, caches filled.
 WARMUP_S = 1.0
+
+
+def unthrottled(settings: Settings) -> Settings:
+    """``settings`` with :data:`~bench.load.UNTHROTTLED`'s budget."""
+    given = Settings.from_env(UNTHROTTLED)
+    names = {field for field, env in ENV_NAMES.items() if env in UNTHROTTLED}
+    return dataclasses.replace(settings, **{name: getattr(given, name) for name in names})
 
 
 class WrongAnswer(AssertionError):
@@ -183,6 +191,7 @@ def cpu_scenario(
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
     query, with their ratio to ``cpu_bare`` on the same query's bytes."""
     bodies = request_bodies(store)
+    settings = unthrottled(settings)
     captured, real = asyncio.run(capture(store, settings, bodies))
     uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
@@ -194,7 +203,11 @@ def cpu_scenario(
             ("cpu", "bench.stubbed:create_app", False),
             ("cpu_bare", "bench.bare:create_precomputed_app", True),
         ):
-            env = {CAPTURE_ENV: str(path), "NEWSGRAPH_COMPILED": str(compiled).lower()}
+            env = {
+                CAPTURE_ENV: str(path),
+                "NEWSGRAPH_COMPILED": str(compiled).lower(),
+                **UNTHROTTLED,
+            }
             url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
             for query, body in bodies.items():
                 bare = scenario == "cpu_bare"

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,17 @@ from api.operation.throttle import (
     Policy,
     Throttle,
     points,
+    policies,
 )
 from api.schema.context import Context, Identity
 from core.config import ConfigError, Settings
 from core.store import Store
 from tests.api.slow import SLOW, SlowStore, request, serving
+from tests.api.test_cost import readme_queries
 from tests.api.test_subscriptions import load
 from tests.api.wsclient import Raw, subscribed
 from tests.articles import web_url, write_article
+from tests.test_readme import README
 from tests.waiting import eventually
 
 FRONT = "{ articles(first: 5) { totalCount nodes { id title } } }"
@@ -114,6 +118,35 @@ def test_a_bucket_store_keeps_a_bounded_number_of_buckets():
 def test_points_count_objects_store_calls_and_the_operation_itself():
     assert points(0, 0) == OPERATION_POINTS
     assert points(7, 1) == OPERATION_POINTS + 7 + 10
+
+
+# -- the defaults ----------------------------------------------------------------
+
+
+def test_the_readmes_tiers_are_the_defaults_and_the_costliest_query_fits_a_full_bucket():
+    rows = re.findall(
+        r"^  \| `(\w+)` \(`NEWSGRAPH_\w+_\*`\) \| `(\d+)` a second \| `(\d+)` \| `(\d+)` \|$",
+        README,
+        re.M,
+    )
+    defaults = policies(Settings())
+    assert {tier: (float(r), int(b), int(c)) for tier, r, b, c in rows} == {
+        tier: (p.rate, p.burst, p.concurrency) for tier, p in defaults.items()
+    }
+    settings = Settings()
+    costliest = points(settings.max_query_objects, settings.max_query_store_calls)
+    assert all(policy.burst >= costliest for policy in defaults.values())
+
+
+def test_every_readme_query_is_well_inside_an_anonymous_clients_budget(client: TestClient):
+    settings, paid = Settings(), 0
+    for label, query, _, _ in readme_queries():
+        body = client.post("/graphql", json={"query": query}).json()
+        assert "errors" not in body, (label, body["errors"])
+        cost = body["extensions"]["cost"]
+        assert cost["requestedQueryCost"] * 3 <= settings.anonymous_burst, label
+        paid += cost["actualQueryCost"]
+    assert paid <= settings.anonymous_points_per_s  # all of them: under a second's refill
 
 
 # -- steps, on operations held open -------------------------------------------
