@@ -3,8 +3,8 @@
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
-python -m bench hostile --url URL --attack NAME [--count N] [--health-url URL] [--clients 2] ...
-                        [--shapes A,B] [--memory N] [--defer N]
+                        [--attack NAME ...] [--shapes A,B] [--memory N] [--defer N]
+                        [--count N] [--health-url URL]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
-from bench.hostile import ONE_AT_A_TIME
+from bench.hostile import CLASSES, ONE_AT_A_TIME
 from bench.load import run_load
 
 
@@ -49,15 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     hostile.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
     hostile.add_argument(
         "--attack",
-        choices=sorted(ONE_AT_A_TIME),
-        help="one attack class alone, beside the normal mix and new-connection probes",
+        action="append",
+        choices=sorted({*CLASSES, *ONE_AT_A_TIME}),
+        help="the attack (repeatable: each gets a quiet and an attacked phase) [default: mix]; "
+        f"{', '.join(sorted(ONE_AT_A_TIME))} hold connections, beside new-connection probes",
     )
-    hostile.add_argument("--count", type=int, default=100, help="--attack: attackers")
-    hostile.add_argument("--health-url", help="--attack: where to probe liveness")
+    hostile.add_argument("--count", type=int, default=100, help="connection attacks: attackers")
+    hostile.add_argument("--health-url", help="connection attacks: where to probe liveness")
     hostile.add_argument(
         "--shapes",
         type=lambda s: s.split(","),
-        help="only these attacks (comma-separated names from bench/hostile.py ATTACKS)",
+        help="mix: only these attacks (comma-separated names from bench/hostile.py ATTACKS)",
     )
     hostile.add_argument(
         "--memory",
@@ -136,24 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         options = CpuOptions(args.seconds, args.rounds, args.clients, args.tracing)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
-    if args.command == "hostile" and args.attack:
-        from bench.hostile import run_attack
-
-        attacked = asyncio.run(
-            run_attack(
-                args.url,
-                args.attack,
-                args.count,
-                args.seconds,
-                args.clients,
-                args.health_url,
-                args.pid,
-            )
-        )
-        print(json.dumps(attacked.summary(), indent=2))
-        return 0
     if args.command == "hostile":
-        from bench.hostile import defer_flood_cost, plan_flood_memory, run_hostile
+        from bench.hostile import defer_flood_cost, plan_flood_memory, run_attack, run_hostile
 
         if (args.memory or args.defer) and not args.pid:
             parser.error("--memory and --defer measure the server: give its --pid")
@@ -165,10 +151,31 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(cost, indent=2))
         if args.memory or args.defer:
             return 0
-        mixed = asyncio.run(
-            run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid, args.shapes)
-        )
-        print(json.dumps(mixed.summary(), indent=2))
+        for attack in args.attack or ["mix"]:
+            summary: dict[str, object]
+            if attack in ONE_AT_A_TIME:
+                held = run_attack(
+                    args.url,
+                    attack,
+                    args.count,
+                    args.seconds,
+                    args.clients,
+                    args.health_url,
+                    args.pid,
+                )
+                summary = asyncio.run(held).summary()
+            else:
+                worked = run_hostile(
+                    args.url,
+                    args.clients,
+                    args.attackers,
+                    args.seconds,
+                    args.pid,
+                    args.shapes,
+                    attack,
+                )
+                summary = asyncio.run(worked).summary()
+            print(json.dumps(summary, indent=2))
         return 0
     result = asyncio.run(run_load(args.url, args.clients, args.seconds, args.pid))
     print(json.dumps(result.summary()))

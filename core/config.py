@@ -147,6 +147,28 @@ class Settings:
     #: Most connections one worker holds open; 0 means three quarters of its
     #: open-files limit, at most 10,000 (see api/http/connections.py).
     max_connections: int = 0
+    #: Proxies whose X-Forwarded-For names the client (addresses or networks,
+    #: comma-separated); empty: the connection's own address is the client's.
+    trusted_proxies: str = ""
+    #: Each tier's cost budget (api/operation/throttle.py): points refilled per
+    #: second, the most held at once, and operations running at once.
+    anonymous_points_per_s: int = 1_000
+    anonymous_burst: int = 60_000
+    anonymous_concurrency: int = 8
+    key_points_per_s: int = 5_000
+    key_burst: int = 120_000
+    key_concurrency: int = 32
+    admin_points_per_s: int = 50_000
+    admin_burst: int = 1_000_000
+    admin_concurrency: int = 64
+    #: Operations priced at least this many points share a small pool of their own.
+    heavy_query_points: int = 25_000
+    #: How many of those one worker runs at once; more are shed with 503.
+    heavy_query_concurrency: int = 2
+    #: Trusted documents (api/operation/trusted.py): off, allow or enforce.
+    trusted_documents: str = "off"
+    #: The manifest of trusted documents (Apollo's, Relay's or GraphQL Codegen's).
+    trusted_manifest: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -171,9 +193,15 @@ class Settings:
                     raise ConfigError(f"{name} must be positive, got {number}")
                 values[f.name] = number
             else:
-                values[f.name] = raw
+                choices = _CHOICES.get(f.name)
+                if choices is not None and raw.lower() not in choices:
+                    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+                values[f.name] = raw.lower() if choices is not None else raw
         return cls(**values)
 
+
+#: Text settings that take one of a few words.
+_CHOICES: dict[str, tuple[str, ...]] = {"trusted_documents": ("off", "allow", "enforce")}
 
 #: Whole-number settings where 0 means "choose for me".
 _ZERO_MEANS_AUTO = frozenset({"load_workers", "max_connections"})
@@ -239,4 +267,18 @@ ENV_NAMES: dict[str, str] = {
     "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",
     "send_timeout_s": "NEWSGRAPH_SEND_TIMEOUT_S",
     "max_connections": "NEWSGRAPH_MAX_CONNECTIONS",
+    "trusted_proxies": "NEWSGRAPH_TRUSTED_PROXIES",
+    "anonymous_points_per_s": "NEWSGRAPH_ANONYMOUS_POINTS_PER_S",
+    "anonymous_burst": "NEWSGRAPH_ANONYMOUS_BURST",
+    "anonymous_concurrency": "NEWSGRAPH_ANONYMOUS_CONCURRENCY",
+    "key_points_per_s": "NEWSGRAPH_KEY_POINTS_PER_S",
+    "key_burst": "NEWSGRAPH_KEY_BURST",
+    "key_concurrency": "NEWSGRAPH_KEY_CONCURRENCY",
+    "admin_points_per_s": "NEWSGRAPH_ADMIN_POINTS_PER_S",
+    "admin_burst": "NEWSGRAPH_ADMIN_BURST",
+    "admin_concurrency": "NEWSGRAPH_ADMIN_CONCURRENCY",
+    "heavy_query_points": "NEWSGRAPH_HEAVY_QUERY_POINTS",
+    "heavy_query_concurrency": "NEWSGRAPH_HEAVY_QUERY_CONCURRENCY",
+    "trusted_documents": "NEWSGRAPH_TRUSTED_DOCUMENTS",
+    "trusted_manifest": "NEWSGRAPH_TRUSTED_MANIFEST",
 }

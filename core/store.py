@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from core.config import Settings
-from core.indexes import ARTICLES, INDEXES, PROVIDERS, TOPICS
+from core.indexes import ARTICLES, INDEXES, KEYS, PROVIDERS, TOPICS
 
 T = TypeVar("T")
 
@@ -48,6 +48,11 @@ class Store:
     @property
     def topics(self) -> Collection[Any]:
         return self.db[TOPICS]
+
+    @property
+    def keys(self) -> Collection[Any]:
+        """API keys, as hashes (``core.keys``)."""
+        return self.db[KEYS]
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store answers now."""

@@ -62,6 +62,12 @@ EXIT_STATUS: dict[str, dict[int, str]] = {
         EXIT_LISTEN: "cannot listen on --host and --port (the port is taken, or not allowed); "
         "checked before anything is loaded",
     },
+    "keys": {
+        EXIT_OK: "the key was created, listed or revoked",
+        EXIT_FAILED: "revoke: no live key has that id (none by it, or it was revoked already)",
+        EXIT_USAGE: "usage error: an argument, option or setting is wrong",
+        EXIT_STORE: "the store could not be reached",
+    },
     "facets": {
         EXIT_OK: "the counts were right, or --rebuild replaced those that were not",
         EXIT_FAILED: "without --rebuild: some counts differ from the articles (listed)",
@@ -118,6 +124,18 @@ def _reach(settings: Settings, err: Console) -> Store:
     except StoreUnavailable as exc:
         _error(err, str(exc))
         sys.exit(EXIT_STORE)
+
+
+def _reach_noting(settings: Settings, err: Console, embedded: str) -> Store:
+    """The store, answering (or exit 3); on the embedded engine, a note that
+    MONGODB_URI is not set and what that means for this command."""
+    store = _reach(settings, err)
+    if store.embedded:
+        err.print(
+            f"[yellow]note:[/] MONGODB_URI is not set: {embedded}",
+            highlight=False,
+        )
+    return store
 
 
 def _error(err: Console, message: str) -> None:
@@ -398,6 +416,7 @@ def serve(
         settings = dataclasses.replace(settings, memory=True)
     if watch and not load_paths_:
         raise click.UsageError("--watch follows the --load paths: give at least one")
+    _check_serving_settings(settings)
     err = _console(stderr=True)
     # Uvicorn serves on this very socket: nothing can take the port between
     # this check and serving.
@@ -457,6 +476,10 @@ def serve(
             ws_max_size=settings.max_body_bytes,
             # Header, idle and send timeouts, and a bound on connections.
             **server_options(limits_for(settings)),
+            # Who the client is behind a proxy is the app's to decide, from
+            # NEWSGRAPH_TRUSTED_PROXIES (api/http/identity.py): Uvicorn would
+            # otherwise believe X-Forwarded-For from any local connection.
+            proxy_headers=False,
         )
         server = GuardedServer(config, _BACKLOG)
         try:
@@ -476,6 +499,19 @@ def serve(
         listening.close()
         if probes:
             probes.stop()
+
+
+def _check_serving_settings(settings: Settings) -> None:
+    """The settings only the API reads, checked before anything is loaded or
+    served: a usage error (exit 2) saying what is wrong."""
+    from api.http.identity import trusted_networks
+    from api.operation.trusted import TrustedDocuments
+
+    try:
+        trusted_networks(settings.trusted_proxies)
+        TrustedDocuments.for_settings(settings)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 #: ``uvicorn.server.STARTUP_FAILURE``.
@@ -556,13 +592,12 @@ def facets(rebuild: bool, as_json: bool) -> None:
 
     settings = _settings()
     err = _console(stderr=True)
-    store = _reach(settings, err)
-    if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set: the embedded engine of this process "
-            "holds no articles; set MONGODB_URI to check a MongoDB database.",
-            highlight=False,
-        )
+    store = _reach_noting(
+        settings,
+        err,
+        "the embedded engine of this process holds no articles; set MONGODB_URI to "
+        "check a MongoDB database.",
+    )
     try:
         recount = recount_facets(store, settings, rebuild=rebuild)
     except (StoreUnavailable, LeaseError) as exc:
@@ -632,6 +667,109 @@ def _change_text(change: FacetChange) -> str:
 
 def _fields(row: dict[str, Any]) -> str:
     return ", ".join(f"{field} {value!r}" for field, value in sorted(row.items()))
+
+
+@cli.group(epilog=_epilog("keys"))
+def keys() -> None:
+    """Create, list and revoke API keys.
+
+    A request that sends a key (Authorization: Bearer <key>) spends the key's
+    budget rather than its address's (NEWSGRAPH_KEY_*). The store keeps only
+    each key's SHA-256: the key itself is shown once, when it is created.
+    """
+
+
+def _keys_store(err: Console) -> Store:
+    return _reach_noting(
+        _settings(),
+        err,
+        "keys kept in the embedded engine last only as long as this process; set "
+        "MONGODB_URI to the store the API serves.",
+    )
+
+
+def _key_dict(key: Any) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "created": key.created.isoformat(),
+        "revoked": key.revoked.isoformat() if key.revoked else None,
+    }
+
+
+@keys.command("create", epilog=_epilog("keys"))
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its record as JSON.")
+def keys_create(name: str, as_json: bool) -> None:
+    """Create a key named NAME (a label for people) and print it, once."""
+    from core import keys as api_keys
+
+    err = _console(stderr=True)
+    store = _keys_store(err)
+    try:
+        token, key = _storing(store, lambda: api_keys.create(store.keys, name))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps({**_key_dict(key), "key": token}) + b"\n")
+        return
+    click.echo(token)
+    err.print(
+        f"created key {key.id} ({name}); it is shown only now: keep it secret",
+        highlight=False,
+        markup=False,
+    )
+
+
+@keys.command("list", epilog=_epilog("keys"))
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
+def keys_list(as_json: bool) -> None:
+    """List the keys: id, name, when created, and when revoked."""
+    from core import keys as api_keys
+
+    err = _console(stderr=True)
+    store = _keys_store(err)
+    found = _storing(store, lambda: api_keys.listed(store.keys))
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps([_key_dict(k) for k in found]) + b"\n")
+        return
+    out = _console()
+    for key in found:
+        state = f"revoked {key.revoked.isoformat()}" if key.revoked else "live"
+        out.print(
+            f"{key.id}  {key.created.isoformat()}  {state}  {key.name}",
+            highlight=False,
+            markup=False,
+        )
+    if not found:
+        err.print("no keys", highlight=False)
+
+
+@keys.command("revoke", epilog=_epilog("keys"))
+@click.argument("key_id", metavar="ID")
+def keys_revoke(key_id: str) -> None:
+    """Revoke the key with this ID: within 10 s no worker honours it."""
+    from core import keys as api_keys
+
+    err = _console(stderr=True)
+    store = _keys_store(err)
+    key = _storing(store, lambda: api_keys.revoke(store.keys, key_id))
+    if key is None:
+        _error(err, f"no live key has the id {key_id!r} (see `newsgraph keys list`)")
+        sys.exit(EXIT_FAILED)
+    err.print(f"revoked key {key.id} ({key.name})", highlight=False, markup=False)
+
+
+def _storing(store: Store, operation: Callable[[], Any]) -> Any:
+    """``operation`` on the store; exit 3 if the store stops answering."""
+    from core.store import unavailable_as_error
+
+    try:
+        with unavailable_as_error(store.where):
+            return operation()
+    except StoreUnavailable as exc:
+        _error(_console(stderr=True), str(exc))
+        sys.exit(EXIT_STORE)
 
 
 @cli.command()

@@ -122,6 +122,8 @@ class ResolvePersisted:
         self.registry = registry
 
     def __call__(self, op: Operation) -> None:
+        if op.query is not None:  # a trusted document named by id (api.operation.trusted)
+            return
         op.query, op.register = self.registry.resolve(op.request.query, op.request.extensions)
 
 

@@ -38,6 +38,8 @@ from api.operation.pipeline import Outcome, Pipeline, Step
 from api.operation.request import Request
 from api.operation.run import Execute
 from api.operation.selections import LimitSelections
+from api.operation.throttle import Admit, Limits, ReportBudget, Throttle, ThrottlePayload
+from api.operation.trusted import TrustDocuments, TrustedDocuments
 from api.operation.validation import Validate, validation_rules
 from api.schema.query import Query
 from api.schema.resolvers import read_field
@@ -76,12 +78,21 @@ class Caches:
 
 
 def steps(
-    schema: strawberry.Schema, settings: Settings, caches: Caches, budget: Budget
+    schema: strawberry.Schema,
+    settings: Settings,
+    caches: Caches,
+    budget: Budget,
+    limits: Limits,
+    trusted: TrustedDocuments,
 ) -> list[Step]:
     """The steps every operation takes before it is answered, in order."""
     rules = validation_rules(settings.max_query_depth, settings.max_aliases, settings.introspection)
     return [
+        # First: an unknown key, too many at once, or an empty budget costs nothing more.
+        Admit(limits),
         NameOperation(),
+        # Before anything is parsed: an untrusted document costs a look-up.
+        TrustDocuments(trusted),
         ResolvePersisted(caches.persisted),
         # Cached; or refused by a count before the lexer runs, or as before; or parsed.
         FindDocument(caches.documents, settings.max_tokens),
@@ -93,6 +104,8 @@ def steps(
         SubscriptionsOverWebSocket(),
         # Only a valid operation is priced (and maybe refused).
         Price(schema._schema, budget, caches.costs),
+        # The price drawn from the client's budget.
+        Throttle(limits),
         # After pricing: a deferred query costs what it would undeferred.
         Deliver(),
     ]
@@ -103,6 +116,8 @@ class Schema(strawberry.Schema):
 
     pipeline: Pipeline
     caches: Caches
+    #: Each client's budget (``api.operation.throttle``).
+    limits: Limits
 
     @property
     def documents(self) -> DocumentCache:
@@ -213,11 +228,14 @@ def build_schema(settings: Settings | None = None) -> Schema:
     )
     caches = Caches.for_settings(settings)
     budget = Budget(settings.max_query_objects, settings.max_query_store_calls)
+    limits = Limits.for_settings(settings)
     schema.caches = caches
+    schema.limits = limits
     schema.pipeline = Pipeline(
-        steps(schema, settings, caches, budget),
+        steps(schema, settings, caches, budget, limits, TrustedDocuments.for_settings(settings)),
         Execute(schema, caches.plans),
-        [MaskErrors(), Report(budget)],
+        [MaskErrors(), Report(budget), ReportBudget(limits)],
+        each=[ThrottlePayload(limits)],
     )
     return schema
 

@@ -525,7 +525,8 @@ def test_invalid_queries_get_validation_errors_not_a_price(client):
     costly_and_invalid = HOSTILE["related chains 3 deep"].replace("title", "nope")
     body = post(client, costly_and_invalid)
     assert "Cannot query field 'nope'" in body["errors"][0]["message"]
-    assert "extensions" not in body
+    # Unpriced: only the client's budget is reported.
+    assert set(body["extensions"]["cost"]) == {"throttleStatus"}
 
 
 def test_introspection_passes_at_no_cost(client):

@@ -13,14 +13,18 @@ import pytest
 from graphql import parse
 
 from bench.hostile import (
+    ATTACKERS,
     ATTACKS,
     BODY,
+    CHEAP,
+    HEAVY,
     ONE_AT_A_TIME,
     defer_flood_cost,
     plan_flood_memory,
     run_attack,
     run_hostile,
 )
+from bench.load import FORWARDED, client_address
 from core.config import Settings
 from loaders import load_paths
 from testing.live import running_server
@@ -48,10 +52,20 @@ def test_every_attack_is_a_graphql_request_of_the_shape_it_names():
 
 
 @pytest.fixture
-def linked_server(engine, store, settings, tmp_path):
-    """A live server over articles that cite each other densely."""
+def linked_server(engine, store, settings, tmp_path, request):
+    """A live server over articles that cite each other densely. A test's
+    ``@pytest.mark.server_env(NAME=value)`` adds to the server's environment."""
     corpus = write_linked_corpus(tmp_path / "linked")
-    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    env = {
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+        # The bench's clients and attackers are each the client they stand
+        # for (bench.load.client_address), not all one address.
+        "NEWSGRAPH_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    marker = request.node.get_closest_marker("server_env")
+    if marker is not None:
+        env.update(marker.kwargs)
     args: list[str] = []
     if engine == "embedded":
         args = ["--load", str(corpus)]
@@ -133,3 +147,50 @@ def test_the_memory_and_defer_measures_report_what_the_server_did(linked_server)
     for way in ("multipart", "json"):
         assert cost[way]["answers"] == {"200 application/json QUERY_TOO_COSTLY": 1}, cost
         assert cost[way]["bytes"] < 2000 and cost[way]["cpu_ms"] >= 0
+
+
+async def spend(url: str, headers: dict[str, str]) -> None:
+    """Cheap queries from one client until it is refused for its budget."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def one() -> bool:
+            response = await client.post("/graphql", json={"query": CHEAP}, headers=headers)
+            return response.status_code == 429 and "points" in response.text
+
+        for _ in range(1000):
+            if any(await asyncio.gather(*(one() for _ in range(4)))):
+                return
+    raise AssertionError("the budget was never spent")
+
+
+# A budget that does not refill within the test, large enough for the bench's
+# sample query once a phase (its normal clients send it first).
+@pytest.mark.server_env(NEWSGRAPH_ANONYMOUS_BURST="25000", NEWSGRAPH_ANONYMOUS_POINTS_PER_S="1")
+def test_one_client_flooding_cheap_queries_is_held_to_its_own_budget(linked_server):
+    url, pid = linked_server
+    # The attacker has spent its budget (a short run would not, at the
+    # default: a flood takes about forty seconds to).
+    asyncio.run(spend(url, {FORWARDED: client_address(ATTACKERS, 0)}))
+    result = asyncio.run(
+        run_hostile(url, clients=4, attackers=0, seconds=SECONDS, pid=pid, attack="cheap_flood")
+    )
+    print("cheap flood:", result.summary())
+    assert result.quiet.errors == [] and result.attacked.errors == [], result.attacked.errors[:3]
+    # Refused, every one, at once; the others keep their answers.
+    assert set(result.attacks) == {"cheap_flood: 429"}, result.attacks
+
+
+def test_one_client_sending_the_heaviest_query_is_held_to_its_own_budget(linked_server):
+    url, pid = linked_server
+    heavy = httpx.post(url + "/graphql", json={"query": HEAVY}, timeout=30).json()
+    assert "errors" not in heavy, heavy["errors"]  # within every limit of the cost rules
+    assert heavy["extensions"]["cost"]["requestedQueryCost"] == 49_952
+    result = asyncio.run(
+        run_hostile(url, clients=4, attackers=0, seconds=SECONDS, pid=pid, attack="heavy_client")
+    )
+    print("heavy client:", result.summary())
+    assert result.quiet.errors == [] and result.attacked.errors == [], result.attacked.errors[:3]
+    assert result.attacks["heavy_client: 200"] > 0, result.attacks
+    # Its two connections draw from one budget: once that is spent, it waits.
+    assert result.attacks["heavy_client: 429"] > 0, result.attacks
+    assert httpx.post(url + "/graphql", json={"query": CHEAP}, timeout=10).status_code == 200
