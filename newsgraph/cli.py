@@ -126,15 +126,12 @@ def _reach(settings: Settings, err: Console) -> Store:
         sys.exit(EXIT_STORE)
 
 
-def _reach_noting(settings: Settings, err: Console, embedded: str) -> Store:
+def _reach_noting(settings: Settings, err: Console) -> Store:
     """The store, answering (or exit 3); on the embedded engine, a note that
-    MONGODB_URI is not set and what that means for this command."""
+    MONGODB_URI is not set, and where the data this command reads lives."""
     store = _reach(settings, err)
     if store.embedded:
-        err.print(
-            f"[yellow]note:[/] MONGODB_URI is not set: {embedded}",
-            highlight=False,
-        )
+        err.print(f"MONGODB_URI is not set: using {store.where}", highlight=False, markup=False)
     return store
 
 
@@ -592,12 +589,7 @@ def facets(rebuild: bool, as_json: bool) -> None:
 
     settings = _settings()
     err = _console(stderr=True)
-    store = _reach_noting(
-        settings,
-        err,
-        "the embedded engine of this process holds no articles; set MONGODB_URI to "
-        "check a MongoDB database.",
-    )
+    store = _reach_noting(settings, err)
     try:
         recount = recount_facets(store, settings, rebuild=rebuild)
     except (StoreUnavailable, LeaseError) as exc:
@@ -680,12 +672,11 @@ def keys() -> None:
 
 
 def _keys_store(err: Console) -> Store:
-    return _reach_noting(
-        _settings(),
-        err,
-        "keys kept in the embedded engine last only as long as this process; set "
-        "MONGODB_URI to the store the API serves.",
-    )
+    store = _reach_noting(_settings(), err)
+    # Keys are looked up and revoked by their indexes: made here too, as the
+    # API and the loader make theirs, so that a fresh store has them.
+    store.ensure_indexes()
+    return store
 
 
 def _key_dict(key: Any) -> dict[str, Any]:

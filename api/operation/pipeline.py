@@ -113,7 +113,7 @@ class Pipeline:
             assert answer is not None
             yield answer
             return
-        async with aclosing(source):  # type: ignore[type-var]
+        async with aclosing(source):
             try:
                 async for result in source:
                     refused = self.draw(op)

@@ -25,7 +25,7 @@ from strawberry.types.graphql import OperationType
 from api.app import create_app
 from api.errors import OverloadedError, RateLimitedError
 from api.http.identity import client_key, trusted_networks
-from api.operation.cost import Cost
+from api.operation.cost import PART_OBJECTS, Cost
 from api.operation.request import Operation, Refused, Request
 from api.operation.throttle import (
     OPERATION_POINTS,
@@ -459,7 +459,9 @@ def test_an_answer_in_parts_pays_what_its_parts_took(loaded: Store, api_settings
         )
         assert parts.status_code == 200 and parts.text.count("incremental") >= 1
         left = int(parts.headers["ratelimit"].split("r=")[1].split(";")[0])
-        assert left == 60_000 - points(101, 1)  # the worst case, drawn before it ran
+        # The worst case, drawn before it ran: the answer, and each deferred
+        # part (one fragment on each of the 50 articles).
+        assert left == 60_000 - points(101 + PART_OBJECTS * 50, 1)
         answer = post(client, whole).json()["extensions"]["cost"]
         after_parts = answer["throttleStatus"]["currentlyAvailable"] + answer["actualQueryCost"]
         # Once its last part was made, it had paid what the same query does whole.
