@@ -11,6 +11,7 @@ output is not a terminal, so that each message stays one line in a log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -39,6 +40,7 @@ from core.store import Store, StoreUnavailable, connect
 from newsgraph import __version__
 
 if TYPE_CHECKING:  # loaders is imported when a command needs it, not at start
+    from api.http.health import ProbeProcess
     from loaders.facets import FacetChange, Recount
     from loaders.report import LoadReport
 
@@ -385,6 +387,15 @@ def _load_with_progress(
     help="Also answer /healthz and /readyz on this port, from a process of their own, "
     "so that a busy server still answers its probes (0: any free port, printed).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes serving the port (Uvicorn's supervisor restarts one that dies); "
+    "more than one needs a store they can share (MONGODB_URI, or the embedded engine's "
+    "files), so not --memory or --watch.",
+)
 def serve(
     host: str,
     port: int,
@@ -393,6 +404,7 @@ def serve(
     memory: bool,
     log_level: str,
     health_port: int | None,
+    workers: int,
 ) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz.
 
@@ -413,6 +425,11 @@ def serve(
         settings = dataclasses.replace(settings, memory=True)
     if watch and not load_paths_:
         raise click.UsageError("--watch follows the --load paths: give at least one")
+    if workers > 1 and (memory or watch):
+        raise click.UsageError(
+            "--workers serves one store from several processes: not a --memory one, "
+            "and --watch loads in one process only (run `newsgraph load --watch` beside it)"
+        )
     _check_serving_settings(settings)
     err = _console(stderr=True)
     # Uvicorn serves on this very socket: nothing can take the port between
@@ -453,16 +470,7 @@ def serve(
             highlight=False,
             markup=False,
         )
-        app = create_app(settings, store)
-        if probes:
-            app.state.health.record = probes.record
-            err.print(
-                f"Probes at http://{address}:{probes.port}/healthz and /readyz",
-                highlight=False,
-                markup=False,
-            )
-        config = uvicorn.Config(
-            app,
+        options: dict[str, Any] = dict(
             host=host,
             port=port,
             log_level=log_level,
@@ -478,6 +486,20 @@ def serve(
             # otherwise believe X-Forwarded-For from any local connection.
             proxy_headers=False,
         )
+        if probes:
+            err.print(
+                f"Probes at http://{address}:{probes.port}/healthz and /readyz",
+                highlight=False,
+                markup=False,
+            )
+        if workers > 1:
+            store.close()  # each worker opens its own
+            _supervise(settings, options, workers, listening, probes)
+            return
+        app = create_app(settings, store)
+        if probes:
+            app.state.health.record = probes.record
+        config = uvicorn.Config(app, **options)
         server = GuardedServer(config, _BACKLOG)
         try:
             server.run(sockets=[listening])
@@ -496,6 +518,86 @@ def serve(
         listening.close()
         if probes:
             probes.stop()
+
+
+class _Worker:
+    """What each ``serve --workers`` process runs (pickled to it: it is
+    spawned, so it shares no threads or store clients with the supervisor):
+    the app built from the settings, served on the socket the supervisor
+    bound, exactly as one process serves it. The connection guard's protocol
+    class is made per server, so here, not pickled."""
+
+    def __init__(
+        self, settings: Settings, options: dict[str, Any], sock: socket.socket, record: Any
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.sock = sock
+        self.record = record
+
+    def __call__(self) -> None:
+        import uvicorn
+
+        from api.app import create_app
+        from api.http.connections import GuardedServer, limits_for, server_options
+
+        app = create_app(self.settings)
+        if self.record is not None:
+            app.state.health.record = self.record
+        config = uvicorn.Config(app, **self.options, **server_options(limits_for(self.settings)))
+        config.configure_logging()
+        with contextlib.suppress(KeyboardInterrupt):
+            GuardedServer(config, _BACKLOG).run(sockets=[self.sock])
+
+
+#: How often the supervisor of ``serve --workers`` looks for a worker that died (seconds).
+_SUPERVISE_S = 0.5
+
+
+def _supervise(
+    settings: Settings,
+    options: dict[str, Any],
+    workers: int,
+    listening: socket.socket,
+    probes: ProbeProcess | None,
+) -> None:
+    """``serve --workers N``: N :class:`_Worker` processes accepting on
+    ``listening``, one started again when it dies; SIGTERM or Ctrl-C stops
+    them all, each gracefully as one server stops (then killed after 10 s).
+
+    Uvicorn's own supervisor would make each worker's server from an import
+    string, without the connection guard's server; this one is as small."""
+    import multiprocessing
+    import signal
+
+    spawn = multiprocessing.get_context("spawn")
+    plain = {k: v for k, v in options.items() if k not in ("http", "timeout_keep_alive", "backlog")}
+    target = _Worker(settings, plain, listening, probes.shared() if probes else None)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    running: list[Any] = []
+    try:
+        while not stopping.is_set():
+            running = [p for p in running if p.is_alive()]
+            while len(running) < workers and not stopping.is_set():
+                process = spawn.Process(target=target, name="newsgraph-worker")
+                process.start()
+                running.append(process)
+            stopping.wait(_SUPERVISE_S)
+    finally:
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _check_serving_settings(settings: Settings) -> None:

@@ -45,9 +45,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from multiprocessing import reduction
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
@@ -139,6 +141,31 @@ class Record:
         )
 
 
+class SharedRecord:
+    """A :class:`Record` in a file, that a process spawned by ``multiprocessing``
+    maps again when it is unpickled there (the file passed as sockets are)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Callable[[DupFd], Record], tuple[DupFd]]:
+        return _mapped, (reduction.DupFd(self.fd),)
+
+
+class DupFd(Protocol):
+    """What ``multiprocessing.reduction.DupFd`` gives: the file in the child."""
+
+    def detach(self) -> int: ...
+
+
+def _mapped(dup: DupFd) -> Record:
+    fd = dup.detach()
+    try:
+        return Record(mmap.mmap(fd, Record.SIZE))
+    finally:
+        os.close(fd)  # the map holds a file of its own
+
+
 class Health:
     """The server's side: the record its event loop keeps (:meth:`start` on
     that loop), and the answers of ``/healthz`` and ``/readyz`` on its port."""
@@ -200,6 +227,8 @@ class ProbeProcess:
         with tempfile.TemporaryFile() as backing:
             backing.truncate(Record.SIZE)
             self.record = Record(mmap.mmap(backing.fileno(), Record.SIZE))
+            # Kept open for ``serve --workers``: each worker maps it too (see shared()).
+            self._backing = os.dup(backing.fileno())
             watched, self._alive = os.pipe()
             try:
                 fds = (sock.fileno(), backing.fileno(), watched)
@@ -211,7 +240,16 @@ class ProbeProcess:
             finally:
                 os.close(watched)
 
+    def shared(self) -> SharedRecord:
+        """The record, for worker processes that ``multiprocessing`` spawns
+        (Uvicorn's workers): pickled, it is mapped again in the worker. All
+        workers write the one record, so the probes answer for the fleet: alive
+        while any worker's event loop runs (Uvicorn's supervisor restarts a
+        worker that exits), ready as the last to beat saw the store."""
+        return SharedRecord(self._backing)
+
     def stop(self) -> None:
+        os.close(self._backing)
         os.close(self._alive)  # the process sees the pipe close, and ends
         try:
             self.process.wait(5)

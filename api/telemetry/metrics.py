@@ -1,16 +1,18 @@
 """Prometheus metrics, served at ``/metrics``.
 
 Each app gets its own registry, so several apps in one process (the tests)
-keep separate counts. With several Uvicorn workers each worker counts its own
-requests: run one worker per container and scrape each, as the README says.
+keep separate counts. With several workers (``serve --workers N``) each worker
+counts its own requests, and says which it is (``newsgraph_worker{pid}``):
+scrape each, or sum by that label.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -62,6 +64,14 @@ class Metrics:
             ["mode"],
             registry=self.registry,
         )
+        # Which process answered: with `serve --workers N` each worker counts
+        # its own requests (scrape each, or sum them by this label).
+        Gauge(
+            "newsgraph_worker",
+            "This worker process (its pid as a label): always 1.",
+            ["pid"],
+            registry=self.registry,
+        ).labels(str(os.getpid())).set(1)
         self.store_round_trips = Counter(
             "newsgraph_store_round_trips",
             "Queries sent to the store (one per find or count).",

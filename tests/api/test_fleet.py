@@ -1,0 +1,89 @@
+"""Several processes serving one store: ``serve --workers N``, and what the
+fleet shares through the store (persisted queries, each client's budget).
+
+Each test starts real ``newsgraph serve`` processes on loopback ports over the
+wire server (FerretDB in CI), since processes share a store there."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import uuid
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import pymongo
+import pytest
+
+from testing.live import running_server
+from testing.ports import free_port
+from testing.wire import WireServer
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.wire
+
+WORKER = re.compile(r'newsgraph_worker\{pid="(\d+)"\}')
+
+
+@pytest.fixture
+def shared_db(wire_server: WireServer) -> Iterator[dict[str, str]]:
+    """The environment of servers sharing a fresh database on the wire server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield {"MONGODB_URI": wire_server.uri, "NEWSGRAPH_DB": name}
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+        wire_server.uri, serverSelectionTimeoutMS=2000
+    )
+    client.drop_database(name)
+    client.close()
+
+
+def worker_of(url: str) -> str:
+    """Which worker answers a new connection (its pid, from /metrics)."""
+    with httpx.Client(timeout=5) as client:  # a connection of its own
+        found = WORKER.search(client.get(f"{url}/metrics").text)
+    assert found, "/metrics names no worker"
+    return found.group(1)
+
+
+def workers_answering(url: str, want: int, tries: int = 200) -> set[str]:
+    """The workers seen answering new connections, until ``want`` have (or
+    ``tries`` connections were made: the kernel picks which worker accepts)."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        seen.add(worker_of(url))
+        if len(seen) >= want:
+            break
+    return seen
+
+
+def test_two_workers_both_answer_and_one_that_dies_is_replaced(shared_db):
+    probes = free_port()
+    with running_server(shared_db, "--workers", "2", "--health-port", str(probes)) as (url, pid):
+        first = workers_answering(url, 2)
+        assert len(first) == 2, f"only {first} answered 200 new connections"
+        assert str(pid) not in first  # the supervisor serves nothing itself
+        # The probes answer for the fleet, from the process of their own.
+        health = httpx.get(f"http://127.0.0.1:{probes}/readyz", timeout=5).json()
+        assert health["status"] == "ready"
+        query = {"query": "{ articles(first: 1) { totalCount } }"}
+        answer = httpx.post(f"{url}/graphql", json=query, timeout=10).json()
+        assert answer["data"] == {"articles": {"totalCount": 0}}
+        gone = min(first)
+        os.kill(int(gone), signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = workers_answering(url, 2, tries=50)
+            return len(now) == 2 and gone not in now
+
+        eventually(replaced, 20, "the supervisor to start a worker in place of the killed one")
+
+
+def test_workers_refuse_a_throwaway_store():
+    from click.testing import CliRunner
+
+    from newsgraph.cli import cli
+
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2", "--memory", "--port", "0"])
+    assert result.exit_code == 2
+    assert "--workers" in result.output
