@@ -105,6 +105,11 @@ class Settings:
     persisted_queries: bool = True
     #: Most persisted queries one worker remembers (least recently used go first).
     persisted_queries_max: int = 1000
+    #: Whether persisted-query registrations are kept in the store too, shared
+    #: by every worker and host (each worker's own cache stays in front).
+    persisted_queries_shared: bool = True
+    #: Days a registration no worker has read from the store is kept there.
+    persisted_queries_days: int = 30
     #: Most selections one query may make once its fragments are expanded.
     max_selections: int = 500
     #: Most times one field may be selected at the same place in a query.
@@ -165,6 +170,9 @@ class Settings:
     heavy_query_points: int = 25_000
     #: How many of those one worker runs at once; more are shed with 503.
     heavy_query_concurrency: int = 2
+    #: Where each client's budget is kept: per worker ("worker"), or in the
+    #: store, one budget per client for the whole fleet ("store").
+    budgets: str = "worker"
     #: Trusted documents (api/operation/trusted.py): off, allow or enforce.
     trusted_documents: str = "off"
     #: The manifest of trusted documents (Apollo's, Relay's or GraphQL Codegen's).
@@ -201,7 +209,10 @@ class Settings:
 
 
 #: Text settings that take one of a few words.
-_CHOICES: dict[str, tuple[str, ...]] = {"trusted_documents": ("off", "allow", "enforce")}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "trusted_documents": ("off", "allow", "enforce"),
+    "budgets": ("worker", "store"),
+}
 
 #: Whole-number settings where 0 means "choose for me".
 _ZERO_MEANS_AUTO = frozenset({"load_workers", "max_connections"})
@@ -248,6 +259,8 @@ ENV_NAMES: dict[str, str] = {
     "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
+    "persisted_queries_shared": "NEWSGRAPH_PERSISTED_QUERIES_SHARED",
+    "persisted_queries_days": "NEWSGRAPH_PERSISTED_QUERIES_DAYS",
     "max_selections": "NEWSGRAPH_MAX_SELECTIONS",
     "max_field_repeats": "NEWSGRAPH_MAX_FIELD_REPEATS",
     "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",
@@ -279,6 +292,7 @@ ENV_NAMES: dict[str, str] = {
     "admin_concurrency": "NEWSGRAPH_ADMIN_CONCURRENCY",
     "heavy_query_points": "NEWSGRAPH_HEAVY_QUERY_POINTS",
     "heavy_query_concurrency": "NEWSGRAPH_HEAVY_QUERY_CONCURRENCY",
+    "budgets": "NEWSGRAPH_BUDGETS",
     "trusted_documents": "NEWSGRAPH_TRUSTED_DOCUMENTS",
     "trusted_manifest": "NEWSGRAPH_TRUSTED_MANIFEST",
 }

@@ -30,6 +30,12 @@ MANIFEST = "_manifest"
 #: API keys (``core.keys``): one small document per key, under the SHA-256 of
 #: its secret; the secret itself is never stored.
 KEYS = "_keys"
+#: Automatic persisted queries shared by the workers (``api.operation.persisted``):
+#: the query under its SHA-256, and when a worker last read it (``used``).
+PERSISTED = "_persisted"
+#: Each client's budget shared by the workers (``api.operation.throttle``), as
+#: the time its bucket is full again (``full``, seconds since the epoch).
+BUDGETS = "_budgets"
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     # A key is found by its hash (the _id); `newsgraph keys revoke` names it by
     # its short public id.
     KEYS: [IndexModel([("id", ASC)], name="key_id", unique=True)],
+    # Both found by _id; these let the API drop what it no longer needs: a
+    # registration unread for days, a bucket that is full again (a forgotten
+    # bucket is a full one). Not TTL indexes: FerretDB v1 and the embedded
+    # engine do not expire documents, so the API deletes them itself.
+    PERSISTED: [IndexModel([("used", ASC)], name="used")],
+    BUDGETS: [IndexModel([("full", ASC)], name="full")],
     # Facet collections, rebuilt by the loader after each run that changed
     # something, so the API never counts articles per request: listed by
     # either count, most first.

@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from core.config import Settings
-from core.indexes import ARTICLES, INDEXES, KEYS, PROVIDERS, TOPICS
+from core.indexes import ARTICLES, BUDGETS, INDEXES, KEYS, PERSISTED, PROVIDERS, TOPICS
 
 T = TypeVar("T")
 
@@ -53,6 +53,16 @@ class Store:
     def keys(self) -> Collection[Any]:
         """API keys, as hashes (``core.keys``)."""
         return self.db[KEYS]
+
+    @property
+    def persisted(self) -> Collection[Any]:
+        """Automatic persisted queries, shared by the workers (``api.operation.persisted``)."""
+        return self.db[PERSISTED]
+
+    @property
+    def budgets(self) -> Collection[Any]:
+        """Each client's budget, shared by the workers (``api.operation.throttle``)."""
+        return self.db[BUDGETS]
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store answers now."""

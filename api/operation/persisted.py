@@ -5,11 +5,22 @@ A mobile client sends only the SHA-256 of its query
 If this worker has not seen that query it answers ``PersistedQueryNotFound``
 and the client sends the query once with its hash, which registers it.
 
-The registry is a bounded in-memory LRU per worker, as in Apollo Server: the
-API stays stateless (a worker that never saw a hash answers "not found" and
-the client registers it there), and a client filling the registry with junk
-only evicts old entries. It is bounded by bytes as well as entries, since a
-query may be up to the request body limit long. A query is registered only
+Each worker keeps a bounded in-memory LRU, as Apollo Server does: a client
+filling it with junk only evicts old entries, and it is bounded by bytes as
+well as entries, since a query may be up to the request body limit long.
+
+Behind a load balancer a hash registered on one worker would miss on every
+other (Apollo Router keeps its registry in Redis for that). newsgraph keeps
+its registrations in the store the fleet already shares
+(:class:`SharedRegistry`, collection ``_persisted``, on by default): a
+registration is written there too, and a hash this worker's LRU misses is
+looked up there before the client is asked for its query: one round trip on
+a miss, none on a hit. Each stored query is at most the body limit long; one
+no worker has read from the store for ``NEWSGRAPH_PERSISTED_QUERIES_DAYS`` is
+deleted (by the API, at most once an hour per worker, on its ``used`` index:
+a TTL index would do it, but FerretDB v1 and the embedded engine do not
+expire documents). A store that fails answers ``STORE_UNAVAILABLE``, as the
+query would have. A query is registered only
 once it has parsed and passed validation, so the registry never holds a
 document that cannot run. Every query is still parsed, validated and limited
 like any other when it is executed.
@@ -19,11 +30,18 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from api.bounded import ENTRY_BYTES, BoundedLRU
+from api.data.gateway import Gateway
 from api.errors import ClientError
 from api.operation.request import Operation
+from core.indexes import PERSISTED
+
+#: How often one worker deletes the registrations unread for too long (seconds).
+PRUNE_EVERY_S = 3600.0
 
 
 class PersistedQueryError(ClientError):
@@ -37,8 +55,10 @@ class PersistedQueryNotFound(PersistedQueryError):
     # query with its hash.
     code = "PERSISTED_QUERY_NOT_FOUND"
 
-    def __init__(self) -> None:
+    def __init__(self, digest: str = "") -> None:
         super().__init__("PersistedQueryNotFound")
+        #: The hash not found (lower-case hex).
+        self.digest = digest
 
 
 class PersistedQueryNotSupported(PersistedQueryError):
@@ -55,11 +75,62 @@ class Resolved(NamedTuple):
     register: str | None = None
 
 
+class SharedRegistry:
+    """The registrations in the store, shared by every worker and host."""
+
+    def __init__(self, keep_days: int, clock: Callable[[], float] | None = None) -> None:
+        self.keep_s = keep_days * 86400.0
+        #: Seconds since the epoch: one clock for every worker and host.
+        self.clock = clock or time.time
+        self._pruned = float("-inf")
+
+    async def find(self, gateway: Gateway, digest: str) -> str | None:
+        """The query registered under ``digest``, marked as read now; None if none is."""
+        collection = gateway.store.db[PERSISTED]
+        update = {"$set": {"used": self.clock()}}
+
+        def read() -> dict[str, Any] | None:
+            # No projection: FerretDB v1's findAndModify takes none (a query is
+            # most of its row anyway).
+            return collection.find_one_and_update({"_id": digest}, update)
+
+        found = await gateway.call("findAndModify", PERSISTED, read)
+        query = found.get("query") if found else None
+        # What the store holds is checked as a client's is: a row that does
+        # not hash to its key is not run.
+        if not isinstance(query, str) or _digest(query) != digest:
+            return None
+        return query
+
+    async def save(self, gateway: Gateway, digest: str, query: str) -> None:
+        """Keep ``query`` under ``digest``; now and then, forget the long unread."""
+        collection = gateway.store.db[PERSISTED]
+        now = self.clock()
+        document = {"$set": {"query": query, "used": now}}
+
+        def write() -> None:
+            collection.update_one({"_id": digest}, document, upsert=True)
+
+        await gateway.call("update", PERSISTED, write)
+        if now - self._pruned >= PRUNE_EVERY_S:
+            self._pruned = now
+            stale = {"used": {"$lt": now - self.keep_s}}
+            await gateway.call("delete", PERSISTED, lambda: collection.delete_many(stale))
+
+
+def _digest(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()
+
+
 class PersistedQueries:
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
+    def __init__(
+        self, max_entries: int, max_bytes: int, shared: SharedRegistry | None = None
+    ) -> None:
         self._queries: BoundedLRU[str, str] = BoundedLRU(
             max_entries, max_bytes, lambda query: sys.getsizeof(query) + ENTRY_BYTES
         )
+        #: The registrations the fleet shares, looked up on a miss (None: this worker's only).
+        self.shared = shared
 
     def __len__(self) -> int:
         return len(self._queries)
@@ -89,9 +160,9 @@ class PersistedQueries:
         if query is None:
             known = self._queries.get(digest)
             if known is None:
-                raise PersistedQueryNotFound()
+                raise PersistedQueryNotFound(digest)
             return Resolved(known)
-        if hashlib.sha256(query.encode()).hexdigest() != digest:
+        if _digest(query) != digest:
             raise PersistedQueryError("provided sha256Hash does not match the query")
         return Resolved(query, digest)
 
@@ -121,10 +192,31 @@ class ResolvePersisted:
     def __init__(self, registry: PersistedQueries) -> None:
         self.registry = registry
 
-    def __call__(self, op: Operation) -> None:
+    def __call__(self, op: Operation) -> Awaitable[None] | None:
         if op.query is not None:  # a trusted document named by id (api.operation.trusted)
-            return
-        op.query, op.register = self.registry.resolve(op.request.query, op.request.extensions)
+            return None
+        try:
+            op.query, op.register = self.registry.resolve(op.request.query, op.request.extensions)
+        except PersistedQueryNotFound as missing:
+            gateway = gateway_of(op)
+            if self.registry.shared is None or gateway is None:
+                raise
+            return self._look_up(op, gateway, self.registry.shared, missing)
+        return None
+
+    async def _look_up(
+        self,
+        op: Operation,
+        gateway: Gateway,
+        shared: SharedRegistry,
+        missing: PersistedQueryNotFound,
+    ) -> None:
+        """Another worker may have registered it: ask the store."""
+        query = await shared.find(gateway, missing.digest)
+        if query is None:
+            raise missing
+        self.registry.register(missing.digest, query)
+        op.query = query
 
 
 class RegisterPersisted:
@@ -135,6 +227,18 @@ class RegisterPersisted:
     def __init__(self, registry: PersistedQueries) -> None:
         self.registry = registry
 
-    def __call__(self, op: Operation) -> None:
-        if op.register is not None and op.query is not None:
-            self.registry.register(op.register, op.query)
+    def __call__(self, op: Operation) -> Awaitable[None] | None:
+        if op.register is None or op.query is None:
+            return None
+        self.registry.register(op.register, op.query)
+        gateway = gateway_of(op)
+        if self.registry.shared is None or gateway is None:
+            return None
+        return self.registry.shared.save(gateway, op.register, op.query)
+
+
+def gateway_of(op: Operation) -> Gateway | None:
+    """The store an operation's transport reaches (None for a local caller,
+    which has no store of its own: tests, scripts)."""
+    gateway = getattr(op.context, "gateway", None)
+    return gateway if isinstance(gateway, Gateway) else None

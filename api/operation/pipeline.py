@@ -21,7 +21,7 @@ tests/api/test_pipeline.py plants one and checks that.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -40,8 +40,9 @@ from api.operation.request import Operation, Refused, Request
 from api.operation.run import Execute
 from api.telemetry import tracing
 
-#: A step before execution: reads the operation, fills it in, or raises.
-Step = Callable[[Operation], None]
+#: A step before execution: reads the operation, fills it in, or raises; one
+#: that must ask the store returns an awaitable doing so (see Pipeline.prepare).
+Step = Callable[[Operation], Awaitable[None] | None]
 #: A step on each answer (and each answer of a subscription).
 Finish = Callable[[Operation, Any], Any]
 #: Raised by the steps for a request that is not a GraphQL operation the
@@ -82,7 +83,7 @@ class Pipeline:
         in_parts = False
         try:
             try:
-                self.prepare(op)
+                await self.prepare(op)
                 result: Any = await self.run(op)
             except Refused as refused:
                 result = PreExecutionError(data=None, errors=refused.errors)
@@ -129,7 +130,7 @@ class Pipeline:
         What the steps held for it is let go once it has started."""
         try:
             try:
-                self.prepare(op)
+                await self.prepare(op)
             except Refused as refused:
                 return self.finished(op, PreExecutionError(data=None, errors=refused.errors)), None
             except Exception as exc:
@@ -148,9 +149,14 @@ class Pipeline:
         finally:
             op.close()
 
-    def prepare(self, op: Operation) -> None:
+    async def prepare(self, op: Operation) -> None:
         for step in self.steps:
-            step(op)
+            # Most steps need nothing but memory and return None; one that may
+            # ask the store (a persisted query other workers registered, a
+            # budget kept in the store) returns what to await, only when it must.
+            waiting = step(op)
+            if waiting is not None:
+                await waiting
 
     def draw(self, op: Operation) -> list[GraphQLError]:
         """Before each answer of a subscription ``op``: its ``each`` steps

@@ -33,6 +33,7 @@ from api.operation.persisted import (
     PersistedQueries,
     RegisterPersisted,
     ResolvePersisted,
+    SharedRegistry,
 )
 from api.operation.pipeline import Outcome, Pipeline, Step
 from api.operation.request import Request
@@ -68,7 +69,13 @@ class Caches:
     @classmethod
     def for_settings(cls, settings: Settings) -> Caches:
         persisted = (
-            PersistedQueries(settings.persisted_queries_max, settings.persisted_queries_max_bytes)
+            PersistedQueries(
+                settings.persisted_queries_max,
+                settings.persisted_queries_max_bytes,
+                SharedRegistry(settings.persisted_queries_days)
+                if settings.persisted_queries_shared
+                else None,
+            )
             if settings.persisted_queries
             else NoPersistedQueries()
         )

@@ -6,6 +6,8 @@ wire server (FerretDB in CI), since processes share a store there."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import signal
@@ -87,3 +89,27 @@ def test_workers_refuse_a_throwaway_store():
     result = CliRunner().invoke(cli, ["serve", "--workers", "2", "--memory", "--port", "0"])
     assert result.exit_code == 2
     assert "--workers" in result.output
+
+
+QUERY = "query Latest { articles(first: 2) { nodes { title } } }"
+DIGEST = hashlib.sha256(QUERY.encode()).hexdigest()
+BY_HASH = {"extensions": json.dumps({"persistedQuery": {"version": 1, "sha256Hash": DIGEST}})}
+
+
+def test_a_hash_registered_through_one_server_is_found_by_another(shared_db):
+    with running_server(shared_db) as (one, _), running_server(shared_db) as (two, _):
+        missing = httpx.get(f"{two}/graphql", params=BY_HASH, timeout=10).json()
+        assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
+        register = {"query": QUERY, "extensions": json.loads(BY_HASH["extensions"])}
+        assert "errors" not in httpx.post(f"{one}/graphql", json=register, timeout=10).json()
+        found = httpx.get(f"{two}/graphql", params=BY_HASH, timeout=10).json()
+        assert "errors" not in found and found["data"]["articles"] == {"nodes": []}
+
+
+def test_not_shared_between_servers_when_switched_off(shared_db):
+    apart = {**shared_db, "NEWSGRAPH_PERSISTED_QUERIES_SHARED": "false"}
+    with running_server(apart) as (one, _), running_server(apart) as (two, _):
+        register = {"query": QUERY, "extensions": json.loads(BY_HASH["extensions"])}
+        assert "errors" not in httpx.post(f"{one}/graphql", json=register, timeout=10).json()
+        missing = httpx.get(f"{two}/graphql", params=BY_HASH, timeout=10).json()
+        assert missing["errors"][0]["message"] == "PersistedQueryNotFound"

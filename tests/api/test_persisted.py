@@ -138,3 +138,53 @@ def test_hashes_are_compared_case_insensitively():
     assert registry.resolve(None, extension(QUERY)).query == QUERY
     with pytest.raises(PersistedQueryError):
         registry.resolve(None, {"persistedQuery": {"version": 1}})
+
+
+# Shared by the fleet: registrations kept in the store (api.operation.persisted.SharedRegistry).
+
+
+def test_a_hash_registered_through_one_app_is_found_by_another_over_the_same_store(
+    loaded, api_settings
+):
+    with TestClient(create_app(api_settings, loaded)) as first:
+        assert codes(hash_only_get(first, QUERY)) == ["PERSISTED_QUERY_NOT_FOUND"]
+        first.post("/graphql", json={"query": QUERY, "extensions": extension(QUERY)})
+    # Another worker: its own caches, empty; the same store.
+    with TestClient(create_app(api_settings, loaded)) as other:
+        found = hash_only_get(other, QUERY)
+        assert "errors" not in found.json()
+        assert found.json()["data"]["articles"]["nodes"]
+
+
+def test_not_shared_when_switched_off(loaded, api_settings):
+    settings = dataclasses.replace(api_settings, persisted_queries_shared=False)
+    with TestClient(create_app(settings, loaded)) as first:
+        first.post("/graphql", json={"query": QUERY, "extensions": extension(QUERY)})
+    with TestClient(create_app(settings, loaded)) as other:
+        assert codes(hash_only_get(other, QUERY)) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert (
+        loaded.persisted.find_one({"_id": extension(QUERY)["persistedQuery"]["sha256Hash"]}) is None
+    )
+
+
+def test_a_stored_row_that_does_not_hash_to_its_key_is_not_run(loaded, api_settings):
+    digest = extension(QUERY)["persistedQuery"]["sha256Hash"]
+    loaded.persisted.insert_one({"_id": digest, "query": "{ topics { totalCount } }", "used": 0.0})
+    with TestClient(create_app(api_settings, loaded)) as client:
+        assert codes(hash_only_get(client, QUERY)) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+def test_registrations_unread_for_the_days_kept_are_deleted(loaded, api_settings, monkeypatch):
+    from api.operation import persisted
+
+    now = [1_000_000_000.0]
+    monkeypatch.setattr(persisted.time, "time", lambda: now[0])
+    old, new = QUERY, "{ topics { totalCount } }"
+    settings = dataclasses.replace(api_settings, persisted_queries_days=1)
+    with TestClient(create_app(settings, loaded)) as client:
+        client.post("/graphql", json={"query": old, "extensions": extension(old)})
+    now[0] += 86400 + 1  # a day and a second later, in a worker that has not pruned yet
+    with TestClient(create_app(settings, loaded)) as client:
+        client.post("/graphql", json={"query": new, "extensions": extension(new)})
+    kept = {row["query"] for row in loaded.persisted.find({"used": {"$gte": 0}})}
+    assert kept == {new}

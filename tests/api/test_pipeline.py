@@ -45,12 +45,12 @@ def forgetful(schema: Schema) -> Schema:
     every request is answered as at first sight."""
     caches, prepare = schema.caches, schema.pipeline.prepare
 
-    def first_sight(op: Any) -> None:
+    async def first_sight(op: Any) -> None:
         caches.documents.clear()
         caches.costs.clear()
         if caches.plans is not None:
             caches.plans.clear()
-        prepare(op)
+        await prepare(op)
 
     schema.pipeline.prepare = first_sight  # type: ignore[method-assign]
     return schema
