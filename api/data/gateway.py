@@ -49,8 +49,10 @@ class Gateway:
         self.slots = slots
 
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        call = functools.partial(fn, *args, **kwargs)
         count_store_call()
+        return await self._bounded(functools.partial(fn, *args, **kwargs))
+
+    async def _bounded(self, call: Callable[[], R]) -> R:
         budget = current_deadline()
         try:
             if budget is None:  # outside a request: the op timeout bounds it
@@ -143,12 +145,16 @@ class Gateway:
 
         return await self.call("count", collection, tally)
 
-    async def call(self, command: str, collection: str, fn: Callable[[], R]) -> R:
+    async def call(
+        self, command: str, collection: str, fn: Callable[[], R], counted: bool = True
+    ) -> R:
         """``fn``, one ``command`` on ``collection``, as :meth:`run` makes
         it, in a span of its own when the operation is traced
-        (``api.telemetry.tracing``)."""
+        (``api.telemetry.tracing``). Not ``counted`` among the request's
+        store calls (which its client pays for) when it is the API's own
+        bookkeeping: a client's budget kept in the store."""
         with tracing.store_call(command, collection) as span:
-            result = await self.run(fn)
+            result = await (self.run(fn) if counted else self._bounded(fn))
             if span.recording and isinstance(result, list):
                 span.returned(len(result))
             return result

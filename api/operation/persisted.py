@@ -37,11 +37,11 @@ from typing import Any, NamedTuple
 from api.bounded import ENTRY_BYTES, BoundedLRU
 from api.data.gateway import Gateway
 from api.errors import ClientError
-from api.operation.request import Operation
+from api.operation.request import Operation, gateway_of
 from core.indexes import PERSISTED
 
 #: How often one worker deletes the registrations unread for too long (seconds).
-PRUNE_EVERY_S = 3600.0
+PRUNE_REGISTRATIONS_S = 3600.0
 
 
 class PersistedQueryError(ClientError):
@@ -112,7 +112,7 @@ class SharedRegistry:
             collection.update_one({"_id": digest}, document, upsert=True)
 
         await gateway.call("update", PERSISTED, write)
-        if now - self._pruned >= PRUNE_EVERY_S:
+        if now - self._pruned >= PRUNE_REGISTRATIONS_S:
             self._pruned = now
             stale = {"used": {"$lt": now - self.keep_s}}
             await gateway.call("delete", PERSISTED, lambda: collection.delete_many(stale))
@@ -235,10 +235,3 @@ class RegisterPersisted:
         if self.registry.shared is None or gateway is None:
             return None
         return self.registry.shared.save(gateway, op.register, op.query)
-
-
-def gateway_of(op: Operation) -> Gateway | None:
-    """The store an operation's transport reaches (None for a local caller,
-    which has no store of its own: tests, scripts)."""
-    gateway = getattr(op.context, "gateway", None)
-    return gateway if isinstance(gateway, Gateway) else None

@@ -18,6 +18,7 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.types.graphql import OperationType
 
+from api.data.gateway import Gateway
 from api.operation.cost import Cost
 
 
@@ -91,3 +92,10 @@ class Refused(Exception):
     def __init__(self, *errors: GraphQLError) -> None:
         super().__init__(*(error.message for error in errors))
         self.errors = list(errors)
+
+
+def gateway_of(op: Operation) -> Gateway | None:
+    """The store an operation's transport reaches (None for a local caller,
+    which has no store of its own: tests, scripts)."""
+    gateway = getattr(op.request.context, "gateway", None)
+    return gateway if isinstance(gateway, Gateway) else None

@@ -33,29 +33,60 @@ Only clients have budgets: a caller of the schema with no transport in front
 draws nothing, and its answers carry no ``throttleStatus``.
 
 The buckets live behind one small interface, :class:`Buckets` (``take``);
-:class:`MemoryBuckets` keeps them per worker. A fleet sharing one budget per
-client needs one other class keeping them in the store.
+:class:`MemoryBuckets` keeps them per worker (``NEWSGRAPH_BUDGETS=worker``,
+the default), so N workers give a client N budgets. With
+``NEWSGRAPH_BUDGETS=store`` :class:`StoreBuckets` keeps one per client in the
+store the fleet shares (collection ``_budgets``), whichever worker answers:
+
+- each bucket is one document, the time at which it is full again (``full``,
+  seconds since the epoch: the "theoretical arrival time" of the generic cell
+  rate algorithm), so a draw is one atomic ``findAndModify`` that adds the
+  price's refill time when the bucket is not full and the price fits (or sets
+  it from now when the bucket is full), which every engine does with plain
+  ``$inc``/``$set`` (FerretDB v1 has no update pipelines). A refusal reads the
+  document to say when to retry, and is remembered by the worker, so a
+  client that keeps asking while refused costs no store call until the wait
+  it was told is over. The ``Admit`` and ``Throttle`` draws are awaited (two
+  round trips before a query runs); what an answer gives back, and a
+  subscription's answers (whose step cannot wait), go to the store behind
+  the answer, decided on the level last read there.
+- a store that fails refuses at once with ``STORE_UNAVAILABLE``, through the
+  gateway's bounds (``api.data.gateway``), as the query itself would.
+- a bucket full again is a forgotten one: each worker deletes those (once a
+  minute at most, on the ``full`` index); there is no TTL index on FerretDB v1
+  nor on the embedded engine.
+
+README (Running several workers) gives the cost per request of each kind.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from graphql import GraphQLError
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 from strawberry.types.graphql import OperationType
 
 from api.bounded import BoundedLRU
 from api.data.deadline import current_deadline
+from api.data.gateway import Gateway
 from api.errors import OverloadedError, QueryTooCostlyError, RateLimitedError, UnauthenticatedError
 from api.operation.budget import store_calls_so_far
 from api.operation.cost import CAP, Cost
-from api.operation.request import Operation, Refused
+from api.operation.request import Operation, Refused, gateway_of
 from api.schema.context import LOCAL, Context, Identity, Tier
 from core.config import Settings
+from core.indexes import BUDGETS
+
+log = logging.getLogger("newsgraph.api")
 
 #: What any operation costs besides its objects and store calls: reading the
 #: request, parsing (or finding) the document, framing the answer. About as
@@ -67,6 +98,8 @@ STORE_CALL_POINTS = 10
 #: a bucket forgotten is a full one), and the bytes each is taken to hold.
 MAX_BUCKETS = 100_000
 BUCKET_BYTES = 300
+#: How often one worker deletes the buckets in the store that are full again (seconds).
+PRUNE_BUCKETS_S = 60.0
 
 
 def points(objects: int, store_calls: int) -> int:
@@ -171,6 +204,172 @@ class MemoryBuckets:
         return Decision(True, level, policy)
 
 
+def _level(policy: Policy, full: float | None, now: float) -> float:
+    """The points in a bucket that is full at ``full`` (None: never drawn from)."""
+    if full is None or full <= now:
+        return float(policy.burst)
+    return max(0.0, policy.burst - (full - now) * policy.rate)
+
+
+class StoreBuckets:
+    """Each identity's bucket in the store, shared by every worker and host
+    (see the module's docstring). Its draws are awaited (:meth:`take`), or
+    made behind an answer that cannot wait (:meth:`take_behind`)."""
+
+    def __init__(
+        self,
+        policies: Mapping[Tier, Policy],
+        clock: Callable[[], float] | None = None,
+        max_buckets: int = MAX_BUCKETS,
+    ) -> None:
+        self.policies = dict(policies)
+        #: Seconds since the epoch: one clock for the fleet.
+        self.clock = clock or time.time
+        #: When each bucket this worker last saw is full again.
+        self._known: BoundedLRU[str, float] = BoundedLRU(
+            max_buckets, max_buckets * BUCKET_BYTES, lambda _: BUCKET_BYTES
+        )
+        self._pruned = float("-inf")
+        self._behind: set[asyncio.Task[Any]] = set()
+        #: Refill time given back by this worker's answers and not yet in the
+        #: store, by identity: what the store says is that much later.
+        self._giving: dict[str, float] = {}
+        #: Each bucket's lock while this worker draws on it, and how many wait.
+        self._locks: dict[str, list[Any]] = {}
+
+    async def take(
+        self, gateway: Gateway, identity: Identity, points: int, landing: float = 0.0
+    ) -> Decision:
+        """As :meth:`Buckets.take`, on the bucket in the store. This worker's
+        draws on one bucket go to the store one at a time: FerretDB v1 reads
+        and then writes a ``findAndModify``, so two at once could lose one.
+        ``landing``: refill time this draw gives back that was counted as given."""
+        key = identity.key
+        held = self._locks.get(key)
+        if held is None:
+            held = self._locks[key] = [asyncio.Lock(), 0]
+        held[1] += 1
+        try:
+            async with held[0]:
+                return await self._take(gateway, identity, points, landing)
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del self._locks[key]
+
+    async def _take(
+        self, gateway: Gateway, identity: Identity, points: int, landing: float
+    ) -> Decision:
+        policy = self.policies[identity.tier]
+        now = self.clock()
+        key = identity.key
+        known = self._known.get(key)
+        if points > 0 and known is not None and _level(policy, known, now) < points:
+            # Refused when last seen, and not refilled since: only what this
+            # client's answers give back could have changed that.
+            return self._decide(policy, known, now, points, allowed=False)
+        cost_s = points / policy.rate
+        window_s = policy.burst / policy.rate
+        buckets = gateway.store.db[BUDGETS]
+
+        def draw() -> tuple[float | None, bool]:
+            if points <= 0:
+                if points == 0:
+                    found = buckets.find_one({"_id": key})
+                else:  # given back: the bucket is full that much sooner
+                    found = buckets.find_one_and_update(
+                        {"_id": key},
+                        {"$inc": {"full": cost_s}},
+                        return_document=ReturnDocument.AFTER,
+                    )
+                return (found["full"] if found else None), True
+            for _ in range(2):  # twice at most: another worker may create it first
+                found = buckets.find_one_and_update(
+                    {"_id": key, "full": {"$gt": now, "$lte": now + window_s - cost_s}},
+                    {"$inc": {"full": cost_s}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if found is None:  # full (or never drawn from): from now
+                    found = buckets.find_one_and_update(
+                        {"_id": key, "full": {"$lte": now}},
+                        {"$set": {"full": now + cost_s}},
+                        return_document=ReturnDocument.AFTER,
+                    )
+                if found is not None:
+                    return found["full"], True
+                found = buckets.find_one({"_id": key})
+                if found is not None:  # the price does not fit
+                    return found["full"], False
+                try:
+                    buckets.insert_one({"_id": key, "full": now + cost_s})
+                except DuplicateKeyError:
+                    continue
+                return now + cost_s, True
+            return None, False
+
+        try:
+            full, allowed = await gateway.call("findAndModify", BUDGETS, draw, counted=False)
+        finally:
+            if landing:  # in the store now (or lost with it)
+                left = self._giving[key] - landing
+                if left > 1e-9:
+                    self._giving[key] = left
+                else:
+                    del self._giving[key]
+        if full is not None:
+            full -= self._giving.get(key, 0.0)
+            self._known[key] = full
+        if now - self._pruned >= PRUNE_BUCKETS_S:
+            self._pruned = now
+            self._later(self._prune(gateway, now))
+        return self._decide(policy, full, now, points, allowed)
+
+    def take_behind(self, gateway: Gateway, identity: Identity, points: int) -> Decision:
+        """A draw that cannot wait for the store: decided on the bucket as this
+        worker last saw it, and made in the store behind the answer."""
+        policy = self.policies[identity.tier]
+        now = self.clock()
+        known = self._known.get(identity.key)
+        level = _level(policy, known, now)
+        if points > 0 and level < points:
+            return self._decide(policy, known, now, points, allowed=False)
+        full = max(known or now, now) + points / policy.rate
+        self._known[identity.key] = full
+        if points > 0:
+            self._later(self.take(gateway, identity, points))
+        elif points < 0:
+            seconds = -points / policy.rate
+            self._giving[identity.key] = self._giving.get(identity.key, 0.0) + seconds
+            self._later(self.take(gateway, identity, points, landing=seconds))
+        return self._decide(policy, full, now, points, allowed=True)
+
+    @staticmethod
+    def _decide(
+        policy: Policy, full: float | None, now: float, points: int, allowed: bool
+    ) -> Decision:
+        level = _level(policy, full, now)
+        if allowed:
+            return Decision(True, level, policy)
+        return Decision(False, level, policy, max(0.0, points - level) / policy.rate)
+
+    async def _prune(self, gateway: Gateway, now: float) -> None:
+        buckets = gateway.store.db[BUDGETS]
+        stale = {"full": {"$lt": now}}
+        await gateway.call("delete", BUDGETS, lambda: buckets.delete_many(stale), counted=False)
+
+    def _later(self, work: Coroutine[Any, Any, Any]) -> None:
+        """``work`` on this event loop, outside the request (its deadline is
+        not this work's: the gateway's own bounds apply), its failure logged."""
+        task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+        self._behind.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._behind.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a budget's draw behind an answer failed: %s", task.exception())
+
+
 class Running:
     """Operations running now: per identity, and in the heavy pool."""
 
@@ -226,16 +425,28 @@ class Limits:
         self.heavy_concurrency = heavy_concurrency
         self.clock = clock
         self.running = Running()
+        #: The buckets in the store, when the fleet shares them (NEWSGRAPH_BUDGETS=store).
+        self.shared: StoreBuckets | None = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Limits:
         tiers = policies(settings)
-        return cls(
+        limits = cls(
             MemoryBuckets(tiers),
             tiers,
             settings.heavy_query_points,
             settings.heavy_query_concurrency,
         )
+        if settings.budgets == "store":
+            limits.shared = StoreBuckets(tiers)
+        return limits
+
+    def shared_for(self, op: Operation) -> tuple[StoreBuckets, Gateway] | None:
+        """The store's buckets, and the gateway to them, if ``op`` draws there."""
+        if self.shared is None:
+            return None
+        gateway = gateway_of(op)
+        return None if gateway is None else (self.shared, gateway)
 
     def take(self, identity: Identity, points: int) -> Decision:
         return self.buckets.take(identity, points, self.clock())
@@ -255,13 +466,41 @@ def _note(op: Operation, decision: Decision) -> None:
         op.context.budget_status = decision
 
 
-def _draw(limits: Limits, op: Operation, identity: Identity, points: int, asked: int) -> None:
+def _draw(
+    limits: Limits, op: Operation, identity: Identity, points: int, asked: int
+) -> Awaitable[None] | None:
     """Draw ``points`` towards a price of ``asked`` from ``identity``'s
-    bucket, or refuse the operation (``RATE_LIMITED``)."""
-    decision = limits.take(identity, points)
+    bucket, or refuse the operation (``RATE_LIMITED``): at once from this
+    worker's buckets, or what to await for the store's."""
+    shared = limits.shared_for(op)
+    if shared is None:
+        _decided(op, limits.take(identity, points), asked)
+        return None
+    buckets, gateway = shared
+
+    async def draw() -> None:
+        _decided(op, await buckets.take(gateway, identity, points), asked)
+
+    return draw()
+
+
+def _decided(op: Operation, decision: Decision, asked: int) -> None:
     _note(op, decision)
     if not decision.allowed:
         raise _over_budget(decision, asked)
+
+
+def _then(first: Awaitable[None] | None, then: Callable[[], None]) -> Awaitable[None] | None:
+    """``then()`` once ``first`` is done: at once if it is None (nothing to await)."""
+    if first is None:
+        then()
+        return None
+
+    async def both() -> None:
+        await first
+        then()
+
+    return both()
 
 
 def _over_budget(decision: Decision, asked: int) -> Refused:
@@ -300,16 +539,19 @@ class Admit(_BudgetStep):
     draws :data:`OPERATION_POINTS`, so that even a document that is refused
     later has been paid for."""
 
-    def __call__(self, op: Operation) -> None:
+    def __call__(self, op: Operation) -> Awaitable[None] | None:
         identity = self.client(op)
         if identity is None:
-            return
+            return None
         if identity.refused is not None:
             # Out of budget, guessing further waits (RATE_LIMITED).
             asked = OPERATION_POINTS + STORE_CALL_POINTS
-            _draw(self.limits, op, identity, asked, asked)
             error = UnauthenticatedError(identity.refused)
-            raise Refused(GraphQLError(str(error), original_error=error))
+
+            def refuse() -> None:
+                raise Refused(GraphQLError(str(error), original_error=error))
+
+            return _then(_draw(self.limits, op, identity, asked, asked), refuse)
         policy = self.limits.policy(identity)
         leave = self.limits.running.enter(identity, policy.concurrency)
         if leave is None:
@@ -319,8 +561,11 @@ class Admit(_BudgetStep):
             )
             raise Refused(GraphQLError(message, original_error=RateLimitedError(message, 1)))
         op.done.append(leave)
-        _draw(self.limits, op, identity, OPERATION_POINTS, OPERATION_POINTS)
-        op.charged = OPERATION_POINTS
+
+        def charged() -> None:
+            op.charged = OPERATION_POINTS
+
+        return _then(_draw(self.limits, op, identity, OPERATION_POINTS, OPERATION_POINTS), charged)
 
 
 class Throttle(_BudgetStep):
@@ -331,10 +576,10 @@ class Throttle(_BudgetStep):
     price is drawn, or the operation refused (``RATE_LIMITED``, 429). A
     subscription draws each answer's price as it sends it (:class:`ThrottlePayload`)."""
 
-    def __call__(self, op: Operation) -> None:
+    def __call__(self, op: Operation) -> Awaitable[None] | None:
         priced = self.priced(op)
         if priced is None:
-            return
+            return None
         identity, asked = priced
         policy = self.limits.policy(identity)
         if asked > policy.burst:
@@ -345,7 +590,7 @@ class Throttle(_BudgetStep):
             )
             raise Refused(GraphQLError(message, original_error=QueryTooCostlyError(message)))
         if op.kind is OperationType.SUBSCRIPTION:
-            return
+            return None
         if asked >= self.limits.heavy_points:
             leave = self.limits.running.enter_heavy(self.limits.heavy_concurrency)
             if leave is None:
@@ -355,8 +600,11 @@ class Throttle(_BudgetStep):
                 error = OverloadedError(1)
                 raise Refused(GraphQLError(str(error), original_error=error))
             op.done.append(leave)
-        _draw(self.limits, op, identity, asked - op.charged, asked)
-        op.charged = asked
+
+        def charged() -> None:
+            op.charged = asked
+
+        return _then(_draw(self.limits, op, identity, asked - op.charged, asked), charged)
 
 
 class ThrottlePayload(_BudgetStep):
@@ -368,7 +616,13 @@ class ThrottlePayload(_BudgetStep):
         if priced is None:
             return
         identity, asked = priced
-        _draw(self.limits, op, identity, asked, asked)
+        shared = self.limits.shared_for(op)
+        if shared is None:
+            decision = self.limits.take(identity, asked)
+        else:  # it cannot wait: made in the store behind the answer
+            buckets, gateway = shared
+            decision = buckets.take_behind(gateway, identity, asked)
+        _decided(op, decision, asked)
         op.charged = asked
 
 
@@ -415,6 +669,11 @@ class ReportBudget(_BudgetStep):
         """What ``op`` drew and did not use (all it drew is used when ``used``
         is unknown) back in ``identity``'s bucket: the bucket as it is now."""
         unused = op.charged - used if used is not None and op.charged > used else 0
-        decision = self.limits.take(identity, -unused)
+        shared = self.limits.shared_for(op)
+        if shared is None:
+            decision = self.limits.take(identity, -unused)
+        else:  # behind the answer, which is made
+            buckets, gateway = shared
+            decision = buckets.take_behind(gateway, identity, -unused)
         _note(op, decision)
         return decision

@@ -113,3 +113,22 @@ def test_not_shared_between_servers_when_switched_off(shared_db):
         assert "errors" not in httpx.post(f"{one}/graphql", json=register, timeout=10).json()
         missing = httpx.get(f"{two}/graphql", params=BY_HASH, timeout=10).json()
         assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
+
+
+def test_a_clients_budget_spent_through_one_server_is_spent_for_the_other(shared_db):
+    tight = {
+        **shared_db,
+        "NEWSGRAPH_BUDGETS": "store",
+        "NEWSGRAPH_ANONYMOUS_BURST": "400",
+        "NEWSGRAPH_ANONYMOUS_POINTS_PER_S": "1",
+    }
+    front = {"query": "{ articles(first: 5) { totalCount nodes { id title } } }"}
+    with running_server(tight) as (one, _), running_server(tight) as (two, _):
+        for _ in range(100):
+            if httpx.post(f"{one}/graphql", json=front, timeout=10).status_code == 429:
+                break
+        else:
+            pytest.fail("100 front pages did not spend a budget of 400 points")
+        refused = httpx.post(f"{two}/graphql", json=front, timeout=10)
+        assert refused.status_code == 429
+        assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
