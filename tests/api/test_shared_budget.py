@@ -20,8 +20,8 @@ from tests.api.test_budget import (  # noqa: F401  (run again here, on the store
     small_budget,
     spend,
     test_a_client_over_its_budget_is_refused_with_429_while_others_are_not,
-    test_an_honest_query_pays_what_its_answer_took,
     test_a_subscription_is_refused_when_its_clients_budget_is_spent,
+    test_an_honest_query_pays_what_its_answer_took,
     test_an_over_budget_client_is_refused_by_every_way_in,
     test_each_article_a_subscription_sends_draws_from_its_clients_budget,
 )
