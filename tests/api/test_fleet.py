@@ -1,8 +1,9 @@
 """Several processes serving one store: ``serve --workers N``, and what the
 fleet shares through the store (persisted queries, each client's budget).
 
-Each test starts real ``newsgraph serve`` processes on loopback ports over the
-wire server (FerretDB in CI), since processes share a store there."""
+Each test starts real ``newsgraph serve`` processes on loopback ports sharing
+one store: a database on the wire server (FerretDB in CI), or the embedded
+engine's files in one folder."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 import signal
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2 as httpx
 import pymongo
@@ -23,15 +25,17 @@ from testing.ports import free_port
 from testing.wire import WireServer
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.wire
-
 WORKER = re.compile(r'newsgraph_worker\{pid="(\d+)"\}')
 
 
-@pytest.fixture
-def shared_db(wire_server: WireServer) -> Iterator[dict[str, str]]:
-    """The environment of servers sharing a fresh database on the wire server."""
+@pytest.fixture(params=["embedded", pytest.param("wire", marks=pytest.mark.wire)])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of servers sharing a fresh database, on either engine."""
     name = f"t_{uuid.uuid4().hex[:12]}"
+    if request.param == "embedded":
+        yield {"MONGODB_URI": "", "NEWSGRAPH_DATA_DIR": str(tmp_path), "NEWSGRAPH_DB": name}
+        return
+    wire_server: WireServer = request.getfixturevalue("wire_server")
     yield {"MONGODB_URI": wire_server.uri, "NEWSGRAPH_DB": name}
     client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
         wire_server.uri, serverSelectionTimeoutMS=2000
