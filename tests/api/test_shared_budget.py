@@ -4,13 +4,18 @@ too, and a client's spending is counted once whichever app answers."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.data.gateway import Gateway
+from api.operation.throttle import Policy, StoreBuckets
+from api.schema.context import Identity
 from core.config import Settings
 from core.store import Store
 from tests.api.test_budget import (  # noqa: F401  (run again here, on the store's buckets)
@@ -70,3 +75,46 @@ def test_a_store_that_does_not_answer_refuses_at_once_and_clearly() -> None:
     assert code(response) == "STORE_UNAVAILABLE", response.text
     assert response.json()["data"] is None
     print(f"refused in {took:.2f} s")
+
+
+class Counting(Gateway):
+    """A gateway that counts the calls it sends to the store."""
+
+    calls = 0
+
+    async def call(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await super().call(*args, **kwargs)
+
+
+def test_store_buckets_are_one_per_client_for_every_worker_and_refusals_cost_no_call(
+    store: Store,
+) -> None:
+    tiers = {"anonymous": Policy(rate=10, burst=100, concurrency=1)}
+    now = [1_000_000.0]
+    gateway = Counting(store, 3000)
+    one, two = (StoreBuckets(tiers, clock=lambda: now[0]) for _ in range(2))  # two workers
+    one._pruned = two._pruned = now[0]  # not due: counted calls are draws only
+    client = Identity("addr:192.0.2.9")
+    store.ensure_indexes()  # as the app does when it starts
+
+    async def scenario() -> None:
+        assert (await one.take(gateway, client, 60)).allowed
+        second = await two.take(gateway, client, 60)  # the other worker: 40 left
+        assert not second.allowed and second.available == pytest.approx(40)
+        assert second.retry_after_s == pytest.approx(2.0)
+        calls = gateway.calls
+        assert not (await two.take(gateway, client, 60)).allowed
+        assert gateway.calls == calls  # refused again from memory, no store call
+        now[0] += 2.0  # refilled by 20 points: 60 fit
+        drawn = await two.take(gateway, client, 60)
+        assert drawn.allowed and drawn.available == pytest.approx(0)
+        assert gateway.calls == calls + 1
+        given = await one.take(gateway, client, -30)  # an answer gives back 30
+        assert given.available == pytest.approx(30)
+        now[0] += 1000.0  # full again long since: the next prune (due now) deletes it
+        assert (await two.take(gateway, client, 0)).available == 100
+        await asyncio.gather(*two._behind)
+        assert store.budgets.find_one({"_id": client.key}) is None
+
+    asyncio.run(scenario())
