@@ -23,6 +23,7 @@ import pytest
 from testing.live import running_server
 from testing.ports import free_port
 from testing.wire import WireServer
+from tests.api.test_connections import closed_within, hold
 from tests.waiting import eventually
 
 WORKER = re.compile(r'newsgraph_worker\{pid="(\d+)"\}')
@@ -65,7 +66,8 @@ def workers_answering(url: str, want: int, tries: int = 200) -> set[str]:
 
 def test_two_workers_both_answer_and_one_that_dies_is_replaced(shared_db):
     probes = free_port()
-    with running_server(shared_db, "--workers", "2", "--health-port", str(probes)) as (url, pid):
+    env = {**shared_db, "NEWSGRAPH_HEADER_TIMEOUT_S": "1"}
+    with running_server(env, "--workers", "2", "--health-port", str(probes)) as (url, pid):
         first = workers_answering(url, 2)
         assert len(first) == 2, f"only {first} answered 200 new connections"
         assert str(pid) not in first  # the supervisor serves nothing itself
@@ -75,6 +77,14 @@ def test_two_workers_both_answer_and_one_that_dies_is_replaced(shared_db):
         query = {"query": "{ articles(first: 1) { totalCount } }"}
         answer = httpx.post(f"{url}/graphql", json=query, timeout=10).json()
         assert answer["data"] == {"articles": {"totalCount": 0}}
+        # Each worker's connection guard holds: headers that never end are cut off
+        # (whichever workers accept these).
+        held = hold(url, 4, b"GET /graphql HTTP/1.1\r\nHost: x\r\n")
+        try:
+            assert closed_within(held, 3.5) == 4  # 1 s, not the 5 s idle timeout
+        finally:
+            for sock in held:
+                sock.close()
         gone = min(first)
         os.kill(int(gone), signal.SIGKILL)
 
