@@ -546,8 +546,11 @@ class _Worker:
             app.state.health.record = self.record
         config = uvicorn.Config(app, **self.options, **server_options(limits_for(self.settings)))
         config.configure_logging()
+        server = GuardedServer(config, _BACKLOG)
         with contextlib.suppress(KeyboardInterrupt):
-            GuardedServer(config, _BACKLOG).run(sockets=[self.sock])
+            server.run(sockets=[self.sock])
+        if not server.started:  # the app failed to start: starting it again would too
+            sys.exit(UVICORN_STARTUP_FAILURE)
 
 
 #: How often the supervisor of ``serve --workers`` looks for a worker that died (seconds).
@@ -574,6 +577,7 @@ def _supervise(
     plain = {k: v for k, v in options.items() if k not in ("http", "timeout_keep_alive", "backlog")}
     target = _Worker(settings, plain, listening, probes.shared() if probes else None)
     stopping = threading.Event()
+    failed = False
 
     def stop(signum: int, frame: Any) -> None:
         stopping.set()
@@ -582,6 +586,11 @@ def _supervise(
     running: list[Any] = []
     try:
         while not stopping.is_set():
+            if any(p.exitcode == UVICORN_STARTUP_FAILURE for p in running):
+                # Its log said why; the others would fail alike (exit 1, as one server).
+                stopping.set()
+                failed = True
+                break
             running = [p for p in running if p.is_alive()]
             while len(running) < workers and not stopping.is_set():
                 process = spawn.Process(target=target, name="newsgraph-worker")
@@ -598,6 +607,8 @@ def _supervise(
                 process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if failed:
+        sys.exit(EXIT_FAILED)
 
 
 def _check_serving_settings(settings: Settings) -> None:
