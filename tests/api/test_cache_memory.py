@@ -87,6 +87,10 @@ SHAPES = {
 }
 
 
+#: Plans measured at once by the test below.
+COPIES = 5
+
+
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_a_plan_is_not_smaller_than_its_estimate(examples: Store, name: str) -> None:
     query = SHAPES[name]
@@ -103,9 +107,12 @@ def test_a_plan_is_not_smaller_than_its_estimate(examples: Store, name: str) -> 
         asyncio.run(plans.execute(schema, query, parse(query), variables, None, context))
 
     plan(Plans())  # whatever is made once per process, made
-    plans = Plans(max_bytes=10**9)
-    held = traced(lambda: plan(plans))
-    (kept,) = plans.plans()
+    # Several plans, each in its own cache, measured together: a shared table
+    # that happens to grow while one is made (an interning dict, a statement
+    # cache) is counted whole, and would be one plan's error.
+    copies = [Plans(max_bytes=10**9) for _ in range(COPIES)]
+    held = traced(lambda: [plan(plans) for plans in copies]) / COPIES
+    (kept,) = copies[0].plans()
     assert held <= kept.bytes <= 1.6 * held + 5000
 
 
@@ -273,6 +280,7 @@ def test_prices_are_kept_within_their_bytes_whatever_the_variables() -> None:
     ids=["price", "page", "plain"],
 )
 def test_a_structure_is_not_smaller_than_its_estimate(value: Any) -> None:
+    value()  # whatever is made once per process (a schema's own caches), made
     made: list[Any] = []
     held = traced(lambda: made.append(value()))
     # Shared constants (an ordering, interned words) are counted: small entries over.

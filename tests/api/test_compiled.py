@@ -173,12 +173,15 @@ def _sent(result: Any) -> dict[str, Any]:
     """:func:`_answer` and the extensions: all of them for an answer without
     errors. With errors, ordinary execution abandons the fields still running
     when one nulls the answer, so how many store calls had started depends
-    on how fast the store answered: that count is left out."""
+    on how fast the store answered: that count is left out, and with it the
+    points charged for it and the budget left after."""
     extensions = result.extensions
     if result.errors and extensions and "cost" in extensions:
         cost = extensions["cost"]
         extensions = {**extensions, "cost": {**cost, "actual": {**cost["actual"]}}}
         extensions["cost"]["actual"].pop("storeCalls", None)
+        for charged in ("actualQueryCost", "throttleStatus"):
+            extensions["cost"].pop(charged, None)
     return _answer(result) | {"extensions": extensions}
 
 

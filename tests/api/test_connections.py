@@ -61,6 +61,9 @@ def server(engine: str, store, settings: Settings, tmp_path: Path) -> Iterator[s
         "NEWSGRAPH_HEADER_TIMEOUT_S": str(HEADER_S),
         "NEWSGRAPH_SEND_TIMEOUT_S": str(SEND_S),
         "NEWSGRAPH_REQUEST_TIMEOUT_MS": str(REQUEST_S * 1000),
+        # The tests' clients say who they are: each is a client of its own,
+        # so a budget per client does not stand in for the limits tested here.
+        "NEWSGRAPH_TRUSTED_PROXIES": "127.0.0.1",
     }
     args: list[str] = []
     if engine == "embedded":
@@ -94,7 +97,12 @@ def hold(
 
 def normal_request_answers(url: str) -> None:
     """A new client, on a new connection, gets its answer."""
-    response = httpx.post(f"{url}/graphql", json={"query": "{ __typename }"}, timeout=10)
+    response = httpx.post(
+        f"{url}/graphql",
+        json={"query": "{ __typename }"},
+        headers={"X-Forwarded-For": "198.51.100.1"},
+        timeout=10,
+    )
     assert response.status_code == 200 and response.json()["data"] == {"__typename": "Query"}
 
 
@@ -167,11 +175,13 @@ def test_multipart_answers_never_read(server, cleanup):
     # Megabytes in parts, a small receive window, and nothing read: the
     # server's buffers fill, its writing pauses, and the answer is stuck.
     body = orjson.dumps({"query": DEFERRED})
-    request = (
-        f"POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
-        f"Accept: {MULTIPART}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    cleanup += hold(server, 20, request, receive_buffer=4096)
+    for n in range(20):  # 20 clients, each within its budget
+        request = (
+            f"POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            f"X-Forwarded-For: 192.0.2.{n + 1}\r\n"
+            f"Accept: {MULTIPART}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        cleanup += hold(server, 1, request, receive_buffer=4096)
     normal_request_answers(server)
     # Reset once its client has read nothing for SEND_S (or cut off at the
     # deadline, then closed when nothing follows its end).
