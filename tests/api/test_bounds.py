@@ -432,5 +432,14 @@ def test_large_persisted_queries_never_fill_the_registry_past_its_bound():
             assert registry.bytes <= bound
         assert 5 <= len(registry) < 40
         assert hash_only_get(client, sent[-1]).json()["data"] == {"__typename": "Query"}
-        missing = hash_only_get(client, sent[0]).json()
+        # Gone from this worker's cache, but kept in the store for the fleet
+        # (NEWSGRAPH_PERSISTED_QUERIES_SHARED): found there, and cached within the bound.
+        again = hash_only_get(client, sent[0]).json()
+        assert again["data"] == {"__typename": "Query"}
+        assert registry.bytes <= bound
+    apart = dataclasses.replace(settings, persisted_queries_shared=False)
+    with serving(apart) as client:
+        for query in sent[:20]:
+            client.post("/graphql", json={"query": query, "extensions": extension(query)})
+        missing = hash_only_get(client, sent[0]).json()  # this worker's only: forgotten
         assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
