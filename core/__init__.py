@@ -4,7 +4,8 @@
 the store, and agree through this package: ``document`` (the document shape,
 declared once as data), ``indexes`` (the collections and the indexes every
 query relies on), ``news`` (how a loader tells the API, through the store,
-what just became news), ``config`` (settings from the environment), ``store``
+what just became news), ``cachekeys`` (the cache keys the API tags answers
+with and the loader's purges name), ``config`` (settings from the environment), ``store``
 and ``embedded`` (connecting to MongoDB, or to the in-process engine).
 
 It imports neither half: dependencies point from ``api`` and ``loaders`` down

@@ -90,8 +90,18 @@ class Settings:
     cors_origins: str = ""
     #: Responses at least this large are gzipped for clients that accept it (bytes).
     gzip_min_bytes: int = 1000
-    #: How long shared caches may keep an anonymous GET query's answer (seconds).
+    #: Longest any cache, a browser's included, may keep an anonymous GET query's
+    #: answer; the schema's hints may make it shorter (seconds).
     cache_max_age: int = 60
+    #: Longest a shared cache (a CDN, which the loader's purge hook can reach) may
+    #: keep one; the schema's hints may make it shorter (seconds).
+    cache_shared_max_age: int = 3600
+    #: Headers that list a cacheable answer's cache keys (comma-separated, of
+    #: Surrogate-Key and Cache-Tag); empty sends none.
+    cache_key_headers: str = "Surrogate-Key,Cache-Tag"
+    #: Longest each of those headers may be; past it, a type's ids give way to
+    #: one key for the type (bytes).
+    cache_keys_max_bytes: int = 2000
     #: Folder holding GraphiQL's npm packages; empty means the one scripts/install fills.
     graphiql_assets: str = ""
     #: Whether Apollo-style automatic persisted queries are accepted.
@@ -195,6 +205,9 @@ ENV_NAMES: dict[str, str] = {
     "cors_origins": "NEWSGRAPH_CORS_ORIGINS",
     "gzip_min_bytes": "NEWSGRAPH_GZIP_MIN_BYTES",
     "cache_max_age": "NEWSGRAPH_CACHE_MAX_AGE",
+    "cache_shared_max_age": "NEWSGRAPH_CACHE_SHARED_MAX_AGE",
+    "cache_key_headers": "NEWSGRAPH_CACHE_KEY_HEADERS",
+    "cache_keys_max_bytes": "NEWSGRAPH_CACHE_KEYS_MAX_BYTES",
     "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",

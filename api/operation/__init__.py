@@ -10,6 +10,7 @@ bounded by bytes), ``selections`` (a query's selections counted before
 validation), ``validation`` (the rules), ``budget`` (the price, within budget,
 and ``extensions.cost``; the analysis is ``cost``), ``incremental``
 (``@defer``/``@stream`` delivered in parts, or whole), ``run`` (the answer: a
-plan, or ordinary execution), ``masking`` (errors logged, classified, masked).
+plan, or ordinary execution), ``masking`` (errors logged, classified, masked),
+``caching`` (the answer's caching policy, from the schema's hints).
 The path in order: docs/request-path.md.
 """

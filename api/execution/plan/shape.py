@@ -32,6 +32,7 @@ from graphql.execution import Executor
 from api.execution.plan.fields import getter
 from api.execution.plan.nodes import Failure, Fallback, PlanField, Resolve, Selection
 from api.execution.plan.state import State
+from api.schema.caching import ID_FIELDS
 from api.schema.facts import Kind
 from api.schema.scalars import serialize as serialize_datetime
 
@@ -132,7 +133,19 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
             out[name] = resolve(value, state, here)
         return out
 
-    return complete_object
+    id_field = ID_FIELDS.get(selection.type_name)
+    if id_field is None:
+        return complete_object
+    type_name = selection.type_name
+
+    def complete_keyed(value: Any, state: State, path: Path, key: str | int) -> Any:
+        # An object with cache keys: named for shared caches (api.schema.caching).
+        keys = state.ctx.keys
+        if keys is not None and type(value) is dict:
+            keys.add(type_name, value.get(id_field))
+        return complete_object(value, state, path, key)
+
+    return complete_keyed
 
 
 #: What a fast conversion returns for a value it leaves to the type's own.
