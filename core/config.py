@@ -102,6 +102,15 @@ class Settings:
     #: Longest each of those headers may be; past it, a type's ids give way to
     #: one key for the type (bytes).
     cache_keys_max_bytes: int = 2000
+    #: URL the loader POSTs the cache keys its writes changed to, as JSON; empty: none.
+    purge_url: str = ""
+    #: Command the loader runs with the cache keys its writes changed as JSON
+    #: on its standard input; empty: none.
+    purge_command: str = ""
+    #: Longest one purge call may take before it is abandoned (ms).
+    purge_timeout_ms: int = 2000
+    #: host:port where `newsgraph load --watch` serves its Prometheus metrics; empty: nowhere.
+    loader_metrics: str = ""
     #: Folder holding GraphiQL's npm packages; empty means the one scripts/install fills.
     graphiql_assets: str = ""
     #: Whether Apollo-style automatic persisted queries are accepted.
@@ -208,6 +217,10 @@ ENV_NAMES: dict[str, str] = {
     "cache_shared_max_age": "NEWSGRAPH_CACHE_SHARED_MAX_AGE",
     "cache_key_headers": "NEWSGRAPH_CACHE_KEY_HEADERS",
     "cache_keys_max_bytes": "NEWSGRAPH_CACHE_KEYS_MAX_BYTES",
+    "purge_url": "NEWSGRAPH_PURGE_URL",
+    "purge_command": "NEWSGRAPH_PURGE_COMMAND",
+    "purge_timeout_ms": "NEWSGRAPH_PURGE_TIMEOUT_MS",
+    "loader_metrics": "NEWSGRAPH_LOADER_METRICS",
     "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
