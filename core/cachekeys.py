@@ -29,7 +29,9 @@ and Cloudflare take at most 1024 bytes per key) names a hash of its id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -61,14 +63,33 @@ LISTED_FIELDS = tuple(
 )
 
 
+#: Keys kept across requests: the same articles, providers and topics are in
+#: answer after answer, and percent-encoding each again was a third of what
+#: naming them cost. Only short ids (all an article's, most domains and topic
+#: names) are kept, so the cache holds at most a few MB.
+KEYS_KEPT = 8192
+KEPT_ID = 64
+#: What percent-encoding leaves as it is.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def object_key(type_name: str, ident: str) -> str:
     """The key of one object: ``Article:<id>``, ``Provider:<domain>``, ``Topic:<name>``."""
-    key = f"{type_name}:{quote(ident, safe='')}"
+    if len(ident) <= KEPT_ID:
+        return _kept_key(type_name, ident)
+    return _object_key(type_name, ident)
+
+
+def _object_key(type_name: str, ident: str) -> str:
+    key = f"{type_name}:{ident if _PLAIN.fullmatch(ident) else quote(ident, safe='')}"
     if len(key) <= MAX_KEY:
         return key
     # '#' is never left unencoded by quote, so a hashed key cannot be another's plain one.
     digest = hashlib.blake2b(ident.encode("utf-8", "surrogatepass"), digest_size=12)
     return f"{type_name}:#{digest.hexdigest()}"
+
+
+_kept_key = functools.lru_cache(maxsize=KEYS_KEPT)(_object_key)
 
 
 def list_key(type_name: str) -> str:
@@ -93,19 +114,23 @@ def bounded(objects: Iterable[tuple[str, str]], lists: Iterable[str], max_bytes:
     :func:`unnamed_key` instead, so a purge of any object of it still reaches
     the answer. (The keys that are left always fit a bound of 100 bytes.)"""
     named: dict[str, set[str]] = {}
+    kept = _kept_key  # object_key, inlined: this loop is most of an answer's cost of keys
     for type_name, ident in objects:
-        named.setdefault(type_name, set()).add(object_key(type_name, ident))
+        found = named.get(type_name)
+        if found is None:
+            found = named[type_name] = set()
+        found.add(kept(type_name, ident) if len(ident) <= KEPT_ID else object_key(type_name, ident))
     head = [ALL, *sorted({list_key(t) for t in lists})]
-    size = sum(len(k) + 1 for k in head) - 1
-    sizes = {t: sum(len(k) + 1 for k in keys) for t, keys in named.items()}
-    size += sum(sizes.values())
+    sizes = {t: sum(map(len, keys)) + len(keys) for t, keys in named.items()}
+    size = sum(map(len, head)) + len(head) - 1 + sum(sizes.values())
     unnamed: list[str] = []
     while size > max_bytes and sizes:
-        widest = max(sizes, key=lambda t: sizes[t])
+        widest = max(sizes, key=sizes.__getitem__)
         size -= sizes.pop(widest)
         del named[widest]
         unnamed.append(unnamed_key(widest))
         size += len(unnamed[-1]) + 1
+    # Sorted: the same answer always lists the same header.
     return [*head, *sorted(unnamed), *(k for t in sorted(named) for k in sorted(named[t]))]
 
 

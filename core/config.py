@@ -7,6 +7,8 @@ the README's configuration table lists the same names (a test keeps them in step
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -96,8 +98,8 @@ class Settings:
     #: Longest a shared cache (a CDN, which the loader's purge hook can reach) may
     #: keep one; the schema's hints may make it shorter (seconds).
     cache_shared_max_age: int = 3600
-    #: Headers that list a cacheable answer's cache keys (comma-separated, of
-    #: Surrogate-Key and Cache-Tag); empty sends none.
+    #: Headers that list a cacheable answer's cache keys (comma-separated header
+    #: names); "none" sends none.
     cache_key_headers: str = "Surrogate-Key,Cache-Tag"
     #: Longest each of those headers may be; past it, a type's ids give way to
     #: one key for the type (bytes).
@@ -172,8 +174,42 @@ class Settings:
                 values[f.name] = number
             else:
                 values[f.name] = raw
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for settings that cannot be used together
+        or as written (those the types above do not catch)."""
+        if self.purge_url and self.purge_command:
+            raise ConfigError("set NEWSGRAPH_PURGE_URL or NEWSGRAPH_PURGE_COMMAND, not both")
+        if self.purge_url and not self.purge_url.startswith(("http://", "https://")):
+            raise ConfigError(f"NEWSGRAPH_PURGE_URL must be an http(s) URL, got {self.purge_url!r}")
+        if self.purge_command:
+            try:
+                argv = shlex.split(self.purge_command)
+            except ValueError as exc:
+                raise ConfigError(f"NEWSGRAPH_PURGE_COMMAND: {exc}") from None
+            if not argv:
+                raise ConfigError("NEWSGRAPH_PURGE_COMMAND names no command")
+        for name in self.key_headers():
+            if not _TOKEN.fullmatch(name):
+                raise ConfigError(f"NEWSGRAPH_CACHE_KEY_HEADERS: {name!r} is no header name")
+        if self.loader_metrics:
+            _, sep, port = self.loader_metrics.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(
+                    f"NEWSGRAPH_LOADER_METRICS must be host:port, got {self.loader_metrics!r}"
+                )
+
+    def key_headers(self) -> tuple[str, ...]:
+        """The headers that list cache keys (``none``: no header)."""
+        names = tuple(n.strip() for n in self.cache_key_headers.split(",") if n.strip())
+        return () if [n.lower() for n in names] == ["none"] else names
+
+
+#: An HTTP header's name (RFC 9110's token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 #: Whole-number settings where 0 means "choose for me".
 _ZERO_MEANS_AUTO = frozenset({"load_workers"})

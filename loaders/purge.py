@@ -45,7 +45,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from core.cachekeys import ALL, LISTED_FIELDS, article_purge
-from core.config import ConfigError, Settings
+from core.config import Settings
 from core.store import Store
 from loaders.facets import facets_of
 from loaders.stored import Stored
@@ -102,18 +102,13 @@ class Purger:
     @classmethod
     def for_settings(cls, settings: Settings) -> Purger | None:
         """The purger the settings name; None: no hook."""
+        settings.check()
         timeout_s = settings.purge_timeout_ms / 1000
-        if settings.purge_url and settings.purge_command:
-            raise ConfigError("set NEWSGRAPH_PURGE_URL or NEWSGRAPH_PURGE_COMMAND, not both")
         if settings.purge_url:
             url = settings.purge_url
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"NEWSGRAPH_PURGE_URL must be an http(s) URL, got {url!r}")
             return cls(lambda keys: post(url, keys, timeout_s), timeout_s, url)
         if settings.purge_command:
             argv = shlex.split(settings.purge_command)
-            if not argv:
-                raise ConfigError("NEWSGRAPH_PURGE_COMMAND names no command")
             return cls(lambda keys: run(argv, keys, timeout_s), timeout_s, argv[0])
         return None
 
@@ -227,11 +222,15 @@ def run(argv: list[str], keys: list[str], timeout_s: float) -> None:
 
 
 def serve_metrics(address: str) -> Callable[[], None]:
-    """Serve the loader's metrics at ``host:port``; returns what stops it."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"NEWSGRAPH_LOADER_METRICS must be host:port, got {address!r}")
-    server, thread = start_http_server(int(port), host.strip("[]") or "0.0.0.0", REGISTRY)
+    """Serve the loader's metrics at ``host:port`` (checked by the settings);
+    returns what stops it. A port it cannot take is logged, and the loader
+    goes on without."""
+    host, _, port = address.rpartition(":")
+    try:
+        server, thread = start_http_server(int(port), host.strip("[]") or "0.0.0.0", REGISTRY)
+    except OSError as exc:
+        log.error("cannot serve the loader's metrics at %s: %s", address, exc)
+        return lambda: None
 
     def stop() -> None:
         server.shutdown()

@@ -26,7 +26,6 @@ keys of the type that takes the most room give way to one key for the type.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -34,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schema.caching import Keys, collecting
 from core.cachekeys import bounded
-from core.config import ConfigError, Settings
+from core.config import Settings
 
 #: GraphQL responses as either media type the view negotiates (api/http/media.py).
 CACHEABLE = ("application/json", "application/graphql-response+json")
@@ -44,9 +43,9 @@ CACHEABLE = ("application/json", "application/graphql-response+json")
 #: so the status codes, or parts rather than a whole answer) is negotiated.
 VARY = "Authorization, Accept, Accept-Encoding"
 NOT_SHARED = "private, no-store"
-#: Key headers whose keys are separated by commas (the others: by spaces).
-COMMA_SEPARATED = frozenset({"cache-tag", "edge-cache-tag"})
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: Key headers whose names end so list keys separated by commas (Cloudflare's
+#: Cache-Tag, Akamai's Edge-Cache-Tag); the others, by spaces.
+COMMA_SEPARATED = "cache-tag"
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,11 @@ class CachePolicy:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> CachePolicy:
-        names = tuple(n.strip() for n in settings.cache_key_headers.split(",") if n.strip())
-        for name in names:
-            if not _TOKEN.fullmatch(name):
-                raise ConfigError(f"NEWSGRAPH_CACHE_KEY_HEADERS: {name!r} is no header name")
+        settings.check()
         return cls(
             settings.cache_max_age,
             settings.cache_shared_max_age,
-            names,
+            settings.key_headers(),
             settings.cache_keys_max_bytes,
         )
 
@@ -94,7 +90,7 @@ class CachePolicy:
         listed = bounded(keys.objects, keys.policy.lists, self.keys_max_bytes)
         spaced, commas = " ".join(listed), ",".join(listed)
         return [
-            (name, commas if name.lower() in COMMA_SEPARATED else spaced)
+            (name, commas if name.lower().endswith(COMMA_SEPARATED) else spaced)
             for name in self.key_headers
         ]
 

@@ -252,7 +252,7 @@ def test_a_field_hinted_private_makes_the_answer_private(loaded, api_settings, m
 
 
 def test_the_key_headers_are_a_setting(loaded, api_settings):
-    for headers, expected in (("xkey", {"xkey"}), ("", set()), ("Cache-Tag", {"cache-tag"})):
+    for headers, expected in (("xkey", {"xkey"}), ("none", set()), ("Cache-Tag", {"cache-tag"})):
         settings = dataclasses.replace(api_settings, cache_key_headers=headers)
         with TestClient(create_app(settings, loaded)) as client:
             response = get(client, "{ articles(first: 2) { nodes { id } } }")
@@ -260,6 +260,8 @@ def test_the_key_headers_are_a_setting(loaded, api_settings):
             assert named == expected
             if "xkey" in expected:
                 assert " " in response.headers["xkey"] and "," not in response.headers["xkey"]
+    with pytest.raises(ConfigError):
+        Settings.from_env({"NEWSGRAPH_CACHE_KEY_HEADERS": "Surrogate Key"})
     with pytest.raises(ConfigError):
         CachePolicy.for_settings(Settings(cache_key_headers="Surrogate Key"))
 

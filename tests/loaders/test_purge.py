@@ -339,12 +339,24 @@ def test_too_many_keys_at_once_purge_everything():
 def test_hook_settings_are_checked():
     assert Purger.for_settings(Settings()) is None
     for wrong in (
-        Settings(purge_url="ftp://cdn.example/"),
-        Settings(purge_url="http://a.example/", purge_command="true"),
-        Settings(purge_command="   "),
+        {"NEWSGRAPH_PURGE_URL": "ftp://cdn.example/"},
+        {"NEWSGRAPH_PURGE_URL": "http://a.example/", "NEWSGRAPH_PURGE_COMMAND": "true"},
+        {"NEWSGRAPH_PURGE_COMMAND": "   "},
+        {"NEWSGRAPH_PURGE_COMMAND": "purge 'unclosed"},
+        {"NEWSGRAPH_LOADER_METRICS": "no-port"},
+        {"NEWSGRAPH_LOADER_METRICS": "127.0.0.1:99999"},
     ):
         with pytest.raises(ConfigError):
-            Purger.for_settings(wrong)
+            Settings.from_env(wrong)
+        with pytest.raises(ConfigError):  # however the settings were made
+            Purger.for_settings(Settings(**_fields(wrong)))
+
+
+def _fields(env: dict[str, str]) -> dict[str, Any]:
+    from core.config import ENV_NAMES
+
+    by_env = {v: k for k, v in ENV_NAMES.items()}
+    return {by_env[k]: v for k, v in env.items()}
 
 
 def test_the_loaders_metrics_are_served_where_the_setting_says():
@@ -357,5 +369,8 @@ def test_the_loaders_metrics_are_served_where_the_setting_says():
         stop()
     assert "newsgraph_cache_purges_total" in text
     assert "newsgraph_cache_purge_keys_total" in text
-    with pytest.raises(ConfigError):
-        serve_metrics("no-port")
+    taken = serve_metrics(f"127.0.0.1:{port}")
+    try:  # a port already taken: logged, and the loader goes on without
+        assert serve_metrics(f"127.0.0.1:{port}")() is None
+    finally:
+        taken()

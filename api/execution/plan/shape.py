@@ -105,6 +105,8 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
     assert selection is not None, f.key
     fields = [(x.key, x.resolve) for x in selection.fields]
     reads = [(x.key, x.source, *_fast(x), x.resolve) for x in selection.fields]
+    type_name = selection.type_name
+    id_field = ID_FIELDS.get(type_name)
 
     def complete_object(value: Any, state: State, path: Path, key: str | int) -> Any:
         if value is None:
@@ -113,6 +115,11 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
         state.objects += 1
         if type(value) is not dict:
             return {name: resolve(value, state, here) for name, resolve in fields}
+        if id_field is not None and state.cache_keys is not None:
+            # An object with cache keys: named for shared caches (api.schema.caching).
+            ident = value.get(id_field)
+            if type(ident) is str and ident:
+                state.cache_keys.add((type_name, ident))
         # A stored document: its plain keys are read here, and any value the
         # fast path does not take goes to the field's own resolve function.
         out = {}
@@ -133,19 +140,7 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
             out[name] = resolve(value, state, here)
         return out
 
-    id_field = ID_FIELDS.get(selection.type_name)
-    if id_field is None:
-        return complete_object
-    type_name = selection.type_name
-
-    def complete_keyed(value: Any, state: State, path: Path, key: str | int) -> Any:
-        # An object with cache keys: named for shared caches (api.schema.caching).
-        keys = state.ctx.keys
-        if keys is not None and type(value) is dict:
-            keys.add(type_name, value.get(id_field))
-        return complete_object(value, state, path, key)
-
-    return complete_keyed
+    return complete_object
 
 
 #: What a fast conversion returns for a value it leaves to the type's own.
