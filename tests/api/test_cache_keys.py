@@ -69,35 +69,35 @@ def keys_of(response: Any) -> set[str]:
     return set(spaced)
 
 
-def held(value: Any) -> set[str]:
+def objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``value``, at any depth."""
+    if isinstance(value, dict):
+        yield value
+        for child in value.values():
+            yield from objects(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from objects(child)
+
+
+def held(data: Any) -> set[str]:
     """The keys of the keyed objects in an answer's data (each query below
     selects ``__typename`` and the naming field of every such object)."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        type_name = value.get("__typename")
-        if type_name in TYPES:
-            found.add(object_key(type_name, value[ID_FIELD[type_name]]))
-        for v in value.values():
-            found |= held(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= held(v)
-    return found
+    return {
+        object_key(o["__typename"], o[ID_FIELD[o["__typename"]]])
+        for o in objects(data)
+        if o.get("__typename") in TYPES
+    }
 
 
-def story_lookups(value: Any) -> set[str]:
-    """The articles looked up for the related stories in ``value`` (by the
+def story_lookups(data: Any) -> set[str]:
+    """The articles looked up for the related stories in ``data`` (by the
     ``webUrl`` each query selects beside them), found or not."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        if "webUrl" in value and "__typename" not in value:
-            found.add(object_key(ARTICLE, article_id(value["webUrl"])))
-        for v in value.values():
-            found |= story_lookups(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= story_lookups(v)
-    return found
+    return {
+        object_key(ARTICLE, article_id(o["webUrl"]))
+        for o in objects(data)
+        if "webUrl" in o and "__typename" not in o
+    }
 
 
 ARTICLE_QUERY = """query ($id: ID!) {
