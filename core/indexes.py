@@ -27,6 +27,9 @@ LOADER = "_loader"
 #: The loader's manifest of what the articles hold (``loaders.manifest``): a
 #: log of packed segments, read instead of the articles to make a reload cheap.
 MANIFEST = "_manifest"
+#: API keys (``core.keys``): one small document per key, under the SHA-256 of
+#: its secret; the secret itself is never stored.
+KEYS = "_keys"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="title_words_date",
         ),
     ],
+    # A key is found by its hash (the _id); `newsgraph keys revoke` names it by
+    # its short public id.
+    KEYS: [IndexModel([("id", ASC)], name="key_id", unique=True)],
     # Facet collections, rebuilt by the loader after each run that changed
     # something, so the API never counts articles per request: listed by
     # either count, most first.

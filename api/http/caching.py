@@ -21,11 +21,16 @@ An anonymous answer also lists the cache keys of the objects it holds
 of the app may take far less for all of a response's headers (nginx's
 default buffer is 4 KB), so the default is 2000 bytes, and past the bound the
 keys of the type that takes the most room give way to one key for the type.
+
+The answer's ETag leaves out ``extensions.cost.throttleStatus``, the client's
+budget as it stood (``api.operation.throttle``), which changes with every
+request while the answer does not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -95,6 +100,22 @@ class CachePolicy:
         ]
 
 
+#: The budget in an answer: numbers only, so text in the data (where a quote
+#: is escaped) never matches it.
+THROTTLE_STATUS = re.compile(rb',?"throttleStatus":\{(?:"[A-Za-z]+":[0-9.e+-]+,?)*\}')
+
+
+def etag_basis(body: bytes) -> bytes:
+    """What an answer's ETag is computed from: its bytes without the budget
+    (the last thing in it, so looked for from the end)."""
+    at = body.rfind(b'"throttleStatus":{')
+    if at < 0:
+        return body
+    start = at - 1 if at and body[at - 1 : at] == b"," else at
+    found = THROTTLE_STATUS.match(body, start)
+    return body if found is None else body[:start] + body[found.end() :]
+
+
 class QueryCaching:
     def __init__(self, app: ASGIApp, policy: CachePolicy) -> None:
         self.app = app
@@ -146,7 +167,9 @@ class QueryCaching:
                 await send({"type": "http.response.body", "body": body})
                 return
             # The same body as another media type is another representation.
-            digest = hashlib.blake2b(body, digest_size=16, key=content_type.encode()[:64])
+            digest = hashlib.blake2b(
+                etag_basis(body), digest_size=16, key=content_type.encode()[:64]
+            )
             etag = 'W/"' + digest.hexdigest() + '"'
             cache_control = NOT_SHARED
             if anonymous and b'"errors":' not in body:

@@ -1,7 +1,10 @@
-"""Strawberry's ASGI view, fitted to newsgraph: the request's context, media
-types negotiated before anything runs, status codes by the
-``application/graphql-response+json`` rules, requests shed with 503, and
-subscriptions over WebSocket (``api.http.websocket``) at the same path.
+"""Strawberry's ASGI view, fitted to newsgraph: the request's context (who
+asks: ``api.http.identity``), media types negotiated before anything runs,
+status codes by the ``application/graphql-response+json`` rules, requests
+shed with 503, refused for their budget with 429 (``RATE_LIMITED``) or for an
+unknown API key with 401, the client's budget in ``RateLimit`` and
+``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers) on every
+answer, and subscriptions over WebSocket (``api.http.websocket``) at the same path.
 """
 
 from __future__ import annotations
@@ -30,14 +33,17 @@ from strawberry.types.graphql import OperationType
 from api.data.deadline import current_deadline
 from api.data.gateway import Gateway
 from api.data.slots import RETRY_AFTER_S
-from api.errors import error_code
+from api.errors import RateLimitedError, UnauthenticatedError, error_code
 from api.http.explorer import Explorer
+from api.http.identity import Identify
 from api.http.media import GRAPHQL_RESPONSE, JSON, is_request_error, read_accept
 from api.http.websocket import Connections, Socket, TransportWSHandler
 from api.live.feed import Feed
 from api.operation import incremental
 from api.operation.schema import build_schema
-from api.schema.context import Context, is_admin
+from api.operation.throttle import Decision
+from api.operation.trusted import DOCUMENT_ID_FIELDS, with_document_id
+from api.schema.context import Context, Identity
 from api.telemetry.stats import current_stats
 from core.config import Settings
 
@@ -57,8 +63,9 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(
         self, settings: Settings, gateway: Gateway, explorer: Explorer, feed: Feed
     ) -> None:
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if settings.introspection else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -72,6 +79,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.explorer = explorer
         self.feed = feed
         self.connections = Connections(settings.ws_connections_max)
+        self.identify = Identify(settings, gateway, schema.limits)
 
     #: Whether well-formed JSON requests take the quick lane (tests compare it
     #: with strawberry's way, switched off).
@@ -110,6 +118,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request.method, query, variables, name, extensions, context
         )
         status, headers = status_of(result, media_type)
+        headers = {**budget_headers(context), **headers}
         response_data = await self.process_result(request, result)
         body = self.encode_json(body_of(response_data, media_type, status))
         return Response(body, status or 200, headers, media_type=media_type)
@@ -152,10 +161,12 @@ class GraphQLApp(GraphQL[Context, None]):
         return await super().render_graphql_ide(request)  # loads GraphiQL from a CDN
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        # A hash-only persisted-query GET has no `query` either: it wants data.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
-        )
+        # A hash-only persisted-query GET, or one naming a trusted document,
+        # has no `query` either: it wants data.
+        named = ("extensions", *DOCUMENT_ID_FIELDS)
+        return not any(
+            field in request.query_params for field in named
+        ) and super().should_render_graphql_ide(request)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -213,6 +224,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request_data.extensions,
             context,
         )
+        sub_response.headers.update(budget_headers(context))
         if isinstance(result, GraphQLIncrementalExecutionResults):
             # Executing, so not a request error; streamed as multipart/mixed
             # (run() does it), each part in 200's body like any field error.
@@ -249,8 +261,14 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
-        return Context(gateway=self.gateway, admin=admin)
+        identity = await self.identity(request, request.headers.get("authorization"))
+        return Context(gateway=self.gateway, admin=identity.tier == "admin", identity=identity)
+
+    async def identity(self, request: Request | WebSocket, authorization: str | None) -> Identity:
+        """Who a request (or a WebSocket connection) is from."""
+        peer = request.client.host if request.client else None
+        forwarded = request.headers.getlist("x-forwarded-for")
+        return await self.identify(peer, forwarded, authorization)
 
     def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         # A GET's `variables` and `extensions` are JSON values of their own, and
@@ -259,7 +277,13 @@ class GraphQLApp(GraphQL[Context, None]):
             k: None if k in ("variables", "extensions") and v == "null" else v
             for k, v in params.items()
         }
-        return super().parse_query_params(given)
+        parsed: dict[str, Any] = with_document_id(super().parse_query_params(given))
+        return parsed
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # A trusted document may be named by `documentId` (or `doc_id`, `id`),
+        # which strawberry would drop: it goes on in the request's extensions.
+        return with_document_id(super().parse_json(data))
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -277,6 +301,12 @@ class GraphQLApp(GraphQL[Context, None]):
 
 def status_of(result: Any, media_type: str | None) -> tuple[int | None, dict[str, str]]:
     """An answer's status code (None: 200) and the headers that go with it."""
+    refused = _refusal(result.errors)
+    if isinstance(refused, RateLimitedError):
+        # Over its budget: nothing ran, and waiting is what helps.
+        return 429, {"Retry-After": str(refused.retry_after_s), "Cache-Control": "no-store"}
+    if isinstance(refused, UnauthenticatedError):
+        return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     budget = current_deadline()
     if budget is not None and budget.shed:
         # Shed, not failed: nothing is wrong with the query, and a 503 with
@@ -331,6 +361,8 @@ async def _request_data(
         return None
     if not isinstance(data, dict):
         return None
+    # A trusted document named by `documentId` (or `doc_id`, `id`), as on strawberry's way.
+    data = with_document_id(data)
     query, variables = data.get("query"), data.get("variables")
     name, extensions = data.get("operationName"), data.get("extensions")
     if not (
@@ -341,6 +373,29 @@ async def _request_data(
     ):
         return None
     return query, variables, name, extensions
+
+
+def _refusal(errors: list[Any] | None) -> Exception | None:
+    """The budget's or the key's refusal among an answer's errors, if any."""
+    for error in errors or ():
+        if isinstance(error.original_error, RateLimitedError | UnauthenticatedError):
+            return error.original_error
+    return None
+
+
+def budget_headers(context: Context) -> dict[str, str]:
+    """The client's budget as the IETF draft's ``RateLimit-Policy`` (the tier:
+    its whole bucket, ``q``, and the seconds it takes to fill, ``w``) and
+    ``RateLimit`` (points left, ``r``, and the seconds until full, ``t``)."""
+    status = context.budget_status
+    if not isinstance(status, Decision):
+        return {}
+    name = context.identity.tier
+    policy = status.policy
+    return {
+        "RateLimit-Policy": f'"{name}";q={policy.burst};w={policy.window_s};qu="points"',
+        "RateLimit": f'"{name}";r={int(status.available)};t={status.full_in_s}',
+    }
 
 
 def cors_origins(settings: Settings) -> list[str]:

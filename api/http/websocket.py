@@ -12,8 +12,10 @@ open for anyone:
 - a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
   object of the protocol's shape (else 4400);
 - ``connection_init`` must come within ``NEWSGRAPH_WS_INIT_TIMEOUT_S`` (else
-  4408); its payload may carry ``{"authorization": "Bearer <token>"}``, the
-  admin token, as the handshake's ``Authorization`` header may;
+  4408); its payload may carry ``{"authorization": "Bearer <token>"}``, an API
+  key or the admin token, as the handshake's ``Authorization`` header may: the
+  connection's identity (``api.http.identity``), whose budget its
+  subscriptions draw from; an unknown or revoked key is closed with 4403;
 - the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
   has heard nothing from for two of those (4408);
 - a client that falls a whole queue behind (it stopped reading) is closed
@@ -52,7 +54,7 @@ from strawberry.types.graphql import OperationType
 
 from api.errors import QueryTooCostlyError, TooManySubscriptionsError
 from api.live.feed import Feed
-from api.schema.context import Context, is_admin
+from api.schema.context import Context, Identity
 from core.config import MAX_WS_OPERATION_ID, Settings
 
 log = logging.getLogger("newsgraph.api")
@@ -62,6 +64,7 @@ TOO_MANY_CONNECTIONS = 1013  # standard: try again later
 MESSAGE_TOO_BIG = 1009  # standard
 BAD_MESSAGE = 4400
 SILENT = 4408  # no connection_init in time, or no answer to pings
+FORBIDDEN = 4403  # graphql-transport-ws: the credentials are refused
 TOO_SLOW = 4008  # fell a whole queue behind
 
 
@@ -75,6 +78,8 @@ class Host(Protocol):
     def encode_json(self, data: object) -> bytes: ...
 
     def decode_json(self, data: str | bytes) -> object: ...
+
+    async def identity(self, request: Any, authorization: str | None) -> Identity: ...
 
 
 class Connections:
@@ -224,7 +229,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         elif isinstance(payload, dict):
             authorization = payload.get("authorization", payload.get("Authorization"))
             if isinstance(authorization, str):
-                self.context.admin = is_admin(authorization, self.settings.admin_token)
+                identity = await self.view.identity(self.websocket.ws, authorization)
+                self.context.identity = identity
+                self.context.admin = identity.tier == "admin"
+        if self.context.identity.refused is not None:
+            await self.websocket.close(FORBIDDEN, f"Forbidden: {self.context.identity.refused}")
+            return
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message: Any) -> None:

@@ -15,7 +15,7 @@ from graphql import GraphQLSchema
 
 from api.bounded import BoundedLRU
 from api.operation.request import Operation
-from api.schema.caching import Policy, policy
+from api.schema.caching import AnswerPolicy, policy
 
 #: Policies kept (each is its key's query text and a few small objects).
 MAX_POLICIES = 1000
@@ -29,8 +29,8 @@ class CacheHints:
 
     def __init__(self, schema: GraphQLSchema) -> None:
         self.schema = schema
-        self.policies: BoundedLRU[tuple[str, str | None], tuple[Policy | None, int]] = BoundedLRU(
-            MAX_POLICIES, MAX_POLICY_BYTES, lambda entry: entry[1]
+        self.policies: BoundedLRU[tuple[str, str | None], tuple[AnswerPolicy | None, int]] = (
+            BoundedLRU(MAX_POLICIES, MAX_POLICY_BYTES, lambda entry: entry[1])
         )
 
     def __call__(self, op: Operation, result: Any) -> Any:
@@ -40,7 +40,7 @@ class CacheHints:
         keys.policy = self.policy(op)
         return result
 
-    def policy(self, op: Operation) -> Policy | None:
+    def policy(self, op: Operation) -> AnswerPolicy | None:
         assert op.document is not None
         if not op.query:  # no text to key it by
             return policy(self.schema, op.document, op.name)

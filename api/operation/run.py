@@ -3,8 +3,9 @@
 A query is offered to its plan first (``api.execution.compiled``, cached per
 query text); what the planner does not cover, or a plan that falls back
 after it began, is answered by ordinary execution (``api.execution.ordinary``)
-of the same document. A subscription starts by ordinary execution, which
-then answers each article it sends.
+of the same document, given what the plan fetched (``api.execution.replay``).
+A subscription starts by ordinary execution, which then answers each article
+it sends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from api.execution import ordinary
 from api.execution.compiled import Plans, answer
+from api.execution.replay import Replay
 from api.operation.request import Operation
 
 
@@ -35,20 +37,36 @@ class Execute:
     ) -> GraphQLExecutionResult | ExperimentalIncrementalExecutionResults:
         document = op.executed or op.document
         assert document is not None
+        context = op.context
         if self.plans is not None and op.kind is not OperationType.SUBSCRIPTION:
+            replay = Replay()
             planned = await answer(
-                self.plans, self.schema, op.query or "", document, op.variables, op.name, op.context
+                self.plans,
+                self.schema,
+                op.query or "",
+                document,
+                op.variables,
+                op.name,
+                context,
+                replay,
             )
             if planned is not None:
+                op.execution = "compiled"
                 return planned
+            op.execution = "fallback"
+            # What the plan asked before it fell back is not asked again.
+            context = replay.replay(context)
+        else:
+            op.execution = "ordinary"
         return await ordinary.execute(
-            self.schema, document, op.variables, op.name, op.context, op.request.extensions
+            self.schema, document, op.variables, op.name, context, op.request.extensions
         )
 
     async def subscribe(self, op: Operation) -> AsyncIterator[Any] | GraphQLExecutionResult:
         """A subscription's results, or the errors that kept it from starting."""
         document = op.executed or op.document
         assert document is not None
+        op.execution = "ordinary"
         return await ordinary.subscribe_to(
             self.schema, document, op.variables, op.name, op.context, op.request.extensions
         )

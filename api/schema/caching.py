@@ -58,7 +58,7 @@ ID_FIELDS = {ARTICLE: "_id", PROVIDER: "domain", TOPIC: "name"}
 
 
 @dataclass(frozen=True)
-class Policy:
+class AnswerPolicy:
     """What an operation's hints say about every answer to it."""
 
     #: Seconds; None: no field limits it (the settings do).
@@ -70,7 +70,7 @@ class Policy:
 
 def policy(
     schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-) -> Policy | None:
+) -> AnswerPolicy | None:
     """The policy of a valid document's query; None for no single query
     (a subscription's answers are never cached)."""
     operation = get_operation_ast(document, operation_name)
@@ -81,7 +81,7 @@ def policy(
     walk = _Walk(schema, document)
     walk.selections(operation.selection_set, root)
     ages = [h.max_age for h in walk.hints if h.max_age is not None]
-    return Policy(
+    return AnswerPolicy(
         min(ages) if ages else None, any(h.private for h in walk.hints), frozenset(walk.lists)
     )
 
@@ -155,7 +155,7 @@ class Keys:
 
     #: None: not gathered (no header lists them; only the policy is wanted).
     objects: set[tuple[str, str]] | None = field(default_factory=set)
-    policy: Policy | None = None
+    policy: AnswerPolicy | None = None
 
     def add(self, type_name: str, ident: Any) -> None:
         if self.objects is not None and type(ident) is str and ident:

@@ -21,6 +21,7 @@ from api.schema.facts import PRIVATE, TYPE_HINT
 from api.schema.nodes import FACETS_BY_TYPE, facet_id
 from api.schema.types import Article
 from bench.gen import generate
+from core import keys
 from core.cachekeys import (
     ALL,
     ARTICLE,
@@ -238,6 +239,46 @@ def test_admin_answers_are_private_and_name_nothing(clients, loaded):
         assert "surrogate-key" not in other.headers
 
 
+def not_shared(response: Any) -> bool:
+    """Whether ``response`` is kept by no shared cache and names no key."""
+    return (
+        "public" not in response.headers.get("cache-control", "no-store")
+        and "surrogate-key" not in response.headers
+        and "cache-tag" not in response.headers
+    )
+
+
+def test_an_api_keys_answers_and_refusals_are_never_shared(loaded, api_settings):
+    """A key's client spends a budget of its own (``api.operation.throttle``):
+    its answers, and any refusal (an unknown key's 401, a spent budget's 429),
+    are for it alone, with no key for a CDN to purge by."""
+    token, _ = keys.create(loaded.keys, "cache test app")
+    query = "{ articles(first: 2) { nodes { id title } } }"
+    settings = dataclasses.replace(api_settings, anonymous_burst=400, anonymous_points_per_s=1)
+    for compiled in (True, False):
+        tuned = dataclasses.replace(settings, compiled=compiled)
+        address = f"198.51.100.{40 + compiled}"
+        with TestClient(create_app(tuned, loaded), client=(address, 1)) as client:
+            with_key = get(client, query, Authorization=f"Bearer {token}")
+            assert with_key.json()["data"]["articles"]["nodes"]
+            assert with_key.headers["cache-control"] == "private, no-store"
+            assert not_shared(with_key)
+            unknown = client.get(
+                "/graphql",
+                params={"query": query},
+                headers={"Authorization": "Bearer ng_" + "x" * 43},
+            )
+            assert unknown.status_code == 401 and not_shared(unknown)
+            # The same query, anonymous, is shared until its client's budget is spent.
+            assert keys_of(get(client, query))
+            for _ in range(200):
+                refused = client.get("/graphql", params={"query": query})
+                if refused.status_code != 200:
+                    break
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["cache-control"] == "no-store" and not_shared(refused)
+
+
 def test_a_field_hinted_private_makes_the_answer_private(loaded, api_settings, monkeypatch):
     monkeypatch.setattr(Article, TYPE_HINT, PRIVATE)  # as an admin-only type would declare
     an_id = loaded.articles.find_one({"published": True})["_id"]
@@ -303,6 +344,7 @@ def test_the_header_bound_holds_under_a_query_for_many_ids(corpus, bound, compil
         cache_keys_max_bytes=bound,
         max_query_objects=10**9,
         max_query_store_calls=10**6,
+        anonymous_burst=10**7,  # priced at about 120,000 points: over the default bucket
     )
     ids = [f"{i:024x}" for i in range(100)]
     with TestClient(create_app(settings, corpus)) as client:

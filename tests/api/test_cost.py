@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import re
 import time
 
@@ -25,9 +26,18 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.operation.budget import Budget, CostCache
-from api.operation.cost import CAP, Cost, count_objects, query_cost
+from api.operation.cost import (
+    CAP,
+    PART_OBJECTS,
+    STREAM_OBJECTS,
+    Cost,
+    PathCost,
+    count_objects,
+    query_cost,
+)
 from api.operation.schema import build_schema
 from api.schema.facts import answered_by
+from bench.hostile import ATTACKS
 from core.config import DEFAULT_PAGE, MAX_PAGE, Settings
 from core.document import ARTICLE, RELATED
 from loaders.errors import Rejected
@@ -176,6 +186,49 @@ def test_skip_and_include_count_as_they_will_run_or_the_worst_case(directive, va
             " fragment R on Article { related { title } }"
         )
         assert cost(query, variables).objects == 1 + 2 + (related if counted else 0), where
+
+
+@pytest.mark.parametrize(
+    ("defer", "variables", "parts"),
+    [("@defer", {}, 1), ('@defer(label: "x")', {}, 1), ("@defer(if: false)", {}, 0),
+     ("@defer(if: true)", {}, 1), ("@defer(if: $d)", {"d": False}, 0),
+     ("@defer(if: $d)", {"d": True}, 1), ("@defer(if: $d)", {}, 1)],
+)  # fmt: skip
+def test_a_deferred_fragment_counts_its_part_on_each_parent(defer, variables, parts):
+    head = "query($d: Boolean) { articles(first: 7) { nodes { id "
+    inline = cost(head + f"... {defer} {{ title }} }} }} }}", variables)
+    spread = cost(head + f"...F {defer} }} }} }} fragment F on Article {{ title }}", variables)
+    undeferred = cost(head + "title } } }")
+    for priced in (inline, spread):
+        assert priced.objects == undeferred.objects + parts * 7 * PART_OBJECTS
+        assert priced.store_calls == undeferred.store_calls
+        assert priced.paths.get("articles.nodes.@defer", PathCost()).objects == parts * 28
+        assert ("d" in priced.variables) == ("$d" in defer)
+
+
+def test_deferred_parts_multiply_down_the_query():
+    # Two parts on each of 7 articles, and one on each of their 100 related stories.
+    query = (
+        "{ articles(first: 7) { nodes { ... @defer { title } ... @defer { heat "
+        "related { ... @defer { title } } } } } }"
+    )
+    undeferred = cost(query.replace("@defer", ""))
+    assert cost(query).objects == undeferred.objects + (2 * 7 + 7 * 100) * PART_OBJECTS
+    flood = cost(ATTACKS["defer_flood"](random.Random(1))["query"])
+    assert flood.objects == 101 + 238 * 100 * PART_OBJECTS > Settings().max_query_objects
+    assert flood.heaviest("objects") == ("articles.nodes.@defer", 238 * 100 * PART_OBJECTS)
+
+
+@pytest.mark.parametrize(
+    ("stream", "later"),
+    [("@stream", RELATED_ITEMS), ("@stream(initialCount: 10)", RELATED_ITEMS - 10),
+     ("@stream(initialCount: 1000)", 0), ("@stream(if: false)", None)],
+)  # fmt: skip
+def test_a_streamed_list_counts_an_entry_per_later_item(stream, later):
+    query = f"{{ articles(first: 3) {{ nodes {{ related {stream} {{ title }} }} }} }}"
+    plain = cost(query.replace(stream, ""))
+    extra = 0 if later is None else 3 * (STREAM_OBJECTS + later)
+    assert cost(query).objects == plain.objects + extra
 
 
 def test_total_count_is_one_count_call_per_connection():
@@ -472,7 +525,8 @@ def test_invalid_queries_get_validation_errors_not_a_price(client):
     costly_and_invalid = HOSTILE["related chains 3 deep"].replace("title", "nope")
     body = post(client, costly_and_invalid)
     assert "Cannot query field 'nope'" in body["errors"][0]["message"]
-    assert "extensions" not in body
+    # Unpriced: only the client's budget is reported.
+    assert set(body["extensions"]["cost"]) == {"throttleStatus"}
 
 
 def test_introspection_passes_at_no_cost(client):

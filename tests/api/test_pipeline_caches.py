@@ -38,7 +38,7 @@ from api.schema.context import Context
 from api.telemetry import stats as observe
 from core.config import Settings
 from core.store import Store
-from tests.api.fixtures import ADMIN_TOKEN
+from tests.api.fixtures import ADMIN_TOKEN, refilled_at_once
 from tests.api.test_pipeline import (
     FRONT,
     MOBILE,
@@ -151,7 +151,7 @@ def both_ways(
     try:
         for warm in (True, False):
             app = create_app(
-                dataclasses.replace(settings, compiled=True),
+                dataclasses.replace(refilled_at_once(settings), compiled=True),
                 # As create_app makes its own: the settings' slots.
                 gateway=gateway(store, settings.store_op_timeout_ms, slots_for(settings)),
             )

@@ -143,13 +143,15 @@ def queries(store: Store) -> list[str]:
     return found
 
 
-def answers(client: TestClient, asked: list[str]) -> dict[str, tuple[str, set[str]]]:
-    """Each query's answer and the keys it carries."""
+def answers(client: TestClient, asked: list[str]) -> dict[str, tuple[Any, set[str]]]:
+    """Each query's answer (its data: ``extensions`` carry the client's budget,
+    which moves with every request) and the keys it carries."""
     found = {}
     for query in asked:
         response = client.get("/graphql", params={"query": query})
-        assert response.status_code == 200 and "errors" not in response.json(), query
-        found[query] = (response.text, set(response.headers["surrogate-key"].split(" ")))
+        body = response.json()
+        assert response.status_code == 200 and "errors" not in body, query
+        found[query] = (body["data"], set(response.headers["surrogate-key"].split(" ")))
     return found
 
 
