@@ -67,7 +67,11 @@ class GraphQLApp(GraphQL[Context, None]):
         self.gateway = gateway
         self.explorer = explorer
         self.feed = feed
-        self.connections = Connections(settings.ws_connections_max)
+        self.connections = Connections(
+            settings.ws_connections_max,
+            settings.ws_connections_per_client,
+            settings.subscriptions_per_client,
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:

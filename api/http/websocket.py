@@ -4,24 +4,36 @@ for subscriptions.
 Strawberry speaks the protocol; this module makes a connection safe to hold
 open for anyone:
 
-- a worker holds at most ``NEWSGRAPH_WS_CONNECTIONS_MAX`` connections (more
-  are closed with 1013, try again later), each at most
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, and all of them at
-  most ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over either limit is
-  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``);
+- a socket counts toward a limit only once its ``connection_init`` is
+  accepted; before that it must send one within
+  ``NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S`` (``NEWSGRAPH_WS_INIT_TIMEOUT_S``
+  when its handshake carried the admin token), else it is closed with 4408,
+  and a client may have only as many such sockets waiting as it may hold
+  (more are closed with 1013 at once), so sockets opened as fast as one
+  client can hold nothing of anyone else's;
+- at ``connection_init`` the connection is counted for its client
+  (:func:`client_of`: the admin, or the remote address) and its worker: a
+  client holds at most ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, a
+  worker ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try
+  again later); a connection holds at most
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, a client
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT`` over all its connections, and a
+  worker ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over any of them is
+  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``), so that one
+  client cannot take every connection or subscription from the others;
 - a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
   object of the protocol's shape (else 4400);
-- ``connection_init`` must come within ``NEWSGRAPH_WS_INIT_TIMEOUT_S`` (else
-  4408); its payload may carry ``{"authorization": "Bearer <token>"}``, the
-  admin token, as the handshake's ``Authorization`` header may;
+- ``connection_init``'s payload may carry ``{"authorization": "Bearer
+  <token>"}``, the admin token, as the handshake's ``Authorization`` header may;
 - the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
   has heard nothing from for two of those (4408);
 - a client that falls a whole queue behind (it stopped reading) is closed
   with 4008, after its subscriptions are dropped (``api.live.feed``);
 - only subscriptions run here (queries and mutations are answered over
   HTTP, where caching and persisted queries work): each subscription is
-  validated, limited and priced as a query is (``api.operation.schema``), and answers
-  each article as a query would, in its own time limit.
+  validated, limited and priced as a query is (``api.operation.schema``), and
+  each payload's price is drawn from its client's budget
+  (:func:`draw_payload_price`) before it is sent.
 """
 
 from __future__ import annotations
@@ -31,10 +43,14 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from graphql import GraphQLError
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import (
@@ -52,6 +68,7 @@ from strawberry.types.graphql import OperationType
 
 from api.errors import QueryTooCostlyError, TooManySubscriptionsError
 from api.live.feed import Feed
+from api.operation.cost import Cost
 from api.schema.context import Context, is_admin
 from core.config import Settings
 
@@ -79,21 +96,116 @@ class Host(Protocol):
     def decode_json(self, data: str | bytes) -> object: ...
 
 
+#: Who a connection's limits and budget count for (:func:`client_of`).
+Client = str
+ADMIN: Client = "admin"
+
+
+def client_of(connection: HTTPConnection, admin: bool) -> Client:
+    """The client a WebSocket connection counts for: the admin, whatever its
+    address, or anyone else by the address it connects from.
+
+    The one place a connection's identity is decided: limits per client
+    (:class:`Connections`) and each payload's price
+    (:func:`draw_payload_price`) go by what it returns."""
+    if admin:
+        return ADMIN
+    address = connection.client.host if connection.client is not None else "unknown"
+    return f"address:{address}"
+
+
+@dataclass
+class Drawn:
+    """What one client's subscription payloads have drawn (see
+    :func:`draw_payload_price`)."""
+
+    payloads: int = 0
+    objects: int = 0
+    store_calls: int = 0
+
+
+def draw_payload_price(
+    connections: Connections, client: Client, price: Cost | None
+) -> GraphQLError | None:
+    """Draw one subscription payload's price from ``client``'s budget: None
+    to send the payload, or the error sent in its place (nothing is computed
+    for a refused payload).
+
+    Called once per payload per subscriber (``api.operation.run``): an answer
+    shared by identical subscriptions is computed once, but each subscriber
+    pays its own price, the one ``Price`` gave its subscription (one query
+    per article sent). For now it only records what was drawn
+    (``Connections.drawn``); this is where the per-client budget draws."""
+    drawn = connections.drawn.get(client)
+    if drawn is not None and price is not None:
+        drawn.payloads += 1
+        drawn.objects += price.objects
+        drawn.store_calls += price.store_calls
+    return None
+
+
+class Holder(Protocol):
+    """A connection held for a client (:class:`TransportWSHandler`)."""
+
+    @property
+    def subscriptions(self) -> int: ...
+
+
 class Connections:
-    """The WebSocket connections one worker holds."""
+    """The WebSocket connections one worker holds, and each client's share.
 
-    def __init__(self, most: int) -> None:
+    A socket counts only once its ``connection_init`` is accepted; until then
+    it waits, and a client may have only ``per_client`` sockets waiting: more
+    are refused at once, and a waiting one is closed at its init deadline."""
+
+    def __init__(self, most: int, per_client: int, subscriptions_per_client: int) -> None:
         self.most = most
+        self.per_client = per_client
+        self.subscriptions_per_client = subscriptions_per_client
         self.open = 0
+        self._waiting: Counter[Client] = Counter()
+        self._held: dict[Client, set[Holder]] = {}
+        #: What each client holding a connection has drawn (``draw_payload_price``).
+        self.drawn: dict[Client, Drawn] = {}
 
-    def enter(self) -> bool:
-        if self.open >= self.most:
+    def wait(self, client: Client) -> bool:
+        """A new socket of ``client``, before its ``connection_init``: False
+        if that client has as many waiting as it may."""
+        if self._waiting[client] >= self.per_client:
             return False
-        self.open += 1
+        self._waiting[client] += 1
         return True
 
-    def leave(self) -> None:
+    def stop_waiting(self, client: Client) -> None:
+        self._waiting[client] -= 1
+        if self._waiting[client] <= 0:
+            del self._waiting[client]
+
+    def enter(self, holder: Holder, client: Client) -> str | None:
+        """Count ``holder`` for ``client``; or why not (the close reason)."""
+        held = self._held.get(client)
+        if held is not None and len(held) >= self.per_client:
+            return f"too many connections from this client (at most {self.per_client})"
+        if self.open >= self.most:
+            return "too many connections; try again later"
+        self._held.setdefault(client, set()).add(holder)
+        self.drawn.setdefault(client, Drawn())
+        self.open += 1
+        return None
+
+    def leave(self, holder: Holder, client: Client) -> None:
+        held = self._held.get(client)
+        if held is None or holder not in held:
+            return
+        held.discard(holder)
         self.open -= 1
+        if not held:
+            del self._held[client]
+            self.drawn.pop(client, None)
+
+    def subscriptions(self, client: Client) -> int:
+        """The operations ``client`` holds over all its connections."""
+        return sum(holder.subscriptions for holder in self._held.get(client, ()))
 
 
 class Socket(ASGIWebSocketAdapter):
@@ -159,13 +271,28 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.context.owner = self
         self._closing: tuple[int, str] | None = None
         self._close_now = asyncio.Event()
+        #: Who the socket counts for: before ``connection_init`` as it waits
+        #: (by its handshake), then as a connection held (by its init too).
+        self.waiting: Client | None = client_of(self.websocket.ws, self.context.admin)
+        self.client: Client | None = None
+        if not self.context.admin:  # a handshake without the admin token
+            seconds = self.settings.ws_anonymous_init_timeout_s
+            self.connection_init_wait_timeout = timedelta(seconds=seconds)
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self.operations)
 
     # -- the connection's life ---------------------------------------------
 
     async def handle(self) -> None:
-        if not self.view.connections.enter():
+        connections = self.view.connections
+        assert self.waiting is not None
+        if not connections.wait(self.waiting):
+            self.waiting = None
             await self.websocket.close(
-                TOO_MANY_CONNECTIONS, "too many connections; try again later"
+                TOO_MANY_CONNECTIONS,
+                "too many connections from this client waiting for connection_init",
             )
             return
         try:
@@ -178,7 +305,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     task.cancel()
                 await asyncio.gather(reader, watcher, return_exceptions=True)
         finally:
-            self.view.connections.leave()
+            if self.waiting is not None:
+                connections.stop_waiting(self.waiting)
+            if self.client is not None:
+                connections.leave(self, self.client)
             self.view.feed.leave_all(self)
 
     async def _watch(self) -> None:
@@ -227,19 +357,53 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             authorization = payload.get("authorization", payload.get("Authorization"))
             if isinstance(authorization, str):
                 self.context.admin = is_admin(authorization, self.settings.admin_token)
+        first = not (self.connection_init_received or self.connection_timed_out)
+        if first and self.waiting is not None:
+            # From now on the socket counts, for the client its init names.
+            connections = self.view.connections
+            connections.stop_waiting(self.waiting)
+            self.waiting = None
+            client = client_of(self.websocket.ws, self.context.admin)
+            refusal = connections.enter(self, client)
+            if refusal is not None:
+                self.connection_init_received = True
+                if self.connection_init_timeout_task is not None:
+                    self.connection_init_timeout_task.cancel()
+                await self.websocket.close(TOO_MANY_CONNECTIONS, refusal)
+                return
+            self.client = client
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message: Any) -> None:
-        most = self.settings.subscriptions_per_connection
-        full = len(self.operations) >= most and message["id"] not in self.operations
-        if full and self.connection_acknowledged:  # else strawberry closes the connection
-            error = TooManySubscriptionsError(
-                f"a connection may hold at most {most} subscriptions; complete one first"
-            )
+        new = message["id"] not in self.operations
+        refusal = self._too_many() if new and self.connection_acknowledged else None
+        if refusal is not None:  # (unacknowledged: strawberry closes the connection)
+            error = TooManySubscriptionsError(refusal)
             formatted = GraphQLError(str(error), extensions=error.extensions).formatted
             await self.send_message({"id": message["id"], "type": "error", "payload": [formatted]})
             return
         await super().handle_subscribe(message)
+
+    def _too_many(self) -> str | None:
+        """Why one more subscription is too many for this connection or its
+        client (the worker's own limit is the feed's), or None."""
+        most = self.settings.subscriptions_per_connection
+        if len(self.operations) >= most:
+            return f"a connection may hold at most {most} subscriptions; complete one first"
+        connections = self.view.connections
+        if self.client is not None:
+            most = connections.subscriptions_per_client
+            if connections.subscriptions(self.client) >= most:
+                return (
+                    f"a client may hold at most {most} subscriptions over all its "
+                    "connections; complete one first"
+                )
+        return None
+
+    def charge(self, price: Cost | None) -> GraphQLError | None:
+        """One payload's price, drawn from this connection's client's budget."""
+        assert self.client is not None  # only an acknowledged connection subscribes
+        return draw_payload_price(self.view.connections, self.client, price)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """One subscription: ``error`` if it cannot start, else ``next`` for

@@ -7,8 +7,15 @@ at least one subscription, one task asks the store every
 ``NEWSGRAPH_SUBSCRIPTION_POLL_MS`` for the news marker (a lookup by ``_id``)
 and, only when it moved, for the articles that became news since the last
 poll (one indexed query, oldest first, a page at a time). However many
-subscriptions there are, that is all the store is asked; each article is
-then offered to every subscription whose filter (``api.data.matcher``) selects it.
+subscriptions there are, that is all the store is asked.
+
+Identical subscriptions (the same document, operation, variables and
+visibility: the key their :class:`Answers` give) form one :class:`Group`,
+as Hasura multiplexes its live queries: each article is offered to a group
+whose filter (``api.data.matcher``) selects it, tested once, and answered
+once (:class:`Shared`), when the first member reads it; every member is sent
+that answer. The work per article is then that of the distinct
+subscriptions, however many clients hold each.
 
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
@@ -23,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from graphql import GraphQLError
 
 from api.data import deadline
 from api.data.gateway import Gateway
@@ -54,6 +63,22 @@ class Owner(Protocol):
     def overflowed(self) -> None:
         """One of its subscriptions fell a whole queue behind and was dropped."""
 
+    def charge(self, price: Any) -> GraphQLError | None:
+        """One payload's price (``api.operation.cost.Cost``) drawn from its
+        client's budget: None, or the refusal sent in the payload's place."""
+
+
+class Answers(Protocol):
+    """How a subscription answers each event it is sent
+    (``api.execution.subscription``). Subscriptions whose keys are equal get
+    equal answers: one answer serves them all."""
+
+    @property
+    def key(self) -> Hashable: ...
+
+    async def answer(self, event: Event) -> Any:
+        """The answer to ``event`` (an ``ExecutionResult``); never raises."""
+
 
 @dataclass(frozen=True)
 class Position:
@@ -75,54 +100,90 @@ class Position:
         }
 
 
-class Subscriber:
-    """One subscription: its filter, and the articles waiting to be sent."""
+class Group:
+    """Identical subscriptions: one filter, one way of answering (the first
+    member's: the others' are equal), and the members sent each answer."""
 
-    def __init__(self, feed: Feed, matches: Predicate, owner: Owner) -> None:
+    def __init__(self, feed: Feed, matches: Predicate, answers: Answers) -> None:
         self.feed = feed
         self.matches = matches
-        self.owner = owner
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(feed.queue_size)
+        self.answers = answers
+        self.members: set[Subscriber] = set()
 
-    def offer(self, event: Event) -> bool:
-        """Queue ``event``; False if the queue is full."""
+    async def answer(self, event: Event) -> Any:
+        """``event`` answered, within a time limit of its own as a request's
+        answer is (this runs in a task of its own, see :class:`Shared`)."""
+        deadline.begin(self.feed.time_limit_s)
+        self.feed.answered += 1
+        return await self.answers.answer(event)
+
+
+class Shared:
+    """One event as a group is sent it. It is answered once, when the first
+    member reads it (a group whose members have all left, or fell behind,
+    answers nothing), in a task of its own: a member that leaves while
+    waiting does not cancel the answer the others wait for."""
+
+    __slots__ = ("_task", "event", "group")
+
+    def __init__(self, event: Event, group: Group) -> None:
+        self.event = event
+        self.group = group
+        self._task: asyncio.Task[Any] | None = None
+
+    async def answer(self) -> Any:
+        task = self._task
+        if task is None:
+            task = self._task = asyncio.get_running_loop().create_task(
+                self.group.answer(self.event)
+            )
+            task.add_done_callback(_retrieved)
+        return await asyncio.shield(task)
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """An answer's task ended: its exception, if any, was (or will never be)
+    awaited by a member; not an "exception never retrieved" warning."""
+    if not task.cancelled():
+        task.exception()
+
+
+class Subscriber:
+    """One subscription: its group, and the events waiting to be sent."""
+
+    def __init__(self, group: Group, owner: Owner) -> None:
+        self.group = group
+        self.owner = owner
+        self.queue: asyncio.Queue[Shared] = asyncio.Queue(group.feed.queue_size)
+
+    def offer(self, shared: Shared) -> bool:
+        """Queue ``shared``; False if the queue is full."""
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(shared)
         except asyncio.QueueFull:
             return False
         return True
 
     def leave(self) -> None:
-        self.feed.leave(self)
+        self.group.feed.leave(self)
 
 
 class Events:
-    """A subscription's events, as the subscription field returns them.
+    """A subscription's events, as the subscription field returns them: each
+    a :class:`Shared` answer to await. Closing leaves the feed; so does being
+    dropped unclosed (an operation cancelled before it started)."""
 
-    Each article is answered with fresh batch loaders (a subscription lives
-    long: they must neither hold old answers nor grow) and within a time
-    limit of its own, as a request's answer is. Closing leaves the feed; so
-    does being dropped unclosed (an operation cancelled before it started).
-    """
-
-    def __init__(
-        self, subscriber: Subscriber, forget: Callable[[], None], time_limit_s: float
-    ) -> None:
+    def __init__(self, subscriber: Subscriber) -> None:
         self._queue = subscriber.queue
-        self._forget = forget
-        self._time_limit_s = time_limit_s
         self._leave = weakref.finalize(self, subscriber.leave)
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[Shared]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Shared:
         if not self._leave.alive:
             raise StopAsyncIteration
-        event = await self._queue.get()
-        self._forget()
-        deadline.begin(self._time_limit_s)
-        return event
+        return await self._queue.get()
 
     async def aclose(self) -> None:
         self._leave()
@@ -146,43 +207,74 @@ class Feed:
         self.page = max(1, queue_size // 2)
         self.max_subscribers = max_subscribers
         self.time_limit_s = time_limit_ms / 1000
-        #: Polls done and subscriptions dropped for falling behind (metrics, tests).
+        #: Polls done, subscriptions dropped for falling behind, and events
+        #: answered (once per group each) (metrics, tests).
         self.polls = 0
         self.dropped = 0
-        self._subscribers: set[Subscriber] = set()
+        self.answered = 0
+        self._groups: dict[Hashable, Group] = {}
+        self._count = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
     def count(self) -> int:
-        return len(self._subscribers)
+        """Subscriptions served now."""
+        return self._count
 
-    def join(self, matches: Predicate, owner: Owner) -> Subscriber:
-        """A new subscription, polled for from now on; the poll starts with the first."""
-        if len(self._subscribers) >= self.max_subscribers:
+    @property
+    def groups(self) -> int:
+        """Distinct subscriptions served now: the answers each article may take."""
+        return len(self._groups)
+
+    def join(self, matches: Predicate, owner: Owner, answers: Answers) -> Subscriber:
+        """A new subscription, polled for from now on; the poll starts with
+        the first. It joins the group of the subscriptions identical to it,
+        whose filter is ``matches`` too."""
+        if self._count >= self.max_subscribers:
             raise TooManySubscriptionsError(
                 f"this server holds as many subscriptions as it may ({self.max_subscribers}); "
                 "try again later"
             )
-        subscriber = Subscriber(self, matches, owner)
-        self._subscribers.add(subscriber)
+        subscriber = self._admit(matches, owner, answers)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         return subscriber
 
+    def _admit(self, matches: Predicate, owner: Owner, answers: Answers) -> Subscriber:
+        group = self._groups.get(answers.key)
+        if group is None:
+            group = self._groups[answers.key] = Group(self, matches, answers)
+        subscriber = Subscriber(group, owner)
+        group.members.add(subscriber)
+        self._count += 1
+        return subscriber
+
     def leave(self, subscriber: Subscriber) -> None:
-        """A subscription ends; the poll stops with the last."""
-        self._subscribers.discard(subscriber)
-        if not self._subscribers and self._task is not None:
+        """A subscription ends; its group with its last member, the poll with the last."""
+        group = subscriber.group
+        if subscriber not in group.members:
+            return
+        group.members.discard(subscriber)
+        self._count -= 1
+        if not group.members and self._groups.get(group.answers.key) is group:
+            del self._groups[group.answers.key]
+        if not self._count and self._task is not None:
             self._task.cancel()
             self._task = None
 
     def leave_all(self, owner: Owner) -> None:
         """Every subscription of ``owner`` ends (its connection closed)."""
-        for subscriber in [s for s in self._subscribers if s.owner is owner]:
+        for subscriber in [s for s in self._subscribers() if s.owner is owner]:
             self.leave(subscriber)
 
+    def _subscribers(self) -> list[Subscriber]:
+        return [s for group in self._groups.values() for s in group.members]
+
     async def close(self) -> None:
-        self._subscribers.clear()
+        for group in self._groups.values():
+            group.members.clear()
+        self._groups.clear()
+        self._count = 0
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -234,16 +326,19 @@ class Feed:
         return Position(int(last["_source"]["newsSeq"]), str(last["_id"]))
 
     def _fan_out(self, events: list[Any], everyone: bool = False) -> None:
-        """Offer ``events`` to every subscription that wants them; drop those
-        that cannot take one more."""
+        """Offer ``events`` to every group that wants them, one shared answer
+        each, to all its members; drop those that cannot take one more."""
         behind: list[Subscriber] = []
-        for subscriber in list(self._subscribers):
+        for group in list(self._groups.values()):
+            members = list(group.members)
             for event in events:
-                if not (everyone or self._wants(subscriber, event)):
+                if not (everyone or self._wants(group, event)):
                     continue
-                if not subscriber.offer(event):
-                    behind.append(subscriber)
-                    break
+                shared = Shared(event, group)
+                fell = {s for s in members if not s.offer(shared)}
+                if fell:
+                    behind.extend(fell)
+                    members = [s for s in members if s not in fell]
         for subscriber in behind:
             self.leave(subscriber)
             self.dropped += 1
@@ -253,9 +348,9 @@ class Feed:
                 log.exception("could not drop a subscription's client")
 
     @staticmethod
-    def _wants(subscriber: Subscriber, doc: Doc) -> bool:
+    def _wants(group: Group, doc: Doc) -> bool:
         try:
-            return subscriber.matches(doc)
+            return group.matches(doc)
         except Exception:  # a bug must not stop the others' articles
             log.exception("a subscription's filter failed; the article is not sent to it")
             return False

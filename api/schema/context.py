@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from api.data.gateway import Gateway
-from api.live.feed import Feed, Owner
+from api.live.feed import Answers, Feed, Owner
 from core.indexes import ARTICLES, Facet
 
 K = TypeVar("K")
@@ -51,16 +51,14 @@ class Context:
     #: holds the subscriptions (``api.live.feed``). None over HTTP.
     feed: Feed | None = None
     owner: Owner | None = None
+    #: For one subscription: how it answers each article, and the key it
+    #: shares those answers by (``api.execution.subscription``).
+    answers: Answers | None = None
 
     def for_operation(self) -> Context:
         """A context for one operation of a connection: who asks, and where
         news comes from, but loaders of its own."""
         return Context(self.gateway, self.admin, feed=self.feed, owner=self.owner)
-
-    def forget(self) -> None:
-        """Drop the batch loaders and what they hold: a subscription answers
-        each article afresh."""
-        self._loaders.clear()
 
     def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
         """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching

@@ -4,7 +4,9 @@ Served over WebSocket at ``/graphql`` (protocol ``graphql-transport-ws``,
 ``api.http.websocket``); news comes from the worker's one poll of the store
 (``api.live.feed``). A subscription's filter is checked, and the subscription
 counted against the worker's limit, before it is acknowledged: a mistake is
-the operation's ``error``, never a stream that ends at once.
+the operation's ``error``, never a stream that ends at once. It joins the
+subscriptions identical to it (``Context.answers``, set by
+``api.execution.subscription``), which share each article's answer.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ class Subscription:
         ctx: Context = info.context
         if ctx.feed is None or ctx.owner is None:
             raise over_http()
+        assert ctx.answers is not None, "subscriptions run by api.execution.subscription"
         matches = compile_filter(article_query(filter, admin=ctx.admin))
-        subscriber = ctx.feed.join(matches, ctx.owner)
-        events = Events(subscriber, ctx.forget, ctx.feed.time_limit_s)
-        # Articles, served as Article (api.schema.types.served); an outage is an
-        # error in the stream, which graphql-core reports as this field's.
-        return cast(AsyncIterator[Article], events)
+        subscriber = ctx.feed.join(matches, ctx.owner, ctx.answers)
+        # Each article's shared answer (api.live.feed.Shared), which
+        # api.execution.subscription awaits: not an Article, said once here.
+        return cast(AsyncIterator[Article], Events(subscriber))

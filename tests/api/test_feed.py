@@ -1,5 +1,6 @@
 """api.live.feed's poll, driven by hand on both engines: pages that end inside one
-write, a marker that goes back, and a subscription that falls behind."""
+write, a marker that goes back, a subscription that falls behind, and
+identical subscriptions sharing each answer."""
 
 from __future__ import annotations
 
@@ -22,22 +23,38 @@ class Owner:
     def overflowed(self) -> None:
         self.told += 1
 
+    def charge(self, price: Any) -> None:
+        return None
+
+
+class Answers:
+    """Answers each event with the event itself, counting how often."""
+
+    def __init__(self, key: Any = None) -> None:
+        self.key = object() if key is None else key
+        self.answered: list[Any] = []
+
+    async def answer(self, event: Any) -> Any:
+        self.answered.append(event)
+        await asyncio.sleep(0)
+        return {"answer to": event}
+
 
 def feed_of(store: Any, queue: int) -> Feed:
     return Feed(Gateway(store, 5000), 100, queue, 10, 5000)
 
 
-def listen(feed: Feed, owner: Owner, matches: Any = lambda doc: True) -> Subscriber:
+def listen(
+    feed: Feed, owner: Owner, matches: Any = lambda doc: True, answers: Any = None
+) -> Subscriber:
     """A subscription, without the poll task (the test polls by hand)."""
-    subscriber = Subscriber(feed, matches, owner)
-    feed._subscribers.add(subscriber)
-    return subscriber
+    return feed._admit(matches, owner, answers or Answers())
 
 
 def drain(subscriber: Subscriber) -> list[Any]:
     found = []
     while not subscriber.queue.empty():
-        found.append(subscriber.queue.get_nowait())
+        found.append(subscriber.queue.get_nowait().event)
     return found
 
 
@@ -94,7 +111,7 @@ def test_a_subscription_a_queue_behind_is_dropped_and_its_owner_told(store, sett
             position = await feed.poll(position)
             drain(reader)
         assert (slow.told, fine.told, uninterested.told) == (1, 0, 0)
-        assert stuck not in feed._subscribers and feed.count == 2 and feed.dropped == 1
+        assert stuck not in feed._subscribers() and feed.count == 2 and feed.dropped == 1
 
     asyncio.run(scenario())
 
@@ -109,5 +126,62 @@ def test_a_filter_that_fails_does_not_stop_the_others(store, settings, tmp_path)
         await asyncio.to_thread(load_paths, store, [tmp_path], settings)
         await feed.poll(position)
         assert drain(broken) == [] and len(drain(working)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_identical_subscriptions_share_one_answer_per_article(store, settings, tmp_path):
+    """Members of one group (equal keys) are each offered the same shared
+    answer, computed once however many read it; another group's is its own,
+    and a member that falls behind leaves its group mates reading."""
+    for i in range(3):
+        write_article(tmp_path, f"{i}.md", webUrl=web_url(f"g{i}"))
+
+    async def scenario() -> None:
+        feed = feed_of(store, queue=8)  # pages of 4: the three in one poll
+        shared, other = Answers(key="same"), Answers(key="other")
+        members = [listen(feed, Owner(), answers=shared) for _ in range(5)]
+        members.append(listen(feed, Owner(), answers=Answers(key="same")))  # the group's
+        alone = listen(feed, Owner(), answers=other)
+        assert (feed.count, feed.groups) == (7, 2)
+        position = await feed.poll(None)
+        await asyncio.to_thread(load_paths, store, [tmp_path], settings)
+        await feed.poll(position)
+        queued = [[member.queue.get_nowait() for _ in range(3)] for member in members]
+        assert all(q == queued[0] for q in queued)  # the same Shared objects
+        answers = [await item.answer() for q in queued for item in q]
+        assert len(shared.answered) == 3 and feed.answered == 3  # once per article
+        assert answers[:3] == [{"answer to": item.event} for item in queued[0]]
+        assert answers[3:6] == answers[:3]  # ... sent to each member
+        await alone.queue.get_nowait().answer()
+        assert len(other.answered) == 1 and feed.answered == 4
+
+        for member in members[1:]:
+            feed.leave(member)
+        feed.leave(alone)
+        assert (feed.count, feed.groups) == (1, 1)
+        feed.leave(members[0])
+        assert (feed.count, feed.groups) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+def test_a_member_that_leaves_while_waiting_does_not_cancel_the_others_answer():
+    class Slow(Answers):
+        async def answer(self, event: Any) -> Any:
+            self.answered.append(event)
+            await asyncio.sleep(0.2)
+            return "done"
+
+    async def scenario() -> None:
+        feed = Feed(Gateway(None, 5000), 100, 4, 10, 5000)  # type: ignore[arg-type]
+        answers = Slow(key="k")
+        first, second = (listen(feed, Owner(), answers=answers) for _ in range(2))
+        feed._fan_out([{"_id": "a"}])
+        leaving = asyncio.create_task(first.queue.get_nowait().answer())
+        await asyncio.sleep(0.05)
+        leaving.cancel()
+        assert await second.queue.get_nowait().answer() == "done"
+        assert answers.answered == [{"_id": "a"}]
 
     asyncio.run(scenario())

@@ -61,7 +61,12 @@ def build_plan(
     operation: OperationDefinitionNode,
     variables: VariableValues,
 ) -> Plan:
-    if operation.operation is not OperationType.QUERY:
+    # A subscription's plan answers one article it is sent (``Kind.EVENT``).
+    root_type = {
+        OperationType.QUERY: schema._schema.query_type,
+        OperationType.SUBSCRIPTION: schema._schema.subscription_type,
+    }.get(operation.operation)
+    if root_type is None:
         raise Unplannable(f"{operation.operation.value} operations are not planned")
     definitions = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -69,8 +74,6 @@ def build_plan(
     if any(d.variable_definitions for d in definitions.values()):
         raise Unplannable("fragment variables are not planned")
     planner = _Planner(schema, definitions, operation, variables)
-    root_type = schema._schema.query_type
-    assert root_type is not None
     grouped = collect_fields(
         schema._schema, planner.fragments, variables, root_type, operation
     ).grouped_field_set

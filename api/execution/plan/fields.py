@@ -41,6 +41,7 @@ DERIVED: dict[tuple[str, str], tuple[Kind, Facet | None]] = {
     ("Article", "images"): (Kind.LIST, None),
     ("Article", "related"): (Kind.LIST, None),
     ("RelatedStory", "images"): (Kind.LIST, None),
+    ("Subscription", "articlePublished"): (Kind.EVENT, None),
 }
 
 
@@ -59,6 +60,8 @@ def getter(f: PlanField) -> Getter:
     if kind is Kind.TYPENAME:
         parent = f.parent
         return lambda source, state: parent
+    if kind is Kind.EVENT:  # as strawberry resolves it: the event is the value
+        return lambda source, state: source
     if kind is Kind.ID:
         return lambda source, state: source["_id"]
     if kind is Kind.FACET_ID:

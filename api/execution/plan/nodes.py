@@ -70,6 +70,8 @@ class Kind(enum.Enum):
     TOPICS = "topics"
     #: A connection's ``totalCount``, counted with its page.
     TOTAL = "totalCount"
+    #: A subscription's root field: the article it is sent (the root value).
+    EVENT = "event"
 
     ARTICLE = "article by id"
     RELATED_ARTICLE = "related article"
@@ -128,7 +130,9 @@ class PlanField:
     store: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        self.arguments = bool(self.definition.args) and self.kind is not Kind.LIST
+        # An event's arguments chose which articles are sent (its filter,
+        # ``api.live.feed``), not what an answer holds.
+        self.arguments = bool(self.definition.args) and self.kind not in (Kind.LIST, Kind.EVENT)
         self.store = self.kind in STORE_KINDS
 
 
