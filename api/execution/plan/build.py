@@ -145,8 +145,10 @@ class _Planner:
         else:
             raise Unplannable(f"{parent.name}.{name} has a resolver the planner does not know")
         if kind is Kind.LIST and nodes[0].arguments:
-            # related(first, filter): its resolver narrows (api/schema/related.py).
-            raise Unplannable(f"{parent.name}.{name} with arguments is not planned")
+            # related(first, filter): narrowed as its resolver narrows (api/schema/related.py).
+            if (parent.name, name) != ("Article", "related"):
+                raise Unplannable(f"{parent.name}.{name} with arguments is not planned")
+            kind = Kind.RELATED
         f = PlanField(key, name, parent.name, kind, nodes, definition, own.python_name, facet)
         f.reads = tuple(
             sorted({name for a in nodes[0].arguments or () for name in _variables(a.value)})

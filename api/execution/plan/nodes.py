@@ -66,6 +66,9 @@ class Kind(enum.Enum):
     FACET_ID = "facet id"
     #: A list the document may lack (``images``, ``related``): empty then.
     LIST = "list"
+    #: ``Article.related(first, filter)``: the document's stories, narrowed
+    #: by arguments checked once per request (``api.schema.related.narrowing``).
+    RELATED = "related stories, narrowed"
     #: ``Article.topics``: names, served as ``Topic`` objects.
     TOPICS = "topics"
     #: A connection's ``totalCount``, counted with its page.
