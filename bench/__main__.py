@@ -3,6 +3,8 @@
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
+python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscriptions 100]
+                        [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
 """
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     hostile.add_argument("--attackers", type=int, default=6, help="hostile clients")
     hostile.add_argument("--seconds", type=float, default=20, help="length of each phase")
     hostile.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
+    add_subscription_attack(hostile)
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
         "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         options = CpuOptions(args.seconds, args.rounds, args.clients)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
+    if args.command == "hostile" and args.publish_into is not None:
+        print(json.dumps(subscription_hostile(args), indent=2))
+        return 0
     if args.command == "hostile":
         from bench.hostile import run_hostile
 
@@ -117,6 +123,38 @@ def main(argv: list[str] | None = None) -> int:
     for error in result.errors[:10]:
         print("error:", error, file=sys.stderr)
     return 1 if result.errors else 0
+
+
+def add_subscription_attack(hostile: argparse.ArgumentParser) -> None:
+    """``hostile``'s options for the subscription attack."""
+    attack = hostile.add_argument_group(
+        "subscription attack",
+        "given --publish-into, the attack is one client's heavy subscriptions instead",
+    )
+    attack.add_argument(
+        "--publish-into",
+        type=Path,
+        help="a folder the server's loader watches (serve --load DIR --watch): "
+        "the stories are written there",
+    )
+    attack.add_argument("--sockets", type=int, default=5, help="the attacker's WebSockets")
+    attack.add_argument("--subscriptions", type=int, default=100, help="over all its sockets")
+    attack.add_argument("--stories", type=int, default=5, help="stories published to them")
+    attack.add_argument(
+        "--distinct", action="store_true", help="each subscription distinct (none shared)"
+    )
+
+
+def subscription_hostile(args: argparse.Namespace) -> dict[str, object]:
+    from bench.hostile import SubscriptionAttack, run_subscription_hostile
+
+    attack = SubscriptionAttack(
+        args.publish_into, args.sockets, args.subscriptions, args.stories, args.distinct
+    )
+    result = asyncio.run(
+        run_subscription_hostile(args.url, args.clients, args.seconds, attack, args.pid)
+    )
+    return result.summary()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ request shapes an attacker would (below). The normal clients' p50/p99 and
 errors in both phases are the result; the target is a p99 under attack within
 2x of the quiet one. The attackers' answers are only tallied by status: what
 matters is what they cost everyone else.
+
+The subscription attack (:func:`run_subscription_hostile`) is its own run:
+one client's heavy subscriptions on a few sockets, then stories published to
+them through the server's watched folder.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import orjson
+import websockets
 
 from bench.load import LoadResult, run_load
 
@@ -126,3 +133,126 @@ async def _attack(url: str, shape: str, n: int, deadline: float, tally: Counter[
                 tally[f"{shape}: {response.status_code}"] += 1
             except httpx.HTTPError as exc:
                 tally[f"{shape}: {type(exc).__name__}"] += 1
+
+
+# -- subscriptions: heavy ones held open, then news ---------------------------------
+
+#: How deep ``related(first: 6) { article { … } }`` nests under each article a
+#: heavy subscription is sent: its price stays under the default budget.
+SUBSCRIPTION_DEPTH = 5
+#: Related stories each published story cites (a heavy subscription takes 6).
+STORY_LINKS = 12
+
+
+def heavy_subscription(alias: str = "") -> str:
+    """A subscription whose every article is answered with its related
+    stories' articles, theirs, and so on, ``SUBSCRIPTION_DEPTH`` deep; an
+    alias makes it distinct from the others (no answer shared with them)."""
+    inner = "title"
+    for _ in range(SUBSCRIPTION_DEPTH):
+        inner = f"related(first: 6) {{ title webUrl article {{ title {inner} }} }}"
+    field = f"{alias}: articlePublished" if alias else "articlePublished"
+    return f"subscription {{ {field} {{ title {inner} }} }}"
+
+
+def story_text(n: int, cites: list[str]) -> str:
+    """An article file (the seed format) citing ``cites`` as its related stories."""
+    related = "".join(
+        f'\n  - title: "Cited {i}"\n    webUrl: "{url}"\n'
+        "    provider:\n      name: Bench Wire\n      domain: benchwire.example"
+        for i, url in enumerate(cites)
+    )
+    stamp = f"{time.time_ns():x}-{n}"
+    return (
+        "---\n"
+        f'title: "Breaking story {stamp}"\n'
+        f'webUrl: "https://www.benchwire.example/breaking/{stamp}"\n'
+        "publishedDateTime: 2025-06-01T08:00:00Z\n"
+        "published: true\n"
+        "provider:\n  name: Bench Wire\n  domain: benchwire.example\n"
+        f"related:{related}\n"
+        "---\n"
+    )
+
+
+@dataclass
+class SubscriptionAttack:
+    """One client's subscriptions, on a few sockets, held while news is published."""
+
+    #: Where the server's loader watches (``newsgraph serve --load DIR --watch``):
+    #: the published stories are written under it.
+    publish_into: Path
+    sockets: int = 5
+    subscriptions: int = 100
+    stories: int = 5
+    #: Each subscription distinct (its own alias), so none shares an answer.
+    distinct: bool = False
+
+
+async def subscription_attack(
+    url: str, attack: SubscriptionAttack, deadline: float, tally: Counter[str]
+) -> None:
+    """Open the sockets, subscribe, let a poll pass, publish the stories, and
+    read what comes until ``deadline``; every message and close is tallied."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        found = await client.post(
+            "/graphql",
+            json={"query": f"{{ articles(first: {STORY_LINKS}) {{ nodes {{ webUrl }} }} }}"},
+        )
+    cites = [node["webUrl"] for node in found.json()["data"]["articles"]["nodes"]]
+    endpoint = url.replace("http://", "ws://", 1) + "/graphql"
+    sockets = []
+    for _ in range(attack.sockets):
+        ws = await websockets.connect(
+            endpoint,
+            subprotocols=["graphql-transport-ws"],
+            max_size=None,  # type: ignore[list-item]
+        )
+        await ws.send(orjson.dumps({"type": "connection_init"}).decode())
+        sockets.append(ws)
+    for n in range(attack.subscriptions):
+        query = heavy_subscription(f"s{n}" if attack.distinct else "")
+        message = {"id": str(n), "type": "subscribe", "payload": {"query": query}}
+        await sockets[n % len(sockets)].send(orjson.dumps(message).decode())
+
+    async def read(ws: Any) -> None:
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                message = orjson.loads(await asyncio.wait_for(ws.recv(), left))
+                kind = message.get("type")
+                if kind == "error":
+                    codes = {(e.get("extensions") or {}).get("code") for e in message["payload"]}
+                    tally[f"subscriptions: error {','.join(sorted(map(str, codes)))}"] += 1
+                elif kind in ("next", "connection_ack"):
+                    tally[f"subscriptions: {kind}"] += 1
+        except TimeoutError:
+            pass
+        except websockets.ConnectionClosed as closed:
+            tally[f"subscriptions: closed {closed.rcvd.code if closed.rcvd else None}"] += 1
+
+    async def publish() -> None:
+        await asyncio.sleep(2.5)  # the subscriptions hear what is news from their first poll
+        folder = attack.publish_into / f"bench-{time.time_ns():x}"
+        folder.mkdir(parents=True)
+        for n in range(attack.stories):
+            (folder / f"story{n}.md").write_text(story_text(n, cites), encoding="utf-8")
+
+    try:
+        await asyncio.gather(publish(), *(read(ws) for ws in sockets))
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def run_subscription_hostile(
+    url: str, clients: int, seconds: float, attack: SubscriptionAttack, pid: int | None = None
+) -> HostileResult:
+    """Normal clients alone, then beside one client's heavy subscriptions
+    that news is published to."""
+    quiet = await run_load(url, clients, seconds, pid)
+    tally: Counter[str] = Counter()
+    deadline = time.monotonic() + seconds
+    attacked, _ = await asyncio.gather(
+        run_load(url, clients, seconds, pid), subscription_attack(url, attack, deadline, tally)
+    )
+    return HostileResult(quiet, attacked, tally)
