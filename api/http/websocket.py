@@ -425,6 +425,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                         await operation.send_initial_errors(result.errors or [])
                         return
                     first = False
+                    # Encoding and writing a payload is CPU that never waits
+                    # (JSON, and the compression of permessage-deflate: about
+                    # 20 ms a megabyte, for each subscriber): payloads take
+                    # turns with the worker's other requests (api.live.feed.Turns).
+                    await self.view.feed.turns.take()
                     await operation.send_next(result)
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except WebSocketDisconnected:

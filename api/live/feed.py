@@ -100,6 +100,28 @@ class Position:
         }
 
 
+class Turns:
+    """A turnstile for work that runs without waiting (a payload encoded and
+    compressed, the start of an article's answer): one task passes per turn
+    of the event loop.
+
+    An article sent to a hundred subscribers wakes a hundred tasks at once;
+    asyncio runs every ready task before it looks at the sockets again, so
+    each request arriving meanwhile would wait for all of them. A task
+    passes by taking the lock, which is given back at the next turn of the
+    loop, by then with the others waiting in line behind it (asyncio's locks
+    are fair): one piece per turn, with the timers and sockets, and what they
+    woke, served between them. What the piece then waits for (a slow client,
+    the store) holds up no one."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        await self._lock.acquire()
+        asyncio.get_running_loop().call_soon(self._lock.release)
+
+
 class Group:
     """Identical subscriptions: one filter, one way of answering (the first
     member's: the others' are equal), and the members sent each answer."""
@@ -115,6 +137,7 @@ class Group:
         answer is (this runs in a task of its own, see :class:`Shared`)."""
         deadline.begin(self.feed.time_limit_s)
         self.feed.answered += 1
+        await self.feed.turns.take()
         return await self.answers.answer(event)
 
 
@@ -212,6 +235,8 @@ class Feed:
         self.polls = 0
         self.dropped = 0
         self.answered = 0
+        #: The worker's subscription work, taken in turns with its other requests.
+        self.turns = Turns()
         self._groups: dict[Hashable, Group] = {}
         self._count = 0
         self._task: asyncio.Task[None] | None = None

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from api.data.gateway import Gateway
-from api.live.feed import Feed, Position, Subscriber
+from api.live.feed import Feed, Position, Subscriber, Turns
 from core.indexes import LOADER
 from core.news import MARKER_ID
 from loaders import load_paths
@@ -183,5 +183,39 @@ def test_a_member_that_leaves_while_waiting_does_not_cancel_the_others_answer():
         leaving.cancel()
         assert await second.queue.get_nowait().answer() == "done"
         assert answers.answered == [{"_id": "a"}]
+
+    asyncio.run(scenario())
+
+
+def test_subscription_work_takes_turns_with_the_worker_s_other_requests():
+    """Many tasks ready at once (an article's payloads for many subscribers)
+    pass the turnstile one per turn of the event loop, the timers and sockets
+    looked at between them, in the order they came."""
+
+    async def scenario() -> None:
+        turns = Turns()
+        loop = asyncio.get_running_loop()
+        turn = 0
+
+        def tick() -> None:  # runs once per turn of the loop
+            nonlocal turn
+            turn += 1
+            loop.call_soon(tick)
+
+        passed: list[tuple[int, int]] = []
+
+        async def worker(n: int) -> None:
+            for _ in range(3):
+                await turns.take()
+                passed.append((turn, n))
+
+        tick()
+        await asyncio.gather(*(worker(n) for n in range(20)))
+        turns_taken = [t for t, _ in passed]
+        assert len(set(turns_taken)) == len(passed) == 60  # never two in one turn
+        order = [n for _, n in passed]
+        firsts = sorted(range(20), key=order.index)
+        assert firsts == list(range(20))  # first come, first served
+        assert all(order.count(n) == 3 for n in range(20))
 
     asyncio.run(scenario())
