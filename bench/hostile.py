@@ -31,6 +31,7 @@ import httpx2 as httpx
 import orjson
 import websockets
 
+from bench.cpu import cpu_seconds
 from bench.load import LoadResult, run_load
 
 Body = dict[str, Any]
@@ -251,26 +252,51 @@ async def subscription_attack(
             await ws.close()
 
 
+@dataclass
+class SubscriptionHostileResult(HostileResult):
+    #: The server's CPU seconds (user + system) in each phase: steadier than
+    #: latencies on a machine shared with other work.
+    quiet_cpu_s: float | None = None
+    attacked_cpu_s: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **super().summary(),
+            "server_cpu_s": {"quiet": self.quiet_cpu_s, "attacked": self.attacked_cpu_s},
+        }
+
+
 async def run_subscription_hostile(
     url: str, clients: int, seconds: float, attack: SubscriptionAttack, pid: int | None = None
-) -> HostileResult:
+) -> SubscriptionHostileResult:
     """Normal clients alone, then beside one client's heavy subscriptions
     that news is published to. The attacker runs in a process of its own, as
     on a machine of its own: reading what it is sent costs it CPU that the
     normal clients' measurement must not pay."""
+    started = _cpu_seconds(pid)
     quiet = await run_load(url, clients, seconds, pid)
+    between = _cpu_seconds(pid)
     spawn = multiprocessing.get_context("spawn")
     tallies: multiprocessing.Queue[Counter[str]] = spawn.Queue()
     attacker = spawn.Process(target=_attacker, args=(url, attack, seconds, tallies))
     attacker.start()
     try:
         attacked = await run_load(url, clients, seconds, pid)
+        ended = _cpu_seconds(pid)
         tally = await asyncio.to_thread(tallies.get, True, seconds + 30)
     finally:
         attacker.join(10)
         if attacker.is_alive():
             attacker.kill()
-    return HostileResult(quiet, attacked, tally)
+    result = SubscriptionHostileResult(quiet, attacked, tally)
+    if started is not None and between is not None and ended is not None:
+        result.quiet_cpu_s = round(between - started, 2)
+        result.attacked_cpu_s = round(ended - between, 2)
+    return result
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    return None if pid is None else cpu_seconds(pid)
 
 
 def _attacker(
