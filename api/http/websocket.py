@@ -271,6 +271,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.context.owner = self
         self._closing: tuple[int, str] | None = None
         self._close_now = asyncio.Event()
+        #: One payload of this connection's answered and written at a time (Owner).
+        self.writing = asyncio.Lock()
         #: Who the socket counts for: before ``connection_init`` as it waits
         #: (by its handshake), then as a connection held (by its init too).
         self.waiting: Client | None = client_of(self.websocket.ws, self.context.admin)
@@ -431,6 +433,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     # turns with the worker's other requests (api.live.feed.Turns).
                     await self.view.feed.turns.take()
                     await operation.send_next(result)
+                    del result  # written: not kept while the next article waits
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except WebSocketDisconnected:
             pass

@@ -15,7 +15,9 @@ as Hasura multiplexes its live queries: each article is offered to a group
 whose filter (``api.data.matcher``) selects it, tested once, and answered
 once (:class:`Shared`), when the first member reads it; every member is sent
 that answer. The work per article is then that of the distinct
-subscriptions, however many clients hold each.
+subscriptions, however many clients hold each; a worker builds a few answers
+at a time (``ANSWERS_AT_ONCE``), and that work, like each payload's, takes
+turns with the worker's other requests (:class:`Turns`).
 
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
@@ -52,6 +54,13 @@ Event = Doc | ClientError
 
 #: Longest pause between two polls while the store does not answer (seconds).
 MAX_RETRY_S = 5.0
+#: Articles a worker answers at once for its groups of subscriptions. An
+#: answer may be a few megabytes of objects (the budget allows 50,000), and
+#: an article sent to many distinct subscriptions would otherwise have all of
+#: them built at once; a few at a time keep that memory small and leave the
+#: store's slots to the worker's queries, while the work itself, CPU or the
+#: store's, is the same.
+ANSWERS_AT_ONCE = 4
 #: Everything an Article may select (its fields, and what its filter reads), never a private field.
 PROJECTION = dict.fromkeys(sorted(PRIVATE_FIELDS), 0)
 ORDER = [(NEWS_SEQ, 1), ("_id", 1)]
@@ -66,6 +75,12 @@ class Owner(Protocol):
     def charge(self, price: Any) -> GraphQLError | None:
         """One payload's price (``api.operation.cost.Cost``) drawn from its
         client's budget: None, or the refusal sent in the payload's place."""
+
+    @property
+    def writing(self) -> asyncio.Lock:
+        """Held while one of its payloads is answered and written: one at a
+        time, so a slow reader keeps one answer waiting, not one per
+        subscription."""
 
 
 class Answers(Protocol):
@@ -134,11 +149,13 @@ class Group:
 
     async def answer(self, event: Event) -> Any:
         """``event`` answered, within a time limit of its own as a request's
-        answer is (this runs in a task of its own, see :class:`Shared`)."""
-        deadline.begin(self.feed.time_limit_s)
-        self.feed.answered += 1
-        await self.feed.turns.take()
-        return await self.answers.answer(event)
+        answer is (this runs in a task of its own, see :class:`Shared`),
+        once one of the worker's answering slots is free."""
+        async with self.feed.answering:
+            deadline.begin(self.feed.time_limit_s)
+            self.feed.answered += 1
+            await self.feed.turns.take()
+            return await self.answers.answer(event)
 
 
 class Shared:
@@ -237,6 +254,7 @@ class Feed:
         self.answered = 0
         #: The worker's subscription work, taken in turns with its other requests.
         self.turns = Turns()
+        self.answering = asyncio.Semaphore(ANSWERS_AT_ONCE)
         self._groups: dict[Hashable, Group] = {}
         self._count = 0
         self._task: asyncio.Task[None] | None = None

@@ -95,6 +95,8 @@ class Pipeline:
             try:
                 async for result in source:
                     yield self.finished(op, result)
+                    # An answer may be megabytes: not kept while the next waits.
+                    del result
             except Exception as exc:  # graphql-core does not catch what its source raises
                 yield self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
 

@@ -75,17 +75,25 @@ async def _delivered(op: Operation, events: Events) -> AsyncGenerator[GraphQLExe
     """One subscriber's answers: for each article its price drawn first (a
     refusal is sent in its place, and nothing is computed for it), then the
     answer shared with the identical subscriptions, in a copy of its own (the
-    steps that finish an answer write into it)."""
+    steps that finish an answer write into it).
+
+    One payload of a connection's at a time is answered and written (its
+    ``writing`` lock, held until the transport has written the payload and
+    asks for the next): a client that reads slowly keeps one answer waiting
+    for it, not one per subscription."""
     owner = op.context.owner
     unmetered = op.cost.unmetered if op.cost is not None else frozenset()
     async with aclosing(events):
         async for shared in events:
-            refused = owner.charge(op.cost)
-            if refused is not None:
-                yield GraphQLExecutionResult(None, [refused])
-                continue
-            answer = await shared.answer()
-            if answer.objects is None and not answer.errors:
-                answer.objects = count_objects(answer.data, unmetered)  # once, for all
-            errors = list(answer.errors) if answer.errors else None
-            yield Answer(answer.data, errors, answer.objects)
+            async with owner.writing:
+                refused = owner.charge(op.cost)
+                if refused is not None:
+                    yield GraphQLExecutionResult(None, [refused])
+                    continue
+                answer = await shared.answer()
+                if answer.objects is None and not answer.errors:
+                    answer.objects = count_objects(answer.data, unmetered)  # once, for all
+                errors = list(answer.errors) if answer.errors else None
+                yield Answer(answer.data, errors, answer.objects)
+            # Written: an answer may be megabytes, not kept while the next waits.
+            del shared, answer

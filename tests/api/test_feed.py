@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from api.data.gateway import Gateway
-from api.live.feed import Feed, Position, Subscriber, Turns
+from api.live.feed import ANSWERS_AT_ONCE, Feed, Position, Subscriber, Turns
 from core.indexes import LOADER
 from core.news import MARKER_ID
 from loaders import load_paths
@@ -217,5 +217,31 @@ def test_subscription_work_takes_turns_with_the_worker_s_other_requests():
         firsts = sorted(range(20), key=order.index)
         assert firsts == list(range(20))  # first come, first served
         assert all(order.count(n) == 3 for n in range(20))
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_builds_a_few_answers_at_a_time():
+    """An article sent to many distinct subscriptions: each is answered, but
+    no more than ANSWERS_AT_ONCE are being built at once (each may be
+    megabytes of objects)."""
+
+    class Counting(Answers):
+        building = most = 0
+
+        async def answer(self, event: Any) -> Any:
+            Counting.building += 1
+            Counting.most = max(Counting.most, Counting.building)
+            await asyncio.sleep(0.01)
+            Counting.building -= 1
+            return await super().answer(event)
+
+    async def scenario() -> None:
+        feed = Feed(Gateway(None, 5000), 100, 4, 30, 5000)  # type: ignore[arg-type]
+        members = [listen(feed, Owner(), answers=Counting()) for _ in range(3 * ANSWERS_AT_ONCE)]
+        feed._fan_out([{"_id": "a"}])
+        answers = await asyncio.gather(*(m.queue.get_nowait().answer() for m in members))
+        assert answers == [{"answer to": {"_id": "a"}}] * len(members)
+        assert Counting.most == ANSWERS_AT_ONCE and feed.answered == len(members)
 
     asyncio.run(scenario())

@@ -21,9 +21,14 @@ from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
 from api.data.gateway import Gateway
+from api.execution.plan.nodes import Answer
 from api.execution.subscription import share_key
 from api.http.view import GraphQLApp
 from api.http.websocket import ADMIN
+from api.live.feed import Events, Feed
+from api.operation.request import Operation, Request
+from api.operation.run import _delivered
+from api.schema.context import Context
 from core.config import Settings
 from core.indexes import ARTICLES
 from core.store import Store
@@ -170,6 +175,56 @@ def test_what_makes_subscriptions_identical():
     assert share_key(query, None, {"f": object()}, False) != share_key(
         query, None, {"f": object()}, False
     )
+
+
+def test_a_connection_answers_and_writes_one_payload_at_a_time():
+    """Two distinct subscriptions of one connection: while the transport
+    writes the first one's payload (it has not asked for the next), the
+    second's answer is not even built: a slow reader holds one answer."""
+
+    class Connection:
+        def __init__(self) -> None:
+            self.writing = asyncio.Lock()
+
+        def overflowed(self) -> None:
+            raise AssertionError("not here")
+
+        def charge(self, price: Any) -> None:
+            return None
+
+    built: list[str] = []
+
+    class Distinct:
+        def __init__(self, name: str) -> None:
+            self.key = self.name = name
+
+        async def answer(self, event: Any) -> Any:
+            built.append(self.name)
+            return Answer({"articlePublished": {"id": event["_id"]}}, None)
+
+    async def scenario() -> None:
+        feed = Feed(Gateway(None, 5000), 100, 4, 10, 5000)  # type: ignore[arg-type]
+        connection = Connection()
+        streams = []
+        for name in ("first", "second"):
+            subscriber = feed._admit(lambda doc: True, connection, Distinct(name))
+            op = Operation(Request("subscription { … }", context=Context(None, owner=connection)))  # type: ignore[arg-type]
+            streams.append(_delivered(op, Events(subscriber)))
+        feed._fan_out([{"_id": "a"}])
+        written = await anext(streams[0])  # the transport writes it...
+        waiting = asyncio.create_task(anext(streams[1]))
+        await asyncio.sleep(0.05)
+        assert written.data == {"articlePublished": {"id": "a"}}
+        assert built == ["first"] and not waiting.done()
+        following = asyncio.create_task(anext(streams[0]))  # ... and asks for the next
+        assert (await waiting).data == {"articlePublished": {"id": "a"}}
+        assert built == ["first", "second"]
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        for stream in streams:
+            await stream.aclose()
+
+    run(scenario())
 
 
 # -- limits per client -----------------------------------------------------------
