@@ -3,7 +3,7 @@
 # GraphiQL's assets, from the npm registry (the explorer then works without a CDN).
 FROM node:20-slim AS graphiql
 WORKDIR /graphiql
-COPY api/graphiql/package.json api/graphiql/package-lock.json ./
+COPY api/http/graphiql/package.json api/http/graphiql/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 
 FROM python:3.11-slim
@@ -41,9 +41,11 @@ COPY --from=graphiql \
 COPY examples ./examples
 
 USER newsgraph
+# The API; the probes' port (8001) is for the orchestrator, not published.
 EXPOSE 8000
 # Liveness (/healthz), not readiness (/readyz): a store outage must not get the
-# API replaced or held back; see the README's Operations section.
+# API replaced or held back; and on the probes' port, answered by a process of
+# its own, so that a busy API is not restarted either (README, Operations).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
-CMD ["newsgraph", "serve", "--host", "0.0.0.0", "--port", "8000"]
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8001/healthz', timeout=2).status != 200)"
+CMD ["newsgraph", "serve", "--host", "0.0.0.0", "--port", "8000", "--health-port", "8001"]

@@ -1,5 +1,9 @@
 """The ASGI application: ``/graphql``, ``/healthz`` (liveness) and ``/readyz`` (readiness).
 
+``/healthz`` and ``/readyz`` say what :class:`api.http.health.Health` says;
+``newsgraph serve --health-port`` answers the same from a process of its own,
+which a busy event loop does not delay (it reads ``app.state.health.record``).
+
 Run it with ``newsgraph serve``, or with any ASGI server::
 
     uvicorn --factory api.app:create_app      # settings from the environment
@@ -21,7 +25,6 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -31,11 +34,14 @@ from api.data.slots import StoreSlots
 from api.http import observe
 from api.http.body import BodyLimit
 from api.http.caching import QueryCaching
+from api.http.compression import Compression
 from api.http.explorer import Explorer
 from api.http.guard import RequestGuard
+from api.http.health import Health
 from api.http.requests import RegularRequests
 from api.http.view import GraphQLApp, cors_origins
 from api.live.feed import Feed
+from api.telemetry import tracing
 from api.telemetry.metrics import Metrics
 from core.config import Settings
 from core.store import Store, StoreUnavailable, connect
@@ -53,11 +59,12 @@ def create_app(
     ``gateway`` given replaces the one made over it: the benchmark passes one
     that answers from memory, to time the API with the store taken out."""
     settings = settings or Settings.from_env()
+    tracing.configure()  # the OTEL_* settings, read once per process
     if gateway is None:
         store = store or connect(settings)
         slots = StoreSlots(settings.store_concurrency, settings.store_queue_ms)
         gateway = Gateway(store, settings.store_op_timeout_ms, slots)
-    store, slots = gateway.store, gateway.slots
+    store = gateway.store
     explorer = Explorer(Path(settings.graphiql_assets) if settings.graphiql_assets else None)
     feed = Feed(
         gateway,
@@ -68,22 +75,18 @@ def create_app(
     )
     graphql = GraphQLApp(settings, gateway, explorer, feed)
 
+    health = Health(gateway)
+
     async def healthz(request: Request) -> Response:
         # Liveness: the process serves requests. It touches no store, so an
         # outage or a busy store never gets a healthy process restarted.
-        return JSONResponse({"status": "ok"})
+        status, body = health.liveness()
+        return JSONResponse(body, status_code=status)
 
     async def readyz(request: Request) -> Response:
-        # Readiness: whether this instance can answer queries now, from the
-        # driver's view of the topology (no round trip queued behind busy slots).
-        ready = gateway.ready()
-        body = {
-            "status": "ready" if ready else "unavailable",
-            "store": "up" if ready else "down",
-            "store_calls_in_flight": slots.in_flight,
-            "store_call_slots": slots.size,
-        }
-        return JSONResponse(body, status_code=200 if ready else 503)
+        # Readiness: whether this instance can answer queries now.
+        status, body = health.readiness()
+        return JSONResponse(body, status_code=status)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,7 +96,9 @@ def create_app(
             await anyio.to_thread.run_sync(store.ensure_indexes)
         except StoreUnavailable as exc:
             log.warning("starting without the store: %s", exc)
+        health.start()
         yield
+        health.stop()
         await feed.close()
 
     metrics = Metrics()
@@ -123,11 +128,13 @@ def create_app(
         # Inside CORS, so a browser can read the TIMEOUT it answers with.
         Middleware(RequestGuard, timeout_ms=settings.request_timeout_ms),
         # Mobile clients on slow networks: article lists are repetitive JSON.
-        Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
+        Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(QueryCaching, max_age=settings.cache_max_age),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app.state.health = health
+    return app
 
 
 app: Starlette  # made on first access, by __getattr__ below

@@ -80,6 +80,23 @@ class OverloadedError(ClientError):
         super().__init__(f"the server is busy; retry in {retry_after_s} s")
 
 
+class RateLimitedError(ClientError):
+    """The client has spent its budget (``api.operation.throttle``), or runs
+    as many operations as it may at once: HTTP 429 with ``Retry-After``."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UnauthenticatedError(ClientError):
+    """The request named an API key that is unknown or revoked: HTTP 401."""
+
+    code = "UNAUTHENTICATED"
+
+
 class TooManySubscriptionsError(ClientError):
     """A connection, or the worker, holds as many subscriptions as it may."""
 

@@ -3,10 +3,12 @@
 python -m bench gen N DIR [--seed S]
 python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
+                        [--attack NAME ...] [--shapes A,B] [--memory N] [--defer N]
+                        [--count N] [--health-url URL]
 python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscriptions 100]
                         [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
-python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--json FILE]
+python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
+from bench.hostile import CLASSES, ONE_AT_A_TIME
 from bench.load import run_load
 
 
@@ -46,6 +49,32 @@ def main(argv: list[str] | None = None) -> int:
     hostile.add_argument("--attackers", type=int, default=6, help="hostile clients")
     hostile.add_argument("--seconds", type=float, default=20, help="length of each phase")
     hostile.add_argument("--pid", type=int, help="the server's pid, to sample its memory")
+    hostile.add_argument(
+        "--attack",
+        action="append",
+        choices=sorted({*CLASSES, *ONE_AT_A_TIME}),
+        help="the attack (repeatable: each gets a quiet and an attacked phase) [default: mix]; "
+        f"{', '.join(sorted(ONE_AT_A_TIME))} hold connections, beside new-connection probes",
+    )
+    hostile.add_argument("--count", type=int, default=100, help="connection attacks: attackers")
+    hostile.add_argument("--health-url", help="connection attacks: where to probe liveness")
+    hostile.add_argument(
+        "--shapes",
+        type=lambda s: s.split(","),
+        help="mix: only these attacks (comma-separated names from bench/hostile.py ATTACKS)",
+    )
+    hostile.add_argument(
+        "--memory",
+        type=int,
+        metavar="N",
+        help="instead: the server's memory before and after N distinct documents (needs --pid)",
+    )
+    hostile.add_argument(
+        "--defer",
+        type=int,
+        metavar="N",
+        help="instead: server CPU and bytes of the @defer flood, N requests each way (needs --pid)",
+    )
     add_subscription_attack(hostile)
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
@@ -68,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu.add_argument("--seconds", type=float, default=3, help="length of each window")
     cpu.add_argument("--rounds", type=int, default=3, help="windows a side (the median is kept)")
     cpu.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    cpu.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also servers with OpenTelemetry tracing on, against their untraced twins",
+    )
     cpu.add_argument("--json", type=Path, dest="json_path")
     for command in (bench, cpu):
         command.add_argument(
@@ -104,19 +138,50 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cpu":
         from bench.run import CpuOptions, run_cpu
 
-        options = CpuOptions(args.seconds, args.rounds, args.clients)
+        options = CpuOptions(args.seconds, args.rounds, args.clients, args.tracing)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
     if args.command == "hostile" and args.publish_into is not None:
         print(json.dumps(subscription_hostile(args), indent=2))
         return 0
     if args.command == "hostile":
-        from bench.hostile import run_hostile
+        from bench.hostile import defer_flood_cost, plan_flood_memory, run_attack, run_hostile
 
-        mixed = asyncio.run(
-            run_hostile(args.url, args.clients, args.attackers, args.seconds, args.pid)
-        )
-        print(json.dumps(mixed.summary(), indent=2))
+        if (args.memory or args.defer) and not args.pid:
+            parser.error("--memory and --defer measure the server: give its --pid")
+        if args.memory:
+            found = asyncio.run(plan_flood_memory(args.url, args.pid, args.memory))
+            print(json.dumps(found, indent=2))
+        if args.defer:
+            cost = asyncio.run(defer_flood_cost(args.url, args.pid, args.defer))
+            print(json.dumps(cost, indent=2))
+        if args.memory or args.defer:
+            return 0
+        for attack in args.attack or ["mix"]:
+            summary: dict[str, object]
+            if attack in ONE_AT_A_TIME:
+                held = run_attack(
+                    args.url,
+                    attack,
+                    args.count,
+                    args.seconds,
+                    args.clients,
+                    args.health_url,
+                    args.pid,
+                )
+                summary = asyncio.run(held).summary()
+            else:
+                worked = run_hostile(
+                    args.url,
+                    args.clients,
+                    args.attackers,
+                    args.seconds,
+                    args.pid,
+                    args.shapes,
+                    attack,
+                )
+                summary = asyncio.run(worked).summary()
+            print(json.dumps(summary, indent=2))
         return 0
     result = asyncio.run(run_load(args.url, args.clients, args.seconds, args.pid))
     print(json.dumps(result.summary()))

@@ -16,6 +16,15 @@ Python client keeps the bare endpoint busy: its figure is per request all the
 same.) The variants' windows alternate, a few rounds, and each reports its
 median.
 
+With ``tracing``, two more servers run the same app with OpenTelemetry
+tracing on (``cpu_traced``, ``cpu_compiled_traced``; :mod:`bench.stubbed`
+gives them a provider whose spans are batched and then discarded, so no
+network is needed and the export's own cost, off the request path, is left
+out), and every variant's requests carry a client's ``traceparent``. Their
+rows compare each to its untraced twin, round by round (the windows of a
+round are next to each other in time, so a slower minute on a shared
+machine slows both): the median of the rounds' ratios, and their spread.
+
 The stubbed answers are checked twice: before timing, each server's answer to
 each query must be the real app's, byte for byte (the real app on the real
 store, in this process); while timing, every response must be those bytes
@@ -39,11 +48,12 @@ import orjson
 from starlette.applications import Starlette
 
 from api.app import create_app
+from bench.load import UNTHROTTLED
 from bench.queries import FRONT_PAGE, MOBILE
 from bench.querying import MemoryGateway
 from bench.report import Row
-from bench.stubbed import CAPTURE_ENV, Capture
-from core.config import Settings
+from bench.stubbed import CAPTURE_ENV, TRACING_ENV, Capture
+from core.config import ENV_NAMES, Settings
 from core.store import Store
 from testing.live import serving
 
@@ -53,6 +63,22 @@ from testing.live import serving
 HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 #: Each server's first window, untimed: plans compiled, caches filled.
 WARMUP_S = 1.0
+#: A client's trace context, sent with every request of a run with tracing:
+#: the traced servers continue it (the sampler keeps every span), the others
+#: ignore it.
+TRACED_HEADERS = {
+    **HEADERS,
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+}
+#: Each traced scenario, and the untraced one it is compared with.
+TRACED = {"cpu_traced": "cpu", "cpu_compiled_traced": "cpu_compiled"}
+
+
+def unthrottled(settings: Settings) -> Settings:
+    """``settings`` with :data:`~bench.load.UNTHROTTLED`'s budget."""
+    given = Settings.from_env(UNTHROTTLED)
+    names = {field for field, env in ENV_NAMES.items() if env in UNTHROTTLED}
+    return dataclasses.replace(settings, **{name: getattr(given, name) for name in names})
 
 
 class WrongAnswer(AssertionError):
@@ -79,6 +105,7 @@ class Variant:
     path: str
     body: bytes
     expected: bytes
+    headers: dict[str, str] = field(default_factory=lambda: HEADERS)
     cpu_ms: list[float] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)  # server CPU s per wall s
     requests: int = 0
@@ -135,7 +162,9 @@ async def _window(variant: Variant, clients: int, seconds: float) -> tuple[float
         async def one() -> None:
             nonlocal served, wrong
             while time.monotonic() < deadline:
-                response = await client.post(variant.path, content=variant.body, headers=HEADERS)
+                response = await client.post(
+                    variant.path, content=variant.body, headers=variant.headers
+                )
                 served += 1
                 wrong += response.status_code != 200 or response.content != variant.expected
 
@@ -164,7 +193,7 @@ async def _check(variants: list[Variant]) -> None:
     """Each server's answer, before any timing, is the real app's."""
     async with httpx.AsyncClient(timeout=30) as client:
         for v in variants:
-            response = await client.post(v.url + v.path, content=v.body, headers=HEADERS)
+            response = await client.post(v.url + v.path, content=v.body, headers=v.headers)
             if response.content != v.expected:
                 raise WrongAnswer(
                     f"{v.scenario} {v.query} answered {response.content[:300]!r}, "
@@ -179,28 +208,45 @@ def cpu_scenario(
     seconds: float = 3.0,
     rounds: int = 3,
     clients: int = 8,
+    tracing: bool = False,
 ) -> list[Row]:
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
-    query, with their ratio to ``cpu_bare`` on the same query's bytes."""
+    query, with their ratio to ``cpu_bare`` on the same query's bytes; with
+    ``tracing``, also ``cpu_traced`` and ``cpu_compiled_traced``, with their
+    ratio to their untraced twins."""
     bodies = request_bodies(store)
+    settings = unthrottled(settings)
     captured, real = asyncio.run(capture(store, settings, bodies))
     uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         path = Path(tmp) / "capture.pickle"
         captured.save(path)
         variants = []
-        for scenario, target, compiled in (
+        servers_ = [
             ("cpu_compiled", "bench.stubbed:create_app", True),
             ("cpu", "bench.stubbed:create_app", False),
             ("cpu_bare", "bench.bare:create_precomputed_app", True),
-        ):
-            env = {CAPTURE_ENV: str(path), "NEWSGRAPH_COMPILED": str(compiled).lower()}
+        ]
+        if tracing:
+            servers_ += [
+                ("cpu_compiled_traced", "bench.stubbed:create_app", True),
+                ("cpu_traced", "bench.stubbed:create_app", False),
+            ]
+        headers = TRACED_HEADERS if tracing else HEADERS
+        for scenario, target, compiled in servers_:
+            env = {
+                CAPTURE_ENV: str(path),
+                "NEWSGRAPH_COMPILED": str(compiled).lower(),
+                **UNTHROTTLED,
+            }
+            if scenario in TRACED:
+                env[TRACING_ENV] = "1"
             url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
             for query, body in bodies.items():
                 bare = scenario == "cpu_bare"
                 path_ = f"/{query}" if bare else "/graphql"
                 expected = real[compiled][query]
-                variants.append(Variant(scenario, query, url, pid, path_, body, expected))
+                variants.append(Variant(scenario, query, url, pid, path_, body, expected, headers))
         asyncio.run(_check(variants))
         asyncio.run(_measure(variants, clients, seconds, rounds))
     return _rows(variants, size, clients, seconds)
@@ -208,9 +254,13 @@ def cpu_scenario(
 
 def _rows(variants: list[Variant], size: int, clients: int, seconds: float) -> list[Row]:
     bare = {v.query: statistics.median(v.cpu_ms) for v in variants if v.scenario == "cpu_bare"}
+    by = {(v.scenario, v.query): v for v in variants}
     rows = []
     for v in variants:
         cpu_ms = statistics.median(v.cpu_ms)
+        if v.scenario in TRACED:
+            rows.append(_traced_row(v, by[(TRACED[v.scenario], v.query)], size, clients, seconds))
+            continue
         rows.append(
             Row(
                 v.scenario,
@@ -231,3 +281,28 @@ def _rows(variants: list[Variant], size: int, clients: int, seconds: float) -> l
             )
         )
     return rows
+
+
+def _traced_row(traced: Variant, untraced: Variant, size: int, clients: int, seconds: float) -> Row:
+    """A traced variant beside its untraced twin: the median of the rounds'
+    ratios (each round's windows close in time), and their spread."""
+    ratios = [t / u for t, u in zip(traced.cpu_ms, untraced.cpu_ms, strict=True)]
+    return Row(
+        traced.scenario,
+        size,
+        "memory",
+        ratio=statistics.median(ratios),
+        extra={
+            "query": traced.query,
+            "cpu_ms_per_request": statistics.median(traced.cpu_ms),
+            "untraced_cpu_ms_per_request": statistics.median(untraced.cpu_ms),
+            "ratio_rounds": ratios,
+            "ratio_spread": [min(ratios), max(ratios)],
+            "cpu_ms_rounds": traced.cpu_ms,
+            "server_busy": statistics.median(traced.busy),
+            "requests": traced.requests,
+            "clients": clients,
+            "window_s": seconds,
+            "answers_checked": True,
+        },
+    )

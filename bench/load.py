@@ -4,11 +4,19 @@ Each client sends the mixed queries of ``bench.queries`` back to back. The
 result counts requests and errors, gives p50/p99 latency, and samples the
 server's resident memory (from /proc, when its pid is given) to show whether
 it stays flat.
+
+A client sending back to back stands for many people, each reading at a
+person's pace: its requests name :data:`PEOPLE` addresses in turn in
+``X-Forwarded-For`` (:func:`client_address`). A server that trusts the bench as
+its proxy (``NEWSGRAPH_TRUSTED_PROXIES=127.0.0.1``) gives each of them the
+budget of one client, as it would those people; any other ignores the header,
+and all the clients share the budget of one address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import statistics
 import time
@@ -36,6 +44,8 @@ class LoadResult:
     error_codes: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    #: Points the answers cost their clients (``extensions.cost.actualQueryCost``).
+    points: int = 0
 
     @property
     def rps(self) -> float:
@@ -54,7 +64,32 @@ class LoadResult:
             "rss_mb_first": round(statistics.mean(self.rss_mb[:3]), 1) if self.rss_mb else None,
             "rss_mb_last": round(statistics.mean(self.rss_mb[-3:]), 1) if self.rss_mb else None,
             "rss_mb_max": round(max(self.rss_mb), 1) if self.rss_mb else None,
+            # What one client spent of its budget a second, back to back.
+            "points_per_client_s": round(self.points / self.seconds / self.clients, 1),
         }
+
+
+#: The ``X-Forwarded-For`` header: the name servers read it by.
+FORWARDED = "X-Forwarded-For"
+
+
+#: The people one bench client stands for (addresses it names in turn).
+PEOPLE = 50
+#: For the benchmarks that time what a request costs the server (``cpu``,
+#: ``throughput``), from clients that do not say who they stand for: each
+#: client's budget is kept, as its bookkeeping is part of every request, but
+#: refills faster than any request follows another and holds any number at
+#: once, so it never refuses (and reports the same full bucket in every answer).
+UNTHROTTLED = {
+    "NEWSGRAPH_ANONYMOUS_POINTS_PER_S": str(10**15),
+    "NEWSGRAPH_ANONYMOUS_CONCURRENCY": str(10**6),
+}
+
+
+def client_address(group: int, n: int) -> str:
+    """The address the ``n``-th client of a ``group`` says it is, behind the
+    bench as its proxy: normal clients are group 1, attackers others."""
+    return f"10.{group}.{n // 256 % 256}.{n % 256}"
 
 
 def rss_mb(pid: int) -> float:
@@ -71,24 +106,30 @@ async def run_load(
     pid: int | None = None,
     seed: int = 1,
     timeout: float = 10.0,
+    group: int = 1,
 ) -> LoadResult:
     result = LoadResult(seconds=seconds, clients=clients)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-        sample = await client.post("/graphql", json={"query": SAMPLE})
+        sampler = {FORWARDED: client_address(group, clients * PEOPLE)}
+        sample = await client.post("/graphql", json={"query": SAMPLE}, headers=sampler)
         corpus = Corpus.from_sample(sample.json()["data"])
         deadline = time.monotonic() + seconds
 
         async def one_client(n: int) -> None:
             rng = random.Random(seed * 1000 + n)
+            people = itertools.cycle(client_address(group, n * PEOPLE + k) for k in range(PEOPLE))
             while time.monotonic() < deadline:
+                headers = {FORWARDED: next(people)}
                 scenario, query, variables = mixed(rng, corpus)
                 started = time.perf_counter()
                 try:
                     response = await client.post(
-                        "/graphql", json={"query": query, "variables": variables}
+                        "/graphql", json={"query": query, "variables": variables}, headers=headers
                     )
                     body = response.json()
+                    cost = (body.get("extensions") or {}).get("cost") or {}
+                    result.points += cost.get("actualQueryCost") or 0
                     errors = body.get("errors") or []
                     if response.status_code != 200 or errors:
                         result.errors.append(

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.busy import healthz_busy
 from bench.cpu import cpu_scenario
 from bench.gen import generate
 from bench.loading import embedded_load_growth, loading
@@ -43,6 +44,8 @@ class CpuOptions:
     seconds: float = 3.0
     rounds: int = 3
     clients: int = 8
+    #: Also the servers with tracing on, against their untraced twins.
+    tracing: bool = False
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -91,14 +94,19 @@ def run(
                 # Once a run: with the store stubbed the server does the same
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
-                rows += cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
-            if engine == "wire":
-                slow = _too_slow_for_throughput(rows, size, clients, seconds)
-                if slow:
-                    rows.append(Row("throughput", size, engine, extra={"skipped": slow}))
-                else:
-                    env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
-                    rows += throughput(env, size, engine, clients, seconds)
+                rows += cpu_scenario(
+                    store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+                )
+            # Servers in processes of their own: the embedded engine's files
+            # are shared with them as a server's database is.
+            env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
+            slow = _too_slow_for_throughput(rows, size, clients, seconds)
+            if slow:
+                rows.append(Row("throughput", size, engine, extra={"skipped": slow}))
+            else:
+                rows += throughput(env, size, engine, clients, seconds)
+                # Last: its loader adds articles to this size's database.
+                rows += healthz_busy(env, size, engine, workdir, min(clients, 16), seconds)
             if len(sizes) > 1:
                 render([r for r in rows if r.size == size])
         rows += growth(rows, sizes, engine)
@@ -141,7 +149,9 @@ def run_cpu(
         store.db.client.drop_database(settings.db_name)
         report = load_paths(store, [corpus_for(size, workdir)], settings)
         assert report.ok, report.failures[:3]
-        rows = cpu_scenario(store, settings, size, cpu.seconds, cpu.rounds, cpu.clients)
+        rows = cpu_scenario(
+            store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+        )
     finally:
         if server is not None:
             server.stop()

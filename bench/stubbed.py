@@ -22,12 +22,15 @@ from typing import Any
 from starlette.applications import Starlette
 
 from api.app import create_app as create_api
+from api.telemetry import tracing
 from bench.querying import Found, MemoryGateway
 from core.config import Settings
 from core.store import Store, connect
 
 #: Names the file :meth:`Capture.save` wrote, for the server processes.
 CAPTURE_ENV = "NEWSGRAPH_BENCH_CAPTURE"
+#: Set (to anything): the server traces every operation (``cpu_traced``).
+TRACING_ENV = "NEWSGRAPH_BENCH_TRACING"
 
 
 @dataclass
@@ -59,9 +62,10 @@ class Capture:
 
 class StubGateway(MemoryGateway):
     """Answers from a :class:`Capture` only, each answer handed back through
-    :meth:`Gateway.run` as a store call would be, so that the request's
-    bookkeeping costs what it does in the real app: only the store is gone (on
-    a wire store, also the worker-thread hop each call makes)."""
+    :meth:`Gateway.call` as a store call would be, so that the request's
+    bookkeeping (its span too, when traced) costs what it does in the real
+    app: only the store is gone (on a wire store, also the worker-thread hop
+    each call makes)."""
 
     def __init__(self, store: Store, op_timeout_ms: int, capture: Capture) -> None:
         super().__init__(store, op_timeout_ms, replaying=True)
@@ -77,15 +81,11 @@ class StubGateway(MemoryGateway):
         limit: int = 0,
     ) -> list[dict[str, Any]]:
         docs = await super().find(collection, query, projection, sort, limit)
-        return await self.run(_given, docs)
+        return await self.call("find", collection, lambda: docs)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         counted = await super().count(collection, query)
-        return await self.run(_given, counted)
-
-
-def _given(value: Any) -> Any:
-    return value
+        return await self.call("count", collection, lambda: counted)
 
 
 def create_app() -> Starlette:
@@ -93,7 +93,28 @@ def create_app() -> Starlette:
     among them), over an empty embedded store that is never asked: the
     gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``.
     The embedded engine also makes the gateway call inline, as it would not
-    for a wire store."""
+    for a wire store. With ``NEWSGRAPH_BENCH_TRACING`` set, every operation is
+    traced (:func:`discarding_processor`)."""
     settings = dataclasses.replace(Settings.from_env(), mongodb_uri="")
+    # Traced or not as the benchmark says, whatever OTEL_* settings it inherits.
+    tracing.use(discarding_processor() if os.environ.get(TRACING_ENV) else None)
     gateway = StubGateway(connect(settings), settings.store_op_timeout_ms, Capture.from_env())
     return create_api(settings, gateway=gateway)
+
+
+def discarding_processor() -> Any:
+    """The span processor a traced server has (spans batched, off the
+    request path; the sampler from the environment), whose exporter drops
+    each batch: the cost of tracing to the server, without a collector to
+    send to (or the encoding for one)."""
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    return BatchSpanProcessor(Discard())

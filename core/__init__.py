@@ -4,8 +4,9 @@
 the store, and agree through this package: ``document`` (the document shape,
 declared once as data), ``indexes`` (the collections and the indexes every
 query relies on), ``news`` (how a loader tells the API, through the store,
-what just became news), ``config`` (settings from the environment), ``store``
-and ``embedded`` (connecting to MongoDB, or to the in-process engine).
+what just became news), ``keys`` (API keys, kept as hashes), ``config``
+(settings from the environment), ``store`` and ``embedded`` (connecting to
+MongoDB, or to the embedded engine, ``engine``).
 
 It imports neither half: dependencies point from ``api`` and ``loaders`` down
 to ``core``, and from the ``newsgraph`` command down to all three.

@@ -11,6 +11,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+# -- what a client may ask for, at most ---------------------------------------
+# Fixed, not settings: each is part of the schema's contract with clients (its
+# descriptions and the README state them). The limits a deployment may tune
+# are the settings below. Every client-facing limit's value is in this module.
+
+#: A page of a list when ``first`` is not given, and the most ``first`` may ask.
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+#: Most ids one ``nodes(ids:)`` may name, and the longest id (longer than any
+#: this API hands out).
+MAX_NODE_IDS = 100
+MAX_NODE_ID = 1024
+#: The longest cursor, and the longest ``_id`` inside one.
+MAX_CURSOR = 1000
+MAX_CURSOR_ID = 256
+#: A search: most characters, most words.
+MAX_SEARCH_CHARS = 500
+MAX_SEARCH_WORDS = 20
+#: Most topics ``topicsAny`` may name.
+MAX_TOPICS_ANY = 50
+#: Longest ``search`` over providers' or topics' names.
+MAX_FACET_SEARCH = 100
+#: Longest ``operationName`` (graphql-core would echo any it cannot find).
+MAX_OPERATION_NAME = 200
+#: Longest operation id over WebSocket (the protocol sets none).
+MAX_WS_OPERATION_ID = 128
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value newsgraph cannot use."""
@@ -20,8 +47,15 @@ class ConfigError(ValueError):
 class Settings:
     #: MongoDB connection string; empty means the embedded in-process engine.
     mongodb_uri: str = ""
-    #: Database name inside the MongoDB deployment.
+    #: Database name inside the MongoDB deployment (or the embedded engine's file).
     db_name: str = "newsgraph"
+    #: Folder of the embedded engine's data (no MONGODB_URI); empty means
+    #: $XDG_DATA_HOME/newsgraph, else ~/.local/share/newsgraph.
+    data_dir: str = ""
+    #: Whether the embedded engine keeps its data only while the process runs (throwaway runs).
+    memory: bool = False
+    #: Whether the embedded engine refuses any query no declared index serves (for tests).
+    strict_indexes: bool = False
     #: How long to wait for the store before saying it is unreachable (ms).
     store_timeout_ms: int = 3000
     #: Longest a single store operation may take before it fails (ms).
@@ -79,6 +113,8 @@ class Settings:
     query_cache_bytes: int = 16_000_000
     #: Memory for persisted queries, per worker (estimated bytes).
     persisted_queries_max_bytes: int = 4_000_000
+    #: Memory for compiled plans and the documents they hold, per worker (estimated bytes).
+    plan_cache_bytes: int = 16_000_000
     #: Whether Prometheus metrics are served at /metrics.
     metrics: bool = True
     #: Whether each request is logged as one JSON line (logger newsgraph.access).
@@ -111,6 +147,38 @@ class Settings:
     #: How often the server pings each WebSocket client; one silent for two of
     #: these is disconnected (seconds).
     ws_keepalive_s: int = 20
+    #: How long a connection may wait without a request, new or after an answer (seconds).
+    idle_timeout_s: int = 5
+    #: How long a request's headers may take to arrive, from connecting or from
+    #: the previous answer (seconds).
+    header_timeout_s: int = 10
+    #: How long a client may read nothing of its answer before it is disconnected (seconds).
+    send_timeout_s: int = 15
+    #: Most connections one worker holds open; 0 means three quarters of its
+    #: open-files limit, at most 10,000 (see api/http/connections.py).
+    max_connections: int = 0
+    #: Proxies whose X-Forwarded-For names the client (addresses or networks,
+    #: comma-separated); empty: the connection's own address is the client's.
+    trusted_proxies: str = ""
+    #: Each tier's cost budget (api/operation/throttle.py): points refilled per
+    #: second, the most held at once, and operations running at once.
+    anonymous_points_per_s: int = 1_000
+    anonymous_burst: int = 60_000
+    anonymous_concurrency: int = 8
+    key_points_per_s: int = 5_000
+    key_burst: int = 120_000
+    key_concurrency: int = 32
+    admin_points_per_s: int = 50_000
+    admin_burst: int = 1_000_000
+    admin_concurrency: int = 64
+    #: Operations priced at least this many points share a small pool of their own.
+    heavy_query_points: int = 25_000
+    #: How many of those one worker runs at once; more are shed with 503.
+    heavy_query_concurrency: int = 2
+    #: Trusted documents (api/operation/trusted.py): off, allow or enforce.
+    trusted_documents: str = "off"
+    #: The manifest of trusted documents (Apollo's, Relay's or GraphQL Codegen's).
+    trusted_manifest: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -135,12 +203,18 @@ class Settings:
                     raise ConfigError(f"{name} must be positive, got {number}")
                 values[f.name] = number
             else:
-                values[f.name] = raw
+                choices = _CHOICES.get(f.name)
+                if choices is not None and raw.lower() not in choices:
+                    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+                values[f.name] = raw.lower() if choices is not None else raw
         return cls(**values)
 
 
+#: Text settings that take one of a few words.
+_CHOICES: dict[str, tuple[str, ...]] = {"trusted_documents": ("off", "allow", "enforce")}
+
 #: Whole-number settings where 0 means "choose for me".
-_ZERO_MEANS_AUTO = frozenset({"load_workers"})
+_ZERO_MEANS_AUTO = frozenset({"load_workers", "max_connections"})
 
 _BOOLS = {
     "1": True,
@@ -157,6 +231,9 @@ _BOOLS = {
 ENV_NAMES: dict[str, str] = {
     "mongodb_uri": "MONGODB_URI",
     "db_name": "NEWSGRAPH_DB",
+    "data_dir": "NEWSGRAPH_DATA_DIR",
+    "memory": "NEWSGRAPH_MEMORY",
+    "strict_indexes": "NEWSGRAPH_STRICT_INDEXES",
     "store_timeout_ms": "NEWSGRAPH_STORE_TIMEOUT_MS",
     "store_op_timeout_ms": "NEWSGRAPH_STORE_OP_TIMEOUT_MS",
     "request_timeout_ms": "NEWSGRAPH_REQUEST_TIMEOUT_MS",
@@ -185,6 +262,7 @@ ENV_NAMES: dict[str, str] = {
     "max_field_repeats": "NEWSGRAPH_MAX_FIELD_REPEATS",
     "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",
     "persisted_queries_max_bytes": "NEWSGRAPH_PERSISTED_QUERIES_MAX_BYTES",
+    "plan_cache_bytes": "NEWSGRAPH_PLAN_CACHE_BYTES",
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
     "compiled": "NEWSGRAPH_COMPILED",
@@ -198,4 +276,22 @@ ENV_NAMES: dict[str, str] = {
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
     "ws_anonymous_init_timeout_s": "NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S",
     "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",
+    "idle_timeout_s": "NEWSGRAPH_IDLE_TIMEOUT_S",
+    "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",
+    "send_timeout_s": "NEWSGRAPH_SEND_TIMEOUT_S",
+    "max_connections": "NEWSGRAPH_MAX_CONNECTIONS",
+    "trusted_proxies": "NEWSGRAPH_TRUSTED_PROXIES",
+    "anonymous_points_per_s": "NEWSGRAPH_ANONYMOUS_POINTS_PER_S",
+    "anonymous_burst": "NEWSGRAPH_ANONYMOUS_BURST",
+    "anonymous_concurrency": "NEWSGRAPH_ANONYMOUS_CONCURRENCY",
+    "key_points_per_s": "NEWSGRAPH_KEY_POINTS_PER_S",
+    "key_burst": "NEWSGRAPH_KEY_BURST",
+    "key_concurrency": "NEWSGRAPH_KEY_CONCURRENCY",
+    "admin_points_per_s": "NEWSGRAPH_ADMIN_POINTS_PER_S",
+    "admin_burst": "NEWSGRAPH_ADMIN_BURST",
+    "admin_concurrency": "NEWSGRAPH_ADMIN_CONCURRENCY",
+    "heavy_query_points": "NEWSGRAPH_HEAVY_QUERY_POINTS",
+    "heavy_query_concurrency": "NEWSGRAPH_HEAVY_QUERY_CONCURRENCY",
+    "trusted_documents": "NEWSGRAPH_TRUSTED_DOCUMENTS",
+    "trusted_manifest": "NEWSGRAPH_TRUSTED_MANIFEST",
 }

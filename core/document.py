@@ -21,11 +21,19 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from core.config import MAX_TOPICS_ANY
 
 # Bump when normalization changes what a file turns into: every file's content
 # hash includes it, so the next load rewrites documents made by older rules.
 SHAPE_VERSION = 1
+
+
+#: A stored document, as pymongo returns it (and the objects the API serves
+#: straight from it).
+Doc = dict[str, Any]
 
 
 # -- field kinds -------------------------------------------------------------
@@ -146,9 +154,92 @@ ARTICLE = Obj(
     required=True,
 )
 
+
+def max_items(shape: Obj, name: str) -> int:
+    """The most items the list field ``name`` of ``shape`` may hold (the
+    loader refuses more): what bounds it wherever it is served."""
+    kind = shape.fields[name]
+    assert isinstance(kind, ListOf), f"{name} is not a list"
+    return kind.max_items
+
+
 #: Stored, never served: the API's projection never fetches these, whatever the
 #: query asks, and no type of its schema may name one (``tests/api/test_private``).
 PRIVATE_FIELDS = frozenset({"secured"})
+
+
+# -- filters -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One way a client narrows a list: the argument it names, the document
+    path it tests, and the test (one of :data:`TESTS`). Declared once here: the
+    API turns the arguments a client gives into the store's query from these
+    (``api.data.filters``), and, for articles, ``core.indexes`` makes the index
+    that serves an equality filter with the default order (``index``)."""
+
+    argument: str
+    path: str
+    test: str
+    #: The name of the index serving it (its path, then newest first).
+    index: str | None = None
+    #: The most values a list argument may hold.
+    most: int | None = None
+
+    def __post_init__(self) -> None:
+        assert self.test in TESTS, self.test
+
+
+#: equals: the path holds the value (or, for a list, contains it); any: one of
+#: the values; words: every folded word of the text; from: at or after (>=);
+#: before: strictly before (<); not: does not hold the value; filled: a
+#: non-empty list is there (true) or not (false).
+TESTS = frozenset({"equals", "any", "words", "from", "before", "not", "filled"})
+
+#: ``articles(filter:)``, in the order the query is built.
+ARTICLE_FILTERS = (
+    Filter("published", "published", "equals"),
+    Filter("topic", "topics", "equals", index="topic_date"),
+    Filter("topicsAny", "topics", "any", most=MAX_TOPICS_ANY),
+    Filter("providerDomain", "provider.domain", "equals", index="provider_date"),
+    Filter("category", "category", "equals", index="category_date"),
+    Filter("type", "type", "equals", index="type_date"),
+    Filter("publishedAfter", "publishedDateTime", "from"),
+    Filter("publishedBefore", "publishedDateTime", "before"),
+    Filter("minQuality", "quality", "from"),
+    Filter("minHeat", "heat", "from"),
+    Filter("search", "_words", "words", index="words_date"),
+)
+
+#: ``Article.related(filter:)``, evaluated on the stories an article lists
+#: (``stored``, which asks the store, is the API's own).
+RELATED_FILTERS = (
+    Filter("providerDomain", "provider.domain", "equals"),
+    Filter("excludeProviderDomain", "provider.domain", "not"),
+    Filter("type", "type", "equals"),
+    Filter("minQuality", "quality", "from"),
+    Filter("publishedAfter", "publishedDateTime", "from"),
+    Filter("publishedBefore", "publishedDateTime", "before"),
+    Filter("hasImages", "images", "filled"),
+)
+
+
+def kind_at(shape: Obj, path: str) -> FieldKind | None:
+    """The declared kind of a dotted path of ``shape`` (None if undeclared)."""
+    kind: FieldKind | None = shape
+    for name in path.split("."):
+        while isinstance(kind, ListOf):
+            kind = kind.item
+        if not isinstance(kind, Obj):
+            return None
+        kind = kind.fields.get(name)
+    return kind
+
+
+def domain_key(text: str) -> str:
+    """A provider's domain as stored and looked up: trimmed, lower-case."""
+    return text.strip().lower()
 
 
 # -- identity ----------------------------------------------------------------

@@ -17,6 +17,8 @@ from pymongo import ASCENDING as ASC
 from pymongo import DESCENDING as DESC
 from pymongo import IndexModel
 
+from core.document import ARTICLE_FILTERS, domain_key
+
 ARTICLES = "articles"
 PROVIDERS = "providers"
 TOPICS = "topics"
@@ -25,6 +27,9 @@ LOADER = "_loader"
 #: The loader's manifest of what the articles hold (``loaders.manifest``): a
 #: log of packed segments, read instead of the articles to make a reload cheap.
 MANIFEST = "_manifest"
+#: API keys (``core.keys``): one small document per key, under the SHA-256 of
+#: its secret; the secret itself is never stored.
+KEYS = "_keys"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class Facet:
     #: All articles, which only the admin may see.
     count_all: str = "countAll"
 
+    def key_of(self, value: str) -> str:
+        """The row key a client's value names (a domain as stored: lower-case)."""
+        return domain_key(value) if self.article_field == "provider.domain" else value
+
     def count_field(self, admin: bool) -> str:
         """The count a client is served: the admin's includes unpublished articles."""
         return self.count_all if admin else self.count
@@ -77,6 +86,9 @@ PROVIDERS_FACET = Facet(
 TOPICS_FACET = Facet(TOPICS, key="name", article_field="topics")
 FACETS = (PROVIDERS_FACET, TOPICS_FACET)
 
+#: The order lists are served in unless asked otherwise: newest first.
+DEFAULT_ORDER = [("publishedDateTime", DESC), ("_id", DESC)]
+
 INDEXES: dict[str, list[IndexModel]] = {
     ARTICLES: [
         IndexModel([("webUrl", ASC)], name="webUrl_unique", unique=True),
@@ -94,27 +106,22 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("published", ASC), ("quality", DESC), ("_id", DESC)], name="published_quality"
         ),
         IndexModel([("published", ASC), ("heat", DESC), ("_id", DESC)], name="published_heat"),
-        # Equality filters, each followed by the default order.
-        IndexModel(
-            [("topics", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="topic_date"
+        # The filters core.document declares an index for (equality, and the
+        # folded words of a search: multikey), each followed by the default order.
+        *(
+            IndexModel([(f.path, ASC), *DEFAULT_ORDER], name=f.index)
+            for f in ARTICLE_FILTERS
+            if f.index
         ),
-        IndexModel(
-            [("provider.domain", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
-            name="provider_date",
-        ),
-        IndexModel(
-            [("category", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="category_date"
-        ),
-        IndexModel([("type", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="type_date"),
-        # Search: folded words of title and excerpt (multikey).
-        IndexModel(
-            [("_words", ASC), ("publishedDateTime", DESC), ("_id", DESC)], name="words_date"
-        ),
+        # Relevance: title matches first (multikey).
         IndexModel(
             [("_titleWords", ASC), ("publishedDateTime", DESC), ("_id", DESC)],
             name="title_words_date",
         ),
     ],
+    # A key is found by its hash (the _id); `newsgraph keys revoke` names it by
+    # its short public id.
+    KEYS: [IndexModel([("id", ASC)], name="key_id", unique=True)],
     # Facet collections, rebuilt by the loader after each run that changed
     # something, so the API never counts articles per request: listed by
     # either count, most first.

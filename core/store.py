@@ -2,8 +2,8 @@
 
 ``MONGODB_URI`` selects MongoDB (a single server, a replica set or a sharded
 cluster: pymongo handles all three from the URI). With no URI, newsgraph uses
-mongomock, an in-memory engine inside this process: nothing to install, and
-nothing persists once the process exits.
+its embedded engine (``core.engine``): nothing to install, the data kept in a
+folder on this machine (``core.embedded``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from core.config import Settings
-from core.indexes import ARTICLES, INDEXES, PROVIDERS, TOPICS
+from core.indexes import ARTICLES, INDEXES, KEYS, PROVIDERS, TOPICS
 
 T = TypeVar("T")
 
@@ -48,6 +48,11 @@ class Store:
     @property
     def topics(self) -> Collection[Any]:
         return self.db[TOPICS]
+
+    @property
+    def keys(self) -> Collection[Any]:
+        """API keys, as hashes (``core.keys``)."""
+        return self.db[KEYS]
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store answers now."""
@@ -86,10 +91,12 @@ def connect(settings: Settings) -> Store:
     if not settings.mongodb_uri:
         from core import embedded
 
-        db = embedded.client()[settings.db_name]
-        return Store(db, where="embedded (in memory)", embedded=True)
+        client = embedded.client(settings)
+        db: Any = client[settings.db_name]
+        where = "embedded (in memory)" if settings.memory else f"embedded ({db.path})"
+        return Store(db, where=where, embedded=True)
     try:
-        client: pymongo.MongoClient[Any] = pymongo.MongoClient(
+        server: pymongo.MongoClient[Any] = pymongo.MongoClient(
             settings.mongodb_uri,
             serverSelectionTimeoutMS=settings.store_timeout_ms,
             connectTimeoutMS=settings.store_timeout_ms,
@@ -99,7 +106,7 @@ def connect(settings: Settings) -> Store:
     except pymongo.errors.ConfigurationError as exc:
         raise StoreUnavailable(f"MONGODB_URI is not usable: {exc}") from None
     where = f"{redact(settings.mongodb_uri)} (database {settings.db_name!r})"
-    return Store(client[settings.db_name], where=where, embedded=False)
+    return Store(server[settings.db_name], where=where, embedded=False)
 
 
 #: The code of a server's error that has no code of its own: FerretDB gives it

@@ -11,6 +11,7 @@ output is not a terminal, so that each message stays one line in a log.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import socket
@@ -61,6 +62,12 @@ EXIT_STATUS: dict[str, dict[int, str]] = {
         EXIT_LISTEN: "cannot listen on --host and --port (the port is taken, or not allowed); "
         "checked before anything is loaded",
     },
+    "keys": {
+        EXIT_OK: "the key was created, listed or revoked",
+        EXIT_FAILED: "revoke: no live key has that id (none by it, or it was revoked already)",
+        EXIT_USAGE: "usage error: an argument, option or setting is wrong",
+        EXIT_STORE: "the store could not be reached",
+    },
     "facets": {
         EXIT_OK: "the counts were right, or --rebuild replaced those that were not",
         EXIT_FAILED: "without --rebuild: some counts differ from the articles (listed)",
@@ -72,7 +79,8 @@ EXIT_STATUS: dict[str, dict[int, str]] = {
 
 _STORE_HELP = (
     "The store is MongoDB at MONGODB_URI (database NEWSGRAPH_DB, default newsgraph); "
-    "with MONGODB_URI unset, an embedded in-memory engine that lasts as long as the process."
+    "with MONGODB_URI unset, the embedded engine, whose data lives in NEWSGRAPH_DATA_DIR "
+    "(default ~/.local/share/newsgraph; serve --memory for a throwaway one)."
 )
 
 
@@ -118,6 +126,15 @@ def _reach(settings: Settings, err: Console) -> Store:
         sys.exit(EXIT_STORE)
 
 
+def _reach_noting(settings: Settings, err: Console) -> Store:
+    """The store, answering (or exit 3); on the embedded engine, a note that
+    MONGODB_URI is not set, and where the data this command reads lives."""
+    store = _reach(settings, err)
+    if store.embedded:
+        err.print(f"MONGODB_URI is not set: using {store.where}", highlight=False, markup=False)
+    return store
+
+
 def _error(err: Console, message: str) -> None:
     err.print("[red]error:[/] ", end="", highlight=False)
     err.print(message, highlight=False, markup=False)
@@ -128,8 +145,8 @@ def _error(err: Console, message: str) -> None:
 def cli() -> None:
     """Load news-article files into MongoDB and serve them over GraphQL.
 
-    The store is MongoDB when MONGODB_URI is set, else an embedded in-memory
-    engine that lasts as long as the process.
+    The store is MongoDB when MONGODB_URI is set, else the embedded engine,
+    whose data lives in NEWSGRAPH_DATA_DIR (default ~/.local/share/newsgraph).
     """
 
 
@@ -184,12 +201,7 @@ def load(
     err = _console(stderr=True)
     store = _reach(settings, err)
     if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set, so this loads into the embedded "
-            "in-memory engine and nothing persists after this command. Set MONGODB_URI, "
-            "or use `newsgraph serve --load PATH` to load and serve in one process.",
-            highlight=False,
-        )
+        err.print(f"MONGODB_URI is not set: loading into {store.where}", highlight=False)
     found = _count_files(paths, err)
     empty = _warn_empty(found, err)
     if watch:
@@ -356,12 +368,32 @@ def _load_with_progress(
     "`load --watch` does (the embedded engine's way to get news to subscribers).",
 )
 @click.option(
+    "--memory",
+    is_flag=True,
+    help="Without MONGODB_URI: keep the embedded engine's data only while serving "
+    "(a throwaway run, with --load).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_level: str) -> None:
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    help="Also answer /healthz and /readyz on this port, from a process of their own, "
+    "so that a busy server still answers its probes (0: any free port, printed).",
+)
+def serve(
+    host: str,
+    port: int,
+    load_paths_: tuple[Path, ...],
+    watch: bool,
+    memory: bool,
+    log_level: str,
+    health_port: int | None,
+) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz.
 
     The port is taken first, before anything is loaded: a port in use fails
@@ -370,17 +402,28 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     import uvicorn
 
     from api.app import create_app
+    from api.http.connections import GuardedServer, limits_for, server_options
+    from api.http.health import ProbeProcess
     from api.telemetry.logs import log_config
     from loaders import load_paths
     from loaders.report import render
 
     settings = _settings()
+    if memory:
+        settings = dataclasses.replace(settings, memory=True)
     if watch and not load_paths_:
         raise click.UsageError("--watch follows the --load paths: give at least one")
+    _check_serving_settings(settings)
     err = _console(stderr=True)
     # Uvicorn serves on this very socket: nothing can take the port between
     # this check and serving.
     listening = _listen(host, port, err)
+    probes = None
+    if health_port is not None:
+        # Answered from here on, by a process of their own (alive, not ready
+        # while --load runs); it holds the socket now.
+        with _listen(host, health_port, err) as probing:
+            probes = ProbeProcess(probing)
     stop = threading.Event()
     try:
         store = connect(settings)
@@ -392,14 +435,14 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
                 load_paths, store, load_paths_, settings, err, sum(found.values())
             )
             render(report, err)
-        elif store.embedded:
+        elif store.embedded and store.articles.find_one({}, {"_id": 1}) is None:
             err.print(
-                "[yellow]note:[/] the embedded engine starts empty; pass --load PATH, or set "
-                "MONGODB_URI to serve a MongoDB database.",
+                f"[yellow]note:[/] {store.where} holds no articles yet; run `newsgraph load "
+                "PATH` (or pass --load PATH), or set MONGODB_URI to serve a MongoDB database.",
                 highlight=False,
             )
         if watch:
-            # Beside the server, in this process: the embedded engine is in memory.
+            # Beside the server, in this process.
             threading.Thread(
                 target=_follow, args=(store, load_paths_, settings, err, stop), daemon=True
             ).start()
@@ -410,8 +453,16 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
             highlight=False,
             markup=False,
         )
+        app = create_app(settings, store)
+        if probes:
+            app.state.health.record = probes.record
+            err.print(
+                f"Probes at http://{address}:{probes.port}/healthz and /readyz",
+                highlight=False,
+                markup=False,
+            )
         config = uvicorn.Config(
-            create_app(settings, store),
+            app,
             host=host,
             port=port,
             log_level=log_level,
@@ -420,8 +471,14 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
             # A WebSocket message over the limit is refused before it is buffered
             # whole (the app refuses it too, under any server).
             ws_max_size=settings.max_body_bytes,
+            # Header, idle and send timeouts, and a bound on connections.
+            **server_options(limits_for(settings)),
+            # Who the client is behind a proxy is the app's to decide, from
+            # NEWSGRAPH_TRUSTED_PROXIES (api/http/identity.py): Uvicorn would
+            # otherwise believe X-Forwarded-For from any local connection.
+            proxy_headers=False,
         )
-        server = uvicorn.Server(config)
+        server = GuardedServer(config, _BACKLOG)
         try:
             server.run(sockets=[listening])
         except KeyboardInterrupt:
@@ -437,6 +494,21 @@ def serve(host: str, port: int, load_paths_: tuple[Path, ...], watch: bool, log_
     finally:
         stop.set()
         listening.close()
+        if probes:
+            probes.stop()
+
+
+def _check_serving_settings(settings: Settings) -> None:
+    """The settings only the API reads, checked before anything is loaded or
+    served: a usage error (exit 2) saying what is wrong."""
+    from api.http.identity import trusted_networks
+    from api.operation.trusted import TrustedDocuments
+
+    try:
+        trusted_networks(settings.trusted_proxies)
+        TrustedDocuments.for_settings(settings)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 #: ``uvicorn.server.STARTUP_FAILURE``.
@@ -517,13 +589,7 @@ def facets(rebuild: bool, as_json: bool) -> None:
 
     settings = _settings()
     err = _console(stderr=True)
-    store = _reach(settings, err)
-    if store.embedded:
-        err.print(
-            "[yellow]note:[/] MONGODB_URI is not set: the embedded engine of this process "
-            "holds no articles; set MONGODB_URI to check a MongoDB database.",
-            highlight=False,
-        )
+    store = _reach_noting(settings, err)
     try:
         recount = recount_facets(store, settings, rebuild=rebuild)
     except (StoreUnavailable, LeaseError) as exc:
@@ -593,6 +659,108 @@ def _change_text(change: FacetChange) -> str:
 
 def _fields(row: dict[str, Any]) -> str:
     return ", ".join(f"{field} {value!r}" for field, value in sorted(row.items()))
+
+
+@cli.group(epilog=_epilog("keys"))
+def keys() -> None:
+    """Create, list and revoke API keys.
+
+    A request that sends a key (Authorization: Bearer <key>) spends the key's
+    budget rather than its address's (NEWSGRAPH_KEY_*). The store keeps only
+    each key's SHA-256: the key itself is shown once, when it is created.
+    """
+
+
+def _keys_store(err: Console) -> Store:
+    store = _reach_noting(_settings(), err)
+    # Keys are looked up and revoked by their indexes: made here too, as the
+    # API and the loader make theirs, so that a fresh store has them.
+    store.ensure_indexes()
+    return store
+
+
+def _key_dict(key: Any) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "created": key.created.isoformat(),
+        "revoked": key.revoked.isoformat() if key.revoked else None,
+    }
+
+
+@keys.command("create", epilog=_epilog("keys"))
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its record as JSON.")
+def keys_create(name: str, as_json: bool) -> None:
+    """Create a key named NAME (a label for people) and print it, once."""
+    from core import keys as api_keys
+
+    err = _console(stderr=True)
+    store = _keys_store(err)
+    try:
+        token, key = _storing(store, lambda: api_keys.create(store.keys, name))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps({**_key_dict(key), "key": token}) + b"\n")
+        return
+    click.echo(token)
+    err.print(
+        f"created key {key.id} ({name}); it is shown only now: keep it secret",
+        highlight=False,
+        markup=False,
+    )
+
+
+@keys.command("list", epilog=_epilog("keys"))
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
+def keys_list(as_json: bool) -> None:
+    """List the keys: id, name, when created, and when revoked."""
+    from core import keys as api_keys
+
+    err = _console(stderr=True)
+    store = _keys_store(err)
+    found = _storing(store, lambda: api_keys.listed(store.keys))
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps([_key_dict(k) for k in found]) + b"\n")
+        return
+    out = _console()
+    for key in found:
+        state = f"revoked {key.revoked.isoformat()}" if key.revoked else "live"
+        out.print(
+            f"{key.id}  {key.created.isoformat()}  {state}  {key.name}",
+            highlight=False,
+            markup=False,
+        )
+    if not found:
+        err.print("no keys", highlight=False)
+
+
+@keys.command("revoke", epilog=_epilog("keys"))
+@click.argument("key_id", metavar="ID")
+def keys_revoke(key_id: str) -> None:
+    """Revoke the key with this ID: within 10 s no worker honours it."""
+    from core import keys as api_keys
+
+    err = _console(stderr=True)
+    store = _keys_store(err)
+    key = _storing(store, lambda: api_keys.revoke(store.keys, key_id))
+    if key is None:
+        _error(err, f"no live key has the id {key_id!r} (see `newsgraph keys list`)")
+        sys.exit(EXIT_FAILED)
+    err.print(f"revoked key {key.id} ({key.name})", highlight=False, markup=False)
+
+
+def _storing(store: Store, operation: Callable[[], Any]) -> Any:
+    """``operation`` on the store; exit 3 if the store stops answering."""
+    from core.store import unavailable_as_error
+
+    try:
+        with unavailable_as_error(store.where):
+            return operation()
+    except StoreUnavailable as exc:
+        _error(_console(stderr=True), str(exc))
+        sys.exit(EXIT_STORE)
 
 
 @cli.command()

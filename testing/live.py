@@ -4,7 +4,9 @@ for the live tests, Uvicorn apps for the benchmark's throughput run."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,11 +26,14 @@ def serving(
     *,
     health: str | None = None,
     timeout: float = 20.0,
+    open_files: int | None = None,
 ) -> Iterator[tuple[str, int]]:
     """``python -m <argv> --port <free port>``, with ``env`` over this process's
     environment: yields its URL and pid once it answers (with 200 at the path
     ``health`` if given, with anything at ``/`` if not), and stops it afterwards.
     Raises ``RuntimeError`` if it exits or does not answer within ``timeout`` s.
+    ``open_files`` lowers its limit of open files (soft and hard), so that a
+    test can run it out of them with a few hundred connections.
 
     Its stderr (its log) goes to a temporary file, not a pipe: nobody reads a
     pipe while it serves, and a server that logs enough (a warning per failed
@@ -42,6 +47,7 @@ def serving(
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=log,
+            preexec_fn=None if open_files is None else functools.partial(_limit, open_files),
         )
     log_path = Path(log.name)
     url = f"http://127.0.0.1:{port}"
@@ -82,11 +88,21 @@ def tail(path: Path, limit: int = 20_000) -> str:
 
 
 def running_server(
-    env: Mapping[str, str], *args: str
+    env: Mapping[str, str], *args: str, open_files: int | None = None
 ) -> contextlib.AbstractContextManager[tuple[str, int]]:
     """``newsgraph serve *args`` (see :func:`serving`): healthy once /healthz
     answers 200."""
-    return serving(["newsgraph", "serve", "--log-level", "warning", *args], env, health="/healthz")
+    return serving(
+        ["newsgraph", "serve", "--log-level", "warning", *args],
+        env,
+        health="/healthz",
+        open_files=open_files,
+    )
+
+
+def _limit(open_files: int) -> None:
+    """In the child, before it runs: at most ``open_files`` open files."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -62,10 +62,10 @@ def web_url(slug: str) -> str:
     return f'"https://www.tramtimes.example/news/{slug}"'
 
 
-def write_linked_corpus(directory: Path, n: int = 60, links: int = 12) -> Path:
+def write_linked_corpus(directory: Path, n: int = 60, links: int = 12, body: str = "") -> Path:
     """``n`` articles whose related stories are each other (every article cites
     the next ``links``): chains of ``related { article { related … } } }`` fan
-    out at every level, as a hostile client would want."""
+    out at every level, as a hostile client would want. Each has ``body``."""
 
     def url(i: int) -> str:
         return f'"https://www.linkedwire.example/story/{i % n}"'
@@ -79,6 +79,7 @@ def write_linked_corpus(directory: Path, n: int = 60, links: int = 12) -> Path:
         write_article(
             directory,
             f"story{i:03}.md",
+            body,
             title=f'"Story {i}"',
             webUrl=url(i),
             topics=f"\n  - Topic {i % 5}\n  - Topic {(i + 1) % 5}",

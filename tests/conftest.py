@@ -4,14 +4,22 @@ Store and loader tests take the ``store`` fixture and so run twice: on the
 embedded engine and on a real server over the wire (see ``testing/wire.py``).
 Each test gets a database of its own. With ``NEWSGRAPH_REQUIRE_WIRE=1`` a
 missing wire server fails the run instead of skipping those tests.
+
+The embedded engine's files go to a folder of this run's (``XDG_DATA_HOME``
+points there, for this process and every server or loader it starts), and it
+runs strict (``NEWSGRAPH_STRICT_INDEXES``, unless set to false): a query that
+no declared index serves fails the test that sent it, as a collection scan
+would be refused by a MongoDB running with ``notablescan``.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -41,6 +49,15 @@ COMPILED = Settings.from_env(
 
 _wire: dict[str, object] = {}
 
+_DATA = tempfile.mkdtemp(prefix="newsgraph-test-data-")
+atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
+os.environ["XDG_DATA_HOME"] = _DATA
+os.environ.pop("NEWSGRAPH_DATA_DIR", None)
+os.environ.setdefault("NEWSGRAPH_STRICT_INDEXES", "true")
+STRICT = Settings.from_env(
+    {"NEWSGRAPH_STRICT_INDEXES": os.environ["NEWSGRAPH_STRICT_INDEXES"]}
+).strict_indexes
+
 
 @pytest.fixture(scope="session")
 def wire_server() -> Iterator[WireServer]:
@@ -66,11 +83,18 @@ def settings(request: pytest.FixtureRequest, engine: str) -> Iterator[Settings]:
     """Settings that point at a fresh, empty database on the test's engine."""
     db_name = f"t_{uuid.uuid4().hex[:12]}"
     if engine == "embedded":
-        yield Settings(db_name=db_name, compiled=COMPILED)
+        yield Settings(db_name=db_name, compiled=COMPILED, strict_indexes=STRICT)
         return
     server: WireServer = request.getfixturevalue("wire_server")
+    # Requests get 30 s, not 5: on a machine busy with other work the wire
+    # server's scans can take seconds, and a TIMEOUT then is the machine's,
+    # not the code's (the deadline's own tests set theirs).
     yield Settings(
-        mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=3000, compiled=COMPILED
+        mongodb_uri=server.uri,
+        db_name=db_name,
+        store_timeout_ms=3000,
+        request_timeout_ms=30_000,
+        compiled=COMPILED,
     )
     store = connect(Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=1000))
     # The server may be down after a fault test; its data directory goes anyway.

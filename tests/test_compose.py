@@ -49,7 +49,7 @@ def test_the_image_serves_graphiql_from_the_npm_packages_it_installs():
 
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "NEWSGRAPH_GRAPHIQL_ASSETS=/app/graphiql" in dockerfile
-    assert "COPY api/graphiql/package.json api/graphiql/package-lock.json" in dockerfile
+    assert "COPY api/http/graphiql/package.json api/http/graphiql/package-lock.json" in dockerfile
     for relative in ASSETS.values():
         assert f"/graphiql/node_modules/{relative}" in dockerfile
         assert f"/app/graphiql/{Path(relative).parent}/" in dockerfile

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.data.cursors import Ordering, Position, after, decode_cursor, encode_cursor, page_size
-from api.data.filters import ORDERINGS, ArticleCriteria, article_query, merge, words
+from api.data.filters import ORDERINGS, article_query, merge, words
 from api.data.gateway import Gateway
 from api.errors import ClientError
 from core.document import article_id
@@ -42,7 +42,7 @@ class ArticlePage:
 
 
 def article_page(
-    flt: ArticleCriteria | None,
+    flt: Any,
     order: str,
     first: int | None,
     cursor: str | None,

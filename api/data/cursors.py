@@ -18,13 +18,11 @@ from typing import Any
 import orjson
 
 from api.errors import ClientError
+from core.config import DEFAULT_PAGE, MAX_CURSOR, MAX_CURSOR_ID, MAX_PAGE
 
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
 #: A cursor's values must fit what the store can compare: BSON's 64-bit ints,
 #: and ids no longer than any this API hands out.
 INT64 = range(-(2**63), 2**63)
-MAX_ID_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ def decode_cursor(ordering: Ordering, cursor: str) -> Position:
         "invalid cursor: `after` takes the endCursor (or an edge's cursor) of a "
         "previous page of the same list and order"
     )
-    if len(cursor) > 1000:
+    if len(cursor) > MAX_CURSOR:
         raise bad
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -101,7 +99,7 @@ def decode_cursor(ordering: Ordering, cursor: str) -> Position:
         )
     if type(tier) is not int or tier not in range(ordering.tiers):
         raise bad
-    if type(_id) is not str or not 0 < len(_id) <= MAX_ID_LENGTH:
+    if type(_id) is not str or not 0 < len(_id) <= MAX_CURSOR_ID:
         raise bad
     return Position(tier, _key_value(ordering, value, bad), _id)
 
@@ -111,7 +109,7 @@ def _key_value(ordering: Ordering, value: Any, bad: ClientError) -> Any:
     if value is None:
         return None
     if ordering.kind == "str":
-        if type(value) is not str or len(value) > MAX_ID_LENGTH:
+        if type(value) is not str or len(value) > MAX_CURSOR_ID:
             raise bad
         return value
     # "int" and "date" (milliseconds since the epoch); bool is not an int here.

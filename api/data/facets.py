@@ -12,9 +12,8 @@ from api.data.cursors import Ordering, after, decode_cursor, encode_cursor, page
 from api.data.filters import merge
 from api.data.gateway import Gateway
 from api.errors import ClientError
+from core.config import MAX_FACET_SEARCH
 from core.indexes import Facet
-
-MAX_FACET_SEARCH = 100
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,20 @@ class FacetPage:
     admin: bool
 
 
+def order_name(facet: Facet, admin: bool) -> str:
+    """The name of a provider or topic list's order, as a cursor carries it and
+    an error names it to the client (the admin's counts include unpublished
+    articles: another order, whose cursors do not fit anyone else's list)."""
+    name = f"{facet.collection} by article count"
+    return f"{name}, unpublished included" if admin else name
+
+
 def facet_page(
     facet: Facet, first: int | None, cursor: str | None, search: str | None, *, admin: bool
 ) -> FacetPage:
     size = page_size(first)
     field = facet.count_field(admin)
-    ordering = Ordering(f"{facet.collection}.{field}", field, -1, id_direction=1, kind="int")
+    ordering = Ordering(order_name(facet, admin), field, -1, id_direction=1, kind="int")
     base: dict[str, Any] = {field: {"$gt": 0}}
     if search is not None:
         if len(search) > MAX_FACET_SEARCH:

@@ -1,41 +1,35 @@
-"""Article filters as the one MongoDB query they become.
+"""Filters as the one MongoDB query they become: the one filter engine.
 
-Every client value lands in the query as a value compared for equality or
-range, never as an operator or a pattern: a search is folded into words and
-matched against the words the loader stored (``_words``), an indexed lookup.
-The schema's ``ArticleFilter`` input (``api.schema.filters``) is what
-:class:`ArticleCriteria` describes.
+What a client may filter on is declared once, in ``core.document``
+(``ARTICLE_FILTERS``, ``RELATED_FILTERS``): each names the input's argument,
+the document path and the test. Every client value lands in the query as a
+value compared for equality or range, never as an operator or a pattern: a
+search is folded into words and matched against the words the loader stored
+(``_words``), an indexed lookup. The same query serves a list of articles
+(the store evaluates it), a subscription's filter and an article's related
+stories (``api.data.matcher`` evaluates it in memory).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
 from api.data.cursors import Ordering
 from api.errors import ClientError
-from core.document import search_words
-
-MAX_SEARCH_CHARS = 500
-MAX_SEARCH_WORDS = 20
-MAX_TOPICS_ANY = 50
-
-
-class ArticleCriteria(Protocol):
-    """What narrows a list of articles (the schema's ``ArticleFilter``)."""
-
-    topic: str | None
-    topicsAny: list[str] | None
-    providerDomain: str | None
-    category: str | None
-    type: str | None
-    publishedAfter: datetime | None
-    publishedBefore: datetime | None
-    minQuality: int | None
-    minHeat: int | None
-    search: str | None
-    published: bool | None
-
+from core.config import MAX_SEARCH_CHARS, MAX_SEARCH_WORDS
+from core.document import (
+    ARTICLE,
+    ARTICLE_FILTERS,
+    RELATED,
+    RELATED_FILTERS,
+    Domain,
+    Filter,
+    Obj,
+    domain_key,
+    kind_at,
+    search_words,
+)
 
 #: Each ``ArticleOrder`` by name.
 ORDERINGS: dict[str, Ordering] = {
@@ -58,35 +52,50 @@ def visible(admin: bool) -> dict[str, Any]:
     return {"published": {"$in": [True, False]}} if admin else {"published": True}
 
 
-def article_query(flt: ArticleCriteria | None, *, admin: bool) -> dict[str, Any]:
-    """One MongoDB filter for ``flt`` within what the request may see."""
-    clauses: list[dict[str, Any]] = [visible(admin)]
-    if flt is not None:
-        if flt.published is not None:
-            clauses.append({"published": flt.published})
-        if flt.topic is not None:
-            clauses.append({"topics": flt.topic})
-        if flt.topicsAny is not None:
-            if len(flt.topicsAny) > MAX_TOPICS_ANY:
-                raise ClientError(f"topicsAny takes at most {MAX_TOPICS_ANY} topics")
-            clauses.append({"topics": {"$in": list(flt.topicsAny)}})
-        if flt.providerDomain is not None:
-            clauses.append({"provider.domain": flt.providerDomain.strip().lower()})
-        if flt.category is not None:
-            clauses.append({"category": flt.category})
-        if flt.type is not None:
-            clauses.append({"type": flt.type})
-        if flt.publishedAfter is not None:
-            clauses.append({"publishedDateTime": {"$gte": flt.publishedAfter}})
-        if flt.publishedBefore is not None:
-            clauses.append({"publishedDateTime": {"$lt": flt.publishedBefore}})
-        if flt.minQuality is not None:
-            clauses.append({"quality": {"$gte": flt.minQuality}})
-        if flt.minHeat is not None:
-            clauses.append({"heat": {"$gte": flt.minHeat}})
-        if flt.search is not None:
-            clauses.append({"_words": {"$all": words(flt.search)}})
-    return merge(clauses)
+def article_query(flt: Any, *, admin: bool) -> dict[str, Any]:
+    """One MongoDB filter for ``flt`` (the schema's ``ArticleFilter``) within
+    what the request may see."""
+    return merge([visible(admin), *conditions(ARTICLE_FILTERS, ARTICLE, flt)])
+
+
+def related_query(flt: Any) -> dict[str, Any]:
+    """One MongoDB filter for ``flt`` (the schema's ``RelatedFilter``), for the
+    related stories an article lists (evaluated in memory: ``api.data.matcher``)."""
+    return merge(list(conditions(RELATED_FILTERS, RELATED, flt)))
+
+
+def conditions(filters: tuple[Filter, ...], shape: Obj, given: Any) -> Iterator[dict[str, Any]]:
+    """A condition for each declared filter ``given`` (an input object) sets,
+    on documents of ``shape``."""
+    if given is None:
+        return
+    for f in filters:
+        value = getattr(given, f.argument)
+        if value is not None:
+            if isinstance(kind_at(shape, f.path), Domain):
+                value = [domain_key(v) for v in value] if f.test == "any" else domain_key(value)
+            yield condition(f, value)
+
+
+def condition(f: Filter, value: Any) -> dict[str, Any]:
+    """The store's condition for one filter and the value a client gave it
+    (normalized as the store holds it)."""
+    if f.test == "words":
+        return {f.path: {"$all": words(value)}}
+    if f.test == "any":
+        if f.most is not None and len(value) > f.most:
+            raise ClientError(f"{f.argument} takes at most {f.most} values")
+        return {f.path: {"$in": list(value)}}
+    if f.test == "from":
+        return {f.path: {"$gte": value}}
+    if f.test == "before":
+        return {f.path: {"$lt": value}}
+    if f.test == "not":
+        return {"$nor": [{f.path: value}]}
+    if f.test == "filled":
+        absent = [{f.path: None}, {f.path: []}]
+        return {"$nor": absent} if value else {"$or": absent}
+    return {f.path: value}
 
 
 def words(search: str) -> list[str]:

@@ -4,9 +4,9 @@ pymongo is synchronous; each call runs in a worker thread so the event loop
 keeps serving other requests while one waits on the store. The threads are
 bounded by :class:`api.data.slots.StoreSlots` (a call that cannot get one soon is
 shed), each call ends at its request's deadline (:mod:`api.data.deadline`), and the
-store is told the same through ``maxTimeMS``. The embedded engine is
-in-process and answers at once, so it is called inline: there the deadline is
-checked before each call, since a call already running cannot be interrupted.
+store is told the same through ``maxTimeMS``. The embedded engine (SQLite,
+which runs outside the GIL) is called the same way, and stops at ``maxTimeMS``
+too, so a busy store never holds the event loop.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from api.errors import (
     RequestTimeoutError,
     StoreUnavailableError,
 )
+from api.telemetry import tracing
 from api.telemetry.stats import count_store_call
 from core.config import Settings
 from core.store import Store, StoreUnavailable, is_outage
@@ -85,10 +86,7 @@ class Gateway:
         raise RequestTimeoutError(budget.limit_s)
 
     async def _dispatch(self, call: Callable[[], R]) -> R:
-        """The store call itself: inline on the embedded engine, else in a
-        worker thread holding one of the slots."""
-        if self.store.embedded:
-            return call()
+        """The store call itself, in a worker thread holding one of the slots."""
         return await self.slots.run(call)
 
     def time_limit_ms(self) -> int:
@@ -134,20 +132,26 @@ class Gateway:
                 cursor = cursor.sort(sort)
             if limit:
                 cursor = cursor.limit(limit)
-            if self.store.embedded:
-                return list(cursor)
             return self._limited(lambda ms: list(cursor.max_time_ms(ms)))
 
-        return await self.run(fetch)
+        return await self.call("find", collection, fetch)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         def tally() -> int:
             documents = self.store.db[collection]
-            if self.store.embedded:
-                return documents.count_documents(query)
             return self._limited(lambda ms: documents.count_documents(query, maxTimeMS=ms))
 
-        return await self.run(tally)
+        return await self.call("count", collection, tally)
+
+    async def call(self, command: str, collection: str, fn: Callable[[], R]) -> R:
+        """``fn``, one ``command`` on ``collection``, as :meth:`run` makes
+        it, in a span of its own when the operation is traced
+        (``api.telemetry.tracing``)."""
+        with tracing.store_call(command, collection) as span:
+            result = await self.run(fn)
+            if span.recording and isinstance(result, list):
+                span.returned(len(result))
+            return result
 
     def _limited(self, call: Callable[[int], R]) -> R:
         """``call(maxTimeMS)`` in the worker thread, with :meth:`time_limit_ms`.

@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-Doc = Mapping[str, Any]
-Predicate = Callable[[Doc], bool]
+Predicate = Callable[[Mapping[str, Any]], bool]
 
 _RANGES: dict[str, Callable[[Any, Any], bool]] = {
     "$gt": lambda a, b: a > b,

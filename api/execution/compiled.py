@@ -1,28 +1,36 @@
 """Compiled execution: an operation answered by a plan (:mod:`api.execution.plan`) rather
 than by a resolver per field.
 
-Plans are kept per query text (:class:`Plans`); :func:`answer` gives a plan's
+Plans are kept per query text (:class:`Plans`), bounded by the memory they
+hold as well as by count: a plan holds about 2 kB per field, its checked
+arguments, and the whole parsed document its fields' nodes reach (a
+2.8 KB document of 28 one-article pages made a plan of 1.1 MB with its
+document, so 512 of them were over half a gigabyte). :func:`answer` gives a plan's
 answer, or None when the planner does not cover the operation
 (introspection, a field it does not know, an error whose order only the
 executor decides): ordinary execution (``api.execution.ordinary``) answers
-it then. Each is counted:
+it then, without asking the store again what the plan asked
+(:mod:`api.execution.replay`). Each is counted:
 ``newsgraph_graphql_execution_total{mode="compiled"|"fallback"}``.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from cachetools import LRUCache
 from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.utilities import get_operation_ast
 
+from api.bounded import ENTRY_BYTES, BoundedLRU, document_size
 from api.execution.incremental import is_incremental
 from api.execution.plan import Fallback, Plan, Unplannable, build_plan, directive_variables, run
+from api.execution.replay import Replay
 from api.schema.context import Context
 from api.telemetry.stats import current_stats
 
@@ -30,23 +38,63 @@ log = logging.getLogger("newsgraph.api")
 
 #: graphql-core's ``execute`` default: so refused variables read the same.
 MAX_COERCION_ERRORS = 50
-#: Plans (and their failures) kept per schema; an entry is a few kB.
+#: Entries (plans, failures to plan, and what directives read) kept per schema.
 MAX_PLANS = 512
+#: Their memory per schema, by default (``NEWSGRAPH_PLAN_CACHE_BYTES``).
+PLAN_CACHE_BYTES = 16_000_000
+#: Share of that one plan may take; larger ones are built for each request.
+MAX_SHARE = 16
+#: Memory of a plan per field, measured with tracemalloc (tests/api/test_cache_memory.py):
+#: 1.3–1.8 kB (the field, its getter and resolver closures, its selection,
+#: projections), rounded up; and of the plan itself (its root, caches, key).
+BYTES_PER_FIELD = 2000
+BYTES_PER_PLAN = 4000
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """The variables the directives of one operation's text read."""
+
+    names: frozenset[str]
+    size: int
+
+
+@dataclass(frozen=True)
+class _Declined:
+    """Why an operation cannot be planned (kept as words: an exception kept
+    would hold its traceback's frames, and through them the document)."""
+
+    reason: str
+    size: int
 
 
 class Plans:
     """Plans by query text, operation and the values of the variables its
-    directives read (the only ones that change a plan's fields): bounded, least
-    recently used first out. A query that cannot be planned is remembered as
-    such, so it is not planned again on every request."""
+    directives read (the only ones that change a plan's fields): bounded by
+    entries and by estimated bytes, least recently used first out. A query
+    that cannot be planned is remembered as such, so it is not planned again
+    on every request. What the directives read is kept in the same cache, so
+    one bound covers every query text it holds."""
 
-    def __init__(self, maxsize: int = MAX_PLANS) -> None:
-        self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
-        self._plans: LRUCache[tuple[Any, ...], Plan | Unplannable] = LRUCache(maxsize)
+    def __init__(self, maxsize: int = MAX_PLANS, max_bytes: int = PLAN_CACHE_BYTES) -> None:
+        self._entries: BoundedLRU[tuple[Any, ...], Plan | _Declined | _Reads] = BoundedLRU(
+            maxsize, max_bytes, _entry_size, max_bytes // MAX_SHARE
+        )
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes held now (never over the bound)."""
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def plans(self) -> list[Plan]:
+        """The plans kept now."""
+        return [entry for entry in self._entries.values() if isinstance(entry, Plan)]
 
     def clear(self) -> None:
-        self._reads.clear()
-        self._plans.clear()
+        self._entries.clear()
 
     def plan(
         self,
@@ -57,22 +105,53 @@ class Plans:
         variables: VariableValues,
     ) -> Plan:
         """The plan for this request; :class:`Unplannable` if there is none."""
+        return self._plan(schema, query, document, operation, variables)[1]
+
+    def _plan(
+        self,
+        schema: strawberry.Schema,
+        query: str,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: VariableValues,
+    ) -> tuple[tuple[Any, ...], Plan]:
+        """The plan and the key it is kept under."""
         name = operation.name.value if operation.name else None
-        reads = self._reads.get((query, name))
-        if reads is None:
-            reads = self._reads[(query, name)] = directive_variables(document)
-        key = (query, name, *(variables.coerced.get(v) for v in sorted(reads)))
-        found = self._plans.get(key) if query else None
-        if found is None:
+        reads_key = ("reads", query, name)
+        reads = self._entries.get(reads_key)
+        if not isinstance(reads, _Reads):
+            names = directive_variables(document)
+            reads = _Reads(names, sys.getsizeof(query) + 100 * len(names) + ENTRY_BYTES)
+            if query:
+                self._entries[reads_key] = reads
+        key = ("plan", query, name, *(variables.coerced.get(v) for v in sorted(reads.names)))
+        found = self._entries.get(key) if query else None
+        if not isinstance(found, (Plan, _Declined)):
+            text = sys.getsizeof(query) + ENTRY_BYTES  # the key holds the text
             try:
                 found = build_plan(schema, document, operation, variables)
+                # Its fields' nodes hold the whole document.
+                fields = len(found.walk())
+                found.held = (
+                    text
+                    + document_size(query, document)
+                    + BYTES_PER_PLAN
+                    + BYTES_PER_FIELD * fields
+                )
             except Unplannable as why:
-                found = why
+                reason = str(why)
+                found = _Declined(reason, text + sys.getsizeof(reason))
             if query:
-                self._plans[key] = found
-        if isinstance(found, Unplannable):
-            raise found
-        return found
+                self._entries[key] = found
+        if isinstance(found, _Declined):
+            raise Unplannable(found.reason)
+        return key, found
+
+    def account(self, key: tuple[Any, ...], plan: Plan, size: int) -> None:
+        """Count again what ``plan`` holds (its checked arguments grew or
+        shrank since it was ``size``), if it is still kept under ``key``."""
+        if plan.bytes != size and self._entries.get(key) is plan:
+            self._entries[key] = plan
 
     async def execute(
         self,
@@ -105,8 +184,16 @@ class Plans:
         )
         if isinstance(coerced, list):  # refused variables: nothing runs
             return ExecutionResult(None, coerced)
-        plan = self.plan(schema, query, document, operation, coerced)
-        return await run(plan, schema, context, coerced)
+        key, plan = self._plan(schema, query, document, operation, coerced)
+        size = plan.bytes
+        try:
+            return await run(plan, schema, context, coerced)
+        finally:
+            self.account(key, plan, size)
+
+
+def _entry_size(entry: Plan | _Declined | _Reads) -> int:
+    return entry.bytes if isinstance(entry, Plan) else entry.size
 
 
 async def answer(
@@ -117,9 +204,14 @@ async def answer(
     variables: Mapping[str, Any] | None,
     operation_name: str | None,
     context: Any,
+    replay: Replay | None = None,
 ) -> ExecutionResult | None:
     """The plan's answer; None when ordinary execution must give it. Counted
-    either way."""
+    either way. With ``replay``, the plan's store calls are recorded in it:
+    ordinary execution answering in its place is given ``replay.replay(context)``,
+    so that it does not ask the store again what the plan already asked."""
+    if replay is not None:
+        context = replay.record(context)
     try:
         result = await plans.execute(schema, query, document, variables, operation_name, context)
     except Unplannable as why:

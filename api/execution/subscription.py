@@ -18,8 +18,8 @@ hand: the planner plans the subscription's root field as the event's article
 (``Kind.EVENT``) and a plan runs with the article as its root value. What the
 planner does not cover, or a plan that falls back, is answered by
 graphql-core's ``execute_subscription_event`` on the same article, as
-``subscribe`` would. tests/api/test_subscription_payloads.py holds the two to
-the same answers.
+``subscribe`` would, given what the plan fetched (``api.execution.replay``).
+tests/api/test_subscription_payloads.py holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from api.data.gateway import Gateway
 from api.execution.compiled import Plans
 from api.execution.plan import Fallback, Plan, Unplannable, run
 from api.execution.plan.nodes import Answer
+from api.execution.replay import Replay
 from api.live.feed import Event, Events
 from api.schema.context import Context
 
@@ -99,15 +100,20 @@ class Payloads:
     async def answer(self, event: Event) -> Answer:
         """``event`` answered: by the plan, or by ordinary execution. Never
         raises: a failure is the answer's (masked) error."""
+        # Fresh batch answers for each article: a group lives long.
+        context = Context(self.gateway, self.admin)
         try:
             if isinstance(event, dict):
                 plan = self.plan()
                 if plan is not None:
+                    replay = Replay()
                     try:
-                        return await self.by_plan(plan, event)
+                        return await self.by_plan(plan, event, replay.record(context))
                     except Fallback as why:
                         log.info("compiled plan fell back to ordinary execution: %s", why)
-            return await self.ordinarily(event)
+                        # What the plan asked before it fell back is not asked again.
+                        context = replay.replay(context)
+            return await self.ordinarily(event, context)
         except Exception as exc:
             log.exception("a subscription's answer failed")
             return Answer(None, [GraphQLError(str(exc), original_error=exc)])
@@ -132,15 +138,13 @@ class Payloads:
                 self._plan = why
         return None if isinstance(self._plan, Unplannable) else self._plan
 
-    async def by_plan(self, plan: Plan, article: dict[str, Any]) -> Answer:
-        # Fresh batch answers for each article: a group lives long.
-        context = Context(self.gateway, self.admin)
+    async def by_plan(self, plan: Plan, article: dict[str, Any], context: Context) -> Answer:
         result = await run(plan, self.schema, context, self.executor.variable_values, article)
         return result if isinstance(result, Answer) else Answer(result.data, result.errors)
 
-    async def ordinarily(self, event: Event) -> Answer:
+    async def ordinarily(self, event: Event, context: Context) -> Answer:
         executor = self.executor.build_per_event_executor(event)
-        executor.context_value = Context(self.gateway, self.admin)
+        executor.context_value = context
         result = await await_maybe(execute_subscription_event(executor))
         return Answer(result.data, result.errors)
 

@@ -1,10 +1,15 @@
 """The transport: how requests arrive and answers leave.
 
 ``view`` (strawberry's ASGI view, fitted: context, media types, status codes),
+``identity`` (who asks: an address, behind trusted proxies; an API key; the admin),
 ``media`` (the answer's media type by ``Accept``), ``requests`` (invented
 methods refused, HEAD and media types made regular), ``body`` (request size,
 before parsing), ``guard`` (each request's deadline, cancelled when its client
-hangs up), ``caching`` (ETag and Cache-Control for GET), ``observe`` (one JSON
+hangs up), ``caching`` (ETag and Cache-Control for GET), ``compression`` (gzip for
+clients that accept it), ``observe`` (one JSON
 log line per request, and its metrics), ``websocket`` (subscriptions over
-graphql-transport-ws, bounded), ``explorer`` (GraphiQL, served locally).
+graphql-transport-ws, bounded), ``explorer`` (GraphiQL, served locally),
+``connections`` (Uvicorn's HTTP protocol with header, idle and send timeouts,
+and a bound on open connections), ``health`` (liveness and readiness, also
+answered by a process of their own on a port of their own).
 """

@@ -4,11 +4,16 @@ Mobile clients and CDNs repeat the same GET query; an unchanged answer then
 costs a 304 with no body. Only successful answers to anonymous requests are
 cacheable by shared caches: a request with credentials may see unpublished
 articles, and an error (a store outage) must not be kept.
+
+The answer's ETag leaves out ``extensions.cost.throttleStatus``, the client's
+budget as it stood (``api.operation.throttle``), which changes with every
+request while the answer does not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +25,21 @@ CACHEABLE = ("application/json", "application/graphql-response+json")
 #: What a GET answer depends on besides its URL. Accept: the media type (and
 #: so the status codes, or parts rather than a whole answer) is negotiated.
 VARY = "Authorization, Accept, Accept-Encoding"
+
+#: The budget in an answer: numbers only, so text in the data (where a quote
+#: is escaped) never matches it.
+THROTTLE_STATUS = re.compile(rb',?"throttleStatus":\{(?:"[A-Za-z]+":[0-9.e+-]+,?)*\}')
+
+
+def etag_basis(body: bytes) -> bytes:
+    """What an answer's ETag is computed from: its bytes without the budget
+    (the last thing in it, so looked for from the end)."""
+    at = body.rfind(b'"throttleStatus":{')
+    if at < 0:
+        return body
+    start = at - 1 if at and body[at - 1 : at] == b"," else at
+    found = THROTTLE_STATUS.match(body, start)
+    return body if found is None else body[:start] + body[found.end() :]
 
 
 class QueryCaching:
@@ -69,7 +89,9 @@ class QueryCaching:
                 await send({"type": "http.response.body", "body": body})
                 return
             # The same body as another media type is another representation.
-            digest = hashlib.blake2b(body, digest_size=16, key=content_type.encode()[:64])
+            digest = hashlib.blake2b(
+                etag_basis(body), digest_size=16, key=content_type.encode()[:64]
+            )
             etag = 'W/"' + digest.hexdigest() + '"'
             private = "authorization" in request_headers or b'"errors":' in body
             headers["ETag"] = etag

@@ -2,7 +2,7 @@
 
 ``scripts/install`` installs GraphiQL, its Explorer plugin (build a query by
 clicking fields) and React from the npm registry into
-``api/graphiql/node_modules`` (nothing third-party is committed); this module
+``api/http/graphiql/node_modules`` (nothing third-party is committed); this module
 serves the few files the page needs from there at ``/graphiql/<name>``. When
 they are absent (npm was not available at set-up) the page falls back to
 strawberry's, which loads the same libraries from a CDN.
@@ -16,7 +16,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
-#: Where scripts/install puts the packages of api/graphiql/package.json.
+#: Where scripts/install puts the packages of api/http/graphiql/package.json.
 DEFAULT_NODE_MODULES = Path(__file__).parent / "graphiql" / "node_modules"
 
 #: The files the page loads, by the name it loads them under.

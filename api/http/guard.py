@@ -5,6 +5,14 @@
 ``TIMEOUT`` error and whatever it fetched in time, and watches the connection:
 if the client hangs up, every pending store call is cancelled at once and the
 access log says 499, as nginx does.
+
+The deadline bounds the work, not the transfer: once an answer starts, a slow
+reader may take its time over it (the server's send timeout, in
+``api/http/connections.py``, drops one that reads nothing). Except for an answer
+in parts (``multipart/mixed``, for ``@defer`` and ``@stream``): its later parts
+are still work, which a client that does not read would otherwise keep waiting
+for ever, so the deadline covers the whole answer, and an answer not finished
+by then is cut off where it is (the client sees it end without its last part).
 """
 
 from __future__ import annotations
@@ -76,8 +84,11 @@ class _Exchange:
                 await app(scope, self.receive, self.send)
         finally:
             watcher.cancel()
-        if self.work.cancelled_caught and not self.budget.gone and not self.started:
-            await self.answer_timeout(Headers(scope=scope).get("accept"))
+        if self.work.cancelled_caught and not self.budget.gone:
+            if not self.started:
+                await self.answer_timeout(Headers(scope=scope).get("accept"))
+            elif not self.complete:
+                await self.cut_off()
 
     async def receive(self) -> Message:
         if self.body_read.is_set():
@@ -93,8 +104,13 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
-            # The deadline bounds the work, not the transfer to a slow reader.
-            self.work.deadline = math.inf
+            if (
+                not Headers(raw=message.get("headers", []))
+                .get("content-type", "")
+                .startswith("multipart/")
+            ):
+                # The deadline bounds the work, not the transfer to a slow reader.
+                self.work.deadline = math.inf
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             self.complete = True
         await self._send(message)
@@ -117,6 +133,14 @@ class _Exchange:
         stats = current_stats()
         if stats is not None:
             stats.client_gone = True
+
+    async def cut_off(self) -> None:
+        """End an answer in parts that the deadline stopped half way: the
+        HTTP answer ends whole, its multipart body without its closing part."""
+        stats = current_stats()
+        if stats is not None:
+            stats.error_codes.append(RequestTimeoutError(self.budget.limit_s).code)
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def answer_timeout(self, accept: str | None) -> None:
         """Answer the TIMEOUT the GraphQL layer did not, as it would have:
@@ -141,15 +165,14 @@ class _Exchange:
         stats = current_stats()
         if stats is not None:
             stats.error_codes.append(error.code)
-        await self._send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", media_type.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", media_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        if status == 408:
+            # The rest of the body may still come, a byte at a time: the
+            # connection cannot carry another request, so it ends here.
+            headers.append((b"connection", b"close"))
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})

@@ -83,7 +83,17 @@ def _preference(ranges: list[MediaRange], media_type: str) -> tuple[float, int]:
 
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer with, or ``None`` if the client accepts neither."""
+    return _negotiated(parse_accept(accept or ""))
+
+
+def read_accept(accept: str | None) -> tuple[str | None, bool]:
+    """What a client's ``Accept`` says, read once: the media type to answer
+    with (None: neither), and whether it reads ``multipart/mixed``."""
     ranges = parse_accept(accept or "")
+    return _negotiated(ranges), _multipart(ranges)
+
+
+def _negotiated(ranges: list[MediaRange]) -> str | None:
     if not ranges:
         return JSON  # no Accept (or none readable): a legacy client
     graphql_q, graphql_specificity = _preference(ranges, GRAPHQL_RESPONSE)
@@ -107,8 +117,5 @@ def is_request_error(data: object, errors: list[GraphQLError] | None) -> bool:
 MULTIPART = "multipart/mixed"
 
 
-def accepts_multipart(accept: str | None) -> bool:
-    return any(
-        (r.type, r.subtype) == ("multipart", "mixed") and r.q > 0
-        for r in parse_accept(accept or "")
-    )
+def _multipart(ranges: list[MediaRange]) -> bool:
+    return any((r.type, r.subtype) == ("multipart", "mixed") and r.q > 0 for r in ranges)

@@ -2,6 +2,8 @@
 
 The middleware opens the request's :class:`~api.telemetry.stats.RequestStats`,
 which the rest of the request fills in, and records it when the answer is sent.
+With tracing on (``api.telemetry.tracing``) it also hands the client's trace
+context (``traceparent``) to the operations the request carries.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http.requests import METHODS
+from api.telemetry import tracing
 from api.telemetry.metrics import Metrics
 from api.telemetry.stats import RequestStats, collecting
 
@@ -38,7 +41,9 @@ class Observe:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            # A WebSocket's operations are children of its handshake's trace context.
+            with tracing.incoming(scope.get("headers", ())):
+                await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app fails before answering
@@ -52,7 +57,7 @@ class Observe:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        with collecting() as stats:
+        with collecting() as stats, tracing.incoming(scope["headers"]):
             try:
                 await self.app(scope, receive, observe)
             finally:
@@ -69,8 +74,8 @@ class Observe:
         # Methods outside the known few were refused before routing; they are
         # counted under one label, as unknown paths are.
         method = scope["method"] if scope["method"] in METHODS else "other"
-        metrics.requests.labels(route, method, str(status)).inc()
-        metrics.latency.labels(route).observe(seconds)
+        metrics.request_counter(route, method, status).inc()
+        metrics.latency_of(route).observe(seconds)
         if stats.store_calls:
             metrics.store_round_trips.inc(stats.store_calls)
         for code in stats.error_codes:

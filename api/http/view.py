@@ -1,7 +1,10 @@
-"""Strawberry's ASGI view, fitted to newsgraph: the request's context, media
-types negotiated before anything runs, status codes by the
-``application/graphql-response+json`` rules, requests shed with 503, and
-subscriptions over WebSocket (``api.http.websocket``) at the same path.
+"""Strawberry's ASGI view, fitted to newsgraph: the request's context (who
+asks: ``api.http.identity``), media types negotiated before anything runs,
+status codes by the ``application/graphql-response+json`` rules, requests
+shed with 503, refused for their budget with 429 (``RATE_LIMITED``) or for an
+unknown API key with 401, the client's budget in ``RateLimit`` and
+``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers) on every
+answer, and subscriptions over WebSocket (``api.http.websocket``) at the same path.
 """
 
 from __future__ import annotations
@@ -16,24 +19,31 @@ import orjson
 from cross_web import HTTPException
 from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.data.deadline import current_deadline
 from api.data.gateway import Gateway
 from api.data.slots import RETRY_AFTER_S
-from api.errors import error_code
+from api.errors import RateLimitedError, UnauthenticatedError, error_code
 from api.http.explorer import Explorer
-from api.http.media import GRAPHQL_RESPONSE, JSON, accepts_multipart, is_request_error, negotiate
+from api.http.identity import Identify
+from api.http.media import GRAPHQL_RESPONSE, JSON, is_request_error, read_accept
 from api.http.websocket import Connections, Socket, TransportWSHandler
 from api.live.feed import Feed
 from api.operation import incremental
 from api.operation.schema import build_schema
-from api.schema.context import Context, is_admin
+from api.operation.throttle import Decision
+from api.operation.trusted import DOCUMENT_ID_FIELDS, with_document_id
+from api.schema.context import Context, Identity
 from api.telemetry.stats import current_stats
 from core.config import Settings
 
@@ -53,8 +63,9 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(
         self, settings: Settings, gateway: Gateway, explorer: Explorer, feed: Feed
     ) -> None:
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if settings.introspection else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -72,6 +83,81 @@ class GraphQLApp(GraphQL[Context, None]):
             settings.ws_connections_per_client,
             settings.subscriptions_per_client,
         )
+        self.identify = Identify(settings, gateway, schema.limits)
+
+    #: Whether well-formed JSON requests take the quick lane (tests compare it
+    #: with strawberry's way, switched off).
+    quick = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.quick_lane(request) if self.quick else None
+            if response is None:
+                response = await self.run(request)
+        except HTTPException as e:
+            response = PlainTextResponse(e.reason, status_code=e.status_code)
+        await response(scope, receive, send)
+
+    async def quick_lane(self, request: Request) -> Response | None:
+        """The answer to a well-formed GraphQL request over JSON (a POST with
+        a JSON object, or a GET with its parameters), without strawberry's
+        HTTP view: the same pipeline, status rules and body, for a fraction of
+        the work. None for anything else (an explorer page, multipart,
+        malformed requests, whose refusals strawberry words), which strawberry
+        answers. tests/api/test_view.py holds the two to the same responses."""
+        media_type, multipart = read_accept(request.headers.get("accept"))
+        if media_type is None or multipart:
+            return None
+        data = await _request_data(request)
+        if data is None:
+            return None
+        query, variables, name, extensions = data
+        incremental.start(False)
+        context = await self.get_context(request, None)  # type: ignore[arg-type]
+        result = await self.run_operation(
+            request.method, query, variables, name, extensions, context
+        )
+        status, headers = status_of(result, media_type)
+        headers = {**budget_headers(context), **headers}
+        response_data = await self.process_result(request, result)
+        body = self.encode_json(body_of(response_data, media_type, status))
+        return Response(body, status or 200, headers, media_type=media_type)
+
+    async def run_operation(
+        self,
+        method: str,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        name: str | None,
+        extensions: dict[str, Any] | None,
+        context: Context,
+    ) -> Any:
+        """The pipeline's answer; a request that names no operation the
+        method runs (a GET runs queries only) is refused with strawberry's
+        own 400s."""
+        budget = current_deadline()
+        if budget is not None:
+            budget.running = True  # the deadline's backstop answers it as run
+        try:
+            return await self.schema.execute(
+                query,
+                root_value=None,
+                variable_values=variables,
+                context_value=context,
+                operation_name=name,
+                allowed_operation_types=OperationType.from_http(method),  # type: ignore[arg-type]
+                operation_extensions=extensions,
+            )
+        except CannotGetOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason()) from e
+        except InvalidOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason(method)) from e
+        except MissingQueryError as e:
+            raise HTTPException(400, "No GraphQL query found in the request") from e
 
     async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:
@@ -79,19 +165,20 @@ class GraphQLApp(GraphQL[Context, None]):
         return await super().render_graphql_ide(request)  # loads GraphiQL from a CDN
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        # A hash-only persisted-query GET has no `query` either: it wants data.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
-        )
+        # A hash-only persisted-query GET, or one naming a trusted document,
+        # has no `query` either: it wants data.
+        named = ("extensions", *DOCUMENT_ID_FIELDS)
+        return not any(
+            field in request.query_params for field in named
+        ) and super().should_render_graphql_ide(request)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         if isinstance(request, Request):
             # Negotiated before anything runs, so a client that can read
             # neither media type costs no parsing; the explorer is HTML.
-            accept = request.headers.get("accept")
-            media_type = negotiate(accept)
-            if incremental.start(accepts_multipart(accept)).multipart and media_type is None:
+            media_type, multipart = read_accept(request.headers.get("accept"))
+            if incremental.start(multipart).multipart and media_type is None:
                 # Its parts are application/json: a multipart reader reads that.
                 media_type = JSON
             if media_type is None and not self.should_render_graphql_ide(
@@ -110,11 +197,8 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Response:
         if sub_response.media_type != GRAPHQL_RESPONSE:
             return super().create_response(response_data, sub_response)
-        if sub_response.status_code and isinstance(response_data, dict):
-            # Under this media type a 4xx or 5xx means "not executed" (a request
-            # error, or shed with 503 to be retried whole), so it has no `data`.
-            response_data = response_data.copy()
-            response_data.pop("data", None)
+        if isinstance(response_data, dict):
+            response_data = body_of(response_data, GRAPHQL_RESPONSE, sub_response.status_code)
         response = super().create_response(response_data, sub_response)
         response.headers["content-type"] = GRAPHQL_RESPONSE
         return response
@@ -136,30 +220,26 @@ class GraphQLApp(GraphQL[Context, None]):
                 400,
                 "The GraphQL operation's `operationName` must be a string or null, if provided.",
             )
-        budget = current_deadline()
-        if budget is not None:
-            budget.running = True  # the deadline's backstop answers it as run
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
+        result = await self.run_operation(
+            request_adapter.method,
+            request_data.query,
+            request_data.variables,
+            name,
+            request_data.extensions,
+            context,
         )
+        sub_response.headers.update(budget_headers(context))
         if isinstance(result, GraphQLIncrementalExecutionResults):
             # Executing, so not a request error; streamed as multipart/mixed
             # (run() does it), each part in 200's body like any field error.
-            return result
-        budget = current_deadline()
-        if budget is not None and budget.shed:
-            # Shed, not failed: nothing is wrong with the query, and a 503 with
-            # Retry-After is what clients, proxies and load balancers retry.
-            sub_response.status_code = 503
-            sub_response.headers["Retry-After"] = str(RETRY_AFTER_S)
-            sub_response.headers["Cache-Control"] = "no-store"
-        elif sub_response.media_type == GRAPHQL_RESPONSE and is_request_error(
-            result.data, result.errors
-        ):
-            # The media type's own rule: a request that failed before it ran
-            # (no `data`) is a 400; field errors with data stay a 200.
-            sub_response.status_code = 400
-        return result
+            result_: ExecutionResult = result  # type: ignore[assignment]
+            return result_
+        status, headers = status_of(result, sub_response.media_type)
+        if status is not None:
+            sub_response.status_code = status
+        sub_response.headers.update(headers)
+        executed: ExecutionResult = result
+        return executed
 
     async def _process_stream_result(
         self, request: Request, value: Any, all_pending: list[Any]
@@ -185,8 +265,14 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        admin = is_admin(request.headers.get("authorization"), self.settings.admin_token)
-        return Context(gateway=self.gateway, admin=admin)
+        identity = await self.identity(request, request.headers.get("authorization"))
+        return Context(gateway=self.gateway, admin=identity.tier == "admin", identity=identity)
+
+    async def identity(self, request: Request | WebSocket, authorization: str | None) -> Identity:
+        """Who a request (or a WebSocket connection) is from."""
+        peer = request.client.host if request.client else None
+        forwarded = request.headers.getlist("x-forwarded-for")
+        return await self.identify(peer, forwarded, authorization)
 
     def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         # A GET's `variables` and `extensions` are JSON values of their own, and
@@ -195,7 +281,13 @@ class GraphQLApp(GraphQL[Context, None]):
             k: None if k in ("variables", "extensions") and v == "null" else v
             for k, v in params.items()
         }
-        return super().parse_query_params(given)
+        parsed: dict[str, Any] = with_document_id(super().parse_query_params(given))
+        return parsed
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # A trusted document may be named by `documentId` (or `doc_id`, `id`),
+        # which strawberry would drop: it goes on in the request's extensions.
+        return with_document_id(super().parse_json(data))
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -209,6 +301,105 @@ class GraphQLApp(GraphQL[Context, None]):
         if not isinstance(parsed, dict | list):
             raise json.JSONDecodeError("expected a JSON object with a `query`", str(data)[:20], 0)
         return parsed
+
+
+def status_of(result: Any, media_type: str | None) -> tuple[int | None, dict[str, str]]:
+    """An answer's status code (None: 200) and the headers that go with it."""
+    refused = _refusal(result.errors)
+    if isinstance(refused, RateLimitedError):
+        # Over its budget: nothing ran, and waiting is what helps.
+        return 429, {"Retry-After": str(refused.retry_after_s), "Cache-Control": "no-store"}
+    if isinstance(refused, UnauthenticatedError):
+        return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    budget = current_deadline()
+    if budget is not None and budget.shed:
+        # Shed, not failed: nothing is wrong with the query, and a 503 with
+        # Retry-After is what clients, proxies and load balancers retry.
+        return 503, {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+    if media_type == GRAPHQL_RESPONSE and is_request_error(result.data, result.errors):
+        # The media type's own rule: a request that failed before it ran
+        # (no `data`) is a 400; field errors with data stay a 200.
+        return 400, {}
+    return None, {}
+
+
+def body_of(
+    response_data: GraphQLHTTPResponse, media_type: str | None, status: int | None
+) -> GraphQLHTTPResponse:
+    """What an answer's body holds: under application/graphql-response+json a
+    4xx or 5xx means "not executed" (a request error, or shed with 503 to be
+    retried whole), so it has no `data`."""
+    if media_type == GRAPHQL_RESPONSE and status and "data" in response_data:
+        response_data = response_data.copy()
+        response_data.pop("data", None)
+    return response_data
+
+
+async def _request_data(
+    request: Request,
+) -> tuple[str | None, dict[str, Any] | None, str | None, dict[str, Any] | None] | None:
+    """``(query, variables, operationName, extensions)`` of a well-formed GraphQL
+    request over JSON; None for anything else (strawberry then words the refusal)."""
+    if request.method == "POST":
+        if request.headers.get("content-type", "").partition(";")[0].strip() != "application/json":
+            return None
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+    elif request.method == "GET":
+        params = request.query_params
+        if "query" not in params and "extensions" not in params:
+            return None  # the explorer, or no request at all
+        data = dict(params)
+        for key in ("variables", "extensions"):
+            raw = data.get(key)
+            if raw is None or raw == "null":
+                data[key] = None
+                continue
+            try:
+                data[key] = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return None
+    else:
+        return None
+    if not isinstance(data, dict):
+        return None
+    # A trusted document named by `documentId` (or `doc_id`, `id`), as on strawberry's way.
+    data = with_document_id(data)
+    query, variables = data.get("query"), data.get("variables")
+    name, extensions = data.get("operationName"), data.get("extensions")
+    if not (
+        isinstance(query, str | None)
+        and isinstance(variables, dict | None)
+        and isinstance(name, str | None)
+        and isinstance(extensions, dict | None)
+    ):
+        return None
+    return query, variables, name, extensions
+
+
+def _refusal(errors: list[Any] | None) -> Exception | None:
+    """The budget's or the key's refusal among an answer's errors, if any."""
+    for error in errors or ():
+        if isinstance(error.original_error, RateLimitedError | UnauthenticatedError):
+            return error.original_error
+    return None
+
+
+def budget_headers(context: Context) -> dict[str, str]:
+    """The client's budget as the IETF draft's ``RateLimit-Policy`` (the tier:
+    its whole bucket, ``q``, and the seconds it takes to fill, ``w``) and
+    ``RateLimit`` (points left, ``r``, and the seconds until full, ``t``)."""
+    status = context.budget_status
+    if not isinstance(status, Decision):
+        return {}
+    name = context.identity.tier
+    policy = status.policy
+    return {
+        "RateLimit-Policy": f'"{name}";q={policy.burst};w={policy.window_s};qu="points"',
+        "RateLimit": f'"{name}";r={int(status.available)};t={status.full_in_s}',
+    }
 
 
 def cors_origins(settings: Settings) -> list[str]:

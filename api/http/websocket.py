@@ -11,8 +11,9 @@ open for anyone:
   and a client may have only as many such sockets waiting as it may hold
   (more are closed with 1013 at once), so sockets opened as fast as one
   client can hold nothing of anyone else's;
-- at ``connection_init`` the connection is counted for its client
-  (:func:`client_of`: the admin, or the remote address) and its worker: a
+- at ``connection_init`` the connection is counted for its client (its
+  identity's key, ``api.http.identity``: an address, an API key, the admin)
+  and its worker: a
   client holds at most ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, a
   worker ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try
   again later); a connection holds at most
@@ -24,7 +25,10 @@ open for anyone:
 - a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
   object of the protocol's shape (else 4400);
 - ``connection_init``'s payload may carry ``{"authorization": "Bearer
-  <token>"}``, the admin token, as the handshake's ``Authorization`` header may;
+  <token>"}``, an API key or the admin token, as the handshake's
+  ``Authorization`` header may: the connection's identity
+  (``api.http.identity``), whose budget its subscriptions draw from and for
+  whom it is counted; an unknown or revoked key is closed with 4403;
 - the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
   has heard nothing from for two of those (4408);
 - a client that falls a whole queue behind (it stopped reading) is closed
@@ -32,8 +36,8 @@ open for anyone:
 - only subscriptions run here (queries and mutations are answered over
   HTTP, where caching and persisted queries work): each subscription is
   validated, limited and priced as a query is (``api.operation.schema``), and
-  each payload's price is drawn from its client's budget
-  (:func:`draw_payload_price`) before it is sent.
+  each payload's price is drawn from its client's budget before it is made
+  (the pipeline's ``each`` steps, ``api.operation.pipeline.Pipeline.draw``).
 """
 
 from __future__ import annotations
@@ -45,12 +49,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
 from graphql import GraphQLError
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import (
@@ -68,9 +70,8 @@ from strawberry.types.graphql import OperationType
 
 from api.errors import QueryTooCostlyError, TooManySubscriptionsError
 from api.live.feed import Feed
-from api.operation.cost import Cost
-from api.schema.context import Context, is_admin
-from core.config import Settings
+from api.schema.context import Context, Identity
+from core.config import MAX_WS_OPERATION_ID, Settings
 
 log = logging.getLogger("newsgraph.api")
 
@@ -79,9 +80,8 @@ TOO_MANY_CONNECTIONS = 1013  # standard: try again later
 MESSAGE_TOO_BIG = 1009  # standard
 BAD_MESSAGE = 4400
 SILENT = 4408  # no connection_init in time, or no answer to pings
+FORBIDDEN = 4403  # graphql-transport-ws: the credentials are refused
 TOO_SLOW = 4008  # fell a whole queue behind
-#: Longest operation id kept (the protocol sets none; a client's ids are short).
-MAX_ID = 128
 
 
 class Host(Protocol):
@@ -95,53 +95,12 @@ class Host(Protocol):
 
     def decode_json(self, data: str | bytes) -> object: ...
 
+    async def identity(self, request: Any, authorization: str | None) -> Identity: ...
 
-#: Who a connection's limits and budget count for (:func:`client_of`).
+
+#: Who a connection's limits count for: its identity's key
+#: (``api.schema.context.Identity``), whose budget its payloads draw from too.
 Client = str
-ADMIN: Client = "admin"
-
-
-def client_of(connection: HTTPConnection, admin: bool) -> Client:
-    """The client a WebSocket connection counts for: the admin, whatever its
-    address, or anyone else by the address it connects from.
-
-    The one place a connection's identity is decided: limits per client
-    (:class:`Connections`) and each payload's price
-    (:func:`draw_payload_price`) go by what it returns."""
-    if admin:
-        return ADMIN
-    address = connection.client.host if connection.client is not None else "unknown"
-    return f"address:{address}"
-
-
-@dataclass
-class Drawn:
-    """What one client's subscription payloads have drawn (see
-    :func:`draw_payload_price`)."""
-
-    payloads: int = 0
-    objects: int = 0
-    store_calls: int = 0
-
-
-def draw_payload_price(
-    connections: Connections, client: Client, price: Cost | None
-) -> GraphQLError | None:
-    """Draw one subscription payload's price from ``client``'s budget: None
-    to send the payload, or the error sent in its place (nothing is computed
-    for a refused payload).
-
-    Called once per payload per subscriber (``api.operation.run``): an answer
-    shared by identical subscriptions is computed once, but each subscriber
-    pays its own price, the one ``Price`` gave its subscription (one query
-    per article sent). For now it only records what was drawn
-    (``Connections.drawn``); this is where the per-client budget draws."""
-    drawn = connections.drawn.get(client)
-    if drawn is not None and price is not None:
-        drawn.payloads += 1
-        drawn.objects += price.objects
-        drawn.store_calls += price.store_calls
-    return None
 
 
 class Holder(Protocol):
@@ -165,8 +124,6 @@ class Connections:
         self.open = 0
         self._waiting: Counter[Client] = Counter()
         self._held: dict[Client, set[Holder]] = {}
-        #: What each client holding a connection has drawn (``draw_payload_price``).
-        self.drawn: dict[Client, Drawn] = {}
 
     def wait(self, client: Client) -> bool:
         """A new socket of ``client``, before its ``connection_init``: False
@@ -189,7 +146,6 @@ class Connections:
         if self.open >= self.most:
             return "too many connections; try again later"
         self._held.setdefault(client, set()).add(holder)
-        self.drawn.setdefault(client, Drawn())
         self.open += 1
         return None
 
@@ -201,7 +157,6 @@ class Connections:
         self.open -= 1
         if not held:
             del self._held[client]
-            self.drawn.pop(client, None)
 
     def subscriptions(self, client: Client) -> int:
         """The operations ``client`` holds over all its connections."""
@@ -275,7 +230,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.writing = asyncio.Lock()
         #: Who the socket counts for: before ``connection_init`` as it waits
         #: (by its handshake), then as a connection held (by its init too).
-        self.waiting: Client | None = client_of(self.websocket.ws, self.context.admin)
+        self.waiting: Client | None = self.context.identity.key
         self.client: Client | None = None
         if not self.context.admin:  # a handshake without the admin token
             seconds = self.settings.ws_anonymous_init_timeout_s
@@ -358,14 +313,19 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         elif isinstance(payload, dict):
             authorization = payload.get("authorization", payload.get("Authorization"))
             if isinstance(authorization, str):
-                self.context.admin = is_admin(authorization, self.settings.admin_token)
+                identity = await self.view.identity(self.websocket.ws, authorization)
+                self.context.identity = identity
+                self.context.admin = identity.tier == "admin"
+        if self.context.identity.refused is not None:
+            await self.websocket.close(FORBIDDEN, f"Forbidden: {self.context.identity.refused}")
+            return
         first = not (self.connection_init_received or self.connection_timed_out)
         if first and self.waiting is not None:
-            # From now on the socket counts, for the client its init names.
+            # From now on the socket counts, for the identity its init names.
             connections = self.view.connections
             connections.stop_waiting(self.waiting)
             self.waiting = None
-            client = client_of(self.websocket.ws, self.context.admin)
+            client = self.context.identity.key
             refusal = connections.enter(self, client)
             if refusal is not None:
                 self.connection_init_received = True
@@ -402,11 +362,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 )
         return None
 
-    def charge(self, price: Cost | None) -> GraphQLError | None:
-        """One payload's price, drawn from this connection's client's budget."""
-        assert self.client is not None  # only an acknowledged connection subscribes
-        return draw_payload_price(self.view.connections, self.client, price)
-
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """One subscription: ``error`` if it cannot start, else ``next`` for
         each article and ``complete`` at its end."""
@@ -438,7 +393,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except WebSocketDisconnected:
             pass
         except Exception:
-            log.exception("subscription %s failed", operation.id[:MAX_ID])
+            log.exception("subscription %s failed", operation.id[:MAX_WS_OPERATION_ID])
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
@@ -464,8 +419,8 @@ def _malformed(message: Any) -> str | None:
     kind = message["type"]
     if kind in ("subscribe", "complete"):
         op_id = message.get("id")
-        if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_ID:
-            return f"`id` must be a non-empty string of at most {MAX_ID} characters"
+        if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_WS_OPERATION_ID:
+            return f"`id` must be a non-empty string of at most {MAX_WS_OPERATION_ID} characters"
     if kind == "subscribe":
         payload = message.get("payload")
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):

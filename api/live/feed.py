@@ -36,19 +36,16 @@ from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from graphql import GraphQLError
-
 from api.data import deadline
 from api.data.gateway import Gateway
 from api.data.matcher import Predicate
 from api.errors import ClientError, StoreUnavailableError, TooManySubscriptionsError
-from core.document import PRIVATE_FIELDS
+from core.document import PRIVATE_FIELDS, Doc
 from core.indexes import ARTICLES, LOADER
 from core.news import MARKER_FIELD, MARKER_ID, NEWS_SEQ
 
 log = logging.getLogger("newsgraph.api")
 
-Doc = dict[str, Any]
 #: What a subscription is given: an article, or an error to report.
 Event = Doc | ClientError
 
@@ -72,10 +69,6 @@ class Owner(Protocol):
     def overflowed(self) -> None:
         """One of its subscriptions fell a whole queue behind and was dropped."""
 
-    def charge(self, price: Any) -> GraphQLError | None:
-        """One payload's price (``api.operation.cost.Cost``) drawn from its
-        client's budget: None, or the refusal sent in the payload's place."""
-
     @property
     def writing(self) -> asyncio.Lock:
         """Held while one of its payloads is answered and written: one at a
@@ -96,7 +89,7 @@ class Answers(Protocol):
 
 
 @dataclass(frozen=True)
-class Position:
+class PollPosition:
     """How far the polls have read: every article with a lower newsSeq, and
     those at ``seq`` up to ``last_id`` when a page ended inside one write."""
 
@@ -324,7 +317,7 @@ class Feed:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
-        position: Position | None = None
+        position: PollPosition | None = None
         failures = 0
         while True:
             try:
@@ -342,13 +335,13 @@ class Feed:
             self.polls += 1
             await asyncio.sleep(max(self.interval_s, pause))
 
-    async def poll(self, position: Position | None) -> Position:
+    async def poll(self, position: PollPosition | None) -> PollPosition:
         """One poll: where the next begins. The first only reads the marker:
         a subscription hears of what becomes news after it began."""
         found = await self.gateway.find(LOADER, {"_id": MARKER_ID}, {MARKER_FIELD: 1})
         written = int(found[0].get(MARKER_FIELD, 0)) if found else 0
         if position is None:
-            return Position(written)
+            return PollPosition(written)
         if written < position.seq:
             log.warning(
                 "the news marker went back from %d to %d (was the database replaced?); "
@@ -356,7 +349,7 @@ class Feed:
                 position.seq,
                 written,
             )
-            return Position(written)
+            return PollPosition(written)
         if written == position.seq and position.last_id is None:
             return position  # nothing new: the marker alone was asked
         docs = await self.gateway.find(
@@ -364,9 +357,9 @@ class Feed:
         )
         self._fan_out(docs)
         if len(docs) < self.page:
-            return Position(written)
+            return PollPosition(written)
         last = docs[-1]
-        return Position(int(last["_source"]["newsSeq"]), str(last["_id"]))
+        return PollPosition(int(last["_source"]["newsSeq"]), str(last["_id"]))
 
     def _fan_out(self, events: list[Any], everyone: bool = False) -> None:
         """Offer ``events`` to every group that wants them, one shared answer

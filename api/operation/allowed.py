@@ -11,6 +11,7 @@ streaming transports as the operation's error.
 from __future__ import annotations
 
 from graphql import GraphQLError, OperationDefinitionNode
+from graphql import OperationType as GraphQLOperationType
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -18,9 +19,10 @@ from api.operation.request import Operation, Refused
 from api.schema.context import Context
 from api.schema.subscription import over_http
 from api.telemetry.stats import current_stats
+from core.config import MAX_OPERATION_NAME
 
-#: No operation needs a longer name; graphql-core would echo any it cannot find.
-MAX_OPERATION_NAME = 200
+#: graphql-core's operation types as strawberry's (which transports speak).
+KINDS = {kind: OperationType(kind.value) for kind in GraphQLOperationType}
 
 
 class NameOperation:
@@ -54,7 +56,7 @@ class ChooseOperation:
             definition = next((d for d in operations if d.name and d.name.value == name), None)
         if definition is None:
             raise CannotGetOperationTypeError(name)
-        kind = OperationType(definition.operation.value)
+        kind = KINDS[definition.operation]
         if kind not in op.request.allowed:
             raise InvalidOperationTypeError(kind)
         op.definition, op.name, op.kind = definition, name, kind

@@ -5,18 +5,28 @@ over it, and the one that reports ``extensions.cost`` (requested, actual, budget
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.types import ExecutionResult
 
+from api.bounded import ENTRY_BYTES, BoundedLRU, deep_size
 from api.errors import QueryTooCostlyError
 from api.operation.cost import CAP, Cost, count_objects, query_cost
 from api.operation.request import Operation, Refused
 from api.telemetry.stats import current_stats
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A cache entry (a price, or the variables a price read) and the
+    estimated bytes it holds with its key (whose query text may be long)."""
+
+    value: Any
+    size: int
 
 
 class CostCache:
@@ -27,11 +37,27 @@ class CostCache:
     variables its walk read (``Cost.variables``): those make the key. The walk
     is determined by them, so an entry found under them is what a new walk
     would give, whatever the other variables (an article's id) are.
+
+    Both kinds of entry hold a query text and what the client sent (a cost
+    has a path per aliased field, a key the variables' values): bounded by
+    their estimated bytes as well as by count, in one cache.
     """
 
-    def __init__(self, maxsize: int = 512) -> None:
-        self._reads: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(maxsize)
-        self._costs: LRUCache[tuple[Any, ...], Cost] = LRUCache(maxsize)
+    #: Share of the bound one entry may take; larger ones are priced each time.
+    MAX_SHARE = 16
+
+    def __init__(self, maxsize: int = 512, max_bytes: int = 4_000_000) -> None:
+        self._entries: BoundedLRU[tuple[Any, ...], _Kept] = BoundedLRU(
+            maxsize, max_bytes, lambda kept: kept.size, max_bytes // self.MAX_SHARE
+        )
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes held now (never over the bound)."""
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def cost(
         self,
@@ -44,26 +70,30 @@ class CostCache:
         if not query:  # a document with no text to key it by
             return query_cost(schema, document, variables, operation_name)
         key = self._key(query, operation_name, variables)
-        found = self._costs.get(key) if key is not None else None
+        found = self._entries.get(key) if key is not None else None
         if found is not None:
-            return found
+            cost: Cost = found.value
+            return cost
         cost = query_cost(schema, document, variables, operation_name)
-        self._reads[(query, operation_name)] = cost.variables
+        text = sys.getsizeof(query) + ENTRY_BYTES  # each key holds the text
+        self._entries[("reads", query, operation_name)] = _Kept(
+            cost.variables, text + deep_size(cost.variables)
+        )
         key = self._key(query, operation_name, variables)
         if key is not None:
-            self._costs[key] = cost
+            self._entries[key] = _Kept(cost, text + deep_size(key[3]) + deep_size(cost))
         return cost
 
     def clear(self) -> None:
-        self._reads.clear()
-        self._costs.clear()
+        self._entries.clear()
 
     def _key(
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
     ) -> tuple[Any, ...] | None:
-        names = self._reads.get((query, operation_name))
-        if names is None:
+        reads = self._entries.get(("reads", query, operation_name))
+        if reads is None:
             return None
+        names: frozenset[str] = reads.value
         given = variables if isinstance(variables, Mapping) else {}
         # The type too: 1, 1.0 and True are equal keys, but not the same `first`.
         values = tuple(
@@ -74,7 +104,7 @@ class CostCache:
             hash(values)
         except TypeError:  # a list or object where a scalar belongs: not worth keeping
             return None
-        return (query, operation_name, values)
+        return ("cost", query, operation_name, values)
 
 
 @dataclass(frozen=True)

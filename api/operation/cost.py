@@ -21,6 +21,17 @@ From those, :func:`query_cost` computes two worst cases:
   forms per nesting level, or per store call above it when their parents
   arrive from separate calls.
 
+Delivered in parts (``@defer``, ``@stream``), an answer has more objects than
+its ``data``: each deferred fragment is a part of its own on each parent
+object it applies to, announced (``pending``), sent (``incremental``, with its
+``data``) and closed (``completed``): :data:`PART_OBJECTS` objects per fragment
+per parent, priced at the path ``….@defer``; a streamed list is announced and
+closed on each parent, and each item after ``initialCount`` comes in an entry
+of its own. So 238 one-field deferred fragments on 100 articles, 101 objects
+undeferred and 1.5 MB of parts, are priced 95,301 objects. A client that reads
+no parts gets the whole answer at once (``api.operation.incremental``), priced
+the same: the document asked for the parts.
+
 Introspection (``__schema``, ``__type``) is answered from memory and costs
 nothing here. The analysis is a pure function of the document, its variables
 and the schema; :mod:`api.operation.budget` applies it to each request.
@@ -28,7 +39,6 @@ and the schema; :mod:`api.operation.budget` applies it to each request.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,64 +64,17 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 
-from api.data.cursors import DEFAULT_PAGE, MAX_PAGE
-from api.schema.nodes import MAX_IDS
+from api.schema.facts import Calls, answered_by
 from api.schema.pagination import is_connection
-from core.document import ARTICLE, RELATED, ListOf
-from core.indexes import FACETS
+from core.config import DEFAULT_PAGE, MAX_PAGE
 
-
-def _max_items(kind: Any) -> int:
-    assert isinstance(kind, ListOf), kind
-    return kind.max_items
-
-
-#: Plain lists hold what the loader let into the document: read from the
-#: declared shape, so a changed limit changes the cost with it.
-LIST_BOUNDS: dict[tuple[str, str], int] = {
-    ("Article", "topics"): _max_items(ARTICLE.fields["topics"]),
-    ("Article", "images"): _max_items(ARTICLE.fields["images"]),
-    ("Article", "related"): _max_items(ARTICLE.fields["related"]),
-    ("RelatedStory", "images"): _max_items(RELATED.fields["images"]),
-}
-
-
-#: Lists as long as a list argument: ``nodes(ids:)`` holds one object per id.
-ARGUMENT_BOUNDS: dict[tuple[str, str], tuple[str, int]] = {("Query", "nodes"): ("ids", MAX_IDS)}
-
-
-class Calls(enum.Enum):
-    #: One store call for each parent object (the connections: no batching).
-    PER_PARENT = "per parent"
-    #: Gathered by a DataLoader: one store call per batch.
-    BATCHED = "batched"
-    #: An article from the worker's one poll for all subscriptions (api.live.feed):
-    #: no store call of its own. A subscription is priced per article it sends.
-    SHARED = "shared"
-
-
-#: Fields whose resolvers ask the store (see api/schema/resolvers.py and
-#: api/schema/context.py); a connection's ``totalCount`` is one more, per connection.
-STORE_FIELDS: dict[tuple[str, str], Calls] = {
-    ("Query", "articles"): Calls.PER_PARENT,
-    ("Query", "providers"): Calls.PER_PARENT,
-    ("Query", "topics"): Calls.PER_PARENT,
-    ("Provider", "articles"): Calls.PER_PARENT,
-    ("Topic", "articles"): Calls.PER_PARENT,
-    ("Query", "article"): Calls.BATCHED,
-    ("Query", "provider"): Calls.BATCHED,
-    ("Query", "topic"): Calls.BATCHED,
-    ("RelatedStory", "article"): Calls.BATCHED,
-    ("Provider", "articleCount"): Calls.BATCHED,
-    ("Topic", "articleCount"): Calls.BATCHED,
-    ("Query", "node"): Calls.BATCHED,
-    ("Query", "nodes"): Calls.BATCHED,
-    ("Subscription", "articlePublished"): Calls.SHARED,
-}
-
-#: Batched fields that may form more than one batch a level: ``nodes`` loads
-#: each type it names through that type's own loader.
-BATCHES: dict[tuple[str, str], int] = {("Query", "nodes"): 1 + len(FACETS)}
+#: JSON objects a deferred fragment adds on each parent when delivered in
+#: parts: its ``pending`` entry, its ``incremental`` entry and that entry's
+#: ``data``, its ``completed`` entry.
+PART_OBJECTS = 4
+#: And a streamed list on each parent: its ``pending`` and ``completed`` entries
+#: (each streamed item adds its ``incremental`` entry besides).
+STREAM_OBJECTS = 2
 
 #: Costs saturate here: a hostile query can ask for 100^12 objects, and the
 #: figures must stay exact JSON numbers for any client (JavaScript's safe range).
@@ -215,7 +178,12 @@ class _Walk:
         """Price the fields selected on ``count`` objects of type ``parent``,
         which arrive in at most ``batches`` separate store answers; ``page`` is
         the enclosing connection's ``first``, which bounds its lists."""
-        for key, nodes in self.collect(parent, selections).items():
+        fields, deferred = self.collect(parent, selections)
+        if deferred:  # each a part of its own on each of the parents
+            self.add(
+                f"{path}.@defer" if path else "@defer", _mul(count, PART_OBJECTS * deferred), 0
+            )
+        for key, nodes in fields.items():
             node = nodes[0]  # validation made same-key fields the same field
             name = node.name.value
             if name.startswith("__"):
@@ -232,7 +200,11 @@ class _Walk:
                 continue
             objects = count
             if is_list_type(get_nullable_type(definition.type)):
-                objects = _mul(count, self.bound(parent, node, page))
+                bound = self.bound(parent, node, page)
+                objects = _mul(count, bound)
+                streamed = self.streamed(nodes, bound)
+                if streamed is not None:  # announced, closed, and an entry per later item
+                    self.add(f"{here}.@stream", _mul(count, STREAM_OBJECTS + streamed), 0)
             self.add(here, objects, calls)
             selected = [n.selection_set for n in nodes if n.selection_set]
             # An interface (Node) may be any of its types: each is priced as if
@@ -252,37 +224,37 @@ class _Walk:
         )
 
     def calls(self, parent: GraphQLObjectType, node: FieldNode, count: int, batches: int) -> int:
-        kind = STORE_FIELDS.get((parent.name, node.name.value))
+        field = answered_by(parent.fields[node.name.value])
+        kind = field.calls if field else None
+        batches_a_level = field.batches if field else 1
         if (parent.name, node.name.value) == ("Article", "related"):
             # Filtered by `stored`, it asks the batched article lookup.
             kind = Calls.BATCHED if self.argument(node, "filter") is not Undefined else None
-        if kind is None and node.name.value == "totalCount" and is_connection(parent):
-            kind = Calls.PER_PARENT  # a count query for each connection
         if kind is Calls.PER_PARENT:
             finds = 2 if self.argument(node, "orderBy") == "RELEVANCE" else 1
             return _mul(count, finds)
         if kind is Calls.BATCHED:
-            return _mul(min(count, batches), BATCHES.get((parent.name, node.name.value), 1))
+            return _mul(min(count, batches), batches_a_level)
         return 0
 
     def bound(self, parent: GraphQLObjectType, node: FieldNode, page: int) -> int:
         name = node.name.value
         if is_connection(parent):
             return page  # edges and nodes: one page
-        if (parent.name, name) in ARGUMENT_BOUNDS:
-            argument, most = ARGUMENT_BOUNDS[(parent.name, name)]
-            given = self.argument(node, argument)
+        field = answered_by(parent.fields[name])
+        most = field.max_items if field else None
+        if field is not None and most is not None and field.items_argument is not None:
+            given = self.argument(node, field.items_argument)
             return min(len(given), most) if isinstance(given, list) else most
-        if (parent.name, name) in LIST_BOUNDS:
-            most = LIST_BOUNDS[(parent.name, name)]
+        if most is not None:
             first = self.argument(node, "first")  # related(first:)
             if isinstance(first, int) and not isinstance(first, bool) and 0 <= first < most:
                 return first
             return most
         # Fail closed: an unbounded list would make every bound above meaningless.
         raise LookupError(
-            f"{parent.name}.{name} is a list with no bound: declare its max_items in "
-            "core/document.py and add it to api.operation.cost.LIST_BOUNDS"
+            f"{parent.name}.{name} is a list with no bound: declare its max_items "
+            "where the field is defined (api.schema.facts.answered)"
         )
 
     def page(self, node: FieldNode, args: Mapping[str, Any]) -> int:
@@ -307,6 +279,30 @@ class _Walk:
                 return value_from_ast_untyped(argument.value, self.variables)
         return Undefined
 
+    def streamed(self, nodes: list[FieldNode], bound: int) -> int | None:
+        """Items of a list of at most ``bound`` that come after its first part,
+        if ``@stream`` delivers it in parts (on any of the merged nodes, as
+        execution reads it; a condition not known here counts as streamed)."""
+        for node in nodes:
+            for directive in node.directives or ():
+                if directive.name.value != "stream" or self.argument(directive, "if") is False:
+                    continue
+                initial = self.argument(directive, "initialCount")
+                if isinstance(initial, float) and initial.is_integer():
+                    initial = int(initial)
+                if isinstance(initial, bool) or not isinstance(initial, int):
+                    initial = 0  # the default; execution refuses anything else
+                return max(bound - max(initial, 0), 0)
+        return None
+
+    def deferred(self, node: Any) -> bool:
+        """Whether a fragment is delivered as a part of its own: ``@defer``
+        whose condition is not known to be false."""
+        return any(
+            directive.name.value == "defer" and self.argument(directive, "if") is not False
+            for directive in node.directives or ()
+        )
+
     def included(self, node: Any) -> bool:
         """@skip and @include; a condition not known here counts as included."""
         for directive in node.directives or ():
@@ -319,16 +315,22 @@ class _Walk:
 
     def collect(
         self, parent: GraphQLObjectType, selections: list[SelectionSetNode]
-    ) -> dict[str, list[FieldNode]]:
-        """Fields by response key, through fragments, as execution groups them."""
+    ) -> tuple[dict[str, list[FieldNode]], int]:
+        """Fields by response key, through fragments, as execution groups them;
+        and how many of those fragments are deferred."""
         found: dict[str, list[FieldNode]] = {}
-        for node in self._selected(parent, selections, set()):
+        deferred: list[int] = []
+        for node in self._selected(parent, selections, set(), deferred):
             key = node.alias.value if node.alias else node.name.value
             found.setdefault(key, []).append(node)
-        return found
+        return found, len(deferred)
 
     def _selected(
-        self, parent: GraphQLObjectType, selections: list[SelectionSetNode], seen: set[str]
+        self,
+        parent: GraphQLObjectType,
+        selections: list[SelectionSetNode],
+        seen: set[str],
+        deferred: list[int],
     ) -> Iterator[FieldNode]:
         for selection_set in selections:
             for node in selection_set.selections:
@@ -338,14 +340,18 @@ class _Walk:
                     yield node
                 elif isinstance(node, InlineFragmentNode):
                     if self._applies(node, parent):
-                        yield from self._selected(parent, [node.selection_set], seen)
+                        if self.deferred(node):
+                            deferred.append(1)
+                        yield from self._selected(parent, [node.selection_set], seen, deferred)
                 elif isinstance(node, FragmentSpreadNode):
                     name = node.name.value
                     fragment = self.fragments.get(name)
                     if name in seen or fragment is None or not self._applies(fragment, parent):
                         continue
                     seen.add(name)  # once per level, as execution does (and a cycle ends)
-                    yield from self._selected(parent, [fragment.selection_set], seen)
+                    if self.deferred(node):
+                        deferred.append(1)
+                    yield from self._selected(parent, [fragment.selection_set], seen, deferred)
 
     def _applies(self, fragment: Any, parent: GraphQLObjectType) -> bool:
         condition = fragment.type_condition

@@ -21,13 +21,9 @@ import hashlib
 import sys
 from typing import Any, NamedTuple
 
-from api.bounded import BoundedLRU
+from api.bounded import ENTRY_BYTES, BoundedLRU
 from api.errors import ClientError
 from api.operation.request import Operation
-
-#: Bytes an entry holds besides its query: the 64-character hash it is kept
-#: under and the LRU's bookkeeping (measured: 240; rounded up).
-ENTRY_OVERHEAD = 300
 
 
 class PersistedQueryError(ClientError):
@@ -62,7 +58,7 @@ class Resolved(NamedTuple):
 class PersistedQueries:
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self._queries: BoundedLRU[str, str] = BoundedLRU(
-            max_entries, max_bytes, lambda query: sys.getsizeof(query) + ENTRY_OVERHEAD
+            max_entries, max_bytes, lambda query: sys.getsizeof(query) + ENTRY_BYTES
         )
 
     def __len__(self) -> int:
@@ -126,6 +122,8 @@ class ResolvePersisted:
         self.registry = registry
 
     def __call__(self, op: Operation) -> None:
+        if op.query is not None:  # a trusted document named by id (api.operation.trusted)
+            return
         op.query, op.register = self.registry.resolve(op.request.query, op.request.extensions)
 
 

@@ -10,6 +10,10 @@ steps: they find its document, price and plan in their caches. Every
 transport calls the same two doors: :meth:`Pipeline.execute` (one answer:
 HTTP POST and GET, a persisted hash, ``@defer`` as one answer or in parts)
 and :meth:`Pipeline.stream` (a subscription's answers, over WebSocket).
+What a step holds while an operation runs (a slot of the client's
+concurrency) is let go when its answer is made (``Operation.close``); each
+answer of a subscription first passes the ``each`` steps (:meth:`Pipeline.draw`),
+before it is made where its source can wait (a :class:`~api.operation.run.Payload`).
 
 A guard added to ``steps`` applies to every way in at once;
 tests/api/test_pipeline.py plants one and checks that.
@@ -17,6 +21,7 @@ tests/api/test_pipeline.py plants one and checks that.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any
@@ -29,9 +34,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from api.operation import traced
+from api.operation.cost import count_objects
 from api.operation.masking import MaskErrors
 from api.operation.request import Operation, Refused, Request
-from api.operation.run import Execute
+from api.operation.run import Execute, Payload
+from api.telemetry import tracing
 
 #: A step before execution: reads the operation, fills it in, or raises.
 Step = Callable[[Operation], None]
@@ -40,69 +48,127 @@ Finish = Callable[[Operation, Any], Any]
 #: Raised by the steps for a request that is not a GraphQL operation the
 #: transport runs: strawberry's HTTP views answer these with 400.
 NOT_AN_OPERATION = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
-Answer = ExecutionResult | ExperimentalIncrementalExecutionResults
+Outcome = ExecutionResult | ExperimentalIncrementalExecutionResults
 
 
 class Pipeline:
-    def __init__(self, steps: Sequence[Step], execute: Execute, finish: Sequence[Finish]) -> None:
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        execute: Execute,
+        finish: Sequence[Finish],
+        each: Sequence[Step] = (),
+    ) -> None:
         #: In order; a list, so a test can plant a step in it.
         self.steps = list(steps)
         self.run = execute
         self.finish = list(finish)
+        #: Steps on each answer of a subscription, before it is sent (its
+        #: price drawn from the client's budget): see :meth:`draw`.
+        self.each = list(each)
 
-    async def execute(self, request: Request) -> Answer:
+    async def execute(self, request: Request) -> Outcome:
         """The answer to one operation. Raises strawberry's exceptions for a
         request that names no operation the transport runs (see
         :data:`NOT_AN_OPERATION`)."""
         op = Operation(request)
+        with tracing.operation() as span:  # its span: the steps, the answer
+            answer = await self._execute(op)
+            if span.recording:
+                first = getattr(answer, "initial_result", answer)
+                traced.describe(span, op, first)
+            return answer
+
+    async def _execute(self, op: Operation) -> Outcome:
+        in_parts = False
         try:
-            self.prepare(op)
-            result: Any = await self.run(op)
-        except Refused as refused:
-            result = PreExecutionError(data=None, errors=refused.errors)
-        except NOT_AN_OPERATION:
-            raise
-        except Exception as exc:  # a step's own error: shown if the client's, else masked
-            result = PreExecutionError(data=None, errors=[_as_graphql_error(exc)])
-        if isinstance(result, ExperimentalIncrementalExecutionResults):
-            return self._parts(op, result)
-        return self.finished(op, result)
+            try:
+                self.prepare(op)
+                result: Any = await self.run(op)
+            except Refused as refused:
+                result = PreExecutionError(data=None, errors=refused.errors)
+            except NOT_AN_OPERATION:
+                raise
+            except Exception as exc:  # a step's own error: shown if the client's, else masked
+                result = PreExecutionError(data=None, errors=[_as_graphql_error(exc)])
+            if isinstance(result, ExperimentalIncrementalExecutionResults):
+                in_parts = True  # closed when its last part is made
+                return self._parts(op, result)
+            return self.finished(op, result)
+        finally:
+            if not in_parts:
+                op.close()
 
     async def stream(self, request: Request) -> AsyncGenerator[ExecutionResult, None]:
         """A subscription's answers (one per article it sends); the first is
         a :class:`PreExecutionError` if it never started."""
         op = Operation(request)
-        try:
-            self.prepare(op)
-        except Refused as refused:
-            yield self.finished(op, PreExecutionError(data=None, errors=refused.errors))
+        # The span covers the start (steps, price, the source set up), or the
+        # one answer of a refusal or a query; it closes before the first
+        # yield, so that no context is held across them.
+        with tracing.operation() as span:
+            answer, source = await self._start(op)
+            if span.recording:
+                traced.describe(span, op, answer)
+        if source is None:
+            assert answer is not None
+            yield answer
             return
-        except Exception as exc:
-            yield self.finished(op, PreExecutionError(data=None, errors=[_as_graphql_error(exc)]))
-            return
-        if op.kind is not OperationType.SUBSCRIPTION:  # a streaming transport's query
-            yield self.finished(op, await self.run(op))
-            return
-        try:
-            source = await self.run.subscribe(op)
-        except Exception as exc:
-            yield self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
-            return
-        if isinstance(source, GraphQLExecutionResult):  # it did not start
-            yield self.finished(op, PreExecutionError(data=None, errors=source.errors))
-            return
-        async with aclosing(source):  # type: ignore[type-var]
+        async with aclosing(source):
             try:
                 async for result in source:
+                    refused = self.draw(op)
+                    if refused:
+                        result = GraphQLExecutionResult(None, refused)
+                    elif isinstance(result, Payload):  # made once it is paid for
+                        result = await result.make()
                     yield self.finished(op, result)
                     # An answer may be megabytes: not kept while the next waits.
                     del result
             except Exception as exc:  # graphql-core does not catch what its source raises
                 yield self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
 
+    async def _start(self, op: Operation) -> tuple[ExecutionResult | None, Any]:
+        """A streamed operation up to its start: the one answer it gets (it was
+        refused, or is not a subscription), or the subscription's source.
+        What the steps held for it is let go once it has started."""
+        try:
+            try:
+                self.prepare(op)
+            except Refused as refused:
+                return self.finished(op, PreExecutionError(data=None, errors=refused.errors)), None
+            except Exception as exc:
+                error = _as_graphql_error(exc)
+                return self.finished(op, PreExecutionError(data=None, errors=[error])), None
+            if op.kind is not OperationType.SUBSCRIPTION:  # a streaming transport's query
+                return self.finished(op, await self.run(op)), None
+            try:
+                source = await self.run.subscribe(op)
+            except Exception as exc:
+                error = _as_graphql_error(exc)
+                return self.finished(op, GraphQLExecutionResult(None, [error])), None
+            if isinstance(source, GraphQLExecutionResult):  # it did not start
+                return self.finished(op, PreExecutionError(data=None, errors=source.errors)), None
+            return None, source
+        finally:
+            op.close()
+
     def prepare(self, op: Operation) -> None:
         for step in self.steps:
             step(op)
+
+    def draw(self, op: Operation) -> list[GraphQLError]:
+        """Before each answer of a subscription ``op``: its ``each`` steps
+        (the answer's price drawn from the client's budget). The errors to
+        send instead of the answer if a step refused it, else none. Whatever
+        makes a subscription's answers calls this once per answer, per
+        subscriber, before making it where it can."""
+        try:
+            for step in self.each:
+                step(op)
+        except Refused as refused:
+            return refused.errors
+        return []
 
     def finished(self, op: Operation, result: Any) -> ExecutionResult:
         for step in self.finish:
@@ -111,22 +177,53 @@ class Pipeline:
             return result
         return ExecutionResult(result.data, result.errors, result.extensions)
 
+    def _settle(self, op: Operation, objects: int) -> None:
+        """An answer in parts is made: the finish steps that settle on its
+        size (the client's budget given back what it did not use) do."""
+        for step in self.finish:
+            settle = getattr(step, "settle", None)
+            if settle is not None:
+                settle(op, objects)
+
     def _parts(
         self, op: Operation, result: ExperimentalIncrementalExecutionResults
     ) -> ExperimentalIncrementalExecutionResults:
         """An answer in parts: the first part's errors and each later part's
-        go out as every other answer's do."""
+        go out as every other answer's do. The operation is closed when the
+        last part is made, or when the parts are dropped unread (a client
+        that left before they began)."""
         MaskErrors()(op, result.initial_result)
+        objects = [count_objects(result.initial_result.data)]
 
         async def later(parts: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
-            async with aclosing(parts):  # type: ignore[type-var]
-                async for part in parts:
-                    yield MaskErrors.part(part)
+            try:
+                async with aclosing(parts):  # type: ignore[type-var]
+                    async for part in parts:
+                        objects.append(_part_objects(part))
+                        yield MaskErrors.part(part)
+            finally:
+                self._settle(op, sum(objects))
+                op.close()
 
+        subsequent = later(result.subsequent_results)
+        weakref.finalize(subsequent, op.close)
         return ExperimentalIncrementalExecutionResults(
             initial_result=result.initial_result,
-            subsequent_results=later(result.subsequent_results),
+            subsequent_results=subsequent,
         )
+
+
+def _part_objects(part: Any) -> int:
+    """The objects a later part of an answer adds (a deferred fragment's, a
+    streamed list's items)."""
+    found = 0
+    for payload in getattr(part, "incremental", None) or ():
+        data = getattr(payload, "data", None)
+        if data is not None:  # the deferred fields of an object counted already
+            found += count_objects(data)
+        else:  # a streamed list's items
+            found += count_objects({"items": getattr(payload, "items", None)})
+    return found
 
 
 def _as_graphql_error(error: Exception) -> GraphQLError:

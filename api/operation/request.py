@@ -11,7 +11,8 @@ request alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
@@ -57,6 +58,16 @@ class Operation:
     #: Its price (``api.operation.budget``), and the store calls made before it ran.
     cost: Cost | None = None
     calls_before: int | None = None
+    #: How it was answered: "compiled" (its plan), "fallback" (ordinary
+    #: execution where a plan was tried), "ordinary" (no plan tried), "shared"
+    #: (a subscription: each article answered once for the identical ones).
+    execution: str | None = None
+    #: Points drawn from the client's budget for the answer being made
+    #: (``api.operation.throttle``); what it did not use is given back.
+    charged: int = 0
+    #: What steps hold while the operation runs (a concurrency slot), let go
+    #: once by :meth:`close` when it is over: its answer, or last part, made.
+    done: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def context(self) -> Any:
@@ -65,6 +76,11 @@ class Operation:
     @property
     def variables(self) -> dict[str, Any] | None:
         return self.request.variables
+
+    def close(self) -> None:
+        """Let go of what the steps hold, last taken first; once."""
+        while self.done:
+            self.done.pop()()
 
 
 class Refused(Exception):

@@ -3,11 +3,12 @@
 A query is offered to its plan first (``api.execution.compiled``, cached per
 query text); what the planner does not cover, or a plan that falls back
 after it began, is answered by ordinary execution (``api.execution.ordinary``)
-of the same document. A subscription is started by
-``api.execution.subscription``, which answers each article once for all the
-subscriptions identical to it; each subscriber then draws the payload's price
-from its client's budget (its connection's ``charge``) and is sent a copy of
-its own.
+of the same document, given what the plan fetched (``api.execution.replay``).
+A subscription is started by ``api.execution.subscription``, which answers
+each article once for all the subscriptions identical to it; each subscriber
+is handed a :class:`Payload` per article, which the pipeline makes only once
+it has drawn that payload's price from the client's budget
+(``api.operation.pipeline.Pipeline.stream``), a copy of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from strawberry.types.graphql import OperationType
 from api.execution import ordinary, subscription
 from api.execution.compiled import Plans, answer
 from api.execution.plan.nodes import Answer
-from api.live.feed import Events
+from api.execution.replay import Replay
+from api.live.feed import Events, Shared
 from api.operation.cost import count_objects
 from api.operation.request import Operation
 
@@ -42,20 +44,38 @@ class Execute:
     ) -> GraphQLExecutionResult | ExperimentalIncrementalExecutionResults:
         document = op.executed or op.document
         assert document is not None
+        context = op.context
         if self.plans is not None and op.kind is not OperationType.SUBSCRIPTION:
+            replay = Replay()
             planned = await answer(
-                self.plans, self.schema, op.query or "", document, op.variables, op.name, op.context
+                self.plans,
+                self.schema,
+                op.query or "",
+                document,
+                op.variables,
+                op.name,
+                context,
+                replay,
             )
             if planned is not None:
+                op.execution = "compiled"
                 return planned
+            op.execution = "fallback"
+            # What the plan asked before it fell back is not asked again.
+            context = replay.replay(context)
+        else:
+            op.execution = "ordinary"
         return await ordinary.execute(
-            self.schema, document, op.variables, op.name, op.context, op.request.extensions
+            self.schema, document, op.variables, op.name, context, op.request.extensions
         )
 
     async def subscribe(self, op: Operation) -> AsyncIterator[Any] | GraphQLExecutionResult:
         """A subscription's results, or the errors that kept it from starting."""
         document = op.executed or op.document
         assert document is not None
+        # Each article is answered for the identical subscriptions at once,
+        # by plan or ordinarily (``api.execution.subscription``).
+        op.execution = "shared"
         source = await subscription.subscribe(
             self.schema,
             self.plans,
@@ -71,29 +91,39 @@ class Execute:
         return _delivered(op, source)
 
 
-async def _delivered(op: Operation, events: Events) -> AsyncGenerator[GraphQLExecutionResult, None]:
-    """One subscriber's answers: for each article its price drawn first (a
-    refusal is sent in its place, and nothing is computed for it), then the
-    answer shared with the identical subscriptions, in a copy of its own (the
-    steps that finish an answer write into it).
+class Payload:
+    """One article's answer for one subscriber, not made yet: the pipeline
+    draws its price from the client's budget first (a refusal is sent in its
+    place, and nothing is computed for it), then :meth:`make` awaits the
+    answer shared with the identical subscriptions and gives it in a copy of
+    its own (the steps that finish an answer write into it)."""
 
-    One payload of a connection's at a time is answered and written (its
-    ``writing`` lock, held until the transport has written the payload and
-    asks for the next): a client that reads slowly keeps one answer waiting
-    for it, not one per subscription."""
+    __slots__ = ("shared", "unmetered")
+
+    def __init__(self, shared: Shared, unmetered: frozenset[str]) -> None:
+        self.shared = shared
+        self.unmetered = unmetered
+
+    async def make(self) -> Answer:
+        answer = await self.shared.answer()
+        if answer.objects is None and not answer.errors:
+            answer.objects = count_objects(answer.data, self.unmetered)  # once, for all
+        errors = list(answer.errors) if answer.errors else None
+        return Answer(answer.data, errors, answer.objects)
+
+
+async def _delivered(op: Operation, events: Events) -> AsyncGenerator[Payload, None]:
+    """One subscriber's payloads, one per article it is sent.
+
+    One payload of a connection's at a time is made and written (its
+    ``writing`` lock, held from the moment it is handed out until the
+    transport has written it and asks for the next): a client that reads
+    slowly keeps one answer waiting for it, not one per subscription."""
     owner = op.context.owner
     unmetered = op.cost.unmetered if op.cost is not None else frozenset()
     async with aclosing(events):
         async for shared in events:
             async with owner.writing:
-                refused = owner.charge(op.cost)
-                if refused is not None:
-                    yield GraphQLExecutionResult(None, [refused])
-                    continue
-                answer = await shared.answer()
-                if answer.objects is None and not answer.errors:
-                    answer.objects = count_objects(answer.data, unmetered)  # once, for all
-                errors = list(answer.errors) if answer.errors else None
-                yield Answer(answer.data, errors, answer.objects)
+                yield Payload(shared, unmetered)
             # Written: an answer may be megabytes, not kept while the next waits.
-            del shared, answer
+            del shared

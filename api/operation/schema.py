@@ -34,10 +34,12 @@ from api.operation.persisted import (
     RegisterPersisted,
     ResolvePersisted,
 )
-from api.operation.pipeline import Answer, Pipeline, Step
+from api.operation.pipeline import Outcome, Pipeline, Step
 from api.operation.request import Request
 from api.operation.run import Execute
 from api.operation.selections import LimitSelections
+from api.operation.throttle import Admit, Limits, ReportBudget, Throttle, ThrottlePayload
+from api.operation.trusted import TrustDocuments, TrustedDocuments
 from api.operation.validation import Validate, validation_rules
 from api.schema.query import Query
 from api.schema.resolvers import read_field
@@ -49,7 +51,10 @@ from core.config import Settings
 @dataclass(frozen=True)
 class Caches:
     """What the steps keep between requests, one of each per schema (so per
-    app and worker), shared by all requests and bounded by bytes or count."""
+    app and worker), shared by all requests and each bounded by estimated
+    bytes as well as by count (api.bounded): whatever texts clients send, a
+    worker's query caches hold at most ``query_cache_bytes`` (documents) +
+    a quarter of it (prices) + ``plan_cache_bytes`` + ``persisted_queries_max_bytes``."""
 
     #: Parsed, validated documents by query text.
     documents: DocumentCache
@@ -67,19 +72,29 @@ class Caches:
             if settings.persisted_queries
             else NoPersistedQueries()
         )
-        plans = Plans() if settings.compiled else None
-        return cls(DocumentCache(settings.query_cache_bytes), persisted, CostCache(), plans)
+        plans = Plans(max_bytes=settings.plan_cache_bytes) if settings.compiled else None
+        costs = CostCache(max_bytes=settings.query_cache_bytes // 4)
+        return cls(DocumentCache(settings.query_cache_bytes), persisted, costs, plans)
 
 
 def steps(
-    schema: strawberry.Schema, settings: Settings, caches: Caches, budget: Budget
+    schema: strawberry.Schema,
+    settings: Settings,
+    caches: Caches,
+    budget: Budget,
+    limits: Limits,
+    trusted: TrustedDocuments,
 ) -> list[Step]:
     """The steps every operation takes before it is answered, in order."""
     rules = validation_rules(settings.max_query_depth, settings.max_aliases, settings.introspection)
     return [
+        # First: an unknown key, too many at once, or an empty budget costs nothing more.
+        Admit(limits),
         NameOperation(),
+        # Before anything is parsed: an untrusted document costs a look-up.
+        TrustDocuments(trusted),
         ResolvePersisted(caches.persisted),
-        # Cached, or parsed with the lexer stopping at the token limit.
+        # Cached; or refused by a count before the lexer runs, or as before; or parsed.
         FindDocument(caches.documents, settings.max_tokens),
         ChooseOperation(),
         # Before validation: bounds what validation may cost.
@@ -89,6 +104,8 @@ def steps(
         SubscriptionsOverWebSocket(),
         # Only a valid operation is priced (and maybe refused).
         Price(schema._schema, budget, caches.costs),
+        # The price drawn from the client's budget.
+        Throttle(limits),
         # After pricing: a deferred query costs what it would undeferred.
         Deliver(),
     ]
@@ -99,6 +116,8 @@ class Schema(strawberry.Schema):
 
     pipeline: Pipeline
     caches: Caches
+    #: Each client's budget (``api.operation.throttle``).
+    limits: Limits
 
     @property
     def documents(self) -> DocumentCache:
@@ -117,7 +136,7 @@ class Schema(strawberry.Schema):
         operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
-    ) -> Answer:
+    ) -> Outcome:
         request = _request(
             query,
             variable_values,
@@ -168,6 +187,10 @@ class Schema(strawberry.Schema):
         )
 
 
+#: What a transport that says nothing allows.
+ALL_OPERATIONS = frozenset(OperationType)
+
+
 def _request(
     query: str | None,
     variables: dict[str, Any] | None,
@@ -182,8 +205,13 @@ def _request(
         operation_name,
         extensions,
         context,
-        frozenset(OperationType) if allowed is None else frozenset(allowed),
+        # Tested for membership by the steps: a one-shot iterator is read once.
+        ALL_OPERATIONS if allowed is None else _as_set(allowed),
     )
+
+
+def _as_set(allowed: Iterable[OperationType]) -> frozenset[OperationType]:
+    return allowed if isinstance(allowed, frozenset) else frozenset(allowed)
 
 
 def build_schema(settings: Settings | None = None) -> Schema:
@@ -200,11 +228,14 @@ def build_schema(settings: Settings | None = None) -> Schema:
     )
     caches = Caches.for_settings(settings)
     budget = Budget(settings.max_query_objects, settings.max_query_store_calls)
+    limits = Limits.for_settings(settings)
     schema.caches = caches
+    schema.limits = limits
     schema.pipeline = Pipeline(
-        steps(schema, settings, caches, budget),
+        steps(schema, settings, caches, budget, limits, TrustedDocuments.for_settings(settings)),
         Execute(schema, caches.plans),
-        [MaskErrors(), Report(budget)],
+        [MaskErrors(), Report(budget), ReportBudget(limits)],
+        each=[ThrottlePayload(limits)],
     )
     return schema
 

@@ -5,7 +5,9 @@
 ``filters`` (filter and order inputs), ``related`` (an article's related
 stories, filtered), ``pagination`` (connections), ``nodes`` (Relay's
 ``node(id:)``: opaque ids, refetch by id), ``scalars`` (``DateTime``),
-``context`` (per request: who asks, batch loaders), ``resolvers`` (what list
+``facts`` (how each field is answered, declared on the field: read by the
+cost analysis, the planner and the projection), ``context`` (per request:
+who asks, batch loaders), ``resolvers`` (what list
 and lookup fields do by ordinary execution), ``projection`` (fetch only what
 is selected, never a private field). ``schema.graphql`` is the SDL, checked
 against the code by a test.

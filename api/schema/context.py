@@ -2,6 +2,10 @@
 
 DataLoaders live for one request: every ``RelatedStory.article`` (or provider
 and topic count) asked for while resolving it is gathered into one store query.
+
+Who is asking is an :class:`Identity`, found by the transport
+(``api.http.identity``) before anything runs: the budget the pipeline draws
+from (``api.operation.throttle``) is the identity's.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from api.data.gateway import Gateway
 from api.live.feed import Answers, Feed, Owner
+from core.document import Doc
 from core.indexes import ARTICLES, Facet
 
 K = TypeVar("K")
@@ -36,14 +41,32 @@ class SharedLoader(DataLoader[K, V]):
         return asyncio.shield(super().load(key))
 
 
-#: A stored document, as pymongo returns it.
-Doc = dict[str, Any]
+Tier = Literal["anonymous", "key", "admin"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who asks, for the budget: ``key`` names whose budget it is
+    (``addr:<address>``, ``key:<public id>``, ``admin``), ``tier`` which
+    limits apply to it."""
+
+    key: str
+    tier: Tier = "anonymous"
+    #: Why the credentials the client sent were not honoured (an unknown or
+    #: revoked API key): its operations are refused, and the address's
+    #: budget pays for them.
+    refused: str | None = None
+
+
+#: Whoever calls the schema with no transport in front (tests, scripts).
+LOCAL = Identity("local")
 
 
 @dataclass
 class Context:
     gateway: Gateway
     admin: bool = False
+    identity: Identity = LOCAL
     _loaders: dict[Any, DataLoader[Any, Any]] = field(default_factory=dict)
     #: Memo for work that depends only on the query text (projections).
     memo: dict[Any, Any] = field(default_factory=dict)
@@ -54,11 +77,14 @@ class Context:
     #: For one subscription: how it answers each article, and the key it
     #: shares those answers by (``api.execution.subscription``).
     answers: Answers | None = None
+    #: The identity's budget as the last operation left it
+    #: (``api.operation.throttle``), for the transport's ``RateLimit`` headers.
+    budget_status: Any = None
 
     def for_operation(self) -> Context:
         """A context for one operation of a connection: who asks, and where
         news comes from, but loaders of its own."""
-        return Context(self.gateway, self.admin, feed=self.feed, owner=self.owner)
+        return Context(self.gateway, self.admin, self.identity, feed=self.feed, owner=self.owner)
 
     def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
         """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching

@@ -24,14 +24,11 @@ from api.data.facets import facet_node
 from api.errors import ClientError
 from api.schema.context import Context
 from api.schema.resolvers import article_projection
+from core.config import MAX_NODE_ID, MAX_NODE_IDS
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 
 #: The key a node's dict carries its GraphQL type under (see ``types.Node``).
 TYPE_KEY = "_node"
-#: Most ids one ``nodes`` request may name (as a page of a list may hold).
-MAX_IDS = 100
-#: Longer than any id this API hands out.
-MAX_ID_LENGTH = 1024
 
 _ARTICLE_ID = re.compile(r"[0-9a-f]{24}")
 FACETS_BY_TYPE: dict[str, Facet] = {"Provider": PROVIDERS_FACET, "Topic": TOPICS_FACET}
@@ -49,7 +46,7 @@ def row_id(type_name: str, row: dict[str, Any]) -> str:
 
 def parse_id(node_id: str) -> tuple[str, str] | None:
     """``(type name, key)`` that an id names, or ``None`` for no id of ours."""
-    if len(node_id) > MAX_ID_LENGTH:
+    if len(node_id) > MAX_NODE_ID:
         return None
     if _ARTICLE_ID.fullmatch(node_id):
         return "Article", node_id
@@ -68,8 +65,8 @@ async def find_nodes(info: Info, ids: Sequence[str]) -> list[dict[str, Any] | No
 
     All of one type are gathered into one store call by the request's batch
     loaders (the same ones ``article`` and ``provider`` use)."""
-    if len(ids) > MAX_IDS:
-        raise ClientError(f"nodes takes at most {MAX_IDS} ids, got {len(ids)}")
+    if len(ids) > MAX_NODE_IDS:
+        raise ClientError(f"nodes takes at most {MAX_NODE_IDS} ids, got {len(ids)}")
     ctx: Context = info.context
     parsed = [parse_id(i) for i in ids]
     articles = ctx.articles_by_id(article_projection(info))

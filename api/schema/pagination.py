@@ -12,6 +12,8 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from graphql import GraphQLObjectType
 
+from api.schema.facts import Calls, Kind, answered
+
 T = TypeVar("T")
 
 
@@ -41,7 +43,11 @@ class Connection(Generic[T]):
     pageInfo: PageInfo
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="How many items the whole list has, across all pages.")
+    @strawberry.field(
+        description="How many items the whole list has, across all pages.",
+        # A count query for each page, counted with it.
+        metadata=answered(Kind.TOTAL, calls=Calls.PER_PARENT),
+    )
     async def totalCount(self) -> int:
         return await self.count()
 

@@ -2,12 +2,13 @@
 
 Schema field names are the document's field names (the contract of
 ``core.document``): a field without a resolver reads the document key of its
-own name (``api.schema.resolvers.read_field``), and the resolvers of the others read that
-key too, except where ``_SOURCES`` says otherwise. So which keys a type's
-fields read is derived from the type's definition, never listed by hand: a
-field added to the type is fetched when selected. ``id`` maps to ``_id``, which
-MongoDB always returns. Private fields (``core.document.PRIVATE_FIELDS``) are
-never fetched, whatever a type declares.
+own name (``api.schema.resolvers.read_field``), and the resolvers of the others
+read that key too, except where the field declares another
+(``api.schema.facts``). So which keys a type's fields read is derived from the
+type's definition, never listed by hand: a field added to the type is fetched
+when selected. ``id`` maps to ``_id``, which MongoDB always returns. Private
+fields (``core.document.PRIVATE_FIELDS``) are never fetched, whatever a type
+declares.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
+from api.schema.facts import answered_by
 from core.document import PRIVATE_FIELDS
-
-#: Fields stored under another name, or derived from several.
-_SOURCES = {"id": "_id"}
 
 
 @functools.lru_cache(maxsize=16)  # one entry per schema built; a server builds one
@@ -33,11 +32,15 @@ def document_keys(
 ) -> Mapping[str, str]:
     """The document key each field of an object type reads, by GraphQL name."""
     return MappingProxyType(
-        {
-            names.get_graphql_name(field): _SOURCES.get(field.python_name, field.python_name)
-            for field in definition.fields
-        }
+        {names.get_graphql_name(field): _source(field) for field in definition.fields}
     )
+
+
+def _source(field: Any) -> str:
+    """The document key a field reads: its own name, unless it declares
+    another (``Article.id`` reads ``_id``)."""
+    declared = answered_by(field)
+    return declared.source if declared and declared.source else str(field.python_name)
 
 
 def fields_under(selections: Iterable[Any], *path: str) -> set[str]:

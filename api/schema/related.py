@@ -2,9 +2,12 @@
 
 The stories are embedded in the article (at most ``max_items`` of them, see
 ``core.document``), so they are filtered here, in the file's order, not by a
-store query; only ``stored`` asks the store, through the same batched lookup
-that ``RelatedStory.article`` uses: one query per nesting level, however many
-articles and stories, and the lookup ``article`` then finds in its cache.
+store query: the filter becomes a query (``api.data.filters``, from the filters
+``core.document`` declares) evaluated on each story in memory
+(``api.data.matcher``, as a subscription's filter is); only ``stored`` asks the
+store, through the same batched lookup that ``RelatedStory.article`` uses: one
+query per nesting level, however many articles and stories, and the lookup
+``article`` then finds in its cache.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from api.data.filters import related_query
+from api.data.matcher import compile_filter
 from api.errors import ClientError
 from api.schema.context import Context
 from api.schema.resolvers import article_projection
-from core.document import ARTICLE, ListOf, article_id
+from core.document import ARTICLE, article_id, max_items
 
 Story = dict[str, Any]
-_RELATED = ARTICLE.fields["related"]
-assert isinstance(_RELATED, ListOf)
 #: An article lists at most this many (the loader refuses more).
-RELATED_MAX = _RELATED.max_items
+RELATED_MAX = max_items(ARTICLE, "related")
 
 #: A story's ``article`` selected below ``related``: the lookup ``stored``
 #: shares, so both make one batch.
@@ -62,7 +65,8 @@ def related_stories(
     if flt is None or flt.stored is None:
         return narrowing(first, flt)(stories)
     most = _most(first)
-    matching = [story for story in stories if all(test(story) for test in _tests(flt))]
+    matches = compile_filter(related_query(flt))
+    matching = [story for story in stories if matches(story)]
     return _by_storage(info, matching, flt.stored, most)
 
 
@@ -76,8 +80,8 @@ def narrowing(first: int | None, flt: RelatedFilter | None) -> Callable[[list[St
         return lambda stories: stories[:most]
     if flt.stored is not None:
         raise ValueError("`stored` asks the store: related_stories answers it")
-    tests = _tests(flt)
-    return lambda stories: [s for s in stories if all(test(s) for test in tests)][:most]
+    matches = compile_filter(related_query(flt))
+    return lambda stories: [s for s in stories if matches(s)][:most]
 
 
 def _most(first: int | None) -> int:
@@ -91,44 +95,6 @@ async def _by_storage(info: Info, stories: list[Story], stored: bool, most: int)
     found = await loader.load_many([i for i in ids if i is not None])
     visible = {i for i, doc in zip([i for i in ids if i], found, strict=True) if doc}
     return [s for s, i in zip(stories, ids, strict=True) if (i in visible) is stored][:most]
-
-
-def _tests(flt: RelatedFilter) -> list[Callable[[Story], bool]]:
-    """One predicate per filter field given."""
-    tests: list[Callable[[Story], bool]] = []
-    if flt.providerDomain is not None:
-        domain = flt.providerDomain.strip().lower()
-        tests.append(lambda s: _domain(s) == domain)
-    if flt.excludeProviderDomain is not None:
-        excluded = flt.excludeProviderDomain.strip().lower()
-        tests.append(lambda s: _domain(s) != excluded)
-    if flt.type is not None:
-        kind = flt.type
-        tests.append(lambda s: s.get("type") == kind)
-    if flt.minQuality is not None:
-        floor = flt.minQuality
-        tests.append(lambda s: isinstance(s.get("quality"), int) and s["quality"] >= floor)
-    if flt.publishedAfter is not None:
-        start = flt.publishedAfter
-        tests.append(lambda s: (moment := _published(s)) is not None and moment >= start)
-    if flt.publishedBefore is not None:
-        end = flt.publishedBefore
-        tests.append(lambda s: (moment := _published(s)) is not None and moment < end)
-    if flt.hasImages is not None:
-        wanted = flt.hasImages
-        tests.append(lambda s: bool(s.get("images")) is wanted)
-    return tests
-
-
-def _domain(story: Story) -> str | None:
-    provider = story.get("provider") or {}
-    domain = provider.get("domain")
-    return domain if isinstance(domain, str) else None
-
-
-def _published(story: Story) -> datetime | None:
-    moment = story.get("publishedDateTime")
-    return moment if isinstance(moment, datetime) else None
 
 
 def _checked_first(first: int) -> int:

@@ -22,6 +22,7 @@ from api.data.matcher import compile_filter
 from api.errors import ClientError
 from api.live.feed import Events
 from api.schema.context import Context
+from api.schema.facts import Calls, Kind, answered
 from api.schema.filters import ArticleFilter
 from api.schema.types import Article
 
@@ -35,10 +36,11 @@ def over_http() -> ClientError:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
+        metadata=answered(Kind.EVENT, calls=Calls.SHARED),
         description="Each article that becomes news from now on and matches `filter`: one "
         "that arrives, or is published after being held back. Unpublished articles only "
         "for the admin (who gets an article when it arrives and again when it is "
-        "published). Over WebSocket, protocol graphql-transport-ws, at /graphql."
+        "published). Over WebSocket, protocol graphql-transport-ws, at /graphql.",
     )
     async def articlePublished(
         self, info: Info, filter: ArticleFilter | None = None

@@ -16,12 +16,14 @@ import strawberry
 from strawberry.types import Info
 
 from api.schema import nodes, resolvers
+from api.schema.facts import Calls, Kind, answered
 from api.schema.filters import ArticleFilter, ArticleOrder
 from api.schema.pagination import Connection
 from api.schema.related import RelatedFilter, related_stories
+from core.config import DEFAULT_PAGE
+from core.document import ARTICLE, RELATED, Doc, max_items
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 
-Doc = dict[str, Any]
 T = TypeVar("T")
 
 
@@ -81,13 +83,17 @@ def articles_field(facet: Facet | None, description: str) -> Any:
         info: Info,
         filter: ArticleFilter | None = None,
         orderBy: ArticleOrder = ArticleOrder.PUBLISHED_DESC,
-        first: int | None = 20,
+        first: int | None = DEFAULT_PAGE,
         after: str | None = None,
     ) -> Connection[Article]:
         narrowed = {facet.article_field: self.get(facet.key)} if facet else None
         return await resolvers.list_articles(info, filter, orderBy, first, after, narrowed)
 
-    return strawberry.field(resolver=resolve, description=description)
+    return strawberry.field(
+        resolver=resolve,
+        description=description,
+        metadata=answered(Kind.ARTICLES, facet, Calls.PER_PARENT),
+    )
 
 
 @strawberry.type(description="A publisher: the site articles come from.")
@@ -95,11 +101,17 @@ class Provider(Node, Served):
     name: str | None
     domain: str | None
 
-    @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
+    @strawberry.field(
+        description="Opaque and stable: fetch the object again with `node(id:)`.",
+        metadata=answered(Kind.FACET_ID, PROVIDERS_FACET),
+    )
     def id(self: Doc) -> strawberry.ID:
         return strawberry.ID(nodes.row_id("Provider", self))
 
-    @strawberry.field(description="Articles from this provider that the request may see.")
+    @strawberry.field(
+        description="Articles from this provider that the request may see.",
+        metadata=answered(Kind.FACET_COUNT, PROVIDERS_FACET, Calls.BATCHED),
+    )
     async def articleCount(self: Doc, info: Info) -> int:
         return await resolvers.facet_count(info, PROVIDERS_FACET, self)
 
@@ -110,11 +122,17 @@ class Provider(Node, Served):
 class Topic(Node, Served):
     name: str
 
-    @strawberry.field(description="Opaque and stable: fetch the object again with `node(id:)`.")
+    @strawberry.field(
+        description="Opaque and stable: fetch the object again with `node(id:)`.",
+        metadata=answered(Kind.FACET_ID, TOPICS_FACET),
+    )
     def id(self: Doc) -> strawberry.ID:
         return strawberry.ID(nodes.row_id("Topic", self))
 
-    @strawberry.field(description="Articles with this topic that the request may see.")
+    @strawberry.field(
+        description="Articles with this topic that the request may see.",
+        metadata=answered(Kind.FACET_COUNT, TOPICS_FACET, Calls.BATCHED),
+    )
     async def articleCount(self: Doc, info: Info) -> int:
         return await resolvers.facet_count(info, TOPICS_FACET, self)
 
@@ -133,11 +151,14 @@ class RelatedStory:
     quality: int | None
     provider: Provider | None
 
-    @strawberry.field
+    @strawberry.field(metadata=answered(Kind.LIST, max_items=max_items(RELATED, "images")))
     def images(self: Doc) -> list[Image]:
         return self.get("images") or []
 
-    @strawberry.field(description="The stored article with this story's webUrl, if there is one.")
+    @strawberry.field(
+        description="The stored article with this story's webUrl, if there is one.",
+        metadata=answered(Kind.RELATED_ARTICLE, calls=Calls.BATCHED),
+    )
     async def article(self: Doc, info: Info) -> Article | None:
         return served(await resolvers.related_article(info, self.get("webUrl")), Article)
 
@@ -159,21 +180,23 @@ class Article(Node, Served):
     published: bool
     provider: Provider | None
 
-    @strawberry.field
+    @strawberry.field(metadata=answered(Kind.ID, source="_id"))
     def id(self: Doc) -> strawberry.ID:
         return strawberry.ID(self["_id"])
 
-    @strawberry.field
+    @strawberry.field(metadata=answered(Kind.TOPICS, max_items=max_items(ARTICLE, "topics")))
     def topics(self: Doc) -> list[Topic]:
         return [served({"name": name}, Topic) for name in self.get("topics") or ()]
 
-    @strawberry.field
+    @strawberry.field(metadata=answered(Kind.LIST, max_items=max_items(ARTICLE, "images")))
     def images(self: Doc) -> list[Image]:
         return self.get("images") or []
 
     @strawberry.field(
         description="Stories this article links to, in its order; `first` (at most 100) "
-        "and `filter` narrow them."
+        "and `filter` narrow them.",
+        # Filtered by `stored`, it asks the batched article lookup: see api.operation.cost.
+        metadata=answered(Kind.LIST, max_items=max_items(ARTICLE, "related")),
     )
     def related(
         self: Doc, info: Info, first: int | None = None, filter: RelatedFilter | None = None

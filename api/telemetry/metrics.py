@@ -8,7 +8,7 @@ requests: run one worker per container and scrape each, as the README says.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -71,6 +71,25 @@ class Metrics:
             "Queries sent to the store (one per find or count).",
             registry=self.registry,
         )
+
+        # Each labelled child, once: looking one up by its labels costs more
+        # than counting (the labels are few: routes, methods and statuses are
+        # each mapped to a small known set before they get here).
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def request_counter(self, route: str, method: str, status: int) -> Any:
+        key = (route, method, status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = self.requests.labels(route, method, str(status))
+        return child
+
+    def latency_of(self, route: str) -> Any:
+        child = self._latencies.get(route)
+        if child is None:
+            child = self._latencies[route] = self.latency.labels(route)
+        return child
 
     def follow(self, feed: FeedCounts) -> None:
         """Count the subscriptions of ``feed`` (``api.live.feed``)."""

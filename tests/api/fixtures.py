@@ -33,14 +33,49 @@ def api_settings(settings: Settings) -> Settings:
 
 def without_cost_limits(settings: Settings) -> Settings:
     """For tests that walk every field under every list: far past what the cost
-    rules let a client ask, and with hundreds of store calls at once, more than
-    the store slots take before shedding (both have tests of their own)."""
+    rules let a client ask (or spend), and with hundreds of store calls at
+    once, more than the store slots take before shedding (all have tests of
+    their own)."""
     return dataclasses.replace(
         settings,
         max_query_objects=10**15,
         max_query_store_calls=10**12,
         store_queue_ms=600_000,
         request_timeout_ms=600_000,
+        anonymous_burst=10**16,
+        key_burst=10**16,
+        admin_burst=10**16,
+    )
+
+
+def refilled_at_once(settings: Settings) -> Settings:
+    """Budgets that refill faster than any two requests can follow each other:
+    every answer reports a full bucket, so answers to the same request are
+    equal byte for byte (the budget itself has tests of its own)."""
+    return dataclasses.replace(
+        settings,
+        anonymous_points_per_s=10**15,
+        key_points_per_s=10**15,
+        admin_points_per_s=10**15,
+    )
+
+
+def without_budget(body: Any) -> Any:
+    """An answer without the client's budget as it stood
+    (``extensions.cost.throttleStatus``), which changes with every request
+    while the answer does not."""
+    if not isinstance(body, dict) or "extensions" not in body:
+        return body
+    extensions = dict(body["extensions"])
+    cost = {k: v for k, v in extensions.get("cost", {}).items() if k != "throttleStatus"}
+    if cost:
+        extensions["cost"] = cost
+    else:
+        extensions.pop("cost", None)
+    return (
+        {**body, "extensions": extensions}
+        if extensions
+        else {k: v for k, v in body.items() if k != "extensions"}
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 
 from api.data.gateway import Gateway
+from api.http.connections import ConnectionLimits, GuardedServer, server_options
 from api.telemetry import stats as observe
 from testing.ports import free_port
 from tests.waiting import eventually
@@ -81,12 +82,14 @@ class SlowStore:
 
 
 @contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """``app`` on a real Uvicorn on a free loopback port, in a thread: its URL."""
+def serving(app: Any, limits: ConnectionLimits | None = None) -> Iterator[str]:
+    """``app`` on a real Uvicorn on a free loopback port, in a thread: its URL.
+    With ``limits``, on the server ``newsgraph serve`` runs, with those limits."""
+    options = {} if limits is None else server_options(limits)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False
+        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False, **options
     )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(config) if limits is None else GuardedServer(config, backlog=16)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import re
 import tracemalloc
 import uuid
@@ -20,8 +21,17 @@ from graphql import FieldNode, NameNode, Visitor, parse, print_ast, validate, vi
 from graphql.language import Token
 from starlette.testclient import TestClient
 
+import api.operation.documents as documents_module
 from api.app import create_app
-from api.operation.documents import document_size
+from api.bounded import document_size
+from api.operation.documents import (
+    _TOKEN,
+    CHARS_PER_TOKEN,
+    DocumentCache,
+    FindDocument,
+    over_token_limit,
+)
+from api.operation.request import Operation, Refused, Request
 from api.operation.schema import Schema, build_schema
 from api.operation.selections import check_selections
 from bench import queries
@@ -31,6 +41,15 @@ from tests.api.test_persisted import extension, hash_only_get
 
 DEFAULTS = Settings()
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+EXAMPLES = [
+    *re.findall(r"```graphql\n(.*?)```", README, flags=re.S),
+    queries.FRONT_PAGE,
+    queries.MOBILE,
+    queries.FILTERED,
+    queries.SEARCH,
+    queries.FACETS,
+    queries.SAMPLE,
+]
 ARTICLE_FIELDS = (
     "id title excerpt body category type webUrl originalUrl ampWebUrl cdnAmpWebUrl "
     "publishedDateTime quality heat published"
@@ -104,15 +123,24 @@ def comparisons(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 # --- parsing ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "{ " + "a " * 49_000 + "}",  # 98 KB of tokens, just within the body limit
-        "{ a " + "#\n" * 32_000 + "}",  # and of comments (graphql-core keeps them as tokens)
-    ],
-    ids=["tokens", "comments"],
-)
-def test_the_lexer_stops_at_the_token_limit(app_client, monkeypatch, query):
+#: Documents over the token limit as an attacker sends them (each within the body limit).
+OVER_THE_LIMIT = {
+    "tokens": "{ " + "a " * 49_000 + "}",  # 98 KB of tokens
+    "6,000 tokens": "{ " + "a " * 6000 + "}",
+    "comments": "{ a " + "#\n" * 32_000 + "}",  # graphql-core keeps each as a token
+    "comment flood": "{ a " + "# comment\n" * 9000 + "}",
+    "one long comment": "{ a #" + "x" * 90_000 + "\n}",
+    "block string": '{ a(s: """' + "x" * 96_000 + '""") }',  # one token, as long to lex
+    "string": '{ a(s: "' + "x" * 96_000 + '") }',
+    "spaces": "{ a" + " " * 90_000 + "}",
+    "a long name": "{ " + "a" * 90_000 + " }",
+    "just over": "{" + " a" * 1997 + "}",  # 1,999 tokens, and 3,996 characters
+}
+
+
+@pytest.fixture
+def lexed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per Token graphql-core's lexer makes from now on."""
     made: list[int] = []
 
     class CountedToken(Token):
@@ -121,9 +149,100 @@ def test_the_lexer_stops_at_the_token_limit(app_client, monkeypatch, query):
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(lexer_module, "Token", CountedToken)
-    response = app_client.post("/graphql", json={"query": query})
-    assert f"more than {DEFAULTS.max_tokens} tokens" in messages(response)
-    assert DEFAULTS.max_tokens < len(made) <= DEFAULTS.max_tokens + 3
+    return made
+
+
+@pytest.mark.parametrize("case", list(OVER_THE_LIMIT))
+def test_a_document_over_the_token_limit_is_refused_before_the_lexer_runs(app_client, lexed, case):
+    response = app_client.post("/graphql", json={"query": OVER_THE_LIMIT[case]})
+    assert response.status_code == 200
+    assert response.json()["data"] is None
+    assert f"Syntax Error: Document contains more than {DEFAULTS.max_tokens} tokens" in (
+        messages(response)
+    )
+    assert lexed == []
+
+
+def test_the_count_allocates_no_object_per_token_and_stops_at_the_limit():
+    dense = OVER_THE_LIMIT["tokens"]
+    tracemalloc.start()
+    try:
+        assert over_token_limit(dense, 2000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The text after where it stopped, copied once, and a pointer per match:
+    # graphql-core's lexer made a Token of about 100 bytes per token, and kept them.
+    assert peak < len(dense) + 2001 * 8 + 4096
+    # A text the limit cannot cover is refused without being read.
+    assert over_token_limit("x" * (32 * 2001), 2000)
+
+
+def documents_of_every_kind() -> list[str]:
+    """Valid documents with every kind of token, and the README's queries."""
+    return [
+        *EXAMPLES,
+        'query Q($a: Int = -12, $b: Float = 1.5e-3, $c: [ID!] = ["x", "y"]) '
+        "{ ...F a(s: $a, t: $b) @include(if: true) } fragment F on Query { __typename }",
+        '{ a(s: """block "" \\""" string\n with lines""", t: "esc \\" \\u00e9 \\\\") }',
+        "# comment first\n{ a # a comment\n b, c ,, d }",
+        "\ufeff{ a }",
+    ]
+
+
+@pytest.mark.parametrize("query", documents_of_every_kind(), ids=lambda q: " ".join(q.split())[:30])
+def test_the_count_is_graphql_cores_for_valid_documents(query):
+    counted = _TOKEN.subn("", query)[1]
+    assert counted == parse(query).token_count
+    # So a document passes when its tokens and length are within the limit.
+    weight = counted + len(query) // CHARS_PER_TOKEN
+    assert not over_token_limit(query, weight) and over_token_limit(query, weight - 1)
+
+
+def test_a_document_at_the_limit_is_answered_and_one_over_refused(app_client):
+    # "{ __typename __typename … }": 1 + n + 1 tokens of 11 characters each.
+    def doc(n: int) -> str:
+        return "{" + " __typename" * n + " }"
+
+    fits = max(n for n in range(1000, 2000) if not over_token_limit(doc(n), DEFAULTS.max_tokens))
+    answered = app_client.post("/graphql", json={"query": doc(fits)}).json()
+    assert "tokens" not in json.dumps(answered)  # refused later, for its repeats
+    refused = app_client.post("/graphql", json={"query": doc(fits + 1)})
+    assert "more than 2000 tokens" in messages(refused)
+
+
+def test_a_refused_document_sent_again_is_refused_without_being_read_again(
+    app_client, lexed, monkeypatch
+):
+    counted = count_calls(monkeypatch, documents_module, "over_token_limit")
+    parsed = count_calls(monkeypatch, documents_module, "parse")
+    over, broken = OVER_THE_LIMIT["6,000 tokens"], "{ a(x: 1) \n  b(y: ) }"
+    first = [app_client.post("/graphql", json={"query": q}).json() for q in (over, broken)]
+    assert (len(counted), len(parsed)) == (2, 1)
+    made = len(lexed)
+    for _ in range(3):
+        again = [app_client.post("/graphql", json={"query": q}).json() for q in (over, broken)]
+        assert again == first
+    assert (len(counted), len(parsed), len(lexed)) == (2, 1, made)
+    assert first[1]["errors"][0]["locations"] == [{"line": 2, "column": 8}]
+    assert first[1]["errors"][0]["message"] == "Syntax Error: Unexpected ')'."
+
+
+def test_refusals_are_remembered_within_their_bytes():
+    cache = DocumentCache(1_000_000)
+    finder = FindDocument(cache, DEFAULTS.max_tokens)
+    for i in range(3000):  # syntax errors quoting a name up to 20 kB long, all distinct
+        query = "{ a } " + f"n{i}" + "y" * (i * 7 % 20_000)  # quoted in the message
+        with pytest.raises(Refused):
+            finder(Operation(Request(query), query=query))
+        assert cache.refusals.currsize <= DocumentCache.REFUSALS_BYTES
+    assert 20 <= len(cache.refusals) < DocumentCache.REFUSALS_KEPT
+    assert max(r.size for r in cache.refusals.values()) > 10_000
+    # JSON may carry a lone surrogate, which UTF-8 cannot: still remembered.
+    odd = '{ a(s: "\ud800") } }'
+    for _ in range(2):
+        with pytest.raises(Refused, match="Invalid character within String"):
+            finder(Operation(Request(odd), query=odd))
 
 
 # --- validation ------------------------------------------------------------
@@ -133,19 +252,20 @@ HOSTILE = {
     "21 doubling fragments": (doubling_fragments(21), "is selected more than 20 times"),
     # 1.2 KB, which would have taken about half an hour.
     "30 doubling fragments": (doubling_fragments(30), "is selected more than 20 times"),
-    "same field 497 times": (
-        repeated("articles { totalCount }", 497),
+    # The longest within the token limit (which counts each 32 characters too).
+    "same field 340 times": (
+        repeated("articles { totalCount }", 340),
         "'articles' is selected more than 20 times",
     ),
-    "same alias 300 times": (repeated("a: articles { totalCount }", 300), "'a' is selected"),
-    "nested leaf 280 times": (
-        repeated("articles { nodes { title } }", 280),
+    "same alias 250 times": (repeated("a: articles { totalCount }", 250), "'a' is selected"),
+    "nested leaf 240 times": (
+        repeated("articles { nodes { title } }", 240),
         "'articles' is selected",
     ),
-    "a fragment of 300 fields spread 300 times": (
-        repeated("articles { ...F }", 300)
+    "a fragment of 270 fields spread 270 times": (
+        repeated("articles { ...F }", 270)
         + " fragment F on ArticleConnection { "
-        + " ".join(["totalCount"] * 300)
+        + " ".join(["totalCount"] * 270)
         + " }",
         "selected more than 20 times",
     ),
@@ -201,17 +321,6 @@ class AddTypename(Visitor):
     def leave_selection_set(self, node, *_args):
         typename = FieldNode(name=NameNode(value="__typename"))
         return node.__class__(selections=(typename, *node.selections))
-
-
-EXAMPLES = [
-    *re.findall(r"```graphql\n(.*?)```", README, flags=re.S),
-    queries.FRONT_PAGE,
-    queries.MOBILE,
-    queries.FILTERED,
-    queries.SEARCH,
-    queries.FACETS,
-    queries.SAMPLE,
-]
 
 
 @pytest.mark.parametrize("query", EXAMPLES, ids=lambda q: " ".join(q.split())[:30])

@@ -73,6 +73,12 @@ def odd_documents() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def corpus(store: Store, settings: Settings, tmp_path: Any) -> Values:
+    return load_corpus(store, settings, tmp_path)
+
+
+def load_corpus(store: Store, settings: Settings, tmp_path: Any) -> Values:
+    """The sample articles, 30 generated ones and the odd documents, loaded
+    into ``store``: the values operations are drawn from."""
     generated = tmp_path / "generated"
     generate(30, generated, seed=13)
     report = load_paths(store, [EXAMPLES, generated], settings)
@@ -318,7 +324,7 @@ def test_checked_arguments_kept_per_plan_are_bounded_whatever_clients_send(loade
         await ask(LONG)
 
     asyncio.run(scenario())
-    (plan,) = plans._plans.values()
+    (plan,) = plans.plans()
     assert isinstance(plan, Plan)
     assert len(plan.checked) == CHECKED_KEPT
     assert not any((str, LONG) in key for key in plan.checked)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import re
 import time
 
@@ -24,19 +25,20 @@ from graphql import (
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.data.cursors import DEFAULT_PAGE, MAX_PAGE
 from api.operation.budget import Budget, CostCache
 from api.operation.cost import (
-    ARGUMENT_BOUNDS,
     CAP,
-    LIST_BOUNDS,
-    STORE_FIELDS,
+    PART_OBJECTS,
+    STREAM_OBJECTS,
     Cost,
+    PathCost,
     count_objects,
     query_cost,
 )
 from api.operation.schema import build_schema
-from core.config import Settings
+from api.schema.facts import answered_by
+from bench.hostile import ATTACKS
+from core.config import DEFAULT_PAGE, MAX_PAGE, Settings
 from core.document import ARTICLE, RELATED
 from loaders.errors import Rejected
 from loaders.normalize import Normalizer
@@ -101,7 +103,7 @@ def test_plain_lists_count_their_declared_max_items():
     objects = 1 + TOPICS + IMAGES + RELATED_ITEMS + RELATED_ITEMS * RELATED_IMAGES
     assert measured(query) == (objects, 1)
     # Read from core/document.py, not written twice.
-    assert LIST_BOUNDS == {
+    assert declared_bounds() == {
         ("Article", "topics"): TOPICS,
         ("Article", "images"): IMAGES,
         ("Article", "related"): RELATED_ITEMS,
@@ -184,6 +186,49 @@ def test_skip_and_include_count_as_they_will_run_or_the_worst_case(directive, va
             " fragment R on Article { related { title } }"
         )
         assert cost(query, variables).objects == 1 + 2 + (related if counted else 0), where
+
+
+@pytest.mark.parametrize(
+    ("defer", "variables", "parts"),
+    [("@defer", {}, 1), ('@defer(label: "x")', {}, 1), ("@defer(if: false)", {}, 0),
+     ("@defer(if: true)", {}, 1), ("@defer(if: $d)", {"d": False}, 0),
+     ("@defer(if: $d)", {"d": True}, 1), ("@defer(if: $d)", {}, 1)],
+)  # fmt: skip
+def test_a_deferred_fragment_counts_its_part_on_each_parent(defer, variables, parts):
+    head = "query($d: Boolean) { articles(first: 7) { nodes { id "
+    inline = cost(head + f"... {defer} {{ title }} }} }} }}", variables)
+    spread = cost(head + f"...F {defer} }} }} }} fragment F on Article {{ title }}", variables)
+    undeferred = cost(head + "title } } }")
+    for priced in (inline, spread):
+        assert priced.objects == undeferred.objects + parts * 7 * PART_OBJECTS
+        assert priced.store_calls == undeferred.store_calls
+        assert priced.paths.get("articles.nodes.@defer", PathCost()).objects == parts * 28
+        assert ("d" in priced.variables) == ("$d" in defer)
+
+
+def test_deferred_parts_multiply_down_the_query():
+    # Two parts on each of 7 articles, and one on each of their 100 related stories.
+    query = (
+        "{ articles(first: 7) { nodes { ... @defer { title } ... @defer { heat "
+        "related { ... @defer { title } } } } } }"
+    )
+    undeferred = cost(query.replace("@defer", ""))
+    assert cost(query).objects == undeferred.objects + (2 * 7 + 7 * 100) * PART_OBJECTS
+    flood = cost(ATTACKS["defer_flood"](random.Random(1))["query"])
+    assert flood.objects == 101 + 238 * 100 * PART_OBJECTS > Settings().max_query_objects
+    assert flood.heaviest("objects") == ("articles.nodes.@defer", 238 * 100 * PART_OBJECTS)
+
+
+@pytest.mark.parametrize(
+    ("stream", "later"),
+    [("@stream", RELATED_ITEMS), ("@stream(initialCount: 10)", RELATED_ITEMS - 10),
+     ("@stream(initialCount: 1000)", 0), ("@stream(if: false)", None)],
+)  # fmt: skip
+def test_a_streamed_list_counts_an_entry_per_later_item(stream, later):
+    query = f"{{ articles(first: 3) {{ nodes {{ related {stream} {{ title }} }} }} }}"
+    plain = cost(query.replace(stream, ""))
+    extra = 0 if later is None else 3 * (STREAM_OBJECTS + later)
+    assert cost(query).objects == plain.objects + extra
 
 
 def test_total_count_is_one_count_call_per_connection():
@@ -287,6 +332,19 @@ def test_costs_saturate_as_exact_json_numbers():
     assert "over 9,007,199,254,740,991 objects" in Budget(10, 10).refusal(c)
 
 
+def declared_bounds() -> dict[tuple[str, str], int]:
+    """The plain lists' bounds the schema's fields declare (api.schema.facts)."""
+    return {
+        (name, field_name): declared.max_items
+        for name, type_ in GRAPHQL_SCHEMA.type_map.items()
+        if isinstance(type_, GraphQLObjectType)
+        for field_name, field in type_.fields.items()
+        if (declared := answered_by(field)) is not None
+        and declared.max_items is not None
+        and declared.items_argument is None
+    }
+
+
 def test_every_list_field_is_bounded_and_every_store_field_priced():
     """Guards fields added later: a list without a bound, or a resolver that
     awaits (asks the store) without a price, would make every cost a lie."""
@@ -298,11 +356,14 @@ def test_every_list_field_is_bounded_and_every_store_field_priced():
         for field in SCHEMA.get_type_by_name(name).fields:
             graphql_name = SCHEMA.config.name_converter.get_graphql_name(field)
             if field.is_async:
-                assert (name, graphql_name) in STORE_FIELDS, f"{name}.{graphql_name} is not priced"
+                declared = answered_by(field)
+                priced = declared is not None and declared.calls is not None
+                assert priced, f"{name}.{graphql_name} is not priced"
         for field_name, field in type_.fields.items():
             if is_list_type(get_nullable_type(field.type)):
-                bounded = LIST_BOUNDS.keys() | ARGUMENT_BOUNDS.keys()
-                assert (name, field_name) in bounded, f"{name}.{field_name} has no bound"
+                declared = answered_by(field)
+                bounded = declared is not None and declared.max_items is not None
+                assert bounded, f"{name}.{field_name} has no bound"
 
 
 def test_budget_refusal_names_cost_budget_and_the_heaviest_field():
@@ -464,7 +525,8 @@ def test_invalid_queries_get_validation_errors_not_a_price(client):
     costly_and_invalid = HOSTILE["related chains 3 deep"].replace("title", "nope")
     body = post(client, costly_and_invalid)
     assert "Cannot query field 'nope'" in body["errors"][0]["message"]
-    assert "extensions" not in body
+    # Unpriced: only the client's budget is reported.
+    assert set(body["extensions"]["cost"]) == {"throttleStatus"}
 
 
 def test_introspection_passes_at_no_cost(client):

@@ -17,11 +17,11 @@ import orjson
 import pytest
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
-from strawberry.asgi import GraphQL
 
 from api.app import create_app
 from api.http.guard import GRACE_S
 from api.http.media import GRAPHQL_RESPONSE
+from api.operation.schema import Schema
 from core.config import Settings
 from core.store import Store
 from tests.api.slow import (
@@ -185,6 +185,10 @@ def test_a_slow_upload_is_stopped_at_the_deadline(
         while b'"code":"TIMEOUT"' not in answer and (chunk := client.recv(65536)):
             answer += chunk
         took = time.monotonic() - started
+        # The rest of the body may still be on its way, so the connection cannot
+        # carry a next request: after a 408 it ends with the answer.
+        closed = client.recv(65536) == b"" if status == b"408" else True
+    assert closed
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 " + status)
     assert b"content-type: " + media_type in head.lower() and b"no-store" in head
@@ -207,7 +211,8 @@ def test_the_backstop_answers_a_query_that_ran_as_the_query_would_have(
         await anyio.lowlevel.checkpoint()  # where the backstop's cancellation lands
         raise AssertionError("the backstop should have stopped the request")
 
-    monkeypatch.setattr(GraphQL, "execute_single", stuck)
+    # What both of the view's lanes (its quick lane and strawberry's) call to run it.
+    monkeypatch.setattr(Schema, "execute", stuck)
     app = create_app(Settings(request_timeout_ms=500))
     headers = {"accept": accept} if accept else {}
     with serving(app) as url:
@@ -255,3 +260,70 @@ def test_a_connection_the_server_cannot_read_stops_its_request(
     anyio.run(main)
     assert finished == ["stopped"]
     assert "watching for the client leaving failed" in caplog.text
+
+
+def stalled_after_one_part(content_type: bytes) -> tuple[Any, list[dict[str, Any]]]:
+    """An app that starts an answer, sends one part, and never sends the rest;
+    and the messages it got through."""
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type)],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await anyio.sleep(30)
+
+    return app, sent
+
+
+def guarded_run(app: Any, sent: list[dict[str, Any]], wait_s: float) -> float:
+    """``app`` behind the guard (0.5 s deadline), for at most ``wait_s``: how long it took."""
+    from api.http.guard import RequestGuard
+
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await anyio.sleep(60)  # the client stays
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def main() -> float:
+        started = time.monotonic()
+        with anyio.move_on_after(wait_s):
+            await RequestGuard(app, timeout_ms=500)({"type": "http", "headers": []}, receive, send)
+        return time.monotonic() - started
+
+    return anyio.run(main)
+
+
+def test_an_answer_in_parts_must_be_whole_by_the_deadline() -> None:
+    # Its parts are work: a client that stops reading, or parts that never
+    # come, must not hold it past the deadline. It is cut off where it is.
+    app, sent = stalled_after_one_part(b'multipart/mixed; boundary="-"')
+    took = guarded_run(app, sent, wait_s=5)
+    assert 0.5 <= took < 0.5 + GRACE_S + 0.5
+    assert [m["type"] for m in sent] == [
+        "http.response.start",
+        "http.response.body",
+        "http.response.body",
+    ]
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def test_a_single_answer_may_take_its_time_once_it_has_started() -> None:
+    # The transfer of one answer is not work: a slow reader is not cut off
+    # (the server's send timeout drops one that reads nothing).
+    app, sent = stalled_after_one_part(b"application/json")
+    took = guarded_run(app, sent, wait_s=0.5 + GRACE_S + 1)
+    assert took >= 0.5 + GRACE_S + 1  # still going when the test stopped waiting
+    assert sent[-1]["more_body"] is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
 from email.message import Message
 from typing import Any
 
@@ -15,6 +16,8 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.execution.incremental import without_incremental
+from api.operation.cost import PART_OBJECTS
+from bench.hostile import ATTACKS
 from tests.api.test_related import MOBILE, with_related
 
 #: The mobile query as an app would send it: the story first, related later.
@@ -161,13 +164,15 @@ def test_defer_with_a_persisted_query(client, loaded):
     assert "Accept" in hash_only.headers["vary"]
 
 
-def test_a_deferred_query_costs_what_it_costs_undeferred(client, loaded):
+def test_a_deferred_query_costs_what_it_costs_undeferred_and_its_parts(client, loaded):
     story_id = with_related(loaded)["_id"]
     costs = [
         post(client, query, {"id": story_id}).json()["extensions"]["cost"]["requested"]
         for query in (MOBILE, DEFERRED)
     ]
-    assert costs[0] == costs[1]
+    # One deferred fragment on one article: its pending, incremental, data
+    # and completed objects.
+    assert costs[1] == {**costs[0], "objects": costs[0]["objects"] + PART_OBJECTS}
     assert costs[0]["storeCalls"] > 0
 
 
@@ -212,3 +217,19 @@ def test_a_deferred_query_is_still_incremental_with_compiled_execution(loaded, a
         assert "related" not in first["data"]["article"] and rest[-1]["hasNext"] is False
         assert merged([first, *rest]) == whole
         assert post(client, DEFERRED, {"id": story_id}).json()["data"] == whole
+
+
+def test_a_flood_of_deferred_fragments_is_refused_before_it_runs(client, round_trips):
+    # 238 one-field fragments on 100 articles: 101 objects undeferred, but
+    # 23,800 parts (1.5 MB and 0.75 s of CPU) when delivered in parts.
+    query = ATTACKS["defer_flood"](random.Random(1))["query"]
+    for accept in (APOLLO_ACCEPT, "application/json"):
+        round_trips.clear()
+        response = post(client, query, {}, accept)
+        assert response.headers["content-type"].startswith("application/json")
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
+        assert "most come from `articles.nodes.@defer` (95,200)" in error["message"]
+        assert round_trips == []
+    fewer = query.replace("first: 100", "first: 10")
+    assert "errors" not in parts(post(client, fewer, {}, APOLLO_ACCEPT))[0]

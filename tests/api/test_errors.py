@@ -326,3 +326,11 @@ def test_a_time_limit_that_ran_out_in_time_is_still_a_timeout(loaded, api_settin
         errors = related_batch_errors(GQL(client), loaded, expired, settings.compiled, 0.3)
     for failed in errors:
         assert failed["extensions"]["code"] == "TIMEOUT"
+
+
+def test_a_cursor_of_another_list_is_refused_naming_its_order_as_a_client_knows_it(gql):
+    body = gql.raw("{ providers(first: 1) { pageInfo { endCursor } } }")
+    cursor = body["data"]["providers"]["pageInfo"]["endCursor"]
+    message = gql.error("query($c: String) { topics(after: $c) { totalCount } }", {"c": cursor})
+    assert "belongs to the order 'providers by article count', not 'topics by" in message
+    assert ".count" not in message

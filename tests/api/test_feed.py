@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from api.data.gateway import Gateway
-from api.live.feed import ANSWERS_AT_ONCE, Feed, Position, Subscriber, Turns
+from api.live.feed import ANSWERS_AT_ONCE, Feed, PollPosition, Subscriber, Turns
 from core.indexes import LOADER
 from core.news import MARKER_ID
 from loaders import load_paths
@@ -22,9 +22,6 @@ class Owner:
 
     def overflowed(self) -> None:
         self.told += 1
-
-    def charge(self, price: Any) -> None:
-        return None
 
 
 class Answers:
@@ -66,7 +63,7 @@ def test_pages_that_end_inside_one_write_lose_nothing(store, settings, tmp_path)
         feed = feed_of(store, queue=4)  # pages of 2
         subscriber = listen(feed, Owner())
         position = await feed.poll(None)
-        assert position == Position(0)
+        assert position == PollPosition(0)
         await asyncio.to_thread(load_paths, store, [tmp_path], settings)  # one write of 7
         got: list[Any] = []
         for _ in range(6):
@@ -88,7 +85,7 @@ def test_a_marker_that_goes_back_is_followed_from_there(store, settings, tmp_pat
         await asyncio.to_thread(load_paths, store, [tmp_path], settings)
         position = await feed.poll(None)
         store.db[LOADER].update_one({"_id": MARKER_ID}, {"$set": {"written": 1}})
-        assert await feed.poll(position) == Position(1)
+        assert await feed.poll(position) == PollPosition(1)
         assert drain(subscriber) == []  # nothing re-sent
 
     asyncio.run(scenario())

@@ -4,18 +4,26 @@ queries now. A busy store is neither: overload is not an outage."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+import yaml
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.http import health
+from api.operation.schema import Schema
 from core.config import Settings
 from core.store import Store, connect
+from testing.live import running_server
+from testing.ports import free_port
 from tests.api import test_recovery
 from tests.api.slow import SLOW, SlowStore, codes, post, serving
 from tests.api.test_recovery import quick_settings
@@ -57,7 +65,9 @@ def test_health_answers_at_once_while_every_store_slot_is_busy(
             "store": "up",
             "store_calls_in_flight": busy,
             "store_call_slots": 2,
+            "event_loop_lag_ms": ready.json()["event_loop_lag_ms"],
         }
+        assert isinstance(ready.json()["event_loop_lag_ms"], int)
         assert all(codes(f.result(5)[0]) == ["TIMEOUT"] for f in stalled)
 
 
@@ -95,3 +105,120 @@ def test_the_image_healthcheck_probes_liveness_not_readiness() -> None:
     (check,) = re.findall(r"HEALTHCHECK.*?CMD (.*)", dockerfile, flags=re.S)
     assert "/healthz" in check and "/readyz" not in check
     assert "/readyz" not in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_the_image_healthcheck_asks_the_probe_port_the_api_serves() -> None:
+    """On the probes' own port, which a busy API still answers (see below);
+    the API in the image and in Compose serves probes there."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    (port,) = re.findall(r"HEALTHCHECK.*?127\.0\.0\.1:(\d+)/healthz", dockerfile, flags=re.S)
+    (command,) = re.findall(r"^CMD (.*)$", dockerfile, flags=re.M)
+    assert f'"--health-port", "{port}"' in command
+    api = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]
+    assert api["command"][api["command"].index("--health-port") + 1] == port
+    assert not any(p.endswith(f":{port}") for p in api["ports"])  # for the orchestrator only
+
+
+def test_liveness_and_readiness_by_the_state_of_the_event_loop_and_the_store() -> None:
+    now = 100 * 10**9
+    ago = lambda s: now - int((s + health.PERIOD_S) * 1e9)  # noqa: E731
+    state = health.Snapshot(beat_ns=ago(0), store_up=True, in_flight=3, slots=16)
+    assert health.liveness(state, now) == (200, {"status": "ok"})
+    assert health.readiness(state, now) == (
+        200,
+        {
+            "status": "ready",
+            "store": "up",
+            "store_calls_in_flight": 3,
+            "store_call_slots": 16,
+            "event_loop_lag_ms": 0,
+        },
+    )
+    down = dataclasses.replace(state, store_up=False)
+    assert health.liveness(down, now)[0] == 200  # an outage is no reason to restart
+    assert health.readiness(down, now)[1]["status"] == "unavailable"
+    busy = dataclasses.replace(state, beat_ns=ago(health.OVERLOADED_S + 0.5))
+    assert health.liveness(busy, now)[0] == 200  # nor is an attack
+    assert health.readiness(busy, now)[0] == 503
+    assert health.readiness(busy, now)[1]["status"] == "overloaded"
+    assert health.readiness(busy, now)[1]["event_loop_lag_ms"] == 1500
+    stuck = dataclasses.replace(state, beat_ns=ago(health.STALLED_S + 1))
+    assert health.liveness(stuck, now) == (503, {"status": "stalled", "event_loop_lag_ms": 31000})
+    starting = dataclasses.replace(state, beat_ns=0)
+    assert health.liveness(starting, now) == (200, {"status": "starting"})
+    assert health.readiness(starting, now)[1]["status"] == "starting"
+
+
+def test_the_probe_server_answers_the_two_probes_only() -> None:
+    record = health.Record()
+    record.write(health.Snapshot(time.monotonic_ns(), True, 0, 16))
+    with socket.socket() as sock:
+        probes = health.ProbeServer(sock, record, watched=-1)
+        ok = probes.answer(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert ok.startswith(b"HTTP/1.1 200 OK\r\n") and ok.endswith(b'{"status":"ok"}')
+        assert b'"status":"ready"' in probes.answer(b"GET /readyz?x=1 HTTP/1.1\r\n\r\n")
+        head = probes.answer(b"HEAD /healthz HTTP/1.1\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n")
+        assert probes.answer(b"GET /graphql HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404")
+        assert probes.answer(b"POST /healthz HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
+
+
+def probe(port: int, path: str) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+
+
+def test_the_probe_port_answers_while_the_event_loop_is_held(
+    loaded: Store, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One operation holds the event loop (as a heavy query's CPU does): the
+    # API's own /healthz waits behind it; the probe process does not.
+    held_s = health.OVERLOADED_S + 2
+
+    async def hold(*args: object, **kwargs: object) -> None:
+        time.sleep(held_s)  # on the event loop, which nothing else then runs
+        raise AssertionError("held")
+
+    monkeypatch.setattr(Schema, "execute", hold)  # what both of the view's lanes call
+    app = create_app(api_settings, loaded)
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        probes = health.ProbeProcess(listening)
+    try:
+        app.state.health.record = probes.record
+        with serving(app) as url, ThreadPoolExecutor(1) as pool:
+            assert probe(probes.port, "/readyz").json()["status"] == "ready"
+            held = pool.submit(post, url, "{ __typename }")
+            eventually(
+                lambda: probe(probes.port, "/readyz").json()["status"] == "overloaded",
+                held_s,
+                "readiness to say the server is overloaded",
+            )
+            assert not held.done()  # the loop is still held, and yet:
+            assert probe(probes.port, "/healthz").json() == {"status": "ok"}
+            with pytest.raises(httpx.TimeoutException):
+                httpx.get(f"{url}/healthz", timeout=0.2)  # the API's own waits its turn
+            held.result(10)
+            eventually(lambda: probe(probes.port, "/readyz").status_code == 200, 2, "ready")
+    finally:
+        probes.stop()
+    assert probes.process.returncode == 0
+
+
+def test_serve_health_port_answers_and_ends_with_the_server(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"MONGODB_URI": ""}
+    with running_server(env, "--health-port", str(port)) as (url, pid):
+        assert probe(port, "/healthz").json() == {"status": "ok"}
+        ready = probe(port, "/readyz").json()
+        assert ready["status"] == "ready" and ready == httpx.get(f"{url}/readyz").json() | {
+            "event_loop_lag_ms": ready["event_loop_lag_ms"]
+        }
+        os.kill(pid, signal.SIGKILL)  # however the server ends, its probes end with it
+
+        def refused() -> bool:
+            try:
+                probe(port, "/healthz")
+            except httpx.TransportError:
+                return True
+            return False
+
+        eventually(refused, 5, "the probe process to end with the server")

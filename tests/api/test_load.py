@@ -26,7 +26,10 @@ SECONDS = float(os.environ.get("NEWSGRAPH_LOAD_SECONDS", "5"))
 # has tests of its own, test_deadline.py): on a two-core machine shared with the
 # wire server and 50 clients, a store call can wait over the default second for
 # a slot, and would be shed.
-@pytest.mark.server_env(NEWSGRAPH_STORE_QUEUE_MS="10000")
+#
+# The load's fifty clients are fifty people behind the bench as their proxy,
+# each with a budget of its own (bench.load.client_address).
+@pytest.mark.server_env(NEWSGRAPH_STORE_QUEUE_MS="10000", NEWSGRAPH_TRUSTED_PROXIES="127.0.0.1")
 def test_sustained_mixed_load_has_no_errors_and_flat_memory(live_server):
     url, pid = live_server
     result = asyncio.run(run_load(url, clients=50, seconds=SECONDS, pid=pid))
@@ -51,6 +54,7 @@ def test_store_killed_under_query_load_fails_cleanly_and_recovers(wire_server):
             "NEWSGRAPH_DB": "killed",
             "NEWSGRAPH_STORE_TIMEOUT_MS": "1000",
             "NEWSGRAPH_STORE_OP_TIMEOUT_MS": "2000",
+            "NEWSGRAPH_TRUSTED_PROXIES": "127.0.0.1",
         }
         with running_server(env) as (url, _pid):
             third = max(SECONDS, 3) / 3

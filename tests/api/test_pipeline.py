@@ -25,6 +25,7 @@ from api.schema.subscription import over_http
 from api.telemetry import stats as observe
 from core.config import Settings
 from core.store import Store
+from tests.api.fixtures import without_budget
 
 MOBILE = """query Story($id: ID!) { article(id: $id) { title excerpt webUrl
   provider { name domain } images { url width }
@@ -168,7 +169,8 @@ def test_over_http_a_repeated_query_finds_its_work_done_by_post_and_get(
         again = client.post("/graphql", json=body)
         by_get = client.get("/graphql", params=body)
         assert machinery == FIRST_SIGHT, "a repeated query did its work again"
-        assert first.json() == again.json() == by_get.json()
+        bodies = [without_budget(r.json()) for r in (first, again, by_get)]
+        assert bodies[0] == bodies[1] == bodies[2]
         assert "errors" not in first.json() and first.json()["data"]["articles"]["nodes"]
 
 
@@ -299,8 +301,9 @@ def test_a_plan_that_falls_back_runs_once_and_is_counted_once(
     assert runs == ["plan"]
     assert stats.executions == ["fallback"]
     assert sent(answer)["data"] == sent(expected)["data"]
-    # Its store calls and ordinary execution's, each once, and reported so.
-    assert stats.store_calls == 2 * expected_stats.store_calls
+    # The plan's store calls, once: ordinary execution is answered what the
+    # plan already asked (api/execution/replay.py), and the count reports so.
+    assert stats.store_calls == expected_stats.store_calls
     assert answer.extensions["cost"]["actual"]["storeCalls"] == stats.store_calls
 
 

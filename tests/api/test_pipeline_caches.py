@@ -38,7 +38,7 @@ from api.schema.context import Context
 from api.telemetry import stats as observe
 from core.config import Settings
 from core.store import Store
-from tests.api.fixtures import ADMIN_TOKEN
+from tests.api.fixtures import ADMIN_TOKEN, refilled_at_once
 from tests.api.test_pipeline import (
     FRONT,
     MOBILE,
@@ -137,10 +137,12 @@ def both_ways(
     caplog: pytest.LogCaptureFixture,
     repeat: int = 3,
     gateway: type[Gateway] = Gateway,
+    other: Callable[[Starlette], object] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Each request sent ``repeat`` times in turn to an app that keeps its
-    caches and to one that forgets them before each operation, each over a
-    ``gateway`` to ``store``: what each app answered, logged and counted."""
+    """Each request sent ``repeat`` times in turn to an app as made and to one
+    changed by ``other`` (by default: it forgets its caches before each
+    operation), each over a ``gateway`` to ``store``: what each app answered,
+    logged and counted."""
     outcomes = []
     # No collector pauses: a full collection in a process that has run much of
     # the suite can outlast a short deadline, and the answers would differ by
@@ -149,12 +151,12 @@ def both_ways(
     try:
         for warm in (True, False):
             app = create_app(
-                dataclasses.replace(settings, compiled=True),
+                dataclasses.replace(refilled_at_once(settings), compiled=True),
                 # As create_app makes its own: the settings' slots.
                 gateway=gateway(store, settings.store_op_timeout_ms, slots_for(settings)),
             )
             if not warm:
-                forgetful(view(app).schema)
+                (other or (lambda made: forgetful(view(made).schema)))(app)
             caplog.clear()
             answers = []
             with caplog.at_level(logging.DEBUG), TestClient(app) as client:
@@ -220,11 +222,9 @@ DEFER = "{ articles(first: 2) { nodes { id ... @defer { title } } } }"
 INTROSPECT = "{ __schema { queryType { name } } __typename }"
 
 
-def test_over_http_a_mix_of_requests_is_answered_logged_and_counted_alike(
-    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
-    sid = story_id(loaded)
-    requests: list[Request] = [
+def mixed_requests(sid: str) -> list[Request]:
+    """Ordinary and malformed requests of every kind, ``sid`` a story's id."""
+    return [
         q(FRONT),
         q(FRONT, admin=True),
         q(FRONT, method="GET"),
@@ -278,6 +278,13 @@ def test_over_http_a_mix_of_requests_is_answered_logged_and_counted_alike(
         q(5),
         q(None),
     ]
+
+
+def test_over_http_a_mix_of_requests_is_answered_logged_and_counted_alike(
+    loaded: Store, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = story_id(loaded)
+    requests = mixed_requests(sid)
     warm, cold = both_ways(api_settings, loaded, requests, caplog)
     assert_alike(warm, cold)
 

@@ -32,6 +32,7 @@ from api.execution.subscription import Payloads, share_key
 from api.live.feed import PROJECTION
 from api.operation.masking import processed
 from api.operation.schema import build_schema
+from api.schema.context import Context
 from bench.hostile import heavy_subscription
 from core.config import Settings
 from core.store import Store
@@ -89,17 +90,22 @@ class Both:
         ours = None
         if plan is not None:
             try:
-                ours = await payloads.by_plan(plan, article)
+                ours = await payloads.by_plan(plan, article, fresh(payloads))
                 self.modes.append("compiled")
             except Fallback:
                 self.modes.append("fallback")
         else:
             self.modes.append("ordinary")
         served = await payloads.answer(article)
-        theirs = await payloads.ordinarily(article)
+        theirs = await payloads.ordinarily(article, fresh(payloads))
         if ours is not None:
             assert _seen(served) == _seen(ours)
         return _seen(served), _seen(theirs)
+
+
+def fresh(payloads: Payloads) -> Context:
+    """A context of its own for one answer, as :meth:`Payloads.answer` makes."""
+    return Context(payloads.gateway, payloads.admin)
 
 
 def _seen(result: Any) -> dict[str, Any]:

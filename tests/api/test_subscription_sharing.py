@@ -5,7 +5,7 @@ differently never share an answer, each subscriber's payload is drawn, and
 one client's sockets and subscriptions leave room for everyone else.
 
 Two clients on one machine: loopback's 127.0.0.1 and 127.0.0.2 are two
-addresses, so two clients (``api.http.websocket.client_of``).
+addresses, so two clients (their identities, ``api.http.identity``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import pytest
@@ -24,11 +24,10 @@ from api.data.gateway import Gateway
 from api.execution.plan.nodes import Answer
 from api.execution.subscription import share_key
 from api.http.view import GraphQLApp
-from api.http.websocket import ADMIN
 from api.live.feed import Events, Feed
 from api.operation.request import Operation, Request
-from api.operation.run import _delivered
-from api.schema.context import Context
+from api.operation.run import Payload, _delivered
+from api.schema.context import Context, Identity
 from core.config import Settings
 from core.indexes import ARTICLES
 from core.store import Store
@@ -89,13 +88,23 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "ordinary"])
 def test_identical_subscriptions_are_answered_once_per_article(
-    store, settings, tmp_path, lookups, compiled
+    store, settings, tmp_path, lookups, compiled, monkeypatch
 ):
     """Eight identical subscriptions on two sockets: each article is answered
     once (one answer, one lookup of its related article), every subscriber is
-    sent it, and each subscriber's price is drawn."""
+    sent it, and each subscriber's price is drawn from its client's budget."""
     write_article(tmp_path, "cited.md", webUrl=web_url("cited"), title='"Cited"')
     with served(store, settings, compiled=compiled) as (url, app):
+        limits = app.schema.limits  # type: ignore[attr-defined]
+        drawn: list[tuple[str, int]] = []
+        take = limits.take
+
+        def recorded(identity: Identity, points: int) -> Any:
+            if points > 0:  # what is given back is taken as a negative draw
+                drawn.append((identity.key, points))
+            return take(identity, points)
+
+        monkeypatch.setattr(limits, "take", recorded)
 
         async def scenario() -> None:
             await load(store, settings, tmp_path)
@@ -108,6 +117,7 @@ def test_identical_subscriptions_are_answered_once_per_article(
             assert metric(url, "newsgraph_subscription_groups") == 1
             answered = metric(url, "newsgraph_subscription_answers_total")
             lookups.clear()
+            drawn.clear()
             related = f'\n  - title: "Cited"\n    webUrl: {web_url("cited")}'
             for slug in ("a", "b"):
                 write_article(tmp_path, f"{slug}.md", webUrl=web_url(slug), related=related)
@@ -121,9 +131,8 @@ def test_identical_subscriptions_are_answered_once_per_article(
                         assert story["article"] == {"title": "Cited", "published": True}
             assert metric(url, "newsgraph_subscription_answers_total") - answered == 2
             assert len(lookups) == 2, lookups  # one per article, however many subscribers
-            drawn = app.connections.drawn[f"address:{ME}"]
-            price = received[0]["0"][0]["extensions"]["cost"]["requested"]
-            assert (drawn.payloads, drawn.objects) == (16, 16 * price["objects"])
+            price = received[0]["0"][0]["extensions"]["cost"]["requestedQueryCost"]
+            assert drawn == [(f"addr:{ME}", price)] * 16  # each subscriber's copy
             for client in sockets:
                 await client.close()
 
@@ -189,9 +198,6 @@ def test_a_connection_answers_and_writes_one_payload_at_a_time():
         def overflowed(self) -> None:
             raise AssertionError("not here")
 
-        def charge(self, price: Any) -> None:
-            return None
-
     built: list[str] = []
 
     class Distinct:
@@ -210,9 +216,14 @@ def test_a_connection_answers_and_writes_one_payload_at_a_time():
             subscriber = feed._admit(lambda doc: True, connection, Distinct(name))
             op = Operation(Request("subscription { … }", context=Context(None, owner=connection)))  # type: ignore[arg-type]
             streams.append(_delivered(op, Events(subscriber)))
+
+        async def made(stream: AsyncGenerator[Payload, None]) -> Answer:
+            """The next payload, made as the pipeline makes it once it is paid for."""
+            return await (await anext(stream)).make()
+
         feed._fan_out([{"_id": "a"}])
-        written = await anext(streams[0])  # the transport writes it...
-        waiting = asyncio.create_task(anext(streams[1]))
+        written = await made(streams[0])  # the transport writes it...
+        waiting = asyncio.create_task(made(streams[1]))
         await asyncio.sleep(0.05)
         assert written.data == {"articlePublished": {"id": "a"}}
         assert built == ["first"] and not waiting.done()
@@ -337,7 +348,7 @@ def test_the_admin_is_one_client_whatever_its_address(store, settings):
                 {"type": "connection_init", "payload": {"authorization": f"Bearer {ADMIN_TOKEN}"}}
             )
             assert (await second.closed())[0] == 1013
-            assert list(app.connections.drawn) == [ADMIN]
+            assert app.connections.open == 1
             await first.close()
 
         run(scenario())

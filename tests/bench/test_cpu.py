@@ -1,10 +1,13 @@
 """The ``cpu`` scenario (bench/cpu.py) at a tiny size and duration: its rows are
-there and sane, and its answers were checked. No timing is asserted."""
+there and sane (the traced servers' too, with the otel extra), and its answers
+were checked. No timing is asserted."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +18,7 @@ from rich.console import Console
 from bench.cpu import cpu_scenario, cpu_seconds
 from bench.gen import generate
 from bench.querying import Uncaptured
-from bench.report import CPU_SCENARIOS, render
+from bench.report import CPU_SCENARIOS, TRACED_SCENARIOS, render
 from bench.stubbed import Capture, StubGateway
 from core.config import Settings
 from core.store import connect
@@ -40,6 +43,10 @@ def test_the_stub_refuses_a_store_call_it_was_not_given() -> None:
         asyncio.run(gateway.count("articles", {}))
 
 
+#: With the otel extra installed (scripts/install), the run includes the traced servers.
+TRACING = importlib.util.find_spec("opentelemetry") is not None
+
+
 def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
     tmp_path: Path,
 ) -> None:
@@ -49,13 +56,29 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
     store = connect(settings)
     try:
         assert load_paths(store, [tmp_path / "corpus"], settings).ok
-        rows = cpu_scenario(store, settings, size, seconds=0.5, rounds=1, clients=2)
+        rows = cpu_scenario(
+            store, settings, size, seconds=0.5, rounds=2, clients=2, tracing=TRACING
+        )
     finally:
         store.db.client.drop_database(settings.db_name)
 
     by = {(row.scenario, row.extra["query"]): row for row in rows}
-    assert set(by) == {(s, q) for s in CPU_SCENARIOS for q in ("front_page", "mobile")}
+    scenarios = CPU_SCENARIOS + (TRACED_SCENARIOS if TRACING else ())
+    assert set(by) == {(s, q) for s in scenarios for q in ("front_page", "mobile")}
     for row in rows:
+        if row.scenario in TRACED_SCENARIOS:  # against the untraced twin, round by round
+            twin = by[(row.scenario.removesuffix("_traced"), row.extra["query"])]
+            assert row.extra["untraced_cpu_ms_per_request"] == twin.extra["cpu_ms_per_request"]
+            rounds = [
+                t / u
+                for t, u in zip(
+                    row.extra["cpu_ms_rounds"], twin.extra["cpu_ms_rounds"], strict=True
+                )
+            ]
+            assert row.extra["ratio_rounds"] == pytest.approx(rounds)
+            assert row.ratio == pytest.approx(statistics.median(rounds))
+            assert row.target == "<= 1.05" and row.extra["answers_checked"] is True
+            continue
         assert (row.size, row.engine) == (size, "memory")
         assert row.extra["answers_checked"] is True
         assert row.extra["requests"] > 0
@@ -72,4 +95,4 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
     render(rows, console)
     text = console.export_text()
     assert "server CPU per request" in text and "newsgraph benchmark" not in text
-    assert all(scenario in text for scenario in CPU_SCENARIOS)
+    assert all(scenario in text for scenario in scenarios)

@@ -85,12 +85,7 @@ def kill_a_load_mid_run(settings, store: Store, corpus: Path, **env: str) -> Non
     assert store.articles.count_documents({}) < 400, "killed too late to test anything"
 
 
-@pytest.mark.wire
-def test_two_loads_started_together_on_a_fresh_database_keep_every_count(
-    wire_server, settings, store, tmp_path
-):
-    if store.embedded:
-        pytest.skip("processes share a database only on a server")
+def test_two_loads_started_together_on_a_fresh_database_keep_every_count(settings, store, tmp_path):
     generate(150, tmp_path / "a", seed=1)
     generate(150, tmp_path / "b", seed=2)
     procs = [load_command(settings, tmp_path / d, NEWSGRAPH_BATCH_SIZE="40") for d in "ab"]
@@ -136,10 +131,7 @@ def test_a_one_shot_load_waits_for_a_watchers_lease(store, settings, tmp_path):
     assert_counts_exact(store, 10)
 
 
-@pytest.mark.wire
-def test_a_load_killed_mid_run_is_repaired_by_the_next(wire_server, settings, store, tmp_path):
-    if store.embedded:
-        pytest.skip("a killed process's writes persist only on a server")
+def test_a_load_killed_mid_run_is_repaired_by_the_next(settings, store, tmp_path):
     generate(400, tmp_path, seed=6)
     lease = {"NEWSGRAPH_LOADER_LEASE_S": "2"}  # the dead loader's lease runs out soon
     kill_a_load_mid_run(settings, store, tmp_path, **lease)
@@ -149,15 +141,10 @@ def test_a_load_killed_mid_run_is_repaired_by_the_next(wire_server, settings, st
     assert_counts_exact(store, 400)
 
 
-@pytest.mark.wire
-def test_a_killed_loaders_lease_is_taken_at_once_on_its_host(
-    wire_server, settings, store, tmp_path
-):
+def test_a_killed_loaders_lease_is_taken_at_once_on_its_host(settings, store, tmp_path):
     """The dead loader's lease would last up to a minute (NEWSGRAPH_LOADER_LEASE_S
     is 60 s); the next load, on the same host, waits at most 20 s, so it can only
     finish by seeing the holder's process gone and taking the lease at once."""
-    if store.embedded:
-        pytest.skip("a killed process's writes persist only on a server")
     if this_host() is None:
         pytest.skip("this host cannot tell its processes apart (no /proc)")
     generate(400, tmp_path, seed=8)
@@ -169,14 +156,11 @@ def test_a_killed_loaders_lease_is_taken_at_once_on_its_host(
     assert_counts_exact(store, 400)
 
 
-@pytest.mark.wire
 def test_counts_written_before_a_crash_are_rebuilt_even_if_nothing_changed(
-    wire_server, settings, store, tmp_path
+    settings, store, tmp_path
 ):
     """A loader that wrote every article and died before rebuilding the counts
     leaves them stale; the next load changes nothing yet rebuilds them."""
-    if store.embedded:
-        pytest.skip("needs the store to outlive the loader")
     generate(20, tmp_path, seed=7)
     assert load_paths(store, [tmp_path], settings).inserted == 20
     store.providers.delete_many({})  # what a crash before the rebuild looks like...
@@ -184,3 +168,102 @@ def test_counts_written_before_a_crash_are_rebuilt_even_if_nothing_changed(
     report = load_paths(store, [tmp_path], settings)
     assert report.unchanged == 20
     assert_counts_exact(store, 20)
+
+
+#: Loads killed by the test below (seeded: the same moments each run).
+KILLS = 6
+
+
+def test_a_load_killed_at_random_moments_leaves_whole_batches(settings, store, tmp_path):
+    """SIGKILL at random moments of loads (while parsing, writing a batch,
+    rebuilding counts, appending the manifest): after each, the store opens,
+    passes SQLite's integrity check, holds whole batches only (each batch is one
+    transaction) and answers an indexed query; the next complete load makes
+    every count exact."""
+    if not store.embedded:
+        pytest.skip("checks the embedded engine's files; a server's durability is its own")
+    import random
+    import sqlite3
+    import time
+
+    total = 600
+    generate(total, tmp_path, seed=8)
+    store.ping()  # the file exists even if the first kill comes before the loader opens it
+    rng = random.Random(21)
+    env = {"NEWSGRAPH_BATCH_SIZE": "25", "NEWSGRAPH_LOADER_LEASE_S": "1"}
+    seen = []
+    for kill in range(KILLS):
+        proc = load_command(settings, tmp_path, **env)
+        if kill == 0:
+            # The first kill waits for the first batch rather than a clock: a fast
+            # machine loads the whole corpus within any fixed delay.
+            started = time.monotonic()
+            while store.articles.count_documents({}) == 0 and proc.poll() is None:
+                assert time.monotonic() - started < RUN_S, "the load wrote nothing"
+                time.sleep(0.005)
+        else:
+            time.sleep(rng.uniform(0.2, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=RUN_S)
+        with sqlite3.connect(store.db.path) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = store.articles.count_documents({})
+        assert stored % 25 == 0, f"{stored} articles: a batch was half written"
+        newest = store.articles.find({"published": True}).sort(
+            [("publishedDateTime", -1), ("_id", -1)]
+        )
+        assert len(list(newest.limit(5))) == min(
+            5, store.articles.count_documents({"published": True})
+        )
+        seen.append(stored)
+    assert seen[0] < total, f"the first kill came after the whole load: {seen}"
+    again = load_command(settings, tmp_path, **env)
+    _, err = again.communicate(timeout=RUN_S)
+    assert again.returncode == 0, err.decode()
+    assert_counts_exact(store, total)
+
+
+def test_a_server_serves_what_loads_in_other_processes_write(settings, store, tmp_path):
+    """``newsgraph load`` then ``newsgraph serve``, and ``newsgraph load
+    --watch`` beside a running server: the server answers from the same store
+    (on the embedded engine, the same files; SQLite's WAL lets the loader write
+    while the server reads)."""
+    import httpx2 as httpx
+
+    from testing.live import running_server, stop
+
+    first, watched = tmp_path / "first", tmp_path / "watched"
+    generate(20, first, seed=9)
+    generate(5, watched, seed=10)
+    done = load_command(settings, first)
+    _, err = done.communicate(timeout=RUN_S)
+    assert done.returncode == 0, err.decode()
+
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    query = {"query": "{ articles(first: 1) { totalCount } providers { totalCount } }"}
+    with running_server(env) as (url, _):
+
+        def total() -> int:
+            data = httpx.post(f"{url}/graphql", json=query, timeout=10).json()["data"]
+            return int(data["articles"]["totalCount"])
+
+        def caught_up(articles: int) -> bool:
+            """The server counts every published article of ``articles`` stored."""
+            published = store.articles.count_documents({"published": True})
+            return store.articles.count_documents({}) == articles and total() == published
+
+        assert caught_up(20)
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "newsgraph", "load", "--watch", str(watched)],
+            env={**os.environ, **env, "NEWSGRAPH_LOAD_WORKERS": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            alive = lambda: watcher.poll() is None  # noqa: E731
+            eventually(lambda: caught_up(25), RUN_S, "the watcher's first load", alive)
+            write_article(watched, "late.md", webUrl=web_url("late"))
+            eventually(lambda: caught_up(26), RUN_S, "the watcher's new article", alive)
+        finally:
+            stop(watcher)
+    assert_counts_exact(store, 26)

@@ -1,7 +1,7 @@
 """The embedded engine's load does work per file that does not grow with the
-store (issue 12): mongomock used to scan the collection for each write's
-unique-index check. Counted, not timed; the rate itself is the bench's
-``embedded_load_growth`` row."""
+store (issue 12: mongomock scanned the collection for each write's
+unique-index check). Counted, not timed: the documents the engine's walks and
+scans read; the rate itself is the bench's ``embedded_load_growth`` row."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mongomock
 import pytest
 
 from core.config import Settings
+from core.engine.database import Collection
 from core.store import connect
 from loaders import load_paths
 from tests.articles import web_url, write_article
 
 
 def scanned_documents(tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Documents mongomock's queries looked at while loading ``n`` new files
-    into a fresh embedded store, in batches of 20."""
+    """Documents the engine read to answer queries on the articles while
+    loading ``n`` new files into a fresh embedded store, in batches of 20."""
     folder = tmp_path / str(n)
     folder.mkdir()
     for i in range(n):
@@ -28,16 +28,19 @@ def scanned_documents(tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch) -
     settings = Settings(db_name=f"rate_{n}", batch_size=20, load_workers=1)
     store = connect(settings)
     looked_at = 0
-    original = mongomock.collection.Collection._iter_documents
 
-    def counted(self: Any, filter: Any) -> Any:
-        nonlocal looked_at
-        if self.name == "articles":
-            looked_at += len(self._store)
-        return original(self, filter)
+    def counting(original: Any) -> Any:
+        def counted(self: Collection, *args: Any, **kwargs: Any) -> Any:
+            nonlocal looked_at
+            for found in original(self, *args, **kwargs):
+                looked_at += self.name == "articles"
+                yield found
+
+        return counted
 
     with monkeypatch.context() as patch:
-        patch.setattr(mongomock.collection.Collection, "_iter_documents", counted)
+        for name in ("_walk", "_scan"):
+            patch.setattr(Collection, name, counting(getattr(Collection, name)))
         started = time.perf_counter()
         report = load_paths(store, [folder], settings)
         seconds = time.perf_counter() - started

@@ -68,7 +68,7 @@ def test_bad_files_are_reported_and_never_written(store, settings, tmp_path):
     assert failed["2_bad_quality.md"].line == 9
     assert "no front matter" in failed["3_no_front_matter.md"].reason
     assert "UTF-8" in failed["4_latin1.md"].reason
-    assert store.articles.count_documents({"webUrl": {"$regex": "bad"}}) == 0
+    assert not [d for d in store.articles.find({}, {"webUrl": 1}) if "bad" in d["webUrl"]]
     assert not report.ok
 
 

@@ -43,16 +43,13 @@ from graphql.language import (
 from graphql.type.introspection import TypeNameMetaFieldDef
 from strawberry.types.nodes import convert_selections
 
-from api.execution.plan.fields import DERIVED
-from api.execution.plan.nodes import STORE_KINDS, Kind, Plan, PlanField, Selection, Unplannable
+from api.execution.plan.nodes import STORE_KINDS, Plan, PlanField, Selection, Unplannable
 from api.execution.plan.shape import prepare
-from api.schema.pagination import is_connection
+from api.schema.facts import STRAWBERRY, Kind, answered_by
 from api.schema.resolvers import article_keys, selected_under
 
 #: Where a field's articles are selected below it: a page's under its nodes.
 ARTICLE_PATHS = {Kind.ARTICLES: ("nodes",), Kind.ARTICLE: (), Kind.RELATED_ARTICLE: ()}
-#: strawberry's key, in a graphql-core field's extensions, for its own field.
-STRAWBERRY = "strawberry-definition"
 
 
 def build_plan(
@@ -136,12 +133,11 @@ class _Planner:
         if own is None:
             raise Unplannable(f"{parent.name}.{name} is not a strawberry field")
         facet = None
+        declared = answered_by(own)
         if own.base_resolver is None:
             kind = Kind.READ
-        elif is_connection(parent) and name == "totalCount":
-            kind = Kind.TOTAL
-        elif (parent.name, name) in DERIVED:
-            kind, facet = DERIVED[(parent.name, name)]
+        elif declared is not None and declared.kind is not None:
+            kind, facet = declared.kind, declared.facet
         else:
             raise Unplannable(f"{parent.name}.{name} has a resolver the planner does not know")
         if kind is Kind.LIST and nodes[0].arguments:

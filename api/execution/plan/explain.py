@@ -21,8 +21,9 @@ from api.data.articles import ArticlePage, article_page
 from api.data.facets import FacetPage
 from api.execution.plan.build import build_plan
 from api.execution.plan.fetch import arguments, check
-from api.execution.plan.nodes import Kind, Plan, PlanField, Selection, Unplannable
+from api.execution.plan.nodes import Plan, PlanField, Selection, Unplannable
 from api.schema.context import by_ids
+from api.schema.facts import Kind
 from core.indexes import ARTICLES
 
 

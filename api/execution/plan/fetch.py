@@ -18,10 +18,9 @@ from strawberry.types.arguments import convert_arguments
 
 from api.data.articles import ArticlePage, article_key, article_page, fetch_page
 from api.data.facets import count_held, facet_page, fetch_facet_page, served_facet
-from api.execution.plan.build import STRAWBERRY
-from api.execution.plan.fields import facet_key
-from api.execution.plan.nodes import Kind, Plan, PlanField
+from api.execution.plan.nodes import Plan, PlanField
 from api.execution.plan.state import State
+from api.schema.facts import STRAWBERRY, Kind
 from api.schema.pagination import connection
 from api.schema.related import narrowing
 from core.indexes import ARTICLES
@@ -51,7 +50,7 @@ def check(f: PlanField, args: dict[str, Any], admin: bool) -> Any:
         return narrowing(args["first"], args["filter"])
     if f.kind is Kind.FACET:
         assert facet is not None
-        return facet_key(facet, args[facet.key])
+        return facet.key_of(args[facet.key])
     if f.kind is Kind.FACETS:
         assert facet is not None
         return facet_page(facet, args["first"], args["after"], args["search"], admin=admin)

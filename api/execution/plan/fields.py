@@ -3,9 +3,9 @@
 A field without a resolver reads its parent's key of the same name, as the
 schema's default resolver (``api.schema.resolvers.read_field``) does: the planner
 handles every such field, including any added later. A field with a resolver
-is planned only if :data:`DERIVED` says what its resolver does (the methods
-in ``api.schema.types`` and ``api.schema.query``); any other makes the operation fall back
-to ordinary execution. The differential tests (tests/api/test_compiled*.py)
+is planned only if it declares what its resolver does (``api.schema.facts``,
+on the fields of ``api.schema.types`` and ``api.schema.query``); any other makes
+the operation fall back to ordinary execution. The differential tests (tests/api/test_compiled*.py)
 hold the two to the same answers.
 """
 
@@ -14,41 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from api.data.facets import count_held, row_count
-from api.execution.plan.nodes import Getter, Kind, PlanField
+from api.execution.plan.nodes import Getter, PlanField
 from api.execution.plan.state import State
+from api.schema.facts import Kind
 from api.schema.nodes import row_id
 from api.schema.related import RELATED_MAX
 from api.schema.resolvers import read_field
-from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
-
-#: (type, field) -> (kind, facet) for the fields whose resolvers the planner knows.
-DERIVED: dict[tuple[str, str], tuple[Kind, Facet | None]] = {
-    ("Query", "article"): (Kind.ARTICLE, None),
-    ("Query", "articles"): (Kind.ARTICLES, None),
-    ("Query", "providers"): (Kind.FACETS, PROVIDERS_FACET),
-    ("Query", "topics"): (Kind.FACETS, TOPICS_FACET),
-    ("Query", "provider"): (Kind.FACET, PROVIDERS_FACET),
-    ("Query", "topic"): (Kind.FACET, TOPICS_FACET),
-    ("Provider", "articleCount"): (Kind.FACET_COUNT, PROVIDERS_FACET),
-    ("Topic", "articleCount"): (Kind.FACET_COUNT, TOPICS_FACET),
-    ("Provider", "articles"): (Kind.ARTICLES, PROVIDERS_FACET),
-    ("Topic", "articles"): (Kind.ARTICLES, TOPICS_FACET),
-    ("RelatedStory", "article"): (Kind.RELATED_ARTICLE, None),
-    ("Article", "id"): (Kind.ID, None),
-    ("Provider", "id"): (Kind.FACET_ID, PROVIDERS_FACET),
-    ("Topic", "id"): (Kind.FACET_ID, TOPICS_FACET),
-    ("Article", "topics"): (Kind.TOPICS, None),
-    ("Article", "images"): (Kind.LIST, None),
-    ("Article", "related"): (Kind.LIST, None),
-    ("RelatedStory", "images"): (Kind.LIST, None),
-    ("Subscription", "articlePublished"): (Kind.EVENT, None),
-}
-
-
-def facet_key(facet: Facet, value: str) -> str:
-    """The row key ``provider(domain:)`` / ``topic(name:)`` look up (as
-    ``api.schema.query`` normalizes them: domains are stored lower-case)."""
-    return value.strip().lower() if facet is PROVIDERS_FACET else value
 
 
 def getter(f: PlanField) -> Getter:

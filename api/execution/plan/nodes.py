@@ -10,12 +10,10 @@ operation and directive variables (:mod:`api.execution.plan.build`) and run many
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import (
     ExecutionResult,
     FieldNode,
@@ -25,13 +23,19 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
+from api.bounded import BoundedLRU, deep_size
+from api.schema.facts import Kind
 from api.schema.projection import projection
 from core.indexes import Facet
 
 #: Checked arguments kept per plan (an entry is a field's few arguments).
 CHECKED_KEPT = 256
+#: Their memory per plan (estimated): an entry takes 0.3–3 kB (a page's
+#: store queries), so a plan keeps the last hundred or more. The plan cache
+#: counts what each plan's entries hold (``api.execution.compiled``).
+CHECKED_BYTES = 128_000
 #: Longest text a kept entry is keyed by (ids, cursors and URLs are shorter):
-#: bounds the memory all plans' entries can take, whatever clients send.
+#: longer ones are checked on every request, and never kept.
 KEYED_TEXT_MAX = 512
 
 
@@ -51,37 +55,6 @@ Getter = Callable[[Any, Any], Any]
 #: Gets, completes and checks one field of a parent object at a response path
 #: (nested ``(parent, key)`` pairs, ``None`` at the root), given the run's state.
 Resolve = Callable[[Any, Any, Any], Any]
-
-
-class Kind(enum.Enum):
-    """How a field's value is found. The first group reads what the parent
-    object holds; the second asks the store (see :mod:`api.execution.plan.fetch`)."""
-
-    TYPENAME = "__typename"
-    #: A key of a stored document, or an attribute of a page object.
-    READ = "read"
-    #: ``Article.id``: the document's ``_id``.
-    ID = "id"
-    #: ``Provider.id`` / ``Topic.id``: made from the key (``api.schema.nodes.row_id``).
-    FACET_ID = "facet id"
-    #: A list the document may lack (``images``, ``related``): empty then.
-    LIST = "list"
-    #: ``Article.related(first, filter)``: the document's stories, narrowed
-    #: by arguments checked once per request (``api.schema.related.narrowing``).
-    RELATED = "related stories, narrowed"
-    #: ``Article.topics``: names, served as ``Topic`` objects.
-    TOPICS = "topics"
-    #: A connection's ``totalCount``, counted with its page.
-    TOTAL = "totalCount"
-    #: A subscription's root field: the article it is sent (the root value).
-    EVENT = "event"
-
-    ARTICLE = "article by id"
-    RELATED_ARTICLE = "related article"
-    FACET = "provider or topic by key"
-    FACET_COUNT = "articleCount"
-    ARTICLES = "page of articles"
-    FACETS = "page of providers or topics"
 
 
 #: Kinds whose values come from a store call made before shaping.
@@ -147,6 +120,39 @@ class Selection:
     fetches: bool = False
 
 
+class CheckedArguments:
+    """A plan's checked arguments by :meth:`Plan.checked_key`, least recently
+    used first out past :data:`CHECKED_KEPT` entries or :data:`CHECKED_BYTES`
+    (each entry's key values and arguments measured as it is kept)."""
+
+    def __init__(self) -> None:
+        self._entries: BoundedLRU[tuple[Any, ...], tuple[Any, int]] = BoundedLRU(
+            CHECKED_KEPT, CHECKED_BYTES, lambda entry: entry[1]
+        )
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return key in self._entries
+
+    def __getitem__(self, key: tuple[Any, ...]) -> Any:
+        return self._entries[key][0]
+
+    def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:
+        # The key's field is the plan's own, counted with it.
+        size = deep_size(key, lambda item: isinstance(item, PlanField)) + deep_size(value)
+        self._entries[key] = (value, size)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes held now (never over :data:`CHECKED_BYTES`)."""
+        return int(self._entries.currsize)
+
+
 @dataclass(eq=False)
 class Plan:
     operation: OperationDefinitionNode
@@ -157,11 +163,19 @@ class Plan:
     #: every request with that key, so not coerced and checked again (a
     #: field's literals on every request; the same article's id, request
     #: after request). Bounded: a variable may take any number of values.
-    checked: LRUCache[tuple[Any, ...], Any] = field(default_factory=lambda: LRUCache(CHECKED_KEPT))
+    checked: CheckedArguments = field(default_factory=CheckedArguments)
     #: Fields below the root that take arguments (checked once per request).
     nested_arguments: list[PlanField] = field(default_factory=list)
     #: Projections by field and the sort key a page adds, made on first use.
     projections: dict[tuple[PlanField, str], dict[str, int]] = field(default_factory=dict)
+    #: Estimated bytes the plan holds besides :attr:`checked` (set by whoever
+    #: keeps it: ``api.execution.compiled``).
+    held: int = 0
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes the plan holds now, its checked arguments included."""
+        return self.held + self.checked.bytes
 
     def checked_key(
         self, f: PlanField, admin: bool, variables: VariableValues

@@ -30,8 +30,9 @@ from graphql import (
 from graphql.execution import Executor
 
 from api.execution.plan.fields import getter
-from api.execution.plan.nodes import Failure, Fallback, Kind, PlanField, Resolve, Selection
+from api.execution.plan.nodes import Failure, Fallback, PlanField, Resolve, Selection
 from api.execution.plan.state import State
+from api.schema.facts import Kind
 from api.schema.scalars import serialize as serialize_datetime
 
 #: A response path as nested ``(parent, key)`` pairs (``None`` at the root):

@@ -12,15 +12,18 @@ from graphql import GraphQLError, located_error
 from api.execution.plan.nodes import Failure, PlanField
 from api.schema.context import Context
 from api.schema.pagination import Connection
-from core.document import article_id
-
-Doc = dict[str, Any]
+from core.document import Doc, article_id
 
 #: URLs whose ids are kept across requests: the same related stories recur in
 #: request after request (a popular article's, the front page's), and
 #: ``article_id`` (URL parsing, then a hash) was 7% of the mobile query's time.
-#: An entry is under 200 bytes.
 ARTICLE_IDS_KEPT = 8192
+#: Longest URL whose id is kept: a stored URL may be 10,000 characters long,
+#: and 8,192 of those would be 80 MB. Up to this length an entry is at most
+#: about 600 bytes (the URL, the id, the cache's node), so all of them take
+#: under 5 MB; real article URLs are far shorter, and longer ones are hashed
+#: each time (tests/api/test_cache_memory.py).
+ARTICLE_ID_URL_MAX = 256
 
 #: ``article_id`` for a ``str`` URL (the only kind it answers for: anything
 #: else raises as it always did, uncached).
@@ -51,9 +54,9 @@ class State:
     def article_id(self, web_url: str) -> str:
         """``core.document.article_id``, computed once per URL across requests
         (each is asked when fetching and again when shaping)."""
-        if type(web_url) is str:
+        if type(web_url) is str and len(web_url) <= ARTICLE_ID_URL_MAX:
             return _cached_article_id(web_url)
-        return article_id(web_url)  # raises as an uncached call would
+        return article_id(web_url)  # raises as an uncached call would, if not a str
 
     def fail(self, failure: Failure) -> None:
         """A field error absorbed by a nullable field: reported as execution

@@ -1,0 +1,26 @@
+"""Responses compressed for clients that accept gzip: mobile clients on slow
+networks, and article lists are repetitive JSON.
+
+Starlette's GZip middleware, except that a client that accepts no gzip gets
+the answer untouched without passing it through the middleware at all
+(Starlette's wraps every response to add ``Vary: Accept-Encoding``; the GET
+answers a cache may keep get theirs from ``api.http.caching``, and nothing
+else is cached).
+"""
+
+from __future__ import annotations
+
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import Receive, Scope, Send
+
+
+class Compression(GZipMiddleware):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _accepts_gzip(scope):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    return any(name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"])

@@ -1,0 +1,166 @@
+"""Who is asking: an address, an API key, or the admin.
+
+Every request and WebSocket connection gets an
+:class:`~api.schema.context.Identity` before anything runs, whose budget the
+pipeline draws from (``api.operation.throttle``):
+
+- ``Authorization: Bearer <token>`` (or, over WebSocket, ``connection_init``'s
+  ``authorization``) with an API key (``core.keys``: ``ng_…``) is that key,
+  tier ``key``; a key that is unknown or revoked is refused (401), and the
+  address's budget pays for the look-up, so guessing costs what asking does:
+  once the address's budget is spent, a key this worker has not seen in the
+  last :data:`KEY_CACHE_S` seconds is not looked up (429 until it refills);
+- the admin token (``NEWSGRAPH_ADMIN_TOKEN``) is ``admin``;
+- anyone else is their address, tier ``anonymous``. The address is the
+  connection's own, unless that is one of ``NEWSGRAPH_TRUSTED_PROXIES``: then
+  ``X-Forwarded-For`` is read from the right, past every trusted proxy, and
+  the first address that is not one is the client (the left of it was
+  written by whoever sent the request, and is never believed). An IPv6
+  client is its /64 network: anyone given one address by their provider has
+  all of it.
+
+A key's look-up is kept :data:`KEY_CACHE_S` seconds (found or not), so a
+client's requests cost no store call each, and a revoked key stops working
+on every worker within that time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Any
+
+from cachetools import TTLCache
+
+from api.data.gateway import Gateway
+from api.errors import ClientError
+from api.operation.throttle import OPERATION_POINTS, STORE_CALL_POINTS, Limits
+from api.schema.context import Identity, is_admin
+from core import keys
+from core.config import ConfigError, Settings
+
+log = logging.getLogger("newsgraph.api")
+
+#: How long a key's look-up is believed (seconds): revoking takes this long to
+#: reach every worker.
+KEY_CACHE_S = 10
+#: Most look-ups kept (least recently used go first).
+KEY_CACHE_ENTRIES = 10_000
+#: What a look-up costs the address that asks, in points (as a store call).
+LOOKUP_POINTS = OPERATION_POINTS + STORE_CALL_POINTS
+UNKNOWN_KEY = "unknown or revoked API key"
+
+Network = Any  # IPv4Network | IPv6Network
+
+
+def trusted_networks(setting: str) -> list[Network]:
+    """``NEWSGRAPH_TRUSTED_PROXIES`` as networks (an address is a network of one)."""
+    networks = []
+    for entry in (e.strip() for e in setting.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"NEWSGRAPH_TRUSTED_PROXIES: {entry!r} is not an address or network "
+                "(e.g. 10.0.0.5, 10.0.0.0/8, fd00::/8)"
+            ) from None
+    return networks
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":")[0]
+    try:
+        address = ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_key(peer: str | None, forwarded: Sequence[str], proxies: Sequence[Network]) -> str:
+    """The budget key of the client behind a connection from ``peer`` that
+    carried these ``X-Forwarded-For`` headers."""
+    address = _address(peer or "")
+    if address is None:  # not an IP connection (a test client, a Unix socket)
+        return f"addr:{peer or 'unknown'}"
+
+    def trusted(a: IPv4Address | IPv6Address) -> bool:
+        return any(a in network for network in proxies)
+
+    if forwarded and trusted(address):
+        hops = [hop for header in forwarded for hop in header.split(",")]
+        for hop in reversed(hops):
+            found = _address(hop)
+            if found is None:  # garbled: the last proxy that passed it is who we know
+                break
+            address = found
+            if not trusted(found):
+                break
+    if isinstance(address, IPv6Address):
+        return f"addr:{IPv6Network((address, 64), strict=False)}"
+    return f"addr:{address}"
+
+
+class Identify:
+    """Finds each request's identity (one per app: it keeps the key look-ups)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        gateway: Gateway,
+        limits: Limits,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.proxies = trusted_networks(settings.trusted_proxies)
+        self.admin_token = settings.admin_token
+        self.gateway = gateway
+        self.limits = limits
+        self._keys: TTLCache[str, keys.Key | None] = TTLCache(
+            KEY_CACHE_ENTRIES, KEY_CACHE_S, timer=clock
+        )
+
+    async def __call__(
+        self, peer: str | None, forwarded: Sequence[str], authorization: str | None
+    ) -> Identity:
+        anonymous = Identity(client_key(peer, forwarded, self.proxies))
+        return await self.credentials(authorization, anonymous)
+
+    async def credentials(self, authorization: str | None, anonymous: Identity) -> Identity:
+        """Who ``authorization`` says the client is (``anonymous``, the
+        address's identity, when it says nothing)."""
+        if not authorization:
+            return anonymous
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and keys.looks_like_key(token):
+            return await self._key(token, anonymous)
+        if is_admin(authorization, self.admin_token):
+            return Identity("admin", "admin")
+        return anonymous  # as before keys: a wrong token asks as anyone does
+
+    async def _key(self, token: str, anonymous: Identity) -> Identity:
+        digest = keys.digest(token)
+        if digest in self._keys:
+            key = self._keys[digest]
+        else:
+            if self.limits.take(anonymous, 0).available < LOOKUP_POINTS:
+                # Out of budget: the store is not asked (Admit refuses it, 429).
+                return Identity(anonymous.key, refused=UNKNOWN_KEY)
+            try:
+                key = await self.gateway.run(keys.find, self.gateway.store.keys, token)
+            except ClientError as exc:  # the store is out: ask as anyone, this once
+                log.warning("could not check an API key: %s", exc)
+                return anonymous
+            self._keys[digest] = key
+        if key is None:
+            return Identity(anonymous.key, refused=UNKNOWN_KEY)
+        return Identity(f"key:{key.id}", "key")

@@ -1,0 +1,71 @@
+"""The embedded engine's strict setting (MongoDB's notablescan) and its time
+limit (MongoDB's maxTimeMS)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.errors import ExecutionTimeout, OperationFailure
+
+from core.engine import Client
+from core.indexes import ARTICLES, INDEXES
+
+
+@pytest.fixture
+def strict(tmp_path: Path) -> Iterator[Any]:
+    client = Client(str(tmp_path), strict=True)
+    articles = client["t"][ARTICLES]
+    articles.create_indexes(INDEXES[ARTICLES])
+    articles.insert_many(
+        [
+            {"_id": f"{i:05d}", "webUrl": f"u{i}", "published": True, "quality": i % 7}
+            for i in range(2000)
+        ]
+    )
+    yield articles
+    client.close()
+
+
+def test_a_query_no_index_serves_is_refused_naming_its_shape(strict: Any) -> None:
+    with pytest.raises(
+        OperationFailure, match=r"filter \{'quality': '<int>'\}, sort \[\]"
+    ) as refused:
+        list(strict.find({"quality": 3}))
+    assert refused.value.code == 291
+    with pytest.raises(OperationFailure, match="no declared index serves"):
+        strict.count_documents({"quality": {"$gte": 3}})
+    with pytest.raises(OperationFailure, match=r"sort \[\('quality', -1\)\]"):
+        list(strict.find({}).sort("quality", -1).limit(3))
+
+
+def test_an_indexed_query_and_a_read_of_everything_are_answered(strict: Any) -> None:
+    # published_quality serves both the filter and the order.
+    top = strict.find({"published": True, "quality": {"$gte": 6}}).sort(
+        [("quality", -1), ("_id", -1)]
+    )
+    assert [d["_id"] for d in top.limit(2)] == ["01994", "01987"]
+    assert len(list(strict.find({}))) == 2000  # a deliberate full read, as a loader's snapshot
+
+
+def test_the_same_query_is_answered_without_the_strict_setting(tmp_path: Path) -> None:
+    articles = Client(str(tmp_path))["t"][ARTICLES]
+    articles.insert_many([{"_id": "a", "quality": 3}, {"_id": "b", "quality": 4}])
+    assert [d["_id"] for d in articles.find({"quality": 3})] == ["a"]
+
+
+def test_a_query_past_its_time_limit_stops(strict: Any) -> None:
+    # published alone bounds the walk: the pattern is tested on every document.
+    slow = {"published": True, "webUrl": {"$regex": "^u1"}}
+    with pytest.raises(ExecutionTimeout):
+        strict.count_documents(slow, maxTimeMS=1)
+    with pytest.raises(ExecutionTimeout):
+        list(
+            strict.find(slow)
+            .sort([("publishedDateTime", -1), ("_id", -1)])
+            .max_time_ms(1)
+            .limit(5000)
+        )
+    assert strict.count_documents(slow) == 1111
