@@ -40,6 +40,7 @@ from loaders import load_paths
 from tests.api.fixtures import without_cost_limits
 from tests.api.test_compiled import corpus  # noqa: F401 (a fixture)
 from tests.api.test_compiled_queries import SCHEMA, Builder, Values
+from tests.api.test_cost_actual import without_automatic_collection
 from tests.articles import write_linked_corpus
 
 EXAMPLES_PER_ENGINE = int(os.environ.get("NEWSGRAPH_COMPILED_EXAMPLES", "300")) // 2
@@ -151,12 +152,7 @@ def test_payloads_by_plan_equal_ordinary_execution(
         gc.collect(1)  # as tests/api/test_compiled.py: unawaited siblings finalized here
         assert ours == theirs, (query, variables, articles[which]["_id"])
 
-    gc.disable()
-    try:
-        check()
-    finally:
-        gc.enable()
-        gc.collect()
+    without_automatic_collection(check)
     # Most payloads must really run by plan, or this proves little.
     assert both.modes.count("compiled") >= 0.6 * len(both.modes), both.modes
 
