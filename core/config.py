@@ -151,10 +151,20 @@ class Settings:
     subscriptions_max: int = 1000
     #: Most subscriptions one WebSocket connection may hold at once.
     subscriptions_per_connection: int = 20
+    #: Most subscriptions one client (an address, or the admin) may hold at once,
+    #: over all its connections to one worker.
+    subscriptions_per_client: int = 40
     #: Most WebSocket connections one worker holds at once.
     ws_connections_max: int = 1000
-    #: How long a new WebSocket connection may take to send connection_init (seconds).
+    #: Most WebSocket connections one client (an address, or the admin) may hold
+    #: at once on one worker; as many more may wait for their connection_init.
+    ws_connections_per_client: int = 16
+    #: How long a new WebSocket connection whose handshake carried the admin
+    #: token may take to send connection_init (seconds).
     ws_init_timeout_s: int = 10
+    #: How long any other new WebSocket connection may take to send
+    #: connection_init (seconds).
+    ws_anonymous_init_timeout_s: int = 3
     #: How often the server pings each WebSocket client; one silent for two of
     #: these is disconnected (seconds).
     ws_keepalive_s: int = 20
@@ -322,8 +332,11 @@ ENV_NAMES: dict[str, str] = {
     "subscription_queue": "NEWSGRAPH_SUBSCRIPTION_QUEUE",
     "subscriptions_max": "NEWSGRAPH_SUBSCRIPTIONS_MAX",
     "subscriptions_per_connection": "NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION",
+    "subscriptions_per_client": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT",
     "ws_connections_max": "NEWSGRAPH_WS_CONNECTIONS_MAX",
+    "ws_connections_per_client": "NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT",
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
+    "ws_anonymous_init_timeout_s": "NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S",
     "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",
     "idle_timeout_s": "NEWSGRAPH_IDLE_TIMEOUT_S",
     "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from strawberry.dataloader import DataLoader
 
 from api.data.gateway import Gateway
-from api.live.feed import Feed, Owner
+from api.live.feed import Answers, Feed, Owner
 from api.schema.caching import Keys, current_keys
 from core.cachekeys import ARTICLE, FACET_TYPES
 from core.document import Doc
@@ -79,6 +79,9 @@ class Context:
     #: Where the answer gathers the keys of the objects it holds, for shared
     #: caches (``api.schema.caching``); None when it is not for one.
     keys: Keys | None = field(default_factory=current_keys)
+    #: For one subscription: how it answers each article, and the key it
+    #: shares those answers by (``api.execution.subscription``).
+    answers: Answers | None = None
     #: The identity's budget as the last operation left it
     #: (``api.operation.throttle``), for the transport's ``RateLimit`` headers.
     budget_status: Any = None
@@ -87,11 +90,6 @@ class Context:
         """A context for one operation of a connection: who asks, and where
         news comes from, but loaders of its own."""
         return Context(self.gateway, self.admin, self.identity, feed=self.feed, owner=self.owner)
-
-    def forget(self) -> None:
-        """Drop the batch loaders and what they hold: a subscription answers
-        each article afresh."""
-        self._loaders.clear()
 
     def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
         """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching

@@ -51,10 +51,16 @@ class Kind(enum.Enum):
     FACET_ID = "facet id"
     #: A list the document may lack (``images``, ``related``): empty then.
     LIST = "list"
+    #: ``Article.related(first, filter)``: the document's stories, narrowed
+    #: by arguments checked once per request (``api.schema.related.narrowing``);
+    #: the planner's, for ``related`` declared a ``LIST`` and given arguments.
+    RELATED = "related stories, narrowed"
     #: ``Article.topics``: names, served as ``Topic`` objects.
     TOPICS = "topics"
     #: A connection's ``totalCount``, counted with its page.
     TOTAL = "totalCount"
+    #: A subscription's root field: the article it is sent (the root value).
+    EVENT = "event"
 
     ARTICLE = "article by id"
     RELATED_ARTICLE = "related article"
