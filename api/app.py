@@ -33,7 +33,7 @@ from api.data.gateway import Gateway
 from api.data.slots import StoreSlots
 from api.http import observe
 from api.http.body import BodyLimit
-from api.http.caching import QueryCaching
+from api.http.caching import CachePolicy, QueryCaching
 from api.http.compression import Compression
 from api.http.explorer import Explorer
 from api.http.guard import RequestGuard
@@ -129,7 +129,7 @@ def create_app(
         Middleware(RequestGuard, timeout_ms=settings.request_timeout_ms),
         # Mobile clients on slow networks: article lists are repetitive JSON.
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
-        Middleware(QueryCaching, max_age=settings.cache_max_age),
+        Middleware(QueryCaching, policy=CachePolicy.for_settings(settings)),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

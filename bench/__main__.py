@@ -5,6 +5,8 @@ python -m bench load --url URL [--clients 50] [--seconds 60] [--pid PID]
 python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [--pid PID]
                         [--attack NAME ...] [--shapes A,B] [--memory N] [--defer N]
                         [--count N] [--health-url URL]
+python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscriptions 100]
+                        [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
 """
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="instead: server CPU and bytes of the @defer flood, N requests each way (needs --pid)",
     )
+    add_subscription_attack(hostile)
     bench = commands.add_parser("run", help="every scenario beside its limit, at each size")
     bench.add_argument(
         "--sizes", default="1000,10000,100000", type=lambda s: [int(x) for x in s.split(",")]
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         options = CpuOptions(args.seconds, args.rounds, args.clients, args.tracing)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
+    if args.command == "hostile" and args.publish_into is not None:
+        print(json.dumps(subscription_hostile(args), indent=2))
+        return 0
     if args.command == "hostile":
         from bench.hostile import defer_flood_cost, plan_flood_memory, run_attack, run_hostile
 
@@ -182,6 +188,38 @@ def main(argv: list[str] | None = None) -> int:
     for error in result.errors[:10]:
         print("error:", error, file=sys.stderr)
     return 1 if result.errors else 0
+
+
+def add_subscription_attack(hostile: argparse.ArgumentParser) -> None:
+    """``hostile``'s options for the subscription attack."""
+    attack = hostile.add_argument_group(
+        "subscription attack",
+        "given --publish-into, the attack is one client's heavy subscriptions instead",
+    )
+    attack.add_argument(
+        "--publish-into",
+        type=Path,
+        help="a folder the server's loader watches (serve --load DIR --watch): "
+        "the stories are written there",
+    )
+    attack.add_argument("--sockets", type=int, default=5, help="the attacker's WebSockets")
+    attack.add_argument("--subscriptions", type=int, default=100, help="over all its sockets")
+    attack.add_argument("--stories", type=int, default=5, help="stories published to them")
+    attack.add_argument(
+        "--distinct", action="store_true", help="each subscription distinct (none shared)"
+    )
+
+
+def subscription_hostile(args: argparse.Namespace) -> dict[str, object]:
+    from bench.hostile import SubscriptionAttack, run_subscription_hostile
+
+    attack = SubscriptionAttack(
+        args.publish_into, args.sockets, args.subscriptions, args.stories, args.distinct
+    )
+    result = asyncio.run(
+        run_subscription_hostile(args.url, args.clients, args.seconds, attack, args.pid)
+    )
+    return result.summary()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ status: what matters is what they cost everyone else. The attacks
 Every client names its address in ``X-Forwarded-For`` (``bench.load``): serve
 with ``NEWSGRAPH_TRUSTED_PROXIES=127.0.0.1`` so that the normal clients and the
 attackers are the different clients they stand for.
+
+The subscription attack (:func:`run_subscription_hostile`) is its own run:
+one client's heavy subscriptions on a few sockets, then stories published to
+them through the server's watched folder.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import multiprocessing
 import os
 import random
+import re
 import socket
 import statistics
 import threading
@@ -41,7 +47,9 @@ from typing import Any
 
 import httpx2 as httpx
 import orjson
+import websockets
 
+from bench.cpu import cpu_seconds
 from bench.load import FORWARDED, LoadResult, client_address, rss_mb, run_load
 from bench.report import percentiles
 
@@ -295,6 +303,178 @@ async def _attack(url: str, shape: str, n: int, deadline: float, tally: Counter[
                 tally[f"{shape}: {response.status_code}"] += 1
             except httpx.HTTPError as exc:
                 tally[f"{shape}: {type(exc).__name__}"] += 1
+
+
+# -- subscriptions: heavy ones held open, then news ---------------------------------
+
+#: How deep ``related(first: 6) { article { … } }`` nests under each article a
+#: heavy subscription is sent: its price stays under the default budget.
+SUBSCRIPTION_DEPTH = 5
+#: Related stories each published story cites (a heavy subscription takes 6).
+STORY_LINKS = 12
+#: The ``type`` of a graphql-transport-ws message, near its start.
+MESSAGE_TYPE = re.compile(r'"type"\s*:\s*"(\w+)"')
+
+
+def heavy_subscription(alias: str = "") -> str:
+    """A subscription whose every article is answered with its related
+    stories' articles, theirs, and so on, ``SUBSCRIPTION_DEPTH`` deep; an
+    alias makes it distinct from the others (no answer shared with them)."""
+    inner = "title"
+    for _ in range(SUBSCRIPTION_DEPTH):
+        inner = f"related(first: 6) {{ title webUrl article {{ title {inner} }} }}"
+    field = f"{alias}: articlePublished" if alias else "articlePublished"
+    return f"subscription {{ {field} {{ title {inner} }} }}"
+
+
+def story_text(n: int, cites: list[str]) -> str:
+    """An article file (the seed format) citing ``cites`` as its related stories."""
+    related = "".join(
+        f'\n  - title: "Cited {i}"\n    webUrl: "{url}"\n'
+        "    provider:\n      name: Bench Wire\n      domain: benchwire.example"
+        for i, url in enumerate(cites)
+    )
+    stamp = f"{time.time_ns():x}-{n}"
+    return (
+        "---\n"
+        f'title: "Breaking story {stamp}"\n'
+        f'webUrl: "https://www.benchwire.example/breaking/{stamp}"\n'
+        "publishedDateTime: 2025-06-01T08:00:00Z\n"
+        "published: true\n"
+        "provider:\n  name: Bench Wire\n  domain: benchwire.example\n"
+        f"related:{related}\n"
+        "---\n"
+    )
+
+
+@dataclass
+class SubscriptionAttack:
+    """One client's subscriptions, on a few sockets, held while news is published."""
+
+    #: Where the server's loader watches (``newsgraph serve --load DIR --watch``):
+    #: the published stories are written under it.
+    publish_into: Path
+    sockets: int = 5
+    subscriptions: int = 100
+    stories: int = 5
+    #: Each subscription distinct (its own alias), so none shares an answer.
+    distinct: bool = False
+
+
+async def subscription_attack(
+    url: str, attack: SubscriptionAttack, deadline: float, tally: Counter[str]
+) -> None:
+    """Open the sockets, subscribe, let a poll pass, publish the stories, and
+    read what comes until ``deadline``; every message and close is tallied."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        found = await client.post(
+            "/graphql",
+            json={"query": f"{{ articles(first: {STORY_LINKS}) {{ nodes {{ webUrl }} }} }}"},
+        )
+    cites = [node["webUrl"] for node in found.json()["data"]["articles"]["nodes"]]
+    endpoint = url.replace("http://", "ws://", 1) + "/graphql"
+    sockets = []
+    for _ in range(attack.sockets):
+        ws = await websockets.connect(
+            endpoint,
+            subprotocols=["graphql-transport-ws"],
+            max_size=None,  # type: ignore[list-item]
+        )
+        await ws.send(orjson.dumps({"type": "connection_init"}).decode())
+        sockets.append(ws)
+    for n in range(attack.subscriptions):
+        query = heavy_subscription(f"s{n}" if attack.distinct else "")
+        message = {"id": str(n), "type": "subscribe", "payload": {"query": query}}
+        await sockets[n % len(sockets)].send(orjson.dumps(message).decode())
+
+    async def read(ws: Any) -> None:
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                message = await asyncio.wait_for(ws.recv(), left)
+                # An attacker reads what it is sent, but parses only the small
+                # messages: the type leads every one of them.
+                kind = MESSAGE_TYPE.search(message[:100])
+                name = kind.group(1) if kind else "?"
+                if name == "error":
+                    errors = orjson.loads(message)["payload"]
+                    codes = sorted({str((e.get("extensions") or {}).get("code")) for e in errors})
+                    name = f"error {','.join(codes)}"
+                tally[f"subscriptions: {name}"] += 1
+        except TimeoutError:
+            pass
+        except websockets.ConnectionClosed as closed:
+            tally[f"subscriptions: closed {closed.rcvd.code if closed.rcvd else None}"] += 1
+
+    async def publish() -> None:
+        await asyncio.sleep(2.5)  # the subscriptions hear what is news from their first poll
+        folder = attack.publish_into / f"bench-{time.time_ns():x}"
+        folder.mkdir(parents=True)
+        for n in range(attack.stories):
+            (folder / f"story{n}.md").write_text(story_text(n, cites), encoding="utf-8")
+
+    try:
+        await asyncio.gather(publish(), *(read(ws) for ws in sockets))
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+@dataclass
+class SubscriptionHostileResult(HostileResult):
+    #: The server's CPU seconds (user + system) in each phase: steadier than
+    #: latencies on a machine shared with other work.
+    quiet_cpu_s: float | None = None
+    attacked_cpu_s: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **super().summary(),
+            "server_cpu_s": {"quiet": self.quiet_cpu_s, "attacked": self.attacked_cpu_s},
+        }
+
+
+async def run_subscription_hostile(
+    url: str, clients: int, seconds: float, attack: SubscriptionAttack, pid: int | None = None
+) -> SubscriptionHostileResult:
+    """Normal clients alone, then beside one client's heavy subscriptions
+    that news is published to. The attacker runs in a process of its own, as
+    on a machine of its own: reading what it is sent costs it CPU that the
+    normal clients' measurement must not pay."""
+    started = _cpu_seconds(pid)
+    quiet = await run_load(url, clients, seconds, pid)
+    between = _cpu_seconds(pid)
+    spawn = multiprocessing.get_context("spawn")
+    tallies: multiprocessing.Queue[Counter[str]] = spawn.Queue()
+    attacker = spawn.Process(target=_attacker, args=(url, attack, seconds, tallies))
+    attacker.start()
+    try:
+        attacked = await run_load(url, clients, seconds, pid)
+        ended = _cpu_seconds(pid)
+        tally = await asyncio.to_thread(tallies.get, True, seconds + 30)
+    finally:
+        attacker.join(10)
+        if attacker.is_alive():
+            attacker.kill()
+    result = SubscriptionHostileResult(quiet, attacked, tally)
+    if started is not None and between is not None and ended is not None:
+        result.quiet_cpu_s = round(between - started, 2)
+        result.attacked_cpu_s = round(ended - between, 2)
+    return result
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    return None if pid is None else cpu_seconds(pid)
+
+
+def _attacker(
+    url: str, attack: SubscriptionAttack, seconds: float, tallies: multiprocessing.Queue[Any]
+) -> None:
+    tally: Counter[str] = Counter()
+    deadline = time.monotonic() + seconds
+    try:
+        asyncio.run(subscription_attack(url, attack, deadline, tally))
+    finally:
+        tallies.put(tally)
 
 
 # One attack class at a time, with probes (issue 20, items 5 and 6): attacks on
@@ -694,12 +874,6 @@ async def defer_flood_cost(url: str, pid: int, requests: int = 5) -> dict[str, A
                 "answers": dict(outcomes),
             }
     return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _outcome(status: int, answer: dict[str, Any]) -> str:

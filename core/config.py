@@ -7,6 +7,8 @@ the README's configuration table lists the same names (a test keeps them in step
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -97,8 +99,27 @@ class Settings:
     cors_origins: str = ""
     #: Responses at least this large are gzipped for clients that accept it (bytes).
     gzip_min_bytes: int = 1000
-    #: How long shared caches may keep an anonymous GET query's answer (seconds).
+    #: Longest any cache, a browser's included, may keep an anonymous GET query's
+    #: answer; the schema's hints may make it shorter (seconds).
     cache_max_age: int = 60
+    #: Longest a shared cache (a CDN, which the loader's purge hook can reach) may
+    #: keep one; the schema's hints may make it shorter (seconds).
+    cache_shared_max_age: int = 3600
+    #: Headers that list a cacheable answer's cache keys (comma-separated header
+    #: names); "none" sends none.
+    cache_key_headers: str = "Surrogate-Key,Cache-Tag"
+    #: Longest each of those headers may be; past it, a type's ids give way to
+    #: one key for the type (bytes).
+    cache_keys_max_bytes: int = 2000
+    #: URL the loader POSTs the cache keys its writes changed to, as JSON; empty: none.
+    purge_url: str = ""
+    #: Command the loader runs with the cache keys its writes changed as JSON
+    #: on its standard input; empty: none.
+    purge_command: str = ""
+    #: Longest one purge call may take before it is abandoned (ms).
+    purge_timeout_ms: int = 2000
+    #: host:port where `newsgraph load --watch` serves its Prometheus metrics; empty: nowhere.
+    loader_metrics: str = ""
     #: Folder holding GraphiQL's npm packages; empty means the one scripts/install fills.
     graphiql_assets: str = ""
     #: Whether Apollo-style automatic persisted queries are accepted.
@@ -135,10 +156,20 @@ class Settings:
     subscriptions_max: int = 1000
     #: Most subscriptions one WebSocket connection may hold at once.
     subscriptions_per_connection: int = 20
+    #: Most subscriptions one client (an address, or the admin) may hold at once,
+    #: over all its connections to one worker.
+    subscriptions_per_client: int = 40
     #: Most WebSocket connections one worker holds at once.
     ws_connections_max: int = 1000
-    #: How long a new WebSocket connection may take to send connection_init (seconds).
+    #: Most WebSocket connections one client (an address, or the admin) may hold
+    #: at once on one worker; as many more may wait for their connection_init.
+    ws_connections_per_client: int = 16
+    #: How long a new WebSocket connection whose handshake carried the admin
+    #: token may take to send connection_init (seconds).
     ws_init_timeout_s: int = 10
+    #: How long any other new WebSocket connection may take to send
+    #: connection_init (seconds).
+    ws_anonymous_init_timeout_s: int = 3
     #: How often the server pings each WebSocket client; one silent for two of
     #: these is disconnected (seconds).
     ws_keepalive_s: int = 20
@@ -205,8 +236,42 @@ class Settings:
                 if choices is not None and raw.lower() not in choices:
                     raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
                 values[f.name] = raw.lower() if choices is not None else raw
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for settings that cannot be used together
+        or as written (those the types above do not catch)."""
+        if self.purge_url and self.purge_command:
+            raise ConfigError("set NEWSGRAPH_PURGE_URL or NEWSGRAPH_PURGE_COMMAND, not both")
+        if self.purge_url and not self.purge_url.startswith(("http://", "https://")):
+            raise ConfigError(f"NEWSGRAPH_PURGE_URL must be an http(s) URL, got {self.purge_url!r}")
+        if self.purge_command:
+            try:
+                argv = shlex.split(self.purge_command)
+            except ValueError as exc:
+                raise ConfigError(f"NEWSGRAPH_PURGE_COMMAND: {exc}") from None
+            if not argv:
+                raise ConfigError("NEWSGRAPH_PURGE_COMMAND names no command")
+        for name in self.key_headers():
+            if not _TOKEN.fullmatch(name):
+                raise ConfigError(f"NEWSGRAPH_CACHE_KEY_HEADERS: {name!r} is no header name")
+        if self.loader_metrics:
+            _, sep, port = self.loader_metrics.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(
+                    f"NEWSGRAPH_LOADER_METRICS must be host:port, got {self.loader_metrics!r}"
+                )
+
+    def key_headers(self) -> tuple[str, ...]:
+        """The headers that list cache keys (``none``: no header)."""
+        names = tuple(n.strip() for n in self.cache_key_headers.split(",") if n.strip())
+        return () if [n.lower() for n in names] == ["none"] else names
+
+
+#: An HTTP header's name (RFC 9110's token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 #: Text settings that take one of a few words.
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -256,6 +321,13 @@ ENV_NAMES: dict[str, str] = {
     "cors_origins": "NEWSGRAPH_CORS_ORIGINS",
     "gzip_min_bytes": "NEWSGRAPH_GZIP_MIN_BYTES",
     "cache_max_age": "NEWSGRAPH_CACHE_MAX_AGE",
+    "cache_shared_max_age": "NEWSGRAPH_CACHE_SHARED_MAX_AGE",
+    "cache_key_headers": "NEWSGRAPH_CACHE_KEY_HEADERS",
+    "cache_keys_max_bytes": "NEWSGRAPH_CACHE_KEYS_MAX_BYTES",
+    "purge_url": "NEWSGRAPH_PURGE_URL",
+    "purge_command": "NEWSGRAPH_PURGE_COMMAND",
+    "purge_timeout_ms": "NEWSGRAPH_PURGE_TIMEOUT_MS",
+    "loader_metrics": "NEWSGRAPH_LOADER_METRICS",
     "graphiql_assets": "NEWSGRAPH_GRAPHIQL_ASSETS",
     "persisted_queries": "NEWSGRAPH_PERSISTED_QUERIES",
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
@@ -273,8 +345,11 @@ ENV_NAMES: dict[str, str] = {
     "subscription_queue": "NEWSGRAPH_SUBSCRIPTION_QUEUE",
     "subscriptions_max": "NEWSGRAPH_SUBSCRIPTIONS_MAX",
     "subscriptions_per_connection": "NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION",
+    "subscriptions_per_client": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT",
     "ws_connections_max": "NEWSGRAPH_WS_CONNECTIONS_MAX",
+    "ws_connections_per_client": "NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT",
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
+    "ws_anonymous_init_timeout_s": "NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S",
     "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",
     "idle_timeout_s": "NEWSGRAPH_IDLE_TIMEOUT_S",
     "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",

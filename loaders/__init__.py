@@ -15,6 +15,7 @@
 - ``news``: stamp what a batch makes news, for subscriptions
 - ``write``: bulk inserts and replaces
 - ``facets``: provider and topic counts
+- ``purge``: the cache keys each write changes, sent to the purge hook
 - ``report``: ``LoadReport``, ``Failure`` and the printed summary
 - ``pipeline``: the ``Loader`` that runs the stages in batches
 - ``watch``: keep the store in step with changing folders

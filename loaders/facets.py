@@ -53,10 +53,35 @@ def facets_of(doc: dict[str, Any]) -> Facets:
     )
 
 
-def rebuild_facets(store: Store, articles: Iterable[Facets]) -> None:
+def rebuild_facets(
+    store: Store, articles: Iterable[Facets], changed: bool = False
+) -> list[tuple[str, str]]:
     """Replace the facet collections with the counts of ``articles`` (the
-    loader's snapshot of every stored article, so no scan of the store)."""
-    _write(store, count_facets(articles))
+    loader's snapshot of every stored article, so no scan of the store). With
+    ``changed``, returns ``(collection, key)`` of each row that clients now
+    see otherwise (its count or name, or whether it is there at all: see
+    :func:`public_view`), read before the rows are replaced: what the cache
+    purge hook names (``loaders.purge``)."""
+    counted = count_facets(articles)
+    moved: list[tuple[str, str]] = []
+    if changed:
+        with unavailable_as_error(store.where):
+            before = {c: {r["_id"]: r for r in store.db[c].find()} for c in counted}
+        for facet in (PROVIDERS_FACET, TOPICS_FACET):
+            rows, old = counted[facet.collection], before[facet.collection]
+            for key in sorted(rows.keys() | old.keys()):
+                if public_view(facet, rows.get(key)) != public_view(facet, old.get(key)):
+                    moved.append((facet.collection, key))
+    _write(store, counted)
+    return moved
+
+
+def public_view(facet: Facet, row: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """What anyone but the admin is served of a row: its count and name, or
+    nothing when none of its articles is published (``api.data.facets``)."""
+    if row is None or not row.get(facet.count):
+        return None
+    return (row.get(facet.count), row.get(facet.name) if facet.name else None)
 
 
 def count_facets(articles: Iterable[Facets]) -> dict[str, dict[str, dict[str, Any]]]:

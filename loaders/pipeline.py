@@ -48,6 +48,7 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
+from core.cachekeys import FACET_TYPES, row_purge
 from core.config import Settings
 from core.news import sequence
 from core.store import Store, StoreUnavailable, retrying
@@ -59,6 +60,7 @@ from loaders.manifest import Log
 from loaders.news import announce, stamp
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.paths import path_of, path_text
+from loaders.purge import Before, Purger, gone_keys
 from loaders.read import Skipped, Stat, content_hash, read_file_stat, regular_stat
 from loaders.report import Failure, LoadReport
 from loaders.stored import Row, Stored, manifest_row
@@ -108,12 +110,18 @@ class Loader:
     on (``newsgraph load --watch``) reads it once, not once per change."""
 
     def __init__(
-        self, store: Store, settings: Settings | None = None, stop: Event | None = None
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        stop: Event | None = None,
+        purger: Purger | None = None,
     ) -> None:
         """``stop``, once set, ends a wait for the loader lease (the run is
-        then aborted, as when the wait runs out)."""
+        then aborted, as when the wait runs out). ``purger`` gets the cache
+        keys each write changes (by default, the hook the settings name)."""
         self.store = store
         self.settings = settings or Settings()
+        self._purger = purger or Purger.for_settings(self.settings)
         self._stored: Stored | None = None
         self._lease = Lease(store, self.settings, stop=stop)
         self._log = Log(store)
@@ -139,7 +147,10 @@ class Loader:
         self.close()
 
     def close(self) -> None:
-        """Let go of the snapshot (its temporary file goes with it)."""
+        """Let go of the snapshot (its temporary file goes with it), once the
+        cache keys still queued are sent (``loaders.purge``)."""
+        if self._purger is not None:
+            self._purger.close()
         if self._stored is not None:
             self._stored.close()
             self._stored = None
@@ -178,11 +189,12 @@ class Loader:
                 self._rewrite_manifest()
             if report.inserted or report.updated or report.deleted or self._stale_facets:
                 self._hold()
-                retrying(
+                moved = retrying(
                     self.store.where,
                     "rebuilding the provider and topic counts",
-                    lambda: rebuild_facets(self.store, stored.facets()),
+                    lambda: rebuild_facets(self.store, stored.facets(), self._purger is not None),
                 )
+                self._purge(k for c, key in moved for k in row_purge(FACET_TYPES[c], key))
                 rebuilt, self._stale_facets = self._generation, False
             elif self._wrote and self._lease.held:
                 # Only the manifest was written: the counts stand, at the new
@@ -277,6 +289,7 @@ class Loader:
                 self._log.append([[_id] for _id in ids])
 
             retrying(self.store.where, "deleting articles", delete)
+            self._purge(gone_keys(stored, ids) if self._purger else ())
             for _id, path in chunk:
                 log.info("deleted %s: %s (%s)", _id, why, path)
                 stored.bury(_id)
@@ -457,9 +470,13 @@ class Loader:
                 announce(self.store, news)
             return result, rows, dead
 
+        # What clients saw of these articles, read before they change.
+        before = Before.read(self.store, docs, stored) if self._purger else None
         # Again from the start if the connection drops: a document the first
         # try inserted is then replaced (write_batch takes it as raced).
         result, rows, dead = retrying(self.store.where, "writing a batch", write)
+        if before is not None:
+            self._purge(before.written(docs, result) + gone_keys(stored, [i for i, _ in dead]))
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         for index, reason in result.failed.items():
@@ -469,6 +486,10 @@ class Loader:
             log.info("deleted %s: its file %s now names another article", _id, ghost_path)
             stored.bury(_id)
         report.deleted += len(dead)
+
+    def _purge(self, keys: Iterable[str]) -> None:
+        if self._purger is not None:
+            self._purger.purge(keys)
 
     def _take(
         self, stored: Stored, _id: str, path: str, report: LoadReport, at: str | None = None

@@ -37,6 +37,7 @@ from core.config import Settings
 from core.store import Store
 from loaders.discover import is_article_name
 from loaders.pipeline import Loader
+from loaders.purge import serve_metrics
 from loaders.report import LoadReport
 
 #: A batch of changes, and whether changes were lost before it (rescan all).
@@ -55,8 +56,27 @@ def watch_paths(
 ) -> None:
     """Load ``roots``, then keep loading their changes until ``stop`` is set
     (or Ctrl-C). ``on_report`` gets the report of the first load and of each
-    batch of changes."""
+    batch of changes. Its Prometheus metrics (``loaders.purge``) are served
+    where ``NEWSGRAPH_LOADER_METRICS`` says, while it watches."""
     folders = [str(Path(r).absolute()) for r in roots]  # watchfiles reports absolute paths
+    address = (settings or Settings()).loader_metrics
+    stop_metrics = serve_metrics(address) if address else None
+    try:
+        _watch(store, folders, settings, on_report, stop, debounce_ms, retry_s)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+
+
+def _watch(
+    store: Store,
+    folders: list[str],
+    settings: Settings | None,
+    on_report: Callable[[LoadReport], None],
+    stop: Event | None,
+    debounce_ms: int,
+    retry_s: float,
+) -> None:
     with Loader(store, settings, stop=stop) as loader:
         first = loader.load(folders, prune=True)
         on_report(first)

@@ -137,9 +137,15 @@ class Replay:
 
 
 def _with_gateway(context: Context, gateway: Gateway) -> Context:
-    """The same asker and feed, with ``gateway`` and loaders of its own."""
+    """The same asker, feed and cache keys (``api.schema.caching``), with
+    ``gateway`` and loaders of its own."""
     return Context(
-        gateway, context.admin, memo=context.memo, feed=context.feed, owner=context.owner
+        gateway,
+        context.admin,
+        memo=context.memo,
+        feed=context.feed,
+        owner=context.owner,
+        keys=context.keys,
     )
 
 

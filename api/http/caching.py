@@ -1,9 +1,26 @@
-"""HTTP caching of GET queries: ETag, 304 Not Modified, Cache-Control.
+"""HTTP caching of GET queries: ETag, 304 Not Modified, Cache-Control, and the
+cache keys a CDN purges by.
 
 Mobile clients and CDNs repeat the same GET query; an unchanged answer then
 costs a 304 with no body. Only successful answers to anonymous requests are
 cacheable by shared caches: a request with credentials may see unpublished
 articles, and an error (a store outage) must not be kept.
+
+How long, and by whom, is the schema's to say (``api.schema.caching``: the
+shortest hint among the fields the query selects, private if any field is).
+The settings bound it twice: ``max-age`` by ``NEWSGRAPH_CACHE_MAX_AGE``, for
+every cache including the browser's, which nothing can purge;
+``s-maxage`` by ``NEWSGRAPH_CACHE_SHARED_MAX_AGE``, for shared caches (CDNs),
+which the loader's purge hook reaches (``loaders.purge``).
+
+An anonymous answer also lists the cache keys of the objects it holds
+(``core.cachekeys``) in each header of ``NEWSGRAPH_CACHE_KEY_HEADERS``:
+``Surrogate-Key`` (Fastly, Varnish, space-separated) and ``Cache-Tag``
+(Cloudflare, comma-separated) by default. Each header is at most
+``NEWSGRAPH_CACHE_KEYS_MAX_BYTES``: the CDNs take 16 KB, but a proxy in front
+of the app may take far less for all of a response's headers (nginx's
+default buffer is 4 KB), so the default is 2000 bytes, and past the bound the
+keys of the type that takes the most room give way to one key for the type.
 
 The answer's ETag leaves out ``extensions.cost.throttleStatus``, the client's
 budget as it stood (``api.operation.throttle``), which changes with every
@@ -14,9 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.schema.caching import Keys, collecting
+from core.cachekeys import bounded
+from core.config import Settings
 
 #: GraphQL responses as either media type the view negotiates (api/http/media.py).
 CACHEABLE = ("application/json", "application/graphql-response+json")
@@ -25,6 +47,58 @@ CACHEABLE = ("application/json", "application/graphql-response+json")
 #: What a GET answer depends on besides its URL. Accept: the media type (and
 #: so the status codes, or parts rather than a whole answer) is negotiated.
 VARY = "Authorization, Accept, Accept-Encoding"
+NOT_SHARED = "private, no-store"
+#: Key headers whose names end so list keys separated by commas (Cloudflare's
+#: Cache-Tag, Akamai's Edge-Cache-Tag); the others, by spaces.
+COMMA_SEPARATED = "cache-tag"
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """The settings' part of each answer's cache headers."""
+
+    #: Longest ``max-age`` (any cache) and ``s-maxage`` (shared caches), seconds.
+    max_age: int = 60
+    shared_max_age: int = 60
+    #: Headers that list the keys, and each one's bound (bytes).
+    key_headers: tuple[str, ...] = ()
+    keys_max_bytes: int = 2000
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> CachePolicy:
+        settings.check()
+        return cls(
+            settings.cache_max_age,
+            settings.cache_shared_max_age,
+            settings.key_headers(),
+            settings.cache_keys_max_bytes,
+        )
+
+    def cache_control(self, keys: Keys | None) -> str:
+        """``Cache-Control`` of a successful anonymous answer."""
+        policy = keys.policy if keys is not None else None
+        if policy is None:  # no operation's answer (none is, today): as for any cache
+            return f"public, max-age={self.max_age}"
+        if policy.private:
+            return NOT_SHARED
+        hinted = policy.max_age
+        shared = self.shared_max_age if hinted is None else min(hinted, self.shared_max_age)
+        every = min(shared, self.max_age)
+        if shared == every:
+            return f"public, max-age={every}"
+        return f"public, max-age={every}, s-maxage={shared}"
+
+    def key_values(self, keys: Keys) -> list[tuple[str, str]]:
+        """The key headers of an answer that holds ``keys``."""
+        if keys.objects is None or keys.policy is None:
+            return []
+        listed = bounded(keys.objects, keys.policy.lists, self.keys_max_bytes)
+        spaced, commas = " ".join(listed), ",".join(listed)
+        return [
+            (name, commas if name.lower().endswith(COMMA_SEPARATED) else spaced)
+            for name in self.key_headers
+        ]
+
 
 #: The budget in an answer: numbers only, so text in the data (where a quote
 #: is escaped) never matches it.
@@ -43,18 +117,22 @@ def etag_basis(body: bytes) -> bytes:
 
 
 class QueryCaching:
-    def __init__(self, app: ASGIApp, max_age: int) -> None:
+    def __init__(self, app: ASGIApp, policy: CachePolicy) -> None:
         self.app = app
-        self.max_age = max_age
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
         request_headers = Headers(scope=scope)
+        anonymous = "authorization" not in request_headers
         start: Message | None = None
         chunks: list[bytes] = []
         passing = False
+        # Only an answer that may be shared (an anonymous one) has a policy,
+        # and its objects are gathered only if a header is to list them.
+        keys = Keys(set() if self.policy.key_headers else None) if anonymous else None
 
         async def buffer(message: Message) -> None:
             nonlocal start, passing
@@ -93,12 +171,16 @@ class QueryCaching:
                 etag_basis(body), digest_size=16, key=content_type.encode()[:64]
             )
             etag = 'W/"' + digest.hexdigest() + '"'
-            private = "authorization" in request_headers or b'"errors":' in body
+            cache_control = NOT_SHARED
+            if anonymous and b'"errors":' not in body:
+                cache_control = self.policy.cache_control(keys)
+            private = cache_control == NOT_SHARED
             headers["ETag"] = etag
-            headers["Cache-Control"] = (
-                "private, no-store" if private else f"public, max-age={self.max_age}"
-            )
+            headers["Cache-Control"] = cache_control
             headers["Vary"] = VARY
+            if not private and keys is not None:
+                for name, value in self.policy.key_values(keys):
+                    headers[name] = value
             if not private and etag in request_headers.get("if-none-match", ""):
                 del headers["content-length"]
                 await send({**start, "status": 304, "headers": headers.raw})
@@ -107,4 +189,8 @@ class QueryCaching:
             await send({**start, "headers": headers.raw})
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, buffer)
+        if keys is None:
+            await self.app(scope, receive, buffer)
+            return
+        with collecting(keys):
+            await self.app(scope, receive, buffer)

@@ -152,7 +152,7 @@ class Identify:
         if digest in self._keys:
             key = self._keys[digest]
         else:
-            if self.limits.take(anonymous, 0).available < LOOKUP_POINTS:
+            if self.limits.available(anonymous) < LOOKUP_POINTS:
                 # Out of budget: the store is not asked (Admit refuses it, 429).
                 return Identity(anonymous.key, refused=UNKNOWN_KEY)
             try:

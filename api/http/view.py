@@ -78,7 +78,11 @@ class GraphQLApp(GraphQL[Context, None]):
         self.gateway = gateway
         self.explorer = explorer
         self.feed = feed
-        self.connections = Connections(settings.ws_connections_max)
+        self.connections = Connections(
+            settings.ws_connections_max,
+            settings.ws_connections_per_client,
+            settings.subscriptions_per_client,
+        )
         self.identify = Identify(settings, gateway, schema.limits)
 
     #: Whether well-formed JSON requests take the quick lane (tests compare it

@@ -4,26 +4,40 @@ for subscriptions.
 Strawberry speaks the protocol; this module makes a connection safe to hold
 open for anyone:
 
-- a worker holds at most ``NEWSGRAPH_WS_CONNECTIONS_MAX`` connections (more
-  are closed with 1013, try again later), each at most
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, and all of them at
-  most ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over either limit is
-  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``);
+- a socket counts toward a limit only once its ``connection_init`` is
+  accepted; before that it must send one within
+  ``NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S`` (``NEWSGRAPH_WS_INIT_TIMEOUT_S``
+  when its handshake carried the admin token), else it is closed with 4408,
+  and a client may have only as many such sockets waiting as it may hold
+  (more are closed with 1013 at once), so sockets opened as fast as one
+  client can hold nothing of anyone else's;
+- at ``connection_init`` the connection is counted for its client (its
+  identity's key, ``api.http.identity``: an address, an API key, the admin)
+  and its worker: a
+  client holds at most ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, a
+  worker ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try
+  again later); a connection holds at most
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, a client
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT`` over all its connections, and a
+  worker ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over any of them is
+  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``), so that one
+  client cannot take every connection or subscription from the others;
 - a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
   object of the protocol's shape (else 4400);
-- ``connection_init`` must come within ``NEWSGRAPH_WS_INIT_TIMEOUT_S`` (else
-  4408); its payload may carry ``{"authorization": "Bearer <token>"}``, an API
-  key or the admin token, as the handshake's ``Authorization`` header may: the
-  connection's identity (``api.http.identity``), whose budget its
-  subscriptions draw from; an unknown or revoked key is closed with 4403;
+- ``connection_init``'s payload may carry ``{"authorization": "Bearer
+  <token>"}``, an API key or the admin token, as the handshake's
+  ``Authorization`` header may: the connection's identity
+  (``api.http.identity``), whose budget its subscriptions draw from and for
+  whom it is counted; an unknown or revoked key is closed with 4403;
 - the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
   has heard nothing from for two of those (4408);
 - a client that falls a whole queue behind (it stopped reading) is closed
   with 4008, after its subscriptions are dropped (``api.live.feed``);
 - only subscriptions run here (queries and mutations are answered over
   HTTP, where caching and persisted queries work): each subscription is
-  validated, limited and priced as a query is (``api.operation.schema``), and answers
-  each article as a query would, in its own time limit.
+  validated, limited and priced as a query is (``api.operation.schema``), and
+  each payload's price is drawn from its client's budget before it is made
+  (the pipeline's ``each`` steps, ``api.operation.pipeline.Pipeline.draw``).
 """
 
 from __future__ import annotations
@@ -33,7 +47,9 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from graphql import GraphQLError
@@ -82,21 +98,69 @@ class Host(Protocol):
     async def identity(self, request: Any, authorization: str | None) -> Identity: ...
 
 
+#: Who a connection's limits count for: its identity's key
+#: (``api.schema.context.Identity``), whose budget its payloads draw from too.
+Client = str
+
+
+class Holder(Protocol):
+    """A connection held for a client (:class:`TransportWSHandler`)."""
+
+    @property
+    def subscriptions(self) -> int: ...
+
+
 class Connections:
-    """The WebSocket connections one worker holds."""
+    """The WebSocket connections one worker holds, and each client's share.
 
-    def __init__(self, most: int) -> None:
+    A socket counts only once its ``connection_init`` is accepted; until then
+    it waits, and a client may have only ``per_client`` sockets waiting: more
+    are refused at once, and a waiting one is closed at its init deadline."""
+
+    def __init__(self, most: int, per_client: int, subscriptions_per_client: int) -> None:
         self.most = most
+        self.per_client = per_client
+        self.subscriptions_per_client = subscriptions_per_client
         self.open = 0
+        self._waiting: Counter[Client] = Counter()
+        self._held: dict[Client, set[Holder]] = {}
 
-    def enter(self) -> bool:
-        if self.open >= self.most:
+    def wait(self, client: Client) -> bool:
+        """A new socket of ``client``, before its ``connection_init``: False
+        if that client has as many waiting as it may."""
+        if self._waiting[client] >= self.per_client:
             return False
-        self.open += 1
+        self._waiting[client] += 1
         return True
 
-    def leave(self) -> None:
+    def stop_waiting(self, client: Client) -> None:
+        self._waiting[client] -= 1
+        if self._waiting[client] <= 0:
+            del self._waiting[client]
+
+    def enter(self, holder: Holder, client: Client) -> str | None:
+        """Count ``holder`` for ``client``; or why not (the close reason)."""
+        held = self._held.get(client)
+        if held is not None and len(held) >= self.per_client:
+            return f"too many connections from this client (at most {self.per_client})"
+        if self.open >= self.most:
+            return "too many connections; try again later"
+        self._held.setdefault(client, set()).add(holder)
+        self.open += 1
+        return None
+
+    def leave(self, holder: Holder, client: Client) -> None:
+        held = self._held.get(client)
+        if held is None or holder not in held:
+            return
+        held.discard(holder)
         self.open -= 1
+        if not held:
+            del self._held[client]
+
+    def subscriptions(self, client: Client) -> int:
+        """The operations ``client`` holds over all its connections."""
+        return sum(holder.subscriptions for holder in self._held.get(client, ()))
 
 
 class Socket(ASGIWebSocketAdapter):
@@ -162,13 +226,30 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.context.owner = self
         self._closing: tuple[int, str] | None = None
         self._close_now = asyncio.Event()
+        #: One payload of this connection's answered and written at a time (Owner).
+        self.writing = asyncio.Lock()
+        #: Who the socket counts for: before ``connection_init`` as it waits
+        #: (by its handshake), then as a connection held (by its init too).
+        self.waiting: Client | None = self.context.identity.key
+        self.client: Client | None = None
+        if not self.context.admin:  # a handshake without the admin token
+            seconds = self.settings.ws_anonymous_init_timeout_s
+            self.connection_init_wait_timeout = timedelta(seconds=seconds)
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self.operations)
 
     # -- the connection's life ---------------------------------------------
 
     async def handle(self) -> None:
-        if not self.view.connections.enter():
+        connections = self.view.connections
+        assert self.waiting is not None
+        if not connections.wait(self.waiting):
+            self.waiting = None
             await self.websocket.close(
-                TOO_MANY_CONNECTIONS, "too many connections; try again later"
+                TOO_MANY_CONNECTIONS,
+                "too many connections from this client waiting for connection_init",
             )
             return
         try:
@@ -181,7 +262,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     task.cancel()
                 await asyncio.gather(reader, watcher, return_exceptions=True)
         finally:
-            self.view.connections.leave()
+            if self.waiting is not None:
+                connections.stop_waiting(self.waiting)
+            if self.client is not None:
+                connections.leave(self, self.client)
             self.view.feed.leave_all(self)
 
     async def _watch(self) -> None:
@@ -235,19 +319,48 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.context.identity.refused is not None:
             await self.websocket.close(FORBIDDEN, f"Forbidden: {self.context.identity.refused}")
             return
+        first = not (self.connection_init_received or self.connection_timed_out)
+        if first and self.waiting is not None:
+            # From now on the socket counts, for the identity its init names.
+            connections = self.view.connections
+            connections.stop_waiting(self.waiting)
+            self.waiting = None
+            client = self.context.identity.key
+            refusal = connections.enter(self, client)
+            if refusal is not None:
+                self.connection_init_received = True
+                if self.connection_init_timeout_task is not None:
+                    self.connection_init_timeout_task.cancel()
+                await self.websocket.close(TOO_MANY_CONNECTIONS, refusal)
+                return
+            self.client = client
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message: Any) -> None:
-        most = self.settings.subscriptions_per_connection
-        full = len(self.operations) >= most and message["id"] not in self.operations
-        if full and self.connection_acknowledged:  # else strawberry closes the connection
-            error = TooManySubscriptionsError(
-                f"a connection may hold at most {most} subscriptions; complete one first"
-            )
+        new = message["id"] not in self.operations
+        refusal = self._too_many() if new and self.connection_acknowledged else None
+        if refusal is not None:  # (unacknowledged: strawberry closes the connection)
+            error = TooManySubscriptionsError(refusal)
             formatted = GraphQLError(str(error), extensions=error.extensions).formatted
             await self.send_message({"id": message["id"], "type": "error", "payload": [formatted]})
             return
         await super().handle_subscribe(message)
+
+    def _too_many(self) -> str | None:
+        """Why one more subscription is too many for this connection or its
+        client (the worker's own limit is the feed's), or None."""
+        most = self.settings.subscriptions_per_connection
+        if len(self.operations) >= most:
+            return f"a connection may hold at most {most} subscriptions; complete one first"
+        connections = self.view.connections
+        if self.client is not None:
+            most = connections.subscriptions_per_client
+            if connections.subscriptions(self.client) >= most:
+                return (
+                    f"a client may hold at most {most} subscriptions over all its "
+                    "connections; complete one first"
+                )
+        return None
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """One subscription: ``error`` if it cannot start, else ``next`` for
@@ -269,7 +382,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                         await operation.send_initial_errors(result.errors or [])
                         return
                     first = False
+                    # Encoding and writing a payload is CPU that never waits
+                    # (JSON, and the compression of permessage-deflate: about
+                    # 20 ms a megabyte, for each subscriber): payloads take
+                    # turns with the worker's other requests (api.live.feed.Turns).
+                    await self.view.feed.turns.take()
                     await operation.send_next(result)
+                    del result  # written: not kept while the next article waits
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except WebSocketDisconnected:
             pass

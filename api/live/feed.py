@@ -7,8 +7,17 @@ at least one subscription, one task asks the store every
 ``NEWSGRAPH_SUBSCRIPTION_POLL_MS`` for the news marker (a lookup by ``_id``)
 and, only when it moved, for the articles that became news since the last
 poll (one indexed query, oldest first, a page at a time). However many
-subscriptions there are, that is all the store is asked; each article is
-then offered to every subscription whose filter (``api.data.matcher``) selects it.
+subscriptions there are, that is all the store is asked.
+
+Identical subscriptions (the same document, operation, variables and
+visibility: the key their :class:`Answers` give) form one :class:`Group`,
+as Hasura multiplexes its live queries: each article is offered to a group
+whose filter (``api.data.matcher``) selects it, tested once, and answered
+once (:class:`Shared`), when the first member reads it; every member is sent
+that answer. The work per article is then that of the distinct
+subscriptions, however many clients hold each; a worker builds a few answers
+at a time (``ANSWERS_AT_ONCE``), and that work, like each payload's, takes
+turns with the worker's other requests (:class:`Turns`).
 
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
@@ -23,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +51,13 @@ Event = Doc | ClientError
 
 #: Longest pause between two polls while the store does not answer (seconds).
 MAX_RETRY_S = 5.0
+#: Articles a worker answers at once for its groups of subscriptions. An
+#: answer may be a few megabytes of objects (the budget allows 50,000), and
+#: an article sent to many distinct subscriptions would otherwise have all of
+#: them built at once; a few at a time keep that memory small and leave the
+#: store's slots to the worker's queries, while the work itself, CPU or the
+#: store's, is the same.
+ANSWERS_AT_ONCE = 4
 #: Everything an Article may select (its fields, and what its filter reads), never a private field.
 PROJECTION = dict.fromkeys(sorted(PRIVATE_FIELDS), 0)
 ORDER = [(NEWS_SEQ, 1), ("_id", 1)]
@@ -52,6 +68,24 @@ class Owner(Protocol):
 
     def overflowed(self) -> None:
         """One of its subscriptions fell a whole queue behind and was dropped."""
+
+    @property
+    def writing(self) -> asyncio.Lock:
+        """Held while one of its payloads is answered and written: one at a
+        time, so a slow reader keeps one answer waiting, not one per
+        subscription."""
+
+
+class Answers(Protocol):
+    """How a subscription answers each event it is sent
+    (``api.execution.subscription``). Subscriptions whose keys are equal get
+    equal answers: one answer serves them all."""
+
+    @property
+    def key(self) -> Hashable: ...
+
+    async def answer(self, event: Event) -> Any:
+        """The answer to ``event`` (an ``ExecutionResult``); never raises."""
 
 
 @dataclass(frozen=True)
@@ -74,54 +108,115 @@ class PollPosition:
         }
 
 
-class Subscriber:
-    """One subscription: its filter, and the articles waiting to be sent."""
+class Turns:
+    """A turnstile for work that runs without waiting (a payload encoded and
+    compressed, the start of an article's answer): one task passes per turn
+    of the event loop.
 
-    def __init__(self, feed: Feed, matches: Predicate, owner: Owner) -> None:
+    An article sent to a hundred subscribers wakes a hundred tasks at once;
+    asyncio runs every ready task before it looks at the sockets again, so
+    each request arriving meanwhile would wait for all of them. A task
+    passes by taking the lock, which is given back at the next turn of the
+    loop, by then with the others waiting in line behind it (asyncio's locks
+    are fair): one piece per turn, with the timers and sockets, and what they
+    woke, served between them. What the piece then waits for (a slow client,
+    the store) holds up no one."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        await self._lock.acquire()
+        asyncio.get_running_loop().call_soon(self._lock.release)
+
+
+class Group:
+    """Identical subscriptions: one filter, one way of answering (the first
+    member's: the others' are equal), and the members sent each answer."""
+
+    def __init__(self, feed: Feed, matches: Predicate, answers: Answers) -> None:
         self.feed = feed
         self.matches = matches
-        self.owner = owner
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(feed.queue_size)
+        self.answers = answers
+        self.members: set[Subscriber] = set()
 
-    def offer(self, event: Event) -> bool:
-        """Queue ``event``; False if the queue is full."""
+    async def answer(self, event: Event) -> Any:
+        """``event`` answered, within a time limit of its own as a request's
+        answer is (this runs in a task of its own, see :class:`Shared`),
+        once one of the worker's answering slots is free."""
+        async with self.feed.answering:
+            deadline.begin(self.feed.time_limit_s)
+            self.feed.answered += 1
+            await self.feed.turns.take()
+            return await self.answers.answer(event)
+
+
+class Shared:
+    """One event as a group is sent it. It is answered once, when the first
+    member reads it (a group whose members have all left, or fell behind,
+    answers nothing), in a task of its own: a member that leaves while
+    waiting does not cancel the answer the others wait for."""
+
+    __slots__ = ("_task", "event", "group")
+
+    def __init__(self, event: Event, group: Group) -> None:
+        self.event = event
+        self.group = group
+        self._task: asyncio.Task[Any] | None = None
+
+    async def answer(self) -> Any:
+        task = self._task
+        if task is None:
+            task = self._task = asyncio.get_running_loop().create_task(
+                self.group.answer(self.event)
+            )
+            task.add_done_callback(_retrieved)
+        return await asyncio.shield(task)
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """An answer's task ended: its exception, if any, was (or will never be)
+    awaited by a member; not an "exception never retrieved" warning."""
+    if not task.cancelled():
+        task.exception()
+
+
+class Subscriber:
+    """One subscription: its group, and the events waiting to be sent."""
+
+    def __init__(self, group: Group, owner: Owner) -> None:
+        self.group = group
+        self.owner = owner
+        self.queue: asyncio.Queue[Shared] = asyncio.Queue(group.feed.queue_size)
+
+    def offer(self, shared: Shared) -> bool:
+        """Queue ``shared``; False if the queue is full."""
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(shared)
         except asyncio.QueueFull:
             return False
         return True
 
     def leave(self) -> None:
-        self.feed.leave(self)
+        self.group.feed.leave(self)
 
 
 class Events:
-    """A subscription's events, as the subscription field returns them.
+    """A subscription's events, as the subscription field returns them: each
+    a :class:`Shared` answer to await. Closing leaves the feed; so does being
+    dropped unclosed (an operation cancelled before it started)."""
 
-    Each article is answered with fresh batch loaders (a subscription lives
-    long: they must neither hold old answers nor grow) and within a time
-    limit of its own, as a request's answer is. Closing leaves the feed; so
-    does being dropped unclosed (an operation cancelled before it started).
-    """
-
-    def __init__(
-        self, subscriber: Subscriber, forget: Callable[[], None], time_limit_s: float
-    ) -> None:
+    def __init__(self, subscriber: Subscriber) -> None:
         self._queue = subscriber.queue
-        self._forget = forget
-        self._time_limit_s = time_limit_s
         self._leave = weakref.finalize(self, subscriber.leave)
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[Shared]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Shared:
         if not self._leave.alive:
             raise StopAsyncIteration
-        event = await self._queue.get()
-        self._forget()
-        deadline.begin(self._time_limit_s)
-        return event
+        return await self._queue.get()
 
     async def aclose(self) -> None:
         self._leave()
@@ -145,43 +240,77 @@ class Feed:
         self.page = max(1, queue_size // 2)
         self.max_subscribers = max_subscribers
         self.time_limit_s = time_limit_ms / 1000
-        #: Polls done and subscriptions dropped for falling behind (metrics, tests).
+        #: Polls done, subscriptions dropped for falling behind, and events
+        #: answered (once per group each) (metrics, tests).
         self.polls = 0
         self.dropped = 0
-        self._subscribers: set[Subscriber] = set()
+        self.answered = 0
+        #: The worker's subscription work, taken in turns with its other requests.
+        self.turns = Turns()
+        self.answering = asyncio.Semaphore(ANSWERS_AT_ONCE)
+        self._groups: dict[Hashable, Group] = {}
+        self._count = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
     def count(self) -> int:
-        return len(self._subscribers)
+        """Subscriptions served now."""
+        return self._count
 
-    def join(self, matches: Predicate, owner: Owner) -> Subscriber:
-        """A new subscription, polled for from now on; the poll starts with the first."""
-        if len(self._subscribers) >= self.max_subscribers:
+    @property
+    def groups(self) -> int:
+        """Distinct subscriptions served now: the answers each article may take."""
+        return len(self._groups)
+
+    def join(self, matches: Predicate, owner: Owner, answers: Answers) -> Subscriber:
+        """A new subscription, polled for from now on; the poll starts with
+        the first. It joins the group of the subscriptions identical to it,
+        whose filter is ``matches`` too."""
+        if self._count >= self.max_subscribers:
             raise TooManySubscriptionsError(
                 f"this server holds as many subscriptions as it may ({self.max_subscribers}); "
                 "try again later"
             )
-        subscriber = Subscriber(self, matches, owner)
-        self._subscribers.add(subscriber)
+        subscriber = self._admit(matches, owner, answers)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         return subscriber
 
+    def _admit(self, matches: Predicate, owner: Owner, answers: Answers) -> Subscriber:
+        group = self._groups.get(answers.key)
+        if group is None:
+            group = self._groups[answers.key] = Group(self, matches, answers)
+        subscriber = Subscriber(group, owner)
+        group.members.add(subscriber)
+        self._count += 1
+        return subscriber
+
     def leave(self, subscriber: Subscriber) -> None:
-        """A subscription ends; the poll stops with the last."""
-        self._subscribers.discard(subscriber)
-        if not self._subscribers and self._task is not None:
+        """A subscription ends; its group with its last member, the poll with the last."""
+        group = subscriber.group
+        if subscriber not in group.members:
+            return
+        group.members.discard(subscriber)
+        self._count -= 1
+        if not group.members and self._groups.get(group.answers.key) is group:
+            del self._groups[group.answers.key]
+        if not self._count and self._task is not None:
             self._task.cancel()
             self._task = None
 
     def leave_all(self, owner: Owner) -> None:
         """Every subscription of ``owner`` ends (its connection closed)."""
-        for subscriber in [s for s in self._subscribers if s.owner is owner]:
+        for subscriber in [s for s in self._subscribers() if s.owner is owner]:
             self.leave(subscriber)
 
+    def _subscribers(self) -> list[Subscriber]:
+        return [s for group in self._groups.values() for s in group.members]
+
     async def close(self) -> None:
-        self._subscribers.clear()
+        for group in self._groups.values():
+            group.members.clear()
+        self._groups.clear()
+        self._count = 0
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -233,16 +362,19 @@ class Feed:
         return PollPosition(int(last["_source"]["newsSeq"]), str(last["_id"]))
 
     def _fan_out(self, events: list[Any], everyone: bool = False) -> None:
-        """Offer ``events`` to every subscription that wants them; drop those
-        that cannot take one more."""
+        """Offer ``events`` to every group that wants them, one shared answer
+        each, to all its members; drop those that cannot take one more."""
         behind: list[Subscriber] = []
-        for subscriber in list(self._subscribers):
+        for group in list(self._groups.values()):
+            members = list(group.members)
             for event in events:
-                if not (everyone or self._wants(subscriber, event)):
+                if not (everyone or self._wants(group, event)):
                     continue
-                if not subscriber.offer(event):
-                    behind.append(subscriber)
-                    break
+                shared = Shared(event, group)
+                fell = {s for s in members if not s.offer(shared)}
+                if fell:
+                    behind.extend(fell)
+                    members = [s for s in members if s not in fell]
         for subscriber in behind:
             self.leave(subscriber)
             self.dropped += 1
@@ -252,9 +384,9 @@ class Feed:
                 log.exception("could not drop a subscription's client")
 
     @staticmethod
-    def _wants(subscriber: Subscriber, doc: Doc) -> bool:
+    def _wants(group: Group, doc: Doc) -> bool:
         try:
-            return subscriber.matches(doc)
+            return group.matches(doc)
         except Exception:  # a bug must not stop the others' articles
             log.exception("a subscription's filter failed; the article is not sent to it")
             return False

@@ -12,7 +12,8 @@ HTTP POST and GET, a persisted hash, ``@defer`` as one answer or in parts)
 and :meth:`Pipeline.stream` (a subscription's answers, over WebSocket).
 What a step holds while an operation runs (a slot of the client's
 concurrency) is let go when its answer is made (``Operation.close``); each
-answer of a subscription first passes the ``each`` steps (:meth:`Pipeline.draw`).
+answer of a subscription first passes the ``each`` steps (:meth:`Pipeline.draw`),
+before it is made where its source can wait (a :class:`~api.operation.run.Payload`).
 
 A guard added to ``steps`` applies to every way in at once;
 tests/api/test_pipeline.py plants one and checks that.
@@ -37,7 +38,7 @@ from api.operation import traced
 from api.operation.cost import count_objects
 from api.operation.masking import MaskErrors
 from api.operation.request import Operation, Refused, Request
-from api.operation.run import Execute
+from api.operation.run import Execute, Payload
 from api.telemetry import tracing
 
 #: A step before execution: reads the operation, fills it in, or raises; one
@@ -120,7 +121,11 @@ class Pipeline:
                     refused = self.draw(op)
                     if refused:
                         result = GraphQLExecutionResult(None, refused)
+                    elif isinstance(result, Payload):  # made once it is paid for
+                        result = await result.make()
                     yield self.finished(op, result)
+                    # An answer may be megabytes: not kept while the next waits.
+                    del result
             except Exception as exc:  # graphql-core does not catch what its source raises
                 yield self.finished(op, GraphQLExecutionResult(None, [_as_graphql_error(exc)]))
 

@@ -60,7 +60,8 @@ class Operation:
     cost: Cost | None = None
     calls_before: int | None = None
     #: How it was answered: "compiled" (its plan), "fallback" (ordinary
-    #: execution where a plan was tried), "ordinary" (no plan tried).
+    #: execution where a plan was tried), "ordinary" (no plan tried), "shared"
+    #: (a subscription: each article answered once for the identical ones).
     execution: str | None = None
     #: Points drawn from the client's budget for the answer being made
     #: (``api.operation.throttle``); what it did not use is given back.

@@ -4,13 +4,17 @@ A query is offered to its plan first (``api.execution.compiled``, cached per
 query text); what the planner does not cover, or a plan that falls back
 after it began, is answered by ordinary execution (``api.execution.ordinary``)
 of the same document, given what the plan fetched (``api.execution.replay``).
-A subscription starts by ordinary execution, which then answers each article
-it sends.
+A subscription is started by ``api.execution.subscription``, which answers
+each article once for all the subscriptions identical to it; each subscriber
+is handed a :class:`Payload` per article, which the pipeline makes only once
+it has drawn that payload's price from the client's budget
+(``api.operation.pipeline.Pipeline.stream``), a copy of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
@@ -18,9 +22,12 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import ExperimentalIncrementalExecutionResults
 from strawberry.types.graphql import OperationType
 
-from api.execution import ordinary
+from api.execution import ordinary, subscription
 from api.execution.compiled import Plans, answer
+from api.execution.plan.nodes import Answer
 from api.execution.replay import Replay
+from api.live.feed import Events, Shared
+from api.operation.cost import count_objects
 from api.operation.request import Operation
 
 
@@ -66,7 +73,57 @@ class Execute:
         """A subscription's results, or the errors that kept it from starting."""
         document = op.executed or op.document
         assert document is not None
-        op.execution = "ordinary"
-        return await ordinary.subscribe_to(
-            self.schema, document, op.variables, op.name, op.context, op.request.extensions
+        # Each article is answered for the identical subscriptions at once,
+        # by plan or ordinarily (``api.execution.subscription``).
+        op.execution = "shared"
+        source = await subscription.subscribe(
+            self.schema,
+            self.plans,
+            op.query or "",
+            document,
+            op.variables,
+            op.name,
+            op.context,
+            op.request.extensions,
         )
+        if isinstance(source, GraphQLExecutionResult):
+            return source
+        return _delivered(op, source)
+
+
+class Payload:
+    """One article's answer for one subscriber, not made yet: the pipeline
+    draws its price from the client's budget first (a refusal is sent in its
+    place, and nothing is computed for it), then :meth:`make` awaits the
+    answer shared with the identical subscriptions and gives it in a copy of
+    its own (the steps that finish an answer write into it)."""
+
+    __slots__ = ("shared", "unmetered")
+
+    def __init__(self, shared: Shared, unmetered: frozenset[str]) -> None:
+        self.shared = shared
+        self.unmetered = unmetered
+
+    async def make(self) -> Answer:
+        answer = await self.shared.answer()
+        if answer.objects is None and not answer.errors:
+            answer.objects = count_objects(answer.data, self.unmetered)  # once, for all
+        errors = list(answer.errors) if answer.errors else None
+        return Answer(answer.data, errors, answer.objects)
+
+
+async def _delivered(op: Operation, events: Events) -> AsyncGenerator[Payload, None]:
+    """One subscriber's payloads, one per article it is sent.
+
+    One payload of a connection's at a time is made and written (its
+    ``writing`` lock, held from the moment it is handed out until the
+    transport has written it and asks for the next): a client that reads
+    slowly keeps one answer waiting for it, not one per subscription."""
+    owner = op.context.owner
+    unmetered = op.cost.unmetered if op.cost is not None else frozenset()
+    async with aclosing(events):
+        async for shared in events:
+            async with owner.writing:
+                yield Payload(shared, unmetered)
+            # Written: an answer may be megabytes, not kept while the next waits.
+            del shared

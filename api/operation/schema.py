@@ -25,6 +25,7 @@ from strawberry.types.graphql import OperationType
 from api.execution.compiled import Plans
 from api.operation.allowed import ChooseOperation, NameOperation, SubscriptionsOverWebSocket
 from api.operation.budget import Budget, CostCache, Price, Report
+from api.operation.caching import CacheHints
 from api.operation.documents import DocumentCache, FindDocument
 from api.operation.incremental import Deliver
 from api.operation.masking import MaskErrors
@@ -241,7 +242,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     schema.pipeline = Pipeline(
         steps(schema, settings, caches, budget, limits, TrustedDocuments.for_settings(settings)),
         Execute(schema, caches.plans),
-        [MaskErrors(), Report(budget), ReportBudget(limits)],
+        [MaskErrors(), Report(budget), ReportBudget(limits), CacheHints(schema._schema)],
         each=[ThrottlePayload(limits)],
     )
     return schema

@@ -324,6 +324,11 @@ class StoreBuckets:
             self._later(self._prune(gateway, now))
         return self._decide(policy, full, now, points, allowed)
 
+    def known(self, identity: Identity) -> float:
+        """The points in ``identity``'s bucket as this worker last saw it."""
+        policy = self.policies[identity.tier]
+        return _level(policy, self._known.get(identity.key), self.clock())
+
     def take_behind(self, gateway: Gateway, identity: Identity, points: int) -> Decision:
         """A draw that cannot wait for the store: decided on the bucket as this
         worker last saw it, and made in the store behind the answer."""
@@ -450,6 +455,13 @@ class Limits:
 
     def take(self, identity: Identity, points: int) -> Decision:
         return self.buckets.take(identity, points, self.clock())
+
+    def available(self, identity: Identity) -> float:
+        """The points in ``identity``'s bucket as this worker knows them now,
+        without asking the store (with the budgets there: as last read)."""
+        if self.shared is not None:
+            return self.shared.known(identity)
+        return self.take(identity, 0).available
 
     def policy(self, identity: Identity) -> Policy:
         return self.policies[identity.tier]

@@ -9,7 +9,8 @@ the span by the type); the price (``newsgraph.cost.objects``,
 what the answer took (``newsgraph.objects`` from ``extensions.cost``, and
 ``newsgraph.store_calls``, counted by the span's store-call children); how
 it ran (``newsgraph.execution``: ``compiled``, ``fallback`` or ``ordinary``,
-as the metrics count it). An answer with errors carries the first one's code
+as the metrics count it, or ``shared`` for a subscription, whose articles are
+answered once for the identical ones). An answer with errors carries the first one's code
 as ``error.type``; one without data (refused, or failed whole) has the
 span's status ERROR.
 """

@@ -6,7 +6,9 @@
 stories, filtered), ``pagination`` (connections), ``nodes`` (Relay's
 ``node(id:)``: opaque ids, refetch by id), ``scalars`` (``DateTime``),
 ``facts`` (how each field is answered, declared on the field: read by the
-cost analysis, the planner and the projection), ``context`` (per request:
+cost analysis, the planner, the projection and HTTP caching), ``caching``
+(an answer's caching policy from the fields' and types' hints, and the cache
+keys of the objects it holds), ``context`` (per request:
 who asks, batch loaders), ``resolvers`` (what list
 and lookup fields do by ordinary execution), ``projection`` (fetch only what
 is selected, never a private field). ``schema.graphql`` is the SDL, checked

@@ -19,7 +19,9 @@ from typing import Any, Literal, TypeVar
 from strawberry.dataloader import DataLoader
 
 from api.data.gateway import Gateway
-from api.live.feed import Feed, Owner
+from api.live.feed import Answers, Feed, Owner
+from api.schema.caching import Keys, current_keys
+from core.cachekeys import ARTICLE, FACET_TYPES
 from core.document import Doc
 from core.indexes import ARTICLES, Facet
 
@@ -74,6 +76,12 @@ class Context:
     #: holds the subscriptions (``api.live.feed``). None over HTTP.
     feed: Feed | None = None
     owner: Owner | None = None
+    #: Where the answer gathers the keys of the objects it holds, for shared
+    #: caches (``api.schema.caching``); None when it is not for one.
+    keys: Keys | None = field(default_factory=current_keys)
+    #: For one subscription: how it answers each article, and the key it
+    #: shares those answers by (``api.execution.subscription``).
+    answers: Answers | None = None
     #: The identity's budget as the last operation left it
     #: (``api.operation.throttle``), for the transport's ``RateLimit`` headers.
     budget_status: Any = None
@@ -82,11 +90,6 @@ class Context:
         """A context for one operation of a connection: who asks, and where
         news comes from, but loaders of its own."""
         return Context(self.gateway, self.admin, self.identity, feed=self.feed, owner=self.owner)
-
-    def forget(self) -> None:
-        """Drop the batch loaders and what they hold: a subscription answers
-        each article afresh."""
-        self._loaders.clear()
 
     def articles_by_id(self, projection: dict[str, int]) -> DataLoader[str, Doc | None]:
         """Articles by ``_id`` (``None`` for unknown or hidden ones), fetching
@@ -109,6 +112,9 @@ class Context:
         """One store query for the articles with these ids (see
         :meth:`articles_by_id`), in the order asked; compiled plans call it
         directly, with every id of a nesting level at once."""
+        if self.keys is not None:  # found or not: the answer changes when it arrives
+            for i in ids:
+                self.keys.add(ARTICLE, i)
         fields = {**projection, "published": 1}
         docs = await self.gateway.find(ARTICLES, by_ids(ids), fields)
         by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
@@ -126,6 +132,10 @@ class Context:
 
     async def facet_rows(self, facet: Facet, ids: Sequence[str]) -> list[Doc | None]:
         """One store query for a facet's count rows with these ids, in order."""
+        if self.keys is not None:
+            type_name = FACET_TYPES[facet.collection]
+            for i in ids:
+                self.keys.add(type_name, i)
         docs = await self.gateway.find(facet.collection, by_ids(ids))
         by_id = {d["_id"]: d for d in docs}
         return [by_id.get(i) for i in ids]

@@ -9,8 +9,11 @@ resolver does more says what, once, where the field is defined::
 and everything that must know reads it from there: the cost analysis
 (``api.operation.cost``: which fields ask the store, and how often; how long
 a plain list may be), the planner (``api.execution.plan``: how to find the
-field's value without its resolver) and the projection (``api.schema.projection``:
-which document key a field reads). A field with a resolver and no declaration
+field's value without its resolver), the projection (``api.schema.projection``:
+which document key a field reads) and HTTP caching (``api.schema.caching``:
+how long an answer holding the field may be kept, and by whom). A cache hint
+may also be given to a whole object type (:func:`cached`), for every field
+that returns it. A field with a resolver and no declaration
 is priced as asking nothing and answered by ordinary execution, and a list
 with no declared bound refuses every query that selects it, so forgetting one
 shows at once (tests/api/test_facts.py).
@@ -19,12 +22,15 @@ shows at once (tests/api/test_facts.py).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import GraphQLField
 
 from core.indexes import Facet
+
+T = TypeVar("T")
 
 #: strawberry's key, in a graphql-core field's extensions, for its own field.
 STRAWBERRY = "strawberry-definition"
@@ -45,10 +51,16 @@ class Kind(enum.Enum):
     FACET_ID = "facet id"
     #: A list the document may lack (``images``, ``related``): empty then.
     LIST = "list"
+    #: ``Article.related(first, filter)``: the document's stories, narrowed
+    #: by arguments checked once per request (``api.schema.related.narrowing``);
+    #: the planner's, for ``related`` declared a ``LIST`` and given arguments.
+    RELATED = "related stories, narrowed"
     #: ``Article.topics``: names, served as ``Topic`` objects.
     TOPICS = "topics"
     #: A connection's ``totalCount``, counted with its page.
     TOTAL = "totalCount"
+    #: A subscription's root field: the article it is sent (the root value).
+    EVENT = "event"
 
     ARTICLE = "article by id"
     RELATED_ARTICLE = "related article"
@@ -56,6 +68,40 @@ class Kind(enum.Enum):
     FACET_COUNT = "articleCount"
     ARTICLES = "page of articles"
     FACETS = "page of providers or topics"
+
+
+@dataclass(frozen=True, order=True)
+class Cache:
+    """How long an answer holding a field (or an object of a type) may be
+    kept by caches, and by whom. An answer takes the shortest hint among the
+    fields it selects, and is private if any of them is."""
+
+    #: Seconds; None: no limit of its own (the settings' apply).
+    max_age: int | None = None
+    #: Only the client's own cache may keep it, never a shared one.
+    private: bool = False
+
+
+#: What changes only when the loader writes it: an article, a provider's or
+#: topic's name. The loader's purge hook (``loaders.purge``) tells CDNs when it
+#: does; the settings keep browsers, which nothing purges, to less.
+LONG = Cache(max_age=86_400)
+#: What every new article changes: lists, and counts.
+SHORT = Cache(max_age=60)
+#: What only the admin may see: never kept by a shared cache.
+PRIVATE = Cache(private=True)
+#: The attribute :func:`cached` gives a type's class.
+TYPE_HINT = "__newsgraph_cache__"
+
+
+def cached(hint: Cache) -> Callable[[type[T]], type[T]]:
+    """A class decorator: ``hint`` holds for every field that returns the type."""
+
+    def give(cls: type[T]) -> type[T]:
+        setattr(cls, TYPE_HINT, hint)
+        return cls
+
+    return give
 
 
 class Calls(enum.Enum):
@@ -87,6 +133,8 @@ class Answered:
     items_argument: str | None = None
     #: The document key it reads, when not its own name (``id`` reads ``_id``).
     source: str | None = None
+    #: How long an answer holding it may be cached; None: as its type says.
+    cache: Cache | None = None
 
 
 def answered(

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from graphql import GraphQLObjectType
 
-from api.schema.facts import Calls, Kind, answered
+from api.schema.facts import SHORT, Calls, Kind, answered
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ class Connection(Generic[T]):
     @strawberry.field(
         description="How many items the whole list has, across all pages.",
         # A count query for each page, counted with it.
-        metadata=answered(Kind.TOTAL, calls=Calls.PER_PARENT),
+        metadata=answered(Kind.TOTAL, calls=Calls.PER_PARENT, cache=SHORT),
     )
     async def totalCount(self) -> int:
         return await self.count()

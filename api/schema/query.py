@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.schema import resolvers
-from api.schema.facts import Calls, Kind, answered
+from api.schema.facts import SHORT, Calls, Kind, answered
 from api.schema.nodes import find_nodes
 from api.schema.pagination import Connection
 from api.schema.types import Article, Node, Provider, Topic, articles_field, served
@@ -50,7 +50,7 @@ class Query:
 
     @strawberry.field(
         description="Providers, most articles first.",
-        metadata=answered(Kind.FACETS, PROVIDERS_FACET, Calls.PER_PARENT),
+        metadata=answered(Kind.FACETS, PROVIDERS_FACET, Calls.PER_PARENT, cache=SHORT),
     )
     async def providers(
         self,
@@ -68,7 +68,7 @@ class Query:
 
     @strawberry.field(
         description="Topics, most articles first.",
-        metadata=answered(Kind.FACETS, TOPICS_FACET, Calls.PER_PARENT),
+        metadata=answered(Kind.FACETS, TOPICS_FACET, Calls.PER_PARENT, cache=SHORT),
     )
     async def topics(
         self,

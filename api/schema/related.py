@@ -12,7 +12,7 @@ query per nesting level, however many articles and stories, and the lookup
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -62,14 +62,30 @@ def related_stories(
 ) -> list[Story] | Awaitable[list[Story]]:
     """The stories that match, at most ``first``, in the file's order; an
     awaitable only when ``stored`` must ask the store."""
-    most = RELATED_MAX if first is None else _checked_first(first)
-    if flt is None:
-        return stories[:most]
+    if flt is None or flt.stored is None:
+        return narrowing(first, flt)(stories)
+    most = _most(first)
     matches = compile_filter(related_query(flt))
     matching = [story for story in stories if matches(story)]
-    if flt.stored is None:
-        return matching[:most]
     return _by_storage(info, matching, flt.stored, most)
+
+
+def narrowing(first: int | None, flt: RelatedFilter | None) -> Callable[[list[Story]], list[Story]]:
+    """What ``first`` and a ``filter`` that does not ask the store (no
+    ``stored``) keep of a list of stories; raises as the field does for a
+    ``first`` it refuses. Compiled plans check the arguments once per request
+    with it (``api.execution.plan.fetch``)."""
+    most = _most(first)
+    if flt is None:
+        return lambda stories: stories[:most]
+    if flt.stored is not None:
+        raise ValueError("`stored` asks the store: related_stories answers it")
+    matches = compile_filter(related_query(flt))
+    return lambda stories: [s for s in stories if matches(s)][:most]
+
+
+def _most(first: int | None) -> int:
+    return RELATED_MAX if first is None else _checked_first(first)
 
 
 async def _by_storage(info: Info, stories: list[Story], stored: bool, most: int) -> list[Story]:

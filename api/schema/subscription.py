@@ -4,7 +4,9 @@ Served over WebSocket at ``/graphql`` (protocol ``graphql-transport-ws``,
 ``api.http.websocket``); news comes from the worker's one poll of the store
 (``api.live.feed``). A subscription's filter is checked, and the subscription
 counted against the worker's limit, before it is acknowledged: a mistake is
-the operation's ``error``, never a stream that ends at once.
+the operation's ``error``, never a stream that ends at once. It joins the
+subscriptions identical to it (``Context.answers``, set by
+``api.execution.subscription``), which share each article's answer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from api.data.matcher import compile_filter
 from api.errors import ClientError
 from api.live.feed import Events
 from api.schema.context import Context
-from api.schema.facts import Calls, answered
+from api.schema.facts import Calls, Kind, answered
 from api.schema.filters import ArticleFilter
 from api.schema.types import Article
 
@@ -34,7 +36,7 @@ def over_http() -> ClientError:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        metadata=answered(calls=Calls.SHARED),
+        metadata=answered(Kind.EVENT, calls=Calls.SHARED),
         description="Each article that becomes news from now on and matches `filter`: one "
         "that arrives, or is published after being held back. Unpublished articles only "
         "for the admin (who gets an article when it arrives and again when it is "
@@ -46,9 +48,9 @@ class Subscription:
         ctx: Context = info.context
         if ctx.feed is None or ctx.owner is None:
             raise over_http()
+        assert ctx.answers is not None, "subscriptions run by api.execution.subscription"
         matches = compile_filter(article_query(filter, admin=ctx.admin))
-        subscriber = ctx.feed.join(matches, ctx.owner)
-        events = Events(subscriber, ctx.forget, ctx.feed.time_limit_s)
-        # Articles, served as Article (api.schema.types.served); an outage is an
-        # error in the stream, which graphql-core reports as this field's.
-        return cast(AsyncIterator[Article], events)
+        subscriber = ctx.feed.join(matches, ctx.owner, ctx.answers)
+        # Each article's shared answer (api.live.feed.Shared), which
+        # api.execution.subscription awaits: not an Article, said once here.
+        return cast(AsyncIterator[Article], Events(subscriber))

@@ -16,7 +16,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.schema import nodes, resolvers
-from api.schema.facts import Calls, Kind, answered
+from api.schema.facts import LONG, SHORT, Calls, Kind, answered, cached
 from api.schema.filters import ArticleFilter, ArticleOrder
 from api.schema.pagination import Connection
 from api.schema.related import RelatedFilter, related_stories
@@ -58,10 +58,17 @@ class Node:
 class Served:
     """Mixed into each type implementing :class:`Node`: what reaches its fields
     is the stored dict that stands in for it (see :func:`served`), never an
-    instance, so strawberry's isinstance check must not refuse it."""
+    instance, so strawberry's isinstance check must not refuse it. Each such
+    type has cache keys (``core.cachekeys``), named by its class name."""
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
+        # Ordinary execution asks this of every object of the type it
+        # completes: the one place it meets them all, so the answer's cache
+        # keys are gathered here (``api.schema.caching``).
+        keys = getattr(info.context, "keys", None)
+        if keys is not None:
+            keys.add_served(cls.__name__, obj)
         return True
 
 
@@ -92,10 +99,11 @@ def articles_field(facet: Facet | None, description: str) -> Any:
     return strawberry.field(
         resolver=resolve,
         description=description,
-        metadata=answered(Kind.ARTICLES, facet, Calls.PER_PARENT),
+        metadata=answered(Kind.ARTICLES, facet, Calls.PER_PARENT, cache=SHORT),
     )
 
 
+@cached(LONG)
 @strawberry.type(description="A publisher: the site articles come from.")
 class Provider(Node, Served):
     name: str | None
@@ -110,7 +118,7 @@ class Provider(Node, Served):
 
     @strawberry.field(
         description="Articles from this provider that the request may see.",
-        metadata=answered(Kind.FACET_COUNT, PROVIDERS_FACET, Calls.BATCHED),
+        metadata=answered(Kind.FACET_COUNT, PROVIDERS_FACET, Calls.BATCHED, cache=SHORT),
     )
     async def articleCount(self: Doc, info: Info) -> int:
         return await resolvers.facet_count(info, PROVIDERS_FACET, self)
@@ -118,6 +126,7 @@ class Provider(Node, Served):
     articles = articles_field(PROVIDERS_FACET, "This provider's articles.")
 
 
+@cached(LONG)
 @strawberry.type(description="A subject articles are tagged with.")
 class Topic(Node, Served):
     name: str
@@ -131,7 +140,7 @@ class Topic(Node, Served):
 
     @strawberry.field(
         description="Articles with this topic that the request may see.",
-        metadata=answered(Kind.FACET_COUNT, TOPICS_FACET, Calls.BATCHED),
+        metadata=answered(Kind.FACET_COUNT, TOPICS_FACET, Calls.BATCHED, cache=SHORT),
     )
     async def articleCount(self: Doc, info: Info) -> int:
         return await resolvers.facet_count(info, TOPICS_FACET, self)
@@ -163,6 +172,7 @@ class RelatedStory:
         return served(await resolvers.related_article(info, self.get("webUrl")), Article)
 
 
+@cached(LONG)
 @strawberry.type(description="A news article.")
 class Article(Node, Served):
     title: str

@@ -26,8 +26,12 @@ class FeedCounts(Protocol):
     @property
     def count(self) -> int: ...
 
+    @property
+    def groups(self) -> int: ...
+
     polls: int
     dropped: int
+    answered: int
 
 
 # Seconds; a front-page query is milliseconds on MongoDB, seconds on a slow store.
@@ -124,4 +128,14 @@ class _FeedCollector(Collector):
             "newsgraph_subscriptions_dropped",
             "Subscriptions dropped because their client fell a whole queue behind.",
             self.feed.dropped,
+        )
+        yield GaugeMetricFamily(
+            "newsgraph_subscription_groups",
+            "Distinct subscriptions this worker serves now (identical ones share each answer).",
+            self.feed.groups,
+        )
+        yield CounterMetricFamily(
+            "newsgraph_subscription_answers",
+            "Articles answered for subscriptions: once per group of identical ones.",
+            self.feed.answered,
         )

@@ -94,7 +94,7 @@ def test_a_streamed_get_answer_passes_through_unbuffered():
     """Multipart parts (a deferred query's) go out as they come, with no ETag."""
     import asyncio
 
-    from api.http.caching import QueryCaching
+    from api.http.caching import CachePolicy, QueryCaching
 
     sent: list[dict] = []
     second_part_sent = asyncio.Event()
@@ -115,6 +115,6 @@ def test_a_streamed_get_answer_passes_through_unbuffered():
         return {"type": "http.request", "body": b""}
 
     scope = {"type": "http", "method": "GET", "path": "/graphql", "headers": []}
-    asyncio.run(QueryCaching(app, max_age=60)(scope, nothing, capture))
+    asyncio.run(QueryCaching(app, CachePolicy())(scope, nothing, capture))
     assert second_part_sent.is_set()
     assert all(name != b"etag" for name, _ in sent[0]["headers"])

@@ -436,7 +436,7 @@ def test_a_subscription_before_connection_init_is_refused(store, settings):
 
 def test_silent_clients_are_closed(store, settings):
     """No connection_init in time; no answer to pings (gql's client answers)."""
-    with server(store, settings, ws_init_timeout_s=1, ws_keepalive_s=1) as url:
+    with server(store, settings, ws_anonymous_init_timeout_s=1, ws_keepalive_s=1) as url:
 
         async def scenario() -> None:
             started = time.monotonic()
@@ -458,12 +458,17 @@ def test_silent_clients_are_closed(store, settings):
 
 
 def test_too_many_connections(store, settings):
+    """Counted once initialised, per worker: the third is closed at its
+    connection_init, and room is made when one leaves."""
     with server(store, settings, ws_connections_max=2) as url:
 
         async def scenario() -> None:
             held = [await Raw.connect(url), await Raw.connect(url)]
+            for client in held:
+                await client.init()
             extra = await Raw.connect(url)
-            assert (await extra.closed())[0] == 1013
+            await extra.send({"type": "connection_init"})
+            assert (await extra.closed()) == (1013, "too many connections; try again later")
             await held[0].close()
             await asyncio.sleep(0.2)
             again = await Raw.connect(url)

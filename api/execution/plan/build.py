@@ -58,7 +58,12 @@ def build_plan(
     operation: OperationDefinitionNode,
     variables: VariableValues,
 ) -> Plan:
-    if operation.operation is not OperationType.QUERY:
+    # A subscription's plan answers one article it is sent (``Kind.EVENT``).
+    root_type = {
+        OperationType.QUERY: schema._schema.query_type,
+        OperationType.SUBSCRIPTION: schema._schema.subscription_type,
+    }.get(operation.operation)
+    if root_type is None:
         raise Unplannable(f"{operation.operation.value} operations are not planned")
     definitions = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -66,8 +71,6 @@ def build_plan(
     if any(d.variable_definitions for d in definitions.values()):
         raise Unplannable("fragment variables are not planned")
     planner = _Planner(schema, definitions, operation, variables)
-    root_type = schema._schema.query_type
-    assert root_type is not None
     grouped = collect_fields(
         schema._schema, planner.fragments, variables, root_type, operation
     ).grouped_field_set
@@ -138,8 +141,10 @@ class _Planner:
         else:
             raise Unplannable(f"{parent.name}.{name} has a resolver the planner does not know")
         if kind is Kind.LIST and nodes[0].arguments:
-            # related(first, filter): its resolver narrows (api/schema/related.py).
-            raise Unplannable(f"{parent.name}.{name} with arguments is not planned")
+            # related(first, filter): narrowed as its resolver narrows (api/schema/related.py).
+            if (parent.name, name) != ("Article", "related"):
+                raise Unplannable(f"{parent.name}.{name} with arguments is not planned")
+            kind = Kind.RELATED
         f = PlanField(key, name, parent.name, kind, nodes, definition, own.python_name, facet)
         f.reads = tuple(
             sorted({name for a in nodes[0].arguments or () for name in _variables(a.value)})

@@ -138,6 +138,7 @@ def _shaping(selection: Selection, indent: str) -> list[str]:
             Kind.LIST: f"<- {f.source} (or [])",
             Kind.TOPICS: "<- topics (each name an object)",
             Kind.TOTAL: "<- the count above",
+            Kind.EVENT: "<- the article the subscription is sent",
         }.get(f.kind, f"<- {f.kind.value} above")
         name = f.key if f.key == f.name else f"{f.key}: {f.name}"
         lines.append(f"{indent}{name}: {f.definition.type} {source}")

@@ -22,6 +22,7 @@ from api.execution.plan.nodes import Plan, PlanField
 from api.execution.plan.state import State
 from api.schema.facts import STRAWBERRY, Kind
 from api.schema.pagination import connection
+from api.schema.related import narrowing
 from core.indexes import ARTICLES
 
 
@@ -45,6 +46,8 @@ def check(f: PlanField, args: dict[str, Any], admin: bool) -> Any:
     facet = f.facet
     if f.kind is Kind.ARTICLE:
         return article_key(args["id"], args["webUrl"])
+    if f.kind is Kind.RELATED:
+        return narrowing(args["first"], args["filter"])
     if f.kind is Kind.FACET:
         assert facet is not None
         return facet.key_of(args[facet.key])

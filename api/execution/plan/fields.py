@@ -31,6 +31,8 @@ def getter(f: PlanField) -> Getter:
     if kind is Kind.TYPENAME:
         parent = f.parent
         return lambda source, state: parent
+    if kind is Kind.EVENT:  # as strawberry resolves it: the event is the value
+        return lambda source, state: source
     if kind is Kind.ID:
         return lambda source, state: source["_id"]
     if kind is Kind.FACET_ID:
@@ -41,6 +43,8 @@ def getter(f: PlanField) -> Getter:
             # As ``related`` without arguments answers (api/schema/related.py).
             return lambda source, state: (source.get(name) or [])[:RELATED_MAX]
         return lambda source, state: source.get(name) or []
+    if kind is Kind.RELATED:  # narrowed by its checked arguments (api.execution.plan.fetch)
+        return lambda source, state: state.args[f](source.get(name) or [])
     if kind is Kind.TOPICS:
         return lambda source, state: [{"name": n} for n in source.get("topics") or ()]
     if kind is Kind.TOTAL:

@@ -106,7 +106,9 @@ class PlanField:
     store: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        self.arguments = bool(self.definition.args) and self.kind is not Kind.LIST
+        # An event's arguments chose which articles are sent (its filter,
+        # ``api.live.feed``), not what an answer holds.
+        self.arguments = bool(self.definition.args) and self.kind not in (Kind.LIST, Kind.EVENT)
         self.store = self.kind in STORE_KINDS
 
 

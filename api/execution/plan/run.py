@@ -36,8 +36,13 @@ from api.schema.context import Context
 
 
 async def run(
-    plan: Plan, schema: strawberry.Schema, ctx: Context, variables: VariableValues
+    plan: Plan,
+    schema: strawberry.Schema,
+    ctx: Context,
+    variables: VariableValues,
+    root: Any = None,
 ) -> ExecutionResult:
+    """The plan's answer; ``root`` is the root value (a subscription's article)."""
     state = State(ctx)
     refused = _start_root(plan, schema, variables, state)
     if isinstance(refused, ExecutionResult):
@@ -57,7 +62,7 @@ async def run(
         if f in refused:
             continue
         try:
-            await fetch(plan, f, [None], state)
+            await fetch(plan, f, [root], state)
         except ClientError as error:  # the store failed: not asked again
             located = located_error(error, f.nodes, [f.key])
             if _required(f):
@@ -67,7 +72,7 @@ async def run(
     data: dict[str, Any] | None = {}
     try:
         data = {
-            f.key: None if f in refused else f.resolve(None, state, None) for f in plan.root.fields
+            f.key: None if f in refused else f.resolve(root, state, None) for f in plan.root.fields
         }
     except Failure as failure:  # a non-nullable root field failed: no data at all
         state.fail(failure)

@@ -32,6 +32,7 @@ from graphql.execution import Executor
 from api.execution.plan.fields import getter
 from api.execution.plan.nodes import Failure, Fallback, PlanField, Resolve, Selection
 from api.execution.plan.state import State
+from api.schema.caching import ID_FIELDS
 from api.schema.facts import Kind
 from api.schema.scalars import serialize as serialize_datetime
 
@@ -104,6 +105,8 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
     assert selection is not None, f.key
     fields = [(x.key, x.resolve) for x in selection.fields]
     reads = [(x.key, x.source, *_fast(x), x.resolve) for x in selection.fields]
+    type_name = selection.type_name
+    id_field = ID_FIELDS.get(type_name)
 
     def complete_object(value: Any, state: State, path: Path, key: str | int) -> Any:
         if value is None:
@@ -112,6 +115,11 @@ def _complete(type_: GraphQLOutputType, f: PlanField) -> Complete:
         state.objects += 1
         if type(value) is not dict:
             return {name: resolve(value, state, here) for name, resolve in fields}
+        if id_field is not None and state.cache_keys is not None:
+            # An object with cache keys: named for shared caches (api.schema.caching).
+            ident = value.get(id_field)
+            if type(ident) is str and ident:
+                state.cache_keys.add((type_name, ident))
         # A stored document: its plain keys are read here, and any value the
         # fast path does not take goes to the field's own resolve function.
         out = {}

@@ -46,6 +46,12 @@ class State:
     failures: int = 0
     #: JSON objects shaped so far (the answer's, when no error nulled any).
     objects: int = 0
+    #: Where the objects with cache keys are named, if anywhere (``api.schema.caching``).
+    cache_keys: set[tuple[str, str]] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys = self.ctx.keys
+        self.cache_keys = keys.objects if keys is not None else None
 
     @property
     def admin(self) -> bool:
