@@ -131,6 +131,8 @@ class Settings:
     persisted_queries_shared: bool = True
     #: Days a registration no worker has read from the store is kept there.
     persisted_queries_days: int = 30
+    #: Most registrations kept in the store (the least recently read go first).
+    persisted_queries_stored_max: int = 10_000
     #: Most selections one query may make once its fragments are expanded.
     max_selections: int = 500
     #: Most times one field may be selected at the same place in a query.
@@ -333,6 +335,7 @@ ENV_NAMES: dict[str, str] = {
     "persisted_queries_max": "NEWSGRAPH_PERSISTED_QUERIES_MAX",
     "persisted_queries_shared": "NEWSGRAPH_PERSISTED_QUERIES_SHARED",
     "persisted_queries_days": "NEWSGRAPH_PERSISTED_QUERIES_DAYS",
+    "persisted_queries_stored_max": "NEWSGRAPH_PERSISTED_QUERIES_STORED_MAX",
     "max_selections": "NEWSGRAPH_MAX_SELECTIONS",
     "max_field_repeats": "NEWSGRAPH_MAX_FIELD_REPEATS",
     "query_cache_bytes": "NEWSGRAPH_QUERY_CACHE_BYTES",

@@ -19,8 +19,12 @@ a miss, none on a hit. Each stored query is at most the body limit long; one
 no worker has read from the store for ``NEWSGRAPH_PERSISTED_QUERIES_DAYS`` is
 deleted (by the API, at most once an hour per worker, on its ``used`` index:
 a TTL index would do it, but FerretDB v1 and the embedded engine do not
-expire documents). A store that fails answers ``STORE_UNAVAILABLE``, as the
-query would have. A query is registered only
+expire documents). Clients add the entries, so the store's share is bounded
+too: only queries up to :data:`SHARED_QUERY_MAX_BYTES` are stored, and past
+``NEWSGRAPH_PERSISTED_QUERIES_STORED_MAX`` registrations the least recently
+read are deleted, checked by each worker hourly and after every tenth of
+that many of its own registrations. A store that fails answers
+``STORE_UNAVAILABLE``, as the query would have. A query is registered only
 once it has parsed and passed validation, so the registry never holds a
 document that cannot run. Every query is still parsed, validated and limited
 like any other when it is executed.
@@ -42,6 +46,9 @@ from core.indexes import PERSISTED
 
 #: How often one worker deletes the registrations unread for too long (seconds).
 PRUNE_REGISTRATIONS_S = 3600.0
+#: The longest query kept in the store (bytes of UTF-8); a longer one is
+#: remembered by each worker only. Apps' operations are a few kilobytes.
+SHARED_QUERY_MAX_BYTES = 16_384
 
 
 class PersistedQueryError(ClientError):
@@ -78,11 +85,14 @@ class Resolved(NamedTuple):
 class SharedRegistry:
     """The registrations in the store, shared by every worker and host."""
 
-    def __init__(self, keep_days: int, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, keep_days: int, most: int, clock: Callable[[], float] | None = None) -> None:
         self.keep_s = keep_days * 86400.0
+        #: Most registrations kept in the store (the least recently read go first).
+        self.most = most
         #: Seconds since the epoch: one clock for every worker and host.
         self.clock = clock or time.time
         self._pruned = float("-inf")
+        self._saved = 0  # registrations this worker wrote since it last pruned
 
     async def find(self, gateway: Gateway, digest: str) -> str | None:
         """The query registered under ``digest``, marked as read now; None if none is."""
@@ -103,7 +113,11 @@ class SharedRegistry:
         return query
 
     async def save(self, gateway: Gateway, digest: str, query: str) -> None:
-        """Keep ``query`` under ``digest``; now and then, forget the long unread."""
+        """Keep ``query`` under ``digest`` (if it is short enough to share);
+        now and then, forget the long unread and the least recently read past
+        the bound."""
+        if len(query.encode()) > SHARED_QUERY_MAX_BYTES:
+            return
         collection = gateway.store.db[PERSISTED]
         now = self.clock()
         document = {"$set": {"query": query, "used": now}}
@@ -112,10 +126,19 @@ class SharedRegistry:
             collection.update_one({"_id": digest}, document, upsert=True)
 
         await gateway.call("update", PERSISTED, write)
-        if now - self._pruned >= PRUNE_REGISTRATIONS_S:
-            self._pruned = now
-            stale = {"used": {"$lt": now - self.keep_s}}
-            await gateway.call("delete", PERSISTED, lambda: collection.delete_many(stale))
+        self._saved += 1
+        if now - self._pruned < PRUNE_REGISTRATIONS_S and self._saved < max(1, self.most // 10):
+            return
+        self._pruned, self._saved = now, 0
+
+        def prune() -> None:
+            collection.delete_many({"used": {"$lt": now - self.keep_s}})
+            # The newest registration past the bound, by the used index.
+            past = list(collection.find({}, {"used": 1}).sort("used", -1).skip(self.most).limit(1))
+            if past:
+                collection.delete_many({"used": {"$lte": past[0]["used"]}})
+
+        await gateway.call("delete", PERSISTED, prune)
 
 
 def _digest(query: str) -> str:

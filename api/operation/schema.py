@@ -73,7 +73,9 @@ class Caches:
             PersistedQueries(
                 settings.persisted_queries_max,
                 settings.persisted_queries_max_bytes,
-                SharedRegistry(settings.persisted_queries_days)
+                SharedRegistry(
+                    settings.persisted_queries_days, settings.persisted_queries_stored_max
+                )
                 if settings.persisted_queries_shared
                 else None,
             )

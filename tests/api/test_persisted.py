@@ -188,3 +188,35 @@ def test_registrations_unread_for_the_days_kept_are_deleted(loaded, api_settings
         client.post("/graphql", json={"query": new, "extensions": extension(new)})
     kept = {row["query"] for row in loaded.persisted.find({"used": {"$gte": 0}})}
     assert kept == {new}
+
+
+def test_clients_filling_the_stores_registry_keep_it_within_its_bound(
+    loaded, api_settings, monkeypatch
+):
+    """Distinct valid queries, each registered: the store keeps at most the
+    bound (the least recently read go), and a query over the size kept in the
+    store is remembered by the worker only."""
+    from api.operation import persisted
+
+    now = [1_000_000_000.0]
+    monkeypatch.setattr(persisted.time, "time", lambda: now[0])
+    most = 20
+    settings = dataclasses.replace(api_settings, persisted_queries_stored_max=most)
+    queries = [f"{{ t{i}: topics(first: 1) {{ totalCount }} }}" for i in range(3 * most)]
+    with TestClient(create_app(settings, loaded)) as client:
+        for query in queries:
+            now[0] += 1
+            answer = client.post("/graphql", json={"query": query, "extensions": extension(query)})
+            assert "errors" not in answer.json()
+        stored = [row["query"] for row in loaded.persisted.find({"used": {"$gte": 0}})]
+        # Pruned after every tenth of the bound: never more than that over it.
+        assert most // 2 <= len(stored) <= most + most // 10
+        assert queries[-1] in stored and queries[0] not in stored
+
+        long = "# " + "x" * persisted.SHARED_QUERY_MAX_BYTES + "\n{ __typename }"
+        assert len(long.encode()) > persisted.SHARED_QUERY_MAX_BYTES
+        answer = client.post("/graphql", json={"query": long, "extensions": extension(long)})
+        assert "errors" not in answer.json()
+        assert "errors" not in hash_only_get(client, long).json()  # this worker has it
+    digest = extension(long)["persistedQuery"]["sha256Hash"]
+    assert loaded.persisted.find_one({"_id": digest}) is None
