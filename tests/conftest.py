@@ -19,6 +19,7 @@ import contextlib
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import uuid
@@ -54,6 +55,13 @@ atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
 os.environ["XDG_DATA_HOME"] = _DATA
 os.environ.pop("NEWSGRAPH_DATA_DIR", None)
 os.environ.setdefault("NEWSGRAPH_STRICT_INDEXES", "true")
+# Tests stop the CLI's processes with Ctrl-C (SIGINT). A suite started in the
+# background by a non-interactive shell has SIGINT ignored, and an ignored
+# signal stays ignored in every child: each such stop would wait out its
+# timeout. Python's own handler is not inherited, so children start with the
+# default and turn it into KeyboardInterrupt as they would at a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 STRICT = Settings.from_env(
     {"NEWSGRAPH_STRICT_INDEXES": os.environ["NEWSGRAPH_STRICT_INDEXES"]}
 ).strict_indexes
