@@ -195,9 +195,7 @@ class Database:
             )
             # Only a new file is changed (WAL is a property of the file, kept):
             # another connection opening must not wait behind a writer.
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file's only
-                conn.execute("PRAGMA journal_mode = WAL")
+            _to_wal(conn)
             made = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE name IN ('_collections', '_indexes')"
             ).fetchone()[0]
@@ -267,6 +265,22 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
+
+
+def _to_wal(conn: sqlite3.Connection) -> None:
+    """Make a new file's journal WAL. Two processes or threads opening one new
+    file at once both try; changing the journal mode takes the file alone, and
+    SQLite does not wait for that (its busy timeout is not used): the one that
+    finds it taken tries again, and then finds it done."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file's only
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager

@@ -69,3 +69,31 @@ def test_a_query_past_its_time_limit_stops(strict: Any) -> None:
             .limit(5000)
         )
     assert strict.count_documents(slow) == 1111
+
+
+def test_a_new_file_opened_by_many_at_once_opens_for_each(tmp_path):
+    """Processes and threads that open one new file at the same moment (a
+    server and a loader started together) all open it: the one that finds the
+    journal being switched to WAL waits for it, rather than failing with
+    "database is locked"."""
+    import threading
+
+    for round_ in range(5):
+        clients = [Client(str(tmp_path)) for _ in range(8)]
+        start = threading.Barrier(len(clients))
+        errors: list[BaseException] = []
+
+        def open_(client: Client) -> None:
+            start.wait()
+            try:
+                client[f"t{round_}"]["c"].insert_one({"x": 1})
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert errors == []
+        assert Client(str(tmp_path))[f"t{round_}"]["c"].count_documents({}) == len(clients)
