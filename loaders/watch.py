@@ -82,8 +82,14 @@ def _watch(
         on_report(first)
         pending: set[str] = set(folders) if first.aborted else set()
         gone: set[str] = set()
+        # The watch starts once the first load has ended: a file written
+        # meanwhile (a first load of a large folder takes minutes) is in no
+        # event. So the first batch (a change, or the empty one after retry_s)
+        # loads everything once more, which skips what is unchanged, and is
+        # reported only if it found something.
+        catching_up = True
         for changes, lost in _batches(folders, stop, debounce_ms, retry_s):
-            if lost:  # load everything again; prune what is gone
+            if lost or catching_up:  # load everything again; prune what is gone
                 pending.update(folders)
                 gone.update(folders)
             for change, path in changes:
@@ -96,11 +102,26 @@ def _watch(
             if not pending and not gone:
                 continue
             present = sorted(p for p in pending if os.path.exists(p))
-            report = loader.load(present, gone=sorted(gone))
-            on_report(report)
+            report = loader.load(present, gone=_outermost(gone))
+            if not catching_up or changes or _changed(report):
+                on_report(report)
+            catching_up = False
             if report.aborted is None:
                 pending.clear()
                 gone.clear()
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    """``paths`` without those inside another of them (a file gone from a
+    folder that is rescanned too would be counted twice)."""
+    return sorted(
+        path for path in paths if not any(str(parent) in paths for parent in Path(path).parents)
+    )
+
+
+def _changed(report: LoadReport) -> bool:
+    """Whether a load wrote or deleted anything, or stopped early."""
+    return bool(report.inserted or report.updated or report.deleted or report.aborted)
 
 
 def _batches(

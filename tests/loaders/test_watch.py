@@ -180,3 +180,35 @@ def test_a_watcher_waiting_for_the_lease_stops_when_told(store, settings, tmp_pa
         report.aborted
     )
     assert store.articles.count_documents({}) == 0
+
+
+def test_a_file_written_as_the_first_load_ends_is_loaded(store, settings, tmp_path):
+    """The watch starts when the first load has ended: a file written in
+    between (here, by the first load's report) is in no event, and is loaded
+    by the catch-up that follows, which reports only what it found."""
+    write_article(tmp_path, "first.md", webUrl=web_url("first"))
+    reports: list[LoadReport] = []
+
+    def on_report(report: LoadReport) -> None:
+        if not reports:
+            write_article(tmp_path, "between.md", webUrl=web_url("between"))
+        reports.append(report)
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch_paths,
+        args=(store, [tmp_path], settings),
+        kwargs={"on_report": on_report, "stop": stop, "debounce_ms": 100, "retry_s": 1.0},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        eventually(lambda: doc(store, "between") is not None, WAIT_S, "the file", thread.is_alive)
+        eventually(lambda: len(reports) == 2, WAIT_S, "its report", thread.is_alive)
+        assert (reports[1].inserted, reports[1].deleted) == (1, 0)
+        time.sleep(2.5)  # two more empty batches (retry_s): nothing more to report
+        assert len(reports) == 2
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
