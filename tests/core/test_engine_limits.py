@@ -78,22 +78,22 @@ def test_a_new_file_opened_by_many_at_once_opens_for_each(tmp_path):
     "database is locked"."""
     import threading
 
+    def open_(client: Client, name: str, start: threading.Barrier, errors: list[Any]) -> None:
+        start.wait()
+        try:
+            client[name]["c"].insert_one({"x": 1})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
     for round_ in range(5):
+        name = f"t{round_}"
         clients = [Client(str(tmp_path)) for _ in range(8)]
         start = threading.Barrier(len(clients))
-        errors: list[BaseException] = []
-
-        def open_(client: Client) -> None:
-            start.wait()
-            try:
-                client[f"t{round_}"]["c"].insert_one({"x": 1})
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_, args=(c,)) for c in clients]
+        errors: list[Any] = []
+        threads = [threading.Thread(target=open_, args=(c, name, start, errors)) for c in clients]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
         assert errors == []
-        assert Client(str(tmp_path))[f"t{round_}"]["c"].count_documents({}) == len(clients)
+        assert Client(str(tmp_path))[name]["c"].count_documents({}) == len(clients)
