@@ -1,0 +1,384 @@
+"""Subscription.articlePublished over Server-Sent Events (graphql-sse,
+distinct connections mode), on both engines, through a real Uvicorn and
+httpx's streaming client: the same pipeline, visibility, limits and budgets
+as over WebSocket (tests/api/test_subscriptions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.api.fixtures import ADMIN_TOKEN
+from tests.api.test_subscriptions import ARRIVED, WAIT_S, Listener, load, run, server
+from tests.api.wsclient import Raw, metric, subscribed
+from tests.articles import web_url, write_article
+
+EVENT_STREAM = {"accept": "text/event-stream"}
+
+
+class Events:
+    """An SSE subscription read with httpx's streaming client, in a task."""
+
+    def __init__(
+        self,
+        url: str,
+        query: str = ARRIVED,
+        token: str | None = None,
+        body: dict[str, Any] | None = None,
+        **variables: Any,
+    ) -> None:
+        self.url, self.query, self.token, self.variables = url, query, token, variables
+        self.body = body or {"query": query, "variables": variables or None}
+        #: (when received, event name, data) for each event; comments apart.
+        self.events: list[tuple[float, str, Any]] = []
+        self.comments = 0
+        self.status: int | None = None
+        self.headers: httpx.Headers | None = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        headers = dict(EVENT_STREAM)
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        body = self.body
+        try:
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
+                client.stream("POST", f"{self.url}/graphql", json=body, headers=headers) as r,
+            ):
+                self.status, self.headers = r.status_code, r.headers
+                event: str | None = None
+                async for line in r.aiter_lines():
+                    if line.startswith(":"):
+                        self.comments += 1
+                    elif line.startswith("event: "):
+                        event = line[len("event: ") :]
+                    elif line.startswith("data: ") and event is not None:
+                        data = line[len("data: ") :]
+                        self.events.append((time.monotonic(), event, orjson.loads(data or "null")))
+                        event = None
+        except Exception as exc:  # the test reads it
+            self.error = exc
+
+    def start(self) -> Events:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    def articles(self) -> list[dict[str, Any]]:
+        return [data["data"]["articlePublished"] for _, name, data in self.events if name == "next"]
+
+    async def until(self, count: int, timeout: float = WAIT_S) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.articles()) < count:
+            assert self.error is None, self.error
+            assert time.monotonic() < deadline, f"{len(self.articles())} of {count} articles"
+            await asyncio.sleep(0.02)
+        return self.articles()
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def held(url: str, count: int, timeout: float = 10) -> None:
+    """Wait until the server holds ``count`` subscriptions."""
+    deadline = time.monotonic() + timeout
+    while await asyncio.to_thread(metric, url, "newsgraph_subscriptions") != count:
+        assert time.monotonic() < deadline, f"not {count} subscriptions within {timeout}s"
+        await asyncio.sleep(0.02)
+
+
+def post(url: str, query: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+    headers = dict(EVENT_STREAM)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return httpx.post(
+        f"{url}/graphql", json={"query": query}, headers=headers, timeout=10, **kwargs
+    )
+
+
+# -- what reaches whom ---------------------------------------------------------------
+
+
+def test_a_subscriber_gets_the_articles_its_filter_selects_as_events(store, settings, tmp_path):
+    with server(store, settings) as url:
+
+        async def scenario() -> None:
+            energy = Events(url, filter={"topic": "Energy"}).start()
+            everything = Events(url).start()
+            await subscribed(url, 2)
+            assert everything.headers is not None
+            assert everything.headers["content-type"].startswith("text/event-stream")
+            assert everything.headers["cache-control"] == "no-cache, no-transform"
+            write_article(tmp_path, "a.md", webUrl=web_url("a"), title='"Trams"')
+            write_article(
+                tmp_path, "b.md", webUrl=web_url("b"), title='"Wind"', topics="\n  - Energy"
+            )
+            await load(store, settings, tmp_path)
+            titles = {a["title"] for a in await everything.until(2)}
+            assert titles == {"Trams", "Wind"}
+            (wind,) = await energy.until(1)
+            assert wind["title"] == "Wind" and wind["provider"]["name"] == "Tram Times"
+            await asyncio.sleep(0.3)
+            assert len(energy.articles()) == 1
+            await energy.stop()
+            await subscribed(url, 1)  # a client that hangs up leaves the feed
+            await everything.stop()
+            await held(url, 0)
+
+        run(scenario())
+
+
+def test_an_unpublished_article_reaches_the_admin_only(store, settings, tmp_path):
+    with server(store, settings) as url:
+
+        async def scenario() -> None:
+            anyone, admin = Events(url).start(), Events(url, token=ADMIN_TOKEN).start()
+            await subscribed(url, 2)
+            write_article(tmp_path, "d.md", webUrl=web_url("draft"), published="false")
+            await load(store, settings, tmp_path)
+            (held,) = await admin.until(1)
+            assert held["published"] is False
+            await asyncio.sleep(0.5)  # several polls
+            assert anyone.articles() == []
+            await anyone.stop()
+            await admin.stop()
+
+        run(scenario())
+
+
+def test_a_query_over_sse_is_one_event_then_complete(store, settings):
+    with server(store, settings) as url:
+        response = post(url, "{ articles { totalCount } }")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        first, second, end = response.text.split("\r\n\r\n")
+        assert first.startswith('event: next\r\ndata: {"data":{"articles":{"totalCount":0}}')
+        assert orjson.loads(first.split("data: ")[1])["extensions"]["cost"]["actualQueryCost"]
+        assert (second, end) == ("event: complete\r\ndata: ", "")
+        # Over GET too: a GET runs queries only, over any transport.
+        response = httpx.get(
+            f"{url}/graphql",
+            params={"query": "{ articles { totalCount } }"},
+            headers=EVENT_STREAM,
+            timeout=10,
+        )
+        assert response.status_code == 200 and response.text.startswith("event: next\r\n")
+        assert metric(url, "newsgraph_subscriptions") == 0
+
+
+# -- refused before it starts: an HTTP answer, as any refusal ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        (
+            "subscription { articlePublished { provider { articles(first: 100) { nodes { "
+            "topics { articles(first: 100) { nodes { id } } } } } } } }",
+            400,
+            "QUERY_TOO_COSTLY",
+        ),
+        (
+            "subscription { articlePublished(filter: {topicsAny: ["
+            + ", ".join(['"t"'] * 51)
+            + "]}) { id } }",
+            400,
+            "BAD_REQUEST",
+        ),
+        ("subscription { articlePublished { nope } }", 400, ""),
+        ("subscription {", 400, ""),
+    ],
+    ids=["cost", "filter", "invalid", "syntax"],
+)
+def test_a_refused_subscription_is_an_http_error_not_a_stream(store, settings, query, status, code):
+    with server(store, settings) as url:
+        response = post(url, query)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/json"
+        errors = response.json()["errors"]
+        assert errors[0].get("extensions", {}).get("code", "") == code, errors
+        assert metric(url, "newsgraph_subscriptions") == 0
+
+
+def test_a_subscription_over_get_is_refused(store, settings):
+    with server(store, settings) as url:
+        response = httpx.get(
+            f"{url}/graphql",
+            params={"query": "subscription { articlePublished { id } }"},
+            headers=EVENT_STREAM,
+            timeout=10,
+        )
+        assert response.status_code == 400, response.text
+        (error,) = response.json()["errors"]
+        assert error["message"] == "subscriptions are not allowed here", error
+        assert error["extensions"]["code"] == "BAD_REQUEST"
+        assert metric(url, "newsgraph_subscriptions") == 0
+
+
+def test_a_spent_budget_refuses_the_stream_with_429(store, settings):
+    # A bucket of 100 points filling at 1 a second, spent by queries.
+    with server(store, settings, anonymous_burst=100, anonymous_points_per_s=1) as url:
+        for _ in range(30):
+            spent = httpx.post(
+                f"{url}/graphql", json={"query": "{ articles { totalCount } }"}, timeout=10
+            )
+            if spent.status_code == 429:
+                break
+        assert spent.status_code == 429
+        response = post(url, "subscription { articlePublished { id title } }")
+        assert response.status_code == 429, response.text
+        assert "retry-after" in response.headers
+        assert response.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+def test_trusted_documents_hold_over_sse(store, settings, tmp_path):
+    listed = "subscription Titles { articlePublished { title } }"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(orjson.dumps({"titles-1": listed}))
+    changes = {"trusted_documents": "enforce", "trusted_manifest": str(manifest)}
+    with server(store, settings, **changes) as url:
+        response = post(url, "subscription { articlePublished { id } }")
+        assert response.status_code == 400, response.text
+        assert metric(url, "newsgraph_subscriptions") == 0
+        by_id = Events(url, body={"documentId": "titles-1"})
+        admin = Events(url, query="subscription { articlePublished { id } }", token=ADMIN_TOKEN)
+
+        async def scenario() -> None:
+            by_id.start()
+            admin.start()  # the admin's own documents need no manifest
+            await subscribed(url, 2)
+            write_article(tmp_path / "in", "t.md", webUrl=web_url("t"), title='"Listed"')
+            await load(store, settings, tmp_path / "in")
+            assert (await by_id.until(1)) == [{"title": "Listed"}]
+            await by_id.stop()
+            await admin.stop()
+
+        run(scenario())
+
+
+# -- limits -----------------------------------------------------------------------------
+
+
+def test_streams_count_with_websocket_subscriptions_per_client(store, settings):
+    with server(store, settings, subscriptions_per_client=3) as url:
+
+        async def scenario() -> None:
+            ws = await Raw.connect(url)
+            await ws.init()
+            await ws.subscribe("1", ARRIVED)
+            first, second = Events(url).start(), Events(url).start()
+            await subscribed(url, 3)
+            response = await asyncio.to_thread(post, url, ARRIVED)
+            assert response.status_code == 429, response.text
+            error = response.json()["errors"][0]
+            assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            await ws.subscribe("2", ARRIVED)  # and the other way round
+            refused = await ws.receive()
+            assert refused["type"] == "error", refused
+            await first.stop()
+            await subscribed(url, 2)
+            third = Events(url).start()  # room again
+            await subscribed(url, 3)
+            for events in (second, third):
+                await events.stop()
+            await ws.close()
+            await held(url, 0)
+
+        run(scenario())
+
+
+def test_a_healthy_stream_outlives_the_request_deadline_with_heartbeats(store, settings, tmp_path):
+    with server(store, settings, request_timeout_ms=300, sse_heartbeat_s=1) as url:
+
+        async def scenario() -> None:
+            events = Events(url).start()
+            await subscribed(url, 1)
+            await asyncio.sleep(2.5)  # eight deadlines, two heartbeats
+            assert events.comments >= 2, events.comments
+            write_article(tmp_path, "late.md", webUrl=web_url("late"))
+            await load(store, settings, tmp_path)
+            await events.until(1)
+            await events.stop()
+
+        run(scenario())
+
+
+def test_a_client_that_never_reads_is_dropped(store, settings, tmp_path):
+    """It sends its request and reads nothing: the server drops its
+    subscription once its queue or its socket's buffers are full."""
+    body = "Long story. " * 30_000  # ~360 kB an article: the socket's buffers fill fast
+    with server(store, settings, subscription_queue=4) as url:
+        host, port = url.removeprefix("http://").split(":")
+        request = orjson.dumps({"query": "subscription { articlePublished { id body } }"})
+        sock = socket.create_connection((host, int(port)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(
+            b"POST /graphql HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n"
+            b"content-type: application/json\r\ncontent-length: "
+            + str(len(request)).encode()
+            + b"\r\n\r\n"
+            + request
+        )
+
+        async def scenario() -> None:
+            await subscribed(url, 1)
+            sent = 0
+            deadline = time.monotonic() + 40
+            while metric(url, "newsgraph_subscriptions") > 0:
+                assert time.monotonic() < deadline and sent < 60, f"not dropped after {sent}"
+                for _ in range(3):
+                    write_article(tmp_path, f"{sent:03}.md", body, webUrl=web_url(f"s{sent}"))
+                    sent += 1
+                await load(store, settings, tmp_path)
+                await asyncio.sleep(0.2)
+
+        try:
+            run(scenario(), timeout=90)
+        finally:
+            sock.close()
+
+
+# -- delivery delay ----------------------------------------------------------------------
+
+
+def test_delivery_delay_over_sse_beside_websocket(store, settings, tmp_path):
+    """Loaded -> received, for an SSE and a WebSocket subscriber of the same
+    server, the same articles: the README's numbers come from here (run with
+    -s to print them)."""
+    with server(store, settings, subscription_poll_ms=100) as url:
+
+        async def scenario() -> tuple[list[float], list[float]]:
+            events, listener = Events(url).start(), Listener(url).start()
+            await subscribed(url, 2)
+            sse, ws = [], []
+            for i in range(7):
+                write_article(tmp_path, f"{i}.md", webUrl=web_url(f"delay-{i}"))
+                written = time.monotonic()
+                await load(store, settings, tmp_path)
+                await events.until(i + 1)
+                await listener.until(i + 1)
+                sse.append(events.events[-1][0] - written)
+                ws.append(listener.received[-1][0] - written)
+                await asyncio.sleep(0.05 * (i % 3))
+            await events.stop()
+            await listener.stop()
+            return sse, ws
+
+        sse, ws = run(scenario(), timeout=120)
+    engine = "embedded" if store.embedded else "wire"
+    print(
+        f"\n{engine}: load -> received, median over {len(sse)} articles: "
+        f"SSE {statistics.median(sse) * 1000:.0f} ms, "
+        f"WebSocket {statistics.median(ws) * 1000:.0f} ms"
+    )
+    assert statistics.median(sse) < 3, sse
