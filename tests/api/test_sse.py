@@ -17,9 +17,22 @@ import httpx
 import orjson
 import pytest
 
+from api.app import create_app
+from api.http.connections import ConnectionLimits
+from core.config import Settings
+from core.store import Store
 from testing.live import running_server
 from tests.api.fixtures import ADMIN_TOKEN
-from tests.api.test_subscriptions import ARRIVED, WAIT_S, Listener, load, run, server
+from tests.api.slow import serving
+from tests.api.test_subscriptions import (
+    ARRIVED,
+    WAIT_S,
+    Listener,
+    load,
+    run,
+    server,
+    subscription_settings,
+)
 from tests.api.wsclient import Raw, metric, subscribed
 from tests.articles import web_url, write_article
 
@@ -269,6 +282,62 @@ def test_trusted_documents_hold_over_sse(store, settings, tmp_path):
         run(scenario())
 
 
+def test_an_sse_and_a_websocket_subscriber_share_each_answer(store, settings, tmp_path):
+    """The same text over either transport is one group: each article is
+    answered once, and each subscriber is sent it."""
+    with server(store, settings) as url:
+
+        async def scenario() -> None:
+            ws = await Raw.connect(url)
+            await ws.init()
+            await ws.subscribe("1", ARRIVED)
+            events = Events(url).start()
+            await subscribed(url, 2)
+            assert metric(url, "newsgraph_subscription_groups") == 1
+            answered = metric(url, "newsgraph_subscription_answers_total")
+            for slug in ("a", "b"):
+                write_article(tmp_path, f"{slug}.md", webUrl=web_url(slug))
+            await load(store, settings, tmp_path)
+            over_sse = await events.until(2)
+            over_ws = [(await ws.receive())["payload"]["data"]["articlePublished"] for _ in "ab"]
+            assert over_sse == over_ws
+            assert metric(url, "newsgraph_subscription_answers_total") - answered == 2
+            await events.stop()
+            await ws.close()
+
+        run(scenario())
+
+
+def test_each_payload_is_paid_for_before_it_is_made(store, settings, tmp_path):
+    """A budget spent after the start: the article's event carries
+    RATE_LIMITED instead, and the stream goes on."""
+    with server(store, settings, anonymous_burst=100, anonymous_points_per_s=1) as url:
+
+        async def scenario() -> None:
+            events = Events(url, "subscription { articlePublished { id title } }").start()
+            await subscribed(url, 1)
+            for _ in range(200):  # the cheapest operation, until the budget is spent
+                spent = await asyncio.to_thread(
+                    httpx.post, f"{url}/graphql", json={"query": "{ __typename }"}
+                )
+                if spent.status_code == 429:
+                    break
+            assert spent.status_code == 429
+            write_article(tmp_path, "a.md", webUrl=web_url("a"))
+            await load(store, settings, tmp_path)
+            deadline = time.monotonic() + WAIT_S
+            while not events.events:
+                assert events.error is None and time.monotonic() < deadline, events.error
+                await asyncio.sleep(0.02)
+            ((_, name, payload),) = events.events
+            assert name == "next" and payload["data"] is None, payload
+            assert payload["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+            assert metric(url, "newsgraph_subscriptions") == 1  # it goes on
+            await events.stop()
+
+        run(scenario())
+
+
 # -- limits -----------------------------------------------------------------------------
 
 
@@ -300,53 +369,82 @@ def test_streams_count_with_websocket_subscriptions_per_client(store, settings):
         run(scenario())
 
 
-def test_a_healthy_stream_outlives_the_request_deadline_with_heartbeats(store, settings, tmp_path):
-    with server(store, settings, request_timeout_ms=300, sse_heartbeat_s=1) as url:
+def never_reads(url: str) -> socket.socket:
+    """A client that POSTs a subscription over SSE and reads nothing."""
+    host, port = url.removeprefix("http://").split(":")
+    request = orjson.dumps({"query": "subscription { articlePublished { id body } }"})
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(
+        b"POST /graphql HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(request)).encode()
+        + b"\r\n\r\n"
+        + request
+    )
+    return sock
 
-        async def scenario() -> None:
-            events = Events(url).start()
-            await subscribed(url, 1)
-            await asyncio.sleep(2.5)  # eight deadlines, two heartbeats
-            assert events.comments >= 2, events.comments
-            write_article(tmp_path, "late.md", webUrl=web_url("late"))
-            await load(store, settings, tmp_path)
-            await events.until(1)
-            await events.stop()
 
-        run(scenario())
-
-
-def test_a_client_that_never_reads_is_dropped(store, settings, tmp_path):
-    """It sends its request and reads nothing: the server drops its
-    subscription once its queue or its socket's buffers are full."""
+async def publish_until(
+    url: str, store: Store, settings: Settings, folder: Path, count: int
+) -> int:
+    """Large articles, three at a time, until the server holds ``count``
+    subscriptions: how many were published."""
     body = "Long story. " * 30_000  # ~360 kB an article: the socket's buffers fill fast
+    sent = 0
+    deadline = time.monotonic() + 40
+    while metric(url, "newsgraph_subscriptions") > count:
+        assert time.monotonic() < deadline and sent < 60, f"not dropped after {sent}"
+        for _ in range(3):
+            write_article(folder, f"{sent:03}.md", body, webUrl=web_url(f"s{sent}"))
+            sent += 1
+        await load(store, settings, folder)
+        await asyncio.sleep(0.2)
+    return sent
+
+
+def test_a_client_that_falls_a_queue_behind_is_dropped(store, settings, tmp_path):
+    """It reads nothing: once its queue is full its subscription is dropped."""
     with server(store, settings, subscription_queue=4) as url:
-        host, port = url.removeprefix("http://").split(":")
-        request = orjson.dumps({"query": "subscription { articlePublished { id body } }"})
-        sock = socket.create_connection((host, int(port)))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(
-            b"POST /graphql HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n"
-            b"content-type: application/json\r\ncontent-length: "
-            + str(len(request)).encode()
-            + b"\r\n\r\n"
-            + request
-        )
+        sock = never_reads(url)
 
         async def scenario() -> None:
             await subscribed(url, 1)
-            sent = 0
-            deadline = time.monotonic() + 40
-            while metric(url, "newsgraph_subscriptions") > 0:
-                assert time.monotonic() < deadline and sent < 60, f"not dropped after {sent}"
-                for _ in range(3):
-                    write_article(tmp_path, f"{sent:03}.md", body, webUrl=web_url(f"s{sent}"))
-                    sent += 1
-                await load(store, settings, tmp_path)
-                await asyncio.sleep(0.2)
+            await publish_until(url, store, settings, tmp_path, 0)
+            assert metric(url, "newsgraph_subscriptions_dropped_total") == 1
 
         try:
             run(scenario(), timeout=90)
+        finally:
+            sock.close()
+
+
+def test_the_send_timeout_cuts_a_client_that_never_reads_not_one_that_does(
+    store, settings, tmp_path
+):
+    """On the server `newsgraph serve` runs (its idle, header and send
+    timeouts of 1 s), with a queue too long to fill: the client that reads
+    nothing is reset by the send timeout; the one that reads keeps its
+    stream, well past every timeout and the request's deadline."""
+    limits = ConnectionLimits(idle_s=1, header_s=1, send_s=1, max_connections=100, accept_batch=16)
+    changes = {"subscription_queue": 1000, "request_timeout_ms": 300, "sse_heartbeat_s": 1}
+    app = create_app(subscription_settings(settings, **changes), store)
+    with serving(app, limits) as url:
+        sock = never_reads(url)
+
+        async def scenario() -> None:
+            reader = Events(url, "subscription { articlePublished { id body } }").start()
+            await subscribed(url, 2)
+            sent = await publish_until(url, store, settings, tmp_path, 1)
+            assert metric(url, "newsgraph_subscriptions_dropped_total") == 0  # not the queue
+            await reader.until(sent, timeout=30)
+            await asyncio.sleep(2.5)  # past every timeout again
+            assert metric(url, "newsgraph_subscriptions") == 1 and reader.error is None
+            assert reader.comments >= 2  # heartbeats while nothing else came
+            await reader.stop()
+
+        try:
+            run(scenario(), timeout=120)
         finally:
             sock.close()
 
