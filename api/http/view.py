@@ -215,7 +215,10 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         client = context.identity.key
         events = EventStream(lambda: self.connections.release_stream(events, client))
-        too_many = self.connections.hold_stream(events, client)
+        # An unknown key is refused by the pipeline (401), whatever it holds.
+        too_many = None
+        if context.identity.refused is None:
+            too_many = self.connections.hold_stream(events, client)
         if too_many is not None:
             error = TooManySubscriptionsError(too_many)
             sub_response.status_code = 429

@@ -19,6 +19,7 @@ import pytest
 
 from api.app import create_app
 from api.http.connections import ConnectionLimits
+from core import keys
 from core.config import Settings
 from core.store import Store
 from testing.live import running_server
@@ -365,6 +366,27 @@ def test_streams_count_with_websocket_subscriptions_per_client(store, settings):
                 await events.stop()
             await ws.close()
             await held(url, 0)
+
+        run(scenario())
+
+
+def test_streams_count_per_identity_and_an_unknown_key_is_401(store, settings):
+    """An API key is a client of its own, whatever its address; a key the
+    store does not know is refused before anything runs."""
+    token, _ = keys.create(store.keys, "app")
+    with server(store, settings, subscriptions_per_client=1) as url:
+
+        async def scenario() -> None:
+            keyed, anonymous = Events(url, token=token).start(), Events(url).start()
+            await subscribed(url, 2)  # one each: the key's and the address's
+            response = await asyncio.to_thread(post, url, ARRIVED, token)
+            assert response.status_code == 429, response.text
+            assert response.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            unknown = await asyncio.to_thread(post, url, ARRIVED, keys.PREFIX + "x" * 43)
+            assert unknown.status_code == 401, unknown.text
+            assert unknown.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+            for events in (keyed, anonymous):
+                await events.stop()
 
         run(scenario())
 
