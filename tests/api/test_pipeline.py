@@ -426,8 +426,8 @@ def test_a_step_planted_once_is_enforced_on_every_way_in(
     """The proof that the request path exists once: one step, planted in one
     place (the pipeline's list, after pricing), refuses the operation by POST,
     by GET, by persisted hash, with @defer read as multipart or as one answer,
-    over WebSocket and over Server-Sent Events, at first and at repeated sight, for the admin and for
-    anyone."""
+    over WebSocket and over Server-Sent Events, at first and at repeated sight,
+    for the admin and for anyone."""
     from starlette.testclient import TestClient
 
     from api.app import create_app
