@@ -136,6 +136,7 @@ def test_a_subscriber_gets_the_articles_its_filter_selects_as_events(store, sett
             assert everything.headers is not None
             assert everything.headers["content-type"].startswith("text/event-stream")
             assert everything.headers["cache-control"] == "no-cache, no-transform"
+            assert everything.headers["ratelimit-policy"].startswith('"anonymous"')
             write_article(tmp_path, "a.md", webUrl=web_url("a"), title='"Trams"')
             write_article(
                 tmp_path, "b.md", webUrl=web_url("b"), title='"Wind"', topics="\n  - Energy"
