@@ -6,8 +6,11 @@ as over WebSocket (tests/api/test_subscriptions.py)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import statistics
+import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +39,10 @@ from tests.api.test_subscriptions import (
 )
 from tests.api.wsclient import Raw, metric, subscribed
 from tests.articles import web_url, write_article
+from tests.clients.node import HERE as CLIENTS
+from tests.clients.node import node_with
+from tests.clients.readme import pointed_at, snippets
+from tests.required import missing
 
 EVENT_STREAM = {"accept": "text/event-stream"}
 
@@ -525,3 +532,72 @@ def test_a_live_server_streams_to_httpx_on_the_wire_engine(wire_server, tmp_path
     env = {"MONGODB_URI": wire_server.uri, "NEWSGRAPH_DB": f"t_{uuid.uuid4().hex[:12]}"}
     sse, ws = streams_beside_websocket(env, tmp_path)
     report("wire", sse, ws)
+
+
+# -- the README's snippets: curl -N, and graphql-sse's client from Node -------------------
+
+
+class Printed:
+    """A process's output lines, read in a thread as they come."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.decode().rstrip("\r\n"))
+
+    async def until(self, wanted: str, timeout: float = WAIT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(wanted in line for line in self.lines):
+            assert self.process.poll() is None, (self.process.returncode, self.lines)
+            assert time.monotonic() < deadline, self.lines
+            await asyncio.sleep(0.05)
+
+
+def test_the_readme_s_sse_snippets_receive_what_they_subscribe_to(store, settings, tmp_path):
+    if shutil.which("curl") is None:
+        missing("CURL", "curl is not installed (apt-get install curl)")
+    node = node_with("graphql-sse")
+    with server(store, settings) as url:
+        curl = subprocess.Popen(
+            ["bash", "-c", pointed_at(snippets()["curl-sse"].code, f"{url}/graphql")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        js = subprocess.Popen(
+            [node, "--input-type=module", "-"],
+            cwd=CLIENTS,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert js.stdin is not None
+        js.stdin.write(pointed_at(snippets()["graphql-sse"].code, f"{url}/graphql").encode())
+        js.stdin.close()
+        printed = {"curl": Printed(curl), "graphql-sse": Printed(js)}
+        try:
+
+            async def scenario() -> None:
+                await subscribed(url, 2)
+                write_article(tmp_path, "a.md", webUrl=web_url("a"), title='"Tram News"')
+                write_article(
+                    tmp_path, "b.md", webUrl=web_url("b"), title='"Wind Farm"',
+                    topics="\n  - Energy",
+                )  # fmt: skip
+                await load(store, settings, tmp_path)
+                await printed["graphql-sse"].until("Wind Farm")
+                await printed["graphql-sse"].until("Tram News")  # no filter there
+                await printed["curl"].until('"title":"Wind Farm"')
+
+            run(scenario())
+            # curl's filter selects the article about energy alone.
+            events = [line for line in printed["curl"].lines if line.startswith("data: ")]
+            assert len(events) == 1 and printed["curl"].lines[0] == "event: next", events
+        finally:
+            for process in (curl, js):
+                process.kill()
+                process.wait()
