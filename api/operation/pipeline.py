@@ -117,7 +117,7 @@ class Pipeline:
             answer, source = await self._start(op)
             if span.recording:
                 traced.describe(span, op, answer)
-        return Stream(answer, self._answers(op, answer, source), op)
+        return Stream(answer, self._answers(op, answer, source))
 
     async def _answers(
         self, op: Operation, answer: ExecutionResult | None, source: Any
@@ -239,12 +239,9 @@ class Stream(AsyncGenerator[ExecutionResult, None]):
         self,
         answer: ExecutionResult | None,
         answers: AsyncGenerator[ExecutionResult, None],
-        op: Operation,
     ) -> None:
         self.answer = answer
         self._answers = answers
-        #: What kind of operation it is (None: refused before that was known).
-        self.kind = op.kind
 
     @property
     def subscription(self) -> bool:
