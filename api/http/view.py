@@ -248,6 +248,10 @@ class GraphQLApp(GraphQL[Context, None]):
         answer = stream.answer
         if answer is not None and refused(answer):
             status, headers = status_of(answer, GRAPHQL_RESPONSE)
+            if status is None and _worker_full(answer):
+                # The worker's bound, not the client's doing: try again later.
+                status = 503
+                headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
             sub_response.status_code = status or 400
             sub_response.headers.update(headers)
             return answer
@@ -493,6 +497,14 @@ async def _request_data(
     ):
         return None
     return query, variables, name, extensions
+
+
+def _worker_full(result: ExecutionResult) -> bool:
+    """Whether a subscription was refused for the worker's subscriptions
+    (``NEWSGRAPH_SUBSCRIPTIONS_MAX``, ``api.live.feed``)."""
+    return any(
+        isinstance(error.original_error, TooManySubscriptionsError) for error in result.errors or ()
+    )
 
 
 def _refusal(errors: list[Any] | None) -> Exception | None:

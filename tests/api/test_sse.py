@@ -378,6 +378,23 @@ def test_streams_count_with_websocket_subscriptions_per_client(store, settings):
         run(scenario())
 
 
+def test_a_worker_holding_as_many_subscriptions_as_it_may_refuses_a_stream(store, settings):
+    with server(store, settings, subscriptions_max=1) as url:
+
+        async def scenario() -> None:
+            first = Events(url).start()
+            await subscribed(url, 1)
+            response = await asyncio.to_thread(post, url, ARRIVED, ADMIN_TOKEN)
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            error = response.json()["errors"][0]
+            assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", error
+            assert "as many subscriptions as it may (1)" in error["message"]
+            await first.stop()
+
+        run(scenario())
+
+
 def test_streams_count_per_identity_and_an_unknown_key_is_401(store, settings):
     """An API key is a client of its own, whatever its address; a key the
     store does not know is refused before anything runs."""
