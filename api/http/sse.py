@@ -14,10 +14,13 @@ stream to newsgraph's rules, as ``api.http.websocket`` holds a connection:
   ordinary HTTP answer with the status the view gives any refusal (400, 429
   with ``Retry-After``, 401), not a stream; a query over SSE is answered as
   the protocol says, with one ``next`` and ``complete``;
-- each subscription counts toward its client's
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, with its WebSocket ones (a stream
-  over it is refused with 429, code ``TOO_MANY_SUBSCRIPTIONS``), and toward
-  the worker's ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (the feed's);
+- each event stream counts toward its client's
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, with its WebSocket subscriptions
+  (one over it is refused with 429, code ``TOO_MANY_SUBSCRIPTIONS``; it is
+  counted from before it starts, so that two arriving at once cannot both
+  pass, and a query's stream stops counting once answered), and each
+  subscription toward the worker's ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (the
+  feed's: refused with 503 and ``Retry-After``);
 - the request's deadline bounds the start, not the stream
   (``api.http.guard`` lifts it once the answer starts); a client that stops
   reading is reset by the send timeout (``api.http.connections``), or drops
