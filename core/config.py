@@ -175,6 +175,9 @@ class Settings:
     #: How often the server pings each WebSocket client; one silent for two of
     #: these is disconnected (seconds).
     ws_keepalive_s: int = 20
+    #: How often a subscription over Server-Sent Events is sent a comment when
+    #: it has nothing else to send, so proxies keep its connection (seconds).
+    sse_heartbeat_s: int = 15
     #: How long a connection may wait without a request, new or after an answer (seconds).
     idle_timeout_s: int = 5
     #: How long a request's headers may take to arrive, from connecting or from
@@ -354,6 +357,7 @@ ENV_NAMES: dict[str, str] = {
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
     "ws_anonymous_init_timeout_s": "NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S",
     "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",
+    "sse_heartbeat_s": "NEWSGRAPH_SSE_HEARTBEAT_S",
     "idle_timeout_s": "NEWSGRAPH_IDLE_TIMEOUT_S",
     "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",
     "send_timeout_s": "NEWSGRAPH_SEND_TIMEOUT_S",

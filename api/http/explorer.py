@@ -6,6 +6,10 @@ clicking fields) and React from the npm registry into
 serves the few files the page needs from there at ``/graphiql/<name>``. When
 they are absent (npm was not available at set-up) the page falls back to
 strawberry's, which loads the same libraries from a CDN.
+
+The page's fetcher sends a subscription as an event stream (``api.http.sse``),
+which ``fetch`` reads with no library: a WebSocket client would be one more
+package to install and serve, and SSE passes the proxies that break WebSockets.
 """
 
 from __future__ import annotations
@@ -62,7 +66,51 @@ PAGE = """<!doctype html>
   <script src="graphiql/graphiql.js"></script>
   <script src="graphiql/plugin-explorer.js"></script>
   <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    const url = window.location.pathname;
+    const http = GraphiQL.createFetcher({ url });
+    // Subscriptions over Server-Sent Events (graphql-sse, api/http/sse.py):
+    // a POST asking for text/event-stream, each `next` event one result.
+    async function* events(params, headers) {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: {
+          ...headers, "content-type": "application/json", accept: "text/event-stream",
+        },
+        body: JSON.stringify(params),
+      });
+      if (!(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+        yield await response.json();  // refused before it started
+        return;
+      }
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end;
+        while ((end = buffer.search(/\\r?\\n\\r?\\n/)) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end).replace(/^\\r?\\n\\r?\\n/, "");
+          const event = /^event: ?(.*)$/m.exec(block);
+          const data = /^data: ?(.*)$/m.exec(block);
+          if (event && event[1] === "complete") return;
+          if (event && event[1] === "next" && data) yield JSON.parse(data[1]);
+        }
+      }
+    }
+    // Whether the operation that runs is a subscription, read from the text
+    // (the AST GraphiQL hands its fetcher calls every operation a query).
+    function subscription(params) {
+      const text = (params.query || "").replace(/#[^\\n]*/g, "");
+      const found = [...text.matchAll(/(?:^|\\})\\s*(query|mutation|subscription)\\b\\s*(\\w*)/g)];
+      const name = params.operationName;
+      const chosen = name ? found.find((m) => m[2] === name) : found[0];
+      return Boolean(chosen) && chosen[1] === "subscription";
+    }
+    const fetcher = (params, options) => subscription(params)
+      ? events(params, (options && options.headers) || {})
+      : http(params, options);
     ReactDOM.createRoot(document.getElementById("explorer")).render(
       React.createElement(GraphiQL, {
         fetcher,

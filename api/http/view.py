@@ -4,7 +4,8 @@ status codes by the ``application/graphql-response+json`` rules, requests
 shed with 503, refused for their budget with 429 (``RATE_LIMITED``) or for an
 unknown API key with 401, the client's budget in ``RateLimit`` and
 ``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers) on every
-answer, and subscriptions over WebSocket (``api.http.websocket``) at the same path.
+answer, and subscriptions over WebSocket (``api.http.websocket``) and over
+Server-Sent Events (``api.http.sse``) at the same path.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from cross_web import HTTPException
 from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -25,22 +28,30 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.streaming import HTTPStreamTransport, SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from api.data.deadline import current_deadline
 from api.data.gateway import Gateway
 from api.data.slots import RETRY_AFTER_S
-from api.errors import RateLimitedError, UnauthenticatedError, error_code
+from api.errors import (
+    RateLimitedError,
+    TooManySubscriptionsError,
+    UnauthenticatedError,
+    error_code,
+)
 from api.http.explorer import Explorer
 from api.http.identity import Identify
 from api.http.media import GRAPHQL_RESPONSE, JSON, is_request_error, read_accept
+from api.http.sse import EventStream, EventStreamResponse, EventStreamTransport, refused
 from api.http.websocket import Connections, Socket, TransportWSHandler
 from api.live.feed import Feed
 from api.operation import incremental
-from api.operation.schema import build_schema
+from api.operation.schema import Schema, build_schema
 from api.operation.throttle import Decision
 from api.operation.trusted import DOCUMENT_ID_FIELDS, with_document_id
 from api.schema.context import Context, Identity
@@ -49,6 +60,8 @@ from core.config import Settings
 
 if TYPE_CHECKING:  # strawberry's own HTTP layer, named in a signature only
     from cross_web import AsyncHTTPRequestAdapter
+    from strawberry.http import GraphQLRequestProtocol
+    from strawberry.types import SubscriptionExecutionResult
 
 log = logging.getLogger("newsgraph.api")
 
@@ -68,7 +81,7 @@ class GraphQLApp(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if settings.introspection else None,
             allow_queries_via_get=True,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
             max_subscriptions_per_connection=None,  # api.http.websocket counts them
             # A browser page on another origin may subscribe as it may query.
@@ -110,7 +123,7 @@ class GraphQLApp(GraphQL[Context, None]):
         malformed requests, whose refusals strawberry words), which strawberry
         answers. tests/api/test_view.py holds the two to the same responses."""
         media_type, multipart = read_accept(request.headers.get("accept"))
-        if media_type is None or multipart:
+        if media_type is None or multipart or self.wants_events(request):
             return None
         data = await _request_data(request)
         if data is None:
@@ -159,6 +172,110 @@ class GraphQLApp(GraphQL[Context, None]):
         except MissingQueryError as e:
             raise HTTPException(400, "No GraphQL query found in the request") from e
 
+    # -- Server-Sent Events (api.http.sse) -------------------------------------
+
+    @cached_property
+    def _stream_transport_map(self) -> dict[str, HTTPStreamTransport]:
+        # graphql-sse only (strawberry's multipart subscriptions are not
+        # offered), with the heartbeat of the settings.
+        transport = EventStreamTransport(self.settings.sse_heartbeat_s)
+        return {transport.protocol: transport}
+
+    def wants_events(self, request: Request) -> bool:
+        """Whether ``request`` asks for an event stream (graphql-sse)."""
+        return self._get_stream_transport_from_headers(request.headers) is not None
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        if isinstance(request_data, GraphQLRequestData) and request_data.protocol == "sse":
+            return await self.event_stream(
+                request_adapter.method, request_data, context, sub_response
+            )
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def event_stream(
+        self, method: str, data: GraphQLRequestData, context: Context, sub_response: Response
+    ) -> ExecutionResult | EventStream:
+        """An operation over SSE, started: its stream of events, or, if it
+        was refused before it started, its one answer with the status of
+        any refusal (``api.http.sse``)."""
+        if not isinstance(data.operation_name, str | None):
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `operationName` must be a string or null, if provided.",
+            )
+        client = context.identity.key
+        events = EventStream(lambda: self.connections.release_stream(events, client))
+        # An unknown key is refused by the pipeline (401), whatever it holds.
+        too_many = None
+        if context.identity.refused is None:
+            too_many = self.connections.hold_stream(events, client)
+        if too_many is not None:
+            error = TooManySubscriptionsError(too_many)
+            sub_response.status_code = 429
+            refusal = GraphQLError(str(error), extensions=error.extensions)
+            return PreExecutionError(data=None, errors=[refusal])
+        context.feed, context.owner = self.feed, events
+        schema = self.schema
+        assert isinstance(schema, Schema)
+        # A GET runs queries only (strawberry would stream a subscription
+        # over GET too): an event stream is no resource to cache or link to.
+        allowed = {OperationType.QUERY} if method == "GET" else OperationType.from_http(method)  # type: ignore[arg-type]
+        try:
+            stream = await schema.stream(
+                data.query,
+                variable_values=data.variables,
+                context_value=context,
+                operation_name=data.operation_name,
+                operation_extensions=data.extensions,
+                allowed_operation_types=allowed,
+            )
+        except BaseException:
+            await events.close()
+            raise
+        if not stream.subscription:
+            await events.close()  # counted no longer: nothing to wait for
+        sub_response.headers.update(budget_headers(context))
+        answer = stream.answer
+        if answer is not None and refused(answer):
+            status, headers = status_of(answer, GRAPHQL_RESPONSE)
+            if status is None and _worker_full(answer):
+                # The worker's bound, not the client's doing: try again later.
+                status = 503
+                headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+            sub_response.status_code = status or 400
+            sub_response.headers.update(headers)
+            return answer
+        events.stream = stream  # a subscription's events, or a query's one answer
+        return events
+
+    async def _create_streaming_response(
+        self,
+        request: Request,
+        result: SubscriptionExecutionResult,
+        protocol: GraphQLRequestProtocol,
+        sub_response: Response,
+    ) -> Response:
+        transport = self._get_stream_transport(protocol)
+        if not isinstance(result, EventStream) or not isinstance(transport, SSETransport):
+            return await super()._create_streaming_response(request, result, protocol, sub_response)
+
+        async def process(value: ExecutionResult) -> GraphQLHTTPResponse:
+            response, _ = await self._process_stream_result(request, value, [])
+            return response
+
+        body = result.body(transport, process, self.encode_json_string, self.feed.turns)
+        return EventStreamResponse(result, body, {**sub_response.headers, **transport.headers})
+
     async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:
             return self.explorer.render()
@@ -178,6 +295,9 @@ class GraphQLApp(GraphQL[Context, None]):
             # Negotiated before anything runs, so a client that can read
             # neither media type costs no parsing; the explorer is HTML.
             media_type, multipart = read_accept(request.headers.get("accept"))
+            if self.wants_events(request):
+                # An event stream (api.http.sse); a refusal before it starts is JSON.
+                media_type, multipart = JSON, False
             if incremental.start(multipart).multipart and media_type is None:
                 # Its parts are application/json: a multipart reader reads that.
                 media_type = JSON
@@ -377,6 +497,14 @@ async def _request_data(
     ):
         return None
     return query, variables, name, extensions
+
+
+def _worker_full(result: ExecutionResult) -> bool:
+    """Whether a subscription was refused for the worker's subscriptions
+    (``NEWSGRAPH_SUBSCRIPTIONS_MAX``, ``api.live.feed``)."""
+    return any(
+        isinstance(error.original_error, TooManySubscriptionsError) for error in result.errors or ()
+    )
 
 
 def _refusal(errors: list[Any] | None) -> Exception | None:

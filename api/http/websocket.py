@@ -65,10 +65,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.types import ExecutionResult
-from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from api.errors import QueryTooCostlyError, TooManySubscriptionsError
+from api.errors import TooManySubscriptionsError
+from api.http.sse import refused
 from api.live.feed import Feed
 from api.schema.context import Context, Identity
 from core.config import MAX_WS_OPERATION_ID, Settings
@@ -124,6 +124,9 @@ class Connections:
         self.open = 0
         self._waiting: Counter[Client] = Counter()
         self._held: dict[Client, set[Holder]] = {}
+        #: Subscriptions over Server-Sent Events (``api.http.sse``), one per
+        #: HTTP answer, by client: counted with its WebSocket ones.
+        self._streams: dict[Client, set[object]] = {}
 
     def wait(self, client: Client) -> bool:
         """A new socket of ``client``, before its ``connection_init``: False
@@ -159,8 +162,30 @@ class Connections:
             del self._held[client]
 
     def subscriptions(self, client: Client) -> int:
-        """The operations ``client`` holds over all its connections."""
-        return sum(holder.subscriptions for holder in self._held.get(client, ()))
+        """The operations ``client`` holds over all its connections (and
+        its event streams)."""
+        held = sum(holder.subscriptions for holder in self._held.get(client, ()))
+        return held + len(self._streams.get(client, ()))
+
+    def hold_stream(self, stream: object, client: Client) -> str | None:
+        """Count an event stream's subscription for ``client``; or why not."""
+        most = self.subscriptions_per_client
+        if self.subscriptions(client) >= most:
+            return (
+                f"a client may hold at most {most} subscriptions over all its "
+                "connections and event streams; complete one first"
+            )
+        self._streams.setdefault(client, set()).add(stream)
+        return None
+
+    def release_stream(self, stream: object, client: Client) -> None:
+        """An event stream ended (again: nothing)."""
+        streams = self._streams.get(client)
+        if streams is None:
+            return
+        streams.discard(stream)
+        if not streams:
+            del self._streams[client]
 
 
 class Socket(ASGIWebSocketAdapter):
@@ -378,7 +403,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 async for result in stream:
                     if not isinstance(result, ExecutionResult):
                         break  # never here: api.operation.incremental strips @defer
-                    if first and _refused(result):
+                    if first and refused(result):
                         await operation.send_initial_errors(result.errors or [])
                         return
                     first = False
@@ -396,20 +421,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             log.exception("subscription %s failed", operation.id[:MAX_WS_OPERATION_ID])
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
-
-
-def _refused(result: ExecutionResult) -> bool:
-    """Whether a subscription's first result says it never started: a
-    mistake found before execution (validation, variables, its filter), or
-    its price (strawberry reports that one as a result of execution)."""
-    if isinstance(result, PreExecutionError):
-        return True
-    errors = result.errors or []
-    return (
-        result.data is None
-        and bool(errors)
-        and all(isinstance(e.original_error, QueryTooCostlyError) for e in errors)
-    )
 
 
 def _malformed(message: Any) -> str | None:

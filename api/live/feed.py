@@ -30,6 +30,7 @@ articles written meanwhile still arrive.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from collections.abc import AsyncIterator, Hashable
@@ -273,7 +274,10 @@ class Feed:
             )
         subscriber = self._admit(matches, owner, answers)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            # In a context of its own: the first subscriber's may be an HTTP
+            # request's (over SSE), whose deadline ends when that client leaves.
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), context=contextvars.Context())
         return subscriber
 
     def _admit(self, matches: Predicate, owner: Owner, answers: Answers) -> Subscriber:

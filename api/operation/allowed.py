@@ -64,8 +64,8 @@ class ChooseOperation:
 
 class SubscriptionsOverWebSocket:
     """Step, once the document is valid: refuse a subscription that arrived
-    where no news can reach it (over HTTP: graphql-core would run it as a
-    query, and fail obscurely)."""
+    where no news can reach it (over HTTP without asking for an event stream:
+    graphql-core would run it as a query, and fail obscurely)."""
 
     def __call__(self, op: Operation) -> None:
         if op.kind is not OperationType.SUBSCRIPTION:

@@ -9,7 +9,8 @@ it (``api.operation.run``), and the answer passes the steps that finish it
 steps: they find its document, price and plan in their caches. Every
 transport calls the same two doors: :meth:`Pipeline.execute` (one answer:
 HTTP POST and GET, a persisted hash, ``@defer`` as one answer or in parts)
-and :meth:`Pipeline.stream` (a subscription's answers, over WebSocket).
+and :meth:`Pipeline.stream` (a subscription's answers, over WebSocket or
+Server-Sent Events).
 What a step holds while an operation runs (a slot of the client's
 concurrency) is let go when its answer is made (``Operation.close``); each
 answer of a subscription first passes the ``each`` steps (:meth:`Pipeline.draw`),
@@ -34,6 +35,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from api.errors import ClientError
 from api.operation import traced
 from api.operation.cost import count_objects
 from api.operation.masking import MaskErrors
@@ -100,17 +102,26 @@ class Pipeline:
             if not in_parts:
                 op.close()
 
-    async def stream(self, request: Request) -> AsyncGenerator[ExecutionResult, None]:
-        """A subscription's answers (one per article it sends); the first is
-        a :class:`PreExecutionError` if it never started."""
+    async def stream(self, request: Request) -> Stream:
+        """A subscription's answers (one per article it sends), started
+        before it returns: its steps run (and may refuse it) while the
+        transport can still answer as it likes, say with an HTTP status
+        (``api.http.sse``). If it did not start as a subscription (refused,
+        or a streaming transport's query), ``Stream.answer`` is its one
+        answer, which is also all it yields."""
         op = Operation(request)
         # The span covers the start (steps, price, the source set up), or the
         # one answer of a refusal or a query; it closes before the first
-        # yield, so that no context is held across them.
+        # answer of a subscription is awaited, so no context is held across them.
         with tracing.operation() as span:
             answer, source = await self._start(op)
             if span.recording:
                 traced.describe(span, op, answer)
+        return Stream(answer, self._answers(op, answer, source))
+
+    async def _answers(
+        self, op: Operation, answer: ExecutionResult | None, source: Any
+    ) -> AsyncGenerator[ExecutionResult, None]:
         if source is None:
             assert answer is not None
             yield answer
@@ -219,6 +230,40 @@ class Pipeline:
         )
 
 
+class Stream(AsyncGenerator[ExecutionResult, None]):
+    """A started stream of answers (:meth:`Pipeline.stream`): the generator
+    it wraps, and ``answer``, its one answer if it did not start as a
+    subscription, else None."""
+
+    def __init__(
+        self,
+        answer: ExecutionResult | None,
+        answers: AsyncGenerator[ExecutionResult, None],
+    ) -> None:
+        self.answer = answer
+        self._answers = answers
+
+    @property
+    def subscription(self) -> bool:
+        """Whether it started as a subscription (answers follow, one per article)."""
+        return self.answer is None
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> ExecutionResult:
+        return await self._answers.__anext__()
+
+    async def asend(self, value: None) -> ExecutionResult:
+        return await self._answers.asend(value)
+
+    async def athrow(self, *args: Any) -> ExecutionResult:
+        return await self._answers.athrow(*args)
+
+    async def aclose(self) -> None:
+        await self._answers.aclose()
+
+
 def _part_objects(part: Any) -> int:
     """The objects a later part of an answer adds (a deferred fragment's, a
     streamed list's items)."""
@@ -239,12 +284,19 @@ def _as_graphql_error(error: Exception) -> GraphQLError:
     if isinstance(error, GraphQLError):
         return error
     if isinstance(error, CannotGetOperationTypeError):
-        return GraphQLError(error.as_http_error_reason(), original_error=error)
+        return _refusal(error.as_http_error_reason())
     if isinstance(error, InvalidOperationTypeError):
         kind = {
             OperationType.QUERY: "queries",
             OperationType.MUTATION: "mutations",
             OperationType.SUBSCRIPTION: "subscriptions",
         }[error.operation_type]
-        return GraphQLError(f"{kind} are not allowed", original_error=error)
+        return _refusal(f"{kind} are not allowed here")
     return GraphQLError(str(error), original_error=error)
+
+
+def _refusal(message: str) -> GraphQLError:
+    """The client's mistake (no operation, or not one the transport runs):
+    shown as it is, not masked as an internal error."""
+    error = ClientError(message)
+    return GraphQLError(message, original_error=error, extensions=error.extensions)

@@ -12,14 +12,13 @@ reads a dict's key (and falls back to an attribute for the connection types).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.execution.compiled import Plans
@@ -36,7 +35,7 @@ from api.operation.persisted import (
     ResolvePersisted,
     SharedRegistry,
 )
-from api.operation.pipeline import Outcome, Pipeline, Step
+from api.operation.pipeline import Outcome, Pipeline, Step, Stream
 from api.operation.request import Request
 from api.operation.run import Execute
 from api.operation.selections import LimitSelections
@@ -166,7 +165,7 @@ class Schema(strawberry.Schema):
         operation_name: str | None = None,
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
-    ) -> AsyncGenerator[ExecutionResult, None]:
+    ) -> Stream:
         request = _request(
             query,
             variable_values,
@@ -175,7 +174,7 @@ class Schema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
-        return self.pipeline.stream(request)
+        return await self.pipeline.stream(request)
 
     async def subscribe(
         self,
@@ -185,7 +184,7 @@ class Schema(strawberry.Schema):
         root_value: Any | None = None,
         operation_name: str | None = None,
         operation_extensions: dict[str, Any] | None = None,
-    ) -> AsyncGenerator[ExecutionResult, None]:
+    ) -> Stream:
         return await self.stream(
             query,
             variable_values,

@@ -29,7 +29,8 @@ from api.schema.types import Article
 
 def over_http() -> ClientError:
     return ClientError(
-        "subscriptions are served over WebSocket (protocol graphql-transport-ws) at /graphql"
+        "subscriptions are served over WebSocket (protocol graphql-transport-ws) or over "
+        "Server-Sent Events (graphql-sse: a POST with Accept: text/event-stream) at /graphql"
     )
 
 

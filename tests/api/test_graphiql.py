@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,8 @@ from api.http.explorer import ASSETS
 from testing.live import running_server
 from tests.api.browser import LAUNCH_ARGS, chromium_path, require_local_graphiql
 from tests.api.fixtures import without_budget
-from tests.articles import EXAMPLES
+from tests.api.wsclient import metric
+from tests.articles import EXAMPLES, web_url, write_article
 from tests.test_readme import blocks
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ QUERY = "{ articles(first: 1) { nodes { title provider { name } } } }"
 
 
 @contextlib.contextmanager
-def offline_graphiql() -> Iterator[tuple[str, Page]]:
+def offline_graphiql(*serve: str) -> Iterator[tuple[str, Page]]:
     """GraphiQL from a live server in headless Chromium, with every request that
     is not to that server aborted: yields the server's URL and the loaded page,
     then asserts the page raised no error and tried to leave loopback for nothing."""
@@ -72,7 +74,7 @@ def offline_graphiql() -> Iterator[tuple[str, Page]]:
     from playwright.sync_api import expect, sync_playwright
 
     with (
-        running_server({"MONGODB_URI": ""}, "--load", str(EXAMPLES)) as (url, _),
+        running_server({"MONGODB_URI": ""}, *(serve or ("--load", str(EXAMPLES)))) as (url, _),
         sync_playwright() as p,
     ):
         browser = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
@@ -200,3 +202,25 @@ def test_graphiql_shows_a_deferred_query_once_its_parts_have_arrived():
         assert json.loads(editor_text(page, "response"))["data"] == expected["data"]
         # The answer came in parts, not whole: GraphiQL asked for them.
         assert any(t.startswith("multipart/mixed") for t in content_types), content_types
+
+
+def test_graphiql_subscribes_over_server_sent_events(tmp_path):
+    # The explorer has no WebSocket client: its fetcher sends a subscription
+    # as an event stream (api/http/sse.py), and the pane shows each article.
+    from playwright.sync_api import expect
+
+    write_article(tmp_path, "first.md", webUrl=web_url("first"))
+    with offline_graphiql("--load", str(tmp_path), "--watch") as (url, page):
+        page.locator(".graphiql-query-editor .CodeMirror").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Delete")
+        page.keyboard.insert_text("subscription { articlePublished { title } }")
+        page.keyboard.press("Control+Enter")
+        deadline = time.monotonic() + 15
+        while metric(url, "newsgraph_subscriptions") < 1:
+            assert time.monotonic() < deadline, editor_text(page, "response")
+            time.sleep(0.1)
+        time.sleep(0.5)  # a poll since
+        write_article(tmp_path, "second.md", webUrl=web_url("second"), title='"Seen In GraphiQL"')
+        pane = page.locator(".graphiql-response .CodeMirror")
+        expect(pane).to_contain_text("Seen In GraphiQL", timeout=15_000)

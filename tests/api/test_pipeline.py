@@ -426,8 +426,8 @@ def test_a_step_planted_once_is_enforced_on_every_way_in(
     """The proof that the request path exists once: one step, planted in one
     place (the pipeline's list, after pricing), refuses the operation by POST,
     by GET, by persisted hash, with @defer read as multipart or as one answer,
-    over WebSocket, at first and at repeated sight, for the admin and for
-    anyone."""
+    over WebSocket and over Server-Sent Events, at first and at repeated sight,
+    for the admin and for anyone."""
     from starlette.testclient import TestClient
 
     from api.app import create_app
@@ -450,6 +450,7 @@ def test_a_step_planted_once_is_enforced_on_every_way_in(
         for admin in (False, True):
             headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}
             multipart = {**headers, "Accept": "multipart/mixed, application/json"}
+            events = {**headers, "Accept": "text/event-stream"}
             for sight in ("first", "repeated"):
                 ways = {
                     "POST": client.post("/graphql", json={"query": PLANTED_QUERY}, headers=headers),
@@ -466,6 +467,15 @@ def test_a_step_planted_once_is_enforced_on_every_way_in(
                     ),
                     "@defer, multipart": client.post(
                         "/graphql", json={"query": PLANTED_QUERY}, headers=multipart
+                    ),
+                    # Refused before the stream starts: a JSON answer (api.http.sse).
+                    "SSE, a query": client.post(
+                        "/graphql", json={"query": PLANTED_QUERY}, headers=events
+                    ),
+                    "SSE, a subscription": client.post(
+                        "/graphql",
+                        json={"query": "subscription planted { articlePublished { id } }"},
+                        headers=events,
                     ),
                 }
                 for way, response in ways.items():
@@ -484,5 +494,5 @@ def test_a_step_planted_once_is_enforced_on_every_way_in(
                     assert message["type"] == "error", message
                     assert [e["extensions"]["code"] for e in message["payload"]] == ["PLANTED"]
                     refusals.append("WebSocket")
-    assert len(refusals) == 2 * 2 * 6
+    assert len(refusals) == 2 * 2 * 8
     assert planted.seen == len(refusals)

@@ -46,6 +46,8 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 #: subscription's, which tests/api/test_subscriptions.py runs.
 RUN = {
     "gql-subscribe",
+    "curl-sse",  # these three in tests/api: they subscribe
+    "graphql-sse",
     "curl-quickstart",
     "curl-quickstart-get",
     "apollo-client",
