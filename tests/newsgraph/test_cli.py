@@ -261,12 +261,12 @@ def test_serve_on_port_0_says_the_port_it_took_and_serves_there(tmp_path):
     assert proc.returncode == 0  # Ctrl-C is a normal stop
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, workers):
+@pytest.mark.parametrize("args", [(), ("--workers", "2"), ("--watch",)])
+def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, args):
     # The load beside serving waits for the loader lease this test holds, so
     # the server answers while that load has not ended, whatever the timing;
     # once the lease is let go, the load's change is served. With --workers
-    # the supervisor loads, once (its report is the log's only one).
+    # the supervisor loads; with --watch, the watcher's first load is that load.
     articles = tmp_path / "articles"
     write_article(articles, "a.md", webUrl='"https://x.example/a"')
     env = {
@@ -282,7 +282,7 @@ def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, workers
     holder.acquire()
     count = {"query": "{ articles { totalCount } }"}
     try:
-        with running_server(env, "--load", articles, "--workers", workers) as (url, _pid):
+        with running_server(env, "--load", articles, *args) as (url, _pid):
             assert httpx.post(f"{url}/graphql", json=count).json()["data"] == {
                 "articles": {"totalCount": 1}
             }
