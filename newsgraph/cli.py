@@ -575,7 +575,8 @@ def _load_beside(
         with Loader(store, settings, stop=stop) as loader:
             report = loader.load(paths)
     except Exception as exc:  # the server serves on; say why the load did not end
-        _error(err, f"the load beside serving failed: {exc!r}")
+        if not stop.is_set():  # stopping: the note on stopping says it did not end
+            _error(err, f"the load beside serving failed: {exc!r}")
         return
     render(report, err)
 
