@@ -212,6 +212,13 @@ ARTICLE_FILTERS = (
     Filter("search", "_words", "words", index="words_date"),
 )
 
+#: Equality filters clients combine, each pair with an index of its own (both
+#: paths, then newest first), by name: a topic's page from one provider then
+#: walks that provider's articles of the topic alone, where one filter's
+#: index walks the topic's newest until enough of them are the provider's (a
+#: walk that grows with the archive: 6.6x from 10k to 100k articles).
+COMBINED_FILTERS = (("providerDomain", "topic", "provider_topic_date"),)
+
 #: ``Article.related(filter:)``, evaluated on the stories an article lists
 #: (``stored``, which asks the store, is the API's own).
 RELATED_FILTERS = (

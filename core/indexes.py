@@ -17,7 +17,7 @@ from pymongo import ASCENDING as ASC
 from pymongo import DESCENDING as DESC
 from pymongo import IndexModel
 
-from core.document import ARTICLE_FILTERS, domain_key
+from core.document import ARTICLE_FILTERS, COMBINED_FILTERS, domain_key
 
 ARTICLES = "articles"
 PROVIDERS = "providers"
@@ -95,6 +95,9 @@ FACETS = (PROVIDERS_FACET, TOPICS_FACET)
 #: The order lists are served in unless asked otherwise: newest first.
 DEFAULT_ORDER = [("publishedDateTime", DESC), ("_id", DESC)]
 
+#: Each article filter's path, by its argument.
+_PATHS = {f.argument: f.path for f in ARTICLE_FILTERS}
+
 INDEXES: dict[str, list[IndexModel]] = {
     ARTICLES: [
         IndexModel([("webUrl", ASC)], name="webUrl_unique", unique=True),
@@ -118,6 +121,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             IndexModel([(f.path, ASC), *DEFAULT_ORDER], name=f.index)
             for f in ARTICLE_FILTERS
             if f.index
+        ),
+        # The pairs of them core.document declares combined (equality on both).
+        *(
+            IndexModel([(_PATHS[a], ASC), (_PATHS[b], ASC), *DEFAULT_ORDER], name=name)
+            for a, b, name in COMBINED_FILTERS
         ),
         # Relevance: title matches first (multikey).
         IndexModel(

@@ -360,8 +360,9 @@ def _load_with_progress(
     "load_paths_",
     multiple=True,
     type=click.Path(exists=True, path_type=Path),
-    help="Load these files or directories before serving (repeatable); the way to "
-    "fill the embedded engine.",
+    help="Load these files or directories (repeatable): before serving into an empty "
+    "store, beside serving into one that holds articles (a restart serves at once); the "
+    "way to fill the embedded engine.",
 )
 @click.option(
     "--watch",
@@ -409,7 +410,9 @@ def serve(
     """Serve the GraphQL API at /graphql (GraphiQL in a browser) and /healthz.
 
     The port is taken first, before anything is loaded: a port in use fails
-    at once. Requests that arrive while --load runs wait for it to end.
+    at once. Into an empty store, --load loads before serving (requests that
+    arrive meanwhile wait for it to end); into one that holds articles (a
+    restart), the server serves them at once and --load runs beside it.
     """
     import uvicorn
 
@@ -442,16 +445,29 @@ def serve(
         with _listen(host, health_port, err) as probing:
             probes = ProbeProcess(probing)
     stop = threading.Event()
+    beside: threading.Thread | None = None
     try:
         store = connect(settings)
+        loaded = False  # whether --load ran before serving
         if load_paths_:
             store = _reach(settings, err)
             found = _count_files(load_paths_, err)
             _warn_empty(found, err)
-            report = _load_with_progress(
-                load_paths, store, load_paths_, settings, err, sum(found.values())
-            )
-            render(report, err)
+            if _holds_articles(store):
+                # A restart: what the store holds is served at once, and the
+                # files' changes are loaded beside (reported when done).
+                err.print(
+                    "the store holds articles already: serving them now, loading the changes "
+                    "beside",
+                    highlight=False,
+                    markup=False,
+                )
+            else:  # a first load: the first requests see its articles
+                report = _load_with_progress(
+                    load_paths, store, load_paths_, settings, err, sum(found.values())
+                )
+                render(report, err)
+                loaded = True
         elif store.embedded and store.articles.find_one({}, {"_id": 1}) is None:
             err.print(
                 f"[yellow]note:[/] {store.where} holds no articles yet; run `newsgraph load "
@@ -459,10 +475,24 @@ def serve(
                 highlight=False,
             )
         if watch:
-            # Beside the server, in this process.
+            # Beside the server, in this process; its first load is the one
+            # --load put off, if it did.
             threading.Thread(
-                target=_follow, args=(store, load_paths_, settings, err, stop), daemon=True
+                target=_follow,
+                args=(store, load_paths_, settings, err, stop, loaded),
+                daemon=True,
             ).start()
+        elif load_paths_ and not loaded:
+            # In a thread of this process (the supervisor's, with --workers:
+            # once, not per worker); the loader's store calls leave the event
+            # loop alone, as the gateway's threads do.
+            beside = threading.Thread(
+                target=_load_beside,
+                args=(store, load_paths_, settings, err, stop),
+                name="newsgraph-load",
+                daemon=True,
+            )
+            beside.start()
         port = listening.getsockname()[1]
         address = f"[{host}]" if ":" in host else host
         err.print(
@@ -493,7 +523,8 @@ def serve(
                 markup=False,
             )
         if workers > 1:
-            store.close()  # each worker opens its own
+            if beside is None:
+                store.close()  # each worker opens its own
             _supervise(settings, options, workers, listening, probes)
             return
         app = create_app(settings, store)
@@ -518,6 +549,36 @@ def serve(
         listening.close()
         if probes:
             probes.stop()
+        if beside is not None and beside.is_alive():
+            err.print(
+                "[yellow]note:[/] stopped before the load beside serving ended: what it wrote "
+                "stays; `newsgraph load` (or the next `serve --load`) finishes it",
+                highlight=False,
+            )
+
+
+def _holds_articles(store: Store) -> bool:
+    """Whether ``store`` holds an article (published or not)."""
+    return store.articles.find_one({}, {"_id": 1}) is not None
+
+
+def _load_beside(
+    store: Store, paths: tuple[Path, ...], settings: Settings, err: Console, stop: threading.Event
+) -> None:
+    """``serve --load`` over a store that holds articles: the load, run
+    beside serving, its report on stderr when it ends (no progress bar: the
+    server's log shares stderr). ``stop`` ends a wait for the loader lease."""
+    from loaders.pipeline import Loader
+    from loaders.report import render
+
+    try:
+        with Loader(store, settings, stop=stop) as loader:
+            report = loader.load(paths)
+    except Exception as exc:  # the server serves on; say why the load did not end
+        if not stop.is_set():  # stopping: the note on stopping says it did not end
+            _error(err, f"the load beside serving failed: {exc!r}")
+        return
+    render(report, err)
 
 
 class _Worker:
@@ -665,10 +726,16 @@ def _why_not(exc: OSError) -> str:
 
 
 def _follow(
-    store: Store, paths: tuple[Path, ...], settings: Settings, err: Console, stop: threading.Event
+    store: Store,
+    paths: tuple[Path, ...],
+    settings: Settings,
+    err: Console,
+    stop: threading.Event,
+    loaded: bool,
 ) -> None:
     """``serve --watch``: the folders' changes loaded as they come, each
-    batch's report on stderr (the first load was reported already)."""
+    batch's report on stderr (the first load's too, unless ``loaded``: the
+    same paths were loaded and reported before serving)."""
     from loaders.report import render
     from loaders.watch import watch_paths
 
@@ -677,7 +744,7 @@ def _follow(
     def on_report(report: LoadReport) -> None:
         nonlocal reports
         reports += 1
-        if reports > 1:
+        if reports > 1 or not loaded:
             render(report, err)
 
     watch_paths(store, paths, settings, on_report=on_report, stop=stop)

@@ -683,9 +683,12 @@ class Collection:
         conditions, so a match has an entry in every plan's ranges)."""
         narrow: list[plan.Plan] = []
         sized: dict[tuple[Any, ...], int] = {}  # plans bounding the same fields alike
+        walked = set(chosen.bounds)
         for other in others:
             if other is chosen or not other.ranges or other.ranges == chosen.ranges:
                 continue
+            if set(other.bounds) <= walked:
+                continue  # its ranges hold every entry the chosen walk reads: no narrowing
             if other.estimate >= plan.ESTIMATE_CAP:
                 same = other.bounds
                 if same not in sized:

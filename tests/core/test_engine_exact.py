@@ -264,9 +264,10 @@ def test_the_facets_named_are_those_declared() -> None:
 
 
 def test_a_walk_narrowed_by_other_indexes_finds_what_a_scan_finds(client: Client) -> None:
-    """A rare combination (one topic of twenty, one provider of twenty: five
+    """A rare combination (one topic of twenty, one category of twenty: five
     of 2,000 articles): the walk of one index, once its first documents seldom
-    match, skips in SQL what the other index's range does not hold."""
+    match, skips in SQL what the other index's range does not hold. A topic
+    and a provider, combined in an index of their own, walk that index alone."""
     ours, theirs = both(client)
     try:
         docs = [
@@ -277,17 +278,26 @@ def test_a_walk_narrowed_by_other_indexes_finds_what_a_scan_finds(client: Client
                 "publishedDateTime": DATES[i % 3],
                 "topics": [f"t{i % 20}"],
                 "provider": {"domain": f"p{(i // 20) % 20}.com"},
+                "category": f"c{(i // 20) % 20}",
             }
             for i in range(2000)
         ]
         ours[ARTICLES].insert_many([dict(d) for d in docs])
         theirs[ARTICLES].insert_many([dict(d) for d in docs])
         newest = [("publishedDateTime", -1), ("_id", -1)]
-        for topic, domain in (("t3", "p7.com"), ("t1", "p0.com"), ("t19", "p5.com")):
-            flt = article_query(ArticleFilter(topic=topic, providerDomain=domain), admin=False)
-            plan = ours[ARTICLES].find(flt).sort(newest).limit(5).explain()["queryPlanner"]
-            assert plan["winningPlan"]["semijoins"], plan
-            for limit in (0, 3, 200):
-                same(ours, theirs, ARTICLES, flt, newest, limit)
+        for topic, n in (("t3", 7), ("t1", 0), ("t19", 5)):
+            by_category = article_query(ArticleFilter(topic=topic, category=f"c{n}"), admin=False)
+            by_provider = article_query(
+                ArticleFilter(topic=topic, providerDomain=f"p{n}.com"), admin=False
+            )
+            for flt in (by_category, by_provider):
+                plan = ours[ARTICLES].find(flt).sort(newest).limit(5).explain()["queryPlanner"]
+                if flt is by_category:
+                    assert plan["winningPlan"]["semijoins"], plan
+                else:
+                    assert plan["winningPlan"]["index"] == "provider_topic_date", plan
+                    assert plan["winningPlan"]["sorted"], plan
+                for limit in (0, 3, 200):
+                    same(ours, theirs, ARTICLES, flt, newest, limit)
     finally:
         client.drop_database(ours.name)

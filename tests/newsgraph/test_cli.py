@@ -15,11 +15,13 @@ import httpx2 as httpx
 import pytest
 from click.testing import CliRunner
 
+from core.config import Settings
 from core.indexes import LOADER, PROVIDERS, TOPICS
 from core.store import connect
 from loaders import load_paths
 from loaders.lease import Lease
 from newsgraph.cli import EXIT_STATUS, cli
+from testing.live import running_server
 from tests.articles import EXAMPLES, write_article
 from tests.loaders.processes import pool_processes
 from tests.waiting import eventually
@@ -255,6 +257,46 @@ def test_serve_on_port_0_says_the_port_it_took_and_serves_there(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=15)
     assert proc.returncode == 0  # Ctrl-C is a normal stop
+
+
+@pytest.mark.parametrize("args", [(), ("--workers", "2"), ("--watch",)])
+def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, args):
+    # The load beside serving waits for the loader lease this test holds, so
+    # the server answers while that load has not ended, whatever the timing;
+    # once the lease is let go, the load's change is served. With --workers
+    # the supervisor loads; with --watch, the watcher's first load is that load.
+    articles = tmp_path / "articles"
+    write_article(articles, "a.md", webUrl='"https://x.example/a"')
+    env = {
+        "MONGODB_URI": "",
+        "NEWSGRAPH_DATA_DIR": str(tmp_path / "data"),
+        "NEWSGRAPH_LOADER_WAIT_S": "300",
+    }
+    assert run("load", articles, env=env).exit_code == 0
+    write_article(articles, "b.md", webUrl='"https://x.example/b"')
+    settings = Settings.from_env({**os.environ, **env})
+    store = connect(settings)
+    holder = Lease(store, settings, owner="elsewhere:42/abc")
+    holder.acquire()
+    count = {"query": "{ articles { totalCount } }"}
+    try:
+        with running_server(env, "--load", articles, *args) as (url, _pid):
+            assert httpx.post(f"{url}/graphql", json=count).json()["data"] == {
+                "articles": {"totalCount": 1}
+            }
+            holder.release()
+            eventually(
+                lambda: (
+                    httpx.post(f"{url}/graphql", json=count).json()["data"]
+                    == {"articles": {"totalCount": 2}}
+                ),
+                60,
+                "the load beside serving to be served",
+            )
+    finally:
+        if holder.held:
+            holder.release()
+        store.close()
 
 
 def test_serve_exits_1_not_3_when_the_app_fails_to_start(monkeypatch):
