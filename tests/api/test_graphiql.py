@@ -210,7 +210,9 @@ def test_graphiql_subscribes_over_server_sent_events(tmp_path):
     from playwright.sync_api import expect
 
     write_article(tmp_path, "first.md", webUrl=web_url("first"))
-    with offline_graphiql("--load", str(tmp_path), "--watch") as (url, page):
+    # --memory: articles of its own, not left in the tests' default database
+    # for another test's files of the same URL to meet.
+    with offline_graphiql("--memory", "--load", str(tmp_path), "--watch") as (url, page):
         page.locator(".graphiql-query-editor .CodeMirror").click()
         page.keyboard.press("Control+A")
         page.keyboard.press("Delete")

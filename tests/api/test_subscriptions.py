@@ -740,7 +740,7 @@ def test_serve_watch_feeds_subscribers_on_the_embedded_engine(tmp_path):
     --watch` loads the folder's changes there."""
     write_article(tmp_path, "first.md", webUrl=web_url("first"))
     env = {"MONGODB_URI": "", "NEWSGRAPH_SUBSCRIPTION_POLL_MS": "200"}
-    with running_server(env, "--load", str(tmp_path), "--watch") as (url, _):
+    with running_server(env, "--memory", "--load", str(tmp_path), "--watch") as (url, _):
 
         async def scenario() -> None:
             listener = Listener(url).start()
