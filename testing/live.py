@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def interrupt(process: subprocess.Popen[bytes], timeout: float = 15) -> tuple[bytes, bytes]:
+    """Ctrl-C ``process`` and wait for it to end: its output. One that does
+    not end within ``timeout`` seconds is killed (so that no failed test
+    leaves it running) and the wait's error raised."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
 
 
 def _answers(url: str, health: str | None) -> bool:

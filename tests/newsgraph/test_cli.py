@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from core.store import connect
 from loaders import load_paths
 from loaders.lease import Lease
 from newsgraph.cli import EXIT_STATUS, cli
-from testing.live import running_server
+from testing.live import interrupt, running_server
 from tests.articles import EXAMPLES, write_article
 from tests.loaders.processes import pool_processes
 from tests.waiting import eventually
@@ -113,7 +112,6 @@ def test_console_script_is_installed_and_quiet_in_a_pipe(tmp_path):
 
 
 def test_load_watch_reports_each_change_as_a_json_line_and_stops_on_ctrl_c(settings, tmp_path):
-    import signal
 
     write_article(tmp_path, "a.md")
     env = {
@@ -131,8 +129,7 @@ def test_load_watch_reports_each_change_as_a_json_line_and_stops_on_ctrl_c(setti
         change = json.loads(proc.stdout.readline())
         assert change["deleted"] == 1 and change["failures"] == []
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=15)
+        _, err = interrupt(proc)
     assert proc.returncode == 0, err
     assert b"stopped watching" in err
 
@@ -254,8 +251,7 @@ def test_serve_on_port_0_says_the_port_it_took_and_serves_there(tmp_path):
         )
         assert answer.json()["data"] == {"articles": {"totalCount": 1}}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=15)
+        interrupt(proc)
     assert proc.returncode == 0  # Ctrl-C is a normal stop
 
 
