@@ -188,6 +188,9 @@ class Settings:
     #: Most connections one worker holds open; 0 means three quarters of its
     #: open-files limit, at most 10,000 (see api/http/connections.py).
     max_connections: int = 0
+    #: serve --workers: a worker whose event loop has not beaten for this long
+    #: is killed and replaced (seconds; see api/http/beats.py).
+    worker_timeout_s: int = 30
     #: Proxies whose X-Forwarded-For names the client (addresses or networks,
     #: comma-separated); empty: the connection's own address is the client's.
     trusted_proxies: str = ""
@@ -362,6 +365,7 @@ ENV_NAMES: dict[str, str] = {
     "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",
     "send_timeout_s": "NEWSGRAPH_SEND_TIMEOUT_S",
     "max_connections": "NEWSGRAPH_MAX_CONNECTIONS",
+    "worker_timeout_s": "NEWSGRAPH_WORKER_TIMEOUT_S",
     "trusted_proxies": "NEWSGRAPH_TRUSTED_PROXIES",
     "anonymous_points_per_s": "NEWSGRAPH_ANONYMOUS_POINTS_PER_S",
     "anonymous_burst": "NEWSGRAPH_ANONYMOUS_BURST",

@@ -8,6 +8,7 @@ engine's files in one folder."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -328,3 +329,75 @@ def test_subscribers_on_either_worker_get_what_a_loader_publishes(shared_db, tmp
                     await pinned.close()
 
         asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+# -- a worker whose event loop is stuck --------------------------------------------
+
+
+def test_a_slot_is_silent_past_the_timeout_from_its_last_beat_or_its_start():
+    from api.http.beats import STARTING_S, Beats
+
+    beats = Beats.create(2)
+    try:
+        second = 1_000_000_000
+        assert beats.slot(0).silent_s(0, 5) is None  # no worker there yet
+        beats.started(0, 4242, 100 * second)
+        # Before its first beat, a worker has the longer of the timeout and STARTING_S.
+        assert beats.slot(0).silent_s(int((100 + STARTING_S - 1) * second), 5) < 0
+        assert beats.slot(0).silent_s(int((100 + STARTING_S + 1) * second), 5) > 0
+        beats.beater(0)  # what a worker is given; in this process it beats through the table
+        beats.beat(0, 200 * second)
+        assert beats.slot(0).silent_s(204 * second, 5) < 0 < beats.slot(0).silent_s(206 * second, 5)
+        assert beats.report(201 * second) == [{"pid": 4242, "beat_age_ms": 1000}]
+        beats.started(0, 4343, 300 * second)  # replaced: not yet beaten
+        assert beats.report(301 * second) == [{"pid": 4343, "beat_age_ms": None}]
+    finally:
+        beats.close()
+
+
+def test_a_worker_whose_event_loop_is_stuck_is_replaced_and_the_others_answer(shared_db):
+    """A worker stopped (SIGSTOP: its event loop runs no more) is noticed by its
+    silent heartbeat, killed and replaced within NEWSGRAPH_WORKER_TIMEOUT_S and
+    the kill grace; the other worker answers meanwhile, and /healthz on the
+    probes' port shows each worker's last beat."""
+    probes = free_port()
+    env = {**shared_db, "NEWSGRAPH_WORKER_TIMEOUT_S": "2"}
+    with running_server(env, "--workers", "2", "--health-port", str(probes)) as (url, _):
+        healthz = f"http://127.0.0.1:{probes}/healthz"
+
+        def ages() -> dict[int, int | None]:
+            answer = httpx.get(healthz, timeout=5)
+            assert answer.status_code == 200, answer.text  # the fleet is alive throughout
+            return {w["pid"]: w["beat_age_ms"] for w in answer.json()["workers"]}
+
+        def both_beating() -> bool:
+            now = ages()
+            return len(now) == 2 and all(age is not None and age < 1000 for age in now.values())
+
+        eventually(both_beating, 30, "both workers to beat")
+        stuck = min(ages())
+        os.kill(stuck, signal.SIGSTOP)
+        try:
+            query = {"query": "{ articles(first: 1) { totalCount } }"}
+            answered, seen_silent = 0, 0
+            deadline = time.monotonic() + 60
+            while True:
+                now = ages()
+                seen_silent = max(seen_silent, now.get(stuck) or 0)
+                if stuck not in now and len(now) == 2 and all(now.values()):
+                    break  # replaced, and the new worker beats
+                assert time.monotonic() < deadline, f"not replaced within 60 s: {now}"
+                # New connections: the stopped worker accepts none of them.
+                with httpx.Client(timeout=5) as client:
+                    answer = client.post(f"{url}/graphql", json=query)
+                assert answer.status_code == 200, answer.text
+                answered += 1
+                time.sleep(0.1)
+            assert seen_silent > 2000, "/healthz never showed the stopped worker's silence"
+            assert answered > 0
+            with pytest.raises(ProcessLookupError):
+                os.kill(stuck, 0)  # killed, and reaped by the supervisor
+            assert len(workers_answering(url, 2)) == 2
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stuck, signal.SIGCONT)
