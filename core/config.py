@@ -212,6 +212,10 @@ class Settings:
     #: Where each client's budget is kept: per worker ("worker"), or in the
     #: store, one budget per client for the whole fleet ("store").
     budgets: str = "worker"
+    #: With budgets in the store: most buckets kept there (one per client that
+    #: spent within its refill window); past it, clients with none share one
+    #: bucket per tier (api/operation/throttle.py).
+    budgets_stored_max: int = 50_000
     #: Trusted documents (api/operation/trusted.py): off, allow or enforce.
     trusted_documents: str = "off"
     #: The manifest of trusted documents (Apollo's, Relay's or GraphQL Codegen's).
@@ -379,6 +383,7 @@ ENV_NAMES: dict[str, str] = {
     "heavy_query_points": "NEWSGRAPH_HEAVY_QUERY_POINTS",
     "heavy_query_concurrency": "NEWSGRAPH_HEAVY_QUERY_CONCURRENCY",
     "budgets": "NEWSGRAPH_BUDGETS",
+    "budgets_stored_max": "NEWSGRAPH_BUDGETS_STORED_MAX",
     "trusted_documents": "NEWSGRAPH_TRUSTED_DOCUMENTS",
     "trusted_manifest": "NEWSGRAPH_TRUSTED_MANIFEST",
 }
