@@ -24,7 +24,11 @@ examples/articles), and reports, as rows of the benchmark's table:
   one server each, the same cheap query sent ``--requests`` times (GET) on one
   connection;
 - ``fleet_take_store``: one draw from a bucket in the store through the
-  gateway (its thread hop and round trip included), over one in memory.
+  gateway (its thread hop and round trip included), over one in memory;
+- ``fleet_take_new`` and ``fleet_take_flood``: a new client's first draw
+  (its bucket inserted), below NEWSGRAPH_BUDGETS_STORED_MAX and past it (on
+  the overflow bucket: what each request of a flood of new identities costs),
+  over a known client's draw in the store.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ async def take_costs(env: dict[str, str], count: int) -> dict[str, float]:
     from api.operation.throttle import MemoryBuckets, StoreBuckets, policies
     from api.schema.context import Identity
     from core.config import Settings
+    from core.indexes import BUDGETS
     from core.store import connect
 
     settings = Settings.from_env({**os.environ, **env})
@@ -132,14 +137,28 @@ async def take_costs(env: dict[str, str], count: int) -> dict[str, float]:
     gateway = Gateway(connect(settings), settings.store_op_timeout_ms)
     memory, shared = MemoryBuckets(tiers), StoreBuckets(tiers)
     client = Identity("addr:192.0.2.1")
-    times: dict[str, list[float]] = {"MemoryBuckets": [], "StoreBuckets": []}
-    for _ in range(count):
+    # One bucket in the store already (this client's): past the bound from the next.
+    full = StoreBuckets(tiers, stored_max=1)
+    times: dict[str, list[float]] = {
+        "MemoryBuckets": [],
+        "StoreBuckets": [],
+        "new": [],
+        "flood": [],
+    }
+    for n in range(count):
         started = time.perf_counter()
         memory.take(client, 10, time.monotonic())
         times["MemoryBuckets"].append(time.perf_counter() - started)
         started = time.perf_counter()
         await shared.take(gateway, client, 10)
         times["StoreBuckets"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await shared.take(gateway, Identity(f"addr:2001:db8:0:{n:x}::/64"), 10)
+        times["new"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await full.take(gateway, Identity(f"addr:2001:db8:1:{n:x}::/64"), 10)
+        times["flood"].append(time.perf_counter() - started)
+    gateway.store.db[BUDGETS].delete_many({})  # none of these is a client's
     gateway.store.close()
     return {kind: statistics.median(t) * 1e6 for kind, t in times.items()}
 
@@ -219,6 +238,16 @@ def fleet_scenario(env: dict[str, str], size: int, engine: str, requests: int) -
             extra={"store_us": takes["StoreBuckets"], "memory_us": takes["MemoryBuckets"]},
         )
     )
+    for kind in ("new", "flood"):
+        rows.append(
+            Row(
+                f"fleet_take_{kind}",
+                size,
+                engine,
+                p50_ms=takes[kind] / 1000,
+                limit_p50_ms=takes["StoreBuckets"] / 1000,
+            )
+        )
     return rows
 
 
