@@ -9,6 +9,7 @@ python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscripti
                         [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
+python -m bench fleet [--engine wire|embedded] [--corpus DIR] [--requests 400] [--json FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.fleet import add_arguments as add_fleet_arguments
 from bench.gen import generate
 from bench.hostile import CLASSES, ONE_AT_A_TIME
 from bench.load import run_load
@@ -89,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-seconds", type=float, default=3, help="length of each cpu scenario window"
     )
     bench.add_argument("--cpu-rounds", type=int, default=3, help="cpu scenario windows a side")
+    bench.add_argument(
+        "--fleet-requests",
+        type=int,
+        default=400,
+        help="requests of each fleet measurement (serve --workers 2), at the smallest size; "
+        "0 skips it",
+    )
     cpu = commands.add_parser(
         "cpu", help="server CPU per request, store stubbed, beside a bare endpoint (alone)"
     )
@@ -103,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also servers with OpenTelemetry tracing on, against their untraced twins",
     )
     cpu.add_argument("--json", type=Path, dest="json_path")
+    add_fleet_arguments(
+        commands.add_parser(
+            "fleet", help="serve --workers 2: worker memory, shared APQ hits, budgets' cost"
+        )
+    )
     for command in (bench, cpu):
         command.add_argument(
             "--workdir",
@@ -133,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             args.seconds,
             args.json_path,
             CpuOptions(args.cpu_seconds, args.cpu_rounds),
+            args.fleet_requests,
         )
+        return 0
+    if args.command == "fleet":
+        from bench.fleet import run_fleet
+
+        run_fleet(args)
         return 0
     if args.command == "cpu":
         from bench.run import CpuOptions, run_cpu

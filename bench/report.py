@@ -32,6 +32,10 @@ TARGETS: dict[str, tuple[str, float]] = {
     # Against the same server untraced (bench/cpu.py, --tracing).
     "cpu_traced": ("max", 1.05),
     "cpu_compiled_traced": ("max", 1.05),
+    # serve --workers 2 (bench/fleet.py): a worker's RSS (MiB), as one server's;
+    # hash-only hits over the most possible, registrations shared in the store.
+    "fleet_rss_worker": ("max", 200.0),
+    "fleet_apq_shared": ("min", 0.95),
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.busy import healthz_busy
 from bench.cpu import cpu_scenario
+from bench.fleet import fleet_scenario
 from bench.gen import generate
 from bench.loading import embedded_load_growth, loading
 from bench.querying import execution_scenario, query_scenarios, run_async
@@ -71,6 +72,7 @@ def run(
     seconds: float = 10.0,
     json_path: Path | None = None,
     cpu: CpuOptions | None = None,
+    fleet_requests: int = 400,
 ) -> list[Row]:
     cpu = cpu or CpuOptions()
     uri, server = _store_uri(engine)
@@ -107,6 +109,9 @@ def run(
                 rows += throughput(env, size, engine, clients, seconds)
                 # Last: its loader adds articles to this size's database.
                 rows += healthz_busy(env, size, engine, workdir, min(clients, 16), seconds)
+            if size == min(sizes) and fleet_requests:
+                # Once a run: two workers over this size's articles.
+                rows += fleet_scenario(env, size, engine, fleet_requests)
             if len(sizes) > 1:
                 render([r for r in rows if r.size == size])
         rows += growth(rows, sizes, engine)

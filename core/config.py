@@ -188,6 +188,9 @@ class Settings:
     #: Most connections one worker holds open; 0 means three quarters of its
     #: open-files limit, at most 10,000 (see api/http/connections.py).
     max_connections: int = 0
+    #: serve --workers: a worker whose event loop has not beaten for this long
+    #: is killed and replaced (seconds; see api/http/beats.py).
+    worker_timeout_s: int = 30
     #: Proxies whose X-Forwarded-For names the client (addresses or networks,
     #: comma-separated); empty: the connection's own address is the client's.
     trusted_proxies: str = ""
@@ -209,6 +212,10 @@ class Settings:
     #: Where each client's budget is kept: per worker ("worker"), or in the
     #: store, one budget per client for the whole fleet ("store").
     budgets: str = "worker"
+    #: With budgets in the store: most buckets kept there (one per client that
+    #: spent within its refill window); past it, clients with none share one
+    #: bucket per tier (api/operation/throttle.py).
+    budgets_stored_max: int = 50_000
     #: Trusted documents (api/operation/trusted.py): off, allow or enforce.
     trusted_documents: str = "off"
     #: The manifest of trusted documents (Apollo's, Relay's or GraphQL Codegen's).
@@ -362,6 +369,7 @@ ENV_NAMES: dict[str, str] = {
     "header_timeout_s": "NEWSGRAPH_HEADER_TIMEOUT_S",
     "send_timeout_s": "NEWSGRAPH_SEND_TIMEOUT_S",
     "max_connections": "NEWSGRAPH_MAX_CONNECTIONS",
+    "worker_timeout_s": "NEWSGRAPH_WORKER_TIMEOUT_S",
     "trusted_proxies": "NEWSGRAPH_TRUSTED_PROXIES",
     "anonymous_points_per_s": "NEWSGRAPH_ANONYMOUS_POINTS_PER_S",
     "anonymous_burst": "NEWSGRAPH_ANONYMOUS_BURST",
@@ -375,6 +383,7 @@ ENV_NAMES: dict[str, str] = {
     "heavy_query_points": "NEWSGRAPH_HEAVY_QUERY_POINTS",
     "heavy_query_concurrency": "NEWSGRAPH_HEAVY_QUERY_CONCURRENCY",
     "budgets": "NEWSGRAPH_BUDGETS",
+    "budgets_stored_max": "NEWSGRAPH_BUDGETS_STORED_MAX",
     "trusted_documents": "NEWSGRAPH_TRUSTED_DOCUMENTS",
     "trusted_manifest": "NEWSGRAPH_TRUSTED_MANIFEST",
 }

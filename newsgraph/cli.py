@@ -40,6 +40,7 @@ from core.store import Store, StoreUnavailable, connect
 from newsgraph import __version__
 
 if TYPE_CHECKING:  # loaders is imported when a command needs it, not at start
+    from api.http.beats import Beater, Beats
     from api.http.health import ProbeProcess
     from loaders.facets import FacetChange, Recount
     from loaders.report import LoadReport
@@ -417,6 +418,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.http.beats import Beats
     from api.http.connections import GuardedServer, limits_for, server_options
     from api.http.health import ProbeProcess
     from api.telemetry.logs import log_config
@@ -439,11 +441,13 @@ def serve(
     # this check and serving.
     listening = _listen(host, port, err)
     probes = None
+    # Each worker's heartbeat, which the supervisor watches (and /healthz reports).
+    beats = Beats.create(workers) if workers > 1 else None
     if health_port is not None:
         # Answered from here on, by a process of their own (alive, not ready
         # while --load runs); it holds the socket now.
         with _listen(host, health_port, err) as probing:
-            probes = ProbeProcess(probing)
+            probes = ProbeProcess(probing, beats)
     stop = threading.Event()
     beside: threading.Thread | None = None
     try:
@@ -525,7 +529,8 @@ def serve(
         if workers > 1:
             if beside is None:
                 store.close()  # each worker opens its own
-            _supervise(settings, options, workers, listening, probes)
+            assert beats is not None
+            _supervise(settings, options, beats, listening, probes, err)
             return
         app = create_app(settings, store)
         if probes:
@@ -549,6 +554,8 @@ def serve(
         listening.close()
         if probes:
             probes.stop()
+        if beats is not None:
+            beats.close()
         if beside is not None and beside.is_alive():
             err.print(
                 "[yellow]note:[/] stopped before the load beside serving ended: what it wrote "
@@ -589,12 +596,18 @@ class _Worker:
     class is made per server, so here, not pickled."""
 
     def __init__(
-        self, settings: Settings, options: dict[str, Any], sock: socket.socket, record: Any
+        self,
+        settings: Settings,
+        options: dict[str, Any],
+        sock: socket.socket,
+        record: Any,
+        beat: Beater,
     ) -> None:
         self.settings = settings
         self.options = options
         self.sock = sock
         self.record = record
+        self.beat = beat
 
     def __call__(self) -> None:
         import uvicorn
@@ -605,6 +618,7 @@ class _Worker:
         app = create_app(self.settings)
         if self.record is not None:
             app.state.health.record = self.record
+        app.state.health.on_beat = self.beat
         config = uvicorn.Config(app, **self.options, **server_options(limits_for(self.settings)))
         config.configure_logging()
         server = GuardedServer(config, _BACKLOG)
@@ -614,29 +628,39 @@ class _Worker:
             sys.exit(UVICORN_STARTUP_FAILURE)
 
 
-#: How often the supervisor of ``serve --workers`` looks for a worker that died (seconds).
+#: How often the supervisor of ``serve --workers`` looks for a worker that
+#: died or went silent (seconds).
 _SUPERVISE_S = 0.5
+#: How long a silent worker is given to end after SIGTERM before SIGKILL (seconds).
+_KILL_GRACE_S = 5.0
 
 
 def _supervise(
     settings: Settings,
     options: dict[str, Any],
-    workers: int,
+    beats: Beats,
     listening: socket.socket,
     probes: ProbeProcess | None,
+    err: Console,
 ) -> None:
     """``serve --workers N``: N :class:`_Worker` processes accepting on
-    ``listening``, one started again when it dies; SIGTERM or Ctrl-C stops
-    them all, each gracefully as one server stops (then killed after 10 s).
+    ``listening``, each in a slot of ``beats`` its event loop beats in. One
+    that dies is started again; one silent for NEWSGRAPH_WORKER_TIMEOUT_S is
+    sent SIGTERM, SIGKILL :data:`_KILL_GRACE_S` later (a stuck loop never
+    handles the first), and replaced once it is gone, as gunicorn's arbiter
+    does. SIGTERM or Ctrl-C stops them all, each gracefully as one server stops
+    (then killed after 10 s).
 
     Uvicorn's own supervisor would make each worker's server from an import
     string, without the connection guard's server; this one is as small."""
     import multiprocessing
     import signal
+    import time
 
     spawn = multiprocessing.get_context("spawn")
     plain = {k: v for k, v in options.items() if k not in ("http", "timeout_keep_alive", "backlog")}
-    target = _Worker(settings, plain, listening, probes.shared() if probes else None)
+    record = probes.shared() if probes else None
+    timeout = settings.worker_timeout_s
     stopping = threading.Event()
     failed = False
 
@@ -644,24 +668,59 @@ def _supervise(
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    running: list[Any] = []
+    running: dict[int, Any] = {}  # slot -> its worker process
+    killing: dict[int, float] = {}  # slot -> when its silent worker was sent SIGTERM
     try:
         while not stopping.is_set():
-            if any(p.exitcode == UVICORN_STARTUP_FAILURE for p in running):
-                # Its log said why; the others would fail alike (exit 1, as one server).
-                stopping.set()
-                failed = True
-                break
-            running = [p for p in running if p.is_alive()]
-            while len(running) < workers and not stopping.is_set():
-                process = spawn.Process(target=target, name="newsgraph-worker")
+            now_ns = time.monotonic_ns()
+            for slot in beats.slots():
+                process = running.get(slot.index)
+                if process is None or not process.is_alive():
+                    continue
+                silent = slot.silent_s(now_ns, timeout)
+                if slot.index in killing:
+                    if now_ns / 1e9 - killing[slot.index] > _KILL_GRACE_S:
+                        _error(err, f"worker {process.pid} did not stop: killing it (SIGKILL)")
+                        process.kill()
+                        killing[slot.index] = float("inf")  # once
+                elif silent is not None and silent > 0:
+                    since = (now_ns - (slot.beat_ns or slot.started_ns)) / 1e9
+                    what = "its last heartbeat" if slot.beat_ns else "it started, with none yet"
+                    _error(
+                        err,
+                        f"worker {process.pid}: {since:.1f} s since {what} "
+                        f"(NEWSGRAPH_WORKER_TIMEOUT_S={timeout}): its event loop is stuck; "
+                        "stopping it, then starting another",
+                    )
+                    killing[slot.index] = now_ns / 1e9
+                    process.terminate()
+            for index in range(beats.size):
+                process = running.get(index)
+                if process is not None and process.is_alive():
+                    continue
+                if process is not None:
+                    process.join()
+                    if process.exitcode == UVICORN_STARTUP_FAILURE:
+                        # Its log said why; the others would fail alike (exit 1,
+                        # as one server).
+                        stopping.set()
+                        failed = True
+                killing.pop(index, None)
+                if stopping.is_set():
+                    break
+                process = spawn.Process(
+                    target=_Worker(settings, plain, listening, record, beats.beater(index)),
+                    name="newsgraph-worker",
+                )
                 process.start()
-                running.append(process)
+                assert process.pid is not None  # started
+                beats.started(index, process.pid, time.monotonic_ns())
+                running[index] = process
             stopping.wait(_SUPERVISE_S)
     finally:
-        for process in running:
+        for process in running.values():
             process.terminate()
-        for process in running:
+        for process in running.values():
             process.join(10)
             if process.is_alive():
                 process.kill()

@@ -13,5 +13,6 @@ graphql-sse's distinct connections, held to the same bounds), ``explorer``
 (GraphiQL, served locally), ``connections`` (Uvicorn's HTTP protocol with
 header, idle and send timeouts, and a bound on open connections), ``health``
 (liveness and readiness, also answered by a process of their own on a port of
-their own).
+their own), ``beats`` (each worker's heartbeat, which the supervisor of ``serve
+--workers`` watches).
 """

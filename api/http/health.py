@@ -49,9 +49,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from multiprocessing import reduction
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import orjson
+
+from api.http.beats import Beats, DupFd
 
 if TYPE_CHECKING:  # the probe process imports none of the server
     from api.data.gateway import Gateway
@@ -152,12 +154,6 @@ class SharedRecord:
         return _mapped, (reduction.DupFd(self.fd),)
 
 
-class DupFd(Protocol):
-    """What ``multiprocessing.reduction.DupFd`` gives: the file in the child."""
-
-    def detach(self) -> int: ...
-
-
 def _mapped(dup: DupFd) -> Record:
     fd = dup.detach()
     try:
@@ -176,6 +172,8 @@ class Health:
         self.record = Record()
         self._timer: asyncio.TimerHandle | None = None
         self._failing = False
+        #: A worker of ``serve --workers``: its heartbeat (``api.http.beats``).
+        self.on_beat: Callable[[int], None] | None = None
 
     def start(self) -> None:
         self._beat(asyncio.get_running_loop())
@@ -189,7 +187,10 @@ class Health:
         # The next beat first: nothing that fails below may stop the beats
         # (liveness would then fail, and the process be restarted for it).
         self._timer = loop.call_later(PERIOD_S, self._beat, loop)
-        self.record.write(self.now(beat_ns=time.monotonic_ns()))
+        beat_ns = time.monotonic_ns()
+        self.record.write(self.now(beat_ns=beat_ns))
+        if self.on_beat is not None:
+            self.on_beat(beat_ns)
 
     def now(self, beat_ns: int | None = None) -> Snapshot:
         """The state now, from here (the store's as the driver sees it: no
@@ -221,7 +222,7 @@ class ProbeProcess:
     """The process that answers probes on ``sock``, reading ``record``: started
     at once, so probes are answered (alive, starting) while ``serve --load`` loads."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, beats: Beats | None = None) -> None:
         self.port: int = sock.getsockname()[1]
         # A file no one else can open (deleted at once): the shared record.
         with tempfile.TemporaryFile() as backing:
@@ -231,10 +232,12 @@ class ProbeProcess:
             self._backing = os.dup(backing.fileno())
             watched, self._alive = os.pipe()
             try:
-                fds = (sock.fileno(), backing.fileno(), watched)
+                fds: tuple[int, ...] = (sock.fileno(), backing.fileno(), watched)
+                # With --workers, each worker's beat, reported on /healthz.
+                table = (beats.fd, beats.size) if beats is not None else ()
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "api.http.health", *map(str, fds)],
-                    pass_fds=fds,
+                    [sys.executable, "-m", "api.http.health", *map(str, fds + table)],
+                    pass_fds=fds + table[:1],
                     stdin=subprocess.DEVNULL,
                 )
             finally:
@@ -270,10 +273,13 @@ class ProbeServer:
     PENDING_MAX = 64
     REQUEST_MAX = 8192
 
-    def __init__(self, sock: socket.socket, record: Record, watched: int) -> None:
+    def __init__(
+        self, sock: socket.socket, record: Record, watched: int, beats: Beats | None = None
+    ) -> None:
         self.sock = sock
         self.record = record
         self.watched = watched
+        self.beats = beats
         self.selector = selectors.DefaultSelector()
         #: connection -> (when it must have sent its request, what it sent)
         self.pending: dict[socket.socket, tuple[float, bytearray]] = {}
@@ -288,6 +294,8 @@ class ProbeServer:
             answer = 405, {"status": "GET only"}
         elif path == b"/healthz":
             answer = liveness(state, now)
+            if self.beats is not None:  # serve --workers: each worker's last beat
+                answer[1]["workers"] = self.beats.report(now)
         elif path == b"/readyz":
             answer = readiness(state, now)
         else:
@@ -360,13 +368,15 @@ class ProbeServer:
 
 
 def main(argv: list[str]) -> None:
-    """The probe process: ``python -m api.http.health LISTEN_FD RECORD_FD PIPE_FD``."""
+    """The probe process: ``python -m api.http.health LISTEN_FD RECORD_FD PIPE_FD
+    [BEATS_FD WORKERS]``."""
     # Ctrl-C reaches the whole process group: the server stops, then this does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    listen_fd, record_fd, watched = map(int, argv)
+    listen_fd, record_fd, watched, *table = map(int, argv)
     sock = socket.socket(fileno=listen_fd)
     record = Record(mmap.mmap(record_fd, Record.SIZE))
-    ProbeServer(sock, record, watched).run()
+    beats = Beats.mapped(*table) if table else None
+    ProbeServer(sock, record, watched, beats).run()
 
 
 if __name__ == "__main__":

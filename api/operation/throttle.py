@@ -55,6 +55,22 @@ store the fleet shares (collection ``_budgets``), whichever worker answers:
 - a bucket full again is a forgotten one: each worker deletes those (once a
   minute at most, on the ``full`` index); there is no TTL index on FerretDB v1
   nor on the embedded engine.
+- the buckets are bounded (``NEWSGRAPH_BUDGETS_STORED_MAX``): a client with
+  many identities (an IPv6 /64 each, or forged ``X-Forwarded-For`` through a
+  careless proxy) would otherwise add a document per identity within each
+  refill window. At the bound, full buckets are deleted first (harmless: a
+  full bucket and none are the same); a bucket still refilling is never
+  deleted, since that would hand its owner its points back, which a flood
+  could use to refill its own. So when the store still holds its most, a
+  client with no bucket draws from one **overflow bucket** of its tier
+  (``overflow:<tier>``), remembered by the worker for :data:`OVERFLOW_S`: a
+  flood of new identities spends one client's budget, its own, never anyone
+  else's, and every client that had a bucket keeps it. Newcomers during such
+  a flood share the flood's bucket until the flood's buckets are full again.
+  Each worker adds buckets one at a time and counts them exactly near the
+  bound (once a second further from it, and at it), so a lone worker holds
+  the bound to the overflow buckets; with several, the store may pass it by
+  what the others added within that second.
 
 README (Running several workers) gives the cost per request of each kind.
 """
@@ -65,6 +81,7 @@ import asyncio
 import contextvars
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -100,6 +117,18 @@ MAX_BUCKETS = 100_000
 BUCKET_BYTES = 300
 #: How often one worker deletes the buckets in the store that are full again (seconds).
 PRUNE_BUCKETS_S = 60.0
+#: How long a worker sends a client it found no room for to its tier's
+#: overflow bucket before it looks for room again (seconds).
+OVERFLOW_S = 10.0
+#: How long a worker trusts its count of the buckets in the store while far
+#: (below nine tenths) from the bound (seconds), and how often at most it
+#: deletes full buckets to make room at the bound.
+COUNT_S = 1.0
+
+
+def overflow_key(tier: Tier) -> str:
+    """The bucket that clients of ``tier`` share when the store holds its most."""
+    return f"overflow:{tier}"
 
 
 def points(objects: int, store_calls: int) -> int:
@@ -221,10 +250,24 @@ class StoreBuckets:
         policies: Mapping[Tier, Policy],
         clock: Callable[[], float] | None = None,
         max_buckets: int = MAX_BUCKETS,
+        stored_max: int = 50_000,
     ) -> None:
         self.policies = dict(policies)
         #: Seconds since the epoch: one clock for the fleet.
         self.clock = clock or time.time
+        #: Most buckets in the store (NEWSGRAPH_BUDGETS_STORED_MAX).
+        self.stored_max = stored_max
+        #: The buckets in the store as last counted (plus those added since),
+        #: when, and when full ones were last deleted to make room.
+        self._stored = 0
+        self._counted = float("-inf")
+        self._cleared = float("-inf")
+        #: One new bucket at a time from this worker: count, then insert.
+        self._creating = threading.Lock()
+        #: Clients sent to their tier's overflow bucket, until when.
+        self._overflowed: BoundedLRU[str, float] = BoundedLRU(
+            max_buckets, max_buckets * BUCKET_BYTES, lambda _: BUCKET_BYTES
+        )
         #: When each bucket this worker last saw is full again.
         self._known: BoundedLRU[str, float] = BoundedLRU(
             max_buckets, max_buckets * BUCKET_BYTES, lambda _: BUCKET_BYTES
@@ -244,25 +287,35 @@ class StoreBuckets:
         draws on one bucket go to the store one at a time: FerretDB v1 reads
         and then writes a ``findAndModify``, so two at once could lose one.
         ``landing``: refill time this draw gives back that was counted as given."""
-        key = identity.key
+        key = self.bucket_of(identity)
         held = self._locks.get(key)
         if held is None:
             held = self._locks[key] = [asyncio.Lock(), 0]
         held[1] += 1
         try:
             async with held[0]:
-                return await self._take(gateway, identity, points, landing)
+                return await self._take(gateway, identity, key, points, landing)
         finally:
             held[1] -= 1
             if not held[1]:
                 del self._locks[key]
 
+    def bucket_of(self, identity: Identity) -> str:
+        """The key of the bucket ``identity`` draws from: its own, or its
+        tier's overflow bucket while this worker found no room for its own."""
+        until = self._overflowed.get(identity.key)
+        if until is None:
+            return identity.key
+        if until <= self.clock():
+            del self._overflowed[identity.key]
+            return identity.key
+        return overflow_key(identity.tier)
+
     async def _take(
-        self, gateway: Gateway, identity: Identity, points: int, landing: float
+        self, gateway: Gateway, identity: Identity, key: str, points: int, landing: float
     ) -> Decision:
         policy = self.policies[identity.tier]
         now = self.clock()
-        key = identity.key
         known = self._known.get(key)
         if points > 0 and known is not None and _level(policy, known, now) < points:
             # Refused when last seen, and not refilled since: only what this
@@ -272,50 +325,62 @@ class StoreBuckets:
         window_s = policy.burst / policy.rate
         buckets = gateway.store.db[BUDGETS]
 
-        def draw() -> tuple[float | None, bool]:
+        def draw() -> tuple[float | None, bool, str]:
+            bucket = key
             if points <= 0:
                 if points == 0:
-                    found = buckets.find_one({"_id": key})
+                    found = buckets.find_one({"_id": bucket})
                 else:  # given back: the bucket is full that much sooner
                     found = buckets.find_one_and_update(
-                        {"_id": key},
+                        {"_id": bucket},
                         {"$inc": {"full": cost_s}},
                         return_document=ReturnDocument.AFTER,
                     )
-                return (found["full"] if found else None), True
-            for _ in range(2):  # twice at most: another worker may create it first
+                return (found["full"] if found else None), True, bucket
+            # Three times at most: another worker may create it first, and
+            # with no room for it, the overflow bucket is drawn on instead.
+            for _ in range(3):
                 found = buckets.find_one_and_update(
-                    {"_id": key, "full": {"$gt": now, "$lte": now + window_s - cost_s}},
+                    {"_id": bucket, "full": {"$gt": now, "$lte": now + window_s - cost_s}},
                     {"$inc": {"full": cost_s}},
                     return_document=ReturnDocument.AFTER,
                 )
                 if found is None:  # full (or never drawn from): from now
                     found = buckets.find_one_and_update(
-                        {"_id": key, "full": {"$lte": now}},
+                        {"_id": bucket, "full": {"$lte": now}},
                         {"$set": {"full": now + cost_s}},
                         return_document=ReturnDocument.AFTER,
                     )
                 if found is not None:
-                    return found["full"], True
-                found = buckets.find_one({"_id": key})
+                    return found["full"], True, bucket
+                found = buckets.find_one({"_id": bucket})
                 if found is not None:  # the price does not fit
-                    return found["full"], False
+                    return found["full"], False, bucket
                 try:
-                    buckets.insert_one({"_id": key, "full": now + cost_s})
+                    if bucket == overflow or self._create(buckets, bucket, now + cost_s, now):
+                        if bucket == overflow:  # past the bound by one per tier, at most
+                            buckets.insert_one({"_id": bucket, "full": now + cost_s})
+                        return now + cost_s, True, bucket
                 except DuplicateKeyError:
                     continue
-                return now + cost_s, True
-            return None, False
+                bucket = overflow  # no room: the bucket new clients of the tier share
+            return None, False, bucket
 
+        overflow = overflow_key(identity.tier)
         try:
-            full, allowed = await gateway.call("findAndModify", BUDGETS, draw, counted=False)
+            full, allowed, bucket = await gateway.call(
+                "findAndModify", BUDGETS, draw, counted=False
+            )
         finally:
             if landing:  # in the store now (or lost with it)
-                left = self._giving[key] - landing
+                left = self._giving.get(key, 0.0) - landing
                 if left > 1e-9:
                     self._giving[key] = left
                 else:
-                    del self._giving[key]
+                    self._giving.pop(key, None)
+        if bucket != key:  # sent to the overflow bucket: from now on, for a while
+            self._overflowed[identity.key] = now + OVERFLOW_S
+            key = bucket
         if full is not None:
             full -= self._giving.get(key, 0.0)
             self._known[key] = full
@@ -324,27 +389,49 @@ class StoreBuckets:
             self._later(self._prune(gateway, now))
         return self._decide(policy, full, now, points, allowed)
 
+    def _create(self, buckets: Any, key: str, full: float, now: float) -> bool:
+        """Insert ``key``'s bucket if the store has room for it (in a gateway
+        thread): False if it has none. Raises ``DuplicateKeyError`` if another
+        worker inserted it first."""
+        with self._creating:
+            # Counted exactly near the bound; far from it, or at it (where each
+            # new identity of a flood would otherwise cost a count), once a second.
+            near = self.stored_max * 0.9 <= self._stored < self.stored_max
+            if near or now - self._counted >= COUNT_S:
+                self._stored, self._counted = buckets.count_documents({}), now
+            if self._stored >= self.stored_max and now - self._cleared >= COUNT_S:
+                # Full buckets first: deleting one changes nobody's budget.
+                self._cleared = now
+                buckets.delete_many({"full": {"$lt": now}})
+                self._stored, self._counted = buckets.count_documents({}), now
+            if self._stored >= self.stored_max:
+                return False
+            buckets.insert_one({"_id": key, "full": full})
+            self._stored += 1
+            return True
+
     def known(self, identity: Identity) -> float:
         """The points in ``identity``'s bucket as this worker last saw it."""
         policy = self.policies[identity.tier]
-        return _level(policy, self._known.get(identity.key), self.clock())
+        return _level(policy, self._known.get(self.bucket_of(identity)), self.clock())
 
     def take_behind(self, gateway: Gateway, identity: Identity, points: int) -> Decision:
         """A draw that cannot wait for the store: decided on the bucket as this
         worker last saw it, and made in the store behind the answer."""
         policy = self.policies[identity.tier]
         now = self.clock()
-        known = self._known.get(identity.key)
+        key = self.bucket_of(identity)
+        known = self._known.get(key)
         level = _level(policy, known, now)
         if points > 0 and level < points:
             return self._decide(policy, known, now, points, allowed=False)
         full = max(known or now, now) + points / policy.rate
-        self._known[identity.key] = full
+        self._known[key] = full
         if points > 0:
             self._later(self.take(gateway, identity, points))
         elif points < 0:
             seconds = -points / policy.rate
-            self._giving[identity.key] = self._giving.get(identity.key, 0.0) + seconds
+            self._giving[key] = self._giving.get(key, 0.0) + seconds
             self._later(self.take(gateway, identity, points, landing=seconds))
         return self._decide(policy, full, now, points, allowed=True)
 
@@ -443,7 +530,7 @@ class Limits:
             settings.heavy_query_concurrency,
         )
         if settings.budgets == "store":
-            limits.shared = StoreBuckets(tiers)
+            limits.shared = StoreBuckets(tiers, stored_max=settings.budgets_stored_max)
         return limits
 
     def shared_for(self, op: Operation) -> tuple[StoreBuckets, Gateway] | None:

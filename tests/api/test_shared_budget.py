@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.data.gateway import Gateway
-from api.operation.throttle import Policy, StoreBuckets
+from api.operation.throttle import OVERFLOW_S, Policy, StoreBuckets
 from api.schema.context import Identity
 from core.config import Settings
 from core.store import Store
@@ -116,5 +116,79 @@ def test_store_buckets_are_one_per_client_for_every_worker_and_refusals_cost_no_
         assert (await two.take(gateway, client, 0)).available == 100
         await asyncio.gather(*two._behind)
         assert store.budgets.find_one({"_id": client.key}) is None
+
+    asyncio.run(scenario())
+
+
+def available(response: Any) -> int:
+    status: int = response.json()["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
+    return status
+
+
+def test_a_flood_of_new_identities_stays_within_the_bound_and_spends_only_its_own_budget(
+    loaded: Store, api_settings: Settings
+) -> None:
+    """An attacker with an IPv6 /64 per request (through a trusted proxy) adds no
+    bucket past NEWSGRAPH_BUDGETS_STORED_MAX: the identities beyond it share the
+    tier's overflow bucket, which the flood spends alone; a client that had a
+    bucket keeps it, neither spent by the flood nor handed back full."""
+    bound = 12
+    settings = small_budget(
+        api_settings, budgets_stored_max=bound, trusted_proxies="127.0.0.1"
+    )  # 400 points, refilled by 1 a second: no flood bucket is full again meanwhile
+    normal = {"x-forwarded-for": "198.51.100.20"}
+    with TestClient(create_app(settings, loaded), client=("127.0.0.1", 1)) as client:
+        for _ in range(4):  # the normal client spends some of its budget
+            answer = post(client, FRONT, normal)
+            assert answer.status_code == 200
+        before, then = available(answer), time.time()
+        flood = [
+            post(client, FRONT, {"x-forwarded-for": f"2001:db8:0:{n:x}::1"}) for n in range(60)
+        ]
+        statuses = [r.status_code for r in flood]
+        assert set(statuses) <= {200, 429}, statuses
+        # The first identities got buckets of their own, full ones each; the rest
+        # share one, spent after a dozen front pages, then refused.
+        assert statuses[: bound - 2].count(200) == bound - 2
+        refused = [r for r in flood if r.status_code == 429]
+        assert refused and all(code(r) == "RATE_LIMITED" for r in refused)
+        assert loaded.budgets.count_documents({}) <= bound + 1  # and the overflow bucket
+        assert loaded.budgets.find_one({"_id": "overflow:anonymous"}) is not None
+        ids = [doc["_id"] for doc in loaded.budgets.find({})]
+        assert sum(i.startswith("addr:2001:db8:") for i in ids) < bound
+        # The normal client: its own bucket, as it left it (give or take the refill).
+        again = post(client, FRONT, normal)
+        assert again.status_code == 200
+        price = again.json()["extensions"]["cost"]["actualQueryCost"]
+        refill = time.time() - then + 1
+        assert before - price - 1 <= available(again) <= before - price + refill
+        assert loaded.budgets.find_one({"_id": "addr:198.51.100.20"}) is not None
+
+
+def test_at_the_bound_full_buckets_make_room_and_refilling_ones_stay(store: Store) -> None:
+    tiers = {"anonymous": Policy(rate=10, burst=100, concurrency=1)}
+    now = [1_000_000.0]
+    gateway = Gateway(store, 3000)
+    buckets = StoreBuckets(tiers, clock=lambda: now[0], stored_max=3)
+    buckets._pruned = now[0]  # the minutely prune is not due: only the bound deletes
+    store.ensure_indexes()
+    quick, slow, other, late, new = (Identity(f"addr:192.0.2.{n}") for n in range(1, 6))
+
+    async def scenario() -> None:
+        assert (await buckets.take(gateway, quick, 10)).allowed  # full again in 1 s
+        assert (await buckets.take(gateway, slow, 90)).allowed  # in 9 s
+        assert (await buckets.take(gateway, other, 10)).allowed
+        # The store holds its most, none full: a new client draws on the
+        # tier's overflow bucket (and keeps to it for a while).
+        assert (await buckets.take(gateway, late, 10)).allowed
+        assert buckets.bucket_of(late) == "overflow:anonymous"
+        assert store.budgets.find_one({"_id": late.key}) is None
+        now[0] += 2.0  # all full again but the slow one's
+        assert (await buckets.take(gateway, new, 10)).allowed
+        assert buckets.bucket_of(new) == new.key  # room was made: a bucket of its own
+        assert {doc["_id"] for doc in store.budgets.find({})} == {slow.key, new.key}
+        assert buckets.bucket_of(late) == "overflow:anonymous"
+        now[0] += OVERFLOW_S  # looked at again: room for it now
+        assert buckets.bucket_of(late) == late.key
 
     asyncio.run(scenario())

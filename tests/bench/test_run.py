@@ -43,3 +43,24 @@ def test_embedded_load_growth_needs_two_sizes_on_the_embedded_engine() -> None:
     rows = [load(2_000, 700.0, "wire"), load(20_000, 560.0, "wire")]
     assert embedded_load_growth(rows, [2_000, 20_000], "wire") == []
     assert embedded_load_growth(rows[:1], [2_000], "embedded") == []
+
+
+def test_the_fleet_scenario_is_a_command_and_a_part_of_run(monkeypatch) -> None:
+    import bench.fleet
+    import bench.run
+    from bench.__main__ import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(bench.fleet, "run_fleet", lambda args: seen.setdefault("fleet", args))
+    monkeypatch.setattr(bench.run, "run", lambda *args: seen.setdefault("run", args))
+    assert main(["fleet", "--engine", "embedded", "--requests", "7"]) == 0
+    fleet = seen["fleet"]
+    assert (fleet.engine, fleet.requests) == ("embedded", 7)  # type: ignore[attr-defined]
+    assert main(["run", "--sizes", "200", "--fleet-requests", "0"]) == 0
+    assert seen["run"][-1] == 0  # type: ignore[index]
+
+
+def test_shared_registrations_are_held_to_nearly_every_possible_hit() -> None:
+    assert Row("fleet_apq_shared", 12, "wire", ratio=1.0).passed
+    assert not Row("fleet_apq_shared", 12, "wire", ratio=0.675).passed
+    assert Row("fleet_apq_per_worker", 12, "wire", ratio=0.675).passed is None  # reported
