@@ -437,7 +437,8 @@ class Loader:
         # written file's path is also looked for as the other loaders' spell
         # it (absolute, or relative to here: a watcher's, a load's).
         parsed_paths = [doc["_source"]["path"] for doc in docs]
-        spelled = {other: p for p in parsed_paths for other in _spellings(p) if other != p}
+        cwd = os.getcwd()
+        spelled = {other: p for p in parsed_paths for other in _spellings(p, cwd) if other != p}
         took = [*kept, *parsed_paths, *spelled]
         ghosts = stored.ghosts(took) if took else []
         if docs or rechecked or ghosts:
@@ -580,13 +581,18 @@ def _other_file(holder: str, path: str) -> bool:
     return this is None or (held.st_dev, held.st_ino) != (this.st_dev, this.st_ino)
 
 
-def _spellings(text: str) -> set[str]:
+def _spellings(text: str, cwd: str) -> set[str]:
     """A path's text, and that of the same path spelled absolute and
-    relative to the working directory."""
-    absolute = os.path.abspath(path_of(text))
+    relative to the working directory ``cwd``."""
+    absolute = os.path.join(cwd, path_of(text))
+    absolute = os.path.normpath(absolute)  # as os.path.abspath spells it
     spelled = {text, path_text(absolute)}
-    with contextlib.suppress(ValueError):
-        spelled.add(path_text(os.path.relpath(absolute)))
+    under = cwd if cwd.endswith(os.sep) else cwd + os.sep
+    if absolute.startswith(under):  # what os.path.relpath says, without its walk
+        spelled.add(path_text(absolute[len(under) :]))
+    else:
+        with contextlib.suppress(ValueError):
+            spelled.add(path_text(os.path.relpath(absolute, cwd)))
     return spelled
 
 
