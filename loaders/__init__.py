@@ -18,6 +18,7 @@
 - ``purge``: the cache keys each write changes, sent to the purge hook
 - ``report``: ``LoadReport``, ``Failure`` and the printed summary
 - ``pipeline``: the ``Loader`` that runs the stages in batches
+- ``progress``: how far a load in this process has got, for ``/readyz``
 - ``watch``: keep the store in step with changing folders
 """
 

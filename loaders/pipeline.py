@@ -60,6 +60,7 @@ from loaders.manifest import Log
 from loaders.news import announce, stamp
 from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
 from loaders.paths import path_of, path_text
+from loaders.progress import LoadProgress
 from loaders.purge import Before, Purger, gone_keys
 from loaders.read import Skipped, Stat, content_hash, read_file_stat, regular_stat
 from loaders.report import Failure, LoadReport
@@ -115,11 +116,14 @@ class Loader:
         settings: Settings | None = None,
         stop: Event | None = None,
         purger: Purger | None = None,
+        progress: LoadProgress | None = None,
     ) -> None:
         """``stop``, once set, ends a wait for the loader lease (the run is
         then aborted, as when the wait runs out). ``purger`` gets the cache
-        keys each write changes (by default, the hook the settings name)."""
+        keys each write changes (by default, the hook the settings name).
+        ``progress`` is told how each load goes (``/readyz`` shows it)."""
         self.store = store
+        self.progress = progress or LoadProgress()
         self.settings = settings or Settings()
         self._purger = purger or Purger.for_settings(self.settings)
         self._stored: Stored | None = None
@@ -173,10 +177,12 @@ class Loader:
         started = time.perf_counter()
         self._trusted_before = time.time_ns() - TRUST_NS
         rebuilt: int | None = None
+        self.progress.start()
         try:
             # Under the lease from the start: the snapshot decides which files
             # are skipped, so it must be as new as what the store holds.
             stored = self._hold()
+            self.progress.loading()
             stored.start_run()
             with Parser(self.settings.load_workers) as parser:
                 self._load_files(discover(roots), stored, parser, report, on_file)
@@ -206,7 +212,8 @@ class Loader:
             )
         finally:
             self._lease.release(facets=rebuilt)
-        report.seconds = time.perf_counter() - started
+            report.seconds = time.perf_counter() - started
+            self.progress.finish(report)
         return report
 
     def _hold(self, write: bool = False) -> Stored:
@@ -378,6 +385,7 @@ class Loader:
         on_file: OnFile | None,
     ) -> None:
         outcomes = iter(parsed.result())
+        self.progress.files(len(entries))
         docs: list[dict[str, Any]] = []
         stats: list[Stat | None] = []  # of each of docs' files
         moved: list[tuple[str, str]] = []
@@ -429,7 +437,8 @@ class Loader:
         # written file's path is also looked for as the other loaders' spell
         # it (absolute, or relative to here: a watcher's, a load's).
         parsed_paths = [doc["_source"]["path"] for doc in docs]
-        spelled = {other: p for p in parsed_paths for other in _spellings(p) if other != p}
+        cwd = os.getcwd()
+        spelled = {other: p for p in parsed_paths for other in _spellings(p, cwd) if other != p}
         took = [*kept, *parsed_paths, *spelled]
         ghosts = stored.ghosts(took) if took else []
         if docs or rechecked or ghosts:
@@ -479,6 +488,7 @@ class Loader:
             self._purge(before.written(docs, result) + gone_keys(stored, [i for i, _ in dead]))
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
+        self.progress.wrote(len(result.inserted) + len(result.updated))
         for index, reason in result.failed.items():
             report.failures.append(Failure(docs[index]["_source"]["path"], reason))
         stored.record_many(rows)
@@ -571,13 +581,18 @@ def _other_file(holder: str, path: str) -> bool:
     return this is None or (held.st_dev, held.st_ino) != (this.st_dev, this.st_ino)
 
 
-def _spellings(text: str) -> set[str]:
+def _spellings(text: str, cwd: str) -> set[str]:
     """A path's text, and that of the same path spelled absolute and
-    relative to the working directory."""
-    absolute = os.path.abspath(path_of(text))
+    relative to the working directory ``cwd``."""
+    absolute = os.path.join(cwd, path_of(text))
+    absolute = os.path.normpath(absolute)  # as os.path.abspath spells it
     spelled = {text, path_text(absolute)}
-    with contextlib.suppress(ValueError):
-        spelled.add(path_text(os.path.relpath(absolute)))
+    under = cwd if cwd.endswith(os.sep) else cwd + os.sep
+    if absolute.startswith(under):  # what os.path.relpath says, without its walk
+        spelled.add(path_text(absolute[len(under) :]))
+    else:
+        with contextlib.suppress(ValueError):
+            spelled.add(path_text(os.path.relpath(absolute, cwd)))
     return spelled
 
 

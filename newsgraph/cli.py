@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # loaders is imported when a command needs it, not at start
     from api.http.beats import Beater, Beats
     from api.http.health import ProbeProcess
     from loaders.facets import FacetChange, Recount
+    from loaders.progress import LoadProgress
     from loaders.report import LoadReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE, EXIT_LISTEN = 0, 1, 2, 3, 4
@@ -423,6 +424,7 @@ def serve(
     from api.http.health import ProbeProcess
     from api.telemetry.logs import log_config
     from loaders import load_paths
+    from loaders.progress import LoadProgress
     from loaders.report import render
 
     settings = _settings()
@@ -450,6 +452,7 @@ def serve(
             probes = ProbeProcess(probing, beats)
     stop = threading.Event()
     beside: threading.Thread | None = None
+    progress: LoadProgress | None = None
     try:
         store = connect(settings)
         loaded = False  # whether --load ran before serving
@@ -489,10 +492,11 @@ def serve(
         elif load_paths_ and not loaded:
             # In a thread of this process (the supervisor's, with --workers:
             # once, not per worker); the loader's store calls leave the event
-            # loop alone, as the gateway's threads do.
+            # loop alone, as the gateway's threads do. /readyz shows how it goes.
+            progress = LoadProgress()
             beside = threading.Thread(
                 target=_load_beside,
-                args=(store, load_paths_, settings, err, stop),
+                args=(store, load_paths_, settings, err, stop, progress),
                 name="newsgraph-load",
                 daemon=True,
             )
@@ -533,6 +537,8 @@ def serve(
             _supervise(settings, options, beats, listening, probes, err)
             return
         app = create_app(settings, store)
+        if progress is not None:
+            app.state.health.load = progress.snapshot
         if probes:
             app.state.health.record = probes.record
         config = uvicorn.Config(app, **options)
@@ -570,16 +576,25 @@ def _holds_articles(store: Store) -> bool:
 
 
 def _load_beside(
-    store: Store, paths: tuple[Path, ...], settings: Settings, err: Console, stop: threading.Event
+    store: Store,
+    paths: tuple[Path, ...],
+    settings: Settings,
+    err: Console,
+    stop: threading.Event,
+    progress: LoadProgress,
 ) -> None:
     """``serve --load`` over a store that holds articles: the load, run
     beside serving, its report on stderr when it ends (no progress bar: the
-    server's log shares stderr). ``stop`` ends a wait for the loader lease."""
+    server's log shares stderr) and its progress in ``progress``. ``stop``
+    ends a wait for the loader lease."""
+    from loaders.discover import discover
     from loaders.pipeline import Loader
     from loaders.report import render
 
     try:
-        with Loader(store, settings, stop=stop) as loader:
+        # The total /readyz shows: a walk of the folders, ~1% of a first load.
+        progress.files_total = sum(1 for _ in discover(paths))
+        with Loader(store, settings, stop=stop, progress=progress) as loader:
             report = loader.load(paths)
     except Exception as exc:  # the server serves on; say why the load did not end
         if not stop.is_set():  # stopping: the note on stopping says it did not end

@@ -25,6 +25,12 @@ numbers, by the same rules (:func:`liveness`, :func:`readiness`):
   before it starts), which is true, and lets a load balancer send the next
   request elsewhere.
 
+What a load beside serving (``serve --load`` over a store that holds articles)
+has done is the ``load`` part of the readiness body on the API's port
+(:func:`load_part`): readiness stays 200 while it runs, as what the store holds
+is served. The probe process has no such part: its few shared numbers say
+whether to send traffic, not how a load goes.
+
 The probe process ends when the server does (it watches a pipe whose other end
 only the server holds), whichever way the server ends.
 """
@@ -162,6 +168,23 @@ def _mapped(dup: DupFd) -> Record:
         os.close(fd)  # the map holds a file of its own
 
 
+#: What a load in this process has done, JSON-ready (``loaders.progress``).
+LoadState = Callable[[], dict[str, object]]
+
+
+def load_part(body: dict[str, object], load: LoadState | None) -> dict[str, object]:
+    """``body`` with the ``load`` part: the load this process runs beside
+    serving, if it runs one (the part names the process). A probe must not
+    fail for it: if it cannot be told, the part says so."""
+    if load is not None:
+        try:
+            body["load"] = load()
+        except Exception:
+            log.warning("cannot tell how the load goes", exc_info=True)
+            body["load"] = {"pid": os.getpid(), "error": "cannot tell"}
+    return body
+
+
 class Health:
     """The server's side: the record its event loop keeps (:meth:`start` on
     that loop), and the answers of ``/healthz`` and ``/readyz`` on its port."""
@@ -170,6 +193,8 @@ class Health:
         self.gateway = gateway
         #: Replaced by the probe process's shared record when there is one.
         self.record = Record()
+        #: How the load beside serving goes, when this process runs one.
+        self.load: LoadState | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._failing = False
         #: A worker of ``serve --workers``: its heartbeat (``api.http.beats``).
@@ -215,7 +240,8 @@ class Health:
         return liveness(self.record.read(), time.monotonic_ns())
 
     def readiness(self) -> ProbeAnswer:
-        return readiness(self.now(), time.monotonic_ns())
+        status, body = readiness(self.now(), time.monotonic_ns())
+        return status, load_part(body, self.load)
 
 
 class ProbeProcess:

@@ -568,7 +568,7 @@ class Collection:
                     ],
                 )
                 written = [bson.decode(raw) for raw in raws]
-                memos: list[dict[tuple[str, int], tuple[list[bytes], bool]]] = [{} for _ in docs]
+                memos: list[dict[tuple[str, int], documents.FieldKeys]] = [{} for _ in docs]
                 for index in indexes.values():
                     rows: list[tuple[bytes, int]] = []
                     multikey: set[str] = set()

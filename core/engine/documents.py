@@ -73,36 +73,53 @@ def path_keys(doc: dict[str, Any], path: str) -> tuple[list[bytes], bool]:
     return list(dict.fromkeys(found)), array
 
 
+#: A field's keys for one document and whether it held an array (``entries``' memo).
+FieldKeys = tuple[list[bytes], bool]
+
+
 def entries(
     doc: dict[str, Any],
     fields: tuple[tuple[str, int], ...],
     unique: bool,
-    memo: dict[tuple[str, int], tuple[list[bytes], bool]] | None = None,
+    memo: dict[tuple[str, int], FieldKeys] | None = None,
 ) -> tuple[list[bytes], set[str]]:
     """An index's keys for ``doc`` (with its ``_id`` after the fields of a
     non-unique index that lacks it, so each entry is one document's), and the fields in which
     the document holds arrays. ``memo`` keeps a field's keys for the
-    document's other indexes (most of them share ``publishedDateTime``)."""
-    memo = {} if memo is None else memo
+    document's other indexes (most of them share ``publishedDateTime``).
+
+    Written for speed (it runs once per document and index as a load
+    writes): one pass over the fields, the common case of one key per field
+    joined at once."""
+    if memo is None:
+        memo = {}
     per_field = []
     multikey = set()
-    for name, direction in fields:
-        known = memo.get((name, direction))
+    single = True
+    with_id = unique
+    for field in fields:
+        known = memo.get(field)
         if known is None:
+            name, direction = field
             found, array = path_keys(doc, name)
             if direction != 1:
                 found = [keys.invert(k) for k in found]
-            known = memo[(name, direction)] = (found, array)
-        if known[1]:
-            multikey.add(name)
-        per_field.append(known[0])
-    if unique or any(name == "_id" for name, _ in fields):
+            known = memo[field] = (found, array)
+        found, array = known
+        if array:
+            multikey.add(field[0])
+        if len(found) != 1:
+            single = False
+        if field[0] == "_id":
+            with_id = True
+        per_field.append(found)
+    if with_id:
         suffix = b""
     else:
-        known = memo.get(("_id", 1))
-        suffix = known[0][0] if known else keys.encode(doc["_id"])
-    if all(len(found) == 1 for found in per_field):  # no array: one entry
-        return [b"".join(found[0] for found in per_field) + suffix], multikey
+        id_keys = memo.get(("_id", 1))
+        suffix = id_keys[0][0] if id_keys else keys.encode(doc["_id"])
+    if single:  # no array: one entry
+        return [b"".join([found[0] for found in per_field]) + suffix], multikey
     out = []
     for combination in itertools.product(*per_field):
         out.append(b"".join(combination) + suffix)

@@ -222,3 +222,16 @@ def test_serve_health_port_answers_and_ends_with_the_server(tmp_path: Path) -> N
             return False
 
         eventually(refused, 5, "the probe process to end with the server")
+
+
+def test_the_load_part_is_there_only_for_a_load_and_never_fails_readiness() -> None:
+    assert health.load_part({"status": "ready"}, None) == {"status": "ready"}
+    assert health.load_part({}, lambda: {"pid": 7, "running": True}) == {
+        "load": {"pid": 7, "running": True}
+    }
+
+    def broken() -> dict[str, object]:
+        raise RuntimeError("a bug")
+
+    body = health.load_part({"status": "ready"}, broken)
+    assert body == {"status": "ready", "load": {"pid": os.getpid(), "error": "cannot tell"}}

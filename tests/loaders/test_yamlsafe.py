@@ -1,7 +1,11 @@
 import time
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from loaders import yamlsafe
 from loaders.errors import Rejected
 from loaders.yamlsafe import MAX_DEPTH, Plain, parse_yaml
 
@@ -118,3 +122,78 @@ def test_other_control_characters_are_refused_with_their_line():
     deep = "k: [" + ", ".join(["[1]"] * 40) + "]\n"
     with pytest.raises(Rejected, match="invalid character"):
         parse_yaml(deep + "b: \x07\n")
+
+
+# -- the direct walk builds what the general constructor builds ------------------
+
+_SCALARS = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["no", "2020-05-07", "0x1F", "~", "<<", "â€\x9d", "a\x85b", "1_000"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+#: Lines the walk leaves to the general way: tags, aliases, duplicates, odd keys.
+_ODD = st.sampled_from(
+    [
+        "x: !!int '3'\n",
+        "x: !!binary aGk=\n",
+        "x: !custom 1\n",
+        "x: &a [1]\ny: *a\n",
+        "x: 1\nx: 2\n",
+        "x: 1\n'x': 2\n",
+        "? [1, 2]\n: 3\n",
+        "? {a: 1}\n: 3\n",
+        "<<: {a: 1}\n",
+        "x: !!set {a, b}\n",
+        "x: !!timestamp 2020-01-01\n",
+        "x: !!str 12\n",
+    ]
+)
+
+
+def _general(text: str) -> object:
+    """What PyYAML's constructor (the general way) builds, or the error it raises."""
+    protected = yamlsafe._C1.search(text) is not None
+    loader = yamlsafe._Loader(text.translate(yamlsafe._PROTECT) if protected else text)
+    loader.protected = protected
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _typed(value: object) -> object:
+    """``value`` with each scalar's type beside it (a Plain is not a str)."""
+    if isinstance(value, dict):
+        return {_typed(k): _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.dictionaries(st.text(max_size=8), _VALUES, max_size=6),
+    style=st.sampled_from([None, False, True]),
+    odd=st.lists(_ODD, max_size=2),
+)
+def test_the_direct_walk_builds_what_the_general_constructor_builds(value, style, odd):
+    text = yaml.safe_dump(value, default_flow_style=style, allow_unicode=True) + "".join(odd)
+    try:
+        expected = _typed(_general(text))
+    except yaml.YAMLError as exc:  # refused the same way, at the same line
+        with pytest.raises(Rejected) as refused:
+            parse_yaml(text)
+        said = yamlsafe._rejected(exc, 1, text.translate(yamlsafe._PROTECT))
+        assert (refused.value.reason, refused.value.line) == (said.reason, said.line)
+        return
+    assert _typed(parse_yaml(text)) == expected

@@ -295,6 +295,64 @@ def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, args):
         store.close()
 
 
+def test_readyz_says_how_the_load_beside_serving_goes(tmp_path, settings):
+    # Held at the loader lease (as above), the load beside serving is running
+    # while the server is ready: /readyz stays 200 and its body says so, then
+    # what the load did once it ends, failures counted.
+    articles = tmp_path / "articles"
+    write_article(articles, "a.md", webUrl='"https://x.example/a"')
+    env = {
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+        "NEWSGRAPH_DATA_DIR": str(tmp_path / "data"),
+        "NEWSGRAPH_LOADER_WAIT_S": "300",
+    }
+    assert run("load", articles, env=env).exit_code == 0
+    write_article(articles, "b.md", webUrl='"https://x.example/b"')
+    (articles / "c.md").write_text("---\ntitle: [unclosed\n---\n")
+    settings = Settings.from_env({**os.environ, **env})
+    store = connect(settings)
+    holder = Lease(store, settings, owner="elsewhere:42/abc")
+    holder.acquire()
+    try:
+        with running_server(env, "--load", str(articles)) as (url, pid):
+            seen = []
+
+            def ready(running: bool) -> bool:
+                answer = httpx.get(f"{url}/readyz")
+                assert answer.status_code == 200
+                seen.append(answer.json()["load"])
+                return seen[-1]["running"] is running
+
+            eventually(lambda: ready(True), 30, "the load beside serving to start", poll=0.2)
+            load = seen[-1]
+            assert load["pid"] == pid and load["last"] is None
+            assert load["phase"] == "waiting for the loader lease"
+            assert (load["files_done"], load["files_total"]) == (0, 3)
+            assert load["started_at"].endswith("Z")
+            holder.release()
+
+            eventually(lambda: ready(False), 60, "the load beside serving to end", poll=0.2)
+            load = seen[-1]
+            assert set(load) == {"pid", "running", "last"}
+            last = load["last"]
+            assert (last["inserted"], last["unchanged"], last["failed"]) == (1, 1, 1)
+            assert last["files"] == 3 and last["aborted"] is None
+            assert last["started_at"] <= last["finished_at"]
+    finally:
+        if holder.held:
+            holder.release()
+        if store.embedded:
+            store.db.client.drop_database(settings.db_name)
+        store.close()
+
+
+def test_readyz_has_no_load_part_without_a_load_beside(tmp_path):
+    env = {"MONGODB_URI": "", "NEWSGRAPH_DATA_DIR": str(tmp_path / "data")}
+    with running_server(env) as (url, _pid):
+        assert "load" not in httpx.get(f"{url}/readyz").json()
+
+
 def test_serve_exits_1_not_3_when_the_app_fails_to_start(monkeypatch):
     # 3 means the store could not be reached; Uvicorn's own code for an app
     # that fails to start is 3 too, which serve must not pass on.
