@@ -194,6 +194,62 @@ def test_with_tracing_off_nothing_is_traced(
     assert exported.get_finished_spans() == ()
 
 
+def test_a_span_another_instrumentation_made_current_is_the_operation_s_parent(
+    exported: InMemorySpanExporter,
+) -> None:
+    """Without a client's context, the operation continues OpenTelemetry's
+    current span, as one made by an ASGI instrumentation around the app."""
+    from opentelemetry import context, trace
+
+    outer = trace.SpanContext(TRACE_ID, PARENT_ID, False, trace.TraceFlags(1))
+    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(outer)))
+    try:
+        with tracing.operation():
+            pass
+    finally:
+        context.detach(token)
+    (op,) = exported.get_finished_spans()
+    assert op.context.trace_id == TRACE_ID
+    assert op.parent is not None and op.parent.span_id == PARENT_ID
+
+
+def test_the_client_s_context_is_read_by_the_propagators_in_force(
+    exported: InMemorySpanExporter,
+) -> None:
+    """The header names come from the global propagators, found again when
+    they are replaced (as ``OTEL_PROPAGATORS`` or the application may)."""
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    headers = [(b"content-type", b"application/json"), (b"traceparent", TRACEPARENT.encode())]
+    with tracing.incoming(headers), tracing.operation():
+        pass
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(W3CBaggagePropagator())
+    try:
+        assert tracing.incoming(headers) is tracing.OFF  # no field it reads
+        with tracing.incoming(headers), tracing.operation():
+            pass
+    finally:
+        propagate.set_global_textmap(before)
+    first, second = exported.get_finished_spans()
+    assert first.parent is not None and first.context.trace_id == TRACE_ID
+    assert second.parent is None and second.context.trace_id != TRACE_ID
+
+
+def test_spans_carry_the_provider_s_resource(exported: InMemorySpanExporter) -> None:
+    """The same resource, equal and hashing alike (the OTLP encoder groups
+    spans by it), however its hash is found."""
+    with tracing.operation():
+        pass
+    (op,) = exported.get_finished_spans()
+    spans = tracing._spans
+    assert spans is not None
+    assert op.resource == spans.provider.resource
+    assert hash(op.resource) == hash(spans.provider.resource)
+    assert len({op.resource, spans.provider.resource}) == 1
+
+
 def test_store_calls_outside_an_operation_have_no_span(exported: InMemorySpanExporter) -> None:
     # The subscription feed polls the store on its own: no span, no root trace per poll.
     with tracing.store_call("find", "loader") as span:
