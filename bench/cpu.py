@@ -17,10 +17,14 @@ same.) The variants' windows alternate, a few rounds, and each reports its
 median.
 
 With ``tracing``, two more servers run the same app with OpenTelemetry
-tracing on (``cpu_traced``, ``cpu_compiled_traced``; :mod:`bench.stubbed`
-gives them a provider whose spans are batched and then discarded, so no
-network is needed and the export's own cost, off the request path, is left
-out), and every variant's requests carry a client's ``traceparent``. Their
+tracing on (``cpu_traced``, ``cpu_compiled_traced``), set up as in
+production by the ``OTEL_*`` settings alone: the SDK's batch processor and
+its OTLP exporter over HTTP, posting to a stand-in collector on loopback in
+this process (:mod:`bench.collector`). So the export's work (each span
+encoded, each batch posted, in the server's batch thread) is in the server's
+CPU; the spans the collector received are in the rows. Every variant's
+requests carry a client's ``traceparent`` (which the sampler, the default
+``parentbased_always_on``, follows: every operation is traced). The traced
 rows compare each to its untraced twin, round by round (the windows of a
 round are next to each other in time, so a slower minute on a shared
 machine slows both): the median of the rounds' ratios, and their spread.
@@ -48,6 +52,7 @@ import orjson
 from starlette.applications import Starlette
 
 from api.app import create_app
+from bench.collector import Collector, collecting
 from bench.load import UNTHROTTLED
 from bench.queries import FRONT_PAGE, MOBILE
 from bench.querying import MemoryGateway
@@ -72,6 +77,19 @@ TRACED_HEADERS = {
 }
 #: Each traced scenario, and the untraced one it is compared with.
 TRACED = {"cpu_traced": "cpu", "cpu_compiled_traced": "cpu_compiled"}
+
+
+def tracing_env(collector: Collector, scenario: str) -> dict[str, str]:
+    """A traced server's settings: the standard ``OTEL_*`` ones, spans sent
+    by OTLP over HTTP to ``collector``; the rest the SDK's defaults (its
+    sampler, batching, propagators)."""
+    return {
+        TRACING_ENV: "1",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.endpoint(scenario),
+        "OTEL_SERVICE_NAME": f"newsgraph-bench-{scenario}",
+    }
 
 
 def unthrottled(settings: Settings) -> Settings:
@@ -219,6 +237,9 @@ def cpu_scenario(
     captured, real = asyncio.run(capture(store, settings, bodies))
     uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+        # Entered first, so it stops last: the servers send what they still
+        # hold when they stop.
+        collector = servers.enter_context(collecting()) if tracing else None
         path = Path(tmp) / "capture.pickle"
         captured.save(path)
         variants = []
@@ -240,7 +261,8 @@ def cpu_scenario(
                 **UNTHROTTLED,
             }
             if scenario in TRACED:
-                env[TRACING_ENV] = "1"
+                assert collector is not None
+                env.update(tracing_env(collector, scenario))
             url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
             for query, body in bodies.items():
                 bare = scenario == "cpu_bare"
@@ -249,17 +271,27 @@ def cpu_scenario(
                 variants.append(Variant(scenario, query, url, pid, path_, body, expected, headers))
         asyncio.run(_check(variants))
         asyncio.run(_measure(variants, clients, seconds, rounds))
-    return _rows(variants, size, clients, seconds)
+        servers.pop_all().close()  # the servers stopped, the collector has their last spans
+        exported = {s: collector.received(s) for s in TRACED} if collector else {}
+    return _rows(variants, size, clients, seconds, exported)
 
 
-def _rows(variants: list[Variant], size: int, clients: int, seconds: float) -> list[Row]:
+def _rows(
+    variants: list[Variant],
+    size: int,
+    clients: int,
+    seconds: float,
+    exported: dict[str, int] | None = None,
+) -> list[Row]:
     bare = {v.query: statistics.median(v.cpu_ms) for v in variants if v.scenario == "cpu_bare"}
     by = {(v.scenario, v.query): v for v in variants}
     rows = []
     for v in variants:
         cpu_ms = statistics.median(v.cpu_ms)
         if v.scenario in TRACED:
-            rows.append(_traced_row(v, by[(TRACED[v.scenario], v.query)], size, clients, seconds))
+            row = _traced_row(v, by[(TRACED[v.scenario], v.query)], size, clients, seconds)
+            row.extra["server_spans_exported"] = (exported or {}).get(v.scenario, 0)
+            rows.append(row)
             continue
         rows.append(
             Row(

@@ -78,6 +78,8 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
             assert row.extra["ratio_rounds"] == pytest.approx(rounds)
             assert row.ratio == pytest.approx(statistics.median(rounds))
             assert row.target == "<= 1.05" and row.extra["answers_checked"] is True
+            # Every timed answer's spans reached the collector, by OTLP.
+            assert row.extra["server_spans_exported"] >= row.extra["requests"] > 0
             continue
         assert (row.size, row.engine) == (size, "memory")
         assert row.extra["answers_checked"] is True
