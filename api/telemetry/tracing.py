@@ -45,6 +45,7 @@ import contextvars
 import importlib.metadata
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -100,27 +101,38 @@ class Spans:
 
     def __init__(self, provider: TracerProvider, processors: Sequence[SpanProcessor]) -> None:
         from opentelemetry import context, propagate, trace
+        from opentelemetry.baggage.propagation import W3CBaggagePropagator
         from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.trace.sampling import DEFAULT_ON
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.provider = provider
         self.processors = tuple(processors)
         #: The sampler, ids and resource the SDK read from the environment.
         self.sampler = provider.sampler
+        #: The SDK's default sampler (``parentbased_always_on``), whose
+        #: decision :meth:`OperationSpan.__enter__` makes without asking it:
+        #: keep a root, follow a parent's sampled flag.
+        self.default_sampling = self.sampler is DEFAULT_ON
+        self._w3c = (TraceContextTextMapPropagator, W3CBaggagePropagator)
         self.ids = provider.id_generator
         self.resource = _hashed(provider.resource)
         self.scope = InstrumentationScope(SCOPE, _version())
         self.context, self.propagate, self.trace = context, propagate, trace
         self.ReadableSpan, self.Event, self.SpanContext = ReadableSpan, Event, SpanContext
+        self.TraceFlags = TraceFlags
         self.SERVER, self.CLIENT = SpanKind.SERVER, SpanKind.CLIENT
         self.SAMPLED = TraceFlags(TraceFlags.SAMPLED)
         self.OK = Status(StatusCode.UNSET)
         self.Status, self.ERROR = Status, StatusCode.ERROR
         #: The propagators' header names, as ASGI gives them (lowercase
-        #: bytes), for the propagators they were read from.
+        #: bytes), for the propagators they were read from, and whether those
+        #: are the SDK's default W3C ones (``tracecontext,baggage``).
         self._textmap: object = None
         self._fields: frozenset[bytes] = frozenset()
+        self.w3c = False
 
     def fields(self) -> frozenset[bytes]:
         """The header names the global propagators read (``OTEL_PROPAGATORS``),
@@ -128,6 +140,8 @@ class Spans:
         textmap = self.propagate.get_global_textmap()
         if textmap is not self._textmap:
             self._fields = frozenset(f.lower().encode("latin-1") for f in textmap.fields)
+            inner = getattr(textmap, "_propagators", None)  # a CompositePropagator's
+            self.w3c = inner is not None and all(type(p) in self._w3c for p in inner)
             self._textmap = textmap
         return self._fields
 
@@ -191,7 +205,7 @@ _operation: contextvars.ContextVar[OperationSpan | None] = contextvars.ContextVa
 
 
 #: The client's trace context (:func:`incoming`) in this context, if it sent one.
-_client: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+_client: contextvars.ContextVar[_Client | None] = contextvars.ContextVar(
     "newsgraph_client_trace", default=None
 )
 
@@ -241,7 +255,36 @@ def incoming(headers: Iterable[tuple[bytes, bytes]]) -> _Incoming | Untraced:
     }
     if not carrier:
         return OFF
-    return _Incoming(spans.propagate.extract(carrier))
+    if spans.w3c and len(carrier) == 1:
+        # A lone, well-formed traceparent (what a tracing client sends) under
+        # the default propagators: read here, to the same span context the
+        # SDK's propagator makes, without the Context it would build.
+        header = carrier.get("traceparent")
+        if header is not None and (parent := _traceparent(spans, header)) is not None:
+            return _Incoming((parent, None))
+    context = spans.propagate.extract(carrier)
+    parent = spans.trace.get_current_span(context).get_span_context()
+    return _Incoming((parent, context))
+
+
+#: A W3C traceparent of version 00, as a client sends it (the SDK's own
+#: propagator reads any other: later versions, surrounding blanks, refusals).
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+def _traceparent(spans: Spans, header: str) -> SpanContext | None:
+    match = _TRACEPARENT.fullmatch(header)
+    if match is None:
+        return None
+    trace_id, span_id, flags = (int(group, 16) for group in match.groups())
+    if not trace_id or not span_id:
+        return None  # invalid: the SDK's propagator ignores it
+    return spans.SpanContext(trace_id, span_id, True, spans.TraceFlags(flags))
+
+
+#: The client's span, and the Context the propagators made of its headers
+#: (None: only its traceparent, read by :func:`_traceparent`).
+_Client = tuple["SpanContext", "Context | None"]
 
 
 class _Incoming:
@@ -250,13 +293,13 @@ class _Incoming:
     before OpenTelemetry's current context: the same parent, without
     attaching a context of the SDK's for each request)."""
 
-    __slots__ = ("context", "token")
+    __slots__ = ("client", "token")
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
+    def __init__(self, client: _Client) -> None:
+        self.client = client
 
     def __enter__(self) -> None:
-        self.token = _client.set(self.context)
+        self.token = _client.set(self.client)
 
     def __exit__(self, *exc: object) -> None:
         _client.reset(self.token)
@@ -296,21 +339,30 @@ class OperationSpan:
 
     def __enter__(self) -> OperationSpan:
         spans = self.spans
-        current = _client.get()
-        if current is None:  # no client context: whatever else made one current
-            current = spans.context.get_current()
-        parent = spans.trace.get_current_span(current).get_span_context()
-        self.parent = parent if parent.is_valid else None
-        trace_id = parent.trace_id if parent.is_valid else spans.ids.generate_trace_id()
-        sampled = spans.sampler.should_sample(current, trace_id, UNKNOWN_OPERATION, spans.SERVER)
-        if sampled.decision.is_sampled():  # type: ignore[no-untyped-call]
+        client = _client.get()
+        if client is None:  # no client context: whatever else made one current
+            current: Context | None = spans.context.get_current()
+            parent = spans.trace.get_current_span(current).get_span_context()
+        else:
+            parent, current = client
+        valid = parent.is_valid
+        self.parent = parent if valid else None
+        trace_id = parent.trace_id if valid else spans.ids.generate_trace_id()
+        if spans.default_sampling:  # parentbased_always_on, as the SDK decides it
+            keep = not valid or parent.trace_flags.sampled
+            trace_state = parent.trace_state if valid else None
+        else:
+            if current is None:
+                current = spans.trace.set_span_in_context(spans.trace.NonRecordingSpan(parent))
+            sampled = spans.sampler.should_sample(
+                current, trace_id, UNKNOWN_OPERATION, spans.SERVER
+            )
+            keep = sampled.decision.is_sampled()  # type: ignore[no-untyped-call]
+            trace_state = sampled.trace_state
             self.attributes.update(sampled.attributes)
+        if keep:
             self.context = spans.SpanContext(
-                trace_id,
-                spans.ids.generate_span_id(),
-                False,
-                spans.SAMPLED,
-                sampled.trace_state,
+                trace_id, spans.ids.generate_span_id(), False, spans.SAMPLED, trace_state
             )
         self._token = _operation.set(self)
         self.open = True

@@ -237,6 +237,59 @@ def test_the_client_s_context_is_read_by_the_propagators_in_force(
     assert second.parent is None and second.context.trace_id != TRACE_ID
 
 
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        TRACEPARENT,
+        TRACEPARENT[:-2] + "00",  # not sampled
+        TRACEPARENT[:-2] + "03",  # flags beyond sampled
+        TRACEPARENT.upper(),  # hex must be lowercase
+        " " + TRACEPARENT,
+        TRACEPARENT + "-extra",  # version 00 has four fields
+        "01" + TRACEPARENT[2:] + "-extra",  # a later version may have more
+        "ff" + TRACEPARENT[2:],  # the invalid version
+        f"00-{0:032x}-{PARENT_ID:016x}-01",
+        f"00-{TRACE_ID:032x}-{0:016x}-01",
+        "00-nonsense-01",
+    ],
+)
+def test_the_client_s_span_is_what_the_sdk_s_propagator_reads(
+    exported: InMemorySpanExporter, traceparent: str
+) -> None:
+    """A lone traceparent is read without the SDK's propagator when it is
+    well formed (and by it otherwise): to the same span context either way."""
+    from opentelemetry import propagate, trace
+
+    expected = trace.get_current_span(
+        propagate.extract({"traceparent": traceparent})
+    ).get_span_context()
+    incoming = tracing.incoming([(b"traceparent", traceparent.encode())])
+    with incoming:
+        client = tracing._client.get()
+    assert client is not None
+    assert client[0] == expected
+    if traceparent == TRACEPARENT:
+        assert client[1] is None  # read here, not by the propagator
+    with incoming, tracing.operation():
+        pass
+    spans = exported.get_finished_spans()
+    kept = not expected.is_valid or expected.trace_flags.sampled  # parentbased_always_on
+    assert len(spans) == kept
+    if kept and expected.is_valid:
+        assert spans[0].parent == expected and spans[0].context.trace_id == expected.trace_id
+
+
+def test_the_client_s_tracestate_is_carried_on(exported: InMemorySpanExporter) -> None:
+    from opentelemetry.trace import TraceState
+
+    headers = [(b"traceparent", TRACEPARENT.encode()), (b"tracestate", b"vendor=value")]
+    with tracing.incoming(headers), tracing.operation():
+        pass
+    (op,) = exported.get_finished_spans()
+    assert op.context.trace_state == TraceState([("vendor", "value")])
+    assert op.parent is not None and op.parent.span_id == PARENT_ID
+
+
 def test_spans_carry_the_provider_s_resource(exported: InMemorySpanExporter) -> None:
     """The same resource, equal and hashing alike (the OTLP encoder groups
     spans by it), however its hash is found."""
