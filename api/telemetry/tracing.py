@@ -36,6 +36,17 @@ section has the measurements). What that leaves out of the SDK's span: the
 ``OTEL_SPAN_*`` limits (newsgraph's spans carry a handful of short attributes)
 and the processors' ``on_start``, which the batch and simple processors do
 not use.
+
+Two more of the SDK's steps are taken here in their commonest case, each
+giving what the SDK would: a lone well-formed ``traceparent`` under the
+default propagators is read to its span context without the propagators'
+Context (anything else, a ``tracestate`` or ``baggage`` beside it included,
+goes to the propagators), and the default sampler's decision
+(``parentbased_always_on``) is made without calling it (any other sampler is
+asked). Together they were a third of what the hooks cost a request. What
+remains is mostly the SDK's: its span objects and batch queue, and, in the
+batch thread, the OTLP exporter's encoding (about 20 µs a span here, more
+than all the hooks of a request).
 """
 
 from __future__ import annotations
