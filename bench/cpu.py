@@ -319,6 +319,10 @@ def _rows(
         if twin:
             row = _traced_row(v, by[(twin, v.query)], size, clients, seconds)
             row.extra["server_spans_exported"] = (exported or {}).get(v.scenario, 0)
+            # The spans are the server's, for both queries: so are these requests.
+            row.extra["server_requests"] = sum(
+                u.requests for u in variants if u.scenario == v.scenario
+            )
             row.extra["sampler_ratio"] = sampler if v.scenario in SAMPLED else 1.0
             rows.append(row)
             continue

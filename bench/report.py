@@ -187,7 +187,9 @@ def _render_traced(rows: list[Row], console: Console) -> None:
             _num(row.ratio, 3),
             f"{_num(low, 3)}–{_num(high, 3)}",
             _num(extra.get("sampler_ratio"), 2),
-            _num(extra.get("server_spans_exported", 0) / max(extra.get("requests", 0), 1), 2),
+            _num(
+                extra.get("server_spans_exported", 0) / max(extra.get("server_requests", 0), 1), 2
+            ),
             row.target or "",
             {True: "[green]pass[/]", False: "[red]short[/]", None: ""}[row.passed],
         )
