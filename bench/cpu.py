@@ -17,13 +17,25 @@ same.) The variants' windows alternate, a few rounds, and each reports its
 median.
 
 With ``tracing``, two more servers run the same app with OpenTelemetry
-tracing on (``cpu_traced``, ``cpu_compiled_traced``; :mod:`bench.stubbed`
-gives them a provider whose spans are batched and then discarded, so no
-network is needed and the export's own cost, off the request path, is left
-out), and every variant's requests carry a client's ``traceparent``. Their
+tracing on (``cpu_traced``, ``cpu_compiled_traced``), set up as in
+production by the ``OTEL_*`` settings alone: the SDK's batch processor and
+its OTLP exporter over HTTP, posting to a stand-in collector on loopback in
+this process (:mod:`bench.collector`). So the export's work (each span
+encoded, each batch posted, in the server's batch thread) is in the server's
+CPU; the spans the collector received are in the rows. Every variant's
+requests carry a client's ``traceparent`` (which the sampler, the default
+``parentbased_always_on``, follows: every operation is traced). The traced
 rows compare each to its untraced twin, round by round (the windows of a
 round are next to each other in time, so a slower minute on a shared
 machine slows both): the median of the rounds' ratios, and their spread.
+
+With a ``sampler`` ratio, two more (``cpu_sampled``,
+``cpu_compiled_sampled``) trace as a fleet's edge does with head sampling:
+``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` with the ratio as its
+argument, and their clients send no ``traceparent``, so each request is a
+root the ratio keeps or drops (with the client's sampled context every one
+would be kept, and the setting could not be measured). Their rows say how
+many spans arrived, about the ratio's share of the full rows'.
 
 The stubbed answers are checked twice: before timing, each server's answer to
 each query must be the real app's, byte for byte (the real app on the real
@@ -48,6 +60,7 @@ import orjson
 from starlette.applications import Starlette
 
 from api.app import create_app
+from bench.collector import Collector, collecting
 from bench.load import UNTHROTTLED
 from bench.queries import FRONT_PAGE, MOBILE
 from bench.querying import MemoryGateway
@@ -72,6 +85,26 @@ TRACED_HEADERS = {
 }
 #: Each traced scenario, and the untraced one it is compared with.
 TRACED = {"cpu_traced": "cpu", "cpu_compiled_traced": "cpu_compiled"}
+#: The same, head-sampled at a ratio, their requests roots (no ``traceparent``).
+SAMPLED = {"cpu_sampled": "cpu", "cpu_compiled_sampled": "cpu_compiled"}
+
+
+def tracing_env(collector: Collector, scenario: str, ratio: float | None = None) -> dict[str, str]:
+    """A traced server's settings: the standard ``OTEL_*`` ones, spans sent
+    by OTLP over HTTP to ``collector``; the rest the SDK's defaults (its
+    sampler, batching, propagators), or with ``ratio`` the sampler
+    ``parentbased_traceidratio`` keeping that share of root requests."""
+    env = {
+        TRACING_ENV: "1",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.endpoint(scenario),
+        "OTEL_SERVICE_NAME": f"newsgraph-bench-{scenario}",
+    }
+    if ratio is not None:
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = str(ratio)
+    return env
 
 
 def unthrottled(settings: Settings) -> Settings:
@@ -209,16 +242,23 @@ def cpu_scenario(
     rounds: int = 3,
     clients: int = 8,
     tracing: bool = False,
+    sampler: float | None = None,
 ) -> list[Row]:
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
     query, with their ratio to ``cpu_bare`` on the same query's bytes; with
     ``tracing``, also ``cpu_traced`` and ``cpu_compiled_traced``, with their
-    ratio to their untraced twins."""
+    ratio to their untraced twins; with a ``sampler`` ratio (tracing implied),
+    also ``cpu_sampled`` and ``cpu_compiled_sampled``, likewise."""
+    tracing = tracing or sampler is not None
+    traced = TRACED | (SAMPLED if sampler is not None else {})
     bodies = request_bodies(store)
     settings = unthrottled(settings)
     captured, real = asyncio.run(capture(store, settings, bodies))
     uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+        # Entered first, so it stops last: the servers send what they still
+        # hold when they stop.
+        collector = servers.enter_context(collecting()) if tracing else None
         path = Path(tmp) / "capture.pickle"
         captured.save(path)
         variants = []
@@ -232,6 +272,11 @@ def cpu_scenario(
                 ("cpu_compiled_traced", "bench.stubbed:create_app", True),
                 ("cpu_traced", "bench.stubbed:create_app", False),
             ]
+        if sampler is not None:
+            servers_ += [
+                ("cpu_compiled_sampled", "bench.stubbed:create_app", True),
+                ("cpu_sampled", "bench.stubbed:create_app", False),
+            ]
         headers = TRACED_HEADERS if tracing else HEADERS
         for scenario, target, compiled in servers_:
             env = {
@@ -239,27 +284,47 @@ def cpu_scenario(
                 "NEWSGRAPH_COMPILED": str(compiled).lower(),
                 **UNTHROTTLED,
             }
-            if scenario in TRACED:
-                env[TRACING_ENV] = "1"
+            if scenario in traced:
+                assert collector is not None
+                ratio = sampler if scenario in SAMPLED else None
+                env.update(tracing_env(collector, scenario, ratio))
             url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
             for query, body in bodies.items():
                 bare = scenario == "cpu_bare"
                 path_ = f"/{query}" if bare else "/graphql"
                 expected = real[compiled][query]
-                variants.append(Variant(scenario, query, url, pid, path_, body, expected, headers))
+                sent = HEADERS if scenario in SAMPLED else headers  # roots: the ratio decides
+                variants.append(Variant(scenario, query, url, pid, path_, body, expected, sent))
         asyncio.run(_check(variants))
         asyncio.run(_measure(variants, clients, seconds, rounds))
-    return _rows(variants, size, clients, seconds)
+        servers.pop_all().close()  # the servers stopped, the collector has their last spans
+        exported = {s: collector.received(s) for s in traced} if collector else {}
+    return _rows(variants, size, clients, seconds, exported, sampler)
 
 
-def _rows(variants: list[Variant], size: int, clients: int, seconds: float) -> list[Row]:
+def _rows(
+    variants: list[Variant],
+    size: int,
+    clients: int,
+    seconds: float,
+    exported: dict[str, int] | None = None,
+    sampler: float | None = None,
+) -> list[Row]:
     bare = {v.query: statistics.median(v.cpu_ms) for v in variants if v.scenario == "cpu_bare"}
     by = {(v.scenario, v.query): v for v in variants}
     rows = []
     for v in variants:
         cpu_ms = statistics.median(v.cpu_ms)
-        if v.scenario in TRACED:
-            rows.append(_traced_row(v, by[(TRACED[v.scenario], v.query)], size, clients, seconds))
+        twin = TRACED.get(v.scenario) or SAMPLED.get(v.scenario)
+        if twin:
+            row = _traced_row(v, by[(twin, v.query)], size, clients, seconds)
+            row.extra["server_spans_exported"] = (exported or {}).get(v.scenario, 0)
+            # The spans are the server's, for both queries: so are these requests.
+            row.extra["server_requests"] = sum(
+                u.requests for u in variants if u.scenario == v.scenario
+            )
+            row.extra["sampler_ratio"] = sampler if v.scenario in SAMPLED else 1.0
+            rows.append(row)
             continue
         rows.append(
             Row(

@@ -36,6 +36,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     # hash-only hits over the most possible, registrations shared in the store.
     "fleet_rss_worker": ("max", 200.0),
     "fleet_apq_shared": ("min", 0.95),
+    # The same head-sampled, requests as roots (--tracing-sampler RATIO).
+    "cpu_sampled": ("max", 1.05),
+    "cpu_compiled_sampled": ("max", 1.05),
 }
 
 
@@ -79,17 +82,23 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
 CPU_SCENARIOS = ("cpu_compiled", "cpu", "cpu_bare")
 #: Those with tracing on (``--tracing``), each against its untraced twin.
 TRACED_SCENARIOS = ("cpu_compiled_traced", "cpu_traced")
+#: Those head-sampled at a ratio (``--tracing-sampler``), against the same twins.
+SAMPLED_SCENARIOS = ("cpu_compiled_sampled", "cpu_sampled")
 
 
 def render(rows: list[Row], console: Console | None = None) -> None:
     console = console or Console(width=140)
-    timed = [row for row in rows if row.scenario not in CPU_SCENARIOS + TRACED_SCENARIOS]
+    timed = [
+        row
+        for row in rows
+        if row.scenario not in CPU_SCENARIOS + TRACED_SCENARIOS + SAMPLED_SCENARIOS
+    ]
     if timed or not rows:
         _render_timed(timed, console)
     cpu = [row for row in rows if row.scenario in CPU_SCENARIOS]
     if cpu:
         _render_cpu(cpu, console)
-    traced = [row for row in rows if row.scenario in TRACED_SCENARIOS]
+    traced = [row for row in rows if row.scenario in TRACED_SCENARIOS + SAMPLED_SCENARIOS]
     if traced:
         _render_traced(traced, console)
 
@@ -160,7 +169,16 @@ def _render_cpu(rows: list[Row], console: Console) -> None:
 def _render_traced(rows: list[Row], console: Console) -> None:
     table = _cpu_table(
         "tracing's cost: server CPU per request, traced / untraced",
-        ("cpu ms/req", "untraced ms/req", "ratio (median of rounds)", "spread", "target", "result"),
+        (
+            "cpu ms/req",
+            "untraced ms/req",
+            "ratio (median)",
+            "spread",
+            "sampled",
+            "spans/req",
+            "target",
+            "result",
+        ),
     )
     for row in rows:
         extra = row.extra
@@ -172,6 +190,10 @@ def _render_traced(rows: list[Row], console: Console) -> None:
             _num(extra.get("untraced_cpu_ms_per_request"), 3),
             _num(row.ratio, 3),
             f"{_num(low, 3)}–{_num(high, 3)}",
+            _num(extra.get("sampler_ratio"), 2),
+            _num(
+                extra.get("server_spans_exported", 0) / max(extra.get("server_requests", 0), 1), 2
+            ),
             row.target or "",
             {True: "[green]pass[/]", False: "[red]short[/]", None: ""}[row.passed],
         )

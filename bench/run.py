@@ -47,6 +47,8 @@ class CpuOptions:
     clients: int = 8
     #: Also the servers with tracing on, against their untraced twins.
     tracing: bool = False
+    #: Also the servers head-sampled at this ratio, their requests roots.
+    tracing_sampler: float | None = None
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -155,7 +157,14 @@ def run_cpu(
         report = load_paths(store, [corpus_for(size, workdir)], settings)
         assert report.ok, report.failures[:3]
         rows = cpu_scenario(
-            store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+            store,
+            settings,
+            size,
+            cpu.seconds,
+            cpu.rounds,
+            cpu.clients,
+            cpu.tracing,
+            cpu.tracing_sampler,
         )
     finally:
         if server is not None:

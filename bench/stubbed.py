@@ -93,28 +93,15 @@ def create_app() -> Starlette:
     among them), over an empty embedded store that is never asked: the
     gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``.
     The embedded engine also makes the gateway call inline, as it would not
-    for a wire store. With ``NEWSGRAPH_BENCH_TRACING`` set, every operation is
-    traced (:func:`discarding_processor`)."""
+    for a wire store. With ``NEWSGRAPH_BENCH_TRACING`` set, tracing is as the
+    ``OTEL_*`` settings say, read as ``newsgraph serve`` reads them (the
+    benchmark points them at :mod:`bench.collector`); without it, off, whatever
+    ``OTEL_*`` settings the server inherits."""
     settings = dataclasses.replace(Settings.from_env(), mongodb_uri="")
-    # Traced or not as the benchmark says, whatever OTEL_* settings it inherits.
-    tracing.use(discarding_processor() if os.environ.get(TRACING_ENV) else None)
+    if os.environ.get(TRACING_ENV):
+        if not tracing.configure():
+            raise RuntimeError(f"{TRACING_ENV} is set, but the OTEL_* settings trace nothing")
+    else:
+        tracing.use(None)
     gateway = StubGateway(connect(settings), settings.store_op_timeout_ms, Capture.from_env())
     return create_api(settings, gateway=gateway)
-
-
-def discarding_processor() -> Any:
-    """The span processor a traced server has (spans batched, off the
-    request path; the sampler from the environment), whose exporter drops
-    each batch: the cost of tracing to the server, without a collector to
-    send to (or the encoding for one)."""
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        SpanExporter,
-        SpanExportResult,
-    )
-
-    class Discard(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    return BatchSpanProcessor(Discard())

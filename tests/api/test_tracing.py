@@ -194,6 +194,115 @@ def test_with_tracing_off_nothing_is_traced(
     assert exported.get_finished_spans() == ()
 
 
+def test_a_span_another_instrumentation_made_current_is_the_operation_s_parent(
+    exported: InMemorySpanExporter,
+) -> None:
+    """Without a client's context, the operation continues OpenTelemetry's
+    current span, as one made by an ASGI instrumentation around the app."""
+    from opentelemetry import context, trace
+
+    outer = trace.SpanContext(TRACE_ID, PARENT_ID, False, trace.TraceFlags(1))
+    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(outer)))
+    try:
+        with tracing.operation():
+            pass
+    finally:
+        context.detach(token)
+    (op,) = exported.get_finished_spans()
+    assert op.context.trace_id == TRACE_ID
+    assert op.parent is not None and op.parent.span_id == PARENT_ID
+
+
+def test_the_client_s_context_is_read_by_the_propagators_in_force(
+    exported: InMemorySpanExporter,
+) -> None:
+    """The header names come from the global propagators, found again when
+    they are replaced (as ``OTEL_PROPAGATORS`` or the application may)."""
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    headers = [(b"content-type", b"application/json"), (b"traceparent", TRACEPARENT.encode())]
+    with tracing.incoming(headers), tracing.operation():
+        pass
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(W3CBaggagePropagator())
+    try:
+        assert tracing.incoming(headers) is tracing.OFF  # no field it reads
+        with tracing.incoming(headers), tracing.operation():
+            pass
+    finally:
+        propagate.set_global_textmap(before)
+    first, second = exported.get_finished_spans()
+    assert first.parent is not None and first.context.trace_id == TRACE_ID
+    assert second.parent is None and second.context.trace_id != TRACE_ID
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        TRACEPARENT,
+        TRACEPARENT[:-2] + "00",  # not sampled
+        TRACEPARENT[:-2] + "03",  # flags beyond sampled
+        TRACEPARENT.upper(),  # hex must be lowercase
+        " " + TRACEPARENT,
+        TRACEPARENT + "-extra",  # version 00 has four fields
+        "01" + TRACEPARENT[2:] + "-extra",  # a later version may have more
+        "ff" + TRACEPARENT[2:],  # the invalid version
+        f"00-{0:032x}-{PARENT_ID:016x}-01",
+        f"00-{TRACE_ID:032x}-{0:016x}-01",
+        "00-nonsense-01",
+    ],
+)
+def test_the_client_s_span_is_what_the_sdk_s_propagator_reads(
+    exported: InMemorySpanExporter, traceparent: str
+) -> None:
+    """A lone traceparent is read without the SDK's propagator when it is
+    well formed (and by it otherwise): to the same span context either way."""
+    from opentelemetry import propagate, trace
+
+    expected = trace.get_current_span(
+        propagate.extract({"traceparent": traceparent})
+    ).get_span_context()
+    incoming = tracing.incoming([(b"traceparent", traceparent.encode())])
+    with incoming:
+        client = tracing._client.get()
+    assert client is not None
+    assert client[0] == expected
+    if traceparent == TRACEPARENT:
+        assert client[1] is None  # read here, not by the propagator
+    with incoming, tracing.operation():
+        pass
+    spans = exported.get_finished_spans()
+    kept = not expected.is_valid or expected.trace_flags.sampled  # parentbased_always_on
+    assert len(spans) == kept
+    if kept and expected.is_valid:
+        assert spans[0].parent == expected and spans[0].context.trace_id == expected.trace_id
+
+
+def test_the_client_s_tracestate_is_carried_on(exported: InMemorySpanExporter) -> None:
+    from opentelemetry.trace import TraceState
+
+    headers = [(b"traceparent", TRACEPARENT.encode()), (b"tracestate", b"vendor=value")]
+    with tracing.incoming(headers), tracing.operation():
+        pass
+    (op,) = exported.get_finished_spans()
+    assert op.context.trace_state == TraceState([("vendor", "value")])
+    assert op.parent is not None and op.parent.span_id == PARENT_ID
+
+
+def test_spans_carry_the_provider_s_resource(exported: InMemorySpanExporter) -> None:
+    """The same resource, equal and hashing alike (the OTLP encoder groups
+    spans by it), however its hash is found."""
+    with tracing.operation():
+        pass
+    (op,) = exported.get_finished_spans()
+    spans = tracing._spans
+    assert spans is not None
+    assert op.resource == spans.provider.resource
+    assert hash(op.resource) == hash(spans.provider.resource)
+    assert len({op.resource, spans.provider.resource}) == 1
+
+
 def test_store_calls_outside_an_operation_have_no_span(exported: InMemorySpanExporter) -> None:
     # The subscription feed polls the store on its own: no span, no root trace per poll.
     with tracing.store_call("find", "loader") as span:

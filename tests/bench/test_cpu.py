@@ -1,6 +1,7 @@
 """The ``cpu`` scenario (bench/cpu.py) at a tiny size and duration: its rows are
-there and sane (the traced servers' too, with the otel extra), and its answers
-were checked. No timing is asserted."""
+there and sane (the traced servers' too, with the otel extra: every request
+traced, and head-sampled at a ratio), and its answers were checked. No timing
+is asserted."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.cpu import cpu_scenario, cpu_seconds
+from bench.cpu import SAMPLED, TRACED, cpu_scenario, cpu_seconds
 from bench.gen import generate
 from bench.querying import Uncaptured
-from bench.report import CPU_SCENARIOS, TRACED_SCENARIOS, render
+from bench.report import CPU_SCENARIOS, SAMPLED_SCENARIOS, TRACED_SCENARIOS, render
 from bench.stubbed import Capture, StubGateway
 from core.config import Settings
 from core.store import connect
@@ -57,17 +58,24 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
     try:
         assert load_paths(store, [tmp_path / "corpus"], settings).ok
         rows = cpu_scenario(
-            store, settings, size, seconds=0.5, rounds=2, clients=2, tracing=TRACING
+            store,
+            settings,
+            size,
+            seconds=0.5,
+            rounds=2,
+            clients=2,
+            tracing=TRACING,
+            sampler=0.1 if TRACING else None,
         )
     finally:
         store.db.client.drop_database(settings.db_name)
 
     by = {(row.scenario, row.extra["query"]): row for row in rows}
-    scenarios = CPU_SCENARIOS + (TRACED_SCENARIOS if TRACING else ())
+    scenarios = CPU_SCENARIOS + (TRACED_SCENARIOS + SAMPLED_SCENARIOS if TRACING else ())
     assert set(by) == {(s, q) for s in scenarios for q in ("front_page", "mobile")}
     for row in rows:
-        if row.scenario in TRACED_SCENARIOS:  # against the untraced twin, round by round
-            twin = by[(row.scenario.removesuffix("_traced"), row.extra["query"])]
+        if row.scenario in TRACED_SCENARIOS + SAMPLED_SCENARIOS:  # against the untraced twin
+            twin = by[((TRACED | SAMPLED)[row.scenario], row.extra["query"])]
             assert row.extra["untraced_cpu_ms_per_request"] == twin.extra["cpu_ms_per_request"]
             rounds = [
                 t / u
@@ -78,6 +86,19 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
             assert row.extra["ratio_rounds"] == pytest.approx(rounds)
             assert row.ratio == pytest.approx(statistics.median(rounds))
             assert row.target == "<= 1.05" and row.extra["answers_checked"] is True
+            spans, requests = row.extra["server_spans_exported"], row.extra["requests"]
+            if row.scenario in TRACED_SCENARIOS:
+                # Every timed answer's spans reached the collector, by OTLP.
+                assert spans >= requests > 0 and row.extra["sampler_ratio"] == 1.0
+                continue
+            # Roots sampled at 0.1: some spans, far fewer than with every
+            # request traced (about a tenth as many a request; a third is
+            # far outside chance at these counts).
+            full = by[(row.scenario.replace("_sampled", "_traced"), row.extra["query"])]
+            every = full.extra["server_spans_exported"] / full.extra["server_requests"]
+            share = spans / row.extra["server_requests"]
+            assert 0 < spans < requests and share < every / 3
+            assert row.extra["sampler_ratio"] == 0.1
             continue
         assert (row.size, row.engine) == (size, "memory")
         assert row.extra["answers_checked"] is True
