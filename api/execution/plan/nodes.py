@@ -118,6 +118,14 @@ class Selection:
     fields: list[PlanField]
     #: Whether any field here or below needs a store call.
     fetches: bool = False
+    #: The fields here that need a store call, or have one below them: the
+    #: only ones the store calls are made for (``api.execution.plan.fetch``).
+    fetching: list[PlanField] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.fetching = [
+            f for f in self.fields if f.store or (f.selection is not None and f.selection.fetches)
+        ]
 
 
 class CheckedArguments:
