@@ -1,10 +1,12 @@
 """Server CPU per request: what one request costs the server process itself,
 with the store stubbed, beside a bare endpoint returning the same bytes.
 
-Three Uvicorn servers run at once, one worker each: newsgraph's app with
+Four Uvicorn servers run at once, one worker each: newsgraph's app with
 compiled execution on, the same with it off (both on :mod:`bench.stubbed`,
-whose store answers from memory), and a bare Starlette endpoint
-(:func:`bench.bare.create_precomputed_app`). Concurrent httpx clients in
+whose store answers from memory), a bare Starlette endpoint
+(:func:`bench.bare.create_precomputed_app`), and beneath it the same bytes
+from a plain ASGI callable (:func:`bench.bare.create_raw_app`, ``cpu_floor``:
+what Uvicorn costs by itself, which every server here pays). Concurrent httpx clients in
 this process (8: enough to keep the API's worker busy on two cores; the
 ``server_busy`` column, server CPU seconds per wall second, says whether they
 did) send one query back to back for a window; the server's CPU time over the
@@ -70,6 +72,9 @@ TRACED_HEADERS = {
     **HEADERS,
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 }
+#: The servers that return the precomputed answers: Starlette's endpoint,
+#: and the plain ASGI callable beneath it (Uvicorn's own share).
+BARE = ("cpu_bare", "cpu_floor")
 #: Each traced scenario, and the untraced one it is compared with.
 TRACED = {"cpu_traced": "cpu", "cpu_compiled_traced": "cpu_compiled"}
 
@@ -98,7 +103,7 @@ def cpu_seconds(pid: int) -> float:
 class Variant:
     """One server answering one query: its windows' CPU ms per request."""
 
-    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_bare
+    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_bare, cpu_floor
     query: str
     url: str
     pid: int
@@ -211,7 +216,8 @@ def cpu_scenario(
     tracing: bool = False,
 ) -> list[Row]:
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
-    query, with their ratio to ``cpu_bare`` on the same query's bytes; with
+    query, with their ratio to ``cpu_bare`` on the same query's bytes (and
+    ``cpu_floor``'s, the share of that which is Uvicorn's own); with
     ``tracing``, also ``cpu_traced`` and ``cpu_compiled_traced``, with their
     ratio to their untraced twins."""
     bodies = request_bodies(store)
@@ -226,6 +232,7 @@ def cpu_scenario(
             ("cpu_compiled", "bench.stubbed:create_app", True),
             ("cpu", "bench.stubbed:create_app", False),
             ("cpu_bare", "bench.bare:create_precomputed_app", True),
+            ("cpu_floor", "bench.bare:create_raw_app", True),
         ]
         if tracing:
             servers_ += [
@@ -243,7 +250,7 @@ def cpu_scenario(
                 env[TRACING_ENV] = "1"
             url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
             for query, body in bodies.items():
-                bare = scenario == "cpu_bare"
+                bare = scenario in BARE
                 path_ = f"/{query}" if bare else "/graphql"
                 expected = real[compiled][query]
                 variants.append(Variant(scenario, query, url, pid, path_, body, expected, headers))

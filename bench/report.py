@@ -72,7 +72,7 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
 
 #: Rows of the ``cpu`` scenario (bench/cpu.py), shown in a table of their own:
 #: CPU per request, not latency.
-CPU_SCENARIOS = ("cpu_compiled", "cpu", "cpu_bare")
+CPU_SCENARIOS = ("cpu_compiled", "cpu", "cpu_bare", "cpu_floor")
 #: Those with tracing on (``--tracing``), each against its untraced twin.
 TRACED_SCENARIOS = ("cpu_compiled_traced", "cpu_traced")
 

@@ -97,6 +97,8 @@ class PlanField:
     #: Set once the tree is built (:mod:`api.execution.plan.shape`).
     get: Getter = field(default=lambda source, state: None, repr=False)
     resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
+    #: Completes the value ``get`` read (set with ``resolve``, which calls it).
+    complete: Callable[[Any, Any, Any, str | int], Any] | None = field(default=None, repr=False)
 
     #: Whether the field's arguments are checked, and whether the store is
     #: asked for its value: said once here, read on every request. A list read
