@@ -66,10 +66,6 @@ MAX_SHARE = 16
 #: projections), rounded up; and of the plan itself (its root, caches, key).
 BYTES_PER_FIELD = 2000
 BYTES_PER_PLAN = 4000
-#: And of each object selection's completer (``api.execution.plan.shape``: a
-#: function written for it, its code and the names it reads): measured at
-#: 0.4–1.3 kB beside the estimate above (it varies run to run), rounded up.
-BYTES_PER_SELECTION = 2000
 
 
 @dataclass(frozen=True)
@@ -231,14 +227,12 @@ class Plans:
             try:
                 found = build_plan(schema, document, operation, variables)
                 # Its fields' nodes hold the whole document.
-                walked = found.walk()
-                selections = sum(f.selection is not None for f in walked)
+                fields = len(found.walk())
                 found.held = (
                     text
                     + document_size(query, document)
                     + BYTES_PER_PLAN
-                    + BYTES_PER_FIELD * len(walked)
-                    + BYTES_PER_SELECTION * selections
+                    + BYTES_PER_FIELD * fields
                 )
             except Unplannable as why:
                 reason = str(why)
