@@ -8,7 +8,8 @@ python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [
 python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscriptions 100]
                         [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
-python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--json FILE]
+python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing] [--get]
+                   [--json FILE]
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also servers with OpenTelemetry tracing on, against their untraced twins",
     )
+    cpu.add_argument(
+        "--get",
+        action="store_true",
+        help="send the queries as GET requests (anonymous, publicly cacheable answers)",
+    )
     cpu.add_argument("--json", type=Path, dest="json_path")
     for command in (bench, cpu):
         command.add_argument(
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cpu":
         from bench.run import CpuOptions, run_cpu
 
-        options = CpuOptions(args.seconds, args.rounds, args.clients, args.tracing)
+        options = CpuOptions(args.seconds, args.rounds, args.clients, args.tracing, args.get)
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0
     if args.command == "hostile" and args.publish_into is not None:

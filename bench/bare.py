@@ -4,7 +4,7 @@
 answers the front page with raw pymongo and orjson.
 
 ``uvicorn --factory bench.bare:create_precomputed_app``: the ``cpu`` baseline,
-which answers ``POST /<query>`` with the real app's response to that query,
+which answers ``POST /<query>`` (or GET) with the real app's response to that query,
 encoded once beforehand: what serving those bytes over HTTP costs, and nothing else.
 
 ``uvicorn --factory bench.bare:create_raw_app``: the same answers from a plain
@@ -47,7 +47,7 @@ def create_precomputed_app() -> Starlette:
         await request.body()  # read as the API reads its POST body
         return Response(answers[request.path_params["query"]], media_type="application/json")
 
-    return Starlette(routes=[Route("/{query}", answer, methods=["POST"])])
+    return Starlette(routes=[Route("/{query}", answer, methods=["GET", "POST"])])
 
 
 def create_raw_app() -> Any:

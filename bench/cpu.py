@@ -44,6 +44,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import orjson
@@ -63,6 +64,10 @@ from testing.live import serving
 #: compared on serving the answer, not on gzip (the API compresses responses
 #: over 1 kB for clients that accept it; the bare endpoint does not).
 HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
+#: With ``get``, the queries go as GET requests, their text and variables in
+#: the URL: the API's path for an anonymous, publicly cacheable answer (the
+#: objects' cache keys gathered, an ETag and caching headers written).
+GET_HEADERS = {"accept-encoding": "identity"}
 #: Each server's first window, untimed: plans compiled, caches filled.
 WARMUP_S = 1.0
 #: A client's trace context, sent with every request of a run with tracing:
@@ -111,6 +116,7 @@ class Variant:
     body: bytes
     expected: bytes
     headers: dict[str, str] = field(default_factory=lambda: HEADERS)
+    method: str = "POST"  # GET: the query is in ``path``, and ``body`` is empty
     cpu_ms: list[float] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)  # server CPU s per wall s
     requests: int = 0
@@ -129,12 +135,24 @@ def request_bodies(store: Store) -> dict[str, bytes]:
     }
 
 
-async def _answers(app: Starlette, bodies: dict[str, bytes]) -> dict[str, bytes]:
+def as_get(body: bytes) -> str:
+    """A posted request body as a GET request's query string."""
+    data = orjson.loads(body)
+    params = {"query": data["query"]}
+    if data.get("variables") is not None:
+        params["variables"] = orjson.dumps(data["variables"]).decode()
+    return urlencode(params)
+
+
+async def _answers(app: Starlette, bodies: dict[str, bytes], get: bool = False) -> dict[str, bytes]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         answers = {}
         for name, body in bodies.items():
-            response = await client.post("/graphql", content=body, headers=HEADERS)
+            if get:
+                response = await client.get(f"/graphql?{as_get(body)}", headers=GET_HEADERS)
+            else:
+                response = await client.post("/graphql", content=body, headers=HEADERS)
             assert response.status_code == 200, response.text
             assert b'"errors"' not in response.content, response.text
             answers[name] = response.content
@@ -142,7 +160,7 @@ async def _answers(app: Starlette, bodies: dict[str, bytes]) -> dict[str, bytes]
 
 
 async def capture(
-    store: Store, settings: Settings, bodies: dict[str, bytes]
+    store: Store, settings: Settings, bodies: dict[str, bytes], get: bool = False
 ) -> tuple[Capture, dict[bool, dict[str, bytes]]]:
     """Every store call the queries make, with compiled execution on and off,
     and the real app's answers in each mode (by ``compiled``)."""
@@ -150,8 +168,8 @@ async def capture(
     real = {}
     for compiled in (True, False):
         mode = dataclasses.replace(settings, compiled=compiled)
-        real[compiled] = await _answers(create_app(mode, store), bodies)
-        await _answers(create_app(mode, gateway=recorder), bodies)
+        real[compiled] = await _answers(create_app(mode, store), bodies, get)
+        await _answers(create_app(mode, gateway=recorder), bodies, get)
     return Capture(recorder.found, recorder.counted, real[True]), real
 
 
@@ -167,8 +185,8 @@ async def _window(variant: Variant, clients: int, seconds: float) -> tuple[float
         async def one() -> None:
             nonlocal served, wrong
             while time.monotonic() < deadline:
-                response = await client.post(
-                    variant.path, content=variant.body, headers=variant.headers
+                response = await client.request(
+                    variant.method, variant.path, content=variant.body, headers=variant.headers
                 )
                 served += 1
                 wrong += response.status_code != 200 or response.content != variant.expected
@@ -198,7 +216,9 @@ async def _check(variants: list[Variant]) -> None:
     """Each server's answer, before any timing, is the real app's."""
     async with httpx.AsyncClient(timeout=30) as client:
         for v in variants:
-            response = await client.post(v.url + v.path, content=v.body, headers=v.headers)
+            response = await client.request(
+                v.method, v.url + v.path, content=v.body, headers=v.headers
+            )
             if response.content != v.expected:
                 raise WrongAnswer(
                     f"{v.scenario} {v.query} answered {response.content[:300]!r}, "
@@ -214,6 +234,7 @@ def cpu_scenario(
     rounds: int = 3,
     clients: int = 8,
     tracing: bool = False,
+    get: bool = False,
 ) -> list[Row]:
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
     query, with their ratio to ``cpu_bare`` on the same query's bytes (and
@@ -222,7 +243,7 @@ def cpu_scenario(
     ratio to their untraced twins."""
     bodies = request_bodies(store)
     settings = unthrottled(settings)
-    captured, real = asyncio.run(capture(store, settings, bodies))
+    captured, real = asyncio.run(capture(store, settings, bodies, get))
     uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         path = Path(tmp) / "capture.pickle"
@@ -240,6 +261,8 @@ def cpu_scenario(
                 ("cpu_traced", "bench.stubbed:create_app", False),
             ]
         headers = TRACED_HEADERS if tracing else HEADERS
+        if get:
+            headers = {k: v for k, v in headers.items() if k != "content-type"}
         for scenario, target, compiled in servers_:
             env = {
                 CAPTURE_ENV: str(path),
@@ -253,7 +276,11 @@ def cpu_scenario(
                 bare = scenario in BARE
                 path_ = f"/{query}" if bare else "/graphql"
                 expected = real[compiled][query]
-                variants.append(Variant(scenario, query, url, pid, path_, body, expected, headers))
+                if get:  # (the bare endpoints serve the captured GET answers)
+                    path_, body = f"{path_}?{as_get(body)}", b""
+                variant = Variant(scenario, query, url, pid, path_, body, expected, headers)
+                variant.method = "GET" if get else "POST"
+                variants.append(variant)
         asyncio.run(_check(variants))
         asyncio.run(_measure(variants, clients, seconds, rounds))
     return _rows(variants, size, clients, seconds)
@@ -284,6 +311,7 @@ def _rows(variants: list[Variant], size: int, clients: int, seconds: float) -> l
                     "clients": clients,
                     "window_s": seconds,
                     "answers_checked": True,
+                    "method": v.method,
                 },
             )
         )

@@ -134,8 +134,10 @@ def _cpu_table(title: str, columns: tuple[str, ...]) -> Table:
 
 
 def _render_cpu(rows: list[Row], console: Console) -> None:
+    get = any(row.extra.get("method") == "GET" for row in rows)
     table = _cpu_table(
-        "server CPU per request (one Uvicorn worker, store stubbed)",
+        "server CPU per request (one Uvicorn worker, store stubbed"
+        + (", queries sent as GET)" if get else ")"),
         ("size", "cpu ms/req", "bare ms/req", "ratio", "server busy", "requests"),
     )
     for row in rows:

@@ -46,6 +46,8 @@ class CpuOptions:
     clients: int = 8
     #: Also the servers with tracing on, against their untraced twins.
     tracing: bool = False
+    #: The queries sent as GET requests (publicly cacheable answers).
+    get: bool = False
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -95,7 +97,14 @@ def run(
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
                 rows += cpu_scenario(
-                    store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+                    store,
+                    settings,
+                    size,
+                    cpu.seconds,
+                    cpu.rounds,
+                    cpu.clients,
+                    cpu.tracing,
+                    cpu.get,
                 )
             # Servers in processes of their own: the embedded engine's files
             # are shared with them as a server's database is.
@@ -150,7 +159,7 @@ def run_cpu(
         report = load_paths(store, [corpus_for(size, workdir)], settings)
         assert report.ok, report.failures[:3]
         rows = cpu_scenario(
-            store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+            store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing, cpu.get
         )
     finally:
         if server is not None:

@@ -321,6 +321,8 @@ def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
             return None
         if type(value) is not list:  # execution accepts any iterable but a string
             raise Fallback(f"{f.parent}.{f.name} is a {type(value).__name__}")
+        if not value:
+            return []
         here = (path, key)
         if required:  # all items at once; on any trouble, again one by one
             errors, failures = len(state.errors), state.failures
