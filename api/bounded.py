@@ -14,7 +14,7 @@ import enum
 import sys
 import types
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from cachetools import LRUCache
 from graphql import DocumentNode, Token, TokenKind
@@ -25,6 +25,7 @@ ENTRY_BYTES = 300
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 class BoundedLRU(LRUCache[K, V], Generic[K, V]):
@@ -42,6 +43,20 @@ class BoundedLRU(LRUCache[K, V], Generic[K, V]):
         super().__init__(maxsize=max_bytes, getsizeof=sizeof)
         self.max_entries = max_entries
         self.max_item_bytes = max_bytes if max_item_bytes is None else max_item_bytes
+
+    @overload
+    def get(self, key: K) -> V | None: ...
+
+    @overload
+    def get(self, key: K, default: V | T) -> V | T: ...
+
+    def get(self, key: K, default: Any = None) -> Any:
+        # One look-up where cachetools makes two (``in``, then ``[]``): the
+        # caches are read on every request, and nearly always hold the key.
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __setitem__(self, key: K, value: V) -> None:
         if self.getsizeof(value) > self.max_item_bytes:

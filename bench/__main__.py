@@ -9,7 +9,7 @@ python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscripti
                         [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
 python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing]
-                    [--tracing-sampler RATIO] [--json FILE]
+                    [--tracing-sampler RATIO] [--get] [--json FILE]
 python -m bench fleet [--engine wire|embedded] [--corpus DIR] [--requests 400] [--json FILE]
 """
 
@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RATIO",
         help="also traced servers head-sampling root requests at RATIO (implies --tracing)",
     )
+    cpu.add_argument(
+        "--get",
+        action="store_true",
+        help="send the queries as GET requests (anonymous, publicly cacheable answers)",
+    )
     cpu.add_argument("--json", type=Path, dest="json_path")
     add_fleet_arguments(
         commands.add_parser(
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.run import CpuOptions, run_cpu
 
         options = CpuOptions(
-            args.seconds, args.rounds, args.clients, args.tracing, args.tracing_sampler
+            args.seconds, args.rounds, args.clients, args.tracing, args.tracing_sampler, args.get
         )
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0

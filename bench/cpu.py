@@ -1,10 +1,12 @@
 """Server CPU per request: what one request costs the server process itself,
 with the store stubbed, beside a bare endpoint returning the same bytes.
 
-Three Uvicorn servers run at once, one worker each: newsgraph's app with
+Four Uvicorn servers run at once, one worker each: newsgraph's app with
 compiled execution on, the same with it off (both on :mod:`bench.stubbed`,
-whose store answers from memory), and a bare Starlette endpoint
-(:func:`bench.bare.create_precomputed_app`). Concurrent httpx clients in
+whose store answers from memory), a bare Starlette endpoint
+(:func:`bench.bare.create_precomputed_app`), and beneath it the same bytes
+from a plain ASGI callable (:func:`bench.bare.create_raw_app`, ``cpu_floor``:
+what Uvicorn costs by itself, which every server here pays). Concurrent httpx clients in
 this process (8: enough to keep the API's worker busy on two cores; the
 ``server_busy`` column, server CPU seconds per wall second, says whether they
 did) send one query back to back for a window; the server's CPU time over the
@@ -54,6 +56,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import orjson
@@ -74,6 +77,10 @@ from testing.live import serving
 #: compared on serving the answer, not on gzip (the API compresses responses
 #: over 1 kB for clients that accept it; the bare endpoint does not).
 HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
+#: With ``get``, the queries go as GET requests, their text and variables in
+#: the URL: the API's path for an anonymous, publicly cacheable answer (the
+#: objects' cache keys gathered, an ETag and caching headers written).
+GET_HEADERS = {"accept-encoding": "identity"}
 #: Each server's first window, untimed: plans compiled, caches filled.
 WARMUP_S = 1.0
 #: A client's trace context, sent with every request of a run with tracing:
@@ -83,6 +90,9 @@ TRACED_HEADERS = {
     **HEADERS,
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 }
+#: The servers that return the precomputed answers: Starlette's endpoint,
+#: and the plain ASGI callable beneath it (Uvicorn's own share).
+BARE = ("cpu_bare", "cpu_floor")
 #: Each traced scenario, and the untraced one it is compared with.
 TRACED = {"cpu_traced": "cpu", "cpu_compiled_traced": "cpu_compiled"}
 #: The same, head-sampled at a ratio, their requests roots (no ``traceparent``).
@@ -131,7 +141,7 @@ def cpu_seconds(pid: int) -> float:
 class Variant:
     """One server answering one query: its windows' CPU ms per request."""
 
-    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_bare
+    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_bare, cpu_floor
     query: str
     url: str
     pid: int
@@ -139,6 +149,7 @@ class Variant:
     body: bytes
     expected: bytes
     headers: dict[str, str] = field(default_factory=lambda: HEADERS)
+    method: str = "POST"  # GET: the query is in ``path``, and ``body`` is empty
     cpu_ms: list[float] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)  # server CPU s per wall s
     requests: int = 0
@@ -157,12 +168,24 @@ def request_bodies(store: Store) -> dict[str, bytes]:
     }
 
 
-async def _answers(app: Starlette, bodies: dict[str, bytes]) -> dict[str, bytes]:
+def as_get(body: bytes) -> str:
+    """A posted request body as a GET request's query string."""
+    data = orjson.loads(body)
+    params = {"query": data["query"]}
+    if data.get("variables") is not None:
+        params["variables"] = orjson.dumps(data["variables"]).decode()
+    return urlencode(params)
+
+
+async def _answers(app: Starlette, bodies: dict[str, bytes], get: bool = False) -> dict[str, bytes]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         answers = {}
         for name, body in bodies.items():
-            response = await client.post("/graphql", content=body, headers=HEADERS)
+            if get:
+                response = await client.get(f"/graphql?{as_get(body)}", headers=GET_HEADERS)
+            else:
+                response = await client.post("/graphql", content=body, headers=HEADERS)
             assert response.status_code == 200, response.text
             assert b'"errors"' not in response.content, response.text
             answers[name] = response.content
@@ -170,7 +193,7 @@ async def _answers(app: Starlette, bodies: dict[str, bytes]) -> dict[str, bytes]
 
 
 async def capture(
-    store: Store, settings: Settings, bodies: dict[str, bytes]
+    store: Store, settings: Settings, bodies: dict[str, bytes], get: bool = False
 ) -> tuple[Capture, dict[bool, dict[str, bytes]]]:
     """Every store call the queries make, with compiled execution on and off,
     and the real app's answers in each mode (by ``compiled``)."""
@@ -178,8 +201,8 @@ async def capture(
     real = {}
     for compiled in (True, False):
         mode = dataclasses.replace(settings, compiled=compiled)
-        real[compiled] = await _answers(create_app(mode, store), bodies)
-        await _answers(create_app(mode, gateway=recorder), bodies)
+        real[compiled] = await _answers(create_app(mode, store), bodies, get)
+        await _answers(create_app(mode, gateway=recorder), bodies, get)
     return Capture(recorder.found, recorder.counted, real[True]), real
 
 
@@ -195,8 +218,8 @@ async def _window(variant: Variant, clients: int, seconds: float) -> tuple[float
         async def one() -> None:
             nonlocal served, wrong
             while time.monotonic() < deadline:
-                response = await client.post(
-                    variant.path, content=variant.body, headers=variant.headers
+                response = await client.request(
+                    variant.method, variant.path, content=variant.body, headers=variant.headers
                 )
                 served += 1
                 wrong += response.status_code != 200 or response.content != variant.expected
@@ -226,7 +249,9 @@ async def _check(variants: list[Variant]) -> None:
     """Each server's answer, before any timing, is the real app's."""
     async with httpx.AsyncClient(timeout=30) as client:
         for v in variants:
-            response = await client.post(v.url + v.path, content=v.body, headers=v.headers)
+            response = await client.request(
+                v.method, v.url + v.path, content=v.body, headers=v.headers
+            )
             if response.content != v.expected:
                 raise WrongAnswer(
                     f"{v.scenario} {v.query} answered {response.content[:300]!r}, "
@@ -243,9 +268,11 @@ def cpu_scenario(
     clients: int = 8,
     tracing: bool = False,
     sampler: float | None = None,
+    get: bool = False,
 ) -> list[Row]:
     """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
-    query, with their ratio to ``cpu_bare`` on the same query's bytes; with
+    query, with their ratio to ``cpu_bare`` on the same query's bytes (and
+    ``cpu_floor``'s, the share of that which is Uvicorn's own); with
     ``tracing``, also ``cpu_traced`` and ``cpu_compiled_traced``, with their
     ratio to their untraced twins; with a ``sampler`` ratio (tracing implied),
     also ``cpu_sampled`` and ``cpu_compiled_sampled``, likewise."""
@@ -253,7 +280,7 @@ def cpu_scenario(
     traced = TRACED | (SAMPLED if sampler is not None else {})
     bodies = request_bodies(store)
     settings = unthrottled(settings)
-    captured, real = asyncio.run(capture(store, settings, bodies))
+    captured, real = asyncio.run(capture(store, settings, bodies, get))
     uvicorn = ["uvicorn", "--factory", "--log-level", "warning", "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         # Entered first, so it stops last: the servers send what they still
@@ -266,6 +293,7 @@ def cpu_scenario(
             ("cpu_compiled", "bench.stubbed:create_app", True),
             ("cpu", "bench.stubbed:create_app", False),
             ("cpu_bare", "bench.bare:create_precomputed_app", True),
+            ("cpu_floor", "bench.bare:create_raw_app", True),
         ]
         if tracing:
             servers_ += [
@@ -278,6 +306,10 @@ def cpu_scenario(
                 ("cpu_sampled", "bench.stubbed:create_app", False),
             ]
         headers = TRACED_HEADERS if tracing else HEADERS
+        plain = HEADERS
+        if get:
+            headers = {k: v for k, v in headers.items() if k != "content-type"}
+            plain = {k: v for k, v in plain.items() if k != "content-type"}
         for scenario, target, compiled in servers_:
             env = {
                 CAPTURE_ENV: str(path),
@@ -290,11 +322,15 @@ def cpu_scenario(
                 env.update(tracing_env(collector, scenario, ratio))
             url, pid = servers.enter_context(serving([*uvicorn, target], env, timeout=60))
             for query, body in bodies.items():
-                bare = scenario == "cpu_bare"
+                bare = scenario in BARE
                 path_ = f"/{query}" if bare else "/graphql"
                 expected = real[compiled][query]
-                sent = HEADERS if scenario in SAMPLED else headers  # roots: the ratio decides
-                variants.append(Variant(scenario, query, url, pid, path_, body, expected, sent))
+                if get:  # (the bare endpoints serve the captured GET answers)
+                    path_, body = f"{path_}?{as_get(body)}", b""
+                sent = plain if scenario in SAMPLED else headers  # roots: the ratio decides
+                variant = Variant(scenario, query, url, pid, path_, body, expected, sent)
+                variant.method = "GET" if get else "POST"
+                variants.append(variant)
         asyncio.run(_check(variants))
         asyncio.run(_measure(variants, clients, seconds, rounds))
         servers.pop_all().close()  # the servers stopped, the collector has their last spans
@@ -342,6 +378,7 @@ def _rows(
                     "clients": clients,
                     "window_s": seconds,
                     "answers_checked": True,
+                    "method": v.method,
                 },
             )
         )

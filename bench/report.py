@@ -79,7 +79,7 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
 
 #: Rows of the ``cpu`` scenario (bench/cpu.py), shown in a table of their own:
 #: CPU per request, not latency.
-CPU_SCENARIOS = ("cpu_compiled", "cpu", "cpu_bare")
+CPU_SCENARIOS = ("cpu_compiled", "cpu", "cpu_bare", "cpu_floor")
 #: Those with tracing on (``--tracing``), each against its untraced twin.
 TRACED_SCENARIOS = ("cpu_compiled_traced", "cpu_traced")
 #: Those head-sampled at a ratio (``--tracing-sampler``), against the same twins.
@@ -147,8 +147,10 @@ def _cpu_table(title: str, columns: tuple[str, ...]) -> Table:
 
 
 def _render_cpu(rows: list[Row], console: Console) -> None:
+    get = any(row.extra.get("method") == "GET" for row in rows)
     table = _cpu_table(
-        "server CPU per request (one Uvicorn worker, store stubbed)",
+        "server CPU per request (one Uvicorn worker, store stubbed"
+        + (", queries sent as GET)" if get else ")"),
         ("size", "cpu ms/req", "bare ms/req", "ratio", "server busy", "requests"),
     )
     for row in rows:

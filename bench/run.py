@@ -49,6 +49,8 @@ class CpuOptions:
     tracing: bool = False
     #: Also the servers head-sampled at this ratio, their requests roots.
     tracing_sampler: float | None = None
+    #: The queries sent as GET requests (publicly cacheable answers).
+    get: bool = False
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -99,7 +101,14 @@ def run(
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
                 rows += cpu_scenario(
-                    store, settings, size, cpu.seconds, cpu.rounds, cpu.clients, cpu.tracing
+                    store,
+                    settings,
+                    size,
+                    cpu.seconds,
+                    cpu.rounds,
+                    cpu.clients,
+                    cpu.tracing,
+                    cpu.get,
                 )
             # Servers in processes of their own: the embedded engine's files
             # are shared with them as a server's database is.
@@ -165,6 +174,7 @@ def run_cpu(
             cpu.clients,
             cpu.tracing,
             cpu.tracing_sampler,
+            cpu.get,
         )
     finally:
         if server is not None:

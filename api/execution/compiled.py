@@ -23,8 +23,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode, OperationType
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLNonNull,
+    GraphQLSchema,
+    GraphQLString,
+    OperationDefinitionNode,
+    OperationType,
+)
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import VariableValues, VariableValueSource, get_variable_values
+from graphql.pyutils import Undefined
 from graphql.utilities import get_operation_ast
 
 from api.bounded import ENTRY_BYTES, BoundedLRU, document_size
@@ -53,10 +70,72 @@ BYTES_PER_PLAN = 4000
 
 @dataclass(frozen=True)
 class _Reads:
-    """The variables the directives of one operation's text read."""
+    """The variables the directives of one operation's text read, and the
+    signatures of its variables when each is one :func:`_quick_variables`
+    coerces (else None)."""
 
     names: frozenset[str]
     size: int
+    signatures: tuple[GraphQLVariableSignature, ...] | None = None
+
+
+#: Built-in scalars whose coercion of a value of an exact Python type is that
+#: value (an Int within 32 bits): by the scalar, those types.
+QUICK_SCALARS: dict[Any, tuple[type, ...]] = {
+    GraphQLString: (str,),
+    GraphQLID: (str,),
+    GraphQLBoolean: (bool,),
+    GraphQLInt: (int,),
+}
+INT32_MIN, INT32_END = -(2**31), 2**31
+
+
+def _quick_signatures(
+    schema: GraphQLSchema, operation: OperationDefinitionNode
+) -> tuple[GraphQLVariableSignature, ...] | None:
+    """The signatures of ``operation``'s variables, if each is a built-in
+    scalar of :data:`QUICK_SCALARS` (or one required) without a default."""
+    found = []
+    for node in operation.variable_definitions or ():
+        signature = get_variable_signature(schema, node)
+        if isinstance(signature, GraphQLError) or signature.default is not None:
+            return None
+        type_ = signature.type
+        named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+        if named not in QUICK_SCALARS:
+            return None
+        found.append(signature)
+    return tuple(found)
+
+
+def _quick_variables(
+    signatures: tuple[GraphQLVariableSignature, ...], inputs: Mapping[str, Any]
+) -> VariableValues | None:
+    """The variables as graphql-core's ``get_variable_values`` coerces them,
+    where each value given is of the exact type its scalar passes on as it
+    is (a text for a String or ID, a bool, an int within 32 bits), and each
+    left out may be; None for anything else (a null, another type, a value
+    missing where one is required), which that function coerces, or refuses
+    in its own words."""
+    sources: dict[str, VariableValueSource] = {}
+    coerced: dict[str, Any] = {}
+    for signature in signatures:
+        name, type_ = signature.name, signature.type
+        value = inputs.get(name, Undefined)
+        required = isinstance(type_, GraphQLNonNull)
+        if value is Undefined:
+            if required:
+                return None
+            sources[name] = VariableValueSource(signature)  # omitted, as there
+            continue
+        named: Any = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+        if type(value) not in QUICK_SCALARS[named]:
+            return None
+        if named is GraphQLInt and not INT32_MIN <= value < INT32_END:
+            return None
+        sources[name] = VariableValueSource(signature, value)
+        coerced[name] = value
+    return VariableValues(sources, coerced)
 
 
 @dataclass(frozen=True)
@@ -107,6 +186,27 @@ class Plans:
         """The plan for this request; :class:`Unplannable` if there is none."""
         return self._plan(schema, query, document, operation, variables)[1]
 
+    def _reads(
+        self,
+        schema: strawberry.Schema,
+        query: str,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+    ) -> _Reads:
+        """What the directives of ``operation`` of ``query`` read, and its
+        variables' signatures if they are quick to coerce; kept per text."""
+        name = operation.name.value if operation.name else None
+        reads_key = ("reads", query, name)
+        reads = self._entries.get(reads_key)
+        if not isinstance(reads, _Reads):
+            names = directive_variables(document)
+            signatures = _quick_signatures(schema._schema, operation)
+            size = sys.getsizeof(query) + 100 * (len(names) + len(signatures or ()))
+            reads = _Reads(names, size + ENTRY_BYTES, signatures)
+            if query:
+                self._entries[reads_key] = reads
+        return reads
+
     def _plan(
         self,
         schema: strawberry.Schema,
@@ -114,16 +214,12 @@ class Plans:
         document: DocumentNode,
         operation: OperationDefinitionNode,
         variables: VariableValues,
+        reads: _Reads | None = None,
     ) -> tuple[tuple[Any, ...], Plan]:
         """The plan and the key it is kept under."""
         name = operation.name.value if operation.name else None
-        reads_key = ("reads", query, name)
-        reads = self._entries.get(reads_key)
-        if not isinstance(reads, _Reads):
-            names = directive_variables(document)
-            reads = _Reads(names, sys.getsizeof(query) + 100 * len(names) + ENTRY_BYTES)
-            if query:
-                self._entries[reads_key] = reads
+        if reads is None:
+            reads = self._reads(schema, query, document, operation)
         key = ("plan", query, name, *(variables.coerced.get(v) for v in sorted(reads.names)))
         found = self._entries.get(key) if query else None
         if not isinstance(found, (Plan, _Declined)):
@@ -176,15 +272,18 @@ class Plans:
             # plan cached under this text is always that of the copy without
             # them, which runs for a client reading no multipart (api.operation.incremental).
             raise Unplannable("@defer/@stream are delivered by ordinary execution")
-        coerced = get_variable_values(
+        reads = self._reads(schema, query, document, operation)
+        inputs = variables or {}
+        quick = None if reads.signatures is None else _quick_variables(reads.signatures, inputs)
+        coerced = quick or get_variable_values(
             schema._schema,
             operation.variable_definitions or (),
-            dict(variables or {}),
+            dict(inputs),
             max_errors=MAX_COERCION_ERRORS,
         )
         if isinstance(coerced, list):  # refused variables: nothing runs
             return ExecutionResult(None, coerced)
-        key, plan = self._plan(schema, query, document, operation, coerced)
+        key, plan = self._plan(schema, query, document, operation, coerced, reads)
         size = plan.bytes
         try:
             return await run(plan, schema, context, coerced)

@@ -34,6 +34,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from api.bounded import BoundedLRU
 from api.data.gateway import Gateway
 from api.errors import ClientError
 from api.operation.throttle import OPERATION_POINTS, STORE_CALL_POINTS, Limits
@@ -51,6 +52,13 @@ KEY_CACHE_ENTRIES = 10_000
 #: What a look-up costs the address that asks, in points (as a store call).
 LOOKUP_POINTS = OPERATION_POINTS + STORE_CALL_POINTS
 UNKNOWN_KEY = "unknown or revoked API key"
+#: Connection addresses whose reading is kept, and the bytes each entry is
+#: taken to hold (the address twice, as text and in its key, and the
+#: cache's node) besides twice its key's length. A longer "address" (not an
+#: IP connection's) is read each time.
+PEERS_KEPT = 10_000
+PEER_BYTES = 300
+PEER_TEXT_MAX = 64
 
 Network = Any  # IPv4Network | IPv6Network
 
@@ -105,6 +113,20 @@ def client_key(peer: str | None, forwarded: Sequence[str], proxies: Sequence[Net
             address = found
             if not trusted(found):
                 break
+    return _address_key(address)
+
+
+def _peer(peer: str | None, proxies: Sequence[Network]) -> tuple[str, bool]:
+    """What a connection's address says on its own: the key of a client
+    connecting from there, and whether it is a trusted proxy's (whose
+    ``X-Forwarded-For`` is read), as :func:`client_key` finds them."""
+    address = _address(peer or "")
+    if address is None:
+        return f"addr:{peer or 'unknown'}", False
+    return _address_key(address), any(address in network for network in proxies)
+
+
+def _address_key(address: IPv4Address | IPv6Address) -> str:
     if isinstance(address, IPv6Address):
         return f"addr:{IPv6Network((address, 64), strict=False)}"
     return f"addr:{address}"
@@ -127,11 +149,24 @@ class Identify:
         self._keys: TTLCache[str, keys.Key | None] = TTLCache(
             KEY_CACHE_ENTRIES, KEY_CACHE_S, timer=clock
         )
+        #: What each connection address says on its own (:func:`_peer`):
+        #: its text parsed once, not on every request.
+        self._peers: BoundedLRU[str | None, tuple[str, bool]] = BoundedLRU(
+            PEERS_KEPT, PEERS_KEPT * PEER_BYTES, lambda found: PEER_BYTES + 2 * len(found[0])
+        )
 
     async def __call__(
         self, peer: str | None, forwarded: Sequence[str], authorization: str | None
     ) -> Identity:
-        anonymous = Identity(client_key(peer, forwarded, self.proxies))
+        known = self._peers.get(peer)
+        if known is None:
+            known = _peer(peer, self.proxies)
+            if peer is None or len(peer) <= PEER_TEXT_MAX:
+                self._peers[peer] = known
+        own, proxy = known
+        # Behind a trusted proxy: the client it forwarded, read afresh each time.
+        key = client_key(peer, forwarded, self.proxies) if forwarded and proxy else own
+        anonymous = Identity(key)
         return await self.credentials(authorization, anonymous)
 
     async def credentials(self, authorization: str | None, anonymous: Identity) -> Identity:

@@ -81,8 +81,9 @@ class Observe:
         for code in stats.error_codes:
             metrics.graphql_errors.labels(code).inc()
         for mode in stats.executions:
-            metrics.graphql_executions.labels(mode).inc()
-        if self.log_requests and route != "/metrics":
+            metrics.execution_counter(mode).inc()
+        # The line is made only for a log that writes it.
+        if self.log_requests and route != "/metrics" and access_log.isEnabledFor(logging.INFO):
             line = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "method": method,

@@ -183,6 +183,11 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def wants_events(self, request: Request) -> bool:
         """Whether ``request`` asks for an event stream (graphql-sse)."""
+        accept = request.headers.get("accept")
+        if accept is None or "event-stream" not in accept.lower():
+            # The only transport offered is graphql-sse's (above), which
+            # takes nothing but ``text/event-stream``: not asked for.
+            return False
         return self._get_stream_transport_from_headers(request.headers) is not None
 
     async def execute_operation(

@@ -86,7 +86,9 @@ class Pipeline:
         in_parts = False
         try:
             try:
-                await self.prepare(op)
+                waiting = self.start(op)
+                if waiting is not None:  # a step asks the store
+                    await waiting
                 result: Any = await self.run(op)
             except Refused as refused:
                 result = PreExecutionError(data=None, errors=refused.errors)
@@ -166,13 +168,31 @@ class Pipeline:
             op.close()
 
     async def prepare(self, op: Operation) -> None:
-        for step in self.steps:
-            # Most steps need nothing but memory and return None; one that may
-            # ask the store (a persisted query other workers registered, a
-            # budget kept in the store) returns what to await, only when it must.
+        waiting = self.start(op)
+        if waiting is not None:
+            await waiting
+
+    def start(self, op: Operation) -> Awaitable[None] | None:
+        """The steps, at once as far as memory answers them; from the first
+        that must ask the store on, what to await (None: all were taken).
+        Most steps need nothing but memory and return None; one that may ask
+        the store (a persisted query other workers registered, a budget kept
+        in the store) returns what to await, only when it must. So an
+        operation that waits for nothing is not made to await anything."""
+        steps = self.steps
+        for i, step in enumerate(steps):
             waiting = step(op)
             if waiting is not None:
-                await waiting
+                return self._rest(op, waiting, i + 1)
+        return None
+
+    async def _rest(self, op: Operation, waiting: Awaitable[None], after: int) -> None:
+        """``waiting`` awaited, then the steps from ``after`` on, as ``prepare``."""
+        await waiting
+        for step in self.steps[after:]:
+            more = step(op)
+            if more is not None:
+                await more
 
     def draw(self, op: Operation) -> list[GraphQLError]:
         """Before each answer of a subscription ``op``: its ``each`` steps

@@ -209,12 +209,14 @@ class Buckets(Protocol):
 
 
 class MemoryBuckets:
-    """Each identity's bucket in this worker's memory, as (points, when):
-    refilled lazily when next taken from."""
+    """Each identity's bucket in this worker's memory, as [points, when]:
+    refilled lazily when next taken from. A bucket is changed where it is
+    kept (reading it marks it used), so a take costs one look-up, not a
+    look-up and a store: three are made for most requests."""
 
     def __init__(self, policies: Mapping[Tier, Policy], max_buckets: int = MAX_BUCKETS) -> None:
         self.policies = dict(policies)
-        self._levels: BoundedLRU[str, tuple[float, float]] = BoundedLRU(
+        self._levels: BoundedLRU[str, list[float]] = BoundedLRU(
             max_buckets, max_buckets * BUCKET_BYTES, lambda _: BUCKET_BYTES
         )
 
@@ -223,13 +225,17 @@ class MemoryBuckets:
 
     def take(self, identity: Identity, points: int, now: float) -> Decision:
         policy = self.policies[identity.tier]
-        level, then = self._levels.get(identity.key, (float(policy.burst), now))
-        level = min(float(policy.burst), level + max(0.0, now - then) * policy.rate)
+        burst = float(policy.burst)
+        bucket = self._levels.get(identity.key)
+        if bucket is None:
+            bucket = self._levels[identity.key] = [burst, now]
+        level, then = bucket
+        level = min(burst, level + max(0.0, now - then) * policy.rate)
+        bucket[1] = now
         if points > level:
-            self._levels[identity.key] = (level, now)
+            bucket[0] = level
             return Decision(False, level, policy, (points - level) / policy.rate)
-        level = min(float(policy.burst), level - points)
-        self._levels[identity.key] = (level, now)
+        bucket[0] = level = min(burst, level - points)
         return Decision(True, level, policy)
 
 

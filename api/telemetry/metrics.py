@@ -87,6 +87,7 @@ class Metrics:
         # each mapped to a small known set before they get here).
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._latencies: dict[str, Any] = {}
+        self._executions: dict[str, Any] = {}
 
     def request_counter(self, route: str, method: str, status: int) -> Any:
         key = (route, method, status)
@@ -99,6 +100,14 @@ class Metrics:
         child = self._latencies.get(route)
         if child is None:
             child = self._latencies[route] = self.latency.labels(route)
+        return child
+
+    def execution_counter(self, mode: str) -> Any:
+        """The count of operations run in ``mode`` (a few known words:
+        ``api.execution.compiled.count``)."""
+        child = self._executions.get(mode)
+        if child is None:
+            child = self._executions[mode] = self.graphql_executions.labels(mode)
         return child
 
     def follow(self, feed: FeedCounts) -> None:

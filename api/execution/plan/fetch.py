@@ -65,9 +65,10 @@ async def fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> N
     fields below it, on what came back."""
     if f.store:
         await _fetch(plan, f, sources, state)
-    if f.selection is not None and f.selection.fetches:
+    selection = f.selection
+    if selection is not None and selection.fetching:
         children = list(_children(f, sources, state))
-        for below in f.selection.fields:
+        for below in selection.fetching:  # the others ask nothing, here or below
             await fetch(plan, below, children, state)
 
 

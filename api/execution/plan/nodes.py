@@ -97,6 +97,8 @@ class PlanField:
     #: Set once the tree is built (:mod:`api.execution.plan.shape`).
     get: Getter = field(default=lambda source, state: None, repr=False)
     resolve: Resolve = field(default=lambda source, state, path: None, repr=False)
+    #: Completes the value ``get`` read (set with ``resolve``, which calls it).
+    complete: Callable[[Any, Any, Any, str | int], Any] | None = field(default=None, repr=False)
 
     #: Whether the field's arguments are checked, and whether the store is
     #: asked for its value: said once here, read on every request. A list read
@@ -118,6 +120,14 @@ class Selection:
     fields: list[PlanField]
     #: Whether any field here or below needs a store call.
     fetches: bool = False
+    #: The fields here that need a store call, or have one below them: the
+    #: only ones the store calls are made for (``api.execution.plan.fetch``).
+    fetching: list[PlanField] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.fetching = [
+            f for f in self.fields if f.store or (f.selection is not None and f.selection.fetches)
+        ]
 
 
 class CheckedArguments:
