@@ -612,14 +612,16 @@ class Throttle(_BudgetStep):
         if op.kind is OperationType.SUBSCRIPTION:
             return None
         if asked >= self.limits.heavy_points:
+            deadline = current_deadline()
             leave = self.limits.running.enter_heavy(self.limits.heavy_concurrency)
             if leave is None:
-                deadline = current_deadline()
                 if deadline is not None:
                     deadline.shed = True  # a 503 with Retry-After, as a full store is
                 error = OverloadedError(1)
                 raise Refused(GraphQLError(str(error), original_error=error))
             op.done.append(leave)
+            if deadline is not None:  # its store calls take the heavy lane (api.data.slots)
+                deadline.heavy = True
 
         def charged() -> None:
             op.charged = asked

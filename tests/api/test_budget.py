@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from starlette.testclient import TestClient
 from strawberry.types.graphql import OperationType
 
 from api.app import create_app
+from api.data.gateway import Gateway
+from api.data.slots import StoreSlots
 from api.errors import OverloadedError, RateLimitedError
 from api.http.identity import client_key, trusted_networks
 from api.operation.cost import PART_OBJECTS, Cost
@@ -510,3 +514,56 @@ def test_a_shared_answer_carries_no_clients_budget_and_the_budget_still_holds(
         # ...while the other is not, and its answer is still the shared one.
         after = proxy.get("/graphql", params={"query": FRONT}, headers=one)
         assert after.status_code == 200 and after.headers["etag"] == first.headers["etag"]
+
+
+class CountingSlots(StoreSlots):
+    """Store slots that count the calls of cheap and heavy operations, and
+    the most of them that ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__(16, 1000)
+        self.lock = threading.Lock()
+        self.now = 0
+        self.calls = {False: 0, True: 0}
+        self.most = {False: 0, True: 0}
+
+    async def run(self, call: Any, heavy: bool = False) -> Any:
+        def counted() -> Any:
+            with self.lock:
+                self.now += 1
+                self.most[heavy] = max(self.most[heavy], self.now)
+                self.calls[heavy] += 1
+            try:
+                time.sleep(0.005)  # long enough for calls started together to overlap
+                return call()
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        return await super().run(counted, heavy)
+
+
+def test_a_heavy_querys_store_calls_run_one_at_a_time_and_cheap_ones_not(
+    loaded: Store, api_settings: Settings
+) -> None:
+    """A query priced at NEWSGRAPH_HEAVY_QUERY_POINTS or more asks the store
+    one call at a time (the heavy lane, api.data.slots), its answer the same;
+    a cheap one is not held to it. Ordinary execution, which asks for each
+    topic's page at once (a plan asks for them in turn anyway)."""
+    many = "{ topics(first: 20) { nodes { name articles(first: 3) { nodes { id } } } } }"
+    answers = {}
+    for heavy_points in (50_000, 100):  # the same query, cheap then heavy
+        slots = CountingSlots()
+        settings = dataclasses.replace(
+            api_settings, heavy_query_points=heavy_points, compiled=False
+        )
+        gateway = Gateway(loaded, settings.store_op_timeout_ms, slots)
+        with TestClient(create_app(settings, gateway=gateway)) as client:
+            answer = post(client, many)
+            assert answer.status_code == 200, answer.text
+            answers[heavy_points] = answer.json()["data"]
+        heavy = heavy_points == 100
+        assert slots.calls[heavy] > 1 and slots.calls[not heavy] == 0, slots.calls
+        # Cheap, its pages are asked for at once; heavy, one after another.
+        assert (slots.most[heavy] == 1) if heavy else (slots.most[heavy] > 1), slots.most
+    assert answers[100] == answers[50_000]
