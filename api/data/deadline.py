@@ -36,6 +36,9 @@ class Deadline:
     #: The GraphQL view has the whole request and runs it: a TIMEOUT from
     #: here on is an executed query's answer, not a request that never arrived.
     running: bool = False
+    #: A heavy operation's (``api.operation.throttle``): its store calls take
+    #: the worker's heavy lane (``api.data.slots``), one at a time.
+    heavy: bool = False
     _waiting: set[anyio.CancelScope] = field(default_factory=set)
 
     @classmethod

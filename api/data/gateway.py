@@ -88,8 +88,10 @@ class Gateway:
         raise RequestTimeoutError(budget.limit_s)
 
     async def _dispatch(self, call: Callable[[], R]) -> R:
-        """The store call itself, in a worker thread holding one of the slots."""
-        return await self.slots.run(call)
+        """The store call itself, in a worker thread holding one of the slots
+        (a heavy operation's, once it has the heavy lane: ``api.data.slots``)."""
+        budget = current_deadline()
+        return await self.slots.run(call, budget is not None and budget.heavy)
 
     def time_limit_ms(self) -> int:
         """``maxTimeMS`` for a store call starting now: the op timeout, or the

@@ -12,6 +12,19 @@ A call that finds every slot busy waits briefly (``NEWSGRAPH_STORE_QUEUE_MS``);
 if none comes free it is refused with :class:`Shed`, which the API answers
 with 503 and ``Retry-After``: a queue without limit is how abandoned work
 used to starve every later request.
+
+**The heavy lane.** The slots are taken first come, first served, and one
+heavy query (``NEWSGRAPH_HEAVY_QUERY_POINTS``: ``api.operation.throttle``)
+asks for a hundred and more pages at once: everyone's calls that came after
+would queue behind all of them, and on the embedded engine, whose calls hold
+the GIL while they decode rows, wait out the whole query. So the calls of a
+heavy operation (its request's deadline says so) first take the worker's
+heavy lane, :data:`HEAVY_LANE` wide: however many heavy operations run, at
+most that many of their calls are in the slots or waiting for one, and a
+cheap query's call waits behind one heavy call at most. The heavy query
+takes longer (its calls one after another); everyone else does not notice
+it. The lane is waited for within the request's deadline, not the slots'
+short wait: a heavy query is not shed for waiting its turn.
 """
 
 from __future__ import annotations
@@ -30,6 +43,8 @@ R = TypeVar("R")
 
 #: What a shed request is told to wait before trying again (seconds).
 RETRY_AFTER_S = 1
+#: Store calls of heavy operations at once, per worker (see the module's docstring).
+HEAVY_LANE = 1
 
 
 class Shed(Exception):
@@ -45,16 +60,29 @@ class StoreSlots:
         # with file responses and other blocking work in the process): queued
         # there, they would wait with no bound. The slots are the only queue.
         self._threads = anyio.CapacityLimiter(math.inf)
+        self._heavy = anyio.CapacityLimiter(HEAVY_LANE)
 
     @property
     def in_flight(self) -> int:
         """Store calls running now, abandoned ones included."""
         return self._slots.borrowed_tokens
 
-    async def run(self, call: Callable[[], R]) -> R:
+    @property
+    def heavy_in_flight(self) -> int:
+        """Store calls of heavy operations in the slots or waiting for one."""
+        return self._heavy.borrowed_tokens
+
+    async def run(self, call: Callable[[], R], heavy: bool = False) -> R:
         """Run ``call`` in a worker thread once a slot is free; raise
         :class:`Shed` if none is within the wait. Cancelling the caller
-        abandons the thread, which gives the slot back when it ends."""
+        abandons the thread, which gives the slot back when it ends. A
+        ``heavy`` operation's call takes the heavy lane first."""
+        if heavy:
+            async with self._heavy:
+                return await self._run(call)
+        return await self._run(call)
+
+    async def _run(self, call: Callable[[], R]) -> R:
         job = _Job(call, self._slots)
         acquired = False
         with anyio.move_on_after(self.wait_s):

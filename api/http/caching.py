@@ -22,15 +22,18 @@ of the app may take far less for all of a response's headers (nginx's
 default buffer is 4 KB), so the default is 2000 bytes, and past the bound the
 keys of the type that takes the most room give way to one key for the type.
 
-The answer's ETag leaves out ``extensions.cost.throttleStatus``, the client's
-budget as it stood (``api.operation.throttle``), which changes with every
-request while the answer does not.
+Whether an answer may be shared at all is the pipeline's to say, with the
+policy: its finish step (``api.operation.caching``) marks an answer shared
+only when it has no errors and no private field, and then keeps the client's
+budget (``RateLimit`` headers, ``extensions.cost.throttleStatus``) out of it,
+so a CDN's copy tells nobody another client's budget, and its ETag is the
+same whoever asks. This layer adds only what it alone knows: the status and
+media type of what goes out.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -75,11 +78,11 @@ class CachePolicy:
         )
 
     def cache_control(self, keys: Keys | None) -> str:
-        """``Cache-Control`` of a successful anonymous answer."""
+        """``Cache-Control`` of a successful anonymous answer: shared only if
+        the pipeline said so (``api.operation.caching``), which also kept
+        the client's budget out of it."""
         policy = keys.policy if keys is not None else None
-        if policy is None:  # no operation's answer (none is, today): as for any cache
-            return f"public, max-age={self.max_age}"
-        if policy.private:
+        if keys is None or policy is None or not keys.shared:
             return NOT_SHARED
         hinted = policy.max_age
         shared = self.shared_max_age if hinted is None else min(hinted, self.shared_max_age)
@@ -100,22 +103,6 @@ class CachePolicy:
         ]
 
 
-#: The budget in an answer: numbers only, so text in the data (where a quote
-#: is escaped) never matches it.
-THROTTLE_STATUS = re.compile(rb',?"throttleStatus":\{(?:"[A-Za-z]+":[0-9.e+-]+,?)*\}')
-
-
-def etag_basis(body: bytes) -> bytes:
-    """What an answer's ETag is computed from: its bytes without the budget
-    (the last thing in it, so looked for from the end)."""
-    at = body.rfind(b'"throttleStatus":{')
-    if at < 0:
-        return body
-    start = at - 1 if at and body[at - 1 : at] == b"," else at
-    found = THROTTLE_STATUS.match(body, start)
-    return body if found is None else body[:start] + body[found.end() :]
-
-
 class QueryCaching:
     def __init__(self, app: ASGIApp, policy: CachePolicy) -> None:
         self.app = app
@@ -126,7 +113,10 @@ class QueryCaching:
             await self.app(scope, receive, send)
             return
         request_headers = Headers(scope=scope)
-        anonymous = "authorization" not in request_headers
+        # An event stream (graphql-sse) is never kept, so it gathers nothing.
+        anonymous = "authorization" not in request_headers and "text/event-stream" not in (
+            request_headers.get("accept", "")
+        )
         start: Message | None = None
         chunks: list[bytes] = []
         passing = False
@@ -167,9 +157,7 @@ class QueryCaching:
                 await send({"type": "http.response.body", "body": body})
                 return
             # The same body as another media type is another representation.
-            digest = hashlib.blake2b(
-                etag_basis(body), digest_size=16, key=content_type.encode()[:64]
-            )
+            digest = hashlib.blake2b(body, digest_size=16, key=content_type.encode()[:64])
             etag = 'W/"' + digest.hexdigest() + '"'
             cache_control = NOT_SHARED
             if anonymous and b'"errors":' not in body:

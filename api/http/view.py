@@ -4,8 +4,10 @@ status codes by the ``application/graphql-response+json`` rules, requests
 shed with 503, refused for their budget with 429 (``RATE_LIMITED``) or for an
 unknown API key with 401, the client's budget in ``RateLimit`` and
 ``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers) on every
-answer, and subscriptions over WebSocket (``api.http.websocket``) and over
-Server-Sent Events (``api.http.sse``) at the same path.
+answer that is not shared (``api.operation.caching`` decides, and the
+pipeline leaves the budget out of one that is), and subscriptions over
+WebSocket (``api.http.websocket``) and over Server-Sent Events
+(``api.http.sse``) at the same path.
 """
 
 from __future__ import annotations

@@ -1,10 +1,25 @@
-"""Step on each answer: the caching policy of its operation, for the HTTP
-layer's cache headers (``api.http.caching``).
+"""Step on each answer: the caching policy of its operation, and whether the
+answer may be kept by shared caches, for the HTTP layer's cache headers
+(``api.http.caching``).
 
 Only an answer that gathers cache keys wants one (an anonymous GET's: see
 ``api.schema.caching``); any other passes at the cost of one attribute read.
 The policy depends on the query text and operation alone, so it is worked out
 once for each and kept, bounded by bytes like every cache a client can fill.
+
+**Shared answers carry no client's state.** An answer is shared (``public``:
+a CDN or proxy may give it to anyone) when it is an anonymous GET's, its
+policy is not private and it has no errors: decided here, once, and nowhere
+else. Such an answer is everyone's, so it carries nobody's budget: the step
+after this one, ``ReportBudget`` (``api.operation.throttle``), leaves out
+``extensions.cost.throttleStatus`` and the ``RateLimit`` headers for it (the
+budget is still drawn and refused as for any answer). Kept, they would tell
+every client served from the cache the budget of whoever asked first, which
+is what the IETF draft's RateLimit fields warn a cached response does, and
+made private instead, no anonymous answer could be kept by a CDN at all. A
+client that wants its budget reads it on any answer that is not shared (a
+POST, a refusal, an error) or sends a key. So this step runs before
+``ReportBudget`` (``api.operation.schema``).
 """
 
 from __future__ import annotations
@@ -37,7 +52,8 @@ class CacheHints:
         keys = getattr(op.context, "keys", None)
         if keys is None or op.document is None:
             return result
-        keys.policy = self.policy(op)
+        keys.policy = found = self.policy(op)
+        keys.shared = found is not None and not found.private and not result.errors
         return result
 
     def policy(self, op: Operation) -> AnswerPolicy | None:
@@ -51,3 +67,10 @@ class CacheHints:
             found = (made, len(op.query) + len(op.name or "") + POLICY_BYTES)
             self.policies[key] = found
         return found[0]
+
+
+def shared(op: Operation) -> bool:
+    """Whether ``op``'s answer may be kept by shared caches (:class:`CacheHints`
+    has decided it): if so it carries no client's own state."""
+    keys = getattr(op.context, "keys", None)
+    return keys is not None and keys.shared

@@ -243,7 +243,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
     schema.pipeline = Pipeline(
         steps(schema, settings, caches, budget, limits, TrustedDocuments.for_settings(settings)),
         Execute(schema, caches.plans),
-        [MaskErrors(), Report(budget), ReportBudget(limits), CacheHints(schema._schema)],
+        # CacheHints first: an answer shared caches may keep carries no client's budget.
+        [MaskErrors(), Report(budget), CacheHints(schema._schema), ReportBudget(limits)],
         each=[ThrottlePayload(limits)],
     )
     return schema

@@ -26,7 +26,8 @@ Four steps apply it to every way in:
 - :class:`ReportBudget`, on each answer: gives back what it did not use, and
   reports the budget in ``extensions.cost`` (Shopify's ``requestedQueryCost``,
   ``actualQueryCost`` and ``throttleStatus``), and on the request's context
-  for the ``RateLimit`` headers.
+  for the ``RateLimit`` headers; an answer shared caches may keep
+  (``api.operation.caching``) carries no budget, being everyone's.
 
 Only clients have budgets: a caller of the schema with no transport in front
 (:data:`~api.schema.context.LOCAL`: tests, scripts, benchmarks of execution)
@@ -97,6 +98,7 @@ from api.data.deadline import current_deadline
 from api.data.gateway import Gateway
 from api.errors import OverloadedError, QueryTooCostlyError, RateLimitedError, UnauthenticatedError
 from api.operation.budget import store_calls_so_far
+from api.operation.caching import shared
 from api.operation.cost import CAP, Cost
 from api.operation.request import Operation, Refused, gateway_of
 from api.schema.context import LOCAL, Context, Identity, Tier
@@ -571,6 +573,12 @@ def _note(op: Operation, decision: Decision) -> None:
         op.context.budget_status = decision
 
 
+def _forget(op: Operation) -> None:
+    """Leave the budget's state out of ``op``'s answer (its headers)."""
+    if isinstance(op.context, Context):
+        op.context.budget_status = None
+
+
 def _draw(
     limits: Limits, op: Operation, identity: Identity, points: int, asked: int
 ) -> Awaitable[None] | None:
@@ -697,14 +705,16 @@ class Throttle(_BudgetStep):
         if op.kind is OperationType.SUBSCRIPTION:
             return None
         if asked >= self.limits.heavy_points:
+            deadline = current_deadline()
             leave = self.limits.running.enter_heavy(self.limits.heavy_concurrency)
             if leave is None:
-                deadline = current_deadline()
                 if deadline is not None:
                     deadline.shed = True  # a 503 with Retry-After, as a full store is
                 error = OverloadedError(1)
                 raise Refused(GraphQLError(str(error), original_error=error))
             op.done.append(leave)
+            if deadline is not None:  # its store calls take the heavy lane (api.data.slots)
+                deadline.heavy = True
 
         def charged() -> None:
             op.charged = asked
@@ -735,7 +745,9 @@ class ReportBudget(_BudgetStep):
     """Step on each answer: what it drew and did not use given back, and the
     budget reported in ``extensions.cost`` as Shopify reports it:
     ``requestedQueryCost`` and ``actualQueryCost`` in points, beside the
-    objects and store calls, and the bucket as ``throttleStatus``."""
+    objects and store calls, and the bucket as ``throttleStatus``; but not
+    in an answer shared caches may keep (``api.operation.caching``, the step
+    before this one, decides), which carries no client's budget."""
 
     def __call__(self, op: Operation, result: Any) -> Any:
         identity = self.client(op)
@@ -751,7 +763,12 @@ class ReportBudget(_BudgetStep):
             cost["requestedQueryCost"] = price(op.cost)
             cost["actualQueryCost"] = min(used, price(op.cost))
         if identity is not None:
-            cost["throttleStatus"] = self._give_back(op, identity, used).throttle_status()
+            status = self._give_back(op, identity, used)
+            if shared(op):
+                # Everyone's answer (a CDN may keep it): no client's budget in it.
+                _forget(op)
+            else:
+                cost["throttleStatus"] = status.throttle_status()
         op.charged = 0
         if cost:
             extensions["cost"] = cost

@@ -156,6 +156,11 @@ class Keys:
     #: None: not gathered (no header lists them; only the policy is wanted).
     objects: set[tuple[str, str]] | None = field(default_factory=set)
     policy: AnswerPolicy | None = None
+    #: Whether the answer may be kept by shared caches (CDNs, proxies) and
+    #: so given to other clients: decided once, by the pipeline's finish
+    #: step (``api.operation.caching``), which then keeps every client's own
+    #: state (its budget) out of it; the HTTP layer's headers follow it.
+    shared: bool = False
 
     def add(self, type_name: str, ident: Any) -> None:
         if self.objects is not None and type(ident) is str and ident:

@@ -11,18 +11,21 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import orjson
 import pytest
 from graphql import GraphQLError
 from starlette.testclient import TestClient
 from strawberry.types.graphql import OperationType
 
 from api.app import create_app
+from api.data.gateway import Gateway
+from api.data.slots import StoreSlots
 from api.errors import OverloadedError, RateLimitedError
 from api.http.identity import client_key, trusted_networks
 from api.operation.cost import PART_OBJECTS, Cost
@@ -468,25 +471,99 @@ def test_an_answer_in_parts_pays_what_its_parts_took(loaded: Store, api_settings
         assert 60_000 - after_parts == answer["actualQueryCost"]
 
 
-def test_budget_status_never_changes_an_answers_etag(loaded: Store, api_settings: Settings) -> None:
-    # A slow refill: at the default rate the bucket is full again within a
-    # front page's time on a busy machine, and both answers carry the same status.
-    with TestClient(app_for(loaded, small_budget(api_settings))) as client:
-        first = client.get("/graphql", params={"query": FRONT})
-        second = client.get("/graphql", params={"query": FRONT})
-        status = [r.json()["extensions"]["cost"]["throttleStatus"] for r in (first, second)]
-        assert status[0] != status[1]
+def test_a_shared_answer_carries_no_clients_budget_and_the_budget_still_holds(
+    loaded: Store, api_settings: Settings
+) -> None:
+    """An anonymous GET answer a CDN may keep and hand to anyone: two clients
+    behind the proxy get the same bytes, with neither's budget in them (no
+    ``RateLimit`` headers, no ``throttleStatus``); each still pays, and the
+    one over budget is refused with a 429 no cache keeps."""
+    settings = small_budget(api_settings, trusted_proxies="127.0.0.1")
+    with TestClient(app_for(loaded, settings), client=("127.0.0.1", 1)) as proxy:
+        one, two = ({"x-forwarded-for": f"203.0.113.{n}"} for n in (31, 32))
+        first = proxy.get("/graphql", params={"query": FRONT}, headers=one)
+        # The other client asks twice: its bucket is lower than the first's.
+        proxy.get("/graphql", params={"query": FRONT}, headers=two)
+        second = proxy.get("/graphql", params={"query": FRONT}, headers=two)
+        for answer in (first, second):
+            assert answer.status_code == 200
+            assert answer.headers["cache-control"].startswith("public")
+            assert "ratelimit" not in answer.headers
+            assert "ratelimit-policy" not in answer.headers
+            cost = answer.json()["extensions"]["cost"]
+            assert "throttleStatus" not in cost and cost["requestedQueryCost"] > 0
+        assert first.content == second.content
         assert first.headers["etag"] == second.headers["etag"]
-        again = client.get(
-            "/graphql", params={"query": FRONT}, headers={"if-none-match": first.headers["etag"]}
-        )
+        etag = {"if-none-match": first.headers["etag"]}
+        again = proxy.get("/graphql", params={"query": FRONT}, headers={**one, **etag})
         assert again.status_code == 304
+        # The same client's POST, for itself alone, reports what it spent.
+        own = proxy.post("/graphql", json={"query": FRONT}, headers=two)
+        assert "private" in own.headers.get("cache-control", "private")
+        assert own.headers["ratelimit"].startswith('"anonymous";r=')
+        assert own.json()["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] < 400
+        # Shared answers still pay: the client that spends its budget by GET is refused.
+        for _ in range(200):
+            refused = proxy.get("/graphql", params={"query": FRONT}, headers=two)
+            if refused.status_code != 200:
+                break
+        assert refused.status_code == 429 and code(refused) == "RATE_LIMITED"
+        assert refused.headers["cache-control"] == "no-store"
+        assert "public" not in refused.headers["cache-control"]
+        assert refused.headers["ratelimit"].startswith('"anonymous";r=')
+        # ...while the other is not, and its answer is still the shared one.
+        after = proxy.get("/graphql", params={"query": FRONT}, headers=one)
+        assert after.status_code == 200 and after.headers["etag"] == first.headers["etag"]
 
 
-def test_throttle_status_is_numbers_only(loaded: Store, api_settings: Settings) -> None:
-    """The ETag leaves the status out by its shape (api.http.caching): it must stay numbers."""
-    with TestClient(app_for(loaded, api_settings)) as client:
-        body = orjson.loads(post(client, FRONT).content)
-        status = body["extensions"]["cost"]["throttleStatus"]
-        assert all(isinstance(v, int | float) for v in status.values())
-        assert list(body["extensions"]["cost"])[-1] == "throttleStatus"
+class CountingSlots(StoreSlots):
+    """Store slots that count the calls of cheap and heavy operations, and
+    the most of them that ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__(16, 1000)
+        self.lock = threading.Lock()
+        self.now = 0
+        self.calls = {False: 0, True: 0}
+        self.most = {False: 0, True: 0}
+
+    async def run(self, call: Any, heavy: bool = False) -> Any:
+        def counted() -> Any:
+            with self.lock:
+                self.now += 1
+                self.most[heavy] = max(self.most[heavy], self.now)
+                self.calls[heavy] += 1
+            try:
+                time.sleep(0.005)  # long enough for calls started together to overlap
+                return call()
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        return await super().run(counted, heavy)
+
+
+def test_a_heavy_querys_store_calls_run_one_at_a_time_and_cheap_ones_not(
+    loaded: Store, api_settings: Settings
+) -> None:
+    """A query priced at NEWSGRAPH_HEAVY_QUERY_POINTS or more asks the store
+    one call at a time (the heavy lane, api.data.slots), its answer the same;
+    a cheap one is not held to it. Ordinary execution, which asks for each
+    topic's page at once (a plan asks for them in turn anyway)."""
+    many = "{ topics(first: 20) { nodes { name articles(first: 3) { nodes { id } } } } }"
+    answers = {}
+    for heavy_points in (50_000, 100):  # the same query, cheap then heavy
+        slots = CountingSlots()
+        settings = dataclasses.replace(
+            api_settings, heavy_query_points=heavy_points, compiled=False
+        )
+        gateway = Gateway(loaded, settings.store_op_timeout_ms, slots)
+        with TestClient(create_app(settings, gateway=gateway)) as client:
+            answer = post(client, many)
+            assert answer.status_code == 200, answer.text
+            answers[heavy_points] = answer.json()["data"]
+        heavy = heavy_points == 100
+        assert slots.calls[heavy] > 1 and slots.calls[not heavy] == 0, slots.calls
+        # Cheap, its pages are asked for at once; heavy, one after another.
+        assert (slots.most[heavy] == 1) if heavy else (slots.most[heavy] > 1), slots.most
+    assert answers[100] == answers[50_000]

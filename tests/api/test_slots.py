@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from api.data.slots import Shed, StoreSlots
+from api.data.slots import HEAVY_LANE, Shed, StoreSlots
 
 
 def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:
@@ -74,3 +74,39 @@ def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs() -> None:
         assert not thread.is_alive()
     finally:
         loop.close()
+
+
+def test_heavy_calls_take_one_lane_and_cheap_ones_pass_them_waiting() -> None:
+    """However many calls heavy operations start at once, at most HEAVY_LANE of
+    them hold or wait for a slot; a cheap call that comes after them all runs
+    while they wait, not after them."""
+    slots = StoreSlots(size=4, wait_ms=1000)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    release = threading.Event()
+    order: list[str] = []
+
+    def heavy() -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        release.wait(5)
+        with lock:
+            running[0] -= 1
+        order.append("heavy")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(lambda: slots.run(heavy, heavy=True))
+            await anyio.sleep(0.05)
+            assert slots.in_flight == HEAVY_LANE and slots.heavy_in_flight == HEAVY_LANE
+            with anyio.fail_after(1):
+                assert await slots.run(lambda: "cheap") == "cheap"
+            order.append("cheap")
+            release.set()
+        assert most[0] == HEAVY_LANE
+        assert order[0] == "cheap" and order.count("heavy") == 10
+        assert slots.in_flight == 0 and slots.heavy_in_flight == 0
+
+    anyio.run(main)
