@@ -171,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench.run import CpuOptions, run_cpu
 
         options = CpuOptions(
-            args.seconds, args.rounds, args.clients, args.tracing, args.tracing_sampler, args.get
+            args.seconds,
+            args.rounds,
+            args.clients,
+            tracing=args.tracing,
+            tracing_sampler=args.tracing_sampler,
+            get=args.get,
         )
         run_cpu(args.size, args.engine, args.workdir, options, args.json_path)
         return 0

@@ -266,6 +266,7 @@ def cpu_scenario(
     seconds: float = 3.0,
     rounds: int = 3,
     clients: int = 8,
+    *,
     tracing: bool = False,
     sampler: float | None = None,
     get: bool = False,

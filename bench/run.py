@@ -107,8 +107,9 @@ def run(
                     cpu.seconds,
                     cpu.rounds,
                     cpu.clients,
-                    cpu.tracing,
-                    cpu.get,
+                    tracing=cpu.tracing,
+                    sampler=cpu.tracing_sampler,
+                    get=cpu.get,
                 )
             # Servers in processes of their own: the embedded engine's files
             # are shared with them as a server's database is.
@@ -172,9 +173,9 @@ def run_cpu(
             cpu.seconds,
             cpu.rounds,
             cpu.clients,
-            cpu.tracing,
-            cpu.tracing_sampler,
-            cpu.get,
+            tracing=cpu.tracing,
+            sampler=cpu.tracing_sampler,
+            get=cpu.get,
         )
     finally:
         if server is not None:

@@ -64,3 +64,25 @@ def test_shared_registrations_are_held_to_nearly_every_possible_hit() -> None:
     assert Row("fleet_apq_shared", 12, "wire", ratio=1.0).passed
     assert not Row("fleet_apq_shared", 12, "wire", ratio=0.675).passed
     assert Row("fleet_apq_per_worker", 12, "wire", ratio=0.675).passed is None  # reported
+
+
+def test_bench_cpu_passes_each_option_to_the_scenario_by_name(monkeypatch, tmp_path) -> None:
+    """Three options of one type family (a flag, a ratio, a flag) once met the
+    scenario by position, and a merge put a flag where the ratio goes."""
+    import bench.run
+    from bench.__main__ import main
+
+    seen: dict[str, object] = {}
+
+    def scenario(*args: object, **kwargs: object) -> list[Row]:
+        seen.update(kwargs)
+        return []
+
+    monkeypatch.setattr(bench.run, "cpu_scenario", scenario)
+    monkeypatch.setattr(bench.run, "load_paths", lambda *a: type("R", (), {"ok": True})())
+    monkeypatch.setattr(bench.run, "corpus_for", lambda size, workdir: tmp_path)
+    argv = ["cpu", "--size", "10", "--engine", "embedded", "--workdir", str(tmp_path)]
+    assert main([*argv, "--get"]) == 0
+    assert (seen["tracing"], seen["sampler"], seen["get"]) == (False, None, True)
+    assert main([*argv, "--tracing-sampler", "0.1"]) == 0
+    assert (seen["sampler"], seen["get"]) == (0.1, False)
