@@ -16,7 +16,7 @@ from bench.querying import execution_scenario, query_scenarios, run_async
 from bench.report import Row, render, write_json
 from bench.throughput import throughput
 from core.config import Settings
-from core.store import connect
+from core.store import Store, connect
 from loaders import load_paths
 from loaders.pipeline import TRUST_NS
 from testing.wire import WireServer, find_wire_server
@@ -51,6 +51,20 @@ class CpuOptions:
     tracing_sampler: float | None = None
     #: The queries sent as GET requests (publicly cacheable answers).
     get: bool = False
+
+    def scenario(self, store: Store, settings: Settings, size: int) -> list[Row]:
+        """:func:`bench.cpu.cpu_scenario` with these options, each by name."""
+        return cpu_scenario(
+            store,
+            settings,
+            size,
+            seconds=self.seconds,
+            rounds=self.rounds,
+            clients=self.clients,
+            tracing=self.tracing,
+            sampler=self.tracing_sampler,
+            get=self.get,
+        )
 
 
 def _store_uri(engine: str) -> tuple[str, WireServer | None]:
@@ -100,17 +114,7 @@ def run(
                 # Once a run: with the store stubbed the server does the same
                 # work at every size (a page of 20; a story and its 0-6 related
                 # stories), and on every engine.
-                rows += cpu_scenario(
-                    store,
-                    settings,
-                    size,
-                    cpu.seconds,
-                    cpu.rounds,
-                    cpu.clients,
-                    tracing=cpu.tracing,
-                    sampler=cpu.tracing_sampler,
-                    get=cpu.get,
-                )
+                rows += cpu.scenario(store, settings, size)
             # Servers in processes of their own: the embedded engine's files
             # are shared with them as a server's database is.
             env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
@@ -166,17 +170,7 @@ def run_cpu(
         store.db.client.drop_database(settings.db_name)
         report = load_paths(store, [corpus_for(size, workdir)], settings)
         assert report.ok, report.failures[:3]
-        rows = cpu_scenario(
-            store,
-            settings,
-            size,
-            cpu.seconds,
-            cpu.rounds,
-            cpu.clients,
-            tracing=cpu.tracing,
-            sampler=cpu.tracing_sampler,
-            get=cpu.get,
-        )
+        rows = cpu.scenario(store, settings, size)
     finally:
         if server is not None:
             server.stop()
