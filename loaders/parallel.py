@@ -15,6 +15,15 @@ forkserver, helped by its resource tracker: two more processes (~40 MB) that
 multiprocessing starts once and keeps for the life of the process, which for
 ``newsgraph serve --load`` or ``load --watch`` is days. So when the last pool in
 the process closes, they are stopped too; the next pool starts them again.
+
+The workers ignore SIGINT: Ctrl-C at a terminal reaches the whole process
+group, and the loader stops them itself, in order (``loaders.pipeline``); a
+worker interrupted on its own would die mid-batch and break the pool. And each
+watches the loader's process, and ends when it is gone: the workers are the
+forkserver's children, not the loader's, so a loader that dies without closing
+its pool (SIGKILL, the OOM killer) would leave them waiting for work forever,
+and the forkserver and resource tracker with them (each lives while a worker
+holds its pipe).
 """
 
 from __future__ import annotations
@@ -25,7 +34,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
+import select
+import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -131,7 +143,12 @@ class Parser:
             with _pools_lock:
                 if _pools == 0:  # before the pool: making it starts the tracker
                     _theirs[:] = _running_helpers()
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_worker_start,
+                    initargs=(os.getpid(),),
+                )
                 _pools += 1
         return self._pool
 
@@ -151,6 +168,42 @@ class Parser:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: How often a worker looks for its loader where it cannot be told of its end
+#: (no pidfd: not Linux 5.3+), in seconds.
+_PARENT_POLL_S = 1.0
+
+
+def _worker_start(loader: int) -> None:
+    """In each worker, as it starts: Ctrl-C is the loader's to act on, and the
+    worker ends with the loader process ``loader`` (see the module)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(loader,), name="loader-watch", daemon=True).start()
+
+
+def _end_with(pid: int) -> None:
+    """Wait for process ``pid`` to end, then end this process."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)  # gone already
+    except (AttributeError, OSError):  # no pidfd here: look now and then
+        while _alive(pid):
+            time.sleep(_PARENT_POLL_S)
+    else:
+        select.select([handle], [], [])  # readable once the process has ended
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, someone else's: the pid was reused
+        return False
+    return True
 
 
 def _running_helpers() -> list[object]:

@@ -32,6 +32,15 @@ while it sets up, writes and rebuilds the counts, and re-reads its snapshot
 when it finds that another loader wrote since, so counts are always rebuilt
 from what the store holds now. A one-shot load holds it for its whole run; a
 watcher takes it for each batch of changes it writes.
+
+A loader's ``stop`` event, once set, ends its run before the next batch (and a
+wait for the lease at once): what was written stays, the batches read ahead
+are dropped, the parse pool is closed and the lease let go, and the report
+says it stopped (``aborted``). This is how ``newsgraph load`` stops on Ctrl-C
+or SIGTERM, and ``serve --load`` stops its load beside serving: an exception
+raised wherever the signal lands could cut through the parse pool's own
+bookkeeping and leave its processes behind. The counts are not rebuilt on
+the way out (promptness first); the next load rebuilds them, as after a crash.
 """
 
 from __future__ import annotations
@@ -86,12 +95,23 @@ _SETTLE_ROUNDS = 4
 _DEFER = "defer"
 
 
+def stopped(by: str = "as asked") -> str:
+    """The ``aborted`` reason of a run stopped by its ``stop`` event; ``by``
+    says who asked (``newsgraph load`` names the signal)."""
+    return f"{by}, before the end: files written so far stay written; run the load again to finish."
+
+
+class _Stopped(Exception):
+    """The loader's ``stop`` event was set: end the run."""
+
+
 def load_paths(
     store: Store,
     paths: Iterable[str | os.PathLike[str]],
     settings: Settings | None = None,
     on_file: OnFile | None = None,
     prune: bool = False,
+    stop: Event | None = None,
 ) -> LoadReport:
     """Load every article file under ``paths`` into ``store``.
 
@@ -99,9 +119,9 @@ def load_paths(
     If the store goes away mid-run the report says so in ``aborted``: what was
     written stays written, and running the load again finishes the job. With
     ``prune``, stored articles whose source file under ``paths`` is gone are
-    deleted.
+    deleted. Setting ``stop`` ends the run early, so too (see the module).
     """
-    with Loader(store, settings) as loader:
+    with Loader(store, settings, stop=stop) as loader:
         return loader.load(paths, on_file=on_file, prune=prune)
 
 
@@ -118,8 +138,9 @@ class Loader:
         purger: Purger | None = None,
         progress: LoadProgress | None = None,
     ) -> None:
-        """``stop``, once set, ends a wait for the loader lease (the run is
-        then aborted, as when the wait runs out). ``purger`` gets the cache
+        """``stop``, once set, ends the run before its next batch, and a
+        wait for the loader lease at once (the run is then aborted, as when
+        the wait runs out). ``purger`` gets the cache
         keys each write changes (by default, the hook the settings name).
         ``progress`` is told how each load goes (``/readyz`` shows it)."""
         self.store = store
@@ -127,6 +148,7 @@ class Loader:
         self.settings = settings or Settings()
         self._purger = purger or Purger.for_settings(self.settings)
         self._stored: Stored | None = None
+        self._stop = stop
         self._lease = Lease(store, self.settings, stop=stop)
         self._log = Log(store)
         #: Files whose mtime and ctime are older than this (time.time_ns()) are
@@ -210,6 +232,8 @@ class Loader:
             report.aborted = (
                 f"{exc} Files written so far stay written; run the load again to finish."
             )
+        except _Stopped:
+            report.aborted = stopped()
         finally:
             self._lease.release(facets=rebuilt)
             report.seconds = time.perf_counter() - started
@@ -314,6 +338,10 @@ class Loader:
         # Batches in flight: parsing in worker processes while the oldest is written.
         in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
         while batch := list(itertools.islice(files, self.settings.batch_size)):
+            if self._stop is not None and self._stop.is_set():
+                # Before reading more; the batches read ahead are not written
+                # (closing the parse pool cancels what has not started).
+                raise _Stopped
             named = [(found, path_text(found.path)) for found in batch]
             stored.saw(name for _, name in named)
             in_flight.append(self._start_batch(named, stored, parser))

@@ -7,6 +7,14 @@ Each command's exit statuses are declared once (:data:`EXIT_STATUS`): its
 ``--help`` lists them from there and a test holds the README's table to them.
 Messages go through :func:`_console`, which does not wrap lines when the
 output is not a terminal, so that each message stays one line in a log.
+
+Ctrl-C and SIGTERM stop ``load`` and ``serve`` in order (:class:`_Stopping`):
+a load ends after the batch it is on, closes its parse pool (whose processes
+would outlive a loader that SIGTERM's default ends at once), lets the loader
+lease go and reports what it did. Then the command ends by that signal, as its
+default would have (status 130 or 143 in a shell): a load stopped is not done.
+``serve`` and ``load --watch`` run until stopped, so Ctrl-C is their normal
+end (status 0), and SIGTERM ends them by that signal once stopped, as servers do.
 """
 
 from __future__ import annotations
@@ -15,13 +23,14 @@ import contextlib
 import dataclasses
 import errno
 import os
+import signal
 import socket
 import sys
 import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -144,6 +153,66 @@ def _error(err: Console, message: str) -> None:
     err.print(message, highlight=False, markup=False)
 
 
+class _Stopping:
+    """Ctrl-C (SIGINT) and SIGTERM while a command runs (from the main thread).
+
+    The first sets :attr:`event`, which the command's loads watch
+    (``loaders.pipeline``): each ends after its batch, in order. A second
+    raises KeyboardInterrupt, for a person who will not wait. Python's
+    defaults would not do: KeyboardInterrupt lands wherever the main thread
+    is, maybe in the parse pool's own bookkeeping (a pool cut there can hang
+    as it closes), and SIGTERM ends the process at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        #: The signal that asked to stop, once one did.
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {
+                sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __enter__(self) -> _Stopping:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.event.set()
+
+    @property
+    def by(self) -> str:
+        """Who asked to stop, for a report: ``by SIGTERM``."""
+        assert self.signum is not None
+        name = signal.Signals(self.signum).name
+        return f"by {name} (Ctrl-C)" if self.signum == signal.SIGINT else f"by {name}"
+
+
+def _end_by(signum: int) -> NoReturn:
+    """End the process by ``signum``, as its default action would have, once
+    what it was doing is stopped in order (the output flushed first: dying by
+    a signal does not)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    sys.exit(128 + signum)  # not reached, unless the signal is blocked
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsgraph")
 def cli() -> None:
@@ -197,6 +266,7 @@ def load(
     reported.
     """
     from loaders import load_paths
+    from loaders.pipeline import stopped
     from loaders.report import render
 
     settings = _settings()
@@ -206,13 +276,21 @@ def load(
     store = _reach(settings, err)
     if store.embedded:
         err.print(f"MONGODB_URI is not set: loading into {store.where}", highlight=False)
-    found = _count_files(paths, err)
-    empty = _warn_empty(found, err)
-    if watch:
-        _watch(store, paths, settings, as_json, err)
-        return
-    total = sum(found.values())
-    report = _load_with_progress(load_paths, store, paths, settings, err, total, prune)
+    with _Stopping() as stopping:
+        found = _count_files(paths, err)
+        empty = _warn_empty(found, err)
+        if watch:
+            _watch(store, paths, settings, as_json, err, stopping.event)
+            if stopping.signum == signal.SIGTERM:
+                store.close()
+                _end_by(stopping.signum)
+            return
+        total = sum(found.values())
+        report = _load_with_progress(
+            load_paths, store, paths, settings, err, total, prune, stopping.event
+        )
+    if stopping.signum is not None and report.aborted == stopped():
+        report.aborted = stopped(stopping.by)
     if as_json:
         from loaders.paths import path_text
 
@@ -221,6 +299,9 @@ def load(
         sys.stdout.write("\n")
     else:
         render(report, _console())
+    if stopping.signum is not None:
+        store.close()
+        _end_by(stopping.signum)
     if report.aborted:
         sys.exit(EXIT_STORE)
     sys.exit(EXIT_OK if report.ok and not empty else EXIT_FAILED)
@@ -289,9 +370,15 @@ def _other_files(directory: Path) -> tuple[int, Path | None]:
 
 
 def _watch(
-    store: Store, paths: tuple[Path, ...], settings: Settings, as_json: bool, err: Console
+    store: Store,
+    paths: tuple[Path, ...],
+    settings: Settings,
+    as_json: bool,
+    err: Console,
+    stop: threading.Event,
 ) -> None:
-    """``load --watch``: one report per batch of changes, until Ctrl-C."""
+    """``load --watch``: one report per batch of changes, until Ctrl-C or
+    SIGTERM (``stop``)."""
     from loaders.paths import path_text
     from loaders.report import render
     from loaders.watch import watch_paths
@@ -307,10 +394,9 @@ def _watch(
 
     watched = ", ".join(map(path_text, paths))
     err.print(f"watching {watched} (Ctrl-C to stop)", highlight=False, markup=False)
-    try:
-        watch_paths(store, paths, settings, on_report=on_report)
-    except KeyboardInterrupt:
-        err.print("stopped watching", highlight=False)
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: at once, not in order
+        watch_paths(store, paths, settings, on_report=on_report, stop=stop)
+    err.print("stopped watching", highlight=False)
 
 
 def _load_with_progress(
@@ -321,11 +407,13 @@ def _load_with_progress(
     err: Console,
     total: int,
     prune: bool = False,
+    stop: threading.Event | None = None,
 ) -> LoadReport:
     """A progress bar with the files counted ahead as its total, and the time
-    left, on a terminal; silent when stderr is a pipe or a file."""
+    left, on a terminal; silent when stderr is a pipe or a file. ``stop`` ends
+    the load early (Ctrl-C or SIGTERM)."""
     if not err.is_terminal:
-        return load_paths(store, paths, settings, prune=prune)
+        return load_paths(store, paths, settings, prune=prune, stop=stop)
     columns = (
         SpinnerColumn(),
         TextColumn("loading"),
@@ -345,7 +433,7 @@ def _load_with_progress(
             if state.speed:
                 progress.update(task, rate=f"{state.speed:,.0f}/s")
 
-        return load_paths(store, paths, settings, on_file=on_file, prune=prune)
+        return load_paths(store, paths, settings, on_file=on_file, prune=prune, stop=stop)
 
 
 @cli.command(epilog=_epilog("serve"))
@@ -424,6 +512,7 @@ def serve(
     from api.http.health import ProbeProcess
     from api.telemetry.logs import log_config
     from loaders import load_paths
+    from loaders.pipeline import stopped
     from loaders.progress import LoadProgress
     from loaders.report import render
 
@@ -450,10 +539,12 @@ def serve(
         # while --load runs); it holds the socket now.
         with _listen(host, health_port, err) as probing:
             probes = ProbeProcess(probing, beats)
-    stop = threading.Event()
+    stopping = _Stopping()
+    stop = stopping.event
     beside: threading.Thread | None = None
     progress: LoadProgress | None = None
     try:
+        stopping.install()
         store = connect(settings)
         loaded = False  # whether --load ran before serving
         if load_paths_:
@@ -471,8 +562,12 @@ def serve(
                 )
             else:  # a first load: the first requests see its articles
                 report = _load_with_progress(
-                    load_paths, store, load_paths_, settings, err, sum(found.values())
+                    load_paths, store, load_paths_, settings, err, sum(found.values()), stop=stop
                 )
+                if stopping.signum is not None:  # stopped before serving: say so, and stop
+                    report.aborted = stopped(stopping.by)
+                    render(report, err)
+                    return
                 render(report, err)
                 loaded = True
         elif store.embedded and store.articles.find_one({}, {"_id": 1}) is None:
@@ -530,6 +625,8 @@ def serve(
                 highlight=False,
                 markup=False,
             )
+        if stop.is_set():  # stopped while starting: not to serve now
+            return
         if workers > 1:
             if beside is None:
                 store.close()  # each worker opens its own
@@ -543,6 +640,7 @@ def serve(
             app.state.health.record = probes.record
         config = uvicorn.Config(app, **options)
         server = GuardedServer(config, _BACKLOG)
+        server.should_exit = stop.is_set()  # stopped while the app was made
         try:
             server.run(sockets=[listening])
         except KeyboardInterrupt:
@@ -562,12 +660,24 @@ def serve(
             probes.stop()
         if beats is not None:
             beats.close()
-        if beside is not None and beside.is_alive():
-            err.print(
-                "[yellow]note:[/] stopped before the load beside serving ended: what it wrote "
-                "stays; `newsgraph load` (or the next `serve --load`) finishes it",
-                highlight=False,
-            )
+        if beside is not None:
+            # It stops after its batch (``stop``), closing its parse pool and
+            # letting the lease go, and reports what it did.
+            beside.join(_LOAD_STOP_S)
+            if beside.is_alive():
+                err.print(
+                    "[yellow]note:[/] stopped before the load beside serving ended: what it "
+                    "wrote stays; `newsgraph load` (or the next `serve --load`) finishes it",
+                    highlight=False,
+                )
+        stopping.restore()
+        if stopping.signum == signal.SIGTERM:
+            _end_by(signal.SIGTERM)
+
+
+#: How long a stopping ``serve`` waits for its load beside serving to stop
+#: after its batch (seconds); its parse workers end with the process anyway.
+_LOAD_STOP_S = 5.0
 
 
 def _holds_articles(store: Store) -> bool:
@@ -588,7 +698,7 @@ def _load_beside(
     server's log shares stderr) and its progress in ``progress``. ``stop``
     ends a wait for the loader lease."""
     from loaders.discover import discover
-    from loaders.pipeline import Loader
+    from loaders.pipeline import Loader, stopped
     from loaders.report import render
 
     try:
@@ -600,6 +710,8 @@ def _load_beside(
         if not stop.is_set():  # stopping: the note on stopping says it did not end
             _error(err, f"the load beside serving failed: {exc!r}")
         return
+    if report.aborted == stopped():
+        report.aborted = stopped("with the server")
     render(report, err)
 
 
@@ -669,7 +781,6 @@ def _supervise(
     Uvicorn's own supervisor would make each worker's server from an import
     string, without the connection guard's server; this one is as small."""
     import multiprocessing
-    import signal
     import time
 
     spawn = multiprocessing.get_context("spawn")
@@ -678,8 +789,10 @@ def _supervise(
     timeout = settings.worker_timeout_s
     stopping = threading.Event()
     failed = False
+    caught: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
+        caught.append(signum)
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -744,6 +857,8 @@ def _supervise(
             signal.signal(sig, handler)
     if failed:
         sys.exit(EXIT_FAILED)
+    if caught:  # on to the handler before (serve's), as Uvicorn passes on what it caught
+        signal.raise_signal(caught[0])
 
 
 def _check_serving_settings(settings: Settings) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 
-def pool_processes(pid: int | None = None) -> list[str]:
-    """The command lines of ``pid``'s descendants (default: this process's)
-    that multiprocessing runs: the forkserver, its workers, the resource tracker."""
+def descendants(pid: int | None = None) -> dict[int, str]:
+    """``pid``'s descendants (default: this process's), each with its command line."""
     children: dict[int, list[int]] = {}
     cmdlines: dict[int, str] = {}
     for entry in os.listdir("/proc"):
@@ -21,10 +21,30 @@ def pool_processes(pid: int | None = None) -> list[str]:
         except (OSError, IndexError, ValueError):
             continue  # exited meanwhile
         children.setdefault(parent, []).append(int(entry))
-    found, todo = [], list(children.get(pid or os.getpid(), []))
+    found, todo = {}, list(children.get(pid or os.getpid(), []))
     while todo:
         child = todo.pop()
-        if "multiprocessing" in cmdlines.get(child, ""):
-            found.append(cmdlines[child])
+        found[child] = cmdlines.get(child, "")
         todo.extend(children.get(child, []))
     return found
+
+
+def pool_processes(pid: int | None = None) -> list[str]:
+    """The command lines of ``pid``'s descendants (default: this process's)
+    that multiprocessing runs: the forkserver, its workers, the resource tracker."""
+    return [cmdline for cmdline in descendants(pid).values() if "multiprocessing" in cmdline]
+
+
+def running(pids: Iterable[int]) -> list[int]:
+    """Those of ``pids`` still running (an exited process not yet reaped, a
+    zombie, is not: it runs nothing and holds nothing)."""
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            alive.append(pid)
+    return alive

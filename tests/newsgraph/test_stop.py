@@ -1,0 +1,212 @@
+"""Stopping a load with a signal: Ctrl-C (SIGINT) and SIGTERM (what a container
+runtime, systemd or a CI script sends) stop it in order, mid-parse; SIGKILL
+cannot, and the parse pool ends by itself. Each leaves no process behind, and
+the lease and the store as the next load can finish from."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.indexes import LOADER
+from tests.articles import web_url, write_article
+from tests.loaders.processes import descendants, running
+from tests.loaders.test_concurrent import RUN_S, assert_counts_exact, load_command
+from tests.waiting import eventually
+
+#: Files of the corpus: batches of 100 (each parsed in the pool, PARALLEL_MIN),
+#: more than the load gets through before the signal.
+FILES = 800
+#: Bound on a stopped process's exit (it stops after the batch it is on).
+STOP_S = 30
+
+
+def corpus(directory: Path) -> Path:
+    for i in range(FILES):
+        write_article(directory, f"a{i:04}.md", webUrl=web_url(f"a{i}"), title=f'"Story {i}"')
+    return directory
+
+
+def started(
+    argv: list[str], env: dict[str, str], out: Path
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """``python -m newsgraph *argv``, its stdout and stderr to files under
+    ``out``, not pipes: an old loader's leftover processes held those open, so
+    a wait for their end would wait for the leftovers too."""
+    out.mkdir(parents=True, exist_ok=True)
+    stdout, stderr = out / "stdout", out / "stderr"
+    with stdout.open("wb") as o, stderr.open("wb") as e:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "newsgraph", *argv],
+            env={**os.environ, **env},
+            stdout=o,
+            stderr=e,
+        )
+    return proc, stdout, stderr
+
+
+def stopped_mid_parse(proc: subprocess.Popen[bytes], signum: int) -> tuple[dict[int, str], int]:
+    """Once ``proc``'s parse pool runs, send it ``signum``: the pool's
+    processes (see :func:`pool_of`) and ``proc``'s exit status, within
+    :data:`STOP_S` (killed if it fails to stop or the pool to start)."""
+    try:
+        pool = pool_of(proc)
+        proc.send_signal(signum)
+        return pool, proc.wait(timeout=STOP_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def pool_of(proc: subprocess.Popen[bytes]) -> dict[int, str]:
+    """Once ``proc``'s parse pool runs (its forkserver started): its descendants."""
+    found: dict[int, str] = {}
+
+    def pool_up() -> bool:
+        found.clear()
+        found.update(descendants(proc.pid))
+        return any("forkserver" in cmdline for cmdline in found.values())
+
+    eventually(pool_up, RUN_S, "the parse pool to start", alive=lambda: proc.poll() is None)
+    return found
+
+
+def assert_none_left(pids: dict[int, str]) -> None:
+    """None of ``pids`` runs (within a bound); those that do are killed, so
+    that a failure leaves nothing behind either."""
+    try:
+        eventually(lambda: not running(pids), 10, f"the end of {pids}")
+    finally:
+        for pid in running(pids):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_helpers_see_a_process_tree_and_its_end():
+    # Not vacuous: a running child is seen, and seen gone once it ends.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert child.pid in descendants() and running([child.pid]) == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+    assert running([child.pid]) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_load_stopped_by_a_signal_mid_parse_stops_in_order(settings, store, tmp_path, signum):
+    articles = corpus(tmp_path / "articles")
+    env = {
+        "MONGODB_URI": settings.mongodb_uri,
+        "NEWSGRAPH_DB": settings.db_name,
+        "NEWSGRAPH_LOAD_WORKERS": "2",
+        "NEWSGRAPH_BATCH_SIZE": "100",
+    }
+    proc, out, err = started(["load", "--json", str(articles)], env, tmp_path / "out")
+    pool, status = stopped_mid_parse(proc, signum)
+    # Ended by the signal, as its default would have (130 or 143 in a shell),
+    # once it had stopped in order and said what it did.
+    assert status == -signum, err.read_text()
+    report = json.loads(out.read_bytes())
+    name = signal.Signals(signum).name
+    assert report["aborted"].startswith(f"by {name}"), report
+    assert "before the end: files written so far stay written" in report["aborted"]
+    assert report["inserted"] < FILES  # stopped mid-run, not after it
+    assert "Traceback" not in err.read_text()
+    # Its parse pool went before it did (nothing is left to be reaped by init).
+    assert_none_left(pool)
+    # The lease was let go, and what was written is what the report says.
+    lease = store.db[LOADER].find_one({"_id": "lease"})
+    assert lease is not None and lease["owner"] is None
+    assert store.articles.count_documents({}) == report["inserted"]
+    again = load_command(settings, articles)
+    done, why = again.communicate(timeout=RUN_S)
+    assert again.returncode == 0, why.decode()
+    assert json.loads(done)["inserted"] == FILES - report["inserted"]
+    assert_counts_exact(store, FILES)
+
+
+def test_a_killed_loaders_parse_pool_ends_by_itself(tmp_path):
+    # SIGKILL leaves the loader no say: the workers (the forkserver's
+    # children, not the loader's) see it gone and end, and the forkserver and
+    # resource tracker with them.
+    corpus(tmp_path / "articles")
+    env = {
+        "MONGODB_URI": "",
+        "NEWSGRAPH_DATA_DIR": str(tmp_path / "data"),
+        "NEWSGRAPH_LOAD_WORKERS": "2",
+        "NEWSGRAPH_BATCH_SIZE": "100",
+    }
+    proc, _, _ = started(["load", str(tmp_path / "articles")], env, tmp_path / "out")
+    try:
+        pool = pool_of(proc)
+
+        def workers_up() -> bool:  # the forkserver, the resource tracker, 2 workers
+            pool.update(descendants(proc.pid))
+            return len(pool) >= 4
+
+        eventually(workers_up, RUN_S, "the parse workers", alive=lambda: proc.poll() is None)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert_none_left(pool)
+
+
+@pytest.mark.parametrize("args", [(), ("--workers", "2")])
+def test_serve_stopped_by_sigterm_stops_its_load_beside_in_order(tmp_path, args):
+    # A restart (the store holds articles): the load runs beside serving, in
+    # the server's process (the supervisor's with --workers); SIGTERM mid-parse
+    # stops the server gracefully and the load after its batch.
+    articles = corpus(tmp_path / "articles")
+    first = tmp_path / "first"
+    write_article(first, "a.md", webUrl=web_url("first"))
+    env = {
+        "MONGODB_URI": "",
+        "NEWSGRAPH_DATA_DIR": str(tmp_path / "data"),
+        "NEWSGRAPH_LOAD_WORKERS": "2",
+        "NEWSGRAPH_BATCH_SIZE": "100",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "newsgraph", "load", str(first)],
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=RUN_S,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = ["serve", "--port", "0", "--load", str(articles), *args]
+    proc, _, err = started(argv, env, tmp_path / "out")
+    pool, status = stopped_mid_parse(proc, signal.SIGTERM)
+    log = err.read_text()
+    # Stopped gracefully, then ended by SIGTERM, as the README says servers do.
+    assert status == -signal.SIGTERM, log
+    assert "STOPPED with the server, before the end" in log
+    assert "Traceback" not in log and "note:" not in log  # the load ended in time
+    assert_none_left(pool)  # the pool's processes, and with --workers the workers
+
+
+def test_serve_stopped_by_sigterm_while_its_first_load_runs_does_not_serve(tmp_path):
+    # Into an empty store the load runs before serving: SIGTERM stops it
+    # there, and the server never starts.
+    articles = corpus(tmp_path / "articles")
+    env = {
+        "MONGODB_URI": "",
+        "NEWSGRAPH_DATA_DIR": str(tmp_path / "data"),
+        "NEWSGRAPH_LOAD_WORKERS": "2",
+        "NEWSGRAPH_BATCH_SIZE": "100",
+    }
+    argv = ["serve", "--port", "0", "--load", str(articles)]
+    proc, _, err = started(argv, env, tmp_path / "out")
+    pool, status = stopped_mid_parse(proc, signal.SIGTERM)
+    log = err.read_text()
+    assert status == -signal.SIGTERM, log
+    assert "STOPPED by SIGTERM, before the end" in log
+    assert "GraphQL at" not in log  # it did not go on to serve
+    assert_none_left(pool)
