@@ -50,7 +50,7 @@ from newsgraph import __version__
 
 if TYPE_CHECKING:  # loaders is imported when a command needs it, not at start
     from api.http.beats import Beater, Beats
-    from api.http.health import ProbeProcess
+    from api.http.health import LoadBoard, ProbeProcess
     from loaders.facets import FacetChange, Recount
     from loaders.progress import LoadProgress
     from loaders.report import LoadReport
@@ -509,7 +509,7 @@ def serve(
     from api.app import create_app
     from api.http.beats import Beats
     from api.http.connections import GuardedServer, limits_for, server_options
-    from api.http.health import ProbeProcess
+    from api.http.health import LoadBoard, ProbeProcess
     from api.telemetry.logs import log_config
     from loaders import load_paths
     from loaders.pipeline import stopped
@@ -534,11 +534,18 @@ def serve(
     probes = None
     # Each worker's heartbeat, which the supervisor watches (and /healthz reports).
     beats = Beats.create(workers) if workers > 1 else None
+    # How a load beside serving goes, for the processes that answer /readyz
+    # and do not load: the workers (the supervisor loads) and the probe process.
+    board = (
+        LoadBoard.create()
+        if load_paths_ and not watch and (workers > 1 or health_port is not None)
+        else None
+    )
     if health_port is not None:
         # Answered from here on, by a process of their own (alive, not ready
         # while --load runs); it holds the socket now.
         with _listen(host, health_port, err) as probing:
-            probes = ProbeProcess(probing, beats)
+            probes = ProbeProcess(probing, beats, board)
     stopping = _Stopping()
     stop = stopping.event
     beside: threading.Thread | None = None
@@ -588,7 +595,7 @@ def serve(
             # In a thread of this process (the supervisor's, with --workers:
             # once, not per worker); the loader's store calls leave the event
             # loop alone, as the gateway's threads do. /readyz shows how it goes.
-            progress = LoadProgress()
+            progress = LoadProgress(publish=board.write if board is not None else None)
             beside = threading.Thread(
                 target=_load_beside,
                 args=(store, load_paths_, settings, err, stop, progress),
@@ -631,7 +638,7 @@ def serve(
             if beside is None:
                 store.close()  # each worker opens its own
             assert beats is not None
-            _supervise(settings, options, beats, listening, probes, err)
+            _supervise(settings, options, beats, listening, probes, err, board)
             return
         app = create_app(settings, store)
         if progress is not None:
@@ -670,6 +677,8 @@ def serve(
                     "wrote stays; `newsgraph load` (or the next `serve --load`) finishes it",
                     highlight=False,
                 )
+        if board is not None:
+            board.close()
         stopping.restore()
         if stopping.signum == signal.SIGTERM:
             _end_by(signal.SIGTERM)
@@ -729,12 +738,14 @@ class _Worker:
         sock: socket.socket,
         record: Any,
         beat: Beater,
+        load: LoadBoard | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.sock = sock
         self.record = record
         self.beat = beat
+        self.load = load
 
     def __call__(self) -> None:
         import uvicorn
@@ -746,6 +757,8 @@ class _Worker:
         if self.record is not None:
             app.state.health.record = self.record
         app.state.health.on_beat = self.beat
+        if self.load is not None:  # the supervisor's load beside serving
+            app.state.health.load = self.load.read
         config = uvicorn.Config(app, **self.options, **server_options(limits_for(self.settings)))
         config.configure_logging()
         server = GuardedServer(config, _BACKLOG)
@@ -769,9 +782,11 @@ def _supervise(
     listening: socket.socket,
     probes: ProbeProcess | None,
     err: Console,
+    board: LoadBoard | None = None,
 ) -> None:
     """``serve --workers N``: N :class:`_Worker` processes accepting on
-    ``listening``, each in a slot of ``beats`` its event loop beats in. One
+    ``listening``, each in a slot of ``beats`` its event loop beats in (and
+    reading ``board`` for /readyz's load part, when this process loads). One
     that dies is started again; one silent for NEWSGRAPH_WORKER_TIMEOUT_S is
     sent SIGTERM, SIGKILL :data:`_KILL_GRACE_S` later (a stuck loop never
     handles the first), and replaced once it is gone, as gunicorn's arbiter
@@ -837,7 +852,7 @@ def _supervise(
                 if stopping.is_set():
                     break
                 process = spawn.Process(
-                    target=_Worker(settings, plain, listening, record, beats.beater(index)),
+                    target=_Worker(settings, plain, listening, record, beats.beater(index), board),
                     name="newsgraph-worker",
                 )
                 process.start()

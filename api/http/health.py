@@ -26,10 +26,11 @@ numbers, by the same rules (:func:`liveness`, :func:`readiness`):
   request elsewhere.
 
 What a load beside serving (``serve --load`` over a store that holds articles)
-has done is the ``load`` part of the readiness body on the API's port
-(:func:`load_part`): readiness stays 200 while it runs, as what the store holds
-is served. The probe process has no such part: its few shared numbers say
-whether to send traffic, not how a load goes.
+has done is the ``load`` part of the readiness body (:func:`load_part`):
+readiness stays 200 while it runs, as what the store holds is served. The
+process that loads answers it from its own record; the others, the workers of
+``serve --workers`` (whose supervisor loads) and the probe process, from the
+copy that load keeps in shared memory (:class:`LoadBoard`).
 
 The probe process ends when the server does (it watches a pipe whose other end
 only the server holds), whichever way the server ends.
@@ -168,21 +169,79 @@ def _mapped(dup: DupFd) -> Record:
         os.close(fd)  # the map holds a file of its own
 
 
-#: What a load in this process has done, JSON-ready (``loaders.progress``).
-LoadState = Callable[[], dict[str, object]]
+#: What the load beside serving has done, JSON-ready (``loaders.progress``);
+#: None while there is none to tell of.
+LoadState = Callable[[], "dict[str, object] | None"]
 
 
 def load_part(body: dict[str, object], load: LoadState | None) -> dict[str, object]:
-    """``body`` with the ``load`` part: the load this process runs beside
-    serving, if it runs one (the part names the process). A probe must not
-    fail for it: if it cannot be told, the part says so."""
+    """``body`` with the ``load`` part: the load beside serving, if one runs
+    or ran (the part names the process that runs it). A probe must not fail
+    for it: if it cannot be told, the part says so."""
     if load is not None:
         try:
-            body["load"] = load()
+            part = load()
         except Exception:
             log.warning("cannot tell how the load goes", exc_info=True)
-            body["load"] = {"pid": os.getpid(), "error": "cannot tell"}
+            part = {"pid": os.getpid(), "error": "cannot tell"}
+        if part is not None:
+            body["load"] = part
     return body
+
+
+class LoadBoard:
+    """The ``load`` part, in a file that several processes map: the process
+    that loads writes it as the load goes (:meth:`write`, one writer), the
+    others read it (:meth:`read`). A sequence number, odd while a write is
+    under way, lets a reader tell a copy that a write overlapped, and read
+    again. Pickled to a spawned worker, it is mapped again there."""
+
+    SIZE = 8192
+    _HEAD = struct.Struct("<QI")  # sequence, length of the JSON that follows
+    _READS = 100
+
+    def __init__(self, buffer: mmap.mmap, fd: int) -> None:
+        self.buffer = buffer
+        self.fd = fd
+
+    @classmethod
+    def create(cls) -> LoadBoard:
+        """An empty board, in a file no one else can open (deleted at once)."""
+        with tempfile.TemporaryFile() as backing:
+            backing.truncate(cls.SIZE)
+            fd = os.dup(backing.fileno())
+        return cls(mmap.mmap(fd, cls.SIZE), fd)
+
+    def write(self, part: dict[str, object]) -> None:
+        payload = orjson.dumps(part)
+        if len(payload) > self.SIZE - self._HEAD.size:  # not expected: its text is short
+            payload = orjson.dumps({"pid": part.get("pid"), "error": "cannot tell"})
+        sequence, length = self._HEAD.unpack_from(self.buffer, 0)
+        self._HEAD.pack_into(self.buffer, 0, sequence + 1, length)
+        self.buffer[self._HEAD.size : self._HEAD.size + len(payload)] = payload
+        self._HEAD.pack_into(self.buffer, 0, sequence + 2, len(payload))
+
+    def read(self) -> dict[str, object] | None:
+        """What was last written (None: nothing yet)."""
+        for _ in range(self._READS):
+            sequence, length = self._HEAD.unpack_from(self.buffer, 0)
+            payload = self.buffer[self._HEAD.size : self._HEAD.size + length]
+            if sequence % 2 == 0 and self._HEAD.unpack_from(self.buffer, 0)[0] == sequence:
+                return orjson.loads(payload) if length else None
+            time.sleep(0)  # a write is under way: let it end
+        raise RuntimeError("the load part kept changing as it was read")
+
+    def close(self) -> None:
+        self.buffer.close()
+        os.close(self.fd)
+
+    def __reduce__(self) -> tuple[Callable[[DupFd], LoadBoard], tuple[DupFd]]:
+        return _board, (reduction.DupFd(self.fd),)
+
+
+def _board(dup: DupFd) -> LoadBoard:
+    fd = dup.detach()
+    return LoadBoard(mmap.mmap(fd, LoadBoard.SIZE), fd)
 
 
 class Health:
@@ -248,7 +307,9 @@ class ProbeProcess:
     """The process that answers probes on ``sock``, reading ``record``: started
     at once, so probes are answered (alive, starting) while ``serve --load`` loads."""
 
-    def __init__(self, sock: socket.socket, beats: Beats | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, beats: Beats | None = None, load: LoadBoard | None = None
+    ) -> None:
         self.port: int = sock.getsockname()[1]
         # A file no one else can open (deleted at once): the shared record.
         with tempfile.TemporaryFile() as backing:
@@ -260,10 +321,13 @@ class ProbeProcess:
             try:
                 fds: tuple[int, ...] = (sock.fileno(), backing.fileno(), watched)
                 # With --workers, each worker's beat, reported on /healthz.
-                table = (beats.fd, beats.size) if beats is not None else ()
+                table = (beats.fd, beats.size) if beats is not None else (-1, 0)
+                # With --load, the load part of /readyz.
+                board = load.fd if load is not None else -1
+                passed = tuple(fd for fd in (*fds, table[0], board) if fd >= 0)
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "api.http.health", *map(str, fds + table)],
-                    pass_fds=fds + table[:1],
+                    [sys.executable, "-m", "api.http.health", *map(str, (*fds, *table, board))],
+                    pass_fds=passed,
                     stdin=subprocess.DEVNULL,
                 )
             finally:
@@ -300,12 +364,18 @@ class ProbeServer:
     REQUEST_MAX = 8192
 
     def __init__(
-        self, sock: socket.socket, record: Record, watched: int, beats: Beats | None = None
+        self,
+        sock: socket.socket,
+        record: Record,
+        watched: int,
+        beats: Beats | None = None,
+        load: LoadBoard | None = None,
     ) -> None:
         self.sock = sock
         self.record = record
         self.watched = watched
         self.beats = beats
+        self.load = load
         self.selector = selectors.DefaultSelector()
         #: connection -> (when it must have sent its request, what it sent)
         self.pending: dict[socket.socket, tuple[float, bytearray]] = {}
@@ -323,7 +393,8 @@ class ProbeServer:
             if self.beats is not None:  # serve --workers: each worker's last beat
                 answer[1]["workers"] = self.beats.report(now)
         elif path == b"/readyz":
-            answer = readiness(state, now)
+            status, body = readiness(state, now)
+            answer = status, load_part(body, self.load.read if self.load else None)
         else:
             answer = 404, {"status": "not found: /healthz and /readyz are served here"}
         status, body = answer
@@ -395,14 +466,15 @@ class ProbeServer:
 
 def main(argv: list[str]) -> None:
     """The probe process: ``python -m api.http.health LISTEN_FD RECORD_FD PIPE_FD
-    [BEATS_FD WORKERS]``."""
+    BEATS_FD WORKERS LOAD_FD`` (-1: no beats, no load board)."""
     # Ctrl-C reaches the whole process group: the server stops, then this does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    listen_fd, record_fd, watched, *table = map(int, argv)
+    listen_fd, record_fd, watched, beats_fd, workers, board = map(int, argv)
     sock = socket.socket(fileno=listen_fd)
     record = Record(mmap.mmap(record_fd, Record.SIZE))
-    beats = Beats.mapped(*table) if table else None
-    ProbeServer(sock, record, watched, beats).run()
+    beats = Beats.mapped(beats_fd, workers) if beats_fd >= 0 else None
+    load = LoadBoard(mmap.mmap(board, LoadBoard.SIZE), board) if board >= 0 else None
+    ProbeServer(sock, record, watched, beats, load).run()
 
 
 if __name__ == "__main__":

@@ -235,3 +235,25 @@ def test_the_load_part_is_there_only_for_a_load_and_never_fails_readiness() -> N
 
     body = health.load_part({"status": "ready"}, broken)
     assert body == {"status": "ready", "load": {"pid": os.getpid(), "error": "cannot tell"}}
+
+
+def test_the_load_board_hands_the_load_part_to_another_process():
+    import multiprocessing
+
+    board = health.LoadBoard.create()
+    try:
+        assert board.read() is None  # nothing to tell of yet: no part
+        body: dict[str, object] = {"status": "ready"}
+        assert health.load_part(body, board.read) == {"status": "ready"}
+        board.write({"pid": 42, "running": True, "phase": "loading", "files_done": 1000})
+        board.write({"pid": 42, "running": False, "last": None})  # shorter than before
+        assert board.read() == {"pid": 42, "running": False, "last": None}
+        # Pickled to a spawned process (as to a worker of serve --workers), it
+        # is mapped there: that process reads what this one wrote.
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Pool(1) as pool:
+            assert pool.apply(health.LoadBoard.read, (board,)) == board.read()
+        board.write({"pid": 42, "last": {"aborted": "x" * health.LoadBoard.SIZE}})
+        assert board.read() == {"pid": 42, "error": "cannot tell"}  # never a torn part
+    finally:
+        board.close()

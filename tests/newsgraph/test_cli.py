@@ -1,5 +1,6 @@
 """The command line as a user runs it: exit statuses, reports, store errors."""
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from loaders import load_paths
 from loaders.lease import Lease
 from newsgraph.cli import EXIT_STATUS, cli
 from testing.live import interrupt, running_server
+from testing.ports import free_port
 from tests.articles import EXAMPLES, write_article
 from tests.loaders.processes import pool_processes
 from tests.waiting import eventually
@@ -255,12 +257,11 @@ def test_serve_on_port_0_says_the_port_it_took_and_serves_there(tmp_path):
     assert proc.returncode == 0  # Ctrl-C is a normal stop
 
 
-@pytest.mark.parametrize("args", [(), ("--workers", "2"), ("--watch",)])
-def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, args):
-    # The load beside serving waits for the loader lease this test holds, so
-    # the server answers while that load has not ended, whatever the timing;
-    # once the lease is let go, the load's change is served. With --workers
-    # the supervisor loads; with --watch, the watcher's first load is that load.
+@contextlib.contextmanager
+def a_restart_held_at_the_lease(tmp_path):
+    """A store on the embedded engine that holds one of the two files under
+    ``articles``, and the loader lease held by another loader (released on
+    the way out if the test has not): (articles, env, the lease)."""
     articles = tmp_path / "articles"
     write_article(articles, "a.md", webUrl='"https://x.example/a"')
     env = {
@@ -274,25 +275,37 @@ def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, args):
     store = connect(settings)
     holder = Lease(store, settings, owner="elsewhere:42/abc")
     holder.acquire()
-    count = {"query": "{ articles { totalCount } }"}
     try:
-        with running_server(env, "--load", articles, *args) as (url, _pid):
-            assert httpx.post(f"{url}/graphql", json=count).json()["data"] == {
-                "articles": {"totalCount": 1}
-            }
-            holder.release()
-            eventually(
-                lambda: (
-                    httpx.post(f"{url}/graphql", json=count).json()["data"]
-                    == {"articles": {"totalCount": 2}}
-                ),
-                60,
-                "the load beside serving to be served",
-            )
+        yield articles, env, holder
     finally:
         if holder.held:
             holder.release()
         store.close()
+
+
+@pytest.mark.parametrize("args", [(), ("--workers", "2"), ("--watch",)])
+def test_a_restart_serves_at_once_and_loads_the_changes_beside(tmp_path, args):
+    # The load beside serving waits for the loader lease this test holds, so
+    # the server answers while that load has not ended, whatever the timing;
+    # once the lease is let go, the load's change is served. With --workers
+    # the supervisor loads; with --watch, the watcher's first load is that load.
+    count = {"query": "{ articles { totalCount } }"}
+    with (
+        a_restart_held_at_the_lease(tmp_path) as (articles, env, holder),
+        running_server(env, "--load", articles, *args) as (url, _pid),
+    ):
+        assert httpx.post(f"{url}/graphql", json=count).json()["data"] == {
+            "articles": {"totalCount": 1}
+        }
+        holder.release()
+        eventually(
+            lambda: (
+                httpx.post(f"{url}/graphql", json=count).json()["data"]
+                == {"articles": {"totalCount": 2}}
+            ),
+            60,
+            "the load beside serving to be served",
+        )
 
 
 def test_readyz_says_how_the_load_beside_serving_goes(tmp_path, settings):
@@ -345,6 +358,34 @@ def test_readyz_says_how_the_load_beside_serving_goes(tmp_path, settings):
         if store.embedded:
             store.db.client.drop_database(settings.db_name)
         store.close()
+
+
+def test_readyz_tells_of_the_supervisor_s_load_on_the_workers_and_the_health_port(tmp_path):
+    # With --workers the load beside serving runs in the supervisor, which
+    # answers no requests: the workers and the probe process tell of it, as
+    # the process that loads would (held at the lease, as above).
+    health_port = free_port()
+    with a_restart_held_at_the_lease(tmp_path) as (articles, env, holder):
+        args = ("--load", str(articles), "--workers", "2", "--health-port", str(health_port))
+        with running_server(env, *args) as (url, pid):
+            probes = f"http://127.0.0.1:{health_port}"
+            seen: list[list[dict]] = []
+
+            def loads(running: bool) -> bool:
+                parts = [httpx.get(f"{where}/readyz").json()["load"] for where in (url, probes)]
+                seen.append(parts)
+                return all(part["running"] is running for part in parts)
+
+            eventually(lambda: loads(True), 30, "the load beside serving to start", poll=0.2)
+            for part in seen[-1]:
+                assert part["pid"] == pid  # the supervisor's, which loads
+                assert part["phase"] == "waiting for the loader lease"
+                assert (part["files_done"], part["files_total"]) == (0, 2)
+            holder.release()
+            eventually(lambda: loads(False), 60, "the load beside serving to end", poll=0.2)
+            for part in seen[-1]:
+                assert part["pid"] == pid
+                assert (part["last"]["inserted"], part["last"]["unchanged"]) == (1, 1)
 
 
 def test_readyz_has_no_load_part_without_a_load_beside(tmp_path):
