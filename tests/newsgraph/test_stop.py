@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,24 @@ def test_serve_stopped_by_sigterm_while_its_first_load_runs_does_not_serve(tmp_p
     assert "STOPPED by SIGTERM, before the end" in log
     assert "GraphQL at" not in log  # it did not go on to serve
     assert_none_left(pool)
+
+
+def test_a_watch_stopped_by_sigterm_says_so_and_ends_by_it(settings, tmp_path):
+    # load --watch runs until stopped: Ctrl-C is its normal end (status 0, see
+    # test_cli); SIGTERM stops it the same way, then ends it by that signal.
+    write_article(tmp_path / "articles", "a.md")
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    argv = ["load", "--watch", "--json", str(tmp_path / "articles")]
+    proc, out, err = started(argv, env, tmp_path / "out")
+    try:
+        eventually(lambda: out.read_bytes().endswith(b"\n"), RUN_S, "the first load's report")
+        time.sleep(0.5)  # the watch starts after the first load
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=STOP_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert status == -signal.SIGTERM, err.read_text()
+    assert json.loads(out.read_bytes())["inserted"] == 1
+    assert "stopped watching" in err.read_text()
