@@ -16,18 +16,33 @@ multiprocessing starts once and keeps for the life of the process, which for
 ``newsgraph serve --load`` or ``load --watch`` is days. So when the last pool in
 the process closes, they are stopped too; the next pool starts them again.
 
-The workers ignore SIGINT: Ctrl-C at a terminal reaches the whole process
-group, and the loader stops them itself, in order (``loaders.pipeline``); a
-worker interrupted on its own would die mid-batch and break the pool. And each
-watches the loader's process, and ends when it is gone: the workers are the
-forkserver's children, not the loader's, so a loader that dies without closing
-its pool (SIGKILL, the OOM killer) would leave them waiting for work forever,
-and the forkserver and resource tracker with them (each lives while a worker
-holds its pipe).
+The workers ignore SIGINT and SIGTERM, and so does the forkserver: Ctrl-C at a
+terminal reaches the whole process group, and so does SIGTERM from systemd (its
+default kill mode) or a runner that stops a process group; the loader stops them
+itself, in order (``loaders.pipeline``). A worker killed while it sends its
+batch's outcomes leaves half a message in the pipe, and the pool's reader waits
+for the rest forever (CPython 3.11); a forkserver killed makes the pool take
+every worker for dead, and leave them running. (The forkserver is started with
+SIGTERM ignored, which it and its children inherit, when the main thread starts
+it: only that thread may change how a signal is handled. A pool started from
+another thread, serve's load beside serving, survives losing its forkserver
+as it survives a worker's death.) And each worker watches the
+loader's process, and ends when it is gone: the workers are the forkserver's
+children, not the loader's, so a loader that dies without closing its pool
+(SIGKILL, the OOM killer) would leave them waiting for work forever, and the
+forkserver and resource tracker with them (each lives while a worker holds its
+pipe).
+
+A worker that dies anyway (the OOM killer), or a forkserver gone when the pool
+wants another worker, costs the pool, not the batch: the batches in flight and
+those after are parsed inline. The pool ends the other workers of a broken pool
+with SIGTERM, which they ignore, so closing it kills them (a pool breaks
+unseen when no batch was in flight: it is asked).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -38,6 +53,7 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -116,22 +132,29 @@ class Parser:
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
 
     @property
     def depth(self) -> int:
         """How many batches to keep in flight: one per worker."""
         return self.workers
 
-    def submit(self, items: list[Item]) -> Future[list[Outcome]]:
+    def submit(self, items: list[Item]) -> Parsing:
         if self.workers > 1 and len(items) >= PARALLEL_MIN:
             try:
-                return self._start().submit(parse_outcomes, items)
-            except BrokenProcessPool:
-                log.warning("parsing worker died; parsing inline from now on")
-                self.workers = 1
+                return Parsing(self, items, self._start().submit(parse_outcomes, items))
+            except (BrokenProcessPool, OSError) as exc:  # OSError: no forkserver to ask
+                self.broken(exc)
         done: Future[list[Outcome]] = Future()
         done.set_result(parse_outcomes(items))
-        return done
+        return Parsing(self, items, done)
+
+    def broken(self, exc: BaseException) -> None:
+        """The pool cannot parse: parse inline from now on."""
+        if self.workers > 1:
+            log.warning("parsing worker died (%s); parsing inline from now on", exc)
+            self.workers = 1
+        self._broken = True
 
     def _start(self) -> ProcessPoolExecutor:
         global _pools
@@ -140,9 +163,12 @@ class Parser:
             # forking a threaded process can deadlock the child.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["loaders.parse"])
-            with _pools_lock:
+            with _pools_lock, _sigterm_ignored():
                 if _pools == 0:  # before the pool: making it starts the tracker
                     _theirs[:] = _running_helpers()
+                # Started here, not by the first worker, so that it inherits
+                # SIGTERM ignored (see the module).
+                multiprocessing.forkserver.ensure_running()
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
@@ -156,6 +182,8 @@ class Parser:
         """Stop the workers, and the forkserver if no other pool needs it."""
         global _pools
         if self._pool is not None:
+            if self._broken or getattr(self._pool, "_broken", False):
+                _kill_workers(self._pool)
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
             with _pools_lock:
@@ -176,9 +204,10 @@ _PARENT_POLL_S = 1.0
 
 
 def _worker_start(loader: int) -> None:
-    """In each worker, as it starts: Ctrl-C is the loader's to act on, and the
-    worker ends with the loader process ``loader`` (see the module)."""
+    """In each worker, as it starts: Ctrl-C and SIGTERM are the loader's to act
+    on, and the worker ends with the loader process ``loader`` (see the module)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(loader,), name="loader-watch", daemon=True).start()
 
 
@@ -204,6 +233,58 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # there, someone else's: the pid was reused
         return False
     return True
+
+
+class Parsing:
+    """A batch being parsed: its outcomes, when asked for. If the pool broke
+    meanwhile, the batch is parsed inline then."""
+
+    def __init__(self, parser: Parser, items: list[Item], future: Future[list[Outcome]]) -> None:
+        self.parser = parser
+        self.items = items
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self, timeout: float | None = None) -> list[Outcome]:
+        try:
+            return self.future.result(timeout)
+        except BrokenProcessPool as exc:
+            self.parser.broken(exc)
+            return parse_outcomes(self.items)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill a broken pool's workers, which its own SIGTERM does not end (see
+    the module); its clean-up waits for them."""
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14
+    if kill is not None:
+        kill()
+        return
+    processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    for pid in list(processes):
+        # By pid: a pool whose forkserver died takes its workers for ended.
+        with contextlib.suppress(OSError):  # gone already
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _sigterm_ignored() -> Iterator[None]:
+    """From the main thread: SIGTERM ignored meanwhile, so that a process
+    started meanwhile inherits it ignored; and held back meanwhile, so that one
+    sent meanwhile is not lost (Linux keeps a blocked signal pending even while
+    it is ignored), but handled once the handler is back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _running_helpers() -> list[object]:

@@ -52,7 +52,6 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from threading import Event
 from typing import Any
@@ -67,7 +66,7 @@ from loaders.facets import facets_of, rebuild_facets
 from loaders.lease import Holding, Lease, LeaseError
 from loaders.manifest import Log
 from loaders.news import announce, stamp
-from loaders.parallel import Crashed, Item, Outcome, Parsed, Parser, Rejection
+from loaders.parallel import Crashed, Item, Parsed, Parser, Parsing, Rejection
 from loaders.paths import path_of, path_text
 from loaders.progress import LoadProgress
 from loaders.purge import Before, Purger, gone_keys
@@ -336,7 +335,7 @@ class Loader:
     ) -> None:
         """Load ``files`` in batches, each settled in load order."""
         # Batches in flight: parsing in worker processes while the oldest is written.
-        in_flight: deque[tuple[list[Entry], Future[list[Outcome]]]] = deque()
+        in_flight: deque[tuple[list[Entry], Parsing]] = deque()
         while batch := list(itertools.islice(files, self.settings.batch_size)):
             if self._stop is not None and self._stop.is_set():
                 # Before reading more; the batches read ahead are not written
@@ -374,7 +373,7 @@ class Loader:
 
     def _start_batch(
         self, batch: list[tuple[Found, str]], stored: Stored, parser: Parser
-    ) -> tuple[list[Entry], Future[list[Outcome]]]:
+    ) -> tuple[list[Entry], Parsing]:
         """Read and hash a batch's files and start parsing those whose content
         is not stored. What each file turns out to be is settled in order by
         :meth:`_finish_batch`."""
@@ -407,7 +406,7 @@ class Loader:
     def _finish_batch(
         self,
         entries: list[Entry],
-        parsed: Future[list[Outcome]],
+        parsed: Parsing,
         stored: Stored,
         report: LoadReport,
         on_file: OnFile | None,

@@ -79,3 +79,26 @@ def test_no_pool_process_outlives_a_load(store, settings, tmp_path):
         write_article(tmp_path / "more", f"b{i}.md", webUrl=web_url(f"b{i}"))
     assert load_paths(store, [tmp_path], settings).inserted == PARALLEL_MIN
     assert pool_processes() == before
+
+
+def test_a_worker_killed_costs_the_pool_not_the_batch(tmp_path):
+    # A worker that dies (the OOM killer) breaks the pool: the batches are
+    # parsed inline from then on, and closing the pool ends the workers left
+    # (they ignore the SIGTERM the pool sends them) and its helpers.
+    import os
+    import signal
+
+    corpus(tmp_path, PARALLEL_MIN + 20)
+    batch = items(tmp_path)
+    before = pool_processes()
+    parser = Parser(workers=2)
+    try:
+        assert parser.submit(batch).result(timeout=60) == parse_outcomes(batch)
+        workers = list(parser._pool._processes)  # type: ignore[union-attr]
+        os.kill(workers[0], signal.SIGKILL)  # idle: it waits for the next batch
+        assert parser.submit(batch).result(timeout=60) == parse_outcomes(batch)
+        assert parser.submit(batch).result(timeout=60) == parse_outcomes(batch)
+        assert parser.workers == 1  # inline now
+    finally:
+        parser.close()
+    assert pool_processes() == before

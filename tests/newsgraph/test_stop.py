@@ -36,11 +36,12 @@ def corpus(directory: Path) -> Path:
 
 
 def started(
-    argv: list[str], env: dict[str, str], out: Path
+    argv: list[str], env: dict[str, str], out: Path, group: bool = False
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
     """``python -m newsgraph *argv``, its stdout and stderr to files under
     ``out``, not pipes: an old loader's leftover processes held those open, so
-    a wait for their end would wait for the leftovers too."""
+    a wait for their end would wait for the leftovers too. With ``group``, in
+    a process group of its own (its pid is the group's)."""
     out.mkdir(parents=True, exist_ok=True)
     stdout, stderr = out / "stdout", out / "stderr"
     with stdout.open("wb") as o, stderr.open("wb") as e:
@@ -49,17 +50,24 @@ def started(
             env={**os.environ, **env},
             stdout=o,
             stderr=e,
+            start_new_session=group,
         )
     return proc, stdout, stderr
 
 
-def stopped_mid_parse(proc: subprocess.Popen[bytes], signum: int) -> tuple[dict[int, str], int]:
-    """Once ``proc``'s parse pool runs, send it ``signum``: the pool's
-    processes (see :func:`pool_of`) and ``proc``'s exit status, within
-    :data:`STOP_S` (killed if it fails to stop or the pool to start)."""
+def stopped_mid_parse(
+    proc: subprocess.Popen[bytes], signum: int, group: bool = False
+) -> tuple[dict[int, str], int]:
+    """Once ``proc``'s parse pool runs, send it ``signum`` (with ``group``, to
+    its whole process group, as systemd does): the pool's processes (see
+    :func:`pool_of`) and ``proc``'s exit status, within :data:`STOP_S` (killed
+    if it fails to stop or the pool to start)."""
     try:
         pool = pool_of(proc)
-        proc.send_signal(signum)
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
         return pool, proc.wait(timeout=STOP_S)
     finally:
         if proc.poll() is None:
@@ -102,8 +110,15 @@ def test_the_helpers_see_a_process_tree_and_its_end():
     assert running([child.pid]) == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_load_stopped_by_a_signal_mid_parse_stops_in_order(settings, store, tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "group"), [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)]
+)
+def test_a_load_stopped_by_a_signal_mid_parse_stops_in_order(
+    settings, store, tmp_path, signum, group
+):
+    # To the loader alone (a container runtime, kill PID), or to its whole
+    # process group (systemd's default, Ctrl-C at a terminal): then its parse
+    # workers and forkserver get it too, and must leave the stop to the loader.
     articles = corpus(tmp_path / "articles")
     env = {
         "MONGODB_URI": settings.mongodb_uri,
@@ -111,8 +126,8 @@ def test_a_load_stopped_by_a_signal_mid_parse_stops_in_order(settings, store, tm
         "NEWSGRAPH_LOAD_WORKERS": "2",
         "NEWSGRAPH_BATCH_SIZE": "100",
     }
-    proc, out, err = started(["load", "--json", str(articles)], env, tmp_path / "out")
-    pool, status = stopped_mid_parse(proc, signum)
+    proc, out, err = started(["load", "--json", str(articles)], env, tmp_path / "out", group)
+    pool, status = stopped_mid_parse(proc, signum, group)
     # Ended by the signal, as its default would have (130 or 143 in a shell),
     # once it had stopped in order and said what it did.
     assert status == -signum, err.read_text()
@@ -122,6 +137,7 @@ def test_a_load_stopped_by_a_signal_mid_parse_stops_in_order(settings, store, tm
     assert "before the end: files written so far stay written" in report["aborted"]
     assert report["inserted"] < FILES  # stopped mid-run, not after it
     assert "Traceback" not in err.read_text()
+    assert "parsing worker died" not in err.read_text()  # the pool stopped whole
     # Its parse pool went before it did (nothing is left to be reaped by init).
     assert_none_left(pool)
     # The lease was let go, and what was written is what the report says.
