@@ -572,7 +572,8 @@ def serve(
                     load_paths, store, load_paths_, settings, err, sum(found.values()), stop=stop
                 )
                 if stopping.signum is not None:  # stopped before serving: say so, and stop
-                    report.aborted = stopped(stopping.by)
+                    if report.aborted == stopped():
+                        report.aborted = stopped(stopping.by)
                     render(report, err)
                     return
                 render(report, err)
