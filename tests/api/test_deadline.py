@@ -327,3 +327,75 @@ def test_a_single_answer_may_take_its_time_once_it_has_started() -> None:
     took = guarded_run(app, sent, wait_s=0.5 + GRACE_S + 1)
     assert took >= 0.5 + GRACE_S + 1  # still going when the test stopped waiting
     assert sent[-1]["more_body"] is True
+
+
+def test_an_app_that_hears_its_client_leave_is_stopped_where_it_next_waits() -> None:
+    # The client leaves before its body is whole: the app's own receive()
+    # hears it, in the task the guard would stop; it stops at its next wait,
+    # and nothing is answered to a client that is gone.
+    from api.http.guard import RequestGuard
+
+    finished: list[str] = []
+
+    async def app(scope: dict, receive: Any, send: object) -> None:
+        assert (await receive())["type"] == "http.disconnect"
+        try:
+            await anyio.sleep(30)
+            finished.append("ran on")
+        except anyio.get_cancelled_exc_class():
+            finished.append("stopped")
+            raise
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        raise AssertionError("nothing is sent to a client that is gone")
+
+    async def main() -> None:
+        guard = RequestGuard(app, timeout_ms=60_000)
+        with anyio.fail_after(5):
+            await guard({"type": "http", "headers": []}, receive, send)
+
+    anyio.run(main)
+    assert finished == ["stopped"]
+
+
+def test_a_request_cancelled_by_the_server_is_not_answered_as_timed_out() -> None:
+    # The server stopping cancels a request's task: that cancellation goes on
+    # through the guard, even when the backstop's time comes in the same turn.
+    import asyncio
+
+    from api.http.guard import RequestGuard
+
+    sent: list[dict] = []
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def app(scope: dict, receive: Any, send: object) -> None:
+        await receive()
+        await asyncio.sleep(30)
+
+    async def receive() -> dict:
+        if body:
+            return body.pop()
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        guard = RequestGuard(app, timeout_ms=100)
+        task = asyncio.get_running_loop().create_task(
+            guard({"type": "http", "headers": []}, receive, send)
+        )
+        # Cancelled by the server as the backstop cancels it too.
+        await asyncio.sleep(0.1 + GRACE_S - 0.001)
+        while not task.done() and not task.cancelling():
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert sent == []
