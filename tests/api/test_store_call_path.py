@@ -242,3 +242,35 @@ def test_a_request_without_store_calls_sets_no_timer_and_one_with_many_sets_one(
         assert budget._timer is None and timer.cancelled()  # dropped with the request
 
     asyncio.run(main())
+
+
+def test_a_heavy_operations_call_waits_for_the_heavy_lane_within_its_deadline(
+    store: Store,
+) -> None:
+    # Only a heavy operation's calls take the lane; one waiting for it is not
+    # shed after the slots' short wait, but ends at its request's deadline.
+    gw, asked, release = gateway(store, size=4, wait_ms=50), [], threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with deadline.within(5) as heavy:
+            heavy.heavy = True
+            holder = loop.create_task(gw.call("count", COLLECTION, blocking(store, release, asked)))
+            await asyncio.sleep(0.05)
+        assert gw.slots.heavy_in_flight == 1
+        with deadline.within(0.3) as other_heavy:
+            other_heavy.heavy = True
+            started = time.monotonic()
+            with pytest.raises(RequestTimeoutError):
+                await gw.call("count", COLLECTION, counting(store, asked))
+            assert time.monotonic() - started >= 0.25  # waited past the slots' 50 ms
+            assert not other_heavy.shed
+        with deadline.within(5):  # a cheap call passes the lane
+            assert await gw.call("count", COLLECTION, counting(store, asked)) == 0
+        release.set()
+        await holder
+        await settled(gw)
+        assert gw.slots.heavy_in_flight == 0
+
+    asyncio.run(main())
+    assert asked == ["blocking", "count"]
