@@ -224,30 +224,21 @@ def test_the_backstop_answers_a_query_that_ran_as_the_query_would_have(
     assert codes(response) == ["TIMEOUT"]
 
 
-def test_a_connection_the_server_cannot_read_stops_its_request(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The disconnect watcher's own failure (the server's ``receive`` raising
-    after the body) counts as the client gone: the work stops and it is logged."""
+def guarded_until_stopped(receive: Any) -> list[str]:
+    """Behind the guard (a 60 s deadline), an app that reads one message from
+    ``receive``, then waits: whether it was ``stopped`` or ``ran on``."""
     from api.http.guard import RequestGuard
 
     finished: list[str] = []
 
     async def app(scope: dict, receive: Any, send: object) -> None:
-        await receive()  # the body: the watcher takes over from here
+        await receive()
         try:
             await anyio.sleep(30)
             finished.append("ran on")
         except anyio.get_cancelled_exc_class():
             finished.append("stopped")
             raise
-
-    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
-
-    async def receive() -> dict:
-        if messages:
-            return messages.pop()
-        raise OSError("the connection broke")
 
     async def send(message: dict) -> None:
         raise AssertionError("nothing is sent to a client that is gone")
@@ -258,7 +249,22 @@ def test_a_connection_the_server_cannot_read_stops_its_request(
             await guard({"type": "http", "headers": []}, receive, send)
 
     anyio.run(main)
-    assert finished == ["stopped"]
+    return finished
+
+
+def test_a_connection_the_server_cannot_read_stops_its_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disconnect watcher's own failure (the server's ``receive`` raising
+    after the body) counts as the client gone: the work stops and it is logged."""
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()  # the body: the watcher takes over from here
+        raise OSError("the connection broke")
+
+    assert guarded_until_stopped(receive) == ["stopped"]
     assert "watching for the client leaving failed" in caplog.text
 
 
@@ -333,32 +339,10 @@ def test_an_app_that_hears_its_client_leave_is_stopped_where_it_next_waits() -> 
     # The client leaves before its body is whole: the app's own receive()
     # hears it, in the task the guard would stop; it stops at its next wait,
     # and nothing is answered to a client that is gone.
-    from api.http.guard import RequestGuard
-
-    finished: list[str] = []
-
-    async def app(scope: dict, receive: Any, send: object) -> None:
-        assert (await receive())["type"] == "http.disconnect"
-        try:
-            await anyio.sleep(30)
-            finished.append("ran on")
-        except anyio.get_cancelled_exc_class():
-            finished.append("stopped")
-            raise
-
     async def receive() -> dict:
         return {"type": "http.disconnect"}
 
-    async def send(message: dict) -> None:
-        raise AssertionError("nothing is sent to a client that is gone")
-
-    async def main() -> None:
-        guard = RequestGuard(app, timeout_ms=60_000)
-        with anyio.fail_after(5):
-            await guard({"type": "http", "headers": []}, receive, send)
-
-    anyio.run(main)
-    assert finished == ["stopped"]
+    assert guarded_until_stopped(receive) == ["stopped"]
 
 
 def test_a_request_cancelled_by_the_server_is_not_answered_as_timed_out() -> None:

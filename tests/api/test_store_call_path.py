@@ -7,9 +7,10 @@ slot until its thread ends; one dropped before it started never asks the store."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -45,6 +46,34 @@ def counting(store: Store, asked: list[str]) -> Callable[[], int]:
     return call
 
 
+async def holding_the_slot(
+    gw: Gateway, store: Store, release: threading.Event, asked: list[str]
+) -> asyncio.Task[int]:
+    """A call of another request's that holds a slot until ``release``."""
+    with deadline.within(5):
+        holder = asyncio.get_running_loop().create_task(
+            gw.call("count", COLLECTION, blocking(store, release, asked))
+        )
+    await asyncio.sleep(0.05)
+    return holder
+
+
+async def let_go(gw: Gateway, release: threading.Event, holder: asyncio.Task[int]) -> None:
+    release.set()
+    await holder
+    await settled(gw)
+
+
+@contextlib.contextmanager
+def ended(by: str) -> Iterator[tuple[deadline.Deadline, type[Exception]]]:
+    """A request that ends ``by`` its deadline (0.2 s) or its client leaving
+    (at 0.1 s), and what its store call raises then."""
+    with deadline.within(0.2 if by == "deadline" else 5) as budget:
+        if by == "client":
+            asyncio.get_running_loop().call_later(0.1, budget.cancel)
+        yield budget, RequestTimeoutError if by == "deadline" else ClientClosedRequestError
+
+
 async def settled(gw: Gateway, seconds: float = 3) -> None:
     ends = time.monotonic() + seconds
     while gw.slots.in_flight and time.monotonic() < ends:
@@ -69,17 +98,16 @@ def test_a_call_that_finds_no_slot_waits_for_one_within_the_queue_wait(store: St
     gw, asked, release = gateway(store, wait_ms=5000), [], threading.Event()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
+        holder = await holding_the_slot(gw, store, release, asked)
         with deadline.within(5):
-            holder = loop.create_task(gw.call("count", COLLECTION, blocking(store, release, asked)))
-            await asyncio.sleep(0.05)
-            waiting = loop.create_task(gw.call("count", COLLECTION, counting(store, asked)))
-            await asyncio.sleep(0.05)
-            assert not waiting.done() and gw.slots.in_flight == 1
-            release.set()
-            assert await asyncio.wait_for(waiting, 3) == 0
-            await holder
-        await settled(gw)
+            waiting = asyncio.get_running_loop().create_task(
+                gw.call("count", COLLECTION, counting(store, asked))
+            )
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and gw.slots.in_flight == 1
+        release.set()
+        assert await asyncio.wait_for(waiting, 3) == 0
+        await let_go(gw, release, holder)
 
     asyncio.run(main())
     assert asked == ["blocking", "count"]
@@ -89,65 +117,47 @@ def test_a_call_that_finds_no_slot_within_the_wait_is_shed(store: Store) -> None
     gw, asked, release = gateway(store, wait_ms=100), [], threading.Event()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        with deadline.within(5):
-            holder = loop.create_task(gw.call("count", COLLECTION, blocking(store, release, asked)))
-            await asyncio.sleep(0.05)
+        holder = await holding_the_slot(gw, store, release, asked)
         with deadline.within(5) as budget:
             with pytest.raises(OverloadedError):
                 await gw.call("count", COLLECTION, counting(store, asked))
             assert budget.shed
-        release.set()
-        await holder
-        await settled(gw)
+        await let_go(gw, release, holder)
 
     asyncio.run(main())
     assert asked == ["blocking"]
 
 
-@pytest.mark.parametrize("ended_by", ["deadline", "client"])
+@pytest.mark.parametrize("by", ["deadline", "client"])
 def test_a_call_waiting_for_a_slot_ends_with_its_request_and_never_runs(
-    store: Store, ended_by: str
+    store: Store, by: str
 ) -> None:
     gw, asked, release = gateway(store, wait_ms=5000), [], threading.Event()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        with deadline.within(5):
-            holder = loop.create_task(gw.call("count", COLLECTION, blocking(store, release, asked)))
-            await asyncio.sleep(0.05)
-        with deadline.within(0.2 if ended_by == "deadline" else 5) as budget:
-            if ended_by == "client":
-                loop.call_later(0.1, budget.cancel)
+        holder = await holding_the_slot(gw, store, release, asked)
+        with ended(by) as (budget, expected):
             started = time.monotonic()
-            expected = RequestTimeoutError if ended_by == "deadline" else ClientClosedRequestError
             with pytest.raises(expected):
                 await gw.call("count", COLLECTION, counting(store, asked))
             assert time.monotonic() - started < 1  # not the slot's 5 s wait
             assert not budget.shed
         assert gw.slots.in_flight == 1  # the holder's, still running
-        release.set()
-        await holder
-        await settled(gw)
+        await let_go(gw, release, holder)
 
     asyncio.run(main())
     assert asked == ["blocking"]
 
 
-@pytest.mark.parametrize("ended_by", ["deadline", "client"])
+@pytest.mark.parametrize("by", ["deadline", "client"])
 def test_a_running_call_ends_with_its_request_and_keeps_its_slot_until_its_thread_ends(
-    store: Store, ended_by: str
+    store: Store, by: str
 ) -> None:
     gw, asked, release = gateway(store, size=1, wait_ms=100), [], threading.Event()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        with deadline.within(0.2 if ended_by == "deadline" else 5) as budget:
-            if ended_by == "client":
-                loop.call_later(0.1, budget.cancel)
-            expected = RequestTimeoutError if ended_by == "deadline" else ClientClosedRequestError
-            with pytest.raises(expected):
-                await gw.call("count", COLLECTION, blocking(store, release, asked))
+        with ended(by) as (_, expected), pytest.raises(expected):
+            await gw.call("count", COLLECTION, blocking(store, release, asked))
         # Abandoned, not ended: the thread still holds the only slot.
         assert gw.slots.in_flight == 1
         with deadline.within(5), pytest.raises(OverloadedError):
