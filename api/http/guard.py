@@ -16,14 +16,15 @@ by then is cut off where it is (the client sees it end without its last part).
 
 **asyncio, not anyio.** The app runs only on asyncio (uvicorn), and this runs
 for every request: its backstop is an asyncio timer that cancels the task
-serving the request (``Task.cancel``), its events asyncio's, where an anyio
-cancel scope and anyio events cost a small query's request several times as
-much (measured: each asks sniffio which library runs, and the scope keeps
-books on every task inside it). The cancellation is the backstop's own, as
+serving the request (``Task.cancel``), its events asyncio's: with an anyio
+cancel scope and anyio events, which each ask sniffio which library runs, a
+guarded request cost the loop 68 µs, with these 44 µs (measured, around an
+app that answers at once). The cancellation is the backstop's own, as
 :func:`asyncio.timeout` tells its own (by the task's count of cancellations
 asked for): one from anyone else (the server stopping) goes on. Unlike a
-cancel scope's, it is delivered once, and an anyio shield inside the app does
-not hold it off (none is on a request's path before its answer starts).
+cancel scope's, it is delivered once, where the task waits: the clean-up that
+follows it (starlette closing a file under an anyio shield) is not cancelled
+again, though an anyio shield would not hold off that first one.
 """
 
 from __future__ import annotations
