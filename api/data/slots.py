@@ -34,8 +34,11 @@ steps asks sniffio which library runs, and opens cancel scopes), and a
 store call was a sixth of a small query's server CPU. A free slot is taken
 at once, with no timer; only a call that finds none waits, on a future that
 a timer sheds. The thread hop is a future of our own that the worker thread
-settles (``call_soon_threadsafe``), on a thread pool the slots own, as wide
-as the slots: the slots stay the only queue. The call runs in a copy of the
+settles (``call_soon_threadsafe``), on worker threads of our own
+(:class:`_Workers`): a call that holds a slot never waits for a thread (one
+starts when none is idle), so the slots stay the only queue, and idle
+threads end after :data:`IDLE_S`, so gateways made and dropped by the
+thousand (scripts, tests) leave none behind. The call runs in a copy of the
 caller's context, so it sees its request's deadline (``maxTimeMS``).
 """
 
@@ -44,10 +47,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 R = TypeVar("R")
@@ -56,6 +60,8 @@ R = TypeVar("R")
 RETRY_AFTER_S = 1
 #: Store calls of heavy operations at once, per worker (see the module's docstring).
 HEAVY_LANE = 1
+#: How long a worker thread waits for another call before it ends (seconds).
+IDLE_S = 10.0
 
 
 class Shed(Exception):
@@ -68,11 +74,6 @@ class StoreSlots:
         self.wait_s = wait_ms / 1000
         self._slots = _Gate(size)
         self._heavy = _Gate(HEAVY_LANE)
-        # As wide as the slots, and only for them: a call holding a slot
-        # never waits for a thread (anyio's default thread limiter, shared
-        # with file responses and other blocking work, would queue it with
-        # no bound). Threads start as calls need them.
-        self._threads = ThreadPoolExecutor(size, thread_name_prefix="newsgraph-store")
 
     @property
     def in_flight(self) -> int:
@@ -83,11 +84,6 @@ class StoreSlots:
     def heavy_in_flight(self) -> int:
         """Store calls of heavy operations in the slots or waiting for one."""
         return self._heavy.taken
-
-    def close(self) -> None:
-        """Let the worker threads end once their calls have (a server
-        stopping, a test): calls started after this are refused."""
-        self._threads.shutdown(wait=False)
 
     async def run(self, call: Callable[[], R], heavy: bool = False) -> R:
         """Run ``call`` in a worker thread once a slot is free; raise
@@ -107,7 +103,7 @@ class StoreSlots:
             await self._slots.take(self.wait_s)
         job = _Job(call, self._slots)
         try:
-            self._threads.submit(contextvars.copy_context().run, job.run)
+            _WORKERS.submit(contextvars.copy_context().run, job.run)
             return await job.answer
         finally:
             if not job.leave():
@@ -165,6 +161,67 @@ class _Gate:
 def _shed(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(Shed())
+
+
+class _Workers:
+    """The store calls' threads, shared by every :class:`StoreSlots` of the
+    process. A call is handed to an idle thread, or to a new one if none is
+    idle: never queued behind another call (anyio's default thread limiter,
+    shared with file responses and other blocking work, would queue it with
+    no bound); the slots bound how many run. Daemon threads: a call still
+    running when the process exits does not hold the exit up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the loop and the threads share the idle list
+        self._idle: list[_Worker] = []
+
+    def submit(self, *call: Callable[..., object]) -> None:
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is None:
+            worker = _Worker(self)
+            worker.start()
+        worker.calls.put(call)
+
+    def rest(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's threads are not there."""
+        self._lock = threading.Lock()
+        self._idle = []
+
+    def retire(self, worker: _Worker) -> bool:
+        """Whether an idle ``worker`` may end: not if a call was just handed to it."""
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+                return True
+            return False
+
+
+class _Worker(threading.Thread):
+    def __init__(self, workers: _Workers) -> None:
+        super().__init__(name="newsgraph-store", daemon=True)
+        self.workers = workers
+        self.calls: queue.SimpleQueue[tuple[Callable[..., object], ...]] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            try:
+                fn, *args = self.calls.get(timeout=IDLE_S)
+            except queue.Empty:
+                if self.workers.retire(self):
+                    return
+                continue  # handed a call as it timed out: it is on its way
+            fn(*args)
+            del fn, args  # not kept alive while idle
+            self.workers.rest(self)
+
+
+_WORKERS = _Workers()
+os.register_at_fork(after_in_child=_WORKERS.forget)
 
 
 class _Job(Generic[R]):

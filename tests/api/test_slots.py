@@ -11,6 +11,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from api.data import slots as slots_module
 from api.data.slots import HEAVY_LANE, Shed, StoreSlots, _Gate
 
 
@@ -50,10 +51,13 @@ def test_store_calls_do_not_queue_behind_anyio_default_thread_limiter() -> None:
     anyio.run(main)
 
 
-def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs() -> None:
+def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A test client's loop, or a server's shutting down, stops with an
     # abandoned call in flight: its thread must still end (a thread waiting
     # for the stopped loop kept the whole process from exiting).
+    monkeypatch.setattr(slots_module, "IDLE_S", 0.2)
     release = threading.Event()
     threads: list[threading.Thread] = []
     slots = StoreSlots(size=1, wait_ms=100)
@@ -71,9 +75,8 @@ def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs() -> None:
         loop.run_until_complete(main())  # the loop stops here, and is not closed
         release.set()
         (thread,) = threads
-        # The call's thread comes free (it does not wait for the loop), so a
-        # pool told to stop lets it end.
-        slots.close()
+        # The call's thread comes free (it does not wait for the loop), and
+        # ends once idle for IDLE_S.
         thread.join(timeout=3)
         assert not thread.is_alive()
     finally:
@@ -226,3 +229,34 @@ def test_a_call_that_fails_gives_its_error_and_its_slot_back() -> None:
         assert slots.in_flight == 0
 
     anyio.run(main)
+
+
+def test_a_call_handed_to_a_worker_as_it_retires_still_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Calls come about as often as an idle thread gives up waiting for one:
+    # a call handed to a thread that just timed out is run, never lost.
+    monkeypatch.setattr(slots_module, "IDLE_S", 0.002)
+    workers = slots_module._Workers()
+    for n in range(300):
+        done = threading.Event()
+        workers.submit(done.set)
+        assert done.wait(2), f"call {n} was lost"
+        threading.Event().wait(0.002 * (n % 3))  # before, at, and after the idle time
+
+
+def test_worker_threads_are_reused_and_end_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Gateways made and dropped by the thousand (scripts, tests) share the
+    # threads, and leave none behind.
+    monkeypatch.setattr(slots_module, "IDLE_S", 0.2)
+    workers = slots_module._Workers()
+    seen: set[threading.Thread] = set()
+    for _ in range(50):
+        done = threading.Event()
+        workers.submit(lambda: (seen.add(threading.current_thread()), done.set()))  # noqa: B023
+        assert done.wait(2)
+        threading.Event().wait(0.01)  # for the thread to go back to rest
+    assert len(seen) == 1
+    for thread in seen:
+        thread.join(3)
+        assert not thread.is_alive()
