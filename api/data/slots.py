@@ -25,19 +25,34 @@ cheap query's call waits behind one heavy call at most. The heavy query
 takes longer (its calls one after another); everyone else does not notice
 it. The lane is waited for within the request's deadline, not the slots'
 short wait: a heavy query is not shed for waiting its turn.
+
+**asyncio, not anyio.** Every store call of every request passes here, and
+the app runs only on asyncio (uvicorn), so this is written on asyncio's own
+primitives: anyio's capacity limiters, timeout scope and ``to_thread`` cost
+the event loop about three times as much per call (measured: each of their
+steps asks sniffio which library runs, and opens cancel scopes), and a
+store call was a sixth of a small query's server CPU. A free slot is taken
+at once, with no timer; only a call that finds none waits, on a future that
+a timer sheds. The thread hop is a future of our own that the worker thread
+settles (``call_soon_threadsafe``), on worker threads of our own
+(:class:`_Workers`): a call that holds a slot never waits for a thread (one
+starts when none is idle), so the slots stay the only queue, and idle
+threads end after :data:`IDLE_S`, so gateways made and dropped by the
+thousand (scripts, tests) leave none behind. The call runs in a copy of the
+caller's context, so it sees its request's deadline (``maxTimeMS``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import contextvars
+import os
+import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
-
-import anyio
-import anyio.to_thread
 
 R = TypeVar("R")
 
@@ -45,6 +60,8 @@ R = TypeVar("R")
 RETRY_AFTER_S = 1
 #: Store calls of heavy operations at once, per worker (see the module's docstring).
 HEAVY_LANE = 1
+#: How long a worker thread waits for another call before it ends (seconds).
+IDLE_S = 10.0
 
 
 class Shed(Exception):
@@ -55,81 +72,195 @@ class StoreSlots:
     def __init__(self, size: int, wait_ms: int) -> None:
         self.size = size
         self.wait_s = wait_ms / 1000
-        self._slots = anyio.CapacityLimiter(size)
-        # Store calls bypass anyio's default thread limiter (40 threads, shared
-        # with file responses and other blocking work in the process): queued
-        # there, they would wait with no bound. The slots are the only queue.
-        self._threads = anyio.CapacityLimiter(math.inf)
-        self._heavy = anyio.CapacityLimiter(HEAVY_LANE)
+        self._slots = _Gate(size)
+        self._heavy = _Gate(HEAVY_LANE)
 
     @property
     def in_flight(self) -> int:
         """Store calls running now, abandoned ones included."""
-        return self._slots.borrowed_tokens
+        return self._slots.taken
 
     @property
     def heavy_in_flight(self) -> int:
         """Store calls of heavy operations in the slots or waiting for one."""
-        return self._heavy.borrowed_tokens
+        return self._heavy.taken
 
     async def run(self, call: Callable[[], R], heavy: bool = False) -> R:
         """Run ``call`` in a worker thread once a slot is free; raise
         :class:`Shed` if none is within the wait. Cancelling the caller
         abandons the thread, which gives the slot back when it ends. A
         ``heavy`` operation's call takes the heavy lane first."""
-        if heavy:
-            async with self._heavy:
-                return await self._run(call)
-        return await self._run(call)
+        if not heavy:
+            return await self._run(call)
+        await self._heavy.take(None)
+        try:
+            return await self._run(call)
+        finally:
+            self._heavy.release()
 
     async def _run(self, call: Callable[[], R]) -> R:
+        if not self._slots.take_now():  # the common case costs no timer and no wait
+            await self._slots.take(self.wait_s)
         job = _Job(call, self._slots)
-        acquired = False
-        with anyio.move_on_after(self.wait_s):
-            await self._slots.acquire_on_behalf_of(job)
-            acquired = True
-        if not acquired:
-            raise Shed()
         try:
-            return await anyio.to_thread.run_sync(
-                job.run, abandon_on_cancel=True, limiter=self._threads
-            )
+            _WORKERS.submit(contextvars.copy_context().run, job.run)
+            return await job.answer
         finally:
             if not job.leave():
-                self._slots.release_on_behalf_of(job)
+                self._slots.release()
+
+
+class _Gate:
+    """``size`` places, taken first come, first served: a place given back
+    goes straight to the longest waiter, so a newcomer never takes it first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def take_now(self) -> bool:
+        """Take a place if one is free and nobody waits for one."""
+        if self.taken < self.size and not self._waiters:
+            self.taken += 1
+            return True
+        return False
+
+    async def take(self, within_s: float | None) -> None:
+        """Take a place, waiting for one; :class:`Shed` if none comes
+        within ``within_s`` seconds (``None``: wait as long as it takes)."""
+        if self.take_now():
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if within_s is None else loop.call_later(within_s, _shed, waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed a place, then cancelled before it woke: pass it on.
+                self.release()
+            else:
+                with contextlib.suppress(ValueError):  # shed: still in the queue
+                    self._waiters.remove(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # the place passes to it: `taken` stays
+                waiter.set_result(None)
+                return
+        self.taken -= 1
+
+
+def _shed(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(Shed())
+
+
+class _Workers:
+    """The store calls' threads, shared by every :class:`StoreSlots` of the
+    process. A call is handed to an idle thread, or to a new one if none is
+    idle: never queued behind another call (anyio's default thread limiter,
+    shared with file responses and other blocking work, would queue it with
+    no bound); the slots bound how many run. Daemon threads: a call still
+    running when the process exits does not hold the exit up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the loop and the threads share the idle list
+        self._idle: list[_Worker] = []
+
+    def submit(self, *call: Callable[..., object]) -> None:
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is None:
+            worker = _Worker(self)
+            worker.start()
+        worker.calls.put(call)
+
+    def rest(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's threads are not there."""
+        self._lock = threading.Lock()
+        self._idle = []
+
+    def retire(self, worker: _Worker) -> bool:
+        """Whether an idle ``worker`` may end: not if a call was just handed to it."""
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+                return True
+            return False
+
+
+class _Worker(threading.Thread):
+    def __init__(self, workers: _Workers) -> None:
+        super().__init__(name="newsgraph-store", daemon=True)
+        self.workers = workers
+        self.calls: queue.SimpleQueue[tuple[Callable[..., object], ...]] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            try:
+                fn, *args = self.calls.get(timeout=IDLE_S)
+            except queue.Empty:
+                if self.workers.retire(self):
+                    return
+                continue  # handed a call as it timed out: it is on its way
+            fn(*args)
+            del fn, args  # not kept alive while idle
+            self.workers.rest(self)
+
+
+_WORKERS = _Workers()
+os.register_at_fork(after_in_child=_WORKERS.forget)
 
 
 class _Job(Generic[R]):
     """One store call, and who gives its slot back: the waiting task when it
     saw the call end (or never start), else the thread when the call ends."""
 
-    def __init__(self, call: Callable[[], R], slots: anyio.CapacityLimiter) -> None:
+    def __init__(self, call: Callable[[], R], slots: _Gate) -> None:
         self.call = call
         self.slots = slots
         self.loop = asyncio.get_running_loop()  # made by the task, on the loop
+        #: What the thread hands back; cancelled when the task stops waiting.
+        self.answer: asyncio.Future[R] = self.loop.create_future()
         self._lock = threading.Lock()  # the task and the thread both change the state
         self._state = "queued"  # -> running -> done, or -> abandoned -> done, or -> dropped
 
-    def run(self) -> R:
+    def run(self) -> None:
         """In the worker thread."""
         with self._lock:
             if self._state == "dropped":
-                # Its request gave up before a thread took it: skip the store.
-                raise RuntimeError("store call abandoned before it started")
+                return  # its request gave up before a thread took it: skip the store
             self._state = "running"
+        result: R | None = None
+        error: BaseException | None = None
         try:
-            return self.call()
-        finally:
-            with self._lock:
-                abandoned = self._state == "abandoned"
-                self._state = "done"
+            result = self.call()
+        except BaseException as exc:  # handed to the task, which raises it
+            error = exc
+        with self._lock:
+            abandoned = self._state == "abandoned"
+            self._state = "done"
+        # Handed to the loop without waiting for it: a loop that has stopped
+        # (a test client's, a server shutting down) never runs the callback,
+        # and a thread waiting for it would block the process's exit. A
+        # closed loop raises: nothing waits then.
+        with contextlib.suppress(RuntimeError):
             if abandoned:
-                # Handed to the loop without waiting for it: a loop that has
-                # stopped (a test client's, a server shutting down) never runs
-                # the release, and a thread waiting for it would block the
-                # process's exit. A closed loop raises: nothing waits then.
-                with contextlib.suppress(RuntimeError):
-                    self.loop.call_soon_threadsafe(self.slots.release_on_behalf_of, self)
+                self.loop.call_soon_threadsafe(self.slots.release)
+            else:
+                self.loop.call_soon_threadsafe(_settle, self.answer, result, error)
 
     def leave(self) -> bool:
         """In the task, as it stops waiting: whether the thread now owns the slot."""
@@ -140,3 +271,12 @@ class _Job(Generic[R]):
             if self._state == "queued":
                 self._state = "dropped"
             return False
+
+
+def _settle(answer: asyncio.Future[R], result: R | None, error: BaseException | None) -> None:
+    if answer.done():  # the task stopped waiting as the call ended: it gives the slot back
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result)  # type: ignore[arg-type]

@@ -13,15 +13,25 @@ in parts (``multipart/mixed``, for ``@defer`` and ``@stream``): its later parts
 are still work, which a client that does not read would otherwise keep waiting
 for ever, so the deadline covers the whole answer, and an answer not finished
 by then is cut off where it is (the client sees it end without its last part).
+
+**asyncio, not anyio.** The app runs only on asyncio (uvicorn), and this runs
+for every request: its backstop is an asyncio timer that cancels the task
+serving the request (``Task.cancel``), its events asyncio's: with an anyio
+cancel scope and anyio events, which each ask sniffio which library runs, a
+guarded request cost the loop 68 µs, with these 44 µs (measured, around an
+app that answers at once). The cancellation is the backstop's own, as
+:func:`asyncio.timeout` tells its own (by the task's count of cancellations
+asked for): one from anyone else (the server stopping) goes on. Unlike a
+cancel scope's, it is delivered once, where the task waits: the clean-up that
+follows it (starlette closing a file under an anyio shield) is not cancelled
+again, though an anyio shield would not hold off that first one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
-import anyio
 import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,29 +76,60 @@ class _Exchange:
         self.budget = budget
         self._receive = receive
         self._send = send
-        self.body_read = anyio.Event()
-        self.left = anyio.Event()
+        self.body_read = asyncio.Event()
+        self.left = asyncio.Event()
         self.started = False
         self.complete = False
-        # The backstop: it stops the work GRACE_S after the deadline, wherever
-        # it is waiting (a slow upload included), if the answer is not started.
-        self.work = anyio.CancelScope(deadline=anyio.current_time() + budget.limit_s + GRACE_S)
+        #: The task running the app, while it does: what the backstop stops.
+        self._serving: asyncio.Task[object] | None = None
+        self._backstop: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     async def serve(self, app: ASGIApp, scope: Scope) -> None:
         # The watcher is a plain asyncio task, not an anyio task group: the
         # group's scopes and cancellation delivery cost a tenth of a small
         # query's server CPU (measured), and a watcher needs neither.
-        watcher = asyncio.get_running_loop().create_task(self.watch())
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None  # an ASGI app runs in a task
+        watcher = loop.create_task(self.watch())
+        cancelling = task.cancelling()
+        self._serving = task
+        # The backstop: it stops the work GRACE_S after the deadline, wherever
+        # it is waiting (a slow upload included), if the answer is not started.
+        self._backstop = loop.call_at(loop.time() + self.budget.limit_s + GRACE_S, self.stop)
+        ours = caught = False
         try:
-            with self.work:
+            try:
                 await app(scope, self.receive, self.send)
-        finally:
-            watcher.cancel()
-        if self.work.cancelled_caught and not self.budget.gone:
+            finally:
+                self._serving = None
+                self._backstop.cancel()
+                watcher.cancel()
+                # Its own cancellation taken back; another asked for goes on.
+                ours = self._stopped and task.uncancel() <= cancelling
+        except asyncio.CancelledError:
+            if not ours:
+                raise
+            caught = True
+        if caught and not self.budget.gone:
             if not self.started:
                 await self.answer_timeout(Headers(scope=scope).get("accept"))
             elif not self.complete:
                 await self.cut_off()
+
+    def stop(self) -> None:
+        """Stop the work: the backstop's time came, or the client left."""
+        task = self._serving
+        if task is None or self._stopped:
+            return
+        if task is asyncio.current_task():
+            # The app itself heard the client leave: it is cancelled where it
+            # next waits, not here, where it may never wait again.
+            asyncio.get_running_loop().call_soon(self.stop)
+            return
+        self._stopped = True
+        task.cancel()
 
     async def receive(self) -> Message:
         if self.body_read.is_set():
@@ -104,13 +145,11 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
-            if (
-                not Headers(raw=message.get("headers", []))
-                .get("content-type", "")
-                .startswith("multipart/")
-            ):
+            if self._backstop is not None and not Headers(raw=message.get("headers", [])).get(
+                "content-type", ""
+            ).startswith("multipart/"):
                 # The deadline bounds the work, not the transfer to a slow reader.
-                self.work.deadline = math.inf
+                self._backstop.cancel()
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             self.complete = True
         await self._send(message)
@@ -129,7 +168,7 @@ class _Exchange:
         if self.complete:
             return  # the answer was all sent: an ordinary end of the exchange
         self.budget.cancel()
-        self.work.cancel()
+        self.stop()
         stats = current_stats()
         if stats is not None:
             stats.client_gone = True

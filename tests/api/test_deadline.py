@@ -224,30 +224,21 @@ def test_the_backstop_answers_a_query_that_ran_as_the_query_would_have(
     assert codes(response) == ["TIMEOUT"]
 
 
-def test_a_connection_the_server_cannot_read_stops_its_request(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The disconnect watcher's own failure (the server's ``receive`` raising
-    after the body) counts as the client gone: the work stops and it is logged."""
+def guarded_until_stopped(receive: Any) -> list[str]:
+    """Behind the guard (a 60 s deadline), an app that reads one message from
+    ``receive``, then waits: whether it was ``stopped`` or ``ran on``."""
     from api.http.guard import RequestGuard
 
     finished: list[str] = []
 
     async def app(scope: dict, receive: Any, send: object) -> None:
-        await receive()  # the body: the watcher takes over from here
+        await receive()
         try:
             await anyio.sleep(30)
             finished.append("ran on")
         except anyio.get_cancelled_exc_class():
             finished.append("stopped")
             raise
-
-    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
-
-    async def receive() -> dict:
-        if messages:
-            return messages.pop()
-        raise OSError("the connection broke")
 
     async def send(message: dict) -> None:
         raise AssertionError("nothing is sent to a client that is gone")
@@ -258,7 +249,22 @@ def test_a_connection_the_server_cannot_read_stops_its_request(
             await guard({"type": "http", "headers": []}, receive, send)
 
     anyio.run(main)
-    assert finished == ["stopped"]
+    return finished
+
+
+def test_a_connection_the_server_cannot_read_stops_its_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disconnect watcher's own failure (the server's ``receive`` raising
+    after the body) counts as the client gone: the work stops and it is logged."""
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()  # the body: the watcher takes over from here
+        raise OSError("the connection broke")
+
+    assert guarded_until_stopped(receive) == ["stopped"]
     assert "watching for the client leaving failed" in caplog.text
 
 
@@ -327,3 +333,53 @@ def test_a_single_answer_may_take_its_time_once_it_has_started() -> None:
     took = guarded_run(app, sent, wait_s=0.5 + GRACE_S + 1)
     assert took >= 0.5 + GRACE_S + 1  # still going when the test stopped waiting
     assert sent[-1]["more_body"] is True
+
+
+def test_an_app_that_hears_its_client_leave_is_stopped_where_it_next_waits() -> None:
+    # The client leaves before its body is whole: the app's own receive()
+    # hears it, in the task the guard would stop; it stops at its next wait,
+    # and nothing is answered to a client that is gone.
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    assert guarded_until_stopped(receive) == ["stopped"]
+
+
+def test_a_request_cancelled_by_the_server_is_not_answered_as_timed_out() -> None:
+    # The server stopping cancels a request's task: that cancellation goes on
+    # through the guard, even when the backstop's time comes in the same turn.
+    import asyncio
+
+    from api.http.guard import RequestGuard
+
+    sent: list[dict] = []
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def app(scope: dict, receive: Any, send: object) -> None:
+        await receive()
+        await asyncio.sleep(30)
+
+    async def receive() -> dict:
+        if body:
+            return body.pop()
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        guard = RequestGuard(app, timeout_ms=100)
+        task = asyncio.get_running_loop().create_task(
+            guard({"type": "http", "headers": []}, receive, send)
+        )
+        # Cancelled by the server as the backstop cancels it too.
+        await asyncio.sleep(0.1 + GRACE_S - 0.001)
+        while not task.done() and not task.cancelling():
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert sent == []

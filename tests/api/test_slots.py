@@ -4,13 +4,15 @@ included, and a quick refusal when none comes free."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from api.data.slots import HEAVY_LANE, Shed, StoreSlots
+from api.data import slots as slots_module
+from api.data.slots import HEAVY_LANE, Shed, StoreSlots, _Gate
 
 
 def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:
@@ -49,10 +51,13 @@ def test_store_calls_do_not_queue_behind_anyio_default_thread_limiter() -> None:
     anyio.run(main)
 
 
-def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs() -> None:
+def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A test client's loop, or a server's shutting down, stops with an
     # abandoned call in flight: its thread must still end (a thread waiting
     # for the stopped loop kept the whole process from exiting).
+    monkeypatch.setattr(slots_module, "IDLE_S", 0.2)
     release = threading.Event()
     threads: list[threading.Thread] = []
     slots = StoreSlots(size=1, wait_ms=100)
@@ -70,6 +75,8 @@ def test_an_abandoned_call_ends_even_when_its_loop_no_longer_runs() -> None:
         loop.run_until_complete(main())  # the loop stops here, and is not closed
         release.set()
         (thread,) = threads
+        # The call's thread comes free (it does not wait for the loop), and
+        # ends once idle for IDLE_S.
         thread.join(timeout=3)
         assert not thread.is_alive()
     finally:
@@ -110,3 +117,146 @@ def test_heavy_calls_take_one_lane_and_cheap_ones_pass_them_waiting() -> None:
         assert slots.in_flight == 0 and slots.heavy_in_flight == 0
 
     anyio.run(main)
+
+
+def test_a_free_slot_is_taken_at_once_even_with_no_wait_allowed() -> None:
+    # No wait at all: a call that finds a slot free never waits (nor sets a
+    # timer); one that finds none is shed at once.
+    slots = StoreSlots(size=1, wait_ms=0)
+    release = threading.Event()
+
+    async def main() -> None:
+        assert await slots.run(lambda: "served") == "served"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: slots.run(lambda: release.wait(5)))
+            await anyio.sleep(0.05)
+            with pytest.raises(Shed):
+                await slots.run(lambda: "no slot for me")
+            release.set()
+        assert slots.in_flight == 0
+
+    anyio.run(main)
+
+
+def test_a_call_that_finds_every_slot_busy_waits_its_turn_in_order() -> None:
+    """A slot given back within the wait goes to the call that waited longest,
+    not to one that came later (nor to a newcomer that finds no one running)."""
+    slots = StoreSlots(size=1, wait_ms=2000)
+    release = threading.Event()
+    order: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await slots.run(lambda: order.append(n))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: slots.run(lambda: release.wait(5)))
+            await anyio.sleep(0.05)
+            for n in range(3):
+                tg.start_soon(waiter, n)
+                await anyio.sleep(0.01)
+            assert slots.in_flight == 1 and order == []
+            release.set()
+        assert order == [0, 1, 2]
+        assert slots.in_flight == 0
+
+    anyio.run(main)
+
+
+def test_a_call_cancelled_while_it_waits_for_a_slot_neither_runs_nor_holds_one() -> None:
+    slots = StoreSlots(size=1, wait_ms=5000)
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: slots.run(lambda: release.wait(5)))
+            await anyio.sleep(0.05)
+            with anyio.move_on_after(0.1) as waited:
+                await slots.run(lambda: ran.append("cancelled call"))
+            assert waited.cancelled_caught
+            release.set()
+        assert ran == [] and slots.in_flight == 0
+        assert await slots.run(lambda: "served") == "served"
+
+    anyio.run(main)
+
+
+def test_a_slot_handed_to_a_call_cancelled_before_it_woke_passes_on() -> None:
+    # The slot is handed over and the waiting task cancelled in the same turn
+    # of the loop: the cancelled call gives the slot to the next one in line.
+    gate = _Gate(1)
+
+    async def main() -> None:
+        assert gate.take_now()
+        loop = asyncio.get_running_loop()
+        first = loop.create_task(gate.take(None))
+        second = loop.create_task(gate.take(None))
+        await asyncio.sleep(0)  # both wait
+        gate.release()  # to `first` ...
+        first.cancel()  # ... before it woke
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(second, 2)
+        assert gate.taken == 1  # `second`'s
+        gate.release()
+        assert gate.taken == 0 and gate.take_now()
+
+    asyncio.run(main())
+
+
+def test_a_call_runs_in_its_callers_context() -> None:
+    # The gateway reads the request's deadline in the worker thread (maxTimeMS).
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="none")
+    slots = StoreSlots(size=1, wait_ms=100)
+
+    async def main() -> str:
+        seen.set("the request's")
+        return await slots.run(seen.get)
+
+    assert anyio.run(main) == "the request's"
+
+
+def test_a_call_that_fails_gives_its_error_and_its_slot_back() -> None:
+    slots = StoreSlots(size=1, wait_ms=100)
+
+    def broken() -> None:
+        raise ValueError("the store said no")
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="the store said no"):
+            await slots.run(broken)
+        assert slots.in_flight == 0
+
+    anyio.run(main)
+
+
+def test_a_call_handed_to_a_worker_as_it_retires_still_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Calls come about as often as an idle thread gives up waiting for one:
+    # a call handed to a thread that just timed out is run, never lost.
+    monkeypatch.setattr(slots_module, "IDLE_S", 0.002)
+    workers = slots_module._Workers()
+    for n in range(300):
+        done = threading.Event()
+        workers.submit(done.set)
+        assert done.wait(2), f"call {n} was lost"
+        threading.Event().wait(0.002 * (n % 3))  # before, at, and after the idle time
+
+
+def test_worker_threads_are_reused_and_end_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Gateways made and dropped by the thousand (scripts, tests) share the
+    # threads, and leave none behind.
+    monkeypatch.setattr(slots_module, "IDLE_S", 0.2)
+    workers = slots_module._Workers()
+    seen: set[threading.Thread] = set()
+    for _ in range(50):
+        done = threading.Event()
+        workers.submit(lambda: (seen.add(threading.current_thread()), done.set()))  # noqa: B023
+        assert done.wait(2)
+        threading.Event().wait(0.01)  # for the thread to go back to rest
+    assert len(seen) == 1
+    for thread in seen:
+        thread.join(3)
+        assert not thread.is_alive()
