@@ -91,9 +91,9 @@ class StubGateway(MemoryGateway):
 def create_app() -> Starlette:
     """The app with settings from the environment (``NEWSGRAPH_COMPILED``
     among them), over an empty embedded store that is never asked: the
-    gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``.
-    The embedded engine also makes the gateway call inline, as it would not
-    for a wire store. With ``NEWSGRAPH_BENCH_TRACING`` set, tracing is as the
+    gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``,
+    each answer handed back through a worker thread as every store call is
+    (on either engine). With ``NEWSGRAPH_BENCH_TRACING`` set, tracing is as the
     ``OTEL_*`` settings say, read as ``newsgraph serve`` reads them (the
     benchmark points them at :mod:`bench.collector`); without it, off, whatever
     ``OTEL_*`` settings the server inherits."""
