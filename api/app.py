@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -35,6 +34,7 @@ from api.http import observe
 from api.http.body import BodyLimit
 from api.http.caching import CachePolicy, QueryCaching
 from api.http.compression import Compression
+from api.http.cors import CrossOrigin
 from api.http.explorer import Explorer
 from api.http.guard import RequestGuard
 from api.http.health import Health
@@ -119,7 +119,7 @@ def create_app(
         Middleware(observe.Observe, metrics=metrics, log_requests=settings.access_log),
         Middleware(RegularRequests),
         Middleware(
-            CORSMiddleware,
+            CrossOrigin,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
