@@ -27,6 +27,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.data.gateway import Gateway
 from api.data.slots import StoreSlots
@@ -131,10 +132,35 @@ def create_app(
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(QueryCaching, policy=CachePolicy.for_settings(settings)),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(GraphQLFirst, view=graphql),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.health = health
     return app
+
+
+class GraphQLFirst:
+    """The innermost layer: a GET or POST to ``/graphql``, nearly every
+    request, goes straight to the view, where Starlette's router would send
+    it after its exception layer (a send wrapper, for HTTPExceptions the view
+    never raises: it answers its own refusals) and a match of the path against
+    each route. Anything else, a WebSocket at ``/graphql`` included, is routed.
+    Under a ``root_path`` the router's matching decides, as before."""
+
+    def __init__(self, app: ASGIApp, view: ASGIApp) -> None:
+        self.app = app
+        self.view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/graphql"
+            and scope["method"] in ("GET", "POST")
+            and not scope.get("root_path")
+        ):
+            await self.view(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 app: Starlette  # made on first access, by __getattr__ below
