@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -134,9 +135,23 @@ def create_app(
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         Middleware(GraphQLFirst, view=graphql),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = _Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.health = health
     return app
+
+
+class _Starlette(Starlette):
+    """Starlette without its outermost layer, which answers 500 when the app
+    fails before answering: the outermost of ours (``api.http.observe``)
+    answers it, as it counts it, and a layer (a frame and a send wrapper on
+    every request) is spared. The layer does no more here: no debug pages, no
+    handler of ours for 500."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        assert isinstance(stack, ServerErrorMiddleware)
+        assert stack.handler is None and not stack.debug
+        return stack.app
 
 
 class GraphQLFirst:
