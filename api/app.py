@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.data.gateway import Gateway
 from api.data.slots import StoreSlots
@@ -35,6 +36,7 @@ from api.http import observe
 from api.http.body import BodyLimit
 from api.http.caching import CachePolicy, QueryCaching
 from api.http.compression import Compression
+from api.http.cors import CrossOrigin
 from api.http.explorer import Explorer
 from api.http.guard import RequestGuard
 from api.http.health import Health
@@ -119,7 +121,7 @@ def create_app(
         Middleware(observe.Observe, metrics=metrics, log_requests=settings.access_log),
         Middleware(RegularRequests),
         Middleware(
-            CORSMiddleware,
+            CrossOrigin,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
@@ -131,10 +133,49 @@ def create_app(
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(QueryCaching, policy=CachePolicy.for_settings(settings)),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(GraphQLFirst, view=graphql),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = _Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.health = health
     return app
+
+
+class _Starlette(Starlette):
+    """Starlette without its outermost layer, which answers 500 when the app
+    fails before answering: the outermost of ours (``api.http.observe``)
+    answers it, as it counts it, and a layer (a frame and a send wrapper on
+    every request) is spared. The layer does no more here: no debug pages, no
+    handler of ours for 500."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        assert isinstance(stack, ServerErrorMiddleware)
+        assert stack.handler is None and not stack.debug
+        return stack.app
+
+
+class GraphQLFirst:
+    """The innermost layer: a GET or POST to ``/graphql``, nearly every
+    request, goes straight to the view, where Starlette's router would send
+    it after its exception layer (a send wrapper, for HTTPExceptions the view
+    never raises: it answers its own refusals) and a match of the path against
+    each route. Anything else, a WebSocket at ``/graphql`` included, is routed.
+    Under a ``root_path`` the router's matching decides, as before."""
+
+    def __init__(self, app: ASGIApp, view: ASGIApp) -> None:
+        self.app = app
+        self.view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/graphql"
+            and scope["method"] in ("GET", "POST")
+            and not scope.get("root_path")
+        ):
+            await self.view(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 app: Starlette  # made on first access, by __getattr__ below

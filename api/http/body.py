@@ -22,7 +22,10 @@ class BodyLimit:
         if len(scope.get("query_string", b"")) > self.max_bytes:
             await _refuse(send, 414, f"the query string is over the {self.max_bytes:,}-byte limit")
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
+        declared = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                declared = value  # the last, as a dict of them would keep
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _refuse(send, 413, f"the request body is over the {self.max_bytes:,}-byte limit")
             return

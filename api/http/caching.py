@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schema.caching import Keys, collecting
@@ -112,12 +112,21 @@ class QueryCaching:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
-        request_headers = Headers(scope=scope)
+        # The request's headers this needs, by one scan of the raw list (the
+        # first of each, as Starlette's Headers would give).
+        authorized = False
+        accept = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorized = True
+            elif name == b"accept":
+                accept = value if accept is None else accept
+            elif name == b"if-none-match":
+                if_none_match = value if if_none_match is None else if_none_match
         # An event stream (graphql-sse) is never kept, so it gathers nothing.
-        anonymous = "authorization" not in request_headers and "text/event-stream" not in (
-            request_headers.get("accept", "")
-        )
+        anonymous = not authorized and (accept is None or b"text/event-stream" not in accept)
         start: Message | None = None
+        content_type = ""
         chunks: list[bytes] = []
         passing = False
         # Only an answer that may be shared (an anonymous one) has a policy,
@@ -125,9 +134,9 @@ class QueryCaching:
         keys = Keys(set() if self.policy.key_headers else None) if anonymous else None
 
         async def buffer(message: Message) -> None:
-            nonlocal start, passing
+            nonlocal start, passing, content_type
             if message["type"] == "http.response.start":
-                content_type = Headers(raw=message["headers"]).get("content-type", "")
+                content_type = _content_type(message["headers"])
                 # A stream (multipart/mixed parts of a deferred query) goes out as
                 # it comes: buffering it for an ETag would hold back its first part.
                 passing = not content_type.startswith(CACHEABLE)
@@ -151,7 +160,6 @@ class QueryCaching:
             assert start is not None
             body = b"".join(chunks)
             headers = MutableHeaders(raw=start["headers"])
-            content_type = headers.get("content-type", "")
             if start["status"] != 200 or not content_type.startswith(CACHEABLE):
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
@@ -169,7 +177,7 @@ class QueryCaching:
             if not private and keys is not None:
                 for name, value in self.policy.key_values(keys):
                     headers[name] = value
-            if not private and etag in request_headers.get("if-none-match", ""):
+            if not private and if_none_match is not None and etag.encode() in if_none_match:
                 del headers["content-length"]
                 await send({**start, "status": 304, "headers": headers.raw})
                 await send({"type": "http.response.body", "body": b""})
@@ -182,3 +190,11 @@ class QueryCaching:
             return
         with collecting(keys):
             await self.app(scope, receive, buffer)
+
+
+def _content_type(headers: list[tuple[bytes, bytes]]) -> str:
+    """The first ``Content-Type`` of an answer's raw headers, or ``""``."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return ""

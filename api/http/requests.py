@@ -29,8 +29,9 @@ class RegularRequests:
         if method not in METHODS:
             await _not_allowed(send)
             return
-        headers = [_lower_media_type(name, value) for name, value in scope["headers"]]
-        scope = {**scope, "headers": headers}
+        headers = _regular(scope["headers"])
+        if headers is not scope["headers"]:
+            scope = {**scope, "headers": headers}
         if method != "HEAD":
             await self.app(scope, receive, send)
             return
@@ -41,6 +42,17 @@ class RegularRequests:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+def _regular(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with each media type in lowercase: the same list when
+    all are already (nearly every request), so it is not copied for nothing."""
+    for name, value in headers:
+        if name == b"content-type":
+            media_type = value.partition(b";")[0]
+            if media_type != media_type.lower():
+                return [_lower_media_type(name, value) for name, value in headers]
+    return headers
 
 
 def _lower_media_type(name: bytes, value: bytes) -> tuple[bytes, bytes]:

@@ -118,3 +118,59 @@ def test_a_streamed_get_answer_passes_through_unbuffered():
     asyncio.run(QueryCaching(app, CachePolicy())(scope, nothing, capture))
     assert second_part_sent.is_set()
     assert all(name != b"etag" for name, _ in sent[0]["headers"])
+
+
+def test_cross_origin_answers_as_starlettes_cors_middleware_with_and_without_origin():
+    """api/http/cors.py skips Starlette's machinery for a request with no
+    Origin: what it sends must be Starlette's to the byte, whatever ``Vary``
+    headers the answer already has (none, one, several, not first)."""
+    import asyncio
+
+    from starlette.middleware.cors import CORSMiddleware
+
+    from api.http.cors import CrossOrigin
+
+    answers = [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"vary", b"Accept-Encoding"), (b"content-length", b"2")],
+        [(b"content-length", b"2"), (b"vary", b"Authorization, Accept"), (b"x-a", b"1")],
+        [(b"vary", b"Accept"), (b"etag", b'W/"1"'), (b"vary", b"Accept-Encoding"), (b"x", b"")],
+    ]
+    requests = [
+        [],
+        [(b"accept", b"*/*")],
+        [(b"origin", b"https://app.example")],
+        [(b"origin", b"https://evil.example"), (b"accept", b"*/*")],
+    ]
+
+    def run(layer: type, origins: list[str], headers: list, answer: list) -> list[dict]:
+        sent: list[dict] = []
+
+        async def app(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": list(answer)})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        async def capture(message):
+            sent.append({**message, "headers": list(message.get("headers", []))})
+
+        async def nothing():
+            return {"type": "http.request", "body": b""}
+
+        middleware = layer(app, allow_origins=origins, allow_methods=["GET", "POST"], max_age=600)
+        for method in ("GET", "POST", "OPTIONS"):
+            scope = {"type": "http", "method": method, "path": "/graphql", "headers": headers}
+            asyncio.run(middleware(scope, nothing, capture))
+        return sent
+
+    for origins in ([], ["https://app.example"], ["*"]):
+        for headers in requests:
+            for answer in answers:
+                ours = run(CrossOrigin, origins, headers, answer)
+                assert ours == run(CORSMiddleware, origins, headers, answer), (headers, answer)
+    start = run(CrossOrigin, [], [], answers[-1])[0]
+    assert start["headers"] == [
+        (b"vary", b"Accept, Accept-Encoding, Origin"),
+        (b"etag", b'W/"1"'),
+        (b"x", b""),
+    ]

@@ -96,3 +96,59 @@ def test_serve_logs_access_lines_as_bare_json_on_stdout(capsys):
     out, err = capsys.readouterr()
     assert out == '{"status": 200}\n'
     assert "WARNING newsgraph.api: store unavailable" in err
+
+
+def test_an_app_that_fails_before_answering_answers_500_and_counts_it(
+    loaded, api_settings, monkeypatch, caplog
+):
+    """The outermost layer answers 500 for an app that failed before its
+    answer started (Starlette's own last resort, which it replaces), counts and
+    logs it, and lets the error go on up for the server to log; once the answer
+    has started, nothing more is sent."""
+    import asyncio
+
+    import pytest
+    from starlette.responses import Response
+
+    from api.http.view import GraphQLApp
+
+    class StartedThenFailed(Response):
+        async def __call__(self, scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise RuntimeError("failed after the start")
+
+    async def failing(self, request):
+        if request.headers.get("x-fail") == "late":
+            return StartedThenFailed()
+        raise RuntimeError("failed before the start")
+
+    monkeypatch.setattr(GraphQLApp, "quick_lane", failing)
+    app = create_app(api_settings, loaded)
+
+    def call(fail: str) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"{}"}
+
+        headers = [(b"content-type", b"application/json"), (b"x-fail", fail.encode())]
+        scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": headers}
+        with pytest.raises(RuntimeError, match="failed"):
+            asyncio.run(app({**scope, "query_string": b"", "client": None}, receive, send))
+        return sent
+
+    with caplog.at_level(logging.INFO, logger="newsgraph.access"):
+        early, late = call("early"), call("late")
+    assert early[0]["status"] == 500
+    assert (b"content-type", b"text/plain; charset=utf-8") in early[0]["headers"]
+    assert [m.get("body") for m in early[1:]] == [b"Internal Server Error"]
+    assert [m["status"] for m in late] == [200]
+    lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "newsgraph.access"]
+    assert [(line["status"], line["bytes"]) for line in lines] == [(500, 0), (200, 0)]
+    with TestClient(app) as client:
+        counted = samples(client)
+    assert requests(counted, "/graphql", "POST", "500") == 1
+    assert requests(counted, "/graphql", "POST", "200") == 1

@@ -84,3 +84,39 @@ def test_several_anonymous_operations_are_refused(client):
     errors = response.json()["errors"]
     assert "data" not in response.json() or response.json()["data"] is None
     assert all("anonymous operation must be the only defined" in e["message"] for e in errors)
+
+
+def test_the_view_is_reached_directly_only_where_the_router_would_reach_it(client):
+    """api/app.py's GraphQLFirst sends a request straight to the view; for
+    each request it does, Starlette's router would have chosen the same view."""
+    import asyncio
+
+    from starlette.routing import Match
+
+    from api.app import GraphQLFirst
+    from tests.api.test_pipeline_caches import view
+
+    app = client.app
+    graphql = view(app)
+    chosen: list[str] = []
+
+    async def routed(scope, receive, send):
+        chosen.append("routed")
+
+    async def direct(scope, receive, send):
+        chosen.append("direct")
+
+    first = GraphQLFirst(routed, direct)
+    for kind in ("http", "websocket"):
+        for path in ("/graphql", "/graphql/", "/graphqls", "/healthz", "/api/graphql"):
+            for method in ("GET", "POST", "OPTIONS", "HEAD"):
+                for root_path in ("", "/api"):
+                    scope = {"type": kind, "path": path, "method": method, "root_path": root_path}
+                    asyncio.run(first(scope, None, None))
+                    if chosen.pop() == "direct":
+                        matches = [r.matches({**scope, "headers": []}) for r in app.routes]
+                        full = [child for match, child in matches if match == Match.FULL]
+                        assert full and full[0]["endpoint"] is graphql, scope
+    # Every GraphQL request over HTTP that needs no routing skips it.
+    asyncio.run(first({"type": "http", "path": "/graphql", "method": "POST"}, None, None))
+    assert chosen == ["direct"]
