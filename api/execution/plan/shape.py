@@ -191,11 +191,32 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
     for i, x in enumerate(selection.fields):
         exact, convert, nullable = _fast(x)
         v, call = f"v{i}", calls[i]
+        if exact is None and _text_id(x):
+            # A stored document's text id is the ID it passes on (read as its
+            # getter reads it); anything else takes the field's own way.
+            lines.append(f"    {v} = get('_id')")
+            lines.append(f"    if {v}.__class__ is not str:")
+            lines += [f"    {line}" for line in _inline_resolve(x, i, names)]
+            continue
         if exact is None:
             lines += _inline_resolve(x, i, names)
             continue
         names[f"E{i}"] = exact
         lines.append(f"    {v} = get({x.source!r})")
+        if convert is _int32:
+            # The 32-bit range tested here, not in a call: an Int out of
+            # range takes the type's own coercion (which refuses it).
+            lines += [
+                f"    if {v}.__class__ is E{i}:",
+                f"        if not {INT32.start} <= {v} < {INT32.stop}:",
+                f"            {v} = {call}",
+            ]
+            if nullable:
+                lines.append(f"    elif {v} is not None:")
+            else:
+                lines.append("    else:")
+            lines.append(f"        {v} = {call}")
+            continue
         if convert is None:
             lines.append(f"    if {v}.__class__ is not E{i}:")
             if nullable:
@@ -267,13 +288,18 @@ DATE_TIMES_KEPT = 4096
 #: ``serialize_datetime``, computed once per date-time (equal date-times
 #: are the same instant, and so the same text in UTC).
 _date_time_text = lru_cache(maxsize=DATE_TIMES_KEPT)(serialize_datetime)
+def _int32(value: int) -> Any:
+    """An int as GraphQL's Int passes it on: itself within 32 bits."""
+    return value if value in INT32 else SLOW
+
+
 #: Leaf types whose coercion of an exact Python type is known: that type, and
 #: the conversion (``None`` for the value itself).
 FAST: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
     "String": (str, None),
     "ID": (str, None),
     "Boolean": (bool, None),
-    "Int": (int, lambda v: v if -(2**31) <= v < 2**31 else SLOW),
+    "Int": (int, _int32),
     "DateTime": (datetime, _date_time_text),
 }
 
@@ -288,6 +314,14 @@ def _fast(f: PlanField) -> tuple[type | None, Callable[[Any], Any] | None, bool]
         return None, None, nullable
     exact, convert = FAST[named.name]
     return exact, convert, nullable
+
+
+def _text_id(f: PlanField) -> bool:
+    """Whether ``f`` is an object's ``id`` read from its document's ``_id``
+    as an ``ID`` (or ``String``), which passes a text on as it is."""
+    type_ = f.definition.type
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    return f.kind is Kind.ID and named in (GraphQLID, GraphQLString)
 
 
 def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
