@@ -288,6 +288,8 @@ DATE_TIMES_KEPT = 4096
 #: ``serialize_datetime``, computed once per date-time (equal date-times
 #: are the same instant, and so the same text in UTC).
 _date_time_text = lru_cache(maxsize=DATE_TIMES_KEPT)(serialize_datetime)
+
+
 def _int32(value: int) -> Any:
     """An int as GraphQL's Int passes it on: itself within 32 bits."""
     return value if value in INT32 else SLOW
