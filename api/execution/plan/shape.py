@@ -203,20 +203,6 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
             continue
         names[f"E{i}"] = exact
         lines.append(f"    {v} = get({x.source!r})")
-        if convert is _int32:
-            # The 32-bit range tested here, not in a call: an Int out of
-            # range takes the type's own coercion (which refuses it).
-            lines += [
-                f"    if {v}.__class__ is E{i}:",
-                f"        if not {INT32.start} <= {v} < {INT32.stop}:",
-                f"            {v} = {call}",
-            ]
-            if nullable:
-                lines.append(f"    elif {v} is not None:")
-            else:
-                lines.append("    else:")
-            lines.append(f"        {v} = {call}")
-            continue
         if convert is None:
             lines.append(f"    if {v}.__class__ is not E{i}:")
             if nullable:
@@ -225,13 +211,15 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
             else:
                 lines.append(f"        {v} = {call}")
             continue
-        names[f"C{i}"] = convert
-        lines += [
-            f"    if {v}.__class__ is E{i}:",
-            f"        {v} = C{i}({v})",
-            f"        if {v} is SLOW:",
-            f"            {v} = {call}",
-        ]
+        lines.append(f"    if {v}.__class__ is E{i}:")
+        if convert is _int32:
+            # The 32-bit range tested here, not in a call: an Int out of
+            # range takes the type's own coercion (which refuses it).
+            lines.append(f"        if not {INT32.start} <= {v} < {INT32.stop}:")
+        else:
+            names[f"C{i}"] = convert
+            lines += [f"        {v} = C{i}({v})", f"        if {v} is SLOW:"]
+        lines.append(f"            {v} = {call}")
         if nullable:
             lines.append(f"    elif {v} is not None:")
         else:
