@@ -164,17 +164,22 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
     selection's order."""
     type_name = selection.type_name
     id_field = ID_FIELDS.get(type_name)
+    # The object's path is made at once where a field below is completed
+    # through a call; where every field is a leaf taken as it is, only
+    # when a field's own function is called (rarely: a value of another type).
+    leaves = all(_fast(x)[0] is not None for x in selection.fields)
+    here = "(path, key)" if leaves else "here"
     lines = [
         "def complete_object(value, state, path, key):",
         "    if value is None:",
         "        return None",
-        "    here = (path, key)",
+        *([] if leaves else ["    here = (path, key)"]),
         "    state.objects += 1",
     ]
     keys = [repr(x.key) for x in selection.fields]
     for i, x in enumerate(selection.fields):
         names[f"r{i}"] = x.resolve
-    calls = [f"r{i}(value, state, here)" for i in range(len(keys))]
+    calls = [f"r{i}(value, state, {here})" for i in range(len(keys))]
     every = ", ".join(f"{k}: {c}" for k, c in zip(keys, calls, strict=True))
     lines.append("    if type(value) is not dict:")
     lines.append(f"        return {{{every}}}")
