@@ -145,7 +145,7 @@ class GraphQLApp(GraphQL[Context, None]):
         headers = {**budget_headers(context), **headers}
         response_data = await self.process_result(request, result)
         body = self.encode_json(body_of(response_data, media_type, status))
-        return Response(body, status or 200, headers, media_type=media_type)
+        return _Answer(body, status or 200, headers, media_type)
 
     async def run_operation(
         self,
@@ -432,6 +432,24 @@ class GraphQLApp(GraphQL[Context, None]):
         if not isinstance(parsed, dict | list):
             raise json.JSONDecodeError("expected a JSON object with a `query`", str(data)[:20], 0)
         return parsed
+
+
+class _Answer(Response):
+    """A quick-lane answer: its headers as ``Response`` writes them (names
+    lower-cased, in order, then ``content-length`` and ``content-type``),
+    without its search for those two among them: the view's headers
+    (``status_of``, ``budget_headers``) are never either."""
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str], media_type: str) -> None:
+        self.status_code = status
+        self.media_type = media_type
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", media_type.encode("latin-1")),
+        ]
 
 
 def _event_stream(accept: str | None) -> bool:
