@@ -167,6 +167,8 @@ class Identify:
         # Behind a trusted proxy: the client it forwarded, read afresh each time.
         key = client_key(peer, forwarded, self.proxies) if forwarded and proxy else own
         anonymous = Identity(key)
+        if not authorization:  # most requests: no other coroutine to start
+            return anonymous
         return await self.credentials(authorization, anonymous)
 
     async def credentials(self, authorization: str | None, anonymous: Identity) -> Identity:

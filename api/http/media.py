@@ -15,6 +15,7 @@ what they always got); and nothing (406) when it accepts neither.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 from graphql import GraphQLError
@@ -88,9 +89,24 @@ def negotiate(accept: str | None) -> str | None:
 
 def read_accept(accept: str | None) -> tuple[str | None, bool]:
     """What a client's ``Accept`` says, read once: the media type to answer
-    with (None: neither), and whether it reads ``multipart/mixed``."""
-    ranges = parse_accept(accept or "")
+    with (None: neither), and whether it reads ``multipart/mixed``. A client
+    sends the same few on every request: what a short one says is kept."""
+    if accept is None or len(accept) > ACCEPT_KEPT_MAX:
+        return _read_accept(accept or "")
+    return _kept_accept(accept)
+
+
+def _read_accept(accept: str) -> tuple[str | None, bool]:
+    ranges = parse_accept(accept)
     return _negotiated(ranges), _multipart(ranges)
+
+
+#: ``Accept`` values whose reading is kept, and the longest kept: each entry
+#: is its text, a small tuple and the cache's node (under 600 bytes), so all
+#: of them take under 80 kB whatever clients send.
+ACCEPTS_KEPT = 128
+ACCEPT_KEPT_MAX = 256
+_kept_accept = lru_cache(maxsize=ACCEPTS_KEPT)(_read_accept)
 
 
 def _negotiated(ranges: list[MediaRange]) -> str | None:

@@ -124,8 +124,13 @@ class GraphQLApp(GraphQL[Context, None]):
         the work. None for anything else (an explorer page, multipart,
         malformed requests, whose refusals strawberry words), which strawberry
         answers. tests/api/test_view.py holds the two to the same responses."""
-        media_type, multipart = read_accept(request.headers.get("accept"))
-        if media_type is None or multipart or self.wants_events(request):
+        accept = request.headers.get("accept")
+        media_type, multipart = read_accept(accept)
+        if (
+            media_type is None
+            or multipart
+            or (_event_stream(accept) and self.wants_events(request))
+        ):
             return None
         data = await _request_data(request)
         if data is None:
@@ -140,7 +145,7 @@ class GraphQLApp(GraphQL[Context, None]):
         headers = {**budget_headers(context), **headers}
         response_data = await self.process_result(request, result)
         body = self.encode_json(body_of(response_data, media_type, status))
-        return Response(body, status or 200, headers, media_type=media_type)
+        return _Answer(body, status or 200, headers, media_type)
 
     async def run_operation(
         self,
@@ -185,10 +190,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def wants_events(self, request: Request) -> bool:
         """Whether ``request`` asks for an event stream (graphql-sse)."""
-        accept = request.headers.get("accept")
-        if accept is None or "event-stream" not in accept.lower():
-            # The only transport offered is graphql-sse's (above), which
-            # takes nothing but ``text/event-stream``: not asked for.
+        if not _event_stream(request.headers.get("accept")):
             return False
         return self._get_stream_transport_from_headers(request.headers) is not None
 
@@ -397,7 +399,9 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def identity(self, request: Request | WebSocket, authorization: str | None) -> Identity:
         """Who a request (or a WebSocket connection) is from."""
-        peer = request.client.host if request.client else None
+        # The connection's (host, port), as ``request.client`` reads it, without its tuple made.
+        client = request.scope.get("client")
+        peer = client[0] if client else None
         forwarded = request.headers.getlist("x-forwarded-for")
         return await self.identify(peer, forwarded, authorization)
 
@@ -428,6 +432,30 @@ class GraphQLApp(GraphQL[Context, None]):
         if not isinstance(parsed, dict | list):
             raise json.JSONDecodeError("expected a JSON object with a `query`", str(data)[:20], 0)
         return parsed
+
+
+class _Answer(Response):
+    """A quick-lane answer: its headers as ``Response`` writes them (names
+    lower-cased, in order, then ``content-length`` and ``content-type``),
+    without its search for those two among them: the view's headers
+    (``status_of``, ``budget_headers``) are never either."""
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str], media_type: str) -> None:
+        self.status_code = status
+        self.media_type = media_type
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", media_type.encode("latin-1")),
+        ]
+
+
+def _event_stream(accept: str | None) -> bool:
+    """Whether an ``Accept`` may ask for an event stream: the only transport
+    offered is graphql-sse's, which takes nothing but ``text/event-stream``."""
+    return accept is not None and "event-stream" in accept.lower()
 
 
 def status_of(result: Any, media_type: str | None) -> tuple[int | None, dict[str, str]]:

@@ -94,6 +94,8 @@ class CostCache:
         if reads is None:
             return None
         names: frozenset[str] = reads.value
+        if not names:  # priced alike whatever the variables (most queries)
+            return ("cost", query, operation_name, ())
         given = variables if isinstance(variables, Mapping) else {}
         # The type too: 1, 1.0 and True are equal keys, but not the same `first`.
         values = tuple(

@@ -53,10 +53,15 @@ class Connection(Generic[T]):
 
 
 def connection(
-    items: list[tuple[str, Any]], has_next: bool, count: Callable[[], Awaitable[int]]
+    items: list[tuple[str, Any]],
+    has_next: bool,
+    count: Callable[[], Awaitable[int]],
+    with_edges: bool = True,
 ) -> Connection[Any]:
-    """A page from ``(cursor, node)`` pairs."""
-    edges = [Edge(cursor=c, node=n) for c, n in items]
+    """A page from ``(cursor, node)`` pairs. Without ``with_edges`` its
+    ``edges`` are left empty, for a reader that never reads them (a plan
+    whose selection has none: an edge is an object per item)."""
+    edges = [Edge(cursor=c, node=n) for c, n in items] if with_edges else []
     return Connection(
         edges=edges,
         nodes=[n for _, n in items],

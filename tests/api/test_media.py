@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 
 from api.data.gateway import Gateway
 from api.data.slots import Shed
-from api.http.media import GRAPHQL_RESPONSE, JSON, negotiate
+from api.http import media
+from api.http.media import GRAPHQL_RESPONSE, JSON, negotiate, read_accept
 from tests.api.fixtures import without_budget
 from tests.api.test_cost import HOSTILE
 from tests.api.test_persisted import QUERY, codes, extension, hash_only_get
@@ -48,6 +49,20 @@ OK = "{ topics { totalCount } }"
 )
 def test_negotiation(accept: str | None, expected: str | None) -> None:
     assert negotiate(accept) == expected
+
+
+def test_what_an_accept_says_is_kept_for_short_ones_and_a_bounded_few() -> None:
+    media._kept_accept.cache_clear()
+    long = ", ".join(["application/json;q=0.5"] * 20) + ", " + APOLLO_4
+    assert len(long) > media.ACCEPT_KEPT_MAX
+    assert read_accept(long) == (GRAPHQL_RESPONSE, False)
+    assert media._kept_accept.cache_info().currsize == 0  # read, not kept
+    for i in range(2 * media.ACCEPTS_KEPT):
+        assert read_accept(f"application/x-{i}, multipart/mixed") == (None, True)
+    assert media._kept_accept.cache_info().currsize == media.ACCEPTS_KEPT
+    # Kept or not, the same reading.
+    assert read_accept(APOLLO_4) == read_accept(APOLLO_4) == (GRAPHQL_RESPONSE, False)
+    assert read_accept(None) == read_accept("") == (JSON, False)
 
 
 def post(client: TestClient, accept: str | None, body: dict, **headers: str):

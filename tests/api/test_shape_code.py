@@ -13,6 +13,7 @@ from graphql.execution.values import get_variable_values
 
 from api.execution.plan import Plan, build_plan, shape
 from api.operation.schema import build_schema
+from api.schema.pagination import connection
 from bench.queries import FRONT_PAGE, MOBILE
 
 SCHEMA = build_schema()
@@ -69,3 +70,20 @@ def test_a_makers_estimate_is_not_under_what_it_holds() -> None:
     warm = held()  # its code found
     estimate = sum(size for _, size in shape._makers.values())
     assert cold - warm <= estimate <= 2 * (cold - warm)
+
+
+def test_a_page_knows_whether_its_edges_are_read() -> None:
+    # Edges are made (an object per item) only for a page whose selection reads them.
+    (nodes_only,) = _plan(FRONT_PAGE, {}).root.fields
+    assert not nodes_only.wants_edges
+    query = "{ articles(first: 2) { edges { node { id } } nodes { id } } }"
+    (with_edges,) = _plan(query, {}).root.fields
+    assert with_edges.wants_edges
+    items = [("c1", {"_id": "a"}), ("c2", {"_id": "b"})]
+
+    async def count() -> int:
+        return 2
+
+    made, bare = connection(items, False, count), connection(items, False, count, False)
+    assert [e.node for e in made.edges] == made.nodes == bare.nodes and bare.edges == []
+    assert made.pageInfo == bare.pageInfo

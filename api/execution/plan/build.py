@@ -157,6 +157,7 @@ class _Planner:
             f.selection = self.selection(target, sub)
             f.wants_total = any(x.kind is Kind.TOTAL for x in f.selection.fields)
             f.wants_cursors = _reads_cursors(f.selection)
+            f.wants_edges = any(x.name == "edges" for x in f.selection.fields)
         elif not is_leaf_type(target):
             raise Unplannable(f"{parent.name}.{name} returns an abstract type")
         if kind in ARTICLE_PATHS:

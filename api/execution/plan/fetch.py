@@ -116,7 +116,7 @@ async def _fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> 
         page = state.args[f]
         items, more = await fetch_facet_page(ctx.gateway, page)
         total = await ctx.gateway.count(page.facet.collection, page.base) if f.wants_total else 0
-        state.pages[f] = {None: _page(state, items, more, total)}
+        state.pages[f] = {None: _page(state, items, more, total, f.wants_edges)}
     elif facet is None:
         state.pages[f] = {None: await _articles(plan, f, state.args[f], state)}
     else:
@@ -134,13 +134,13 @@ async def _articles(plan: Plan, f: PlanField, page: ArticlePage, state: State) -
     proj = plan.projection(f, page.ordering.key)
     items, more = await fetch_page(state.ctx.gateway, page, proj, f.wants_cursors)
     total = await state.ctx.gateway.count(ARTICLES, page.base) if f.wants_total else 0
-    return _page(state, items, more, total)
+    return _page(state, items, more, total, f.wants_edges)
 
 
-def _page(state: State, items: list[tuple[str, Any]], more: bool, total: int) -> Any:
+def _page(state: State, items: list[tuple[str, Any]], more: bool, total: int, edges: bool) -> Any:
     async def unused() -> int:  # the plan counted already, if asked
         return total
 
-    page = connection(items, more, unused)
+    page = connection(items, more, unused, edges)
     state.totals[id(page)] = total
     return page

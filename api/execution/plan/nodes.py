@@ -91,6 +91,9 @@ class PlanField:
     #: and whether any cursor is (``edges.cursor``, ``pageInfo``'s cursors).
     wants_total: bool = False
     wants_cursors: bool = False
+    #: For connections: whether ``edges`` is asked (a page's edges, one
+    #: object per item, are made only then).
+    wants_edges: bool = True
     #: The variables its arguments read, sorted: with their values, they
     #: decide the checked arguments (:meth:`Plan.checked_key`).
     reads: tuple[str, ...] = ()

@@ -164,17 +164,22 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
     selection's order."""
     type_name = selection.type_name
     id_field = ID_FIELDS.get(type_name)
+    # The object's path is made at once where a field below is completed
+    # through a call; where every field is a leaf taken as it is, only
+    # when a field's own function is called (rarely: a value of another type).
+    leaves = all(_fast(x)[0] is not None for x in selection.fields)
+    here = "(path, key)" if leaves else "here"
     lines = [
         "def complete_object(value, state, path, key):",
         "    if value is None:",
         "        return None",
-        "    here = (path, key)",
+        *([] if leaves else ["    here = (path, key)"]),
         "    state.objects += 1",
     ]
     keys = [repr(x.key) for x in selection.fields]
     for i, x in enumerate(selection.fields):
         names[f"r{i}"] = x.resolve
-    calls = [f"r{i}(value, state, here)" for i in range(len(keys))]
+    calls = [f"r{i}(value, state, {here})" for i in range(len(keys))]
     every = ", ".join(f"{k}: {c}" for k, c in zip(keys, calls, strict=True))
     lines.append("    if type(value) is not dict:")
     lines.append(f"        return {{{every}}}")
@@ -191,6 +196,13 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
     for i, x in enumerate(selection.fields):
         exact, convert, nullable = _fast(x)
         v, call = f"v{i}", calls[i]
+        if exact is None and _text_id(x):
+            # A stored document's text id is the ID it passes on (read as its
+            # getter reads it); anything else takes the field's own way.
+            lines.append(f"    {v} = get('_id')")
+            lines.append(f"    if {v}.__class__ is not str:")
+            lines += [f"    {line}" for line in _inline_resolve(x, i, names)]
+            continue
         if exact is None:
             lines += _inline_resolve(x, i, names)
             continue
@@ -204,13 +216,15 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
             else:
                 lines.append(f"        {v} = {call}")
             continue
-        names[f"C{i}"] = convert
-        lines += [
-            f"    if {v}.__class__ is E{i}:",
-            f"        {v} = C{i}({v})",
-            f"        if {v} is SLOW:",
-            f"            {v} = {call}",
-        ]
+        lines.append(f"    if {v}.__class__ is E{i}:")
+        if convert is _int32:
+            # The 32-bit range tested here, not in a call: an Int out of
+            # range takes the type's own coercion (which refuses it).
+            lines.append(f"        if not {INT32.start} <= {v} < {INT32.stop}:")
+        else:
+            names[f"C{i}"] = convert
+            lines += [f"        {v} = C{i}({v})", f"        if {v} is SLOW:"]
+        lines.append(f"            {v} = {call}")
         if nullable:
             lines.append(f"    elif {v} is not None:")
         else:
@@ -267,13 +281,20 @@ DATE_TIMES_KEPT = 4096
 #: ``serialize_datetime``, computed once per date-time (equal date-times
 #: are the same instant, and so the same text in UTC).
 _date_time_text = lru_cache(maxsize=DATE_TIMES_KEPT)(serialize_datetime)
+
+
+def _int32(value: int) -> Any:
+    """An int as GraphQL's Int passes it on: itself within 32 bits."""
+    return value if value in INT32 else SLOW
+
+
 #: Leaf types whose coercion of an exact Python type is known: that type, and
 #: the conversion (``None`` for the value itself).
 FAST: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
     "String": (str, None),
     "ID": (str, None),
     "Boolean": (bool, None),
-    "Int": (int, lambda v: v if -(2**31) <= v < 2**31 else SLOW),
+    "Int": (int, _int32),
     "DateTime": (datetime, _date_time_text),
 }
 
@@ -288,6 +309,14 @@ def _fast(f: PlanField) -> tuple[type | None, Callable[[Any], Any] | None, bool]
         return None, None, nullable
     exact, convert = FAST[named.name]
     return exact, convert, nullable
+
+
+def _text_id(f: PlanField) -> bool:
+    """Whether ``f`` is an object's ``id`` read from its document's ``_id``
+    as an ``ID`` (or ``String``), which passes a text on as it is."""
+    type_ = f.definition.type
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    return f.kind is Kind.ID and named in (GraphQLID, GraphQLString)
 
 
 def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
