@@ -20,6 +20,7 @@ not from a loader's manifest, under the same lease, and says which rows differ
 from __future__ import annotations
 
 import sys
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -171,7 +172,17 @@ class Recount:
     rebuilt: bool = False
 
 
-def recount_facets(store: Store, settings: Settings, rebuild: bool = False) -> Recount:
+class RecountStopped(Exception):
+    """:func:`recount_facets`'s ``stop`` was set: it ended before replacing
+    any row, and let the lease go."""
+
+
+def recount_facets(
+    store: Store,
+    settings: Settings,
+    rebuild: bool = False,
+    stop: threading.Event | None = None,
+) -> Recount:
     """Count the provider and topic rows again from every stored article and
     compare them with the stored rows; with ``rebuild``, replace the rows
     that differ.
@@ -181,8 +192,11 @@ def recount_facets(store: Store, settings: Settings, rebuild: bool = False) -> R
     The lease's record of when the counts were last rebuilt is left alone: it
     also tells the next loader whether a crashed one left its manifest behind
     the articles, which a recount does not repair. Raises ``StoreUnavailable``
-    or ``LeaseError`` (``loaders.lease``)."""
-    lease = Lease(store, settings)
+    or ``LeaseError`` (``loaders.lease``). Setting ``stop`` (Ctrl-C or SIGTERM
+    to ``newsgraph facets``) ends a wait for the lease at once (``LeaseError``)
+    and the scan at its next article (:class:`RecountStopped`), with the lease
+    let go; once the rows are being replaced, they all are."""
+    lease = Lease(store, settings, stop=stop)
     lease.acquire()
     report = Recount(store=store.where)
     try:
@@ -190,6 +204,8 @@ def recount_facets(store: Store, settings: Settings, rebuild: bool = False) -> R
         def articles() -> Iterator[Facets]:
             with unavailable_as_error(store.where):
                 for doc in store.articles.find({}, FACET_FIELDS):
+                    if stop is not None and stop.is_set():
+                        raise RecountStopped()
                     report.articles += 1
                     if report.articles % 1000 == 0 and lease.due():
                         lease.renew()  # a long scan keeps the lease
@@ -209,6 +225,8 @@ def recount_facets(store: Store, settings: Settings, rebuild: bool = False) -> R
                     change = FacetChange(collection, key, before.get(key), rows.get(key))
                     report.changes.append(change)
         if rebuild and report.changes:
+            if stop is not None and stop.is_set():
+                raise RecountStopped()
             lease.renew()
             with unavailable_as_error(store.where):
                 store.ensure_indexes()

@@ -8,13 +8,14 @@ Each command's exit statuses are declared once (:data:`EXIT_STATUS`): its
 Messages go through :func:`_console`, which does not wrap lines when the
 output is not a terminal, so that each message stays one line in a log.
 
-Ctrl-C and SIGTERM stop ``load`` and ``serve`` in order (:class:`_Stopping`):
+Ctrl-C and SIGTERM stop ``load``, ``serve`` and ``facets`` in order (:class:`_Stopping`):
 a load ends after the batch it is on, closes its parse pool (whose processes
 would outlive a loader that SIGTERM's default ends at once), lets the loader
 lease go and reports what it did. Then the command ends by that signal, as its
 default would have (status 130 or 143 in a shell): a load stopped is not done.
 ``serve`` and ``load --watch`` run until stopped, so Ctrl-C is their normal
 end (status 0), and SIGTERM ends them by that signal once stopped, as servers do.
+A recount (``facets``) lets the loader lease go before it ends by the signal.
 """
 
 from __future__ import annotations
@@ -969,17 +970,26 @@ def facets(rebuild: bool, as_json: bool) -> None:
     no load writes meanwhile), and lists each row that differs from what is
     stored; --rebuild replaces those rows.
     """
-    from loaders.facets import recount_facets
+    from loaders.facets import RecountStopped, recount_facets
     from loaders.lease import LeaseError
 
     settings = _settings()
     err = _console(stderr=True)
     store = _reach_noting(settings, err)
-    try:
-        recount = recount_facets(store, settings, rebuild=rebuild)
-    except (StoreUnavailable, LeaseError) as exc:
-        _error(err, str(exc))
-        sys.exit(EXIT_STORE)
+    # SIGTERM's default would end the process holding the lease (the next
+    # load would wait out its expiry): stopped, the recount lets it go first.
+    with _Stopping() as stopping:
+        try:
+            recount = recount_facets(store, settings, rebuild=rebuild, stop=stopping.event)
+        except (StoreUnavailable, LeaseError, RecountStopped) as exc:
+            if stopping.signum is None:
+                _error(err, str(exc))
+                sys.exit(EXIT_STORE)
+            err.print(
+                f"stopped {stopping.by}, before the end: no row was replaced.", highlight=False
+            )
+            store.close()
+            _end_by(stopping.signum)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(_recount_dict(recount), option=orjson.OPT_INDENT_2))
         sys.stdout.write("\n")

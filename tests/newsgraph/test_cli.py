@@ -19,6 +19,7 @@ from core.config import Settings
 from core.indexes import LOADER, PROVIDERS, TOPICS
 from core.store import connect
 from loaders import load_paths
+from loaders.facets import RecountStopped, recount_facets
 from loaders.lease import Lease
 from newsgraph.cli import EXIT_STATUS, cli
 from testing.live import interrupt, running_server
@@ -577,3 +578,23 @@ def test_facets_waits_for_the_loader_lease_and_gives_up_clearly(settings, store)
     assert run("facets", "--rebuild", env=env).exit_code == 0
     after = store.db[LOADER].find_one({"_id": "lease"})
     assert (after["generation"], after["facets"]) == (before["generation"], before["facets"])
+
+
+def test_a_recount_stopped_mid_scan_lets_the_lease_go_and_replaces_nothing(settings, store):
+    # Ctrl-C or SIGTERM to `newsgraph facets` sets the stop event (see
+    # test_stop for the signal itself): set here before the scan, which sees it
+    # at its first article, after the lease was taken.
+    assert load_paths(store, [EXAMPLES], settings).ok
+    provider = facet_rows(store)[PROVIDERS][0]
+    store.db[PROVIDERS].update_one({"_id": provider["_id"]}, {"$inc": {"count": 5}})
+    wrong = facet_rows(store)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(RecountStopped):
+        recount_facets(store, settings, rebuild=True, stop=stop)
+    lease = store.db[LOADER].find_one({"_id": "lease"})
+    assert lease is not None and lease["owner"] is None
+    assert facet_rows(store) == wrong  # nothing replaced
+    # Not vacuous: unstopped, the same recount replaces the wrong row.
+    assert recount_facets(store, settings, rebuild=True).rebuilt
+    assert facet_rows(store) != wrong

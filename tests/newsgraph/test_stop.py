@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from core.indexes import LOADER
+from loaders.lease import Lease
 from tests.articles import web_url, write_article
 from tests.loaders.processes import descendants, running
 from tests.loaders.test_concurrent import RUN_S, assert_counts_exact, load_command
@@ -248,3 +249,37 @@ def test_a_watch_stopped_by_sigterm_says_so_and_ends_by_it(settings, tmp_path):
     assert status == -signal.SIGTERM, err.read_text()
     assert json.loads(out.read_bytes())["inserted"] == 1
     assert "stopped watching" in err.read_text()
+
+
+def test_facets_stopped_by_sigterm_while_waiting_for_the_lease_ends_by_it(
+    settings, store, tmp_path
+):
+    # SIGTERM's default would end the recount at once: holding the lease, the
+    # next load would wait out its expiry. Stopped, it ends by the signal all
+    # the same, having let go what it held (here a wait: the lease is ours).
+    env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
+    holder = Lease(store, settings, owner="elsewhere:42/abc")
+    holder.acquire()
+    try:
+        proc, _out, err = started(["facets", "--rebuild"], env, tmp_path / "out")
+        try:
+            eventually(
+                lambda: b"waiting for the loader lease" in err.read_bytes(),
+                RUN_S,
+                "the recount waiting for the lease",
+                alive=lambda: proc.poll() is None,
+            )
+            proc.send_signal(signal.SIGTERM)
+            status = proc.wait(timeout=STOP_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        lease = store.db[LOADER].find_one({"_id": "lease"})
+        assert lease is not None and lease["owner"] == "elsewhere:42/abc"  # still ours
+    finally:
+        holder.release()
+    log = err.read_text()
+    assert status == -signal.SIGTERM, log
+    assert "stopped by SIGTERM, before the end: no row was replaced." in log
+    assert "Traceback" not in log
