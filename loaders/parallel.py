@@ -19,9 +19,14 @@ the process closes, they are stopped too; the next pool starts them again.
 The workers ignore SIGINT and SIGTERM, and so does the forkserver: Ctrl-C at a
 terminal reaches the whole process group, and so does SIGTERM from systemd (its
 default kill mode) or a runner that stops a process group; the loader stops them
-itself, in order (``loaders.pipeline``). A worker killed while it sends its
-batch's outcomes leaves half a message in the pipe, and the pool's reader waits
-for the rest forever (CPython 3.11); a forkserver killed makes the pool take
+itself, in order (``loaders.pipeline``). A worker killed while it sent its
+batch's outcomes through the pool's pipe would leave half a message there, and
+the pool's reader would wait for the rest forever (CPython 3.11; the OOM killer
+chooses its moment): so a worker writes its outcomes to a file of the pool's
+own directory and sends back only the file's name. That message is a few
+hundred bytes, which a pipe takes whole or not at all (a write of up to
+``PIPE_BUF`` bytes is atomic), and a worker killed mid-file leaves a file no
+one reads, removed with the directory when the pool closes. A forkserver killed makes the pool take
 every worker for dead, and leave them running. (The forkserver is started with
 SIGTERM ignored, which it and its children inherit, when the main thread starts
 it: only that thread may change how a signal is handled. A pool started from
@@ -49,8 +54,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
+import pickle
 import select
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -126,12 +133,37 @@ def parse_outcomes(items: list[Item]) -> list[Outcome]:
     return outcomes
 
 
+def parse_to_file(items: list[Item], directory: str) -> str:
+    """In a worker: :func:`parse_outcomes`, written to a new file in
+    ``directory``; its name is what goes back through the pool's pipe (see
+    the module). :func:`read_outcomes` reads it, once."""
+    outcomes = parse_outcomes(items)
+    fd, path = tempfile.mkstemp(suffix=".outcomes", dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        pickle.dump(outcomes, out, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def read_outcomes(path: str) -> list[Outcome]:
+    """The outcomes a worker wrote to ``path`` (our own pool's file), which
+    is removed."""
+    try:
+        with open(path, "rb") as written:
+            outcomes: list[Outcome] = pickle.load(written)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return outcomes
+
+
 class Parser:
     """Parses batches in up to ``workers`` processes (0: one per CPU)."""
 
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+        #: Where the workers write their outcomes (see the module).
+        self._outbox: tempfile.TemporaryDirectory[str] | None = None
         self._broken = False
 
     @property
@@ -142,10 +174,12 @@ class Parser:
     def submit(self, items: list[Item]) -> Parsing:
         if self.workers > 1 and len(items) >= PARALLEL_MIN:
             try:
-                return Parsing(self, items, self._start().submit(parse_outcomes, items))
+                pool = self._start()
+                assert self._outbox is not None
+                return Parsing(self, items, pool.submit(parse_to_file, items, self._outbox.name))
             except (BrokenProcessPool, OSError) as exc:  # OSError: no forkserver to ask
                 self.broken(exc)
-        done: Future[list[Outcome]] = Future()
+        done: Future[list[Outcome] | str] = Future()
         done.set_result(parse_outcomes(items))
         return Parsing(self, items, done)
 
@@ -169,6 +203,7 @@ class Parser:
                 # Started here, not by the first worker, so that it inherits
                 # SIGTERM ignored (see the module).
                 multiprocessing.forkserver.ensure_running()
+                self._outbox = tempfile.TemporaryDirectory(prefix="newsgraph-parse-")
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
@@ -186,6 +221,9 @@ class Parser:
                 _kill_workers(self._pool)
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+            if self._outbox is not None:  # with any file a killed worker left
+                self._outbox.cleanup()
+                self._outbox = None
             with _pools_lock:
                 _pools -= 1
                 if _pools == 0:
@@ -239,9 +277,12 @@ class Parsing:
     """A batch being parsed: its outcomes, when asked for. If the pool broke
     meanwhile, the batch is parsed inline then."""
 
-    def __init__(self, parser: Parser, items: list[Item], future: Future[list[Outcome]]) -> None:
+    def __init__(
+        self, parser: Parser, items: list[Item], future: Future[list[Outcome] | str]
+    ) -> None:
         self.parser = parser
         self.items = items
+        #: The outcomes (parsed inline), or the name of the file a worker wrote them to.
         self.future = future
 
     def done(self) -> bool:
@@ -249,10 +290,11 @@ class Parsing:
 
     def result(self, timeout: float | None = None) -> list[Outcome]:
         try:
-            return self.future.result(timeout)
+            found = self.future.result(timeout)
         except BrokenProcessPool as exc:
             self.parser.broken(exc)
             return parse_outcomes(self.items)
+        return read_outcomes(found) if isinstance(found, str) else found
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:

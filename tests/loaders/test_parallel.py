@@ -2,6 +2,9 @@
 
 import dataclasses
 import multiprocessing
+import pickle
+import select
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +42,28 @@ def test_worker_processes_return_the_same_outcomes_as_inline(tmp_path):
     # the reason, line and field path survive the trip
     assert rejected == [Rejection(rejected[0].reason, 9, "quality")]
     assert "quality must be a whole number" in rejected[0].reason
+
+
+def test_a_workers_answer_through_the_pools_pipe_is_written_whole_or_not_at_all(tmp_path):
+    # A worker killed mid-message would leave half of it in the pool's pipe,
+    # and the pool waiting for the rest forever: what goes through the pipe is
+    # the name of the file holding the outcomes, small enough for one atomic
+    # write (PIPE_BUF) however big the batch's documents are.
+    for i in range(PARALLEL_MIN):
+        body = f"Paragraph {i}. " * 2000  # ~30 kB a file: 3 MB of outcomes
+        write_article(tmp_path, f"b{i:04}.md", webUrl=web_url(f"b{i}"), body=body)
+    batch = items(tmp_path)
+    with Parser(workers=2) as parser:
+        parsing = parser.submit(batch)
+        answer = parsing.future.result(timeout=60)
+        assert isinstance(answer, str)  # a file's name, not the outcomes
+        # The pool's whole message: its result item, pickled, with a 4-byte header.
+        assert len(pickle.dumps(answer)) + 200 < select.PIPE_BUF
+        outbox = Path(answer).parent
+        assert parsing.result() == parse_outcomes(batch)
+        assert list(outbox.iterdir()) == []  # read once, then removed
+        parser.submit(batch)  # never read (a load stopped): removed with the pool
+    assert not outbox.exists()
 
 
 def test_small_batches_are_parsed_inline(tmp_path):
