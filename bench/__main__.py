@@ -8,7 +8,7 @@ python -m bench hostile --url URL [--clients 8] [--attackers 6] [--seconds 20] [
 python -m bench hostile --url URL --publish-into DIR [--sockets 5] [--subscriptions 100]
                         [--stories 5] [--distinct] [--clients 8] [--seconds 20] [--pid PID]
 python -m bench run [--sizes 1000,10000,100000] [--engine wire|embedded] [--json FILE]
-python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 32] [--tracing]
+python -m bench cpu [--size 1000] [--seconds 3] [--rounds 3] [--clients 8] [--tracing]
                     [--tracing-sampler RATIO] [--get] [--json FILE]
 python -m bench fleet [--engine wire|embedded] [--corpus DIR] [--requests 400] [--json FILE]
 """
@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu.add_argument("--seconds", type=float, default=3, help="length of each window")
     cpu.add_argument("--rounds", type=int, default=3, help="windows a side (the median is kept)")
     cpu.add_argument(
-        "--clients",
-        type=int,
-        default=32,
-        help="connections of the load, one request in flight each",
+        "--clients", type=int, default=8, help="connections of the load, a request in flight each"
     )
     cpu.add_argument(
         "--tracing",

@@ -35,9 +35,16 @@ event loop gave up the CPU of its own accord, per request (near 0: always
 a request waiting), beside ``server_busy`` (server CPU seconds per wall
 second: below 1 on a loaded machine even when the server never waits, as
 other processes take turns on the cores) and ``client_busy`` (the load
-process's). 32 connections by default: with 8, the API's event loop still
-waited at 0.14 a request (all eight parked in store calls' thread hops at
-times), the bare endpoint's at 0.04; with 32, at 0.07 and 0.01.
+process's). 8 connections by default, as the httpx clients were, so that
+only the client changed: enough that the bare and floor servers' loops
+wait about once in 25 requests (0.04 a request), the API's more (0.06-0.19:
+at times all eight requests are parked in their store calls' thread hops).
+More connections make a bare request cheaper still, as each wake finds more
+requests ready (the floor's CPU per request at 8, 16, 32 and 64 connections:
+0.163, 0.148, 0.141, 0.142 ms, one run on a loaded machine), and moved the
+compiled server's ratio from 3.3-3.7x to 3.8-4.0x in runs back to back
+(``--clients 32``): the figure depends on the load's concurrency, so say it
+with the ratio.
 
 With ``tracing``, two more servers run the same app with OpenTelemetry
 tracing on (``cpu_traced``, ``cpu_compiled_traced``), set up as in
@@ -103,9 +110,9 @@ HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 #: objects' cache keys gathered, an ETag and caching headers written).
 GET_HEADERS = {"accept-encoding": "identity"}
 #: Connections of the load, each with one request in flight: enough that
-#: every server, the bare ones included, always has a request waiting (see
-#: the module's docstring).
-CLIENTS = 32
+#: every server, the bare ones included, nearly always has a request
+#: waiting (see the module's docstring).
+CLIENTS = 8
 #: Each server's first window, untimed: plans compiled, caches filled.
 WARMUP_S = 1.0
 #: A client's trace context, sent with every request of a run with tracing:
