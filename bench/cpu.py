@@ -37,7 +37,7 @@ second: below 1 on a loaded machine even when the server never waits, as
 other processes take turns on the cores) and ``client_busy`` (the load
 process's). 8 connections by default, as the httpx clients were, so that
 only the client changed: enough that the bare and floor servers' loops
-wait about once in 25 requests (0.04 a request), the API's more (0.06-0.19:
+wait about once in 25 requests (0.04 a request), the API's more (0.06-0.31:
 at times all eight requests are parked in their store calls' thread hops).
 More connections make a bare request cheaper still, as each wake finds more
 requests ready (the floor's CPU per request at 8, 16, 32 and 64 connections:
