@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu.add_argument("--engine", choices=["wire", "embedded"], default="embedded")
     cpu.add_argument("--seconds", type=float, default=3, help="length of each window")
     cpu.add_argument("--rounds", type=int, default=3, help="windows a side (the median is kept)")
-    cpu.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    cpu.add_argument(
+        "--clients", type=int, default=8, help="connections of the load, a request in flight each"
+    )
     cpu.add_argument(
         "--tracing",
         action="store_true",

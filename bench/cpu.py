@@ -6,17 +6,45 @@ compiled execution on, the same with it off (both on :mod:`bench.stubbed`,
 whose store answers from memory), a bare Starlette endpoint
 (:func:`bench.bare.create_precomputed_app`), and beneath it the same bytes
 from a plain ASGI callable (:func:`bench.bare.create_raw_app`, ``cpu_floor``:
-what Uvicorn costs by itself, which every server here pays). Concurrent httpx clients in
-this process (8: enough to keep the API's worker busy on two cores; the
-``server_busy`` column, server CPU seconds per wall second, says whether they
-did) send one query back to back for a window; the server's CPU time over the
-window (user + system, all its threads, from ``/proc/<pid>/stat``) over the
-requests it answered is its CPU per request. CPU time rather than requests
-per second: on a shared machine the clients and other work take cores from
-the server, which slows it down far more than it makes each request cost. (No
-Python client keeps the bare endpoint busy: its figure is per request all the
-same.) The variants' windows alternate, a few rounds, and each reports its
-median.
+what Uvicorn costs by itself, which every server here pays). Clients of
+:mod:`bench.loadgen` (lean HTTP/1.1 clients in a process of their own, one
+request in flight on each keep-alive connection, sending the bytes httpx
+would) send one query back to back for a window; the server's CPU time over
+the window (user + system, all its threads, from ``/proc/<pid>/stat``) over
+the requests it answered is its CPU per request. CPU time rather than
+requests per second: on a shared machine the clients and other work take
+cores from the server, which slows it down far more than it makes each
+request cost. The variants' windows alternate, a few rounds, and each
+reports its median, and its ratio to the bare endpoint two ways: the ratio
+of the medians, and the median of the rounds' ratios (each round's windows
+close in time, so a slower minute slows both).
+
+The decision: every server is measured saturated, under the same closed
+load (the same number of connections, each sending its next request as soon
+as its answer is in), not at the same offered rate. A server's CPU per
+request depends on how busy it is: one that runs out of requests sleeps in
+``epoll_wait`` and pays a wake, a loop iteration and their syscalls for a
+request or two, where a busy one reads many at a wake. At the same rate the
+bare endpoint (a third of the API's cost) would idle two thirds of the time
+and pay those wakes, the API hardly ever, which flatters the API; that is
+what the httpx clients this replaced did (they cost more per request than
+the bare endpoint, which they kept only half busy). So the clients are cheap
+enough that even the bare and floor servers always have a request waiting,
+and each row says so: ``server_waits_per_request``, how often the server's
+event loop gave up the CPU of its own accord, per request (near 0: always
+a request waiting), beside ``server_busy`` (server CPU seconds per wall
+second: below 1 on a loaded machine even when the server never waits, as
+other processes take turns on the cores) and ``client_busy`` (the load
+process's). 8 connections by default, as the httpx clients were, so that
+only the client changed: enough that the bare and floor servers' loops
+wait about once in 25 requests (0.04 a request), the API's more (0.06-0.31:
+at times all eight requests are parked in their store calls' thread hops).
+More connections make a bare request cheaper still, as each wake finds more
+requests ready (the floor's CPU per request at 8, 16, 32 and 64 connections:
+0.163, 0.148, 0.141, 0.142 ms, one run on a loaded machine), and moved the
+compiled server's ratio from 3.3-3.7x to 3.8-4.0x in runs back to back
+(``--clients 32``): the figure depends on the load's concurrency, so say it
+with the ratio.
 
 With ``tracing``, two more servers run the same app with OpenTelemetry
 tracing on (``cpu_traced``, ``cpu_compiled_traced``), set up as in
@@ -50,10 +78,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
+import functools
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -65,6 +92,7 @@ from starlette.applications import Starlette
 from api.app import create_app
 from bench.collector import Collector, collecting
 from bench.load import UNTHROTTLED
+from bench.loadgen import LoadProcess, Served, Window, WrongAnswer, encode
 from bench.queries import FRONT_PAGE, MOBILE
 from bench.querying import MemoryGateway
 from bench.report import Row
@@ -81,6 +109,10 @@ HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 #: the URL: the API's path for an anonymous, publicly cacheable answer (the
 #: objects' cache keys gathered, an ETag and caching headers written).
 GET_HEADERS = {"accept-encoding": "identity"}
+#: Connections of the load, each with one request in flight: enough that
+#: every server, the bare ones included, nearly always has a request
+#: waiting (see the module's docstring).
+CLIENTS = 8
 #: Each server's first window, untimed: plans compiled, caches filled.
 WARMUP_S = 1.0
 #: A client's trace context, sent with every request of a run with tracing:
@@ -124,19 +156,6 @@ def unthrottled(settings: Settings) -> Settings:
     return dataclasses.replace(settings, **{name: getattr(given, name) for name in names})
 
 
-class WrongAnswer(AssertionError):
-    """A stubbed server answered other than the real app."""
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, every thread) that process ``pid`` has used."""
-    with open(f"/proc/{pid}/stat") as stat:
-        # Fields after the command name, which is in parentheses and may hold
-        # spaces: the 14th and 15th of the line (utime, stime) are 11th and 12th.
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Variant:
     """One server answering one query: its windows' CPU ms per request."""
@@ -152,7 +171,14 @@ class Variant:
     method: str = "POST"  # GET: the query is in ``path``, and ``body`` is empty
     cpu_ms: list[float] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)  # server CPU s per wall s
+    client_busy: list[float] = field(default_factory=list)  # the load's CPU s per wall s
+    waits: list[float] = field(default_factory=list)  # the server's event loop's, per request
     requests: int = 0
+
+    @functools.cached_property
+    def request(self) -> bytes:
+        """The request as the clients send it, encoded once."""
+        return encode(self.method, self.url, self.path, self.body, self.headers)
 
 
 def request_bodies(store: Store) -> dict[str, bytes]:
@@ -206,43 +232,29 @@ async def capture(
     return Capture(recorder.found, recorder.counted, real[True]), real
 
 
-async def _window(variant: Variant, clients: int, seconds: float) -> tuple[float, float, int]:
-    """``clients`` clients posting the variant's query back to back for about
-    ``seconds``: the server's CPU seconds, the wall seconds, the answers. Each
-    client waits for its last answer, so every request the server served in
-    the window is counted."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    served = wrong = 0
-    async with httpx.AsyncClient(base_url=variant.url, timeout=30, limits=limits) as client:
-
-        async def one() -> None:
-            nonlocal served, wrong
-            while time.monotonic() < deadline:
-                response = await client.request(
-                    variant.method, variant.path, content=variant.body, headers=variant.headers
-                )
-                served += 1
-                wrong += response.status_code != 200 or response.content != variant.expected
-
-        cpu_started, started = cpu_seconds(variant.pid), time.monotonic()
-        deadline = started + seconds
-        await asyncio.gather(*(one() for _ in range(clients)))
-        cpu, wall = cpu_seconds(variant.pid) - cpu_started, time.monotonic() - started
-    if wrong:
-        raise WrongAnswer(f"{variant.scenario} {variant.query}: {wrong} of {served} answers wrong")
-    return cpu, wall, served
+def _window(load: LoadProcess, variant: Variant, clients: int, seconds: float) -> Served:
+    """``clients`` connections sending the variant's request back to back for
+    about ``seconds`` (see :mod:`bench.loadgen`)."""
+    window = Window(variant.url, variant.request, variant.expected, clients, seconds, variant.pid)
+    try:
+        return load.run(window)
+    except WrongAnswer as wrong:
+        raise WrongAnswer(f"{variant.scenario} {variant.query}: {wrong}") from None
 
 
-async def _measure(variants: list[Variant], clients: int, seconds: float, rounds: int) -> None:
-    for variant in variants:
-        await _window(variant, clients, min(WARMUP_S, seconds))
-    for r in range(rounds):
-        # Each round in another order, so no variant always follows the same one.
-        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
-            cpu, wall, served = await _window(variant, clients, seconds)
-            variant.cpu_ms.append(cpu * 1000 / served)
-            variant.busy.append(cpu / wall)
-            variant.requests += served
+def _measure(variants: list[Variant], clients: int, seconds: float, rounds: int) -> None:
+    with LoadProcess() as load:
+        for variant in variants:
+            _window(load, variant, clients, min(WARMUP_S, seconds))
+        for r in range(rounds):
+            # Each round in another order, so no variant always follows the same one.
+            for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+                served = _window(load, variant, clients, seconds)
+                variant.cpu_ms.append(served.cpu * 1000 / served.answers)
+                variant.busy.append(served.cpu / served.wall)
+                variant.client_busy.append(served.client_cpu / served.wall)
+                variant.waits.append(served.server_waits / served.answers)
+                variant.requests += served.answers
 
 
 async def _check(variants: list[Variant]) -> None:
@@ -265,7 +277,7 @@ def cpu_scenario(
     size: int,
     seconds: float = 3.0,
     rounds: int = 3,
-    clients: int = 8,
+    clients: int = CLIENTS,
     *,
     tracing: bool = False,
     sampler: float | None = None,
@@ -333,7 +345,7 @@ def cpu_scenario(
                 variant.method = "GET" if get else "POST"
                 variants.append(variant)
         asyncio.run(_check(variants))
-        asyncio.run(_measure(variants, clients, seconds, rounds))
+        _measure(variants, clients, seconds, rounds)
         servers.pop_all().close()  # the servers stopped, the collector has their last spans
         exported = {s: collector.received(s) for s in traced} if collector else {}
     return _rows(variants, size, clients, seconds, exported, sampler)
@@ -347,8 +359,8 @@ def _rows(
     exported: dict[str, int] | None = None,
     sampler: float | None = None,
 ) -> list[Row]:
-    bare = {v.query: statistics.median(v.cpu_ms) for v in variants if v.scenario == "cpu_bare"}
     by = {(v.scenario, v.query): v for v in variants}
+    bare = {q: statistics.median(v.cpu_ms) for (s, q), v in by.items() if s == "cpu_bare"}
     rows = []
     for v in variants:
         cpu_ms = statistics.median(v.cpu_ms)
@@ -363,6 +375,9 @@ def _rows(
             row.extra["sampler_ratio"] = sampler if v.scenario in SAMPLED else 1.0
             rows.append(row)
             continue
+        # Also each round's ratio to the bare endpoint's window of that round
+        # (close in time, so a slower minute on a shared machine slows both).
+        rounds = [c / b for c, b in zip(v.cpu_ms, by[("cpu_bare", v.query)].cpu_ms, strict=True)]
         rows.append(
             Row(
                 v.scenario,
@@ -374,7 +389,13 @@ def _rows(
                     "cpu_ms_per_request": cpu_ms,
                     "bare_cpu_ms_per_request": bare[v.query],
                     "cpu_ms_rounds": v.cpu_ms,
+                    "ratio_rounds": rounds,
+                    "ratio_rounds_median": statistics.median(rounds),
+                    "ratio_spread": [min(rounds), max(rounds)],
                     "server_busy": statistics.median(v.busy),
+                    "server_busy_rounds": v.busy,
+                    "client_busy": statistics.median(v.client_busy),
+                    "server_waits_per_request": statistics.median(v.waits),
                     "requests": v.requests,
                     "clients": clients,
                     "window_s": seconds,

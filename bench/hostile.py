@@ -49,8 +49,8 @@ import httpx2 as httpx
 import orjson
 import websockets
 
-from bench.cpu import cpu_seconds
 from bench.load import FORWARDED, LoadResult, client_address, rss_mb, run_load
+from bench.loadgen import cpu_seconds
 from bench.report import percentiles
 
 Body = dict[str, Any]

@@ -142,27 +142,44 @@ def _cpu_table(title: str, columns: tuple[str, ...]) -> Table:
     """A table of the cpu scenario's rows: scenario and query, then figures."""
     table = Table(title=title, title_justify="left")
     for column in ("scenario", "query", *columns):
-        table.add_column(column, justify="left" if column in ("scenario", "query") else "right")
+        name = column in ("scenario", "query")
+        table.add_column(column, justify="left" if name else "right", no_wrap=name)
     return table
 
 
 def _render_cpu(rows: list[Row], console: Console) -> None:
     get = any(row.extra.get("method") == "GET" for row in rows)
+    sizes = ", ".join(f"{size:,}" for size in sorted({row.size for row in rows}))
     table = _cpu_table(
-        "server CPU per request (one Uvicorn worker, store stubbed"
-        + (", queries sent as GET)" if get else ")"),
-        ("size", "cpu ms/req", "bare ms/req", "ratio", "server busy", "requests"),
+        f"server CPU per request (one Uvicorn worker, store stubbed, answers from {sizes} "
+        "articles" + (", queries sent as GET)" if get else ")"),
+        (
+            "cpu ms/req",
+            "bare ms/req",
+            "ratio",
+            "by round",
+            "spread",
+            "server busy",
+            "load busy",
+            "waits/req",
+            "requests",
+        ),
     )
     for row in rows:
         extra = row.extra
+        low, high = extra.get("ratio_spread", (None, None))
+        bare = row.scenario == "cpu_bare"  # its ratios are all 1
         table.add_row(
             row.scenario,
             extra.get("query", ""),
-            f"{row.size:,}",
             _num(extra.get("cpu_ms_per_request"), 3),
             _num(extra.get("bare_cpu_ms_per_request"), 3),
             _num(row.ratio, 2),
+            "" if bare else _num(extra.get("ratio_rounds_median"), 2),
+            "" if bare or low is None else f"{_num(low, 2)}–{_num(high, 2)}",
             _num(extra.get("server_busy"), 2),
+            _num(extra.get("client_busy"), 2),
+            _num(extra.get("server_waits_per_request"), 3),
             f"{extra.get('requests', 0):,}",
         )
     console.print(table)

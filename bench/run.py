@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.busy import healthz_busy
-from bench.cpu import cpu_scenario
+from bench.cpu import CLIENTS, cpu_scenario
 from bench.fleet import fleet_scenario
 from bench.gen import generate
 from bench.loading import embedded_load_growth, loading
@@ -44,7 +44,7 @@ class CpuOptions:
 
     seconds: float = 3.0
     rounds: int = 3
-    clients: int = 8
+    clients: int = CLIENTS
     #: Also the servers with tracing on, against their untraced twins.
     tracing: bool = False
     #: Also the servers head-sampled at this ratio, their requests roots.

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.cpu import SAMPLED, TRACED, cpu_scenario, cpu_seconds
+from bench.cpu import SAMPLED, TRACED, cpu_scenario
 from bench.gen import generate
+from bench.loadgen import cpu_seconds
 from bench.querying import Uncaptured
 from bench.report import CPU_SCENARIOS, SAMPLED_SCENARIOS, TRACED_SCENARIOS, render
 from bench.stubbed import Capture, StubGateway
@@ -105,10 +106,24 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
         assert row.extra["requests"] > 0
         assert row.extra["cpu_ms_per_request"] > 0
         assert row.extra["server_busy"] > 0
-        bare = by[("cpu_bare", row.extra["query"])].extra["cpu_ms_per_request"]
+        assert row.extra["client_busy"] > 0 and len(row.extra["server_busy_rounds"]) == 2
+        assert row.extra["server_waits_per_request"] >= 0
+        bare_row = by[("cpu_bare", row.extra["query"])]
+        bare = bare_row.extra["cpu_ms_per_request"]
         assert row.extra["bare_cpu_ms_per_request"] == bare
+        # Beside the ratio of medians, each round's against the bare
+        # endpoint's window of the same round, and their median.
+        rounds = [
+            c / b
+            for c, b in zip(
+                row.extra["cpu_ms_rounds"], bare_row.extra["cpu_ms_rounds"], strict=True
+            )
+        ]
+        assert row.extra["ratio_rounds"] == pytest.approx(rounds)
+        assert row.extra["ratio_rounds_median"] == pytest.approx(statistics.median(rounds))
+        assert row.extra["ratio_spread"] == pytest.approx([min(rounds), max(rounds)])
         if row.scenario == "cpu_bare":
-            assert row.ratio is None
+            assert row.ratio is None and rounds == [1.0, 1.0]
         else:
             assert row.ratio == pytest.approx(row.extra["cpu_ms_per_request"] / bare)
 

@@ -71,6 +71,7 @@ def test_bench_cpu_passes_each_option_to_the_scenario_by_name(monkeypatch, tmp_p
     scenario by position, and a merge put a flag where the ratio goes."""
     import bench.run
     from bench.__main__ import main
+    from bench.cpu import CLIENTS
 
     seen: dict[str, object] = {}
 
@@ -84,5 +85,6 @@ def test_bench_cpu_passes_each_option_to_the_scenario_by_name(monkeypatch, tmp_p
     argv = ["cpu", "--size", "10", "--engine", "embedded", "--workdir", str(tmp_path)]
     assert main([*argv, "--get"]) == 0
     assert (seen["tracing"], seen["sampler"], seen["get"]) == (False, None, True)
+    assert seen["clients"] == CLIENTS  # the command's default is the scenario's
     assert main([*argv, "--tracing-sampler", "0.1"]) == 0
     assert (seen["sampler"], seen["get"]) == (0.1, False)
