@@ -77,6 +77,8 @@ class _Reads:
     names: frozenset[str]
     size: int
     signatures: tuple[GraphQLVariableSignature, ...] | None = None
+    #: ``names`` in the order a plan's key holds their values.
+    order: tuple[str, ...] = ()
 
 
 #: Built-in scalars whose coercion of a value of an exact Python type is that
@@ -202,7 +204,7 @@ class Plans:
             names = directive_variables(document)
             signatures = _quick_signatures(schema._schema, operation)
             size = sys.getsizeof(query) + 100 * (len(names) + len(signatures or ()))
-            reads = _Reads(names, size + ENTRY_BYTES, signatures)
+            reads = _Reads(names, size + ENTRY_BYTES, signatures, tuple(sorted(names)))
             if query:
                 self._entries[reads_key] = reads
         return reads
@@ -220,7 +222,8 @@ class Plans:
         name = operation.name.value if operation.name else None
         if reads is None:
             reads = self._reads(schema, query, document, operation)
-        key = ("plan", query, name, *(variables.coerced.get(v) for v in sorted(reads.names)))
+        coerced = variables.coerced
+        key = ("plan", query, name, *[coerced.get(v) for v in reads.order])
         found = self._entries.get(key) if query else None
         if not isinstance(found, (Plan, _Declined)):
             text = sys.getsizeof(query) + ENTRY_BYTES  # the key holds the text
@@ -243,10 +246,10 @@ class Plans:
             raise Unplannable(found.reason)
         return key, found
 
-    def account(self, key: tuple[Any, ...], plan: Plan, size: int) -> None:
-        """Count again what ``plan`` holds (its checked arguments grew or
-        shrank since it was ``size``), if it is still kept under ``key``."""
-        if plan.bytes != size and self._entries.get(key) is plan:
+    def account(self, key: tuple[Any, ...], plan: Plan) -> None:
+        """Count again what ``plan`` holds (its checked arguments changed),
+        if it is still kept under ``key``."""
+        if self._entries.get(key) is plan:
             self._entries[key] = plan
 
     async def execute(
@@ -284,11 +287,12 @@ class Plans:
         if isinstance(coerced, list):  # refused variables: nothing runs
             return ExecutionResult(None, coerced)
         key, plan = self._plan(schema, query, document, operation, coerced, reads)
-        size = plan.bytes
+        changes = plan.checked.changes
         try:
             return await run(plan, schema, context, coerced)
         finally:
-            self.account(key, plan, size)
+            if plan.checked.changes != changes:  # its checked arguments grew or changed
+                self.account(key, plan)
 
 
 def _entry_size(entry: Plan | _Declined | _Reads) -> int:

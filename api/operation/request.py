@@ -37,9 +37,10 @@ class Request:
     allowed: frozenset[OperationType] = frozenset(OperationType)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Operation:
-    """A request on its way through the steps: what each step found."""
+    """A request on its way through the steps: what each step found (in
+    slots: a dozen steps read and write them on every request)."""
 
     request: Request
     #: The query text: the request's, or the one its persisted hash names.
@@ -69,14 +70,14 @@ class Operation:
     #: What steps hold while the operation runs (a concurrency slot), let go
     #: once by :meth:`close` when it is over: its answer, or last part, made.
     done: list[Callable[[], None]] = field(default_factory=list)
+    #: The request's context and variables, which most steps read: copied
+    #: once here (the request is frozen), not looked up through it each time.
+    context: Any = field(init=False, repr=False)
+    variables: dict[str, Any] | None = field(init=False, repr=False)
 
-    @property
-    def context(self) -> Any:
-        return self.request.context
-
-    @property
-    def variables(self) -> dict[str, Any] | None:
-        return self.request.variables
+    def __post_init__(self) -> None:
+        self.context = self.request.context
+        self.variables = self.request.variables
 
     def close(self) -> None:
         """Let go of what the steps hold, last taken first; once."""

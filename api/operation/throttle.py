@@ -570,8 +570,9 @@ def identity_of(op: Operation) -> Identity:
 
 def _note(op: Operation, decision: Decision) -> None:
     """Keep the budget's state where the transport reads it for its headers."""
-    if isinstance(op.context, Context):
-        op.context.budget_status = decision
+    context = op.context
+    if isinstance(context, Context):
+        context.budget_status = decision
 
 
 def _forget(op: Operation) -> None:
@@ -586,9 +587,13 @@ def _draw(
     """Draw ``points`` towards a price of ``asked`` from ``identity``'s
     bucket, or refuse the operation (``RATE_LIMITED``): at once from this
     worker's buckets, or what to await for the store's."""
-    shared = limits.shared_for(op)
+    # This worker's buckets (the default) first: three draws a request.
+    shared = None if limits.shared is None else limits.shared_for(op)
     if shared is None:
-        _decided(op, limits.take(identity, points), asked)
+        decision = limits.take(identity, points)
+        _note(op, decision)
+        if not decision.allowed:
+            raise _over_budget(decision, asked)
         return None
     buckets, gateway = shared
 
@@ -648,7 +653,8 @@ class _BudgetStep:
     @staticmethod
     def client(op: Operation) -> Identity | None:
         """Whose budget ``op`` draws from; None for :data:`LOCAL`, which has none."""
-        identity = identity_of(op)
+        context = op.context  # identity_of, read on every step of this module
+        identity = context.identity if isinstance(context, Context) else LOCAL
         # The key first: one text compared, not the dataclass's fields, for every client.
         return None if identity.key == LOCAL.key and identity == LOCAL else identity
 
@@ -680,7 +686,7 @@ class Admit(_BudgetStep):
                 raise Refused(GraphQLError(str(error), original_error=error))
 
             return _then(_draw(self.limits, op, identity, asked, asked), refuse)
-        policy = self.limits.policy(identity)
+        policy = self.limits.policies[identity.tier]
         leave = self.limits.running.enter(identity, policy.concurrency)
         if leave is None:
             message = (
@@ -709,7 +715,7 @@ class Throttle(_BudgetStep):
         if priced is None:
             return None
         identity, asked = priced
-        policy = self.limits.policy(identity)
+        policy = self.limits.policies[identity.tier]
         if asked > policy.burst:
             message = (
                 f"query too costly: it could cost {asked:,} points, more than a client of "
@@ -771,8 +777,8 @@ class ReportBudget(_BudgetStep):
             if calls is None:  # not counted here: as many as asked
                 calls = op.cost.store_calls
             used = points(actual.get("objects", 0), calls)
-            cost["requestedQueryCost"] = price(op.cost)
-            cost["actualQueryCost"] = min(used, price(op.cost))
+            cost["requestedQueryCost"] = asked = price(op.cost)
+            cost["actualQueryCost"] = min(used, asked)
         if identity is not None:
             status = self._give_back(op, identity, used)
             if shared(op):
@@ -802,7 +808,7 @@ class ReportBudget(_BudgetStep):
         """What ``op`` drew and did not use (all it drew is used when ``used``
         is unknown) back in ``identity``'s bucket: the bucket as it is now."""
         unused = op.charged - used if used is not None and op.charged > used else 0
-        shared = self.limits.shared_for(op)
+        shared = None if self.limits.shared is None else self.limits.shared_for(op)
         if shared is None:
             decision = self.limits.take(identity, -unused)
         else:  # behind the answer, which is made

@@ -445,3 +445,20 @@ def test_large_persisted_queries_never_fill_the_registry_past_its_bound():
             client.post("/graphql", json={"query": query, "extensions": extension(query)})
         missing = hash_only_get(client, sent[0]).json()  # this worker's only: forgotten
         assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
+
+
+def test_a_read_marks_its_entry_used_and_a_miss_gives_the_default():
+    # BoundedLRU.get reads cachetools' entries itself: it must keep its order.
+    from api.bounded import BoundedLRU
+
+    cache: BoundedLRU[str, int] = BoundedLRU(2, 1000, lambda _: 1)
+    assert cache._found is not None and cache._recency is not None  # the pinned cachetools'
+    cache["a"], cache["b"] = 1, 2
+    assert cache.get("a") == 1 and cache.get("x") is None and cache.get("x", 5) == 5
+    cache["c"] = 3  # past two entries: the least recently used goes, "b"
+    assert sorted(cache) == ["a", "c"]
+    # Where cachetools keeps them elsewhere, the same by its own `[]`.
+    cache._found = None
+    assert cache.get("a") == 1 and cache.get("b") is None
+    cache["d"] = 4
+    assert sorted(cache) == ["a", "d"]

@@ -6,13 +6,20 @@ what it takes."""
 from __future__ import annotations
 
 import gc
+import inspect
 import tracemalloc
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 from graphql import OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from api.execution.plan import Plan, build_plan, shape
+from api.execution.plan.nodes import Failure, Fallback
+from api.execution.plan.state import State
 from api.operation.schema import build_schema
+from api.schema.context import Context
 from api.schema.pagination import connection
 from bench.queries import FRONT_PAGE, MOBILE
 
@@ -87,3 +94,51 @@ def test_a_page_knows_whether_its_edges_are_read() -> None:
     made, bare = connection(items, False, count), connection(items, False, count, False)
     assert [e.node for e in made.edges] == made.nodes == bare.nodes and bare.edges == []
     assert made.pageInfo == bare.pageInfo
+
+
+def _outcome(complete: Any, items: Any) -> tuple[Any, ...]:
+    """What completing ``items`` gives: the value or the error (its kind and
+    path), and what it left in a fresh state (errors, failures, objects)."""
+    state = State(Context(None))  # type: ignore[arg-type]
+    try:
+        value: Any = complete(items, state, None, "nodes")
+    except Failure as failure:
+        value = ("Failure", type(failure.raw).__name__, failure.path)
+    except Fallback as fallback:
+        value = ("Fallback", str(fallback))
+    errors = [(e.message, e.path) for e in state.errors]
+    return value, errors, state.failures, state.objects
+
+
+def test_a_list_of_objects_written_out_completes_as_item_by_item() -> None:
+    # The front page's `nodes` ([Article!]!) is completed by code written for
+    # its selection; anything it does not take is handed to the list's own
+    # function, and either way the answer, errors and counts are the same.
+    (page,) = _plan(FRONT_PAGE, {}).root.fields
+    assert page.selection is not None
+    (nodes,) = page.selection.fields
+    written = nodes.complete
+    each = inspect.getclosurevars(written).nonlocals["EACH"]
+    assert written is not each and written.__name__ == "complete_items"
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+
+    def article(n: int, **fields: Any) -> dict[str, Any]:
+        doc = {"_id": f"a{n}", "title": f"T{n}", "excerpt": None, "publishedDateTime": when}
+        doc.update(provider={"name": "P", "domain": "p.example"}, topics=["x", "y"])
+        return {**doc, "images": [{"url": "u", "width": 1, "height": 2}], **fields}
+
+    cases = [
+        [],
+        None,
+        (article(1),),  # not a list: execution's own way
+        [article(1), article(2)],
+        [article(1), None, article(3)],  # a null item of a non-null list
+        [article(1), SimpleNamespace(**article(2))],  # an object that is not a document
+        [article(1), article(2, title=None)],  # a non-null field null
+        [article(1), article(2, provider="nope")],  # a nullable field's error
+        [article(1), article(2, publishedDateTime="2024")],  # a value of another type
+        [article(1), article(2, images=[{"url": "u", "width": 2**40, "height": 1}])],
+        [article(1), article(2, topics="xy")],  # a list that is a text
+    ]
+    for items in cases:
+        assert _outcome(written, items) == _outcome(each, items), items

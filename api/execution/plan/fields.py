@@ -62,6 +62,23 @@ def getter(f: PlanField) -> Getter:
     return lambda source, state: state.pages[f][None]
 
 
+def document_read(f: PlanField) -> str | None:
+    """What :func:`getter` reads from a stored document (a dict, whose bound
+    ``get`` is named ``get``) written as an expression, for the completers
+    written out per selection (``api.execution.plan.shape``), where it reads
+    nothing but the document; else None (the getter is called)."""
+    kind, name = f.kind, f.source
+    if kind is Kind.READ:  # read_field's own reading of a dict
+        return f"get({name!r})"
+    if kind is Kind.LIST:
+        if (f.parent, f.name) == ("Article", "related"):
+            return f"(get({name!r}) or [])[:{RELATED_MAX!r}]"
+        return f"(get({name!r}) or [])"
+    if kind is Kind.TOPICS:
+        return "[{'name': n} for n in get('topics') or ()]"
+    return None
+
+
 def _related_article(f: PlanField) -> Getter:
     def get(source: Any, state: State) -> Any:
         web_url = source.get("webUrl")

@@ -142,6 +142,9 @@ class CheckedArguments:
         self._entries: BoundedLRU[tuple[Any, ...], tuple[Any, int]] = BoundedLRU(
             CHECKED_KEPT, CHECKED_BYTES, lambda entry: entry[1]
         )
+        #: Entries kept so far: whoever counts the plan's bytes again when
+        #: they may have changed compares this, not the bytes themselves.
+        self.changes = 0
 
     def __contains__(self, key: tuple[Any, ...]) -> bool:
         return key in self._entries
@@ -153,6 +156,7 @@ class CheckedArguments:
         # The key's field is the plan's own, counted with it.
         size = deep_size(key, lambda item: isinstance(item, PlanField)) + deep_size(value)
         self._entries[key] = (value, size)
+        self.changes += 1
 
     def __len__(self) -> int:
         return len(self._entries)

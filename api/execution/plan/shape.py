@@ -32,7 +32,7 @@ from graphql import (
 from graphql.execution import Executor
 
 from api.bounded import ENTRY_BYTES, BoundedLRU
-from api.execution.plan.fields import getter
+from api.execution.plan.fields import document_read, getter
 from api.execution.plan.nodes import Failure, Fallback, PlanField, Resolve, Selection
 from api.execution.plan.state import State
 from api.schema.caching import ID_FIELDS
@@ -122,6 +122,18 @@ def _object_completer(selection: Selection) -> Complete:
     return complete_object
 
 
+def _items_completer(selection: Selection, each: Complete) -> Complete:
+    """Completes a list of non-null objects of ``selection``'s type as
+    ``each`` (:func:`_complete_list`'s own function) does, written out for
+    this selection as :func:`_object_completer` is (:func:`_items_source`):
+    one call for the whole list, not one per item and one for the list."""
+    values: dict[str, Any] = {"EACH": each}
+    source = _items_source(selection, values)
+    make = _maker(source, sorted(values), f"[{selection.type_name}!]", "complete_items")
+    complete_items: Complete = make(**values)
+    return complete_items
+
+
 #: The functions that make completers, by their text: shared by every
 #: selection of the same shape (the 28 pages of one plan, or one query's
 #: plans). Bounded by count and by estimated bytes, as all a client can
@@ -134,11 +146,13 @@ _makers: BoundedLRU[str, tuple[Callable[..., Complete], int]] = BoundedLRU(
 )
 
 
-def _maker(source: str, params: list[str], type_name: str) -> Callable[..., Complete]:
+def _maker(
+    source: str, params: list[str], type_name: str, name: str = "complete_object"
+) -> Callable[..., Complete]:
     """The function taking ``params`` (by name) that returns the completer
-    whose body is ``source`` (written at the left margin)."""
+    ``name`` whose definition is ``source`` (written at the left margin)."""
     body = "".join(f"    {line}\n" if line else "\n" for line in source.splitlines())
-    text = f"def make({', '.join(params)}):\n{body}    return complete_object\n"
+    text = f"def make({', '.join(params)}):\n{body}    return {name}\n"
     found = _makers.get(text)
     if found is None:
         # Besides its own values, it reads these (and builtins).
@@ -162,13 +176,7 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
     and completed, a field error absorbed (nullable) or raised (not), as
     :func:`_resolve`'s functions do. The answer is made at once, keys in the
     selection's order."""
-    type_name = selection.type_name
-    id_field = ID_FIELDS.get(type_name)
-    # The object's path is made at once where a field below is completed
-    # through a call; where every field is a leaf taken as it is, only
-    # when a field's own function is called (rarely: a value of another type).
-    leaves = all(_fast(x)[0] is not None for x in selection.fields)
-    here = "(path, key)" if leaves else "here"
+    leaves, here = _paths(selection)
     lines = [
         "def complete_object(value, state, path, key):",
         "    if value is None:",
@@ -177,12 +185,79 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
         "    state.objects += 1",
     ]
     keys = [repr(x.key) for x in selection.fields]
+    every = ", ".join(f"{k}: r{i}(value, state, {here})" for i, k in enumerate(keys))
+    lines.append("    if type(value) is not dict:")
+    lines.append(f"        return {{{every}}}")
+    body, made = _document_lines(selection, names)
+    lines += body
+    lines.append(f"    return {made}")
+    return "\n".join(lines) + "\n"
+
+
+def _items_source(selection: Selection, names: dict[str, Any]) -> str:
+    """The source of ``complete_items`` for a list of non-null objects of
+    ``selection``'s type (see :func:`_items_completer`): each item that is a
+    stored document completed by :func:`_object_source`'s lines, written out
+    in a loop, and the list made at once. On anything else (an item that is
+    not a document, an exception that is no field error) it forgets what it
+    did and hands the whole list to ``EACH``, which completes it as before,
+    errors and counts included; a field error raised propagates at once, as
+    there."""
+    leaves, _ = _paths(selection)
+    lines = [
+        "def complete_items(items, state, outer, name):",
+        "    if items.__class__ is not list or not items:",
+        "        return EACH(items, state, outer, name)",
+        "    path = (outer, name)",
+        "    errors, failures, objects = len(state.errors), state.failures, state.objects",
+        "    out = []",
+        "    append = out.append",
+        "    try:",
+        "        for key, value in enumerate(items):",
+        "            if value.__class__ is not dict:",
+        "                break",
+        *([] if leaves else ["            here = (path, key)"]),
+        "            state.objects += 1",
+    ]
+    body, made = _document_lines(selection, names)
+    lines += [f"        {line}" for line in body]
+    lines += [
+        f"            append({made})",
+        "        else:",
+        "            return out",
+        "    except (Failure, Fallback):",
+        "        raise",
+        "    except Exception:",
+        "        pass",
+        "    del state.errors[errors:]",
+        "    state.failures, state.objects = failures, objects",
+        "    return EACH(items, state, outer, name)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _paths(selection: Selection) -> tuple[bool, str]:
+    """Whether every field of ``selection`` is a leaf taken as it is, and so
+    how an object's path is written: made at once where a field below is
+    completed through a call (``here``); else only when a field's own
+    function is called (rarely: a value of another type)."""
+    leaves = all(_fast(x)[0] is not None for x in selection.fields)
+    return leaves, "(path, key)" if leaves else "here"
+
+
+def _document_lines(selection: Selection, names: dict[str, Any]) -> tuple[list[str], str]:
+    """The lines that complete a stored document ``value`` (a dict) of
+    ``selection``'s type at ``(path, key)`` (``here``, where made), already
+    counted, and the expression of the answer they make; at the margin of a
+    function's body."""
+    type_name = selection.type_name
+    id_field = ID_FIELDS.get(type_name)
+    _, here = _paths(selection)
+    lines: list[str] = []
+    keys = [repr(x.key) for x in selection.fields]
     for i, x in enumerate(selection.fields):
         names[f"r{i}"] = x.resolve
     calls = [f"r{i}(value, state, {here})" for i in range(len(keys))]
-    every = ", ".join(f"{k}: {c}" for k, c in zip(keys, calls, strict=True))
-    lines.append("    if type(value) is not dict:")
-    lines.append(f"        return {{{every}}}")
     if id_field is not None:
         names["TYPE_NAME"] = type_name
         lines += [
@@ -231,8 +306,7 @@ def _object_source(selection: Selection, names: dict[str, Any]) -> str:
             lines.append("    else:")
         lines.append(f"        {v} = {call}")
     pairs = ", ".join(f"{k}: v{i}" for i, k in enumerate(keys))
-    lines.append(f"    return {{{pairs}}}")
-    return "\n".join(lines) + "\n"
+    return lines, f"{{{pairs}}}"
 
 
 def _inline_resolve(f: PlanField, i: int, names: dict[str, Any]) -> list[str]:
@@ -241,9 +315,8 @@ def _inline_resolve(f: PlanField, i: int, names: dict[str, Any]) -> list[str]:
     it, written out (a plain key read straight from the document)."""
     key = repr(f.key)
     names[f"K{i}"], names[f"N{i}"] = f.complete, f.nodes
-    if f.kind is Kind.READ:  # read_field's own reading of a dict
-        raw = f"get({f.source!r})"
-    else:
+    raw = document_read(f)
+    if raw is None:
         names[f"G{i}"] = f.get
         raw = f"G{i}(value, state)"
     v = f"v{i}"
@@ -367,6 +440,9 @@ def _complete_list(item_type: GraphQLOutputType, f: PlanField) -> Complete:
             state.failures = failures
         return [each(v, state, here, i) for i, v in enumerate(value)]
 
+    if required and f.selection is not None and not isinstance(inner, GraphQLList):
+        # Non-null objects: written out for the selection, which is itself.
+        return _items_completer(f.selection, complete_list)
     return complete_list
 
 

@@ -30,8 +30,11 @@ ARTICLE_ID_URL_MAX = 256
 _cached_article_id = lru_cache(maxsize=ARTICLE_IDS_KEPT)(article_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class State:
+    """What one run of a plan has found so far (in slots: shaping reads and
+    counts on it once per object of the answer)."""
+
     ctx: Context
     #: Each field's arguments, as its resolver would take them, checked.
     args: dict[PlanField, Any] = field(default_factory=dict)
