@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pymongo.errors
@@ -50,14 +50,31 @@ class Gateway:
 
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         count_store_call()
-        return await self._bounded(functools.partial(fn, *args, **kwargs))
+        return await self._bounded(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
 
     async def _bounded(self, call: Callable[[], R]) -> R:
+        # One coroutine from here to the slots (every store call of every
+        # request passes here): the deadline read once, the checks inline.
         budget = current_deadline()
         try:
             if budget is None:  # outside a request: the op timeout bounds it
                 return await self._dispatch(call)
-            return await self._within(budget, call)
+            if budget.gone:
+                raise ClientClosedRequestError()
+            if budget.shed:  # one refusal answers the request; its other calls would wait the same
+                raise OverloadedError(RETRY_AFTER_S)
+            if budget.remaining() <= 0:
+                raise RequestTimeoutError(budget.limit_s)
+            with budget.scope():
+                try:
+                    return await self._dispatch(call)
+                except Shed:
+                    budget.shed = True
+                    raise OverloadedError(RETRY_AFTER_S) from None
+            # Only reached when the scope ended the call: the deadline, or the client left.
+            if budget.gone:
+                raise ClientClosedRequestError()
+            raise RequestTimeoutError(budget.limit_s)
         except pymongo.errors.ExecutionTimeout:
             # maxTimeMS ran out: the query costs more than it may, the store is fine.
             raise RequestTimeoutError(self._limit_s(budget)) from None
@@ -69,29 +86,13 @@ class Gateway:
             log.warning("store unavailable: %s", exc)
             raise StoreUnavailableError() from None
 
-    async def _within(self, budget: Deadline, call: Callable[[], R]) -> R:
-        if budget.gone:
-            raise ClientClosedRequestError()
-        if budget.shed:  # one refusal answers the request; its other calls would wait the same
-            raise OverloadedError(RETRY_AFTER_S)
-        if budget.remaining() <= 0:
-            raise RequestTimeoutError(budget.limit_s)
-        with budget.scope():
-            try:
-                return await self._dispatch(call)
-            except Shed:
-                budget.shed = True
-                raise OverloadedError(RETRY_AFTER_S) from None
-        # Only reached when the scope ended the call: the deadline, or the client left.
-        if budget.gone:
-            raise ClientClosedRequestError()
-        raise RequestTimeoutError(budget.limit_s)
-
-    async def _dispatch(self, call: Callable[[], R]) -> R:
+    def _dispatch(self, call: Callable[[], R]) -> Awaitable[R]:
         """The store call itself, in a worker thread holding one of the slots
-        (a heavy operation's, once it has the heavy lane: ``api.data.slots``)."""
+        (a heavy operation's, once it has the heavy lane: ``api.data.slots``).
+        Not a coroutine of its own: it hands back the slots' (tests put a
+        coroutine in its place, to fail or stall a call)."""
         budget = current_deadline()
-        return await self.slots.run(call, budget is not None and budget.heavy)
+        return self.slots.run(call, budget is not None and budget.heavy)
 
     def time_limit_ms(self) -> int:
         """``maxTimeMS`` for a store call starting now: the op timeout, or the

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
+import time
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -260,3 +263,101 @@ def test_worker_threads_are_reused_and_end_when_idle(monkeypatch: pytest.MonkeyP
     for thread in seen:
         thread.join(3)
         assert not thread.is_alive()
+
+
+def ends_together(slots: StoreSlots, tasks: int) -> None:
+    """Hold the loop (as a busy one is) until ``tasks`` calls have ended and
+    handed their ends over, none of them settled yet."""
+    inbox = slots._inbox
+    assert inbox is not None
+    ends = time.monotonic() + 3
+    while len(inbox.ended) < tasks and time.monotonic() < ends:
+        time.sleep(0.01)  # lets the threads run; the loop runs nothing meanwhile
+    assert len(inbox.ended) == tasks
+
+
+def test_calls_that_end_together_wake_the_loop_once_and_each_gets_its_own_end() -> None:
+    slots = StoreSlots(size=8, wait_ms=1000)
+    release = threading.Event()
+
+    def call(n: int) -> int:
+        release.wait(5)
+        if n == 3:
+            raise ValueError("the store said no")
+        return n
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        wakes: list[object] = []
+        wake = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            wakes.append(callback)
+            return wake(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        tasks = [loop.create_task(slots.run(functools.partial(call, n))) for n in range(6)]
+        await asyncio.sleep(0.05)  # every call runs in a thread of its own
+        assert slots.in_flight == 6
+        release.set()
+        ends_together(slots, 6)
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        assert answers[:3] == [0, 1, 2] and answers[4:] == [4, 5]
+        assert isinstance(answers[3], ValueError)
+        assert len(wakes) == 1  # six ends, one wake-up
+        assert slots.in_flight == 0
+
+    asyncio.run(main())
+
+
+def test_a_call_cancelled_as_its_end_waits_to_be_settled_gives_its_slot_back_once() -> None:
+    # Two calls stop being waited for: one as it runs (abandoned: its thread
+    # gives the slot back), one after it ended but before the loop settled it
+    # (its task gives it back). Neither is given back twice, and the calls
+    # ending beside them are answered.
+    slots = StoreSlots(size=4, wait_ms=1000)
+    release = threading.Event()
+
+    def call(n: int) -> int:
+        release.wait(5)
+        return n
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(slots.run(functools.partial(call, n))) for n in range(4)]
+        await asyncio.sleep(0.05)
+        tasks[0].cancel()  # running: abandoned
+        await asyncio.sleep(0)
+        assert slots.in_flight == 4  # its thread still holds the slot
+        release.set()
+        ends_together(slots, 4)
+        tasks[1].cancel()  # ended, not yet settled
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        assert [type(a) for a in answers[:2]] == [asyncio.CancelledError] * 2
+        assert answers[2:] == [2, 3]
+        await asyncio.sleep(0)  # the abandoned call's end, settled with the rest
+        assert slots.in_flight == 0
+        assert await slots.run(lambda: "served") == "served"
+        assert slots.in_flight == 0
+
+    asyncio.run(main())
+
+
+def test_a_call_made_on_hearing_of_the_last_one_takes_the_same_thread() -> None:
+    # A thread is back among the idle ones before its call's end reaches the
+    # loop: the next call is handed to it, awake, not to another.
+    slots = StoreSlots(size=1, wait_ms=100)
+
+    async def main() -> set[threading.Thread]:
+        return {await slots.run(threading.current_thread) for _ in range(50)}
+
+    assert len(asyncio.run(main())) == 1
+
+
+def test_slots_serve_each_loop_they_are_called_from() -> None:
+    # A process may run loops one after another (tests, scripts): each call's
+    # end goes to the loop that waits for it.
+    slots = StoreSlots(size=1, wait_ms=100)
+    for n in range(3):
+        assert asyncio.run(slots.run(lambda: n)) == n  # noqa: B023
+    assert slots.in_flight == 0
