@@ -266,12 +266,15 @@ def test_one_store_query_per_poll_however_many_subscribers(
         async def scenario() -> None:
             listeners = [Listener(url, query=query).start() for _ in range(subscribers)]
             await subscribed(url, subscribers)
+            started = time.monotonic()
             before = metric(url, "newsgraph_subscription_polls_total")
             finds.clear()
             round_trips.clear()
             await asyncio.sleep(1)
             polls = metric(url, "newsgraph_subscription_polls_total") - before
-            assert 5 <= polls <= 12  # every 100 ms
+            # Every 100 ms: bounded by the time between the two reads of the
+            # count, which a loaded machine stretches past the second slept.
+            assert 5 <= polls <= (time.monotonic() - started) / 0.1 + 1
             assert all(c == LOADER and q == {"_id": "news"} for c, q in finds), finds
             assert abs(len(round_trips) - polls) <= 1  # one each (the last may be in flight)
 
