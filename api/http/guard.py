@@ -84,10 +84,12 @@ class _Exchange:
         self.budget = budget
         self._receive = receive
         self._send = send
+        self._loop = asyncio.get_running_loop()
         self.started = False
         self.complete = False
         #: The task running the app, while it does: what the backstop stops.
         self._serving: asyncio.Task[object] | None = None
+        #: Set while it may still go off.
         self._backstop: asyncio.TimerHandle | None = None
         self._stopped = False
         #: Reads the connection once the body is read (:meth:`watch`).
@@ -98,7 +100,7 @@ class _Exchange:
         self._left: asyncio.Event | None = None
 
     async def serve(self, app: ASGIApp, scope: Scope) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         task = asyncio.current_task()
         assert task is not None  # an ASGI app runs in a task
         cancelling = task.cancelling()
@@ -112,7 +114,8 @@ class _Exchange:
                 await app(scope, self.receive, self.send)
             finally:
                 self._serving = None
-                self._backstop.cancel()
+                if self._backstop is not None:
+                    self._backstop.cancel()
                 if self._watcher is not None and not self.complete:
                     # An answer not all sent: the server may say nothing more.
                     self._watcher.cancel()
@@ -154,7 +157,7 @@ class _Exchange:
             self.client_left()
         elif not message.get("more_body", False):
             # The body is read: from here the client says nothing but that it left.
-            self._watcher = asyncio.get_running_loop().create_task(self.watch())
+            self._watcher = self._loop.create_task(self.watch())
         return message
 
     async def send(self, message: Message) -> None:
@@ -167,6 +170,7 @@ class _Exchange:
             if self._backstop is not None and not _in_parts(message.get("headers", ())):
                 # The deadline bounds the work, not the transfer to a slow reader.
                 self._backstop.cancel()
+                self._backstop = None
         await self._send(message)
 
     async def watch(self) -> None:
