@@ -101,7 +101,7 @@ class _Exchange:
 
     async def serve(self, app: ASGIApp, scope: Scope) -> None:
         loop = self._loop
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)  # the loop given: no lookup (a getpid() on 3.11)
         assert task is not None  # an ASGI app runs in a task
         cancelling = task.cancelling()
         self._serving = task
