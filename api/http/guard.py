@@ -70,29 +70,39 @@ class _Exchange:
     ASGI says a client left only to whoever calls ``receive`` after the body,
     and the app never does once it has read it; so a watcher does, and hands
     the ``http.disconnect`` to the app too if it asks later.
+
+    The watcher is a task started when the app has read the body, which waits
+    in the server's ``receive`` itself: not one started with the request to
+    wait for the body first, nor events to tell it and the app (each a wake-up
+    of the event loop, and for the watcher a cancellation, on every request).
+    Once the answer is all sent it is left to end by itself: ASGI's
+    ``receive`` says ``http.disconnect`` once the answer is sent, so it ends
+    there, and then has nothing to do.
     """
 
     def __init__(self, budget: Deadline, receive: Receive, send: Send) -> None:
         self.budget = budget
         self._receive = receive
         self._send = send
-        self.body_read = asyncio.Event()
-        self.left = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self.started = False
         self.complete = False
         #: The task running the app, while it does: what the backstop stops.
         self._serving: asyncio.Task[object] | None = None
+        #: Set while it may still go off.
         self._backstop: asyncio.TimerHandle | None = None
         self._stopped = False
+        #: Reads the connection once the body is read (:meth:`watch`).
+        self._watcher: asyncio.Task[None] | None = None
+        #: The client left (or its connection failed); and, made only if the
+        #: app asks for more after its body, what its ``receive`` waits on.
+        self._gone = False
+        self._left: asyncio.Event | None = None
 
     async def serve(self, app: ASGIApp, scope: Scope) -> None:
-        # The watcher is a plain asyncio task, not an anyio task group: the
-        # group's scopes and cancellation delivery cost a tenth of a small
-        # query's server CPU (measured), and a watcher needs neither.
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+        loop = self._loop
+        task = asyncio.current_task(loop)  # the loop given: no lookup (a getpid() on 3.11)
         assert task is not None  # an ASGI app runs in a task
-        watcher = loop.create_task(self.watch())
         cancelling = task.cancelling()
         self._serving = task
         # The backstop: it stops the work GRACE_S after the deadline, wherever
@@ -104,8 +114,11 @@ class _Exchange:
                 await app(scope, self.receive, self.send)
             finally:
                 self._serving = None
-                self._backstop.cancel()
-                watcher.cancel()
+                if self._backstop is not None:
+                    self._backstop.cancel()
+                if self._watcher is not None and not self.complete:
+                    # An answer not all sent: the server may say nothing more.
+                    self._watcher.cancel()
                 # Its own cancellation taken back; another asked for goes on.
                 ours = self._stopped and task.uncancel() <= cancelling
         except asyncio.CancelledError:
@@ -132,31 +145,39 @@ class _Exchange:
         task.cancel()
 
     async def receive(self) -> Message:
-        if self.body_read.is_set():
-            await self.left.wait()  # nothing but a disconnect follows the body
+        if self._watcher is not None:
+            # Nothing but a disconnect follows the body, and the watcher reads it.
+            if not self._gone:
+                if self._left is None:
+                    self._left = asyncio.Event()
+                await self._left.wait()
             return {"type": "http.disconnect"}
         message = await self._receive()
         if message["type"] == "http.disconnect":
             self.client_left()
         elif not message.get("more_body", False):
-            self.body_read.set()
+            # The body is read: from here the client says nothing but that it left.
+            self._watcher = self._loop.create_task(self.watch())
         return message
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not message.get("more_body", False):
+                self.complete = True
+        elif kind == "http.response.start":
             self.started = True
-            if self._backstop is not None and not Headers(raw=message.get("headers", [])).get(
-                "content-type", ""
-            ).startswith("multipart/"):
+            if self._backstop is not None and not _in_parts(message.get("headers", ())):
                 # The deadline bounds the work, not the transfer to a slow reader.
                 self._backstop.cancel()
-        elif message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.complete = True
+                self._backstop = None
         await self._send(message)
 
     async def watch(self) -> None:
+        # A plain asyncio task, not an anyio task group: the group's scopes
+        # and cancellation delivery cost a tenth of a small query's server
+        # CPU (measured), and a watcher needs neither.
         try:
-            await self.body_read.wait()
             while (await self._receive())["type"] != "http.disconnect":
                 pass
         except Exception:  # the server cannot read the connection: as good as gone
@@ -164,7 +185,9 @@ class _Exchange:
         self.client_left()
 
     def client_left(self) -> None:
-        self.left.set()
+        self._gone = True
+        if self._left is not None:
+            self._left.set()
         if self.complete:
             return  # the answer was all sent: an ordinary end of the exchange
         self.budget.cancel()
@@ -215,3 +238,12 @@ class _Exchange:
             headers.append((b"connection", b"close"))
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
+
+
+def _in_parts(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer's raw headers say it comes in parts: its first
+    ``Content-Type`` (as Starlette's ``Headers`` would read it) is multipart."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith(b"multipart/")
+    return False

@@ -383,3 +383,95 @@ def test_a_request_cancelled_by_the_server_is_not_answered_as_timed_out() -> Non
 
     asyncio.run(main())
     assert sent == []
+
+
+def test_an_app_asking_for_more_after_its_body_is_stopped_when_its_client_leaves() -> None:
+    # The watcher reads the connection once the body is read; an app that
+    # asks for more waits for what it hears, and is stopped there when the
+    # client leaves, as at any other wait.
+    import asyncio
+
+    from api.http.guard import RequestGuard
+
+    heard: list[str] = []
+    left = asyncio.Event()
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict:
+        if body:
+            return body.pop()
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def app(scope: dict, receive_: Any, send: object) -> None:
+        await receive_()
+        try:
+            heard.append((await receive_())["type"])
+        except asyncio.CancelledError:
+            heard.append("stopped")
+            raise
+
+    async def send(message: dict) -> None:
+        raise AssertionError("nothing is sent to a client that is gone")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, left.set)
+        await asyncio.wait_for(
+            RequestGuard(app, timeout_ms=60_000)({"type": "http", "headers": []}, receive, send), 5
+        )
+
+    asyncio.run(main())
+    assert heard == ["stopped"]
+
+
+def test_an_answer_all_sent_ends_the_watch_as_an_ordinary_exchange() -> None:
+    # Once the answer is all sent, the server's receive says http.disconnect
+    # (as ASGI has it): the watcher ends there, with nothing cancelled and
+    # nothing counted as a client gone; no task is left behind.
+    import asyncio
+
+    from api.data.deadline import current_deadline
+    from api.http.guard import RequestGuard
+    from api.telemetry.stats import collecting
+
+    sent: list[dict] = []
+    answered = asyncio.Event()
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}]
+    budgets: list[Any] = []
+    reads = 0
+
+    async def receive() -> dict:
+        nonlocal reads
+        reads += 1
+        if body:
+            return body.pop()
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def app(scope: dict, receive_: Any, send_: Any) -> None:
+        await receive_()
+        budgets.append(current_deadline())
+        await asyncio.sleep(0.01)  # the watcher waits in the server's receive meanwhile
+        await send_({"type": "http.response.start", "status": 200, "headers": []})
+        await send_({"type": "http.response.body", "body": b"{}"})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            answered.set()
+
+    async def main() -> bool:
+        with collecting() as stats:
+            guard = RequestGuard(app, timeout_ms=60_000)
+            await guard({"type": "http", "headers": []}, receive, send)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        assert not others, others
+        return stats.client_gone
+
+    assert asyncio.run(main()) is False
+    assert reads == 2  # the body, then the watcher's one read, which heard the end
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert budgets[0] is not None and not budgets[0].gone
