@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,23 @@ def started(
     return proc, stdout, stderr
 
 
+def stopped(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> int:
+    """Send ``proc`` ``signum``: its exit status, within :data:`STOP_S`."""
+    proc.send_signal(signum)
+    return proc.wait(timeout=STOP_S)
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """``proc`` killed on the way out if it still runs (a test that failed)."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def stopped_mid_parse(
     proc: subprocess.Popen[bytes], signum: int, group: bool = False
 ) -> tuple[dict[int, str], int]:
@@ -63,17 +81,12 @@ def stopped_mid_parse(
     its whole process group, as systemd does): the pool's processes (see
     :func:`pool_of`) and ``proc``'s exit status, within :data:`STOP_S` (killed
     if it fails to stop or the pool to start)."""
-    try:
+    with reaped(proc):
         pool = pool_of(proc)
-        if group:
-            os.killpg(proc.pid, signum)
-        else:
-            proc.send_signal(signum)
+        if not group:
+            return pool, stopped(proc, signum)
+        os.killpg(proc.pid, signum)
         return pool, proc.wait(timeout=STOP_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def pool_of(proc: subprocess.Popen[bytes]) -> dict[int, str]:
@@ -237,15 +250,10 @@ def test_a_watch_stopped_by_sigterm_says_so_and_ends_by_it(settings, tmp_path):
     env = {"MONGODB_URI": settings.mongodb_uri, "NEWSGRAPH_DB": settings.db_name}
     argv = ["load", "--watch", "--json", str(tmp_path / "articles")]
     proc, out, err = started(argv, env, tmp_path / "out")
-    try:
+    with reaped(proc):
         eventually(lambda: out.read_bytes().endswith(b"\n"), RUN_S, "the first load's report")
         time.sleep(0.5)  # the watch starts after the first load
-        proc.send_signal(signal.SIGTERM)
-        status = proc.wait(timeout=STOP_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        status = stopped(proc)
     assert status == -signal.SIGTERM, err.read_text()
     assert json.loads(out.read_bytes())["inserted"] == 1
     assert "stopped watching" in err.read_text()
@@ -262,19 +270,14 @@ def test_facets_stopped_by_sigterm_while_waiting_for_the_lease_ends_by_it(
     holder.acquire()
     try:
         proc, _out, err = started(["facets", "--rebuild"], env, tmp_path / "out")
-        try:
+        with reaped(proc):
             eventually(
                 lambda: b"waiting for the loader lease" in err.read_bytes(),
                 RUN_S,
                 "the recount waiting for the lease",
                 alive=lambda: proc.poll() is None,
             )
-            proc.send_signal(signal.SIGTERM)
-            status = proc.wait(timeout=STOP_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            status = stopped(proc)
         lease = store.db[LOADER].find_one({"_id": "lease"})
         assert lease is not None and lease["owner"] == "elsewhere:42/abc"  # still ours
     finally:
