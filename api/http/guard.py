@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 import orjson
 from starlette.datastructures import Headers
@@ -56,12 +57,11 @@ class RequestGuard:
         self.app = app
         self.limit_s = timeout_ms / 1000
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain method: the exchange's is the guard's one frame (see ``api.http``).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        with deadline.within(self.limit_s) as limit:
-            await _Exchange(limit, receive, send).serve(self.app, scope)
+            return self.app(scope, receive, send)
+        return _Exchange(receive, send).serve(self.app, scope, self.limit_s)
 
 
 class _Exchange:
@@ -80,8 +80,10 @@ class _Exchange:
     there, and then has nothing to do.
     """
 
-    def __init__(self, budget: Deadline, receive: Receive, send: Send) -> None:
-        self.budget = budget
+    #: The request's deadline, from the start of :meth:`serve`.
+    budget: Deadline
+
+    def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
         self._loop = asyncio.get_running_loop()
@@ -99,37 +101,39 @@ class _Exchange:
         self._gone = False
         self._left: asyncio.Event | None = None
 
-    async def serve(self, app: ASGIApp, scope: Scope) -> None:
-        loop = self._loop
-        task = asyncio.current_task(loop)  # the loop given: no lookup (a getpid() on 3.11)
-        assert task is not None  # an ASGI app runs in a task
-        cancelling = task.cancelling()
-        self._serving = task
-        # The backstop: it stops the work GRACE_S after the deadline, wherever
-        # it is waiting (a slow upload included), if the answer is not started.
-        self._backstop = loop.call_at(loop.time() + self.budget.limit_s + GRACE_S, self.stop)
-        ours = caught = False
-        try:
+    async def serve(self, app: ASGIApp, scope: Scope, limit_s: float) -> None:
+        with deadline.within(limit_s) as budget:
+            self.budget = budget
+            loop = self._loop
+            task = asyncio.current_task(loop)  # the loop given: no lookup (a getpid() on 3.11)
+            assert task is not None  # an ASGI app runs in a task
+            cancelling = task.cancelling()
+            self._serving = task
+            # The backstop: it stops the work GRACE_S after the deadline, wherever
+            # it is waiting (a slow upload included), if the answer is not started.
+            self._backstop = loop.call_at(loop.time() + self.budget.limit_s + GRACE_S, self.stop)
+            ours = caught = False
             try:
-                await app(scope, self.receive, self.send)
-            finally:
-                self._serving = None
-                if self._backstop is not None:
-                    self._backstop.cancel()
-                if self._watcher is not None and not self.complete:
-                    # An answer not all sent: the server may say nothing more.
-                    self._watcher.cancel()
-                # Its own cancellation taken back; another asked for goes on.
-                ours = self._stopped and task.uncancel() <= cancelling
-        except asyncio.CancelledError:
-            if not ours:
-                raise
-            caught = True
-        if caught and not self.budget.gone:
-            if not self.started:
-                await self.answer_timeout(Headers(scope=scope).get("accept"))
-            elif not self.complete:
-                await self.cut_off()
+                try:
+                    await app(scope, self.receive, self.send)
+                finally:
+                    self._serving = None
+                    if self._backstop is not None:
+                        self._backstop.cancel()
+                    if self._watcher is not None and not self.complete:
+                        # An answer not all sent: the server may say nothing more.
+                        self._watcher.cancel()
+                    # Its own cancellation taken back; another asked for goes on.
+                    ours = self._stopped and task.uncancel() <= cancelling
+            except asyncio.CancelledError:
+                if not ours:
+                    raise
+                caught = True
+            if caught and not self.budget.gone:
+                if not self.started:
+                    await self.answer_timeout(Headers(scope=scope).get("accept"))
+                elif not self.complete:
+                    await self.cut_off()
 
     def stop(self) -> None:
         """Stop the work: the backstop's time came, or the client left."""
@@ -160,7 +164,7 @@ class _Exchange:
             self._watcher = self._loop.create_task(self.watch())
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
         kind = message["type"]
         if kind == "http.response.body":
             if not message.get("more_body", False):
@@ -171,7 +175,7 @@ class _Exchange:
                 # The deadline bounds the work, not the transfer to a slow reader.
                 self._backstop.cancel()
                 self._backstop = None
-        await self._send(message)
+        return self._send(message)
 
     async def watch(self) -> None:
         # A plain asyncio task, not an anyio task group: the group's scopes
