@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,22 +160,23 @@ class GraphQLFirst:
     it after its exception layer (a send wrapper, for HTTPExceptions the view
     never raises: it answers its own refusals) and a match of the path against
     each route. Anything else, a WebSocket at ``/graphql`` included, is routed.
-    Under a ``root_path`` the router's matching decides, as before."""
+    Under a ``root_path`` the router's matching decides, as before.
+
+    It hands the request on without a frame of its own (see ``api.http``)."""
 
     def __init__(self, app: ASGIApp, view: ASGIApp) -> None:
         self.app = app
         self.view = view
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if (
             scope["type"] == "http"
             and scope["path"] == "/graphql"
             and scope["method"] in ("GET", "POST")
             and not scope.get("root_path")
         ):
-            await self.view(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self.view(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 app: Starlette  # made on first access, by __getattr__ below

@@ -16,4 +16,12 @@ header, idle and send timeouts, and a bound on open connections), ``health``
 (liveness and readiness, also answered by a process of their own on a port of
 their own), ``beats`` (each worker's heartbeat, which the supervisor of ``serve
 --workers`` watches).
+
+The middleware layers (``api.app`` lists them) run for every request, so each
+costs as little as it can where it has nothing to do. A layer that hands a
+request on untouched returns the inner app's awaitable rather than awaiting
+it (its ``__call__`` a plain method): it adds no coroutine frame, which the
+request's task would otherwise pass through each time it resumes (every store
+call's answer). A ``send`` wrapper that only reads or edits a message and
+passes it on is a plain function too, returning the inner ``send``'s awaitable.
 """

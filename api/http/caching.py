@@ -34,6 +34,7 @@ media type of what goes out.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
@@ -108,10 +109,13 @@ class QueryCaching:
         self.app = app
         self.policy = policy
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain method: anything but a GET query passes with no frame of its own.
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/graphql":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._cached(scope, receive, send)
+
+    async def _cached(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The request's headers this needs, by one scan of the raw list (the
         # first of each, as Starlette's Headers would give).
         authorized = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import orjson
@@ -59,14 +60,14 @@ class Observe:
         status = 0  # none yet: the answer has not started
         sent = 0
 
-        async def observe(message: Message) -> None:
+        def observe(message: Message) -> Awaitable[None]:
             nonlocal status, sent
             kind = message["type"]
             if kind == "http.response.body":
                 sent += len(message.get("body", b""))
             elif kind == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         failed = False
         with collecting() as stats, tracing.incoming(scope["headers"]):

@@ -10,6 +10,8 @@ types are case-insensitive, but strawberry compares them as written).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Every method the API answers; OPTIONS is CORS's preflight.
@@ -21,27 +23,25 @@ class RegularRequests:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain method: a regular request passes with no frame of its own.
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         method = scope["method"]
         if method not in METHODS:
-            await _not_allowed(send)
-            return
+            return _not_allowed(send)
         headers = _regular(scope["headers"])
         if headers is not scope["headers"]:
             scope = {**scope, "headers": headers}
         if method != "HEAD":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
 
-        async def without_body(message: Message) -> None:
+        def without_body(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.body":
                 message = {**message, "body": b""}
-            await send(message)
+            return send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        return self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 def _regular(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

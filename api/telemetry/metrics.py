@@ -76,24 +76,29 @@ class Metrics:
             ["pid"],
             registry=self.registry,
         ).labels(str(os.getpid())).set(1)
-        self.store_round_trips = Counter(
-            "newsgraph_store_round_trips",
-            "Queries sent to the store (one per find or count).",
-            registry=self.registry,
+        self.store_round_trips = _Tally(
+            Counter(
+                "newsgraph_store_round_trips",
+                "Queries sent to the store (one per find or count).",
+                registry=self.registry,
+            )
         )
 
         # Each labelled child, once: looking one up by its labels costs more
         # than counting (the labels are few: routes, methods and statuses are
         # each mapped to a small known set before they get here).
-        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._requests: dict[tuple[str, str, int], _Tally] = {}
         self._latencies: dict[str, Any] = {}
-        self._executions: dict[str, Any] = {}
+        self._executions: dict[str, _Tally] = {}
+        #: Every count kept by a :class:`_Tally`, added to its counter when scraped.
+        self._tallies = [self.store_round_trips]
 
-    def request_counter(self, route: str, method: str, status: int) -> Any:
+    def request_counter(self, route: str, method: str, status: int) -> _Tally:
         key = (route, method, status)
         child = self._requests.get(key)
         if child is None:
-            child = self._requests[key] = self.requests.labels(route, method, str(status))
+            labelled = self.requests.labels(route, method, str(status))
+            child = self._requests[key] = self._tally(labelled)
         return child
 
     def latency_of(self, route: str) -> Any:
@@ -102,20 +107,50 @@ class Metrics:
             child = self._latencies[route] = self.latency.labels(route)
         return child
 
-    def execution_counter(self, mode: str) -> Any:
+    def execution_counter(self, mode: str) -> _Tally:
         """The count of operations run in ``mode`` (a few known words:
         ``api.execution.compiled.count``)."""
         child = self._executions.get(mode)
         if child is None:
-            child = self._executions[mode] = self.graphql_executions.labels(mode)
+            child = self._executions[mode] = self._tally(self.graphql_executions.labels(mode))
         return child
+
+    def _tally(self, counter: Any) -> _Tally:
+        tally = _Tally(counter)
+        self._tallies.append(tally)
+        return tally
 
     def follow(self, feed: FeedCounts) -> None:
         """Count the subscriptions of ``feed`` (``api.live.feed``)."""
         self.registry.register(_FeedCollector(feed))
 
     async def endpoint(self, request: Request) -> Response:
+        for tally in self._tallies:
+            tally.flush()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Tally:
+    """A count of every request, kept as a plain number and added to its
+    Prometheus counter when the metrics are scraped: the counter's own
+    ``inc`` takes a lock and makes two checks, three calls more on each of
+    several counts of every request. The counters are read only through
+    :meth:`Metrics.endpoint`, which adds them first, on the event loop where
+    they are counted."""
+
+    __slots__ = ("count", "counter")
+
+    def __init__(self, counter: Any) -> None:
+        self.counter = counter
+        self.count = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.count += amount
+
+    def flush(self) -> None:
+        if self.count:
+            self.counter.inc(self.count)
+            self.count = 0
 
 
 class _FeedCollector(Collector):

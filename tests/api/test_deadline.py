@@ -475,3 +475,78 @@ def test_an_answer_all_sent_ends_the_watch_as_an_ordinary_exchange() -> None:
     assert reads == 2  # the body, then the watcher's one read, which heard the end
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert budgets[0] is not None and not budgets[0].gone
+
+
+def test_each_request_is_stopped_at_its_own_time_when_several_share_the_backstop_timer() -> None:
+    # One timer serves the backstops of every request on a loop
+    # (api.http.guard._Backstops): a request answered at once, one whose answer
+    # started and one stopped earlier move no other request's time, and a
+    # request that ends in time is never stopped.
+    import asyncio
+
+    from api.http.guard import RequestGuard
+
+    limit_s = 0.1
+    behaviours = {
+        "first": "hangs",
+        "answers": "answers",
+        "starts": "starts",
+        "later": "hangs",
+        "in time": "in time",
+    }
+    started: dict[str, float] = {}
+    stopped: dict[str, float] = {}
+    finished: list[str] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        name = scope["path"]
+        behaviour = behaviours[name]
+        await receive()
+        try:
+            if behaviour == "answers":
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"{}"})
+                return
+            if behaviour == "starts":  # a single answer may take its time
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await asyncio.sleep(limit_s + GRACE_S + 0.4)
+                await send({"type": "http.response.body", "body": b"{}"})
+            elif behaviour == "in time":
+                await asyncio.sleep(limit_s + GRACE_S - 0.3)
+            else:
+                await asyncio.sleep(30)
+            finished.append(name)
+        except asyncio.CancelledError:
+            stopped[name] = time.monotonic() - started[name]
+            raise
+
+    guard = RequestGuard(app, timeout_ms=int(limit_s * 1000))
+
+    async def serve(name: str) -> None:
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+        answered = asyncio.Event()
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop()
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered.set()
+
+        started[name] = time.monotonic()
+        await guard({"type": "http", "headers": [], "path": name}, receive, send)
+
+    async def main() -> None:
+        first = [asyncio.create_task(serve(name)) for name in ("first", "answers", "starts")]
+        await asyncio.sleep(0.2)
+        later = [asyncio.create_task(serve(name)) for name in ("later", "in time")]
+        await asyncio.wait_for(asyncio.gather(*first, *later), 5)
+
+    asyncio.run(main())
+    assert sorted(stopped) == ["first", "later"]
+    for took in stopped.values():
+        assert limit_s + GRACE_S <= took < limit_s + GRACE_S + 0.3
+    assert sorted(finished) == ["in time", "starts"]
