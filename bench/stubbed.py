@@ -23,8 +23,10 @@ from starlette.applications import Starlette
 
 from api.app import create_app as create_api
 from api.telemetry import tracing
-from bench.querying import Found, MemoryGateway
+from api.data.gateway import Find
+from bench.querying import Found, MemoryGateway, Uncaptured, call_key
 from core.config import Settings
+from core.document import Doc
 from core.store import Store, connect
 
 #: Names the file :meth:`Capture.save` wrote, for the server processes.
@@ -86,6 +88,17 @@ class StubGateway(MemoryGateway):
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         counted = await super().count(collection, query)
         return await self.call("count", collection, lambda: counted)
+
+    #: Its finds and counts go through Gateway.call, and a chain's through
+    #: :meth:`_find_now`: it chains as the real app's gateway does.
+    chains = True
+
+    def _find_now(self, find: Find) -> list[Doc]:
+        """A chained find's answer, in the worker thread, from the capture."""
+        found = self.found.get(call_key("find", *find))
+        if found is None:
+            raise Uncaptured(f"find on {find.collection}: {find.query!r}")
+        return found.docs
 
 
 def create_app() -> Starlette:

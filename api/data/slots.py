@@ -95,6 +95,12 @@ class StoreSlots:
         """Store calls running now, abandoned ones included."""
         return self._slots.taken
 
+    def contended(self) -> bool:
+        """Whether a call waits for a slot. Read in a worker thread (a chained
+        find's: ``api.data.gateway.Chain``), where it is advice only: a
+        waiter seen late, or one already shed, costs one hand-back to the loop."""
+        return bool(self._slots._waiters)
+
     @property
     def heavy_in_flight(self) -> int:
         """Store calls of heavy operations in the slots or waiting for one."""

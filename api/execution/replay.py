@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from api.data.gateway import Gateway
+from api.data.gateway import Chain, Gateway
 from api.schema.context import Context
 
 Doc = dict[str, Any]
@@ -64,6 +64,18 @@ class Recording(Gateway):
         found = await self.inner.count(collection, query)
         self.counts.append(((collection, query), found))
         return found
+
+    #: Its calls are its inner gateway's: a chain too, recorded as two finds.
+    chains = True
+
+    def can_chain(self) -> bool:
+        return self.inner.can_chain()
+
+    async def chain(self, chain: Chain) -> None:
+        try:
+            await self.inner.chain(chain)
+        finally:
+            self.finds.extend((tuple(find), docs) for find, docs in chain.seen())
 
 
 class Replaying(Gateway):

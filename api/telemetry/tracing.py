@@ -166,8 +166,9 @@ class Spans:
         started: int,
         error: BaseException | str | None = None,
         failed: bool = False,
+        ended: int | None = None,
     ) -> None:
-        """One finished span, to every processor."""
+        """One finished span, to every processor: ended now, or at ``ended``."""
         status = self.OK
         events: tuple[Any, ...] = ()
         if isinstance(error, BaseException):
@@ -194,7 +195,7 @@ class Spans:
             kind=kind,
             status=status,
             start_time=started,
-            end_time=time.time_ns(),
+            end_time=ended or time.time_ns(),
             instrumentation_scope=self.scope,
         )
         for processor in self.processors:
@@ -420,7 +421,7 @@ class StoreSpan:
     command, and the documents a find returned; its duration is the call's,
     waiting for a store slot included."""
 
-    __slots__ = ("collection", "command", "operation", "rows", "started")
+    __slots__ = ("collection", "command", "ended", "operation", "rows", "started")
     recording: Final = True
 
     def __init__(self, operation: OperationSpan, command: str, collection: str) -> None:
@@ -428,6 +429,9 @@ class StoreSpan:
         self.command = command
         self.collection = collection
         self.rows: int | None = None
+        #: When it ended, if not as it exits: a chained find's first ended in
+        #: the worker thread, as the second began (``api.data.gateway.Chain``).
+        self.ended: int | None = None
 
     def __enter__(self) -> StoreSpan:
         self.started = time.time_ns()
@@ -452,7 +456,9 @@ class StoreSpan:
         if self.rows is not None:
             attributes["db.response.returned_rows"] = self.rows
         name = f"{self.command} {self.collection}"
-        spans.emit(name, context, parent, spans.CLIENT, attributes, self.started, error)
+        spans.emit(
+            name, context, parent, spans.CLIENT, attributes, self.started, error, ended=self.ended
+        )
 
 
 # -- configuration ------------------------------------------------------------
