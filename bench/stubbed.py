@@ -22,8 +22,8 @@ from typing import Any
 from starlette.applications import Starlette
 
 from api.app import create_app as create_api
-from api.telemetry import tracing
 from api.data.gateway import Find
+from api.telemetry import tracing
 from bench.querying import Found, MemoryGateway, Uncaptured, call_key
 from core.config import Settings
 from core.document import Doc
@@ -66,8 +66,9 @@ class StubGateway(MemoryGateway):
     """Answers from a :class:`Capture` only, each answer handed back through
     :meth:`Gateway.call` as a store call would be, so that the request's
     bookkeeping (its span too, when traced) costs what it does in the real
-    app: only the store is gone (on a wire store, also the worker-thread hop
-    each call makes)."""
+    app: only the store is gone. Two chained finds (the mobile query's:
+    ``api.data.gateway.Chain``) are one job, as in the real app, each looked
+    up in the capture in the worker thread (:meth:`_find_now`)."""
 
     def __init__(self, store: Store, op_timeout_ms: int, capture: Capture) -> None:
         super().__init__(store, op_timeout_ms, replaying=True)
@@ -105,7 +106,7 @@ def create_app() -> Starlette:
     """The app with settings from the environment (``NEWSGRAPH_COMPILED``
     among them), over an empty embedded store that is never asked: the
     gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``,
-    each answer handed back through a worker thread as every store call is
+    each answer handed back through a worker thread as every store call's is
     (on either engine). With ``NEWSGRAPH_BENCH_TRACING`` set, tracing is as the
     ``OTEL_*`` settings say, read as ``newsgraph serve`` reads them (the
     benchmark points them at :mod:`bench.collector`); without it, off, whatever

@@ -7,12 +7,30 @@ shed), each call ends at its request's deadline (:mod:`api.data.deadline`), and 
 store is told the same through ``maxTimeMS``. The embedded engine (SQLite,
 which runs outside the GIL) is called the same way, and stops at ``maxTimeMS``
 too, so a busy store never holds the event loop.
+
+**Two dependent finds, one thread hop.** A call's hop to a worker thread and
+back costs the process about 0.1 ms of CPU beside a busy loop (the threads'
+wake-ups and the GIL changing hands: ``api.data.slots``), more than the Python
+on either side. The mobile query's two finds depend on each other (the first's
+answer names the related articles), so a plan asks them as one job
+(:class:`Chain`, :meth:`Gateway.chain`): the second is made from the first's
+answer in the worker thread, by pure code. The request's bookkeeping (its
+store-call count, its spans, the record a plan falls back on) is settled on the
+loop once the job ended, as two calls would have left it; and the worker hands
+the second find back to the loop whenever a lone call could fare otherwise
+(another call waits for a slot, the request was shed, its client left, its
+deadline passed), so fairness, shedding and deadlines are today's. Each find
+still gets its own ``maxTimeMS``, read as it starts. A gateway whose call path
+is its own (a subclass, a test replacing a method) never chains: its calls all
+take the path it watches. :meth:`Gateway._find_now`, the one find both paths
+make, is where a test fails or stalls one.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -305,7 +323,7 @@ class Gateway:
         counted as it began, failed with the job if it did)."""
         chain.first_seen = error is None or began or error is chain.then_error
         chain.second_seen = began and error is None
-        if first.recording:
+        if isinstance(first, tracing.StoreSpan):
             if chain.first_seen:
                 first.returned(len(chain.first_docs))
             if began:  # it ended in the worker, as the second began
@@ -317,12 +335,11 @@ class Gateway:
         count_store_call()
         second = tracing.store_call("find", chain.second.collection)
         second.__enter__()
-        if second.recording:
+        if isinstance(second, tracing.StoreSpan):
             second.started = chain.second_started or second.started
             if error is None:
                 second.returned(len(chain.second_docs))
         second.__exit__(None, error, None)
-
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         def tally() -> int:
@@ -372,9 +389,9 @@ class Gateway:
 #: The methods a find passes through, as Gateway has them: one replaced (by a
 #: test, on the class) turns chaining off (:meth:`Gateway.can_chain`).
 _CALL_PATH = ("find", "call", "run", "_bounded", "_dispatch")
-_ORIGINAL = tuple(Gateway.__dict__[name] for name in _CALL_PATH)
+_methods = operator.itemgetter(*_CALL_PATH)
+_ORIGINAL = _methods(vars(Gateway))
 
 
 def _call_path_intact() -> bool:
-    namespace = Gateway.__dict__
-    return all(namespace[n] is f for n, f in zip(_CALL_PATH, _ORIGINAL, strict=True))
+    return bool(_methods(vars(Gateway)) == _ORIGINAL)  # functions compare by identity

@@ -75,7 +75,7 @@ class Recording(Gateway):
         try:
             await self.inner.chain(chain)
         finally:
-            self.finds.extend((tuple(find), docs) for find, docs in chain.seen())
+            self.finds.extend(chain.seen())
 
 
 class Replaying(Gateway):

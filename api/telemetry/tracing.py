@@ -419,7 +419,8 @@ class OperationSpan:
 class StoreSpan:
     """One store call's span (see :func:`store_call`): its collection and
     command, and the documents a find returned; its duration is the call's,
-    waiting for a store slot included."""
+    waiting for a store slot included (a chained find's second, asked in the
+    first's thread: from when it began there, ``api.data.gateway.Chain``)."""
 
     __slots__ = ("collection", "command", "ended", "operation", "rows", "started")
     recording: Final = True

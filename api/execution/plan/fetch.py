@@ -5,6 +5,11 @@ call (one ``_id $in`` per nesting level of ``RelatedStory.article``).
 The calls are the resolvers' own (``api.data.gateway``, ``api.operation.schema.context``): the
 same queries, projections, visibility rules and gateway, so store-call
 counting and what a request may see are the same whichever way it runs.
+
+A root ``article`` whose only lookup below is ``related { article }`` (the
+mobile query; ``PlanField.chain``) asks its two finds as one worker-thread
+job (:func:`_fetch_chained`, ``api.data.gateway.Chain``): the same two finds,
+counted, traced and recorded as two, for one thread hop instead of two.
 """
 
 from __future__ import annotations
