@@ -25,12 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from api.data.gateway import Chain, Gateway
+from api.data.gateway import Chain, Find, Gateway
 from api.schema.context import Context
 
 Doc = dict[str, Any]
-#: A find's arguments: collection, query, projection, sort, limit.
-Find = tuple[str, dict[str, Any], dict[str, int] | None, list[tuple[str, int]] | None, int]
 
 
 class Recording(Gateway):
@@ -57,7 +55,7 @@ class Recording(Gateway):
         limit: int = 0,
     ) -> list[Doc]:
         docs = await self.inner.find(collection, query, projection, sort, limit)
-        self.finds.append(((collection, query, projection, sort, limit), docs))
+        self.finds.append((Find(collection, query, projection, sort, limit), docs))
         return docs
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:

@@ -25,6 +25,7 @@ from bench.querying import MemoryGateway
 from bench.stubbed import Capture, StubGateway
 from core.document import Doc
 from core.store import Store
+from tests.api.test_store_call_path import settled
 
 ARTICLES = "articles"
 DOCS = [
@@ -86,13 +87,6 @@ def chained(gw: Gateway, chain: Chain, limit_s: float = 5) -> tuple[RequestStats
     return asyncio.run(main())
 
 
-async def settled(gw: Gateway, seconds: float = 5) -> None:
-    ends = time.monotonic() + seconds
-    while gw.slots.in_flight and time.monotonic() < ends:
-        await asyncio.sleep(0.01)
-    assert gw.slots.in_flight == 0
-
-
 def test_a_chain_asks_both_finds_in_one_slot_and_counts_two_calls(articles: Store) -> None:
     gw = Watched(articles)
     chain = Chain(first_of("a"), related_of)
@@ -121,27 +115,32 @@ def test_a_chain_whose_first_answer_asks_nothing_more_is_one_call(articles: Stor
     assert [f for f, _ in chain.seen()] == [first_of("b")]
 
 
-def test_an_abandoned_chain_never_begins_its_second_find(articles: Store) -> None:
+@pytest.mark.parametrize("by", ["deadline", "cancelled"])
+def test_an_abandoned_chain_never_begins_its_second_find(articles: Store, by: str) -> None:
+    """Its request stopped waiting during the first find: by its deadline, or
+    cancelled by someone else (its deadline still far: only the chain being
+    closed tells the worker)."""
     gw, release = Watched(articles), threading.Event()
     gw.before[1] = lambda: release.wait(5)
     chain = Chain(first_of("a"), related_of)
 
-    async def main() -> tuple[RequestStats, Any]:
-        with (
-            collecting() as stats,
-            deadline.within(0.2),
-            pytest.raises(RequestTimeoutError),
-        ):
-            await gw.chain(chain)
-        assert gw.slots.in_flight == 1  # the thread holds it, in the first find
-        release.set()
-        await settled(gw)
-        return stats, None
+    async def main() -> RequestStats:
+        with collecting() as stats, deadline.within(0.2 if by == "deadline" else 30):
+            task = asyncio.get_running_loop().create_task(gw.chain(chain))
+            if by == "cancelled":
+                await asyncio.sleep(0.1)
+                task.cancel()
+            with pytest.raises(RequestTimeoutError if by == "deadline" else asyncio.CancelledError):
+                await task
+            assert gw.slots.in_flight == 1  # the thread holds it, in the first find
+            release.set()
+            await settled(gw)
+        return stats
 
-    stats, _ = asyncio.run(main())
+    stats = asyncio.run(main())
     assert gw.asked == [{"_id": "a"}]  # the worker found the chain closed
     assert stats.store_calls == 1
-    assert chain.closed and not chain.began and chain.seen() == []
+    assert chain.closed and not chain.began and chain.pending is None and chain.seen() == []
 
 
 def test_a_chain_hands_its_second_find_back_when_a_call_waits_for_the_slot(

@@ -52,13 +52,15 @@ def test_the_stub_answers_a_chain_from_its_capture_and_refuses_what_it_lacks() -
     settings = Settings(db_name=f"t_{uuid.uuid4().hex[:12]}")
     first = Find("articles", {"_id": "a"}, {"title": 1})
     second = Find("articles", {"_id": "b"}, {"title": 1})
-    docs = {f: [{"_id": f.query["_id"], "title": f.query["_id"].upper()}] for f in (first, second)}
-    found = {call_key("find", *f): Found(*f, docs=d) for f, d in docs.items()}
+    docs = [[{"_id": f.query["_id"], "title": f.query["_id"].upper()}] for f in (first, second)]
+    found = {
+        call_key("find", *f): Found(*f, docs=d) for f, d in zip((first, second), docs, strict=True)
+    }
     gateway = StubGateway(connect(settings), 1000, Capture(found, {}, {}))
     assert gateway.can_chain()
     chain = Chain(first, lambda answer: second if answer else None)
     asyncio.run(gateway.chain(chain))
-    assert (chain.first_docs, chain.second_docs) == (docs[first], docs[second])
+    assert [chain.first_docs, chain.second_docs] == docs
     lacking = Chain(second, lambda answer: first._replace(query={"_id": "z"}))
     with pytest.raises(Uncaptured):
         asyncio.run(gateway.chain(lacking))
