@@ -303,3 +303,12 @@ def test_only_an_article_with_one_related_lookup_below_chains(name: str) -> None
         assert (f.name, related.name, below.name) == ("article", "related", "article")
     else:
         assert chained == []
+
+
+def test_ordinary_execution_never_chains(ask: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def chain(self: Gateway, c: Any) -> None:
+        raise AssertionError("ordinary execution asked for a chain")
+
+    monkeypatch.setattr(Gateway, "chain", chain)
+    body, calls, jobs = ask("ordinary", MOBILE, {"id": IDS["root"]})
+    assert b'"errors"' not in body and calls == 2 and jobs == 2

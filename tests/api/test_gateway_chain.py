@@ -18,14 +18,19 @@ import pytest
 from api.data import deadline
 from api.data.gateway import Chain, Find, Gateway
 from api.data.slots import StoreSlots
-from api.errors import RequestTimeoutError, StoreUnavailableError
+from api.errors import (
+    ClientClosedRequestError,
+    OverloadedError,
+    RequestTimeoutError,
+    StoreUnavailableError,
+)
 from api.execution.replay import Recording, Replaying
 from api.telemetry.stats import RequestStats, collecting
 from bench.querying import MemoryGateway
 from bench.stubbed import Capture, StubGateway
 from core.document import Doc
 from core.store import Store
-from tests.api.test_store_call_path import settled
+from tests.api.test_store_call_path import holding_the_slot, let_go, settled
 
 ARTICLES = "articles"
 DOCS = [
@@ -115,22 +120,31 @@ def test_a_chain_whose_first_answer_asks_nothing_more_is_one_call(articles: Stor
     assert [f for f, _ in chain.seen()] == [first_of("b")]
 
 
-@pytest.mark.parametrize("by", ["deadline", "cancelled"])
+RAISED = {
+    "deadline": RequestTimeoutError,
+    "client": ClientClosedRequestError,
+    "cancelled": asyncio.CancelledError,
+}
+
+
+@pytest.mark.parametrize("by", list(RAISED))
 def test_an_abandoned_chain_never_begins_its_second_find(articles: Store, by: str) -> None:
-    """Its request stopped waiting during the first find: by its deadline, or
-    cancelled by someone else (its deadline still far: only the chain being
-    closed tells the worker)."""
+    """Its request stopped waiting during the first find: by its deadline, its
+    client leaving, or cancelled by someone else (its deadline still far: only
+    the chain being closed tells the worker)."""
     gw, release = Watched(articles), threading.Event()
     gw.before[1] = lambda: release.wait(5)
     chain = Chain(first_of("a"), related_of)
 
     async def main() -> RequestStats:
-        with collecting() as stats, deadline.within(0.2 if by == "deadline" else 30):
+        with collecting() as stats, deadline.within(0.2 if by == "deadline" else 30) as budget:
             task = asyncio.get_running_loop().create_task(gw.chain(chain))
-            if by == "cancelled":
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)
+            if by == "client":
+                budget.cancel()
+            elif by == "cancelled":
                 task.cancel()
-            with pytest.raises(RequestTimeoutError if by == "deadline" else asyncio.CancelledError):
+            with pytest.raises(RAISED[by]):
                 await task
             assert gw.slots.in_flight == 1  # the thread holds it, in the first find
             release.set()
@@ -176,6 +190,23 @@ def test_a_chain_hands_its_second_find_back_when_a_call_waits_for_the_slot(
     stats, chain = asyncio.run(main())
     assert stats.store_calls == 1  # the second is the caller's to ask, as any call
     assert [f for f, _ in chain.seen()] == [first_of("a")]
+
+
+def test_a_chain_that_finds_no_slot_within_the_wait_is_shed_as_one_call(articles: Store) -> None:
+    gw, release = Watched(articles, wait_ms=100), threading.Event()
+    chain = Chain(first_of("a"), related_of)
+
+    async def main() -> RequestStats:
+        holder = await holding_the_slot(gw, articles, release, [])
+        with collecting() as stats, deadline.within(5) as budget:
+            with pytest.raises(OverloadedError):
+                await gw.chain(chain)
+            assert budget.shed  # the request's other calls are refused at once
+        await let_go(gw, release, holder)
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats.store_calls == 1 and gw.asked == [] and chain.seen() == []
 
 
 def test_a_deadline_during_the_second_find_is_a_timeout_counted_as_two_calls(
