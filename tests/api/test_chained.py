@@ -124,8 +124,8 @@ Mode = str  # chained, unchained (the plan's calls one by one), ordinary
 def ask(
     chain_store: Store, settings: Settings, jobs: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    """``ask(mode, query, variables, admin=False, gateway=None)``: the raw
-    body, the store calls it reports, and the jobs it took."""
+    """``ask(mode, query, variables, admin=False, gateway=None, **settings)``:
+    the raw body, the store calls it reports, and the jobs it took."""
     base = dataclasses.replace(refilled_at_once(settings), admin_token=ADMIN_TOKEN)
     clients: list[TestClient] = []
 
@@ -135,8 +135,9 @@ def ask(
         variables: dict[str, Any],
         admin: bool = False,
         gateway: Any = None,
+        **changes: Any,
     ) -> tuple[bytes, Any, int]:
-        settings_ = dataclasses.replace(base, compiled=mode != "ordinary")
+        settings_ = dataclasses.replace(base, compiled=mode != "ordinary", **changes)
         with monkeypatch.context() as patch:
             if mode == "unchained":
                 patch.setattr(Gateway, "can_chain", lambda self: False)
@@ -312,3 +313,10 @@ def test_ordinary_execution_never_chains(ask: Any, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(Gateway, "chain", chain)
     body, calls, jobs = ask("ordinary", MOBILE, {"id": IDS["root"]})
     assert b'"errors"' not in body and calls == 2 and jobs == 2
+
+
+def test_a_heavy_operation_never_chains(ask: Any) -> None:
+    """Its calls take the heavy lane one at a time (``api.data.slots``)."""
+    answers = alike(ask, MOBILE, {"id": IDS["root"]}, heavy_query_points=1)
+    _, calls, jobs = answers["chained"]
+    assert calls == 2 and jobs == 2
