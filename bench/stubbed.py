@@ -22,9 +22,11 @@ from typing import Any
 from starlette.applications import Starlette
 
 from api.app import create_app as create_api
+from api.data.gateway import Find
 from api.telemetry import tracing
-from bench.querying import Found, MemoryGateway
+from bench.querying import Found, MemoryGateway, Uncaptured, call_key
 from core.config import Settings
+from core.document import Doc
 from core.store import Store, connect
 
 #: Names the file :meth:`Capture.save` wrote, for the server processes.
@@ -64,8 +66,9 @@ class StubGateway(MemoryGateway):
     """Answers from a :class:`Capture` only, each answer handed back through
     :meth:`Gateway.call` as a store call would be, so that the request's
     bookkeeping (its span too, when traced) costs what it does in the real
-    app: only the store is gone (on a wire store, also the worker-thread hop
-    each call makes)."""
+    app: only the store is gone. Two chained finds (the mobile query's:
+    ``api.data.gateway.Chain``) are one job, as in the real app, each looked
+    up in the capture in the worker thread (:meth:`_find_now`)."""
 
     def __init__(self, store: Store, op_timeout_ms: int, capture: Capture) -> None:
         super().__init__(store, op_timeout_ms, replaying=True)
@@ -87,12 +90,23 @@ class StubGateway(MemoryGateway):
         counted = await super().count(collection, query)
         return await self.call("count", collection, lambda: counted)
 
+    #: Its finds and counts go through Gateway.call, and a chain's through
+    #: :meth:`_find_now`: it chains as the real app's gateway does.
+    chains = True
+
+    def _find_now(self, find: Find) -> list[Doc]:
+        """A chained find's answer, in the worker thread, from the capture."""
+        found = self.found.get(call_key("find", *find))
+        if found is None:
+            raise Uncaptured(f"find on {find.collection}: {find.query!r}")
+        return found.docs
+
 
 def create_app() -> Starlette:
     """The app with settings from the environment (``NEWSGRAPH_COMPILED``
     among them), over an empty embedded store that is never asked: the
     gateway answers from the capture named by ``NEWSGRAPH_BENCH_CAPTURE``,
-    each answer handed back through a worker thread as every store call is
+    each answer handed back through a worker thread as every store call's is
     (on either engine). With ``NEWSGRAPH_BENCH_TRACING`` set, tracing is as the
     ``OTEL_*`` settings say, read as ``newsgraph serve`` reads them (the
     benchmark points them at :mod:`bench.collector`); without it, off, whatever

@@ -7,15 +7,34 @@ shed), each call ends at its request's deadline (:mod:`api.data.deadline`), and 
 store is told the same through ``maxTimeMS``. The embedded engine (SQLite,
 which runs outside the GIL) is called the same way, and stops at ``maxTimeMS``
 too, so a busy store never holds the event loop.
+
+**Two dependent finds, one thread hop.** A call's hop to a worker thread and
+back costs the process about 0.1 ms of CPU beside a busy loop (the threads'
+wake-ups and the GIL changing hands: ``api.data.slots``), more than the Python
+on either side. The mobile query's two finds depend on each other (the first's
+answer names the related articles), so a plan asks them as one job
+(:class:`Chain`, :meth:`Gateway.chain`): the second is made from the first's
+answer in the worker thread, by pure code. The request's bookkeeping (its
+store-call count, its spans, the record a plan falls back on) is settled on the
+loop once the job ended, as two calls would have left it; and the worker hands
+the second find back to the loop whenever a lone call could fare otherwise
+(another call waits for a slot, the request was shed, its client left, its
+deadline passed), so fairness, shedding and deadlines are today's. Each find
+still gets its own ``maxTimeMS``, read as it starts. A gateway whose call path
+is its own (a subclass, a test replacing a method) never chains: its calls all
+take the path it watches. :meth:`Gateway._find_now`, the one find both paths
+make, is where a test fails or stalls one.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import operator
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import pymongo.errors
 
@@ -30,6 +49,7 @@ from api.errors import (
 from api.telemetry import tracing
 from api.telemetry.stats import count_store_call
 from core.config import Settings
+from core.document import Doc
 from core.store import Store, StoreUnavailable, is_outage
 
 log = logging.getLogger("newsgraph.api")
@@ -40,7 +60,96 @@ R = TypeVar("R")
 EARLY_EXPIRY = 0.5
 
 
+class Find(NamedTuple):
+    """One find's arguments, in the order :meth:`Gateway.find` takes them."""
+
+    collection: str
+    query: dict[str, Any]
+    projection: dict[str, int] | None = None
+    sort: list[tuple[str, int]] | None = None
+    limit: int = 0
+
+
+class Chain:
+    """Two finds run as one job (:meth:`Gateway.chain`): ``first``, then the
+    find ``then`` makes of its answer (``None``: nothing more to ask), in the
+    same worker thread, so the request pays one thread hop instead of two.
+
+    ``then`` runs in the worker thread: it must read only what nobody writes
+    any more and write nothing but its own closure (the plan's code for it is
+    pure: ``api.execution.plan.fetch``). The worker writes only this object;
+    the loop reads it after :meth:`close`, and does the request's
+    bookkeeping itself (store-call counts, spans, records): counting or
+    tracing in the worker would race with the loop.
+    """
+
+    __slots__ = (
+        "_lock",
+        "began",
+        "closed",
+        "first",
+        "first_docs",
+        "first_ended",
+        "first_seen",
+        "pending",
+        "second",
+        "second_docs",
+        "second_seen",
+        "second_started",
+        "then",
+        "then_error",
+        "traced",
+    )
+
+    def __init__(self, first: Find, then: Callable[[list[Doc]], Find | None]) -> None:
+        self.first = first
+        self.then = then
+        self.first_docs: list[Doc] = []
+        #: The second find, once the worker began it (``began``), or when it
+        #: handed it back to the loop (``pending``), which asks it as any call.
+        self.second: Find | None = None
+        self.second_docs: list[Doc] = []
+        self.pending: Find | None = None
+        self.began = False
+        self.closed = False
+        self.then_error: BaseException | None = None
+        #: Whether the request saw each find's answer (see :meth:`seen`).
+        self.first_seen = self.second_seen = False
+        #: Time marks for the spans, taken only when the operation is traced.
+        self.traced = False
+        self.first_ended: int | None = None
+        self.second_started: int | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> bool:
+        """On the loop, once the job ended or the request stopped waiting for
+        it: no second find begins from now on. Whether one began."""
+        with self._lock:
+            self.closed = True
+            return self.began
+
+    def seen(self) -> list[tuple[Find, list[Doc]]]:
+        """The finds whose answers the request saw, and those answers (set by
+        :meth:`Gateway.chain` as the job is settled)."""
+        seen = [(self.first, self.first_docs)] if self.first_seen else []
+        if self.second_seen and self.second is not None:
+            seen.append((self.second, self.second_docs))
+        return seen
+
+
 class Gateway:
+    #: Whether :meth:`chain` may run two finds as one job: not for a gateway
+    #: whose call path is its own (see :meth:`__init_subclass__`).
+    chains: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass with its own call path (a test double counting or failing
+        # calls in ``_dispatch``, a capturing gateway's ``find``) sees every
+        # call only on that path: it does not chain unless it says it may.
+        super().__init_subclass__(**kwargs)
+        if "chains" not in cls.__dict__ and any(name in cls.__dict__ for name in _CALL_PATH):
+            cls.chains = False
+
     def __init__(self, store: Store, op_timeout_ms: int, slots: StoreSlots | None = None) -> None:
         self.store = store
         self.op_timeout_ms = op_timeout_ms
@@ -131,15 +240,106 @@ class Gateway:
         sort: list[tuple[str, int]] | None = None,
         limit: int = 0,
     ) -> list[dict[str, Any]]:
-        def fetch() -> list[dict[str, Any]]:
-            cursor = self.store.db[collection].find(query, projection)
-            if sort:
-                cursor = cursor.sort(sort)
-            if limit:
-                cursor = cursor.limit(limit)
-            return self._limited(lambda ms: list(cursor.max_time_ms(ms)))
+        args = Find(collection, query, projection, sort, limit)
+        return await self.call("find", collection, functools.partial(self._find_now, args))
 
-        return await self.call("find", collection, fetch)
+    def _find_now(self, find: Find) -> list[Doc]:
+        """One find, in the worker thread: what every find of this gateway
+        asks the store, chained or not (tests fail or stall a find here)."""
+        cursor = self.store.db[find.collection].find(find.query, find.projection)
+        if find.sort:
+            cursor = cursor.sort(find.sort)
+        if find.limit:
+            cursor = cursor.limit(find.limit)
+        return self._limited(lambda ms: list(cursor.max_time_ms(ms)))
+
+    def can_chain(self) -> bool:
+        """Whether :meth:`chain` may run now: the gateway's call path is
+        Gateway's own (not replaced, by a subclass or a test), and the
+        operation is not heavy (whose calls take the heavy lane one by one)."""
+        if not (type(self).chains and _call_path_intact()):
+            return False
+        budget = current_deadline()
+        return budget is None or not budget.heavy
+
+    async def chain(self, chain: Chain) -> None:
+        """``chain``'s two finds in one job, each counted and traced as
+        :meth:`find` counts and traces one, on the loop, once the job ended
+        (or the request stopped waiting for it). A second find the worker
+        handed back is left in ``chain.pending`` for the caller to ask."""
+        count_store_call()  # where run() counts the first: before any check
+        first = tracing.store_call("find", chain.first.collection)
+        first.__enter__()  # opened before the slot is waited for, as call() opens it
+        chain.traced = first.recording
+        error: BaseException | None = None
+        try:
+            await self._bounded(functools.partial(self._chained, chain))
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            began = chain.close()
+            self._settle_chain(chain, first, began, error)
+
+    def _chained(self, chain: Chain) -> None:
+        """In the worker thread: the first find, then the second, unless the
+        request stopped waiting, or today's path could answer it otherwise
+        (someone waits for a slot, the request was shed, its client left, its
+        deadline passed): then it is handed back to the loop."""
+        chain.first_docs = self._find_now(chain.first)
+        if chain.traced:
+            chain.first_ended = time.time_ns()
+        try:
+            second = chain.then(chain.first_docs)
+        except Exception as exc:
+            chain.then_error = exc  # the plan's own error, not the store's
+            raise
+        if second is None:
+            return
+        budget = current_deadline()
+        with chain._lock:
+            if chain.closed:
+                return  # its request stopped waiting: ask nothing more
+            if self.slots.contended() or (
+                budget is not None and (budget.gone or budget.shed or budget.remaining() <= 0)
+            ):
+                chain.pending = second
+                return
+            chain.second, chain.began = second, True
+        if chain.traced:
+            chain.second_started = time.time_ns()
+        chain.second_docs = self._find_now(second)
+
+    def _settle_chain(
+        self,
+        chain: Chain,
+        first: tracing.StoreSpan | tracing.Untraced,
+        began: bool,
+        error: BaseException | None,
+    ) -> None:
+        """On the loop, once the job is settled (:meth:`Chain.close`): the
+        count and spans of what it did, as the loop would have had them for
+        two calls (the first's answer seen unless it failed; the second
+        counted as it began, failed with the job if it did)."""
+        chain.first_seen = error is None or began or error is chain.then_error
+        chain.second_seen = began and error is None
+        if isinstance(first, tracing.StoreSpan):
+            if chain.first_seen:
+                first.returned(len(chain.first_docs))
+            if began:  # it ended in the worker, as the second began
+                first.ended = chain.first_ended
+        first.__exit__(None, None if chain.first_seen else error, None)
+        if not began:
+            return
+        assert chain.second is not None
+        count_store_call()
+        second = tracing.store_call("find", chain.second.collection)
+        second.__enter__()
+        if isinstance(second, tracing.StoreSpan):
+            second.started = chain.second_started or second.started
+            if error is None:
+                second.returned(len(chain.second_docs))
+        second.__exit__(None, error, None)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         def tally() -> int:
@@ -184,3 +384,14 @@ class Gateway:
                 f"the store stopped a call after {elapsed_ms:.0f} ms of the {limit_ms} ms "
                 f"it was given (is it shutting down?): {(exc.details or {}).get('errmsg', exc)}"
             ) from exc
+
+
+#: The methods a find passes through, as Gateway has them: one replaced (by a
+#: test, on the class) turns chaining off (:meth:`Gateway.can_chain`).
+_CALL_PATH = ("find", "call", "run", "_bounded", "_dispatch")
+_methods = operator.itemgetter(*_CALL_PATH)
+_ORIGINAL = _methods(vars(Gateway))
+
+
+def _call_path_intact() -> bool:
+    return bool(_methods(vars(Gateway)) == _ORIGINAL)  # functions compare by identity

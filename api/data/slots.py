@@ -51,7 +51,10 @@ is on its way already: calls that end while the loop is busy cost it one
 wake-up between them, and one ``call_soon_threadsafe``. And a thread is
 back among the idle ones *before* its call's end reaches the loop: a call the
 loop makes on hearing of it is handed to that thread, still awake, instead
-of waking another (a mobile query's second call, say).
+of waking another (a query's next level, say). And two finds where the second
+is made of the first's answer (the mobile query's) are one job, one hop
+(``api.data.gateway.Chain``): the worker asks the second only while nobody
+waits for a slot (:meth:`StoreSlots.contended`), so a waiter is never passed.
 """
 
 from __future__ import annotations
@@ -94,6 +97,12 @@ class StoreSlots:
     def in_flight(self) -> int:
         """Store calls running now, abandoned ones included."""
         return self._slots.taken
+
+    def contended(self) -> bool:
+        """Whether a call waits for a slot. Read in a worker thread (a chained
+        find's: ``api.data.gateway.Chain``), where it is advice only: a
+        waiter seen late, or one already shed, costs one hand-back to the loop."""
+        return bool(self._slots._waiters)
 
     @property
     def heavy_in_flight(self) -> int:

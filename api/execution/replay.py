@@ -25,12 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from api.data.gateway import Gateway
+from api.data.gateway import Chain, Find, Gateway
 from api.schema.context import Context
 
 Doc = dict[str, Any]
-#: A find's arguments: collection, query, projection, sort, limit.
-Find = tuple[str, dict[str, Any], dict[str, int] | None, list[tuple[str, int]] | None, int]
 
 
 class Recording(Gateway):
@@ -57,13 +55,25 @@ class Recording(Gateway):
         limit: int = 0,
     ) -> list[Doc]:
         docs = await self.inner.find(collection, query, projection, sort, limit)
-        self.finds.append(((collection, query, projection, sort, limit), docs))
+        self.finds.append((Find(collection, query, projection, sort, limit), docs))
         return docs
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         found = await self.inner.count(collection, query)
         self.counts.append(((collection, query), found))
         return found
+
+    #: Its calls are its inner gateway's: a chain too, recorded as two finds.
+    chains = True
+
+    def can_chain(self) -> bool:
+        return self.inner.can_chain()
+
+    async def chain(self, chain: Chain) -> None:
+        try:
+            await self.inner.chain(chain)
+        finally:
+            self.finds.extend(chain.seen())
 
 
 class Replaying(Gateway):

@@ -112,11 +112,21 @@ class Context:
         """One store query for the articles with these ids (see
         :meth:`articles_by_id`), in the order asked; compiled plans call it
         directly, with every id of a nesting level at once."""
-        if self.keys is not None:  # found or not: the answer changes when it arrives
+        self.note_articles(ids)
+        docs = await self.gateway.find(ARTICLES, by_ids(ids), article_fields(projection))
+        return self.visible(ids, docs)
+
+    def note_articles(self, ids: Sequence[str]) -> None:
+        """The articles asked for, among the answer's cache keys: found or
+        not, the answer changes when one arrives."""
+        if self.keys is not None:
             for i in ids:
                 self.keys.add(ARTICLE, i)
-        fields = {**projection, "published": 1}
-        docs = await self.gateway.find(ARTICLES, by_ids(ids), fields)
+
+    def visible(self, ids: Sequence[str], docs: list[Doc]) -> list[Doc | None]:
+        """The articles found for ``ids``, in their order: ``None`` for one not
+        found, or unpublished and not asked by an admin. Pure: a chained
+        plan's worker thread calls it (``api.execution.plan.fetch``)."""
         by_id = {d["_id"]: d for d in docs if self.admin or d.get("published") is True}
         return [by_id.get(i) for i in ids]
 
@@ -139,6 +149,11 @@ class Context:
         docs = await self.gateway.find(facet.collection, by_ids(ids))
         by_id = {d["_id"]: d for d in docs}
         return [by_id.get(i) for i in ids]
+
+
+def article_fields(projection: dict[str, int]) -> dict[str, int]:
+    """What an articles lookup asks for: the projection, and what decides who sees it."""
+    return {**projection, "published": 1}
 
 
 def by_ids(ids: Sequence[str]) -> dict[str, Any]:

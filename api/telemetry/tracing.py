@@ -166,8 +166,9 @@ class Spans:
         started: int,
         error: BaseException | str | None = None,
         failed: bool = False,
+        ended: int | None = None,
     ) -> None:
-        """One finished span, to every processor."""
+        """One finished span, to every processor: ended now, or at ``ended``."""
         status = self.OK
         events: tuple[Any, ...] = ()
         if isinstance(error, BaseException):
@@ -194,7 +195,7 @@ class Spans:
             kind=kind,
             status=status,
             start_time=started,
-            end_time=time.time_ns(),
+            end_time=ended or time.time_ns(),
             instrumentation_scope=self.scope,
         )
         for processor in self.processors:
@@ -418,9 +419,10 @@ class OperationSpan:
 class StoreSpan:
     """One store call's span (see :func:`store_call`): its collection and
     command, and the documents a find returned; its duration is the call's,
-    waiting for a store slot included."""
+    waiting for a store slot included (a chained find's second, asked in the
+    first's thread: from when it began there, ``api.data.gateway.Chain``)."""
 
-    __slots__ = ("collection", "command", "operation", "rows", "started")
+    __slots__ = ("collection", "command", "ended", "operation", "rows", "started")
     recording: Final = True
 
     def __init__(self, operation: OperationSpan, command: str, collection: str) -> None:
@@ -428,6 +430,9 @@ class StoreSpan:
         self.command = command
         self.collection = collection
         self.rows: int | None = None
+        #: When it ended, if not as it exits: a chained find's first ended in
+        #: the worker thread, as the second began (``api.data.gateway.Chain``).
+        self.ended: int | None = None
 
     def __enter__(self) -> StoreSpan:
         self.started = time.time_ns()
@@ -452,7 +457,9 @@ class StoreSpan:
         if self.rows is not None:
             attributes["db.response.returned_rows"] = self.rows
         name = f"{self.command} {self.collection}"
-        spans.emit(name, context, parent, spans.CLIENT, attributes, self.started, error)
+        spans.emit(
+            name, context, parent, spans.CLIENT, attributes, self.started, error, ended=self.ended
+        )
 
 
 # -- configuration ------------------------------------------------------------

@@ -493,3 +493,69 @@ def test_configure_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -
         if tracing._spans is not None:
             tracing._spans.shutdown()
         tracing.restore(before)
+
+
+MOBILE = """query($id: ID!) { article(id: $id) { title
+  related { title article { id title } } } }"""
+
+
+def mobile_spans(
+    loaded: Store,
+    api_settings: Settings,
+    exported: InMemorySpanExporter,
+    chained: bool,
+    gateway: Any = None,
+) -> tuple[ReadableSpan, list[ReadableSpan]]:
+    """The mobile query's operation span and its store calls' spans, its two
+    finds asked as one job (``api.data.gateway.Chain``) or one by one."""
+    from api.data.gateway import Gateway
+
+    doc = loaded.articles.find_one({"published": True, "related.1": {"$exists": True}})
+    assert doc is not None
+    with pytest.MonkeyPatch.context() as patch:
+        if not chained:
+            patch.setattr(Gateway, "can_chain", lambda self: False)
+        made = None if gateway is None else gateway(Gateway(loaded, 10_000))
+        with TestClient(create_app(api_settings, loaded, gateway=made)) as client:
+            exported.clear()
+            client.post("/graphql", json={"query": MOBILE, "variables": {"id": doc["_id"]}})
+    (op,) = operations(exported)
+    calls = sorted(children(exported, op), key=lambda s: s.start_time or 0)
+    exported.clear()
+    return op, calls
+
+
+def test_a_chained_query_traces_its_two_finds_as_two_calls_would(
+    loaded: Store, api_settings: Settings, exported: InMemorySpanExporter
+) -> None:
+    traced = {
+        chained: mobile_spans(loaded, api_settings, exported, chained) for chained in (True, False)
+    }
+    for op, calls in traced.values():
+        assert dict(op.attributes or {})["newsgraph.store_calls"] == 2
+        assert [c.name for c in calls] == ["find articles", "find articles"]
+        first, second = calls
+        assert op.start_time <= first.start_time <= first.end_time <= second.start_time  # type: ignore[operator]
+        assert second.start_time <= second.end_time <= op.end_time  # type: ignore[operator]
+    chained, unchained = traced[True][1], traced[False][1]
+    for a, b in zip(chained, unchained, strict=True):
+        assert dict(a.attributes or {}) == dict(b.attributes or {})  # rows returned among them
+        assert a.status.status_code is b.status.status_code
+
+
+def test_a_chained_find_that_fails_fails_its_own_span(
+    loaded: Store, api_settings: Settings, exported: InMemorySpanExporter
+) -> None:
+    import pymongo.errors
+
+    from tests.api.test_chained import Failing
+
+    down = pymongo.errors.AutoReconnect("connection reset")
+    for chained in (True, False):
+        _, (first, second) = mobile_spans(
+            loaded, api_settings, exported, chained, lambda g: Failing(g, 2, down)
+        )
+        assert first.status.status_code is not StatusCode.ERROR
+        assert "error.type" not in dict(first.attributes or {})
+        assert second.status.status_code is StatusCode.ERROR
+        assert dict(second.attributes or {})["error.type"] == "STORE_UNAVAILABLE"

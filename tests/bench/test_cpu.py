@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from api.data.gateway import Chain, Find
 from bench.cpu import SAMPLED, TRACED, cpu_scenario
 from bench.gen import generate
 from bench.loadgen import cpu_seconds
-from bench.querying import Uncaptured
+from bench.querying import Found, Uncaptured, call_key
 from bench.report import CPU_SCENARIOS, SAMPLED_SCENARIOS, TRACED_SCENARIOS, render
 from bench.stubbed import Capture, StubGateway
 from core.config import Settings
@@ -43,6 +44,26 @@ def test_the_stub_refuses_a_store_call_it_was_not_given() -> None:
         asyncio.run(gateway.find("articles", {"published": True}))
     with pytest.raises(Uncaptured):
         asyncio.run(gateway.count("articles", {}))
+
+
+def test_the_stub_answers_a_chain_from_its_capture_and_refuses_what_it_lacks() -> None:
+    """A chained find (the mobile query's) is answered in the worker thread
+    from the capture, as a lone find is, or fails as one would."""
+    settings = Settings(db_name=f"t_{uuid.uuid4().hex[:12]}")
+    first = Find("articles", {"_id": "a"}, {"title": 1})
+    second = Find("articles", {"_id": "b"}, {"title": 1})
+    docs = [[{"_id": f.query["_id"], "title": f.query["_id"].upper()}] for f in (first, second)]
+    found = {
+        call_key("find", *f): Found(*f, docs=d) for f, d in zip((first, second), docs, strict=True)
+    }
+    gateway = StubGateway(connect(settings), 1000, Capture(found, {}, {}))
+    assert gateway.can_chain()
+    chain = Chain(first, lambda answer: second if answer else None)
+    asyncio.run(gateway.chain(chain))
+    assert [chain.first_docs, chain.second_docs] == docs
+    lacking = Chain(second, lambda answer: first._replace(query={"_id": "z"}))
+    with pytest.raises(Uncaptured):
+        asyncio.run(gateway.chain(lacking))
 
 
 #: With the otel extra installed (scripts/install), the run includes the traced servers.

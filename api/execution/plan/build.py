@@ -76,6 +76,8 @@ def build_plan(
     ).grouped_field_set
     root = planner.selection(root_type, grouped)
     prepare(root)
+    for f in root.fields:
+        f.chain = _chain(f)
     plan = Plan(operation, root, article_keys(schema))
     plan.nested_arguments = [f for f in plan.walk() if f.arguments and f.parent != "Query"]
     return plan
@@ -94,6 +96,28 @@ def directive_variables(document: DocumentNode) -> frozenset[str]:
 
     visit(document, Directives())
     return frozenset(names)
+
+
+def _chain(f: PlanField) -> tuple[PlanField, PlanField] | None:
+    """``related`` and its ``article`` below a root ``article`` whose only
+    store call below is theirs, one level deep: the shape whose second find
+    may be made in the first's worker thread (``api.data.gateway.Chain``),
+    which runs only pure code between them (``related``'s getter, the
+    related stories' ids). Any other shape asks level by level on the loop."""
+    if f.kind is not Kind.ARTICLE or f.selection is None or len(f.selection.fetching) != 1:
+        return None
+    (r,) = f.selection.fetching
+    if (
+        (r.parent, r.name) != ("Article", "related")
+        or r.kind not in (Kind.LIST, Kind.RELATED)
+        or r.selection is None
+        or len(r.selection.fetching) != 1
+    ):
+        return None
+    (h,) = r.selection.fetching
+    if h.kind is not Kind.RELATED_ARTICLE or (h.selection is not None and h.selection.fetching):
+        return None
+    return r, h
 
 
 class _Planner:

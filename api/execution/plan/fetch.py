@@ -5,6 +5,11 @@ call (one ``_id $in`` per nesting level of ``RelatedStory.article``).
 The calls are the resolvers' own (``api.data.gateway``, ``api.operation.schema.context``): the
 same queries, projections, visibility rules and gateway, so store-call
 counting and what a request may see are the same whichever way it runs.
+
+A root ``article`` whose only lookup below is ``related { article }`` (the
+mobile query; ``PlanField.chain``) asks its two finds as one worker-thread
+job (:func:`_fetch_chained`, ``api.data.gateway.Chain``): the same two finds,
+counted, traced and recorded as two, for one thread hop instead of two.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ from strawberry.types.arguments import convert_arguments
 
 from api.data.articles import ArticlePage, article_key, article_page, fetch_page
 from api.data.facets import count_held, facet_page, fetch_facet_page, served_facet
+from api.data.gateway import Chain, Find
 from api.execution.plan.nodes import Plan, PlanField
 from api.execution.plan.state import State
+from api.schema.context import article_fields, by_ids
 from api.schema.facts import STRAWBERRY, Kind
 from api.schema.pagination import connection
 from api.schema.related import narrowing
+from core.document import Doc
 from core.indexes import ARTICLES
 
 
@@ -63,6 +71,8 @@ def check(f: PlanField, args: dict[str, Any], admin: bool) -> Any:
 async def fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> None:
     """Ask the store for everything ``f`` needs on ``sources``, then for the
     fields below it, on what came back."""
+    if f.chain is not None and state.ctx.gateway.can_chain():
+        return await _fetch_chained(plan, f, state)
     if f.store:
         await _fetch(plan, f, sources, state)
     selection = f.selection
@@ -93,8 +103,7 @@ async def _fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> 
         (doc,) = await ctx.articles([key], plan.projection(f))
         state.found[f] = {key: doc}
     elif f.kind is Kind.RELATED_ARTICLE:
-        urls = [s.get("webUrl") for s in sources if type(s) is dict]
-        ids = list(dict.fromkeys(state.article_id(u) for u in urls if u))
+        ids = _related_ids(sources, state)
         docs = await ctx.articles(ids, plan.projection(f)) if ids else []
         state.found[f] = dict(zip(ids, docs, strict=True))
     elif f.kind is Kind.FACET:
@@ -127,6 +136,55 @@ async def _fetch(plan: Plan, f: PlanField, sources: list[Any], state: State) -> 
             page = article_page(flt, order, first, after, scope, admin=admin)
             pages[value] = await _articles(plan, f, page, state)
         state.pages[f] = pages
+
+
+def _related_ids(stories: list[Any], state: State) -> list[str]:
+    """The ids of the articles related ``stories`` name, each once, in order."""
+    urls = [s.get("webUrl") for s in stories if type(s) is dict]
+    return list(dict.fromkeys(state.article_id(u) for u in urls if u))
+
+
+async def _fetch_chained(plan: Plan, f: PlanField, state: State) -> None:
+    """``f`` (a root ``article``) and its ``related { article }`` (``f.chain``)
+    as :func:`fetch` asks them, the second find made in the first's worker
+    thread (``api.data.gateway.Chain``): the same finds, counts, cache keys
+    and answers, for one thread hop instead of two.
+
+    What runs in the thread (``then``) reads only what no one writes during
+    the run (the checked arguments, the plan's fields, ``ctx.admin``) and
+    writes only its own ``found``: ``state`` is written here, on the loop."""
+    assert f.chain is not None
+    related, below = f.chain
+    ctx, key = state.ctx, state.args[f]
+    # Projections on the loop: the plan's memo of them is shared.
+    first = Find(ARTICLES, by_ids([key]), article_fields(plan.projection(f)))
+    fields = article_fields(plan.projection(below))
+    ctx.note_articles([key])
+    found: dict[str, Any] = {}
+
+    def then(docs: list[Doc]) -> Find | None:  # in the worker thread
+        found["doc"] = doc = ctx.visible([key], docs)[0]
+        stories = list(_children(related, [] if doc is None else [doc], state))
+        ids = found["ids"] = _related_ids(stories, state)
+        return Find(ARTICLES, by_ids(ids), fields) if ids else None
+
+    chain = Chain(first, then)
+    try:
+        await ctx.gateway.chain(chain)
+    finally:
+        if "doc" in found and chain.first_seen:
+            state.found[f] = {key: found["doc"]}
+        if chain.began:  # as a second call notes them before it is made
+            ctx.note_articles(found["ids"])
+    if chain.pending is not None:  # handed back to the loop: asked as any lookup
+        ids = found["ids"]
+        docs = await ctx.articles(ids, plan.projection(below))
+        state.found[below] = dict(zip(ids, docs, strict=True))
+    elif chain.began:
+        ids = found["ids"]
+        state.found[below] = dict(zip(ids, ctx.visible(ids, chain.second_docs), strict=True))
+    else:  # no related story to look up
+        state.found[below] = {}
 
 
 async def _articles(plan: Plan, f: PlanField, page: ArticlePage, state: State) -> Any:

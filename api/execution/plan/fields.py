@@ -38,6 +38,8 @@ def getter(f: PlanField) -> Getter:
     if kind is Kind.FACET_ID:
         parent = f.parent
         return lambda source, state: row_id(parent, source)
+    # ``related``'s two getters run in a worker thread for a chained plan
+    # (``api.execution.plan.fetch``): they must stay pure (read, never write).
     if kind is Kind.LIST:
         if (f.parent, f.name) == ("Article", "related"):
             # As ``related`` without arguments answers (api/schema/related.py).

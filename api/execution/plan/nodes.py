@@ -109,6 +109,10 @@ class PlanField:
     #: where its defaults narrow nothing (``api.execution.plan.fields``).
     arguments: bool = field(init=False, default=False)
     store: bool = field(init=False, default=False)
+    #: For ``article`` whose only store call below is one ``related { article }``:
+    #: that ``related`` field and its ``article``, the two finds asked as one
+    #: job (``api.execution.plan.fetch``). Set by the planner.
+    chain: tuple[PlanField, PlanField] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         # An event's arguments chose which articles are sent (its filter,
