@@ -115,11 +115,13 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
                 continue
             # Roots sampled at 0.1: some spans, far fewer than with every
             # request traced (about a tenth as many a request; a third is
-            # far outside chance at these counts).
+            # far outside chance at these counts). Both per request the
+            # server answered: its spans are of both queries, warm-up included,
+            # not of this row's timed requests alone.
             full = by[(row.scenario.replace("_sampled", "_traced"), row.extra["query"])]
             every = full.extra["server_spans_exported"] / full.extra["server_requests"]
             share = spans / row.extra["server_requests"]
-            assert 0 < spans < requests and share < every / 3
+            assert spans > 0 and share < every / 3
             assert row.extra["sampler_ratio"] == 0.1
             continue
         assert (row.size, row.engine) == (size, "memory")
