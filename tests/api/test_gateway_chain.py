@@ -12,7 +12,9 @@ import threading
 import time
 from typing import Any
 
+import pymongo
 import pymongo.errors
+import pymongo.monitoring
 import pytest
 
 from api.data import deadline
@@ -28,6 +30,7 @@ from api.execution.replay import Recording, Replaying
 from api.telemetry.stats import RequestStats, collecting
 from bench.querying import MemoryGateway
 from bench.stubbed import Capture, StubGateway
+from core.config import Settings
 from core.document import Doc
 from core.store import Store
 from tests.api.test_store_call_path import holding_the_slot, let_go, settled
@@ -241,6 +244,47 @@ def test_each_find_of_a_chain_gets_its_own_time_limit(articles: Store) -> None:
     stats, raised = chained(gw, Chain(first_of("a"), related_of), limit_s=3)
     assert raised is None and stats.store_calls == 2
     assert limits[0] <= 3000 and limits[1] <= limits[0] - 600
+
+
+class FindsSent(pymongo.monitoring.CommandListener):
+    """The find commands a client sends, as the server receives them."""
+
+    def __init__(self) -> None:
+        self.finds: list[dict[str, Any]] = []
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.finds.append(dict(event.command))
+
+    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.parametrize("engine", [pytest.param("wire", marks=pytest.mark.wire)])
+def test_on_the_wire_each_find_of_a_chain_sends_its_own_max_time_ms(settings: Settings) -> None:
+    """What the driver puts on the wire (the embedded engine has no wire: the
+    test above reads the limit each find is given on both engines): each find
+    command of a chain carries a ``maxTimeMS``, the second's read when it
+    starts, after the first's answer, not carried over from the first."""
+    listener = FindsSent()
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(
+        settings.mongodb_uri, event_listeners=[listener], serverSelectionTimeoutMS=3000
+    )
+    try:
+        store = Store(client[settings.db_name], where="wire", embedded=False)
+        store.db[ARTICLES].insert_many([dict(d) for d in DOCS])
+        gw = Watched(store)
+        gw.before[2] = lambda: time.sleep(0.6)
+        stats, raised = chained(gw, Chain(first_of("a"), related_of), limit_s=3)
+    finally:
+        client.close()
+    assert raised is None and stats.store_calls == 2
+    sent = [find.get("maxTimeMS") for find in listener.finds]
+    assert len(sent) == 2 and all(isinstance(ms, int) for ms in sent), listener.finds
+    assert 0 < sent[0] <= 3000 and 0 < sent[1] <= sent[0] - 600, sent
 
 
 @pytest.mark.parametrize("which", [1, 2])
