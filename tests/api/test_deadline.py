@@ -550,3 +550,93 @@ def test_each_request_is_stopped_at_its_own_time_when_several_share_the_backstop
     for took in stopped.values():
         assert limit_s + GRACE_S <= took < limit_s + GRACE_S + 0.3
     assert sorted(finished) == ["in time", "starts"]
+
+
+def shared_timer_run() -> dict[str, float | str]:
+    """Requests whose deadlines share their loop's timer (api.data.deadline._Timers),
+    all made at once, each waiting in a scope from a time of its own: how long past
+    its deadline each was stopped, or "in time" if it ended first."""
+    import asyncio
+
+    from api.data import deadline
+
+    # name: (limit, first store call after, the call takes); the timer must be
+    # set for "long", then earlier for "short", then go off again for the ones due later.
+    requests = {
+        "long": (0.5, 0.0, 30.0),
+        "short, waits late": (0.2, 0.05, 30.0),
+        "ends in time": (0.25, 0.0, 0.05),
+        "waits last": (0.3, 0.15, 30.0),
+        "ends before the long one": (0.4, 0.0, 0.1),
+    }
+    outcome: dict[str, float | str] = {}
+
+    async def request(name: str) -> None:
+        limit_s, waits_after, takes = requests[name]
+        with deadline.within(limit_s) as budget:
+            await asyncio.sleep(waits_after)
+            with budget.scope() as scope:
+                await asyncio.sleep(takes)
+            outcome[name] = (
+                time.monotonic() - budget.deadline if scope.cancelled_caught else "in time"
+            )
+
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*(request(name) for name in requests)), 5)
+
+    asyncio.run(main())
+    return outcome
+
+
+def test_each_deadline_goes_off_at_its_own_time_when_several_share_their_loops_timer() -> None:
+    # Two loops at once (each has its own timer), the same requests on each.
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(shared_timer_run)
+        outcomes = [shared_timer_run(), other.result(10)]
+    for outcome in outcomes:
+        assert outcome.pop("ends in time") == outcome.pop("ends before the long one") == "in time"
+        assert sorted(outcome) == ["long", "short, waits late", "waits last"]
+        for late in outcome.values():
+            assert isinstance(late, float) and -0.001 <= late < 0.15, outcome
+
+
+def test_an_ended_requests_entry_holds_nothing_and_ended_entries_do_not_pile_up() -> None:
+    # Behind a slow request waiting at the top of its loop's deadlines (the
+    # first due), many quick ones come and end: their entries keep none of them alive, and
+    # the heap is swept rather than holding one entry each.
+    import asyncio
+    import gc
+    import weakref
+
+    from api.data import deadline
+
+    ended: list[weakref.ref[deadline.Deadline]] = []
+
+    async def slow_request(budget_box: list[deadline.Deadline]) -> bool:
+        with deadline.within(3) as budget:  # due before the others: at the top
+            budget_box.append(budget)
+            with budget.scope() as scope:
+                await asyncio.sleep(30)
+            return scope.cancelled_caught
+
+    async def main() -> tuple[int, list[Any]]:
+        box: list[deadline.Deadline] = []
+        slow = asyncio.get_running_loop().create_task(slow_request(box))
+        await asyncio.sleep(0.01)
+        for _ in range(500):
+            with deadline.within(30) as budget:
+                with budget.scope():
+                    await asyncio.sleep(0)
+                ended.append(weakref.ref(budget))
+            del budget
+        heap = deadline._by_loop[asyncio.get_running_loop()]._heap
+        held = [entry[deadline._DEADLINE] for entry in heap]
+        box[0].cancel()  # its client leaves
+        assert await asyncio.wait_for(slow, 5)
+        return len(heap), held
+
+    size, held = asyncio.run(main())
+    gc.collect()
+    assert not any(ref() is not None for ref in ended)
+    assert size <= deadline._SWEEP_AT
+    assert sum(entry is not None for entry in held) == 1  # the slow one's

@@ -238,18 +238,20 @@ def test_the_deadline_and_an_outside_cancellation_at_once_let_the_outside_one_go
 def test_a_request_without_store_calls_sets_no_timer_and_one_with_many_sets_one(
     store: Store,
 ) -> None:
+    # Its timer: its entry on its loop's one timer (api.data.deadline._Timers).
     gw = gateway(store, size=2)
 
     async def main() -> None:
         with deadline.within(5) as budget:
-            assert budget._timer is None
+            assert budget._entry is None
         with deadline.within(5) as budget:
             await gw.count(COLLECTION, {})
-            timer = budget._timer
-            assert timer is not None
+            entry = budget._entry
+            assert entry is not None and entry[deadline._DEADLINE] is budget
             await gw.count(COLLECTION, {})
-            assert budget._timer is timer
-        assert budget._timer is None and timer.cancelled()  # dropped with the request
+            assert budget._entry is entry
+        # Dropped with the request: the entry no longer holds it.
+        assert budget._entry is None and entry[deadline._DEADLINE] is None
 
     asyncio.run(main())
 
