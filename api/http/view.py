@@ -23,7 +23,7 @@ import orjson
 from cross_web import HTTPException
 from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -499,7 +499,7 @@ async def _request_data(
         if request.headers.get("content-type", "").partition(";")[0].strip() != "application/json":
             return None
         try:
-            data = orjson.loads(await request.body())
+            data = orjson.loads(await read_body(request))
         except orjson.JSONDecodeError:
             return None
     elif request.method == "GET":
@@ -532,6 +532,37 @@ async def _request_data(
     ):
         return None
     return query, variables, name, extensions
+
+
+async def read_body(request: Request) -> bytes:
+    """``await request.body()``, the same bytes and the same exception for a
+    client that left (``ClientDisconnect``), read without the async generator
+    (``Request.stream``) and its ``aclosing`` that Starlette reads it through:
+    those cost about as much as the rest of reading a GraphQL request
+    (callgrind: 23 k of the 47 k instructions the quick lane spent reading
+    one). The body
+    is kept where ``Request.body`` keeps it, so strawberry's way, which takes
+    the requests the quick lane leaves, reads the same bytes again; a
+    request whose body was read, or began to be, is left to Starlette."""
+    if hasattr(request, "_body") or request._stream_consumed:
+        return await request.body()
+    chunks: list[bytes] = []
+    receive = request.receive
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+    request._stream_consumed = True
+    body = request._body = b"".join(chunks)
+    return body
 
 
 def _worker_full(result: ExecutionResult) -> bool:

@@ -135,6 +135,7 @@ def test_a_list_of_objects_written_out_completes_as_item_by_item() -> None:
         [article(1), None, article(3)],  # a null item of a non-null list
         [article(1), SimpleNamespace(**article(2))],  # an object that is not a document
         [article(1), article(2, title=None)],  # a non-null field null
+        [article(1, title=None), article(2)],  # ... before the last item: counted as far as it got
         [article(1), article(2, provider="nope")],  # a nullable field's error
         [article(1), article(2, publishedDateTime="2024")],  # a value of another type
         [article(1), article(2, images=[{"url": "u", "width": 2**40, "height": 1}])],

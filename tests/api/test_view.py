@@ -6,14 +6,20 @@ the same requests, one with the quick lane switched off: every response
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
+from starlette.requests import Request as HTTPRequest
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from api.app import create_app
+from api.http.view import read_body
 from core.config import Settings
 from core.store import Store
 from tests.api.test_pipeline import FRONT, MOBILE, story_id
@@ -112,3 +118,51 @@ def test_a_well_formed_request_takes_the_quick_lane_and_others_strawberrys(
         client.get("/graphql", headers={"accept": "text/html"})  # the explorer
         client.post("/graphql", content="{not json", headers={"content-type": "application/json"})
         assert runs == ["GET", "POST"]
+
+
+BODIES: list[list[Message]] = [
+    [{"type": "http.request", "body": b'{"query": "{ x }"}'}],
+    [{"type": "http.request"}],  # no body at all
+    [  # in parts, an empty one among them, the last one empty
+        {"type": "http.request", "body": b'{"query"', "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b': "{ x }"}', "more_body": True},
+        {"type": "http.request", "body": b""},
+    ],
+    [  # the client leaves halfway
+        {"type": "http.request", "body": b'{"query"', "more_body": True},
+        {"type": "http.disconnect"},
+    ],
+]
+
+
+def _read(read: Callable[[HTTPRequest], Any], messages: list[Message]) -> tuple[Any, ...]:
+    """What reading a request's body with ``read`` gives (the bytes, or the
+    exception), what a second ``Request.body()`` then gives, the messages
+    left unread and the request's own flags."""
+    left = list(messages)
+
+    async def receive() -> Message:
+        return left.pop(0)
+
+    request = HTTPRequest({"type": "http", "method": "POST", "headers": []}, receive)
+
+    async def go() -> tuple[Any, ...]:
+        try:
+            first: Any = await read(request)
+        except ClientDisconnect:
+            first = "ClientDisconnect"
+        try:
+            again: Any = await request.body()
+        except (ClientDisconnect, RuntimeError, IndexError) as error:
+            again = type(error).__name__
+        return first, again, len(left), request._stream_consumed, request._is_disconnected
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("messages", BODIES)
+def test_the_quick_lane_reads_a_body_as_starlette_does(messages: list[Message]) -> None:
+    # api/http/view.py read_body: Request.body() without its async generator,
+    # the body kept where strawberry's way reads it again.
+    assert _read(read_body, messages) == _read(HTTPRequest.body, messages)

@@ -65,19 +65,20 @@ def getter(f: PlanField) -> Getter:
 
 
 def document_read(f: PlanField) -> str | None:
-    """What :func:`getter` reads from a stored document (a dict, whose bound
-    ``get`` is named ``get``) written as an expression, for the completers
-    written out per selection (``api.execution.plan.shape``), where it reads
-    nothing but the document; else None (the getter is called)."""
+    """What :func:`getter` reads from a stored document (a dict named
+    ``value``) written as an expression, for the completers written out per
+    selection (``api.execution.plan.shape``), where it reads nothing but the
+    document; else None (the getter is called). It calls ``value.get``
+    itself: no bound method is made for each document."""
     kind, name = f.kind, f.source
     if kind is Kind.READ:  # read_field's own reading of a dict
-        return f"get({name!r})"
+        return f"value.get({name!r})"
     if kind is Kind.LIST:
         if (f.parent, f.name) == ("Article", "related"):
-            return f"(get({name!r}) or [])[:{RELATED_MAX!r}]"
-        return f"(get({name!r}) or [])"
+            return f"(value.get({name!r}) or [])[:{RELATED_MAX!r}]"
+        return f"(value.get({name!r}) or [])"
     if kind is Kind.TOPICS:
-        return "[{'name': n} for n in get('topics') or ()]"
+        return "[{'name': n} for n in value.get('topics') or ()]"
     return None
 
 
