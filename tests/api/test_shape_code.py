@@ -9,16 +9,18 @@ import gc
 import inspect
 import tracemalloc
 from datetime import UTC, datetime
-from types import SimpleNamespace
+from types import FunctionType, SimpleNamespace
 from typing import Any
 
 from graphql import OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from api.execution.plan import Plan, build_plan, shape
+from api.execution.plan.fields import topic_objects
 from api.execution.plan.nodes import Failure, Fallback
 from api.execution.plan.state import State
 from api.operation.schema import build_schema
+from api.schema.caching import Keys
 from api.schema.context import Context
 from api.schema.pagination import connection
 from bench.queries import FRONT_PAGE, MOBILE
@@ -143,3 +145,58 @@ def test_a_list_of_objects_written_out_completes_as_item_by_item() -> None:
     ]
     for items in cases:
         assert _outcome(written, items) == _outcome(each, items), items
+
+
+def _completed(complete: Any, stored: Any, make: Any) -> tuple[Any, ...]:
+    """What completing the topics ``make(stored)`` gives, with the cache keys
+    it named; a raw error (not a field error) as its kind."""
+    keys = Keys()
+    state = State(Context(None, keys=keys))  # type: ignore[arg-type]
+    try:
+        value: Any = complete(make(stored), state, None, "topics")
+    except Failure as failure:
+        value = ("Failure", type(failure.raw).__name__, failure.path)
+    except Exception as raw:
+        value = ("raw", type(raw).__name__)
+    errors = [(e.message, e.path) for e in state.errors]
+    return value, errors, state.failures, state.objects, keys.objects
+
+
+def test_topic_names_complete_as_the_getters_objects() -> None:
+    # The front page's `topics { name }` is completed from the names the
+    # article stores, not from the getter's {'name': n} objects; whatever is
+    # stored, the answer, errors, count and cache keys are the same.
+    (page,) = _plan(FRONT_PAGE, {}).root.fields
+    assert page.selection is not None
+    (nodes,) = page.selection.fields
+    assert nodes.selection is not None
+    (topics,) = [f for f in nodes.selection.fields if f.name == "topics"]
+    names = shape._topic_names(topics)
+    assert isinstance(names, FunctionType)
+    # The article's written-out code completes its topics so.
+    assert names.__code__ in {
+        getattr(v, "__code__", None)
+        for v in inspect.getclosurevars(nodes.complete).nonlocals.values()
+    }
+    cases = [
+        [],
+        ["x"],
+        ["x", "y", "x"],  # a name twice
+        ["x", ""],  # an empty name: no cache key
+        ["x", None, "y"],  # a null item of a non-null list, after a name
+        ["x", 5],  # a value of another type
+        [None],
+        None,
+        ("x", "y"),  # not a list
+        "xy",  # a text: its letters, as the getter makes them
+        5,  # not iterable: a raw error
+    ]
+    for stored in cases:
+        ours = _completed(names, stored, lambda s: s)
+        assert ours == _completed(topics.complete, stored, topic_objects), stored
+    # Other selections of topics are completed from the getter's objects.
+    query = "{ articles(first: 1) { nodes { topics { __typename name } } } }"
+    (page,) = _plan(query, {}).root.fields
+    assert page.selection is not None and page.selection.fields[0].selection is not None
+    (other,) = page.selection.fields[0].selection.fields
+    assert shape._topic_names(other) is None

@@ -48,7 +48,7 @@ def getter(f: PlanField) -> Getter:
     if kind is Kind.RELATED:  # narrowed by its checked arguments (api.execution.plan.fetch)
         return lambda source, state: state.args[f](source.get(name) or [])
     if kind is Kind.TOPICS:
-        return lambda source, state: [{"name": n} for n in source.get("topics") or ()]
+        return lambda source, state: topic_objects(source.get(TOPICS))
     if kind is Kind.TOTAL:
         return lambda source, state: state.totals[id(source)]
     if kind in (Kind.ARTICLE, Kind.FACET):
@@ -78,8 +78,17 @@ def document_read(f: PlanField) -> str | None:
             return f"(value.get({name!r}) or [])[:{RELATED_MAX!r}]"
         return f"(value.get({name!r}) or [])"
     if kind is Kind.TOPICS:
-        return "[{'name': n} for n in value.get('topics') or ()]"
+        return f"[{{'name': n}} for n in value.get({TOPICS!r}) or ()]"
     return None
+
+
+#: The stored article's key of its topics' names (``Article.topics``).
+TOPICS = "topics"
+
+
+def topic_objects(stored: Any) -> list[dict[str, Any]]:
+    """The ``Topic`` objects ``Article.topics`` serves from the names stored."""
+    return [{"name": n} for n in stored or ()]
 
 
 def _related_article(f: PlanField) -> Getter:

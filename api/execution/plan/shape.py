@@ -32,7 +32,7 @@ from graphql import (
 from graphql.execution import Executor
 
 from api.bounded import ENTRY_BYTES, BoundedLRU
-from api.execution.plan.fields import document_read, getter
+from api.execution.plan.fields import TOPICS, document_read, getter, topic_objects
 from api.execution.plan.nodes import Failure, Fallback, PlanField, Resolve, Selection
 from api.execution.plan.state import State
 from api.schema.caching import ID_FIELDS
@@ -323,6 +323,9 @@ def _inline_resolve(f: PlanField, i: int, names: dict[str, Any]) -> list[str]:
     key = repr(f.key)
     names[f"K{i}"], names[f"N{i}"] = f.complete, f.nodes
     raw = document_read(f)
+    names_only = _topic_names(f)
+    if names_only is not None:
+        names[f"K{i}"], raw = names_only, f"value.get({TOPICS!r})"
     if raw is None:
         names[f"G{i}"] = f.get
         raw = f"G{i}(value, state)"
@@ -350,6 +353,46 @@ def _inline_resolve(f: PlanField, i: int, names: dict[str, Any]) -> list[str]:
         f"        state.fail(Failure(raw, N{i}, (here, {key})))",
         f"        {v} = None",
     ]
+
+
+def _topic_names(f: PlanField) -> Complete | None:
+    """For ``Article.topics`` selecting only each topic's ``name`` (as the
+    front page does): a completer taking the names the article stores, which
+    makes each answer's object once, where the getter's ``{'name': n}`` is
+    made and then completed into an equal object. The same answer, count and
+    cache keys as ``f.complete`` gives the getter's objects: a list of texts
+    can hold no field error, and anything else (a null or a number among
+    them, not a list) is made into the getter's objects and completed so."""
+    selection = f.selection
+    if f.kind is not Kind.TOPICS or selection is None or len(selection.fields) != 1:
+        return None
+    (name_field,) = selection.fields
+    if name_field.kind is not Kind.READ or name_field.source != "name":
+        return None
+    if _fast(name_field)[:2] != (str, None):  # a String (or ID): a text as it is
+        return None
+    complete, key = f.complete, name_field.key
+    assert complete is not None  # made before its parent's code (prepare)
+    # Named for shared caches by the name, as each object's own code does.
+    keyed = ID_FIELDS.get(selection.type_name) == "name"
+    type_name = selection.type_name
+
+    def complete_names(stored: Any, state: State, path: Path, at: str | int) -> Any:
+        if stored.__class__ is list:
+            named = state.cache_keys if keyed else None
+            out: list[dict[str, str]] = []
+            for name in stored:
+                if name.__class__ is not str:
+                    break  # (the names before it are named again there: a set)
+                if named is not None and name:
+                    named.add((type_name, name))
+                out.append({key: name})
+            else:
+                state.objects += len(out)
+                return out
+        return complete(topic_objects(stored), state, path, at)
+
+    return complete_names
 
 
 #: What a fast conversion returns for a value it leaves to the type's own.
