@@ -25,8 +25,11 @@ from tests.loaders.test_concurrent import RUN_S, assert_counts_exact, load_comma
 from tests.waiting import eventually
 
 #: Files of the corpus: batches of 100 (each parsed in the pool, PARALLEL_MIN),
-#: more than the load gets through before the signal.
-FILES = 800
+#: more than the load gets through before the signal. The signal goes once the
+#: pool's forkserver is seen, and a quick run once loaded all of 800 before it
+#: came (the forkserver lives on after the parse): three times that leaves a
+#: margin the poll cannot eat.
+FILES = 2400
 #: Bound on a stopped process's exit (it stops after the batch it is on).
 STOP_S = 30
 
