@@ -15,6 +15,6 @@ The pymongo-shaped surface the code uses is in ``database``; what is done to
 one document in Python (paths, projections, updates, matching) in ``documents``.
 """
 
-from core.engine.database import Client, Collection, Cursor, Database
+from core.engine.database import Busy, Client, Collection, Cursor, Database
 
-__all__ = ["Client", "Collection", "Cursor", "Database"]
+__all__ = ["Busy", "Client", "Collection", "Cursor", "Database"]

@@ -65,6 +65,17 @@ NO_FORMAT = 2
 Doc = dict[str, Any]
 SortSpec = list[tuple[str, int]]
 
+
+class Busy(Exception):
+    """A quick read (:meth:`Database.quickly`) could not start at once: its
+    thread has no quick connection yet, every query slot is taken, or the
+    file is locked. Nothing was read: ask again the ordinary way."""
+
+
+class Unopened(Busy):
+    """This thread has no quick connection (:meth:`Database.open_quick`)."""
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _collections (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _indexes (
@@ -144,6 +155,8 @@ class Database:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
+        #: Each thread's connection for quick reads, by thread id (:meth:`quickly`).
+        self._quick: dict[int, _Quick] = {}
 
     def __getitem__(self, name: str) -> Collection:
         with self._lock:
@@ -181,42 +194,95 @@ class Database:
         if conn is None:
             self._local.meta = None
             self._local.estimates = {}
-            os.makedirs(self.client.folder, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-            )
-            sync = "NORMAL" if self.client.durable else "OFF"
-            conn.executescript(
-                f"PRAGMA synchronous = {sync}; PRAGMA cache_size = -{CACHE_KIB};"
-                f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
-            )
-            # Only a new file is changed (WAL is a property of the file, kept):
-            # another connection opening must not wait behind a writer.
-            _to_wal(conn)
-            made = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('_collections', '_indexes')"
-            ).fetchone()[0]
-            if made < 2:
-                with _write(conn, self):
-                    for statement in _SCHEMA.split(";"):
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {FORMAT}")
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found != FORMAT:
-                conn.close()
-                raise OperationFailure(
-                    f"{self.path} holds data in layout {found} of the embedded engine, and "
-                    f"this newsgraph reads layout {FORMAT}: load the articles again into "
-                    "another NEWSGRAPH_DATA_DIR (or remove the file)",
-                    NO_FORMAT,
-                )
+            conn = self._open()
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A new connection to the file (made first if new)."""
+        os.makedirs(self.client.folder, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        sync = "NORMAL" if self.client.durable else "OFF"
+        conn.executescript(
+            f"PRAGMA synchronous = {sync}; PRAGMA cache_size = -{CACHE_KIB};"
+            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+        )
+        # Only a new file is changed (WAL is a property of the file, kept):
+        # another connection opening must not wait behind a writer.
+        _to_wal(conn)
+        made = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('_collections', '_indexes')"
+        ).fetchone()[0]
+        if made < 2:
+            with _write(conn, self):
+                for statement in _SCHEMA.split(";"):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {FORMAT}")
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found != FORMAT:
+            conn.close()
+            raise OperationFailure(
+                f"{self.path} holds data in layout {found} of the embedded engine, and "
+                f"this newsgraph reads layout {FORMAT}: load the articles again into "
+                "another NEWSGRAPH_DATA_DIR (or remove the file)",
+                NO_FORMAT,
+            )
+        return conn
+
+    def open_quick(self, thread: int) -> None:
+        """Open the connection that thread ``thread``'s quick reads use
+        (:meth:`quickly`). In any thread, and best in another than that one:
+        opening a file may wait for it (a new file's schema, its journal mode)."""
+        if thread in self._quick:
+            return
+        conn = self._open()
+        # Opened with the usual busy timeout (a new file's schema is written
+        # above); from here on a locked file fails a quick read at once (Busy)
+        # instead of making its thread wait.
+        conn.execute("PRAGMA busy_timeout = 0")
+        with self._lock:
+            if thread in self._quick:
+                conn.close()
+                return
+            self._quick[thread] = _Quick(conn)
+            self._connections.append(conn)
+
+    @contextlib.contextmanager
+    def quickly(self) -> Iterator[None]:
+        """Reads in this thread that never wait: on the thread's quick
+        connection (busy timeout 0, its own catalog cache), taking a query
+        slot (``Client.running``) only if one is free. Whatever would wait
+        raises :class:`Busy` instead. The caller bounds the reads' time
+        (``max_time_ms``); SQLite's own waits inside a read (a WAL read lock
+        retried while a checkpoint moves it) are short and not this bound's."""
+        quick = self._quick.get(threading.get_ident())
+        if quick is None:
+            raise Unopened("this thread has no quick connection")
+        local = self._local
+        saved = (
+            getattr(local, "conn", None),
+            getattr(local, "meta", None),
+            getattr(local, "estimates", {}),
+        )
+        local.conn, local.meta, local.estimates = quick.conn, quick.meta, quick.estimates
+        local.quick = True
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise Busy(str(exc)) from None
+            raise
+        finally:
+            local.quick = False
+            quick.meta, quick.estimates = local.meta, local.estimates
+            local.conn, local.meta, local.estimates = saved
 
     def meta(self) -> dict[str, dict[str, plan.Index]]:
         """Collections and their indexes, as this thread's connection last read
@@ -265,6 +331,20 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
+        self._quick = {}
+
+
+class _Quick:
+    """One thread's quick connection and its catalog caches (as
+    :meth:`Database.meta` keeps them per connection: ``data_version`` is one
+    connection's)."""
+
+    __slots__ = ("conn", "estimates", "meta")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.meta: Any = None
+        self.estimates: dict[tuple[Any, ...], int] = {}
 
 
 def _to_wal(conn: sqlite3.Connection) -> None:
@@ -346,9 +426,13 @@ def _deadline(conn: sqlite3.Connection, max_time_ms: int | None) -> Iterator[flo
 
 
 @contextlib.contextmanager
-def _turn(client: Client, max_time_ms: int | None) -> Iterator[None]:
-    """One of the client's query slots, waited for no longer than the query may take."""
-    if not client.running.acquire(timeout=max_time_ms / 1000 if max_time_ms else None):
+def _turn(client: Client, max_time_ms: int | None, wait: bool = True) -> Iterator[None]:
+    """One of the client's query slots, waited for no longer than the query
+    may take; not waited for at all unless ``wait`` (a quick read: :class:`Busy`)."""
+    if not wait:
+        if not client.running.acquire(blocking=False):
+            raise Busy("every query slot is taken")
+    elif not client.running.acquire(timeout=max_time_ms / 1000 if max_time_ms else None):
         raise ExecutionTimeout("operation exceeded time limit waiting for its turn", 50)
     try:
         yield
@@ -779,6 +863,7 @@ class Collection:
                 (last, MAX_CHUNK),
             ).fetchall()
             for rid, raw in rows:
+                _check(until)  # per document: see _walk
                 yield rid, bson.decode(raw)
             if len(rows) < MAX_CHUNK:
                 return
@@ -813,6 +898,11 @@ class Collection:
             merged = self._entries(conn, chosen, spans, 0, until, first, tally)
         seen: set[int] | None = set() if chosen.index.multikey else None
         for _, rid, raw in merged:
+            # The time limit checked per document, not only per chunk: a chunk
+            # of up to MAX_CHUNK documents decoded and matched in Python is
+            # work SQLite's progress handler does not see, and a quick read
+            # on the event loop (api.data.gateway) must stop within its bound.
+            _check(until)
             if seen is not None:
                 if rid in seen:
                     continue
@@ -874,8 +964,9 @@ class Collection:
     @contextlib.contextmanager
     def _reading(self, conn: sqlite3.Connection, max_time_ms: int | None) -> Iterator[float | None]:
         """A query's turn, snapshot and time limit (the deadline it must meet)."""
+        waits = not getattr(self.database._local, "quick", False)  # a quick read never waits
         with (
-            _turn(self.database.client, max_time_ms),
+            _turn(self.database.client, max_time_ms, waits),
             _read(conn),
             _deadline(conn, max_time_ms) as until,
         ):
