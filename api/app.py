@@ -105,6 +105,7 @@ def create_app(
 
     metrics = Metrics()
     metrics.follow(feed)
+    metrics.follow_loop_reads(gateway.loop_reads)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),

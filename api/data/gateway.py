@@ -24,17 +24,36 @@ still gets its own ``maxTimeMS``, read as it starts. A gateway whose call path
 is its own (a subclass, a test replacing a method) never chains: its calls all
 take the path it watches. :meth:`Gateway._find_now`, the one find both paths
 make, is where a test fails or stalls one.
+
+**Small embedded reads on the loop.** On the embedded engine a page-sized
+read takes less than that hop (a front-page find about 0.06 ms), so a
+request's read (a find, a count, a chain: :class:`Read`) is first tried on
+the event loop itself (:meth:`Gateway._on_loop`), under a hard bound on its
+own time, :data:`ON_LOOP_MS`: SQLite's progress handler and the engine's
+per-document check (``core.engine.database``) stop it there, its partial
+work is dropped (a read: nothing to undo) and it is asked again the ordinary
+way, in a worker thread under the request's real deadline. So the loop is
+never held longer than the bound plus one document's decoding and matching,
+whatever the plan: the bound covers the Python-side work, and no read is
+refused the loop for its plan's shape. Nothing on the loop waits: the
+engine's query slot is taken only if free, its connection (one of the loop
+thread's own, opened by the first read, which hops) has a busy timeout of 0,
+and anything that would wait raises ``Busy``: the read hops. A heavy
+operation's reads, the API's own bookkeeping (budgets, persisted queries)
+and every call on a wire store take the thread as before; reads that keep
+running out of bound stop being tried for a while (:class:`LoopReads`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import operator
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, cast
 
 import pymongo.errors
 
@@ -50,6 +69,7 @@ from api.telemetry import tracing
 from api.telemetry.stats import count_store_call
 from core.config import Settings
 from core.document import Doc
+from core.engine.database import Busy, Unopened
 from core.store import Store, StoreUnavailable, is_outage
 
 log = logging.getLogger("newsgraph.api")
@@ -58,6 +78,31 @@ R = TypeVar("R")
 #: A MaxTimeMSExpired before this fraction of the call's maxTimeMS has passed
 #: is the server cancelling the call, not its time limit (see Gateway._limited).
 EARLY_EXPIRY = 0.5
+#: The longest a read may run on the event loop before it is dropped and
+#: asked in a worker thread (ms). Every other request on the loop waits
+#: behind it, so it is kept near a request's own CPU (a compiled front page
+#: costs about half a millisecond): a page-sized read (a front-page find,
+#: a mobile chain: a tenth of a millisecond or less) fits many times over,
+#: and a read that does not costs the loop no more than this before it hops.
+ON_LOOP_MS = 2
+#: Loop time that reads which ran out of their bound may throw away, per
+#: second of the loop's time (seconds): past it, reads skip the loop until
+#: the waste has aged out. Without it a client sending many reads that all
+#: overrun (a search that scans) would take ``ON_LOOP_MS`` of the loop from
+#: everyone per read; with it, at most this share, however many it sends.
+WASTE_PER_S = 0.05
+
+#: Until when (``time.monotonic``) the read running on the loop may run:
+#: :meth:`Gateway.time_limit_ms` gives it no more. ``None`` off the loop.
+_LOOP_UNTIL: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "newsgraph_loop_until", default=None
+)
+#: Set when the loop answered the task's last read itself: the benchmark's
+#: capture reads it (``bench.querying.MemoryGateway``), so that its replay
+#: answers the same calls on the loop as the app did.
+answered_on_loop: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "newsgraph_answered_on_loop", default=False
+)
 
 
 class Find(NamedTuple):
@@ -68,6 +113,83 @@ class Find(NamedTuple):
     projection: dict[str, int] | None = None
     sort: list[tuple[str, int]] | None = None
     limit: int = 0
+
+
+class Read(Generic[R]):
+    """A request's read, ``fn(arg)``, that an embedded store may answer on the
+    event loop (:meth:`Gateway._on_loop`); ``undo`` puts back what a try
+    that ran out of its bound left behind (a chain's state) before it is asked
+    again in a thread. Any other callable a gateway runs takes the thread."""
+
+    __slots__ = ("arg", "fn", "undo")
+
+    def __init__(
+        self, fn: Callable[[Any], R], arg: Any, undo: Callable[[], None] | None = None
+    ) -> None:
+        self.fn = fn
+        self.arg = arg
+        self.undo = undo
+
+    def __call__(self) -> R:
+        return self.fn(self.arg)
+
+
+class _Answered(Generic[R]):
+    """An answer the loop already has, awaited without suspending."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: R) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.value
+        yield  # a generator: awaited, it returns at once
+
+
+#: :meth:`Gateway._on_loop`'s answer when the read must take the thread, and
+#: when it must also open the loop thread's connection there.
+hop: Any = object()
+_UNOPENED: Any = object()
+
+
+class LoopReads:
+    """What the loop did with the reads it was offered (counted for
+    ``newsgraph_store_on_loop``: ``api.telemetry.metrics``), and the loop time
+    thrown away by those that ran out of bound (:data:`WASTE_PER_S`). Only
+    the loop reads and writes it."""
+
+    __slots__ = ("answered", "busy", "held", "overran", "since", "wasted")
+
+    def __init__(self) -> None:
+        #: Answered on the loop.
+        self.answered = 0
+        #: Ran out of :data:`ON_LOOP_MS` and were asked again in a thread.
+        self.overran = 0
+        #: Could not start at once (a query slot, the file, the connection) and hopped.
+        self.busy = 0
+        #: Not tried: the waste allowance was spent.
+        self.held = 0
+        #: Loop time thrown away (s), as of ``since`` (``time.monotonic``).
+        self.wasted = 0.0
+        self.since = 0.0
+
+    def allowed(self, now: float) -> bool:
+        """Whether a read may be tried on the loop now: the waste ages out
+        at :data:`WASTE_PER_S`, and what is left must be under a second's allowance."""
+        if self.wasted:
+            self.wasted = max(0.0, self.wasted - (now - self.since) * WASTE_PER_S)
+            self.since = now
+            if self.wasted >= WASTE_PER_S:
+                self.held += 1
+                return False
+        return True
+
+    def waste(self, started: float, now: float) -> None:
+        self.overran += 1
+        self.allowed(now)  # the allowance aged to now, before adding
+        self.wasted += now - started
+        self.since = now
 
 
 class Chain:
@@ -121,6 +243,14 @@ class Chain:
         self.second_started: int | None = None
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """On the loop, after a try on the loop ran out of its bound: as
+        before it began, for the worker thread to run it again."""
+        self.first_docs, self.second_docs = [], []
+        self.second = self.pending = self.then_error = None
+        self.began = False
+        self.first_ended = self.second_started = None
+
     def close(self) -> bool:
         """On the loop, once the job ended or the request stopped waiting for
         it: no second find begins from now on. Whether one began."""
@@ -141,6 +271,10 @@ class Gateway:
     #: Whether :meth:`chain` may run two finds as one job: not for a gateway
     #: whose call path is its own (see :meth:`__init_subclass__`).
     chains: ClassVar[bool] = True
+    #: Whether an embedded store's reads may be answered on the event loop
+    #: (:meth:`_on_loop`): not for a gateway that asks the store its own way
+    #: (a test double stalling a find in ``_find_now`` would stall the loop).
+    reads_on_loop: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # A subclass with its own call path (a test double counting or failing
@@ -149,6 +283,8 @@ class Gateway:
         super().__init_subclass__(**kwargs)
         if "chains" not in cls.__dict__ and any(name in cls.__dict__ for name in _CALL_PATH):
             cls.chains = False
+        if "reads_on_loop" not in cls.__dict__ and any(name in cls.__dict__ for name in _READS):
+            cls.reads_on_loop = False
 
     def __init__(self, store: Store, op_timeout_ms: int, slots: StoreSlots | None = None) -> None:
         self.store = store
@@ -156,6 +292,7 @@ class Gateway:
         if slots is None:  # a gateway outside the app (benchmarks, scripts): the defaults
             slots = StoreSlots(Settings.store_concurrency, Settings.store_queue_ms)
         self.slots = slots
+        self.loop_reads = LoopReads()
 
     async def run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         count_store_call()
@@ -201,19 +338,63 @@ class Gateway:
         Not a coroutine of its own: it hands back the slots' (tests put a
         coroutine in its place, to fail or stall a call)."""
         budget = current_deadline()
-        return self.slots.run(call, budget is not None and budget.heavy)
+        heavy = budget is not None and budget.heavy
+        if type(call) is Read and self.store.embedded and not heavy and self.reads_on_loop:
+            answer = self._on_loop(call)
+            if answer is _UNOPENED:
+                # Opened in the thread, as the read's first step: opening may wait on the file.
+                call = functools.partial(_opening, self.store.db, threading.get_ident(), call)
+            elif answer is not hop:
+                return _Answered(answer)
+        return self.slots.run(call, heavy)
+
+    def _on_loop(self, call: Read[R]) -> R:
+        """``call`` answered on the event loop, within :data:`ON_LOOP_MS` (or
+        the request's time left, if less): its answer, or :data:`hop` if it
+        must take the thread (it could not start at once, or ran out of the bound)."""
+        counts = self.loop_reads
+        started = time.monotonic()
+        if not counts.allowed(started):
+            return hop  # type: ignore[no-any-return]
+        reset = _LOOP_UNTIL.set(started + ON_LOOP_MS / 1000)
+        try:
+            with cast(Any, self.store.db).quickly():
+                answer = call()
+        except Unopened:
+            return _UNOPENED  # type: ignore[no-any-return]
+        except Busy:
+            counts.busy += 1
+            return hop  # type: ignore[no-any-return]
+        except pymongo.errors.ExecutionTimeout:
+            # Out of its bound (or of the request's time, which the thread will say).
+            counts.waste(started, time.monotonic())
+            if call.undo is not None:
+                call.undo()
+            return hop  # type: ignore[no-any-return]
+        finally:
+            _LOOP_UNTIL.reset(reset)
+        counts.answered += 1
+        answered_on_loop.set(True)
+        return answer
 
     def time_limit_ms(self) -> int:
         """``maxTimeMS`` for a store call starting now: the op timeout, or the
         request's time left if that is less. Called in the worker thread as
         the call starts, so the time spent waiting for a slot is not given twice."""
         budget = current_deadline()
-        if budget is None:
-            return self.op_timeout_ms
-        left_ms = int(budget.remaining() * 1000)
-        if left_ms < 1:
-            raise RequestTimeoutError(budget.limit_s)
-        return min(self.op_timeout_ms, left_ms)
+        limit_ms = self.op_timeout_ms
+        if budget is not None:
+            left_ms = int(budget.remaining() * 1000)
+            if left_ms < 1:
+                raise RequestTimeoutError(budget.limit_s)
+            limit_ms = min(limit_ms, left_ms)
+        until = _LOOP_UNTIL.get()
+        if until is not None:  # on the loop: its bound, what a chain's first find left of it
+            bound_ms = int((until - time.monotonic()) * 1000)
+            if bound_ms < 1:
+                raise pymongo.errors.ExecutionTimeout("the loop's bound ran out", 50)
+            limit_ms = min(limit_ms, bound_ms)
+        return limit_ms
 
     def _limit_s(self, budget: Deadline | None) -> float:
         """The limit a query ran into: the op timeout, or the request's if shorter."""
@@ -241,7 +422,7 @@ class Gateway:
         limit: int = 0,
     ) -> list[dict[str, Any]]:
         args = Find(collection, query, projection, sort, limit)
-        return await self.call("find", collection, functools.partial(self._find_now, args))
+        return await self.call("find", collection, Read(self._find_now, args))
 
     def _find_now(self, find: Find) -> list[Doc]:
         """One find, in the worker thread: what every find of this gateway
@@ -273,7 +454,7 @@ class Gateway:
         chain.traced = first.recording
         error: BaseException | None = None
         try:
-            await self._bounded(functools.partial(self._chained, chain))
+            await self._bounded(Read(self._chained, chain, chain.reset))
         except BaseException as exc:
             error = exc
             raise
@@ -342,11 +523,12 @@ class Gateway:
         second.__exit__(None, error, None)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
-        def tally() -> int:
-            documents = self.store.db[collection]
-            return self._limited(lambda ms: documents.count_documents(query, maxTimeMS=ms))
+        return await self.call("count", collection, Read(self._count_now, (collection, query)))
 
-        return await self.call("count", collection, tally)
+    def _count_now(self, args: tuple[str, dict[str, Any]]) -> int:
+        collection, query = args
+        documents = self.store.db[collection]
+        return self._limited(lambda ms: documents.count_documents(query, maxTimeMS=ms))
 
     async def call(
         self, command: str, collection: str, fn: Callable[[], R], counted: bool = True
@@ -389,9 +571,19 @@ class Gateway:
 #: The methods a find passes through, as Gateway has them: one replaced (by a
 #: test, on the class) turns chaining off (:meth:`Gateway.can_chain`).
 _CALL_PATH = ("find", "call", "run", "_bounded", "_dispatch")
+#: The methods that ask the store: one of a subclass's own keeps its reads
+#: off the loop (:attr:`Gateway.reads_on_loop`).
+_READS = ("_find_now", "_count_now", "_chained", "_limited")
 _methods = operator.itemgetter(*_CALL_PATH)
 _ORIGINAL = _methods(vars(Gateway))
 
 
 def _call_path_intact() -> bool:
     return bool(_methods(vars(Gateway)) == _ORIGINAL)  # functions compare by identity
+
+
+def _opening(db: Any, thread: int, call: Callable[[], R]) -> R:
+    """In a worker thread: the loop thread's quick connection opened (for its
+    later reads: ``core.engine.database.Database.quickly``), then ``call``."""
+    db.open_quick(thread)
+    return call()

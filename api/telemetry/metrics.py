@@ -34,6 +34,16 @@ class FeedCounts(Protocol):
     answered: int
 
 
+class LoopReadCounts(Protocol):
+    """What the event loop did with the store reads offered to it
+    (``api.data.gateway.LoopReads``)."""
+
+    answered: int
+    overran: int
+    busy: int
+    held: int
+
+
 # Seconds; a front-page query is milliseconds on MongoDB, seconds on a slow store.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -124,6 +134,11 @@ class Metrics:
         """Count the subscriptions of ``feed`` (``api.live.feed``)."""
         self.registry.register(_FeedCollector(feed))
 
+    def follow_loop_reads(self, counts: LoopReadCounts) -> None:
+        """Count what the event loop did with the store reads offered to it
+        (``api.data.gateway``: an embedded store's small reads)."""
+        self.registry.register(_LoopReadsCollector(counts))
+
     async def endpoint(self, request: Request) -> Response:
         for tally in self._tallies:
             tally.flush()
@@ -183,3 +198,31 @@ class _FeedCollector(Collector):
             "Articles answered for subscriptions: once per group of identical ones.",
             self.feed.answered,
         )
+
+
+class _LoopReadsCollector(Collector):
+    """Read from the gateway's counts when scraped (kept as plain numbers: a
+    store read is counted on the event loop, where it is answered)."""
+
+    def __init__(self, counts: LoopReadCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "newsgraph_store_on_loop",
+            "Store reads offered to the event loop (an embedded store's reads for a request), "
+            "by outcome: answered on the loop; overran its bound (api.data.gateway.ON_LOOP_MS) "
+            "and was asked again in a worker thread; busy (a query slot, the file or the "
+            "connection not free at once) and asked in a thread; held (not tried: reads "
+            "that overran used up the loop time they may waste) and asked in a thread.",
+            labels=["outcome"],
+        )
+        counts = self.counts
+        for outcome, value in (
+            ("answered", counts.answered),
+            ("overran", counts.overran),
+            ("busy", counts.busy),
+            ("held", counts.held),
+        ):
+            family.add_metric([outcome], value)
+        yield family

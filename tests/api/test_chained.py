@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.data import gateway as gateway_module
 from api.data.gateway import Find, Gateway
 from api.data.slots import StoreSlots
 from core.config import Settings
@@ -105,15 +106,25 @@ def chain_store(store: Store) -> Store:
 
 @pytest.fixture
 def jobs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The worker-thread jobs the store slots ran."""
+    """The jobs the store calls took: each the worker-thread job the store
+    slots ran, or the read the event loop answered itself (an embedded
+    store's small read: ``Gateway._on_loop``), whichever answered it."""
     ran: list[int] = []
     original = StoreSlots.run
+    on_loop = Gateway._on_loop
 
     async def run(self: StoreSlots, call: Any, heavy: bool = False) -> Any:
         ran.append(1)
         return await original(self, call, heavy)
 
+    def answered(self: Gateway, call: Any) -> Any:
+        answer = on_loop(self, call)
+        if answer is not gateway_module.hop and answer is not gateway_module._UNOPENED:
+            ran.append(1)
+        return answer
+
     monkeypatch.setattr(StoreSlots, "run", run)
+    monkeypatch.setattr(Gateway, "_on_loop", answered)
     return ran
 
 
