@@ -229,7 +229,7 @@ async def capture(
         mode = dataclasses.replace(settings, compiled=compiled)
         real[compiled] = await _answers(create_app(mode, store), bodies, get)
         await _answers(create_app(mode, gateway=recorder), bodies, get)
-    return Capture(recorder.found, recorder.counted, real[True]), real
+    return Capture(recorder.found, recorder.counted, real[True], recorder.on_loop), real
 
 
 def _window(load: LoadProcess, variant: Variant, clients: int, seconds: float) -> Served:

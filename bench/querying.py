@@ -26,7 +26,7 @@ import strawberry
 from api.app import create_app
 from api.data.cursors import after, decode_cursor
 from api.data.filters import ORDERINGS, article_query, merge
-from api.data.gateway import Gateway
+from api.data.gateway import Gateway, answered_on_loop
 from api.operation.schema import build_schema, sdl
 from api.schema.context import Context
 from api.schema.filters import ArticleFilter
@@ -241,12 +241,20 @@ class MemoryGateway(Gateway):
     call (by :func:`call_key`) goes to the store once, and is answered from
     memory with what the store said from then on. One ``replaying`` answers
     only from memory (a server replaying what another process captured): a call
-    it was not given fails, so a stubbed answer is never made up."""
+    it was not given fails, so a stubbed answer is never made up.
+
+    Each call's answer is where the app's would be: on the event loop or from
+    a worker thread (``api.data.gateway``), and the keys of those the loop
+    answered are kept (``on_loop``), for a replay to answer them the same way."""
+
+    #: Its calls go through Gateway.find and Gateway.count, to the store itself.
+    reads_on_loop = True
 
     def __init__(self, store: Store, op_timeout_ms: int, *, replaying: bool = False) -> None:
         super().__init__(store, op_timeout_ms)
         self.found: dict[bytes, Found] = {}
         self.counted: dict[bytes, int] = {}
+        self.on_loop: set[bytes] = set()
         self.replaying = replaying
 
     async def find(
@@ -261,8 +269,11 @@ class MemoryGateway(Gateway):
         if key not in self.found:
             if self.replaying:
                 raise Uncaptured(f"find on {collection}: {query!r}")
+            answered_on_loop.set(False)
             docs = await super().find(collection, query, projection, sort, limit)
             self.found[key] = Found(collection, query, projection, sort, limit, docs)
+            if answered_on_loop.get():
+                self.on_loop.add(key)
         return self.found[key].docs
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
@@ -270,7 +281,10 @@ class MemoryGateway(Gateway):
         if key not in self.counted:
             if self.replaying:
                 raise Uncaptured(f"count on {collection}: {query!r}")
+            answered_on_loop.set(False)
             self.counted[key] = await super().count(collection, query)
+            if answered_on_loop.get():
+                self.on_loop.add(key)
         return self.counted[key]
 
     def articles_found(self) -> list[Found]:
