@@ -255,13 +255,15 @@ class Database:
             self._connections.append(conn)
 
     @contextlib.contextmanager
-    def quickly(self) -> Iterator[None]:
+    def quickly(self, cpu_ms: float) -> Iterator[None]:
         """Reads in this thread that never wait: on the thread's quick
         connection (busy timeout 0, its own catalog cache), taking a query
         slot (``Client.running``) only if one is free. Whatever would wait
-        raises :class:`Busy` instead. The caller bounds the reads' time
-        (``max_time_ms``); SQLite's own waits inside a read (a WAL read lock
-        retried while a checkpoint moves it) are short and not this bound's."""
+        raises :class:`Busy` instead. Together they stop (``ExecutionTimeout``)
+        once this thread spent ``cpu_ms`` of CPU on them, or at their
+        ``max_time_ms``, which bounds what the CPU clock does not see: the
+        GIL waited for, the disk. SQLite's own waits inside a read (a WAL read
+        lock retried while a checkpoint moves it) are short and not bounded here."""
         quick = self._quick.get(threading.get_ident())
         if quick is None:
             raise Unopened("this thread has no quick connection")
@@ -272,7 +274,7 @@ class Database:
             getattr(local, "estimates", {}),
         )
         local.conn, local.meta, local.estimates = quick.conn, quick.meta, quick.estimates
-        local.quick = True
+        local.quick = time.thread_time() + cpu_ms / 1000
         try:
             yield
         except sqlite3.OperationalError as exc:
@@ -280,7 +282,7 @@ class Database:
                 raise Busy(str(exc)) from None
             raise
         finally:
-            local.quick = False
+            local.quick = None
             quick.meta, quick.estimates = local.meta, local.estimates
             local.conn, local.meta, local.estimates = saved
 
@@ -407,16 +409,38 @@ def _savepoint(conn: sqlite3.Connection, database: Database) -> Iterator[None]:
     conn.execute("RELEASE op")
 
 
+class _Limit:
+    """When a query must stop: past ``until`` on the monotonic clock (its
+    ``maxTimeMS``), or, for a quick read (:meth:`Database.quickly`), once its
+    thread's CPU clock passes ``cpu_until``: a quick read is bounded by the
+    work it does itself, not by the time its thread waits for the GIL while
+    other threads hold it (which any code of that thread would wait)."""
+
+    __slots__ = ("cpu_until", "until")
+
+    def __init__(self, until: float, cpu_until: float | None) -> None:
+        self.until = until
+        self.cpu_until = cpu_until
+
+    def passed(self) -> bool:
+        if time.monotonic() > self.until:
+            return True
+        return self.cpu_until is not None and time.thread_time() > self.cpu_until
+
+
 @contextlib.contextmanager
-def _deadline(conn: sqlite3.Connection, max_time_ms: int | None) -> Iterator[float | None]:
-    """Stop SQLite's work at ``max_time_ms`` (as ``maxTimeMS`` does a server's)."""
+def _deadline(
+    conn: sqlite3.Connection, max_time_ms: int | None, cpu_until: float | None = None
+) -> Iterator[_Limit | None]:
+    """Stop SQLite's work at ``max_time_ms`` (as ``maxTimeMS`` does a
+    server's), or, for a quick read, at ``cpu_until`` on its thread's CPU clock."""
     if not max_time_ms:
         yield None
         return
-    until = time.monotonic() + max_time_ms / 1000
-    conn.set_progress_handler(lambda: 1 if time.monotonic() > until else 0, 10_000)
+    limit = _Limit(time.monotonic() + max_time_ms / 1000, cpu_until)
+    conn.set_progress_handler(lambda: 1 if limit.passed() else 0, 10_000)
     try:
-        yield until
+        yield limit
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
             raise ExecutionTimeout("operation exceeded time limit", 50) from None
@@ -440,8 +464,8 @@ def _turn(client: Client, max_time_ms: int | None, wait: bool = True) -> Iterato
         client.running.release()
 
 
-def _check(until: float | None) -> None:
-    if until is not None and time.monotonic() > until:
+def _check(until: _Limit | None) -> None:
+    if until is not None and until.passed():
         raise ExecutionTimeout("operation exceeded time limit", 50)
 
 
@@ -804,7 +828,7 @@ class Collection:
         known[key] = total
         return total
 
-    def _count(self, conn: sqlite3.Connection, query: Query, until: float | None) -> int:
+    def _count(self, conn: sqlite3.Connection, query: Query, until: _Limit | None) -> int:
         chosen, indexes = self._plan(conn, query, counting=True)
         if indexes is None:
             return 0
@@ -835,7 +859,7 @@ class Collection:
         conn: sqlite3.Connection,
         query: Query,
         chosen: plan.Plan | None,
-        until: float | None,
+        until: _Limit | None,
     ) -> Iterator[tuple[int, Doc]]:
         """``(rid, document)`` of each match, in the plan's order."""
         limit = query.limit + query.skip if chosen is not None and chosen.sorted else 0
@@ -854,7 +878,7 @@ class Collection:
                 tally.matched += 1
                 yield rid, doc
 
-    def _scan(self, conn: sqlite3.Connection, until: float | None) -> Iterator[tuple[int, Doc]]:
+    def _scan(self, conn: sqlite3.Connection, until: _Limit | None) -> Iterator[tuple[int, Doc]]:
         last = -1
         while True:
             _check(until)
@@ -874,7 +898,7 @@ class Collection:
         conn: sqlite3.Connection,
         chosen: plan.Plan,
         query: Query,
-        until: float | None,
+        until: _Limit | None,
         limit: int,
         tally: _Tally | None = None,
     ) -> Iterator[tuple[int, Doc]]:
@@ -915,7 +939,7 @@ class Collection:
         chosen: plan.Plan,
         spans: list[tuple[bytes | None, bytes | None]],
         prefix_length: int,
-        until: float | None,
+        until: _Limit | None,
         first: int,
         tally: _Tally,
     ) -> Iterator[tuple[bytes, int, bytes]]:
@@ -962,13 +986,15 @@ class Collection:
                 chunk = min(chunk * 2, MAX_CHUNK)
 
     @contextlib.contextmanager
-    def _reading(self, conn: sqlite3.Connection, max_time_ms: int | None) -> Iterator[float | None]:
+    def _reading(
+        self, conn: sqlite3.Connection, max_time_ms: int | None
+    ) -> Iterator[_Limit | None]:
         """A query's turn, snapshot and time limit (the deadline it must meet)."""
-        waits = not getattr(self.database._local, "quick", False)  # a quick read never waits
+        cpu_until = getattr(self.database._local, "quick", None)  # a quick read never waits
         with (
-            _turn(self.database.client, max_time_ms, waits),
+            _turn(self.database.client, max_time_ms, cpu_until is None),
             _read(conn),
-            _deadline(conn, max_time_ms) as until,
+            _deadline(conn, max_time_ms, cpu_until) as until,
         ):
             yield until
 
@@ -984,11 +1010,12 @@ class Collection:
                 docs = list(self._results(conn, query, until))
             yield from docs
             return
-        with _deadline(conn, query.max_time_ms) as until:
+        cpu_until = getattr(self.database._local, "quick", None)
+        with _deadline(conn, query.max_time_ms, cpu_until) as until:
             yield from self._results(conn, query, until)
 
     def _results(
-        self, conn: sqlite3.Connection, query: Query, until: float | None
+        self, conn: sqlite3.Connection, query: Query, until: _Limit | None
     ) -> Iterator[Doc]:
         chosen, indexes = self._plan(conn, query, counting=False)
         if indexes is None:
