@@ -28,20 +28,22 @@ make, is where a test fails or stalls one.
 **Small embedded reads on the loop.** On the embedded engine a page-sized
 read takes less than that hop (a front-page find about 0.06 ms), so a
 request's read (a find, a count, a chain: :class:`Read`) is first tried on
-the event loop itself (:meth:`Gateway._on_loop`), under a hard bound on its
-own time, :data:`ON_LOOP_MS`: SQLite's progress handler and the engine's
-per-document check (``core.engine.database``) stop it there, its partial
-work is dropped (a read: nothing to undo) and it is asked again the ordinary
-way, in a worker thread under the request's real deadline. So the loop is
-never held longer than the bound plus one document's decoding and matching,
-whatever the plan: the bound covers the Python-side work, and no read is
-refused the loop for its plan's shape. Nothing on the loop waits: the
+the event loop itself (:meth:`Gateway._on_loop`), under a hard bound:
+:data:`ON_LOOP_MS` of the loop thread's CPU, and :data:`ON_LOOP_WALL_MS` on
+the clock (the GIL waited for, the disk). SQLite's progress handler and the
+engine's per-document check (``core.engine.database``) stop it there, its
+partial work is dropped (a read: nothing to undo) and it is asked again the
+ordinary way, in a worker thread under the request's real deadline. So the
+loop is never held longer than the bound plus one document's decoding and
+matching, whatever the plan: the bound covers the Python-side work, and no
+read is refused the loop for its plan's shape. Nothing on the loop waits: the
 engine's query slot is taken only if free, its connection (one of the loop
 thread's own, opened by the first read, which hops) has a busy timeout of 0,
 and anything that would wait raises ``Busy``: the read hops. A heavy
 operation's reads, the API's own bookkeeping (budgets, persisted queries)
 and every call on a wire store take the thread as before; reads that keep
-running out of bound stop being tried for a while (:class:`LoopReads`).
+running out of bound stop being tried for a while, by their shape and in all
+(:class:`LoopReads`).
 """
 
 from __future__ import annotations
@@ -78,19 +80,32 @@ R = TypeVar("R")
 #: A MaxTimeMSExpired before this fraction of the call's maxTimeMS has passed
 #: is the server cancelling the call, not its time limit (see Gateway._limited).
 EARLY_EXPIRY = 0.5
-#: The longest a read may run on the event loop before it is dropped and
+#: The most CPU a read may take on the event loop before it is dropped and
 #: asked in a worker thread (ms). Every other request on the loop waits
 #: behind it, so it is kept near a request's own CPU (a compiled front page
 #: costs about half a millisecond): a page-sized read (a front-page find,
 #: a mobile chain: a tenth of a millisecond or less) fits many times over,
 #: and a read that does not costs the loop no more than this before it hops.
 ON_LOOP_MS = 2
+#: The same read's bound in time on the clock (ms): what the CPU bound does
+#: not see, the GIL waited for while worker threads hold it (5 ms a turn:
+#: ``sys.getswitchinterval``) and the disk. Bounds the loop's stall when
+#: threads are busy, without sending a cheap read to the thread for their sake.
+ON_LOOP_WALL_MS = 20
 #: Loop time that reads which ran out of their bound may throw away, per
 #: second of the loop's time (seconds): past it, reads skip the loop until
 #: the waste has aged out. Without it a client sending many reads that all
 #: overrun (a search that scans) would take ``ON_LOOP_MS`` of the loop from
 #: everyone per read; with it, at most this share, however many it sends.
 WASTE_PER_S = 0.05
+#: How long a read's shape (its collection, filter fields and limit) that ran
+#: out of the bound skips the loop (seconds): a client repeating a read that
+#: overruns (the same scanning search, many times at once) costs the loop one
+#: try, not one a request, and a cheap read of another shape is not held up.
+SLOW_FOR_S = 10.0
+#: Shapes remembered at once, at most (a bound on memory, not a policy: past
+#: it they are forgotten, and the waste allowance still bounds the cost).
+SLOW_SHAPES = 1024
 
 #: Until when (``time.monotonic``) the read running on the loop may run:
 #: :meth:`Gateway.time_limit_ms` gives it no more. ``None`` off the loop.
@@ -133,6 +148,19 @@ class Read(Generic[R]):
     def __call__(self) -> R:
         return self.fn(self.arg)
 
+    def shape(self) -> tuple[Any, ...] | None:
+        """What reads alike have alike: the collection, the filter's fields
+        and a find's limit (a chain's first find's); ``None`` for a read
+        that is not a find or count of this module's."""
+        arg = self.arg
+        if isinstance(arg, Chain):
+            arg = arg.first
+        if isinstance(arg, Find):
+            return (arg.collection, arg.limit, *arg.query)
+        if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[1], dict):
+            return (arg[0], None, *arg[1])  # a count's (collection, query)
+        return None
+
 
 class _Answered(Generic[R]):
     """An answer the loop already has, awaited without suspending."""
@@ -159,7 +187,7 @@ class LoopReads:
     thrown away by those that ran out of bound (:data:`WASTE_PER_S`). Only
     the loop reads and writes it."""
 
-    __slots__ = ("answered", "busy", "held", "overran", "since", "wasted")
+    __slots__ = ("answered", "busy", "held", "overran", "since", "slow", "wasted")
 
     def __init__(self) -> None:
         #: Answered on the loop.
@@ -168,15 +196,26 @@ class LoopReads:
         self.overran = 0
         #: Could not start at once (a query slot, the file, the connection) and hopped.
         self.busy = 0
-        #: Not tried: the waste allowance was spent.
+        #: Not tried: their shape overran lately, or the waste allowance was spent.
         self.held = 0
+        #: The shapes of reads that overran lately, and until when they skip the loop.
+        self.slow: dict[tuple[Any, ...], float] = {}
         #: Loop time thrown away (s), as of ``since`` (``time.monotonic``).
         self.wasted = 0.0
         self.since = 0.0
 
-    def allowed(self, now: float) -> bool:
-        """Whether a read may be tried on the loop now: the waste ages out
-        at :data:`WASTE_PER_S`, and what is left must be under a second's allowance."""
+    def allowed(self, read: Read[Any], now: float) -> bool:
+        """Whether ``read`` may be tried on the loop now: not if its shape
+        overran lately; and the waste ages out at :data:`WASTE_PER_S`, and
+        what is left must be under a second's allowance."""
+        slow = self.slow
+        if slow:  # a read's shape is worked out only when some overran lately
+            until = slow.get(read.shape())  # type: ignore[arg-type]
+            if until is not None:
+                if now < until:
+                    self.held += 1
+                    return False
+                del slow[read.shape()]  # type: ignore[arg-type]
         if self.wasted:
             self.wasted = max(0.0, self.wasted - (now - self.since) * WASTE_PER_S)
             self.since = now
@@ -185,11 +224,18 @@ class LoopReads:
                 return False
         return True
 
-    def waste(self, started: float, now: float) -> None:
+    def waste(self, read: Read[Any], started: float, now: float) -> None:
+        """``read`` ran out of the bound: its shape skips the loop for a while."""
         self.overran += 1
-        self.allowed(now)  # the allowance aged to now, before adding
+        if self.wasted:  # the allowance aged to now, before adding
+            self.wasted = max(0.0, self.wasted - (now - self.since) * WASTE_PER_S)
         self.wasted += now - started
         self.since = now
+        shape = read.shape()
+        if shape is not None:
+            if len(self.slow) >= SLOW_SHAPES:
+                self.slow.clear()
+            self.slow[shape] = now + SLOW_FOR_S
 
 
 class Chain:
@@ -354,11 +400,11 @@ class Gateway:
         must take the thread (it could not start at once, or ran out of the bound)."""
         counts = self.loop_reads
         started = time.monotonic()
-        if not counts.allowed(started):
+        if not counts.allowed(call, started):
             return hop  # type: ignore[no-any-return]
-        reset = _LOOP_UNTIL.set(started + ON_LOOP_MS / 1000)
+        reset = _LOOP_UNTIL.set(started + ON_LOOP_WALL_MS / 1000)
         try:
-            with cast(Any, self.store.db).quickly():
+            with cast(Any, self.store.db).quickly(ON_LOOP_MS):
                 answer = call()
         except Unopened:
             return _UNOPENED  # type: ignore[no-any-return]
@@ -367,7 +413,7 @@ class Gateway:
             return hop  # type: ignore[no-any-return]
         except pymongo.errors.ExecutionTimeout:
             # Out of its bound (or of the request's time, which the thread will say).
-            counts.waste(started, time.monotonic())
+            counts.waste(call, started, time.monotonic())
             if call.undo is not None:
                 call.undo()
             return hop  # type: ignore[no-any-return]
@@ -560,8 +606,8 @@ class Gateway:
             return call(limit_ms)
         except pymongo.errors.ExecutionTimeout as exc:
             elapsed_ms = (time.monotonic() - started) * 1000
-            if elapsed_ms >= limit_ms * EARLY_EXPIRY:
-                raise
+            if elapsed_ms >= limit_ms * EARLY_EXPIRY or _LOOP_UNTIL.get() is not None:
+                raise  # on the loop: its CPU bound, which comes before the clock's
             raise StoreUnavailable(
                 f"the store stopped a call after {elapsed_ms:.0f} ms of the {limit_ms} ms "
                 f"it was given (is it shutting down?): {(exc.details or {}).get('errmsg', exc)}"
