@@ -1,12 +1,14 @@
 """Store access for the API: every call bounded, and outages made readable.
 
 pymongo is synchronous; each call runs in a worker thread so the event loop
-keeps serving other requests while one waits on the store. The threads are
+keeps serving other requests while one waits on the store (but an embedded
+store's small reads: below). The threads are
 bounded by :class:`api.data.slots.StoreSlots` (a call that cannot get one soon is
 shed), each call ends at its request's deadline (:mod:`api.data.deadline`), and the
 store is told the same through ``maxTimeMS``. The embedded engine (SQLite,
 which runs outside the GIL) is called the same way, and stops at ``maxTimeMS``
-too, so a busy store never holds the event loop.
+too, so a busy store never holds the event loop; its small reads are tried
+on the loop first, within a bound of their own (below).
 
 **Two dependent finds, one thread hop.** A call's hop to a worker thread and
 back costs the process about 0.1 ms of CPU beside a busy loop (the threads'
@@ -380,7 +382,8 @@ class Gateway:
 
     def _dispatch(self, call: Callable[[], R]) -> Awaitable[R]:
         """The store call itself, in a worker thread holding one of the slots
-        (a heavy operation's, once it has the heavy lane: ``api.data.slots``).
+        (a heavy operation's, once it has the heavy lane: ``api.data.slots``),
+        or on the loop, for an embedded store's read that may be (:meth:`_on_loop`).
         Not a coroutine of its own: it hands back the slots' (tests put a
         coroutine in its place, to fail or stall a call)."""
         budget = current_deadline()

@@ -1,5 +1,9 @@
 """A bound on the store work in flight, and a quick refusal past it.
 
+Every store call that takes a worker thread passes here: all of a MongoDB
+server's, and an embedded store's but for the small reads the event loop
+answers itself (``api.data.gateway``: ``Gateway._on_loop``).
+
 pymongo is synchronous, so each store call holds a worker thread while it
 waits. A call that runs in a thread cannot be killed: when its request gives
 up on it (the deadline passed, the client left), the thread goes on until the
@@ -26,7 +30,7 @@ takes longer (its calls one after another); everyone else does not notice
 it. The lane is waited for within the request's deadline, not the slots'
 short wait: a heavy query is not shed for waiting its turn.
 
-**asyncio, not anyio.** Every store call of every request passes here, and
+**asyncio, not anyio.** Every store call that takes a thread passes here, and
 the app runs only on asyncio (uvicorn), so this is written on asyncio's own
 primitives: anyio's capacity limiters, timeout scope and ``to_thread`` cost
 the event loop about three times as much per call (measured: each of their
@@ -115,7 +119,7 @@ class StoreSlots:
         abandons the thread, which gives the slot back when it ends. A
         ``heavy`` operation's call takes the heavy lane first."""
         # One coroutine for the whole way (the lane, the slot, the thread):
-        # every store call of every request passes here.
+        # every store call that takes a thread passes here.
         if heavy:
             await self._heavy.take(None)
         try:

@@ -7,7 +7,10 @@ may write while this one reads. Each collection is a table of BSON documents
 entries ``(key, rid)`` kept in the same transaction as the document, so a
 crash leaves both or neither. Each thread has its own connection (SQLite's
 connections are not shared), and SQLite runs outside the GIL, so store calls
-run in worker threads side by side and the event loop keeps answering.
+run in worker threads side by side and the event loop keeps answering. A
+thread may also read *quickly* (:meth:`Database.quickly`): never waiting for
+anything, within a bound of its own CPU; the API's event loop answers its
+small reads so, with no thread hop.
 """
 
 from __future__ import annotations
