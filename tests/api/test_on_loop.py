@@ -112,15 +112,25 @@ async def opened(gw: Gateway) -> None:
     await request(lambda: gw.find(BULK, {"_id": "d000000"}))
 
 
+async def watched(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> Jobs:
+    """``gw``'s jobs watched from now on, its loop's connection opened."""
+    await opened(gw)
+    return Jobs(gw, monkeypatch)
+
+
+def small(store: Store) -> Gateway:
+    """A gateway over a store of twenty documents."""
+    bulk(store, 20)
+    return gateway(store)
+
+
 def test_a_small_read_is_answered_on_the_loop(
     loose: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bulk(loose, 20)
-    gw = gateway(loose)
+    gw = small(loose)
 
     async def main() -> None:
-        await opened(gw)
-        jobs = Jobs(gw, monkeypatch)
+        jobs = await watched(gw, monkeypatch)
         loop_thread = threading.get_ident()
         found = await request(lambda: gw.find(BULK, {"_id": "d000003"}, {"title": 1}))
         counted = await request(lambda: gw.count(BULK, {"_id": {"$in": ["d000001", "d000002"]}}))
@@ -149,8 +159,7 @@ def test_a_read_over_the_bound_is_answered_through_the_thread_the_loop_held_no_l
     gw = gateway(loose)
 
     async def main() -> None:
-        await opened(gw)
-        jobs = Jobs(gw, monkeypatch)
+        jobs = await watched(gw, monkeypatch)
         with Ticker() as ticker:
             counted = await request(lambda: gw.count(BULK, {"title": {"$regex": "7$"}}))
         assert counted == n // 10
@@ -167,12 +176,10 @@ def test_a_read_over_the_bound_is_answered_through_the_thread_the_loop_held_no_l
 def test_a_heavy_operations_reads_never_run_on_the_loop(
     loose: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bulk(loose, 20)
-    gw = gateway(loose)
+    gw = small(loose)
 
     async def main() -> None:
-        await opened(gw)
-        jobs = Jobs(gw, monkeypatch)
+        jobs = await watched(gw, monkeypatch)
         answered = gw.loop_reads.answered
         with deadline.within(30) as budget:
             budget.heavy = True
@@ -192,13 +199,11 @@ def test_with_every_query_slot_taken_a_read_hops_and_the_loop_does_not_wait(
     read is asked in a thread, which waits for one; the loop goes on meanwhile."""
     if not loose.embedded:
         pytest.skip("the embedded engine's own query slots")
-    bulk(loose, 20)
-    gw = gateway(loose)
+    gw = small(loose)
     running = loose.db.client.running
 
     async def main() -> None:
-        await opened(gw)
-        jobs = Jobs(gw, monkeypatch)
+        jobs = await watched(gw, monkeypatch)
         taken = 0
         while running.acquire(blocking=False):
             taken += 1
