@@ -31,7 +31,7 @@ T = TypeVar("T")
 BULK = "bulk"
 #: Far more than the loop's bound, however fast the machine: a read of this
 #: many documents held on the loop would stall it for a tenth of a second or more.
-SCANNED = 40_000
+SCANNED = 100_000
 #: What a stall of the loop may exceed the bound by: a worker thread's turn
 #: with the GIL (5 ms a switch) and a loaded machine's scheduling.
 MARGIN_S = 0.06
