@@ -12,15 +12,18 @@ import statistics
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
+from api.data import deadline
 from api.data.gateway import Chain, Find
+from api.data.slots import StoreSlots
 from bench.cpu import SAMPLED, TRACED, cpu_scenario
 from bench.gen import generate
 from bench.loadgen import cpu_seconds
-from bench.querying import Found, Uncaptured, call_key
+from bench.querying import Found, MemoryGateway, Uncaptured, call_key
 from bench.report import CPU_SCENARIOS, SAMPLED_SCENARIOS, TRACED_SCENARIOS, render
 from bench.stubbed import Capture, StubGateway
 from core.config import Settings
@@ -64,6 +67,46 @@ def test_the_stub_answers_a_chain_from_its_capture_and_refuses_what_it_lacks() -
     lacking = Chain(second, lambda answer: first._replace(query={"_id": "z"}))
     with pytest.raises(Uncaptured):
         asyncio.run(gateway.chain(lacking))
+
+
+def test_the_capture_records_which_calls_the_loop_answered_and_the_stub_answers_them_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So the stubbed server hands each answer back where the real app did:
+    an embedded store's small read on the event loop, the rest (a heavy
+    operation's) through a worker thread."""
+    settings = Settings(db_name=f"t_{uuid.uuid4().hex[:12]}")
+    store = connect(settings)
+    store.articles.insert_many([{"_id": "a", "title": "A"}, {"_id": "b", "title": "B"}])
+    small, heavy = Find("articles", {"_id": "a"}, {"title": 1}), Find("articles", {"_id": "b"})
+    jobs: list[Any] = []
+    run = StoreSlots.run
+
+    async def counted(slots: StoreSlots, call: Any, heavy: bool = False) -> Any:
+        jobs.append(call)
+        return await run(slots, call, heavy)
+
+    async def asked(gateway: MemoryGateway) -> None:
+        await gateway.find(*small)  # the first read of the loop opens its connection
+        jobs.clear()
+        await gateway.find(*small)
+        with deadline.within(5) as budget:
+            budget.heavy = True
+            await gateway.find(*heavy)
+
+    try:
+        recorder = MemoryGateway(store, 1000)
+        asyncio.run(asked(recorder))  # the store asked: once each, then from memory
+        recorder.found.clear()
+        monkeypatch.setattr(StoreSlots, "run", counted)
+        asyncio.run(asked(recorder))
+        assert recorder.on_loop == {call_key("find", *small)} and len(jobs) == 1
+        capture = Capture(recorder.found, recorder.counted, {}, recorder.on_loop)
+        stub = StubGateway(connect(settings), 1000, capture)
+        asyncio.run(asked(stub))
+        assert len(jobs) == 1 and stub.loop_reads.answered == 2  # the small read, twice
+    finally:
+        store.db.client.drop_database(settings.db_name)
 
 
 #: With the otel extra installed (scripts/install), the run includes the traced servers.
