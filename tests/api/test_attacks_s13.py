@@ -103,8 +103,9 @@ def test_an_answer_in_parts_pays_for_its_parts(frozen_budget: TestClient) -> Non
     # of the worker's 2 heavy slots), make 23,900 part entries, 832 kB and
     # 0.31 s of the event loop, and pay 121 points: one address, refilled
     # 1,000 a second, keeps both heavy slots and the loop busy for good.
-    # (A fix, counting pending/completed/incremental in _part_objects, is
-    # at odds with test_budget's test_an_answer_in_parts_pays_what_its_parts_took.)
+    # Fixed: _part_objects counts the pending/completed/incremental entries
+    # and each fragment's data object, as cost.py prices them (test_budget's
+    # test_an_answer_in_parts_pays_for_the_parts_it_made states the rule).
     client = frozen_budget
     before = available(client)
     answer = client.post(
