@@ -56,9 +56,9 @@ def share_key(
     query: str, operation_name: str | None, variables: Mapping[str, Any] | None, admin: bool
 ) -> Hashable:
     """What makes two subscriptions identical: the query text, the operation,
-    the variables as sent (their JSON, keys sorted) and whether the admin
-    asks. A subscription without a text, or with variables that are not
-    JSON, is identical to no other."""
+    the variables it declares as sent (their JSON, keys sorted; the pipeline
+    dropped any other) and whether the admin asks. A subscription without a
+    text, or with variables that are not JSON, is identical to no other."""
     if not query:
         return object()
     try:

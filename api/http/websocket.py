@@ -398,6 +398,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 operation_name=operation.operation_name,
                 allowed_operation_types=(OperationType.SUBSCRIPTION,),
             )
+            # Started: the pipeline holds the variables the operation declares
+            # (api.operation.allowed); strawberry's copy of all those the
+            # message sent, up to its 100 kB, is not kept as long as it runs.
+            operation.variables = None
             first = True
             async with contextlib.aclosing(stream):
                 async for result in stream:

@@ -348,9 +348,15 @@ class _Walk:
                     fragment = self.fragments.get(name)
                     if name in seen or fragment is None or not self._applies(fragment, parent):
                         continue
-                    seen.add(name)  # once per level, as execution does (and a cycle ends)
                     if self.deferred(node):
+                        # Each deferred spread is a part of its own: graphql-core
+                        # tells them apart by their @defer, not by the fragment's
+                        # name, so `...F @defer` twice is two parts on each parent.
+                        # (No cycle to end: validation refused any, and the
+                        # expansion is bounded by LimitSelections.)
                         deferred.append(1)
+                    else:
+                        seen.add(name)  # once per level, as execution does
                     yield from self._selected(parent, [fragment.selection_set], seen, deferred)
 
     def _applies(self, fragment: Any, parent: GraphQLObjectType) -> bool:

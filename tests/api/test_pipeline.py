@@ -496,3 +496,49 @@ def test_a_step_planted_once_is_enforced_on_every_way_in(
                     refusals.append("WebSocket")
     assert len(refusals) == 2 * 2 * 8
     assert planted.seen == len(refusals)
+
+
+def test_variables_the_operation_does_not_declare_are_dropped_on_every_way_in(
+    loaded: Store, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GraphQL ignores a variable its operation does not declare; the
+    pipeline drops it where the operation is chosen, so no resolver, share
+    key or executor holds it (a subscription held 90 kB of them for as long
+    as it ran). A declared variable is still there, by POST and WebSocket."""
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from api.execution import subscription
+    from tests.api.test_pipeline_caches import view
+
+    app = create_app(api_settings, loaded)
+    steps = view(app).schema.pipeline.steps
+    executed: list[dict[str, Any] | None] = []
+    steps.append(lambda op: executed.append(op.variables))  # what execution is given
+    keyed: list[Any] = []
+    share_key = subscription.share_key
+
+    def recorded(query: str, name: str | None, variables: Any, admin: bool) -> Any:
+        keyed.append(dict(variables or {}))
+        return share_key(query, name, variables, admin)
+
+    monkeypatch.setattr(subscription, "share_key", recorded)
+    junk = ["ab"] * 1_000
+    query = "query Q($first: Int) { articles(first: $first) { nodes { id } } }"
+    with TestClient(app) as client:
+        answer = client.post(
+            "/graphql", json={"query": query, "variables": {"first": 1, "junk": junk}}
+        ).json()
+        assert len(answer["data"]["articles"]["nodes"]) == 1  # the declared one is read
+        assert executed == [{"first": 1}]
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init", "payload": {}})
+            assert ws.receive_json()["type"] == "connection_ack"
+            subscribe = "subscription S($f: ArticleFilter) { articlePublished(filter: $f) { id } }"
+            declared = {"f": {"topicsAny": ["AI"]}}
+            payload = {"query": subscribe, "variables": {**declared, "junk": junk}}
+            ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+            ws.send_json({"type": "ping"})
+            assert ws.receive_json()["type"] == "pong"  # started (no error)
+    assert executed[1:] == [declared]
+    assert keyed == [declared]
