@@ -555,6 +555,14 @@ class CountingSlots(StoreSlots):
         return await super().run(counted, heavy)
 
 
+class ThreadedGateway(Gateway):
+    """Every call through the slots: an embedded store's cheap reads would
+    otherwise be answered on the event loop, one by one, without them (the
+    heavy ones never are: tests/api/test_on_loop.py)."""
+
+    reads_on_loop = False
+
+
 def test_a_heavy_querys_store_calls_run_one_at_a_time_and_cheap_ones_not(
     loaded: Store, api_settings: Settings
 ) -> None:
@@ -569,7 +577,7 @@ def test_a_heavy_querys_store_calls_run_one_at_a_time_and_cheap_ones_not(
         settings = dataclasses.replace(
             api_settings, heavy_query_points=heavy_points, compiled=False
         )
-        gateway = Gateway(loaded, settings.store_op_timeout_ms, slots)
+        gateway = ThreadedGateway(loaded, settings.store_op_timeout_ms, slots)
         with TestClient(create_app(settings, gateway=gateway)) as client:
             answer = post(client, many)
             assert answer.status_code == 200, answer.text
