@@ -286,3 +286,49 @@ def test_many_clients_forcing_the_bound_leave_the_loop_to_a_cheap_request(
         assert ticker.longest <= ON_LOOP_WALL_MS / 1000 + MARGIN_S, ticker.longest
 
     asyncio.run(main())
+
+
+def test_reads_on_the_loop_beside_a_loader_writing_are_answered_right(loose: Store) -> None:
+    """A loader writing to the same file meanwhile (a thread of its own, on its
+    own connection, as a second process would be): every read on the loop is
+    answered from a committed state, or hops when the file is locked (``busy``),
+    never waits for the writer and never sees half a write."""
+    if not loose.embedded:
+        pytest.skip("reads on the loop are the embedded engine's")
+    bulk(loose, 20)
+    gw = gateway(loose)
+    stop = threading.Event()
+    written: list[int] = []
+
+    def loader() -> None:
+        n = 0
+        while not stop.is_set() and n < 2_000:
+            n += 1
+            # Two documents a transaction: a reader sees both or neither.
+            loose.db[BULK].insert_many(
+                [{"_id": f"w{n:05d}a", "title": "a"}, {"_id": f"w{n:05d}b", "title": "b"}]
+            )
+            written.append(n)  # before the write: a reader may see it at once
+            loose.db[BULK].update_one({"_id": "d000001"}, {"$set": {"title": f"t{n}"}})
+
+    async def main() -> None:
+        await opened(gw)
+        writer = threading.Thread(target=loader)
+        writer.start()
+        try:
+            last = 0
+            for _ in range(300):
+                counted = await request(lambda: gw.count(BULK, {}))
+                assert counted >= last and (counted - 20) % 2 == 0, counted
+                last = counted
+                found = await request(lambda: gw.find(BULK, {"_id": "d000001"}, {"title": 1}))
+                assert found[0]["title"] in {"title 1"} | {f"t{n}" for n in written}
+                await asyncio.sleep(0)
+        finally:
+            stop.set()
+            writer.join(30)
+
+    asyncio.run(main())
+    reads = gw.loop_reads
+    assert written and reads.answered > 0 and reads.overran == 0
+    assert reads.answered + reads.busy == 600, (reads.answered, reads.busy)
