@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -124,22 +124,22 @@ class GraphQLApp(GraphQL[Context, None]):
         the work. None for anything else (an explorer page, multipart,
         malformed requests, whose refusals strawberry words), which strawberry
         answers. tests/api/test_view.py holds the two to the same responses."""
-        accept = request.headers.get("accept")
-        media_type, multipart = read_accept(accept)
+        heads = _Heads(request.scope["headers"])
+        media_type, multipart = read_accept(heads.accept)
         if (
             media_type is None
             or multipart
-            or (_event_stream(accept) and self.wants_events(request))
+            or (_event_stream(heads.accept) and self.wants_events(request))
         ):
             return None
-        data = await _request_data(request)
+        data = await _request_data(request, heads.content_type)
         if data is None:
             return None
         query, variables, name, extensions = data
         incremental.start(False)
-        context = await self.get_context(request, None)  # type: ignore[arg-type]
+        context = await self.context(request, heads.authorization, heads.forwarded)
         result = await self.run_operation(
-            request.method, query, variables, name, extensions, context
+            request.scope["method"], query, variables, name, extensions, context
         )
         status, headers = status_of(result, media_type)
         headers = {**budget_headers(context), **headers}
@@ -394,16 +394,30 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        identity = await self.identity(request, request.headers.get("authorization"))
+        headers = request.headers
+        return await self.context(
+            request, headers.get("authorization"), headers.getlist("x-forwarded-for")
+        )
+
+    async def context(
+        self, request: Request | WebSocket, authorization: str | None, forwarded: list[str]
+    ) -> Context:
+        """A request's context, from the headers that say who it is from."""
+        identity = await self._identity(request, authorization, forwarded)
         return Context(gateway=self.gateway, admin=identity.tier == "admin", identity=identity)
 
     async def identity(self, request: Request | WebSocket, authorization: str | None) -> Identity:
         """Who a request (or a WebSocket connection) is from."""
+        forwarded = request.headers.getlist("x-forwarded-for")
+        return await self._identity(request, authorization, forwarded)
+
+    def _identity(
+        self, request: Request | WebSocket, authorization: str | None, forwarded: list[str]
+    ) -> Awaitable[Identity]:
         # The connection's (host, port), as ``request.client`` reads it, without its tuple made.
         client = request.scope.get("client")
         peer = client[0] if client else None
-        forwarded = request.headers.getlist("x-forwarded-for")
-        return await self.identify(peer, forwarded, authorization)
+        return self.identify(peer, forwarded, authorization)
 
     def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         # A GET's `variables` and `extensions` are JSON values of their own, and
@@ -451,6 +465,43 @@ class _Answer(Response):
             (b"content-type", media_type.encode("latin-1")),
         ]
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # ``Response.__call__``'s two messages, without its checks for a
+        # WebSocket's denial and a background task: a quick-lane answer is
+        # an HTTP request's, with none.
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class _Heads:
+    """The request headers the quick lane reads, found in one pass over the
+    raw headers, as Starlette's ``Headers`` reads them (the first of each
+    name, every ``X-Forwarded-For``), which would scan them once for each."""
+
+    __slots__ = ("accept", "authorization", "content_type", "forwarded")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        accept = authorization = content_type = None
+        forwarded: list[str] = []
+        for name, value in raw:
+            if name == b"accept":
+                if accept is None:
+                    accept = value.decode("latin-1")
+            elif name == b"content-type":
+                if content_type is None:
+                    content_type = value.decode("latin-1")
+            elif name == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+        self.accept: str | None = accept
+        self.authorization: str | None = authorization
+        self.content_type: str | None = content_type
+        self.forwarded = forwarded
+
 
 def _event_stream(accept: str | None) -> bool:
     """Whether an ``Accept`` may ask for an event stream: the only transport
@@ -491,18 +542,20 @@ def body_of(
 
 
 async def _request_data(
-    request: Request,
+    request: Request, content_type: str | None
 ) -> tuple[str | None, dict[str, Any] | None, str | None, dict[str, Any] | None] | None:
     """``(query, variables, operationName, extensions)`` of a well-formed GraphQL
-    request over JSON; None for anything else (strawberry then words the refusal)."""
-    if request.method == "POST":
-        if request.headers.get("content-type", "").partition(";")[0].strip() != "application/json":
+    request over JSON (``content_type`` its header); None for anything else
+    (strawberry then words the refusal)."""
+    method = request.scope["method"]
+    if method == "POST":
+        if (content_type or "").partition(";")[0].strip() != "application/json":
             return None
         try:
             data = orjson.loads(await read_body(request))
         except orjson.JSONDecodeError:
             return None
-    elif request.method == "GET":
+    elif method == "GET":
         params = request.query_params
         if "query" not in params and "extensions" not in params:
             return None  # the explorer, or no request at all
