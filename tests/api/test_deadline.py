@@ -477,6 +477,46 @@ def test_an_answer_all_sent_ends_the_watch_as_an_ordinary_exchange() -> None:
     assert budgets[0] is not None and not budgets[0].gone
 
 
+def test_an_answer_made_without_giving_up_the_loop_starts_no_watcher() -> None:
+    # The watcher starts at the loop's first turn after the body is read, if
+    # the answer is not all sent by then: an app that answers at once (a
+    # query whose store reads were answered on the loop) reads the server's
+    # receive once, for its body; one that waits is watched (reads == 2 above).
+    import asyncio
+
+    from api.http.guard import RequestGuard
+
+    reads = 0
+    tasks: list[int] = []
+
+    async def receive() -> dict:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await asyncio.sleep(3600)  # a watcher would wait here
+        return {"type": "http.disconnect"}
+
+    async def app(scope: dict, receive_: Any, send_: Any) -> None:
+        await receive_()
+        await send_({"type": "http.response.start", "status": 200, "headers": []})
+        await send_({"type": "http.response.body", "body": b"{}"})
+
+    async def send(message: dict) -> None:
+        pass
+
+    async def main() -> None:
+        guard = RequestGuard(app, timeout_ms=60_000)
+        for _ in range(3):
+            await guard({"type": "http", "headers": []}, receive, send)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            tasks.append(len(asyncio.all_tasks() - {asyncio.current_task()}))
+
+    asyncio.run(main())
+    assert reads == 3 and tasks == [0, 0, 0]
+
+
 def test_each_request_is_stopped_at_its_own_time_when_several_share_the_backstop_timer() -> None:
     # One timer serves the backstops of every request on a loop
     # (api.http.guard._Backstops): a request answered at once, one whose answer
