@@ -28,6 +28,7 @@ from core.store import Store
 from testing.live import running_server
 from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.slow import serving
+from tests.api.test_live_memory import heavy
 from tests.api.test_subscriptions import (
     ARRIVED,
     WAIT_S,
@@ -391,6 +392,66 @@ def test_a_worker_holding_as_many_subscriptions_as_it_may_refuses_a_stream(store
             assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", error
             assert "as many subscriptions as it may (1)" in error["message"]
             await first.stop()
+
+        run(scenario())
+
+
+def test_streams_hold_memory_within_their_client_s_share_and_the_worker_s(store, settings):
+    """Heavy distinct streams of one client: refused with 429 past its share
+    of memory, while another client's start; past the worker's, 503 with
+    Retry-After; a stream that ends gives its bytes back (tests/api/test_live_memory.py
+    holds the WebSocket's to the same)."""
+    share, most = 3_000_000, 5_000_000
+    limits = {"subscriptions_per_client_bytes": share, "subscriptions_max_bytes": most}
+    with server(store, settings, **limits) as url:
+
+        def post_heavy(tag: str, token: str | None = None) -> httpx.Response:
+            headers = {**EVENT_STREAM, **({"authorization": f"Bearer {token}"} if token else {})}
+            body = heavy(tag)
+            return httpx.post(f"{url}/graphql", json=body, headers=headers, timeout=10)
+
+        async def scenario() -> None:
+            streams: list[Events] = []
+            refused = None
+            for n in range(10):  # one client's, until refused
+                response = await asyncio.to_thread(post_heavy, f"mine{n}")
+                if response.status_code != 200:
+                    refused = response
+                    break
+                streams.append(Events(url, body=heavy(f"mine{n}")).start())
+                await held(url, len(streams))
+            assert refused is not None and refused.status_code == 429, refused
+            error = refused.json()["errors"][0]
+            assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            assert f"at most {share} bytes" in error["message"]
+            assert 1 <= len(streams) < 5
+            mine = await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes")
+            assert 0 < mine <= share
+
+            theirs: list[Events] = []  # another client's: the admin's
+            full = None
+            for n in range(10):
+                response = await asyncio.to_thread(post_heavy, f"theirs{n}", ADMIN_TOKEN)
+                if response.status_code != 200:
+                    full = response
+                    break
+                theirs.append(Events(url, token=ADMIN_TOKEN, body=heavy(f"theirs{n}")).start())
+                await held(url, len(streams) + len(theirs))
+            assert theirs and full is not None and full.status_code == 503, full
+            assert full.headers["retry-after"] == "1"
+            assert full.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            assert await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes") <= most
+
+            await streams.pop().stop()  # one ends: its bytes come back, and room with them
+            await held(url, len(streams) + len(theirs))
+            left = await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes")
+            assert left < most
+            again = Events(url, body=heavy("again")).start()
+            await held(url, len(streams) + len(theirs) + 1)
+            for events in (*streams, *theirs, again):
+                await events.stop()
+            await held(url, 0)
+            assert await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes") == 0
 
         run(scenario())
 
