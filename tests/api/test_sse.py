@@ -401,43 +401,42 @@ def test_streams_hold_memory_within_their_client_s_share_and_the_worker_s(store,
     of memory, while another client's start; past the worker's, 503 with
     Retry-After; a stream that ends gives its bytes back (tests/api/test_live_memory.py
     holds the WebSocket's to the same)."""
-    share, most = 3_000_000, 5_000_000
+    share, most = 3_000_000, 4_000_000
     limits = {"subscriptions_per_client_bytes": share, "subscriptions_max_bytes": most}
     with server(store, settings, **limits) as url:
 
         def post_heavy(tag: str, token: str | None = None) -> httpx.Response:
+            """A refused stream's answer (a refusal is JSON, at once)."""
             headers = {**EVENT_STREAM, **({"authorization": f"Bearer {token}"} if token else {})}
-            body = heavy(tag)
-            return httpx.post(f"{url}/graphql", json=body, headers=headers, timeout=10)
+            return httpx.post(f"{url}/graphql", json=heavy(tag), headers=headers, timeout=10)
+
+        async def until_refused(prefix: str, token: str | None = None) -> tuple[list[Events], Any]:
+            """Heavy distinct streams until one is refused: those started, and the refusal."""
+            started: list[Events] = []
+            for n in range(10):
+                events = Events(url, token=token, body=heavy(f"{prefix}{n}")).start()
+                while events.status is None:
+                    assert events.error is None, events.error
+                    await asyncio.sleep(0.01)
+                if events.status != 200:  # asked again, to read why
+                    await events.stop()
+                    return started, await asyncio.to_thread(post_heavy, f"{prefix}{n}", token)
+                started.append(events)
+            raise AssertionError("10 heavy streams started")
 
         async def scenario() -> None:
-            streams: list[Events] = []
-            refused = None
-            for n in range(10):  # one client's, until refused
-                response = await asyncio.to_thread(post_heavy, f"mine{n}")
-                if response.status_code != 200:
-                    refused = response
-                    break
-                streams.append(Events(url, body=heavy(f"mine{n}")).start())
-                await held(url, len(streams))
-            assert refused is not None and refused.status_code == 429, refused
+            streams, refused = await until_refused("m")
+            assert refused.status_code == 429, refused
             error = refused.json()["errors"][0]
             assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
             assert f"at most {share} bytes" in error["message"]
             assert 1 <= len(streams) < 5
+            await held(url, len(streams))
             mine = await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes")
             assert 0 < mine <= share
 
-            theirs: list[Events] = []  # another client's: the admin's
-            full = None
-            for n in range(10):
-                response = await asyncio.to_thread(post_heavy, f"theirs{n}", ADMIN_TOKEN)
-                if response.status_code != 200:
-                    full = response
-                    break
-                theirs.append(Events(url, token=ADMIN_TOKEN, body=heavy(f"theirs{n}")).start())
-                await held(url, len(streams) + len(theirs))
-            assert theirs and full is not None and full.status_code == 503, full
+            theirs, full = await until_refused("t", ADMIN_TOKEN)  # another client's
+            assert theirs and full.status_code == 503, full
             assert full.headers["retry-after"] == "1"
             assert full.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
             assert await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes") <= most
@@ -446,7 +445,7 @@ def test_streams_hold_memory_within_their_client_s_share_and_the_worker_s(store,
             await held(url, len(streams) + len(theirs))
             left = await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes")
             assert left < most
-            again = Events(url, body=heavy("again")).start()
+            again = Events(url, body=heavy("ag")).start()
             await held(url, len(streams) + len(theirs) + 1)
             for events in (*streams, *theirs, again):
                 await events.stop()
