@@ -74,6 +74,8 @@ def create_app(
         settings.subscription_queue,
         settings.subscriptions_max,
         settings.request_timeout_ms,
+        settings.subscriptions_max_bytes,
+        settings.subscriptions_per_client_bytes,
     )
     graphql = GraphQLApp(settings, gateway, explorer, feed)
 

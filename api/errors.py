@@ -98,9 +98,15 @@ class UnauthenticatedError(ClientError):
 
 
 class TooManySubscriptionsError(ClientError):
-    """A connection, or the worker, holds as many subscriptions as it may."""
+    """A connection, a client or the worker holds as many subscriptions (or
+    as much memory in them) as it may. ``worker``: the worker's bound, not
+    the client's doing (an event stream answers 503 with Retry-After, not 429)."""
 
     code = "TOO_MANY_SUBSCRIPTIONS"
+
+    def __init__(self, message: str, worker: bool = False) -> None:
+        super().__init__(message)
+        self.worker = worker
 
 
 class ClientClosedRequestError(ClientError):

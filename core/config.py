@@ -161,6 +161,11 @@ class Settings:
     #: Most subscriptions one client (an address, or the admin) may hold at once,
     #: over all its connections to one worker.
     subscriptions_per_client: int = 40
+    #: Memory one worker's subscriptions may hold, over all its connections
+    #: (estimated bytes: their documents and plans, once for identical ones).
+    subscriptions_max_bytes: int = 64_000_000
+    #: Memory one client's subscriptions may hold on one worker (estimated bytes).
+    subscriptions_per_client_bytes: int = 4_000_000
     #: Most WebSocket connections one worker holds at once.
     ws_connections_max: int = 1000
     #: Most WebSocket connections one client (an address, or the admin) may hold
@@ -359,6 +364,8 @@ ENV_NAMES: dict[str, str] = {
     "subscriptions_max": "NEWSGRAPH_SUBSCRIPTIONS_MAX",
     "subscriptions_per_connection": "NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION",
     "subscriptions_per_client": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT",
+    "subscriptions_max_bytes": "NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES",
+    "subscriptions_per_client_bytes": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES",
     "ws_connections_max": "NEWSGRAPH_WS_CONNECTIONS_MAX",
     "ws_connections_per_client": "NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT",
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",

@@ -25,6 +25,7 @@ tests/api/test_subscription_payloads.py holds the two to the same answers.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ from graphql.execution import Executor
 from strawberry.execution import optimized_is_awaitable
 from strawberry.utils.await_maybe import await_maybe
 
+from api.bounded import deep_size, document_size
 from api.data.gateway import Gateway
 from api.execution.compiled import Plans
 from api.execution.plan import Fallback, Plan, Unplannable, run
@@ -96,6 +98,26 @@ class Payloads:
         self.gateway = gateway
         self.admin = admin
         self._plan: Plan | Unplannable | None = None
+
+    @property
+    def size(self) -> int:
+        """Estimated bytes the group answering alike holds for all its
+        members: its plan, made now (it would be at the first article),
+        which holds the document; else the document; the coerced variables
+        and the key (``api.live.allowance``)."""
+        try:
+            plan = self.plan()
+        except Exception:  # answered (and logged) at the first article, as it was
+            plan = None
+        held = plan.bytes if plan is not None else document_size(self.query, self.document)
+        return held + deep_size(self.executor.variable_values.coerced) + deep_size(self.key)
+
+    @property
+    def own(self) -> int:
+        """Estimated bytes each member holds of its own: its text (the
+        transport's copy; its document is let go once it has started,
+        ``api.operation.run``)."""
+        return sys.getsizeof(self.query)
 
     async def answer(self, event: Event) -> Answer:
         """``event`` answered: by the plan, or by ordinary execution. Never

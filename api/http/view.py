@@ -257,10 +257,13 @@ class GraphQLApp(GraphQL[Context, None]):
         answer = stream.answer
         if answer is not None and refused(answer):
             status, headers = status_of(answer, GRAPHQL_RESPONSE)
-            if status is None and _worker_full(answer):
+            full = _too_many(answer)
+            if status is None and full is not None and full.worker:
                 # The worker's bound, not the client's doing: try again later.
                 status = 503
                 headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+            elif status is None and full is not None:  # the client's share (api.live.allowance)
+                status = 429
             sub_response.status_code = status or 400
             sub_response.headers.update(headers)
             return answer
@@ -618,12 +621,15 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
-def _worker_full(result: ExecutionResult) -> bool:
-    """Whether a subscription was refused for the worker's subscriptions
-    (``NEWSGRAPH_SUBSCRIPTIONS_MAX``, ``api.live.feed``)."""
-    return any(
-        isinstance(error.original_error, TooManySubscriptionsError) for error in result.errors or ()
-    )
+def _too_many(result: ExecutionResult) -> TooManySubscriptionsError | None:
+    """Why a subscription was refused when it joined the feed, if for the
+    subscriptions the worker holds (``NEWSGRAPH_SUBSCRIPTIONS_MAX``,
+    ``NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES``) or its client's share of their
+    memory (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES``, ``api.live.feed``)."""
+    for error in result.errors or ():
+        if isinstance(error.original_error, TooManySubscriptionsError):
+            return error.original_error
+    return None
 
 
 def _refusal(errors: list[Any] | None) -> Exception | None:

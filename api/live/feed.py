@@ -19,6 +19,12 @@ subscriptions, however many clients hold each; a worker builds a few answers
 at a time (``ANSWERS_AT_ONCE``), and that work, like each payload's, takes
 turns with the worker's other requests (:class:`Turns`).
 
+What subscriptions hold is bounded in bytes as well as by count
+(``api.live.allowance``): each is charged its group's document and plan
+(once per group for the worker, once per group for each client with a
+member in it) and what it holds of its own, when it joins, and given it
+back when it leaves, however it ends.
+
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
 make the worker hold more than that. A failed poll is reported to every
@@ -32,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import weakref
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
@@ -41,6 +48,7 @@ from api.data import deadline
 from api.data.gateway import Gateway
 from api.data.matcher import Predicate
 from api.errors import ClientError, StoreUnavailableError, TooManySubscriptionsError
+from api.live.allowance import Allowance, Client
 from core.document import PRIVATE_FIELDS, Doc
 from core.indexes import ARTICLES, LOADER
 from core.news import MARKER_FIELD, MARKER_ID, NEWS_SEQ
@@ -62,6 +70,11 @@ ANSWERS_AT_ONCE = 4
 #: Everything an Article may select (its fields, and what its filter reads), never a private field.
 PROJECTION = dict.fromkeys(sorted(PRIVATE_FIELDS), 0)
 ORDER = [(NEWS_SEQ, 1), ("_id", 1)]
+#: Memory one subscription holds of its own, measured with tracemalloc
+#: (tests/api/test_live_memory.py): its place in the feed and its empty
+#: queue, its operation as the pipeline and the transport keep it, their
+#: generators and task: 14-15 kB over WebSocket, rounded up.
+SUBSCRIPTION_BYTES = 20_000
 
 
 class Owner(Protocol):
@@ -84,6 +97,15 @@ class Answers(Protocol):
 
     @property
     def key(self) -> Hashable: ...
+
+    @property
+    def size(self) -> int:
+        """Estimated bytes the group of subscriptions answered alike holds for
+        all its members (the document, its plan, the key)."""
+
+    @property
+    def own(self) -> int:
+        """Estimated bytes each member holds of its own (its text)."""
 
     async def answer(self, event: Event) -> Any:
         """The answer to ``event`` (an ``ExecutionResult``); never raises."""
@@ -140,6 +162,9 @@ class Group:
         self.matches = matches
         self.answers = answers
         self.members: set[Subscriber] = set()
+        #: Bytes it holds for all its members (``Answers.size``), charged
+        #: once to the worker's allowance.
+        self.size = 0
 
     async def answer(self, event: Event) -> Any:
         """``event`` answered, within a time limit of its own as a request's
@@ -183,11 +208,14 @@ def _retrieved(task: asyncio.Task[Any]) -> None:
 
 
 class Subscriber:
-    """One subscription: its group, and the events waiting to be sent."""
+    """One subscription: its group, and the events waiting to be sent; the
+    client it was charged to, and the bytes it holds of its own."""
 
     def __init__(self, group: Group, owner: Owner) -> None:
         self.group = group
         self.owner = owner
+        self.client: Client | None = None
+        self.own = 0
         self.queue: asyncio.Queue[Shared] = asyncio.Queue(group.feed.queue_size)
 
     def offer(self, shared: Shared) -> bool:
@@ -231,6 +259,8 @@ class Feed:
         queue_size: int,
         max_subscribers: int,
         time_limit_ms: int,
+        max_bytes: int | None = None,
+        per_client_bytes: int | None = None,
     ) -> None:
         self.gateway = gateway
         self.interval_s = poll_ms / 1000
@@ -240,6 +270,8 @@ class Feed:
         #: several polls rather than dropping every subscription at once.
         self.page = max(1, queue_size // 2)
         self.max_subscribers = max_subscribers
+        #: Bytes its subscriptions may hold, in all and per client (None: unbounded).
+        self.allowance = Allowance(max_bytes or sys.maxsize, per_client_bytes or sys.maxsize)
         self.time_limit_s = time_limit_ms / 1000
         #: Polls done, subscriptions dropped for falling behind, and events
         #: answered (once per group each) (metrics, tests).
@@ -259,20 +291,36 @@ class Feed:
         return self._count
 
     @property
+    def bytes(self) -> int:
+        """Estimated bytes its subscriptions hold now (``api.live.allowance``)."""
+        return self.allowance.held
+
+    @property
     def groups(self) -> int:
         """Distinct subscriptions served now: the answers each article may take."""
         return len(self._groups)
 
-    def join(self, matches: Predicate, owner: Owner, answers: Answers) -> Subscriber:
-        """A new subscription, polled for from now on; the poll starts with
-        the first. It joins the group of the subscriptions identical to it,
-        whose filter is ``matches`` too."""
+    def join(
+        self, matches: Predicate, owner: Owner, answers: Answers, client: Client
+    ) -> Subscriber:
+        """A new subscription of ``client``, polled for from now on; the poll
+        starts with the first. It joins the group of the subscriptions
+        identical to it, whose filter is ``matches`` too, if its count and
+        what it holds are within the worker's bounds and its client's."""
         if self._count >= self.max_subscribers:
             raise TooManySubscriptionsError(
                 f"this server holds as many subscriptions as it may ({self.max_subscribers}); "
-                "try again later"
+                "try again later",
+                worker=True,
             )
+        group = self._groups.get(answers.key)
+        # A new group's size is made (its plan with it) only for a new group.
+        size = answers.size if group is None else group.size
+        own = SUBSCRIPTION_BYTES + answers.own
+        self.allowance.admit(client, answers.key, size, group is None, own)
         subscriber = self._admit(matches, owner, answers)
+        subscriber.group.size = size
+        subscriber.client, subscriber.own = client, own
         if self._task is None:
             # In a context of its own: the first subscriber's may be an HTTP
             # request's (over SSE), whose deadline ends when that client leaves.
@@ -296,6 +344,11 @@ class Feed:
             return
         group.members.discard(subscriber)
         self._count -= 1
+        if subscriber.client is not None:
+            ended = not group.members
+            self.allowance.release(
+                subscriber.client, group.answers.key, group.size, ended, subscriber.own
+            )
         if not group.members and self._groups.get(group.answers.key) is group:
             del self._groups[group.answers.key]
         if not self._count and self._task is not None:
@@ -315,6 +368,7 @@ class Feed:
             group.members.clear()
         self._groups.clear()
         self._count = 0
+        self.allowance.clear()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -88,6 +88,10 @@ class Execute:
         )
         if isinstance(source, GraphQLExecutionResult):
             return source
+        # Started: its group answers it by the first member's document, so
+        # this one's own parse (if not the cached one) is not kept while it
+        # runs: identical subscriptions hold one document (api.live.allowance).
+        op.document = op.executed = op.definition = None
         return _delivered(op, source)
 
 

@@ -51,7 +51,10 @@ class Subscription:
             raise over_http()
         assert ctx.answers is not None, "subscriptions run by api.execution.subscription"
         matches = compile_filter(article_query(filter, admin=ctx.admin))
-        subscriber = ctx.feed.join(matches, ctx.owner, ctx.answers)
+        subscriber = ctx.feed.join(matches, ctx.owner, ctx.answers, ctx.identity.key)
+        # Its group answers with the first member's: this one's own way of
+        # answering (and the document it holds) is not kept while it runs.
+        ctx.answers = None
         # Each article's shared answer (api.live.feed.Shared), which
         # api.execution.subscription awaits: not an Article, said once here.
         return cast(AsyncIterator[Article], Events(subscriber))

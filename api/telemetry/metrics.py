@@ -29,6 +29,9 @@ class FeedCounts(Protocol):
     @property
     def groups(self) -> int: ...
 
+    @property
+    def bytes(self) -> int: ...
+
     polls: int
     dropped: int
     answered: int
@@ -192,6 +195,11 @@ class _FeedCollector(Collector):
             "newsgraph_subscription_groups",
             "Distinct subscriptions this worker serves now (identical ones share each answer).",
             self.feed.groups,
+        )
+        yield GaugeMetricFamily(
+            "newsgraph_subscription_bytes",
+            "Estimated bytes this worker's subscriptions hold (NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES).",
+            self.feed.bytes,
         )
         yield CounterMetricFamily(
             "newsgraph_subscription_answers",

@@ -28,6 +28,7 @@ from core.store import Store
 from testing.live import running_server
 from tests.api.fixtures import ADMIN_TOKEN
 from tests.api.slow import serving
+from tests.api.test_live_memory import heavy
 from tests.api.test_subscriptions import (
     ARRIVED,
     WAIT_S,
@@ -391,6 +392,65 @@ def test_a_worker_holding_as_many_subscriptions_as_it_may_refuses_a_stream(store
             assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", error
             assert "as many subscriptions as it may (1)" in error["message"]
             await first.stop()
+
+        run(scenario())
+
+
+def test_streams_hold_memory_within_their_client_s_share_and_the_worker_s(store, settings):
+    """Heavy distinct streams of one client: refused with 429 past its share
+    of memory, while another client's start; past the worker's, 503 with
+    Retry-After; a stream that ends gives its bytes back (tests/api/test_live_memory.py
+    holds the WebSocket's to the same)."""
+    share, most = 3_000_000, 4_000_000
+    limits = {"subscriptions_per_client_bytes": share, "subscriptions_max_bytes": most}
+    with server(store, settings, **limits) as url:
+
+        def post_heavy(tag: str, token: str | None = None) -> httpx.Response:
+            """A refused stream's answer (a refusal is JSON, at once)."""
+            headers = {**EVENT_STREAM, **({"authorization": f"Bearer {token}"} if token else {})}
+            return httpx.post(f"{url}/graphql", json=heavy(tag), headers=headers, timeout=10)
+
+        async def until_refused(prefix: str, token: str | None = None) -> tuple[list[Events], Any]:
+            """Heavy distinct streams until one is refused: those started, and the refusal."""
+            started: list[Events] = []
+            for n in range(10):
+                events = Events(url, token=token, body=heavy(f"{prefix}{n}")).start()
+                while events.status is None:
+                    assert events.error is None, events.error
+                    await asyncio.sleep(0.01)
+                if events.status != 200:  # asked again, to read why
+                    await events.stop()
+                    return started, await asyncio.to_thread(post_heavy, f"{prefix}{n}", token)
+                started.append(events)
+            raise AssertionError("10 heavy streams started")
+
+        async def scenario() -> None:
+            streams, refused = await until_refused("m")
+            assert refused.status_code == 429, refused
+            error = refused.json()["errors"][0]
+            assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            assert f"at most {share} bytes" in error["message"]
+            assert 1 <= len(streams) < 5
+            await held(url, len(streams))
+            mine = await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes")
+            assert 0 < mine <= share
+
+            theirs, full = await until_refused("t", ADMIN_TOKEN)  # another client's
+            assert theirs and full.status_code == 503, full
+            assert full.headers["retry-after"] == "1"
+            assert full.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            assert await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes") <= most
+
+            await streams.pop().stop()  # one ends: its bytes come back, and room with them
+            await held(url, len(streams) + len(theirs))
+            left = await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes")
+            assert left < most
+            again = Events(url, body=heavy("ag")).start()
+            await held(url, len(streams) + len(theirs) + 1)
+            for events in (*streams, *theirs, again):
+                await events.stop()
+            await held(url, 0)
+            assert await asyncio.to_thread(metric, url, "newsgraph_subscription_bytes") == 0
 
         run(scenario())
 
