@@ -28,6 +28,7 @@ from api.app import create_app
 from api.operation.budget import Budget, CostCache
 from api.operation.cost import (
     CAP,
+    ENTRY_OBJECTS,
     PART_OBJECTS,
     STREAM_OBJECTS,
     Cost,
@@ -217,6 +218,35 @@ def test_deferred_parts_multiply_down_the_query():
     flood = cost(ATTACKS["defer_flood"](random.Random(1))["query"])
     assert flood.objects == 101 + 238 * 100 * PART_OBJECTS > Settings().max_query_objects
     assert flood.heaviest("objects") == ("articles.nodes.@defer", 238 * 100 * PART_OBJECTS)
+
+
+@pytest.mark.parametrize(
+    ("query", "groups"),
+    [  # the fields each set of parts selects under an object already selected
+        ("provider { id } ... @defer { provider { name } }", 1),
+        ("provider { id } ... @defer { provider { name } } ... @defer { provider { domain } }", 2),
+        # a field selected outside goes in the first part, whatever else selects it
+        ("provider { id } ... @defer { provider { name id } } "
+         "... @defer { provider { id domain } }", 2),
+        # graphql-core groups the others by the parts selecting each: {D1, D2} and {D2}
+        ("provider { name } ... @defer { provider { id name } } "
+         "... @defer { provider { id domain } }", 2),
+        # {D1, D2}, {D1}, {D2}: one of them goes in the parent's entry (a bound, not exact)
+        ("... @defer { provider { id name } } ... @defer { provider { id domain } }", 3),
+        ("... @defer { provider { name } ... @defer { provider { domain } } }", 2),
+        # selected in one part only: sent inside that part's data
+        ("... @defer { provider { name } } provider { name }", 0),
+        ("... @defer { provider { name domain } }", 0),
+    ],
+)  # fmt: skip
+def test_deferred_fields_under_an_object_other_parts_select_count_an_entry_each(query, groups):
+    head = "{ articles(first: 7) { nodes { id "
+    deferred = query.count("@defer")
+    undeferred = cost(head + query.replace("@defer", "") + " } } }")
+    priced = cost(head + query + " } } }")
+    made = deferred * 7 * PART_OBJECTS + groups * 7 * ENTRY_OBJECTS
+    assert priced.objects == undeferred.objects + made
+    assert priced.paths["articles.nodes.@defer"].objects == deferred * 7 * PART_OBJECTS
 
 
 @pytest.mark.parametrize(

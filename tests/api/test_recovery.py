@@ -1,8 +1,13 @@
 """The store goes away and comes back: clear errors meanwhile, then recovery
 with no restart, over the wire against a server these tests stop and start."""
 
+import asyncio
+import dataclasses
+import signal
 import time
 
+import httpx2 as httpx
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -12,6 +17,8 @@ from core.store import connect
 from loaders import load_paths
 from testing.wire import find_wire_server
 from tests.api.fixtures import GQL
+from tests.api.slow import serving
+from tests.api.wsclient import Raw
 from tests.articles import EXAMPLES
 from tests.waiting import eventually
 
@@ -143,3 +150,75 @@ def test_a_watch_keeps_changes_seen_during_an_outage_and_applies_them_after(
     finally:
         stop.set()
         watcher.join(timeout=15)
+
+
+def test_a_hung_store_gives_every_way_in_a_clear_error_and_recovers(private_server):
+    """The store's process stopped (SIGSTOP: its connections stay open and
+    nothing answers, unlike a store that is down) is the outage most likely
+    to hang a request. Every way in gets its error within the request's
+    deadline, and all recover once it runs again. A guard: it passed when
+    written (POST 5.0 s TIMEOUT, then every way in 3.1-3.5 s)."""
+    query = "{ articles(first: 3) { totalCount nodes { title } } }"
+    deferred = "{ articles(first: 3) { nodes { id ... @defer { title } } } }"
+    subscription = "subscription { articlePublished { id title } }"
+    settings = dataclasses.replace(
+        quick_settings(private_server, "hung"), request_timeout_ms=5000, subscription_poll_ms=200
+    )
+    store = connect(settings)
+    load_paths(store, [EXAMPLES], settings)
+    # Generous: the deadline, and a machine busy with other tests.
+    bound_s = settings.request_timeout_ms / 1000 + 5
+    with serving(create_app(settings, store)) as url:
+
+        def ways_in() -> dict[str, tuple[int, str]]:
+            answers = {
+                "POST": httpx.post(f"{url}/graphql", json={"query": query}, timeout=30),
+                "GET": httpx.get(f"{url}/graphql", params={"query": query}, timeout=30),
+                "@defer": httpx.post(
+                    f"{url}/graphql",
+                    json={"query": deferred},
+                    headers={"accept": "multipart/mixed"},
+                    timeout=30,
+                ),
+            }
+            return {way: (r.status_code, r.text) for way, r in answers.items()}
+
+        async def subscribed_answers() -> list[str]:
+            ws = await Raw.connect(url)
+            await ws.init()
+            await ws.subscribe("1", subscription)
+            over_ws = await ws.receive(bound_s)
+            await ws.close()
+            first = []
+            async with httpx.AsyncClient(timeout=bound_s) as client:
+                headers = {"accept": "text/event-stream"}
+                body = {"query": subscription}
+                async with client.stream("POST", f"{url}/graphql", json=body, headers=headers) as r:
+                    async for line in r.aiter_lines():
+                        if line.startswith("data:"):
+                            first.append(line)
+                            break
+            return [orjson.dumps(over_ws["payload"]).decode(), *first]
+
+        assert all(status == 200 and "errors" not in text for status, text in ways_in().values())
+        private_server.process.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(2):  # the first finds the connections open; the next, the store Unknown
+                started = time.monotonic()
+                answers = ways_in()
+                elapsed = time.monotonic() - started
+                assert elapsed < 3 * bound_s, f"{elapsed:.1f} s"
+                for way, (status, text) in answers.items():
+                    assert status == 200 and ("STORE_UNAVAILABLE" in text or "TIMEOUT" in text), (
+                        way,
+                        text[:300],
+                    )
+            started = time.monotonic()
+            assert httpx.get(f"{url}/readyz", timeout=bound_s).status_code == 503
+            streamed = asyncio.run(asyncio.wait_for(subscribed_answers(), 3 * bound_s))
+            assert all("STORE_UNAVAILABLE" in payload for payload in streamed), streamed
+            assert len(streamed) == 2 and time.monotonic() - started < 3 * bound_s
+        finally:
+            private_server.process.send_signal(signal.SIGCONT)
+        eventually(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, 15, "ready")
+        assert all(status == 200 and "errors" not in text for status, text in ways_in().values())
