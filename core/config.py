@@ -66,7 +66,8 @@ class Settings:
     request_timeout_ms: int = 5000
     #: Most store calls one process runs at once (worker threads); more wait, then are shed.
     store_concurrency: int = 16
-    #: How long a store call may wait for one of those slots before its request gets 503 (ms).
+    #: How long a store call may wait for one of those slots before its request gets 503,
+    #: and a request's write for another process's lock on the embedded file (ms).
     store_queue_ms: int = 1000
     #: Files larger than this are rejected unread (bytes).
     max_file_bytes: int = 2 * 1024 * 1024

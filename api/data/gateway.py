@@ -396,7 +396,22 @@ class Gateway:
                 call = functools.partial(_opening, self.store.db, threading.get_ident(), call)
             elif answer is not hop:
                 return _Answered(answer)
+        elif self.store.embedded and type(call) is not Read:
+            call = functools.partial(self._lock_wait_bounded, call)
         return self.slots.run(call, heavy)
+
+    def _lock_wait_bounded(self, call: Callable[[], R]) -> R:
+        """In the worker thread: ``call`` (the API's own bookkeeping, which
+        may write: budgets, persisted queries), whose writes wait for another
+        process's hold on the embedded file's write lock (a load's batch) no
+        longer than a call waits for a slot (the store is busy either way),
+        nor past its time limit. SQLite's own wait is a minute, which no
+        deadline ends: the thread, and its slot, were held that long after
+        the request had answered ``TIMEOUT``. Past it the store did not answer:
+        ``LockTimeout``, a ``NetworkTimeout``, read as an outage (``STORE_UNAVAILABLE``)."""
+        wait_s = min(self.time_limit_ms() / 1000, self.slots.wait_s)
+        with cast(Any, self.store.db).writes_wait_until(time.monotonic() + wait_s):
+            return call()
 
     def _on_loop(self, call: Read[R]) -> R:
         """``call`` answered on the event loop, within :data:`ON_LOOP_MS` (or

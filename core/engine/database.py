@@ -35,6 +35,7 @@ from pymongo.errors import (
     BulkWriteError,
     DuplicateKeyError,
     ExecutionTimeout,
+    NetworkTimeout,
     OperationFailure,
     WriteError,
 )
@@ -77,6 +78,14 @@ class Busy(Exception):
 
 class Unopened(Busy):
     """This thread has no quick connection (:meth:`Database.open_quick`)."""
+
+
+class LockTimeout(NetworkTimeout):
+    """Another connection held the file's write lock for as long as this
+    thread's writes may wait for it (:meth:`Database.writes_wait_until`).
+    Nothing was written. It is a ``NetworkTimeout`` because it is what a
+    server that does not answer within the socket timeout is on the wire:
+    the store not answering, not a failed operation (``core.store.is_outage``)."""
 
 
 _SCHEMA = """
@@ -289,6 +298,21 @@ class Database:
             quick.meta, quick.estimates = local.meta, local.estimates
             local.conn, local.meta, local.estimates = saved
 
+    @contextlib.contextmanager
+    def writes_wait_until(self, until: float) -> Iterator[None]:
+        """Writes in this thread wait for another connection's write lock until
+        ``until`` (``time.monotonic``) at most, instead of
+        :data:`BUSY_TIMEOUT_MS`, then raise :class:`LockTimeout`. For a
+        request's writes (the API's: ``api.data.gateway``), whose thread
+        must come back by its deadline; a loader's keep the long wait."""
+        local = self._local
+        saved = getattr(local, "lock_until", None)
+        local.lock_until = until
+        try:
+            yield
+        finally:
+            local.lock_until = saved
+
     def meta(self) -> dict[str, dict[str, plan.Index]]:
         """Collections and their indexes, as this thread's connection last read
         them; read again when another connection committed since."""
@@ -375,7 +399,11 @@ def _write(conn: sqlite3.Connection, database: Database) -> Iterator[None]:
     if conn.in_transaction:
         yield
         return
-    conn.execute("BEGIN IMMEDIATE")
+    until = getattr(database._local, "lock_until", None)
+    if until is None:
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        _begin_by(conn, database, until)
     try:
         yield
     except BaseException:
@@ -384,6 +412,27 @@ def _write(conn: sqlite3.Connection, database: Database) -> Iterator[None]:
         raise
     conn.execute("COMMIT")
     database.wrote()
+
+
+def _begin_by(conn: sqlite3.Connection, database: Database, until: float) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another connection's write lock no
+    later than ``until``. SQLite's busy wait sleeps in its own C code, where
+    the progress handler (``_deadline``) is never called: only the busy
+    timeout ends it, so it is set for this wait and put back after."""
+    wait_ms = max(0, int((until - time.monotonic()) * 1000))
+    usual = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        raise LockTimeout(
+            f"another connection held the write lock of {database.path} for the whole "
+            f"{wait_ms} ms this write could wait (a load writing a large batch?)"
+        ) from None
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {usual}")
 
 
 @contextlib.contextmanager

@@ -94,11 +94,6 @@ time.sleep(60)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the API's own writes on the embedded engine wait SQLite's 60 s busy "
-    "timeout, not the request's time limit (core/engine and api/data/gateway)",
-)
 def test_registering_a_persisted_query_under_another_writer_fails_fast_and_holds_no_slot(
     client: TestClient, loaded: Store, engine: str, tmp_path: Path
 ) -> None:
@@ -107,7 +102,9 @@ def test_registering_a_persisted_query_under_another_writer_fails_fast_and_holds
     # but registering a persisted query writes its registration: it waited
     # the request's whole 5 s, answered TIMEOUT ("ask for less"), and its
     # worker thread stayed in SQLite's busy wait for up to 60 s, holding one
-    # of the 16 store slots (readyz: store_calls_in_flight 1, then 2).
+    # of the 16 store slots (readyz: store_calls_in_flight 1, then 2). Now
+    # a request's write waits for the lock as long as a call waits for a
+    # slot (1 s, never past the deadline): STORE_UNAVAILABLE in 1.0 s, 0 in flight.
     if engine != "embedded":
         pytest.skip("the wire server's writes are bounded by its socket timeout")
     path = Path(loaded.db.path)
@@ -124,6 +121,7 @@ def test_registering_a_persisted_query_under_another_writer_fails_fast_and_holds
         elapsed = time.monotonic() - started
         in_flight = client.get("/readyz").json()["store_calls_in_flight"]
         assert elapsed < 2.0 and in_flight == 0, (elapsed, in_flight, answer.text[:200])
+        assert [e["extensions"]["code"] for e in answer.json()["errors"]] == ["STORE_UNAVAILABLE"]
     finally:
         locker.kill()
         locker.wait()

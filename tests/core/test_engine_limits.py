@@ -3,6 +3,8 @@ limit (MongoDB's maxTimeMS)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,9 @@ import pytest
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
 from core.engine import Client
+from core.engine.database import BUSY_TIMEOUT_MS, LockTimeout
 from core.indexes import ARTICLES, INDEXES
+from core.store import is_outage
 
 
 @pytest.fixture
@@ -69,6 +73,31 @@ def test_a_query_past_its_time_limit_stops(strict: Any) -> None:
             .limit(5000)
         )
     assert strict.count_documents(slow) == 1111
+
+
+def test_a_write_bounded_in_time_gives_up_on_another_writers_lock(tmp_path: Path) -> None:
+    """A request's write (``writes_wait_until``) waits for another
+    connection's write lock only until its bound, then fails as a store that
+    does not answer, having written nothing; the connection's own (long)
+    wait is back for every other write, a loader's."""
+    database = Client(str(tmp_path))["t"]
+    collection = database["c"]
+    collection.insert_one({"_id": "before"})
+    other = sqlite3.connect(database.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with database.writes_wait_until(time.monotonic() + 0.2), pytest.raises(LockTimeout) as got:
+            collection.insert_one({"_id": "bounded"})
+        assert is_outage(got.value)
+        conn = database.connection()
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
+        assert not conn.in_transaction
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with database.writes_wait_until(time.monotonic()):  # no time left, no lock held: it writes
+        collection.insert_one({"_id": "after"})
+    assert [d["_id"] for d in collection.find({})] == ["before", "after"]
 
 
 def test_a_new_file_opened_by_many_at_once_opens_for_each(tmp_path):
