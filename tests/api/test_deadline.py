@@ -487,12 +487,14 @@ def test_an_answer_made_without_giving_up_the_loop_starts_no_watcher() -> None:
     from api.http.guard import RequestGuard
 
     reads = 0
+    bodies = 0  # requests whose body is still to be read
     tasks: list[int] = []
 
     async def receive() -> dict:
-        nonlocal reads
+        nonlocal reads, bodies
         reads += 1
-        if reads == 1:
+        if bodies:
+            bodies -= 1
             return {"type": "http.request", "body": b"{}", "more_body": False}
         await asyncio.sleep(3600)  # a watcher would wait here
         return {"type": "http.disconnect"}
@@ -507,7 +509,9 @@ def test_an_answer_made_without_giving_up_the_loop_starts_no_watcher() -> None:
 
     async def main() -> None:
         guard = RequestGuard(app, timeout_ms=60_000)
+        nonlocal bodies
         for _ in range(3):
+            bodies = 1
             await guard({"type": "http", "headers": []}, receive, send)
             for _ in range(3):
                 await asyncio.sleep(0)
