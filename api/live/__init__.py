@@ -1,2 +1,3 @@
 """News for subscriptions: ``feed`` (one poll of the store per worker, fanned
-out to its subscriptions)."""
+out to its subscriptions) and ``allowance`` (the memory those subscriptions
+hold, bounded in bytes per worker and per client)."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from api.errors import TooManySubscriptionsError
 
 #: Who a share is kept for: an identity's key (``api.schema.context.Identity``).
-Client = str
+ClientKey = str
 
 
 @dataclass
@@ -48,14 +48,14 @@ class Allowance:
         self.per_client = per_client
         #: Bytes held now, over every client.
         self.held = 0
-        self._shares: dict[Client, Share] = {}
+        self._shares: dict[ClientKey, Share] = {}
 
-    def held_by(self, client: Client) -> int:
+    def held_by(self, client: ClientKey) -> int:
         share = self._shares.get(client)
         return 0 if share is None else share.bytes
 
     def admit(
-        self, client: Client, group: Hashable, group_bytes: int, new_group: bool, own: int
+        self, client: ClientKey, group: Hashable, group_bytes: int, new_group: bool, own: int
     ) -> None:
         """Charge a subscription of ``client`` joining ``group`` (new to the
         worker if ``new_group``), which holds ``group_bytes`` for all its
@@ -81,7 +81,7 @@ class Allowance:
         self.held += worker_cost
 
     def release(
-        self, client: Client, group: Hashable, group_bytes: int, group_ended: bool, own: int
+        self, client: ClientKey, group: Hashable, group_bytes: int, group_ended: bool, own: int
     ) -> None:
         """Give back what :meth:`admit` charged for one subscription of
         ``client`` (``group_ended``: it was its group's last member)."""

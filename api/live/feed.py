@@ -48,7 +48,7 @@ from api.data import deadline
 from api.data.gateway import Gateway
 from api.data.matcher import Predicate
 from api.errors import ClientError, StoreUnavailableError, TooManySubscriptionsError
-from api.live.allowance import Allowance, Client
+from api.live.allowance import Allowance, ClientKey
 from core.document import PRIVATE_FIELDS, Doc
 from core.indexes import ARTICLES, LOADER
 from core.news import MARKER_FIELD, MARKER_ID, NEWS_SEQ
@@ -214,7 +214,7 @@ class Subscriber:
     def __init__(self, group: Group, owner: Owner) -> None:
         self.group = group
         self.owner = owner
-        self.client: Client | None = None
+        self.client: ClientKey | None = None
         self.own = 0
         self.queue: asyncio.Queue[Shared] = asyncio.Queue(group.feed.queue_size)
 
@@ -301,7 +301,7 @@ class Feed:
         return len(self._groups)
 
     def join(
-        self, matches: Predicate, owner: Owner, answers: Answers, client: Client
+        self, matches: Predicate, owner: Owner, answers: Answers, client: ClientKey
     ) -> Subscriber:
         """A new subscription of ``client``, polled for from now on; the poll
         starts with the first. It joins the group of the subscriptions
