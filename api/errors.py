@@ -59,14 +59,26 @@ def is_input_error(error: GraphQLError) -> bool:
 
 class RequestTimeoutError(ClientError):
     """The request ran out of time (``NEWSGRAPH_REQUEST_TIMEOUT_MS``); what it
-    had not fetched by then is missing, and its pending store calls were dropped."""
+    had not fetched by then is missing, and its pending store calls were dropped.
+
+    ``waiting_on_store``: the time ran out while a store call had not answered.
+    Said so, because a store that hangs (a stalled server, a partition that
+    drops packets) first shows as this, and "ask for less" alone sends the
+    client looking at its own query; a heavy query ends the same way, so the
+    message names both."""
 
     code = "TIMEOUT"
 
-    def __init__(self, limit_s: float) -> None:
+    def __init__(self, limit_s: float, waiting_on_store: bool = False) -> None:
+        if waiting_on_store:
+            advice = (
+                "the article store had not answered by then: try again shortly, "
+                "or ask for less (a smaller `first`, fewer nested fields) if the query is large"
+            )
+        else:
+            advice = "ask for less (a smaller `first`, fewer nested fields) or try again later"
         super().__init__(
-            f"the request did not finish within its {limit_s:g} s limit and was stopped; "
-            "ask for less (a smaller `first`, fewer nested fields) or try again later"
+            f"the request did not finish within its {limit_s:g} s limit and was stopped; {advice}"
         )
 
 

@@ -369,7 +369,7 @@ class Gateway:
             # Only reached when the scope ended the call: the deadline, or the client left.
             if budget.gone:
                 raise ClientClosedRequestError()
-            raise RequestTimeoutError(budget.limit_s)
+            raise RequestTimeoutError(budget.limit_s, waiting_on_store=True)
         except pymongo.errors.ExecutionTimeout:
             # maxTimeMS ran out: the query costs more than it may, the store is fine.
             raise RequestTimeoutError(self._limit_s(budget)) from None
