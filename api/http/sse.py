@@ -14,13 +14,14 @@ stream to newsgraph's rules, as ``api.http.websocket`` holds a connection:
   ordinary HTTP answer with the status the view gives any refusal (400, 429
   with ``Retry-After``, 401), not a stream; a query over SSE is answered as
   the protocol says, with one ``next`` and ``complete``;
-- each event stream counts toward its client's
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, with its WebSocket subscriptions
-  (one over it is refused with 429, code ``TOO_MANY_SUBSCRIPTIONS``; it is
-  counted from before it starts, so that two arriving at once cannot both
-  pass, and a query's stream stops counting once answered), and each
-  subscription toward the worker's ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (the
-  feed's: refused with 503 and ``Retry-After``);
+- each subscription counts, and is charged its bytes, where every
+  subscription joins the feed (``api.live.allowance``), with its client's
+  WebSocket subscriptions: one over its client's share
+  (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, and its bytes) is refused with
+  429, code ``TOO_MANY_SUBSCRIPTIONS``; one over the worker's
+  (``NEWSGRAPH_SUBSCRIPTIONS_MAX``, and its bytes) with 503 and
+  ``Retry-After``. The join is one synchronous step, so two arriving at once
+  cannot both pass; a query over SSE never joins, and counts for nothing;
 - the request's deadline bounds the start, not the stream
   (``api.http.guard`` lifts it once the answer starts); a client that stops
   reading is reset by the send timeout (``api.http.connections``), or drops
@@ -70,11 +71,10 @@ class EventStream:
     """One subscription over SSE: the owner of its place in the feed
     (``api.live.feed.Owner``) and the body of its answer."""
 
-    def __init__(self, release: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         #: Held while one payload is made and written (``api.operation.run``).
         self.writing = asyncio.Lock()
         self._ended = asyncio.Event()
-        self._release = release
         self.stream: Stream | None = None
         #: The next answer, awaited beside the heartbeat and the end.
         self._waiting: asyncio.Future[ExecutionResult] | None = None
@@ -134,8 +134,7 @@ class EventStream:
 
     async def close(self) -> None:
         """The answer is over (sent, cut off, or never begun): the
-        subscription leaves the feed and stops counting for its client."""
-        self._release()
+        subscription leaves the feed, and stops counting for its client."""
         with anyio.CancelScope(shield=True):
             waiting, self._waiting = self._waiting, None
             if waiting is not None:  # an answer on its way: stopped first

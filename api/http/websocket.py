@@ -16,12 +16,15 @@ open for anyone:
   and its worker: a
   client holds at most ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, a
   worker ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try
-  again later); a connection holds at most
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, a client
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT`` over all its connections, and a
-  worker ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over any of them is
-  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``), so that one
-  client cannot take every connection or subscription from the others;
+  again later); a connection runs at most
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` operations, counted from their
+  ``subscribe`` message (a bound on this connection's work, which only a
+  connection has: it is here), and a client's subscriptions over all its
+  connections and event streams, and the worker's, are bounded in count and
+  bytes where every subscription joins the feed (``api.live.allowance``);
+  a subscription over any of them is refused with an ``error``, code
+  ``TOO_MANY_SUBSCRIPTIONS``, so that one client cannot take every
+  connection or subscription from the others;
 - a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
   object of the protocol's shape (else 4400);
 - ``connection_init``'s payload may carry ``{"authorization": "Bearer
@@ -103,13 +106,6 @@ class Host(Protocol):
 Client = str
 
 
-class Holder(Protocol):
-    """A connection held for a client (:class:`TransportWSHandler`)."""
-
-    @property
-    def subscriptions(self) -> int: ...
-
-
 class Connections:
     """The WebSocket connections one worker holds, and each client's share.
 
@@ -117,16 +113,12 @@ class Connections:
     it waits, and a client may have only ``per_client`` sockets waiting: more
     are refused at once, and a waiting one is closed at its init deadline."""
 
-    def __init__(self, most: int, per_client: int, subscriptions_per_client: int) -> None:
+    def __init__(self, most: int, per_client: int) -> None:
         self.most = most
         self.per_client = per_client
-        self.subscriptions_per_client = subscriptions_per_client
         self.open = 0
         self._waiting: Counter[Client] = Counter()
-        self._held: dict[Client, set[Holder]] = {}
-        #: Subscriptions over Server-Sent Events (``api.http.sse``), one per
-        #: HTTP answer, by client: counted with its WebSocket ones.
-        self._streams: dict[Client, set[object]] = {}
+        self._held: dict[Client, set[object]] = {}
 
     def wait(self, client: Client) -> bool:
         """A new socket of ``client``, before its ``connection_init``: False
@@ -141,7 +133,7 @@ class Connections:
         if self._waiting[client] <= 0:
             del self._waiting[client]
 
-    def enter(self, holder: Holder, client: Client) -> str | None:
+    def enter(self, holder: object, client: Client) -> str | None:
         """Count ``holder`` for ``client``; or why not (the close reason)."""
         held = self._held.get(client)
         if held is not None and len(held) >= self.per_client:
@@ -152,7 +144,7 @@ class Connections:
         self.open += 1
         return None
 
-    def leave(self, holder: Holder, client: Client) -> None:
+    def leave(self, holder: object, client: Client) -> None:
         held = self._held.get(client)
         if held is None or holder not in held:
             return
@@ -160,32 +152,6 @@ class Connections:
         self.open -= 1
         if not held:
             del self._held[client]
-
-    def subscriptions(self, client: Client) -> int:
-        """The operations ``client`` holds over all its connections (and
-        its event streams)."""
-        held = sum(holder.subscriptions for holder in self._held.get(client, ()))
-        return held + len(self._streams.get(client, ()))
-
-    def hold_stream(self, stream: object, client: Client) -> str | None:
-        """Count an event stream's subscription for ``client``; or why not."""
-        most = self.subscriptions_per_client
-        if self.subscriptions(client) >= most:
-            return (
-                f"a client may hold at most {most} subscriptions over all its "
-                "connections and event streams; complete one first"
-            )
-        self._streams.setdefault(client, set()).add(stream)
-        return None
-
-    def release_stream(self, stream: object, client: Client) -> None:
-        """An event stream ended (again: nothing)."""
-        streams = self._streams.get(client)
-        if streams is None:
-            return
-        streams.discard(stream)
-        if not streams:
-            del self._streams[client]
 
 
 class Socket(ASGIWebSocketAdapter):
@@ -260,10 +226,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not self.context.admin:  # a handshake without the admin token
             seconds = self.settings.ws_anonymous_init_timeout_s
             self.connection_init_wait_timeout = timedelta(seconds=seconds)
-
-    @property
-    def subscriptions(self) -> int:
-        return len(self.operations)
 
     # -- the connection's life ---------------------------------------------
 
@@ -362,30 +324,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message: Any) -> None:
-        new = message["id"] not in self.operations
-        refusal = self._too_many() if new and self.connection_acknowledged else None
-        if refusal is not None:  # (unacknowledged: strawberry closes the connection)
-            error = TooManySubscriptionsError(refusal)
+        most = self.settings.subscriptions_per_connection
+        full = message["id"] not in self.operations and len(self.operations) >= most
+        if full and self.connection_acknowledged:  # (if not: strawberry closes the connection)
+            error = TooManySubscriptionsError(
+                f"a connection may hold at most {most} subscriptions; complete one first"
+            )
             formatted = GraphQLError(str(error), extensions=error.extensions).formatted
             await self.send_message({"id": message["id"], "type": "error", "payload": [formatted]})
             return
         await super().handle_subscribe(message)
-
-    def _too_many(self) -> str | None:
-        """Why one more subscription is too many for this connection or its
-        client (the worker's own limit is the feed's), or None."""
-        most = self.settings.subscriptions_per_connection
-        if len(self.operations) >= most:
-            return f"a connection may hold at most {most} subscriptions; complete one first"
-        connections = self.view.connections
-        if self.client is not None:
-            most = connections.subscriptions_per_client
-            if connections.subscriptions(self.client) >= most:
-                return (
-                    f"a client may hold at most {most} subscriptions over all its "
-                    "connections; complete one first"
-                )
-        return None
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """One subscription: ``error`` if it cannot start, else ``next`` for

@@ -19,11 +19,12 @@ subscriptions, however many clients hold each; a worker builds a few answers
 at a time (``ANSWERS_AT_ONCE``), and that work, like each payload's, takes
 turns with the worker's other requests (:class:`Turns`).
 
-What subscriptions hold is bounded in bytes as well as by count
-(``api.live.allowance``): each is charged its group's document and plan
-(once per group for the worker, once per group for each client with a
-member in it) and what it holds of its own, when it joins, and given it
-back when it leaves, however it ends.
+Every limit on how many subscriptions run and what they hold, the worker's
+and each client's, is checked in one step as a subscription joins, whatever
+its transport (``api.live.allowance``): each is counted, and charged its
+group's document and plan (once per group for the worker, once per group for
+each client with a member in it) and what it holds of its own, when it
+joins, and given it back when it leaves, however it ends.
 
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
@@ -47,7 +48,7 @@ from typing import Any, Protocol
 from api.data import deadline
 from api.data.gateway import Gateway
 from api.data.matcher import Predicate
-from api.errors import ClientError, StoreUnavailableError, TooManySubscriptionsError
+from api.errors import ClientError, StoreUnavailableError
 from api.live.allowance import Allowance, ClientKey
 from core.document import PRIVATE_FIELDS, Doc
 from core.indexes import ARTICLES, LOADER
@@ -98,10 +99,10 @@ class Answers(Protocol):
     @property
     def key(self) -> Hashable: ...
 
-    @property
     def size(self) -> int:
         """Estimated bytes the group of subscriptions answered alike holds for
-        all its members (the document, its plan, the key)."""
+        all its members (the document, its plan, the key): measured, so
+        asked once per group, when its first member is let in."""
 
     @property
     def own(self) -> int:
@@ -261,6 +262,7 @@ class Feed:
         time_limit_ms: int,
         max_bytes: int | None = None,
         per_client_bytes: int | None = None,
+        per_client: int | None = None,
     ) -> None:
         self.gateway = gateway
         self.interval_s = poll_ms / 1000
@@ -269,9 +271,14 @@ class Feed:
         #: full queue, and a burst (a whole folder loaded) arrives over
         #: several polls rather than dropping every subscription at once.
         self.page = max(1, queue_size // 2)
-        self.max_subscribers = max_subscribers
-        #: Bytes its subscriptions may hold, in all and per client (None: unbounded).
-        self.allowance = Allowance(max_bytes or sys.maxsize, per_client_bytes or sys.maxsize)
+        #: How many subscriptions may run and the bytes they may hold, in all
+        #: and per client (None: unbounded).
+        self.allowance = Allowance(
+            max_bytes or sys.maxsize,
+            per_client_bytes or sys.maxsize,
+            max_subscribers,
+            per_client or sys.maxsize,
+        )
         self.time_limit_s = time_limit_ms / 1000
         #: Polls done, subscriptions dropped for falling behind, and events
         #: answered (once per group each) (metrics, tests).
@@ -282,13 +289,12 @@ class Feed:
         self.turns = Turns()
         self.answering = asyncio.Semaphore(ANSWERS_AT_ONCE)
         self._groups: dict[Hashable, Group] = {}
-        self._count = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
     def count(self) -> int:
         """Subscriptions served now."""
-        return self._count
+        return sum(len(group.members) for group in self._groups.values())
 
     @property
     def bytes(self) -> int:
@@ -305,19 +311,16 @@ class Feed:
     ) -> Subscriber:
         """A new subscription of ``client``, polled for from now on; the poll
         starts with the first. It joins the group of the subscriptions
-        identical to it, whose filter is ``matches`` too, if its count and
-        what it holds are within the worker's bounds and its client's."""
-        if self._count >= self.max_subscribers:
-            raise TooManySubscriptionsError(
-                f"this server holds as many subscriptions as it may ({self.max_subscribers}); "
-                "try again later",
-                worker=True,
-            )
+        identical to it, whose filter is ``matches`` too, if the worker's
+        bounds and its client's let it in (``api.live.allowance``: raises
+        ``TooManySubscriptionsError`` if not)."""
         group = self._groups.get(answers.key)
-        # A new group's size is made (its plan with it) only for a new group.
-        size = answers.size if group is None else group.size
         own = SUBSCRIPTION_BYTES + answers.own
-        self.allowance.admit(client, answers.key, size, group is None, own)
+        # A new group's size is measured (its plan made with it) only for a
+        # new group, and only once the counts let it in.
+        size = self.allowance.admit(
+            client, answers.key, answers.size if group is None else group.size, group is None, own
+        )
         subscriber = self._admit(matches, owner, answers)
         subscriber.group.size = size
         subscriber.client, subscriber.own = client, own
@@ -334,7 +337,6 @@ class Feed:
             group = self._groups[answers.key] = Group(self, matches, answers)
         subscriber = Subscriber(group, owner)
         group.members.add(subscriber)
-        self._count += 1
         return subscriber
 
     def leave(self, subscriber: Subscriber) -> None:
@@ -343,7 +345,6 @@ class Feed:
         if subscriber not in group.members:
             return
         group.members.discard(subscriber)
-        self._count -= 1
         if subscriber.client is not None:
             ended = not group.members
             self.allowance.release(
@@ -351,7 +352,7 @@ class Feed:
             )
         if not group.members and self._groups.get(group.answers.key) is group:
             del self._groups[group.answers.key]
-        if not self._count and self._task is not None:
+        if not self._groups and self._task is not None:
             self._task.cancel()
             self._task = None
 
@@ -367,7 +368,6 @@ class Feed:
         for group in self._groups.values():
             group.members.clear()
         self._groups.clear()
-        self._count = 0
         self.allowance.clear()
         task, self._task = self._task, None
         if task is not None:
