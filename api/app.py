@@ -77,6 +77,7 @@ def create_app(
         settings.subscriptions_max_bytes,
         settings.subscriptions_per_client_bytes,
         settings.subscriptions_per_client,
+        settings.subscription_unsent_bytes,
     )
     graphql = GraphQLApp(settings, gateway, explorer, feed)
 

@@ -25,8 +25,10 @@ stream to newsgraph's rules, as ``api.http.websocket`` holds a connection:
 - the request's deadline bounds the start, not the stream
   (``api.http.guard`` lifts it once the answer starts); a client that stops
   reading is reset by the send timeout (``api.http.connections``), or drops
-  out when it falls a whole queue behind (``api.live.feed``), which ends
-  its stream; every ``NEWSGRAPH_SSE_HEARTBEAT_S`` with nothing to send, a
+  out when it falls a whole queue behind, or when its connection holds more
+  than ``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES`` it has not read as another
+  event is to be sent (``api.live.feed``, ``api.live.unsent``: that event is
+  not sent), which ends its stream; every ``NEWSGRAPH_SSE_HEARTBEAT_S`` with nothing to send, a
   comment keeps proxies from closing the connection;
 - each payload is drawn from the client's budget before it is made, takes
   its turn with the worker's other requests, and is written before the
@@ -47,14 +49,15 @@ from typing import Any
 
 import anyio
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.streaming import SSETransport
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from api.errors import QueryTooCostlyError
-from api.live.feed import Turns
+from api.live.feed import Feed, Turns
+from api.live.unsent import Unsent
 from api.operation.pipeline import Stream
 
 #: How an answer is made into the JSON object an event carries.
@@ -79,8 +82,9 @@ class EventStream:
         #: The next answer, awaited beside the heartbeat and the end.
         self._waiting: asyncio.Future[ExecutionResult] | None = None
 
-    def overflowed(self) -> None:
-        """The subscription fell a whole queue behind and left the feed: end."""
+    def overflowed(self, why: str | None = None) -> None:
+        """The subscription fell a whole queue behind, or its connection held
+        too much unread, and it left the feed: end."""
         self._ended.set()
 
     def __aiter__(self) -> EventStream:  # strawberry's view reads a stream by these
@@ -145,17 +149,32 @@ class EventStream:
 
 
 class EventStreamResponse(StreamingResponse):
-    """An event stream's answer; its subscription ends with it, however it ends."""
+    """An event stream's answer; its subscription ends with it, however it
+    ends. Each event is sent only if the feed admits it, given what the
+    connection holds unread (``api.live.feed.Feed.admits``)."""
 
     def __init__(
-        self, events: EventStream, body: AsyncGenerator[str, None], headers: Mapping[str, str]
+        self,
+        events: EventStream,
+        body: AsyncGenerator[str, None],
+        headers: Mapping[str, str],
+        feed: Feed,
     ) -> None:
         super().__init__(body, headers=headers)
         self.events = events
+        self.feed = feed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        unsent = Unsent(scope)
+
+        async def metered(message: Message) -> None:
+            body = message.get("body", b"")
+            if body and not self.feed.admits(self.events, unsent.bytes, len(body)):
+                return  # dropped for what it has not read (the stream ends): not sent
+            await unsent.send(send(message), len(body))
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, metered)
         finally:
             await self.events.close()
 

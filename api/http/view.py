@@ -272,7 +272,8 @@ class GraphQLApp(GraphQL[Context, None]):
             return response
 
         body = result.body(transport, process, self.encode_json_string, self.feed.turns)
-        return EventStreamResponse(result, body, {**sub_response.headers, **transport.headers})
+        headers = {**sub_response.headers, **transport.headers}
+        return EventStreamResponse(result, body, headers, self.feed)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:

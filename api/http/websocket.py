@@ -34,8 +34,11 @@ open for anyone:
   whom it is counted; an unknown or revoked key is closed with 4403;
 - the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
   has heard nothing from for two of those (4408);
-- a client that falls a whole queue behind (it stopped reading) is closed
-  with 4008, after its subscriptions are dropped (``api.live.feed``);
+- a client that falls a whole queue behind (it stopped reading), or whose
+  connection holds more than ``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES`` it has
+  not read when another message is to be sent (``api.live.unsent``: that
+  message is not sent), is closed with 4008, after its subscriptions are
+  dropped (``api.live.feed``);
 - only subscriptions run here (queries and mutations are answered over
   HTTP, where caching and persisted queries work): each subscription is
   validated, limited and priced as a query is (``api.operation.schema``), and
@@ -47,11 +50,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -73,6 +77,7 @@ from strawberry.types.graphql import OperationType
 from api.errors import TooManySubscriptionsError
 from api.http.sse import refused
 from api.live.feed import Feed
+from api.live.unsent import Unsent
 from api.schema.context import Context, Identity
 from core.config import MAX_WS_OPERATION_ID, Settings
 
@@ -163,6 +168,11 @@ class Socket(ASGIWebSocketAdapter):
         super().__init__(view, request, response)
         self.max_bytes: int = view.settings.max_body_bytes
         self.heard = time.monotonic()
+        #: What the connection holds that its client has not read, and who
+        #: decides whether it may be sent more (its handler: the feed's
+        #: bound on it, ``api.live.feed.Feed.admits``).
+        self.unsent = Unsent(request.scope)
+        self.admits: Callable[[int, int], bool] | None = None
 
     async def iter_json(
         self, *, ignore_parsing_errors: bool = False
@@ -191,8 +201,11 @@ class Socket(ASGIWebSocketAdapter):
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         data = self.view.encode_json(message)
+        if self.admits is not None and not self.admits(self.unsent.bytes, len(data)):
+            raise WebSocketDisconnected  # dropped for what it has not read: not sent
+        text = data.decode() if isinstance(data, bytes) else data
         try:
-            await self.ws.send_text(data.decode() if isinstance(data, bytes) else data)
+            await self.unsent.send(self.ws.send_text(text), len(data))
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise WebSocketDisconnected from exc
 
@@ -215,6 +228,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.settings = self.view.settings
         self.context.feed = self.view.feed
         self.context.owner = self
+        self.websocket.admits = functools.partial(self.view.feed.admits, self)
         self._closing: tuple[int, str] | None = None
         self._close_now = asyncio.Event()
         #: One payload of this connection's answered and written at a time (Owner).
@@ -278,10 +292,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.websocket.close(code, reason), 2 * interval)
 
-    def overflowed(self) -> None:
-        """A subscription fell a whole queue behind (``api.live.feed``): close."""
-        queue = self.view.feed.queue_size
-        self._closing = (TOO_SLOW, f"too slow: {queue} articles were waiting to be sent")
+    def overflowed(self, why: str | None = None) -> None:
+        """A subscription fell a whole queue behind, or the connection holds
+        too much unread (``api.live.feed``): close."""
+        if why is None:
+            why = f"too slow: {self.view.feed.queue_size} articles were waiting to be sent"
+        self._closing = (TOO_SLOW, why)
         self._close_now.set()
 
     # -- messages ----------------------------------------------------------

@@ -28,10 +28,16 @@ joins, and given it back when it leaves, however it ends.
 
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
-make the worker hold more than that. A failed poll is reported to every
-subscription once, as ``STORE_UNAVAILABLE``, and retried with a growing pause;
-when the store answers again the polls go on from where they were, so the
-articles written meanwhile still arrive.
+make the worker hold more than that. What its connection holds unsent is
+bounded in bytes too (``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES``): each
+transport measures it (``api.live.unsent``) and asks :meth:`Feed.admits`
+before each message, and a client over the bound is dropped as one that fell
+behind is (close 4008 over WebSocket, the end of its event stream).
+
+A failed poll is reported to every subscription once, as
+``STORE_UNAVAILABLE``, and retried with a growing pause; when the store
+answers again the polls go on from where they were, so the articles written
+meanwhile still arrive.
 """
 
 from __future__ import annotations
@@ -81,8 +87,9 @@ SUBSCRIPTION_BYTES = 20_000
 class Owner(Protocol):
     """Who holds subscriptions: a WebSocket connection."""
 
-    def overflowed(self) -> None:
-        """One of its subscriptions fell a whole queue behind and was dropped."""
+    def overflowed(self, why: str | None = None) -> None:
+        """One of its subscriptions fell a whole queue behind and was dropped
+        (or all of them, as their connection held too much unsent: ``why``)."""
 
     @property
     def writing(self) -> asyncio.Lock:
@@ -263,6 +270,7 @@ class Feed:
         max_bytes: int | None = None,
         per_client_bytes: int | None = None,
         per_client: int | None = None,
+        unsent_bytes: int | None = None,
     ) -> None:
         self.gateway = gateway
         self.interval_s = poll_ms / 1000
@@ -280,10 +288,15 @@ class Feed:
             per_client or sys.maxsize,
         )
         self.time_limit_s = time_limit_ms / 1000
-        #: Polls done, subscriptions dropped for falling behind, and events
-        #: answered (once per group each) (metrics, tests).
+        #: Most bytes a subscription's connection may hold that its client
+        #: has not read, once it holds any (None: unbounded).
+        self.unsent_bytes = unsent_bytes or sys.maxsize
+        #: Polls done, subscriptions dropped (for falling behind, or, of
+        #: those, for holding too much unsent), and events answered (once per
+        #: group each) (metrics, tests).
         self.polls = 0
         self.dropped = 0
+        self.dropped_unsent = 0
         self.answered = 0
         #: The worker's subscription work, taken in turns with its other requests.
         self.turns = Turns()
@@ -360,6 +373,37 @@ class Feed:
         """Every subscription of ``owner`` ends (its connection closed)."""
         for subscriber in [s for s in self._subscribers() if s.owner is owner]:
             self.leave(subscriber)
+
+    def admits(self, owner: Owner, unsent: int, size: int) -> bool:
+        """Whether the connection of ``owner``, which holds ``unsent`` bytes
+        its client has not read (``api.live.unsent``), may be handed a
+        message of ``size`` bytes more: always when it holds none (an answer
+        larger than the bound still reaches a client that reads), else while
+        it would hold at most ``unsent_bytes``. If not, the subscriptions of
+        ``owner`` are dropped, as those that fall a whole queue behind are,
+        and the message is not to be sent: a client that does not read holds
+        its last answer's bytes, not one more answer's besides, and the
+        copies made to send it."""
+        if not unsent or unsent + size <= self.unsent_bytes:
+            return True
+        mine = [s for s in self._subscribers() if s.owner is owner]
+        for subscriber in mine:
+            self.leave(subscriber)
+        self.dropped += len(mine)
+        self.dropped_unsent += len(mine)
+        log.info(
+            "dropped %d subscription(s) whose client left %d bytes unread, a %d-byte "
+            "message more would pass NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES=%d",
+            len(mine),
+            unsent,
+            size,
+            self.unsent_bytes,
+        )
+        try:
+            owner.overflowed(f"too slow: {unsent} bytes were waiting to be read")
+        except Exception:
+            log.exception("could not drop a subscription's client")
+        return False
 
     def _subscribers(self) -> list[Subscriber]:
         return [s for group in self._groups.values() for s in group.members]
