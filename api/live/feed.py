@@ -85,7 +85,7 @@ SUBSCRIPTION_BYTES = 20_000
 
 
 class Owner(Protocol):
-    """Who holds subscriptions: a WebSocket connection."""
+    """Who holds subscriptions: a WebSocket connection, or an event stream."""
 
     def overflowed(self, why: str | None = None) -> None:
         """One of its subscriptions fell a whole queue behind and was dropped
