@@ -76,6 +76,8 @@ def create_app(
         settings.request_timeout_ms,
         settings.subscriptions_max_bytes,
         settings.subscriptions_per_client_bytes,
+        settings.subscriptions_per_client,
+        settings.subscription_unsent_bytes,
     )
     graphql = GraphQLApp(settings, gateway, explorer, feed)
 

@@ -155,6 +155,10 @@ class Settings:
     #: Articles one subscription may have waiting to be sent; a client that falls
     #: this far behind is disconnected (close code 4008).
     subscription_queue: int = 100
+    #: Bytes a subscription's connection may hold that its client has not read
+    #: (sent to it, or waiting to be), once it holds any: a client past it is
+    #: disconnected as one that falls a queue behind is (close code 4008).
+    subscription_unsent_bytes: int = 1_000_000
     #: Most subscriptions one worker serves at once, over all its connections.
     subscriptions_max: int = 1000
     #: Most subscriptions one WebSocket connection may hold at once.
@@ -362,6 +366,7 @@ ENV_NAMES: dict[str, str] = {
     "compiled": "NEWSGRAPH_COMPILED",
     "subscription_poll_ms": "NEWSGRAPH_SUBSCRIPTION_POLL_MS",
     "subscription_queue": "NEWSGRAPH_SUBSCRIPTION_QUEUE",
+    "subscription_unsent_bytes": "NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES",
     "subscriptions_max": "NEWSGRAPH_SUBSCRIPTIONS_MAX",
     "subscriptions_per_connection": "NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION",
     "subscriptions_per_client": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT",

@@ -801,7 +801,10 @@ def _supervise(
     import time
 
     spawn = multiprocessing.get_context("spawn")
-    plain = {k: v for k, v in options.items() if k not in ("http", "timeout_keep_alive", "backlog")}
+    # What server_options gives is made again in each worker (its classes are
+    # made per server, and are not pickled).
+    guarded = ("http", "ws", "timeout_keep_alive", "backlog")
+    plain = {k: v for k, v in options.items() if k not in guarded}
     record = probes.shared() if probes else None
     timeout = settings.worker_timeout_s
     stopping = threading.Event()

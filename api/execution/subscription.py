@@ -99,12 +99,12 @@ class Payloads:
         self.admin = admin
         self._plan: Plan | Unplannable | None = None
 
-    @property
     def size(self) -> int:
         """Estimated bytes the group answering alike holds for all its
         members: its plan, made now (it would be at the first article),
         which holds the document; else the document; the coerced variables
-        and the key (``api.live.allowance``)."""
+        and the key (``api.live.allowance``). Work (a plan, and a walk of
+        what it holds), not a lookup: the feed asks once per group."""
         try:
             plan = self.plan()
         except Exception:  # answered (and logged) at the first article, as it was

@@ -12,7 +12,9 @@ that failed), ``websocket`` (subscriptions over graphql-transport-ws, bounded),
 ``sse`` (subscriptions over Server-Sent Events, graphql-sse's distinct
 connections, held to the same bounds), ``explorer``
 (GraphiQL, served locally), ``connections`` (Uvicorn's HTTP protocol with
-header, idle and send timeouts, and a bound on open connections), ``health``
+header, idle and send timeouts, and a bound on open connections; its WebSocket
+protocol with the send timeout; both telling the app what a connection holds
+unsent), ``health``
 (liveness and readiness, also answered by a process of their own on a port of
 their own), ``beats`` (each worker's heartbeat, which the supervisor of ``serve
 --workers`` watches).

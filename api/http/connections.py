@@ -28,6 +28,16 @@ served at once. That bound stays under the open-files limit with room to spare
 logs a traceback for each connection waiting to be accepted, again and again
 (98,000 of them in 15 s, measured), and stops accepting for a second each time.
 
+Both protocols (this HTTP one, and :class:`GuardedWebSocketProtocol`, Uvicorn's
+own WebSocket protocol) tell the app how many bytes a connection's transport
+holds that its client has not read, through the scope's extensions
+(``api.live.unsent.EXTENSION``): the ASGI interface does not show it, and a
+subscription's client is bounded by it (``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES``).
+A WebSocket whose client reads nothing for ``send`` seconds is reset too, as an
+HTTP connection is: a subscriber's close frame, or anything else, would
+otherwise wait behind what it does not read for as long as it stays connected
+(asyncio's ``close`` waits for the buffer to empty).
+
 Timeouts in the server rather than a reverse proxy: newsgraph ships as one
 process (and one image), and these are the timeouts nginx would add (its
 ``client_header_timeout``, ``keepalive_timeout``, ``send_timeout``, and the
@@ -49,7 +59,10 @@ from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request as Handshake
 
+from api.live.unsent import EXTENSION
 from core.config import Settings
 
 log = logging.getLogger("newsgraph.api")
@@ -114,6 +127,7 @@ def server_options(limits: ConnectionLimits) -> dict[str, Any]:
     puts back)."""
     return {
         "http": protocol_for(limits),
+        "ws": type("GuardedWebSocketProtocol", (GuardedWebSocketProtocol,), {"limits": limits}),
         "timeout_keep_alive": limits.idle_s,
         "backlog": limits.accept_batch,
     }
@@ -129,7 +143,39 @@ def protocol_for(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
     )
 
 
-class GuardedH11Protocol(H11Protocol):
+def _tell_unsent(scope: Any, transport: asyncio.Transport) -> None:
+    """Put in ``scope`` how the app can ask what ``transport`` holds unsent."""
+    scope.setdefault("extensions", {})[EXTENSION] = transport.get_write_buffer_size
+
+
+class _SendTimeout(asyncio.Protocol):
+    """A connection reset when its client reads nothing for ``send`` seconds:
+    its writing stays paused (the transport's buffer over its high-water
+    mark) that long. Mixed into both server protocols, before Uvicorn's."""
+
+    limits: ClassVar[ConnectionLimits]
+    loop: asyncio.AbstractEventLoop
+    _send_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.limits.send_s, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stop_send_timer()
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        raise NotImplementedError
+
+
+class GuardedH11Protocol(_SendTimeout, H11Protocol):
     """Uvicorn's h11 protocol, with the timeouts and the bound above."""
 
     limits: ClassVar[ConnectionLimits]
@@ -139,7 +185,6 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
-        self._send_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -160,7 +205,9 @@ class GuardedH11Protocol(H11Protocol):
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not cycle:
-            # A request's headers arrived (Uvicorn made its cycle): busy.
+            # A request's headers arrived (Uvicorn made its cycle): busy. Its
+            # task has not run yet: the app finds the extension in its scope.
+            _tell_unsent(self.cycle.scope, self.transport)
             self._request_started()
         elif self.transport.get_protocol() is not self:
             # Upgraded to a WebSocket: its own protocol and timers from here.
@@ -179,17 +226,6 @@ class GuardedH11Protocol(H11Protocol):
         super().timeout_keep_alive_handler()
         self._stop_unread()
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._send_timer is None:
-            self._send_timer = self.loop.call_later(self.limits.send_s, self._send_timed_out)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-
     # What holds a connection, and what ends it.
 
     def _await_request(self) -> None:
@@ -207,9 +243,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _forget(self) -> None:
         self._request_started()
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
+        self._stop_send_timer()
 
     def _header_timed_out(self) -> None:
         self._header_timer = None
@@ -239,15 +273,7 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
     def _drop(self) -> None:
-        """Reset the connection, and drop what the kernel still holds for it:
-        a plain close would leave megabytes (as much as the kernel's send
-        buffer grew to) waiting, in a socket no process holds, for a reader
-        that never comes."""
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        self.transport.abort()
+        _reset(self.transport)
 
     def _shed(self) -> None:
         """Too many connections: the one that has waited longest for a request
@@ -255,6 +281,38 @@ class GuardedH11Protocol(H11Protocol):
         oldest = next(iter(self.waiting))
         log.debug("at %d connections: closing the longest idle", self.limits.max_connections)
         oldest._end()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Reset the connection, and drop what the kernel still holds for it: a
+    plain close would leave megabytes (as much as the kernel's send buffer
+    grew to) waiting, in a socket no process holds, for a reader that never
+    comes."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
+
+
+class GuardedWebSocketProtocol(_SendTimeout, WebSocketsSansIOProtocol):
+    """Uvicorn's WebSocket protocol, telling the app what its transport holds
+    unsent, and reset when its client reads nothing for ``send`` seconds."""
+
+    def handle_connect(self, event: Handshake) -> None:
+        super().handle_connect(event)
+        if self.handshake_initiated and not self.handshake_complete:  # the app's task made
+            _tell_unsent(self.scope, self.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_send_timer()
+        super().connection_lost(exc)
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.transport.get_write_buffer_size():
+            log.debug("resetting a WebSocket whose client read nothing for %gs", self.limits.send_s)
+            _reset(self.transport)
 
 
 class GuardedServer(uvicorn.Server):

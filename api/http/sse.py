@@ -14,18 +14,21 @@ stream to newsgraph's rules, as ``api.http.websocket`` holds a connection:
   ordinary HTTP answer with the status the view gives any refusal (400, 429
   with ``Retry-After``, 401), not a stream; a query over SSE is answered as
   the protocol says, with one ``next`` and ``complete``;
-- each event stream counts toward its client's
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, with its WebSocket subscriptions
-  (one over it is refused with 429, code ``TOO_MANY_SUBSCRIPTIONS``; it is
-  counted from before it starts, so that two arriving at once cannot both
-  pass, and a query's stream stops counting once answered), and each
-  subscription toward the worker's ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (the
-  feed's: refused with 503 and ``Retry-After``);
+- each subscription counts, and is charged its bytes, where every
+  subscription joins the feed (``api.live.allowance``), with its client's
+  WebSocket subscriptions: one over its client's share
+  (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, and its bytes) is refused with
+  429, code ``TOO_MANY_SUBSCRIPTIONS``; one over the worker's
+  (``NEWSGRAPH_SUBSCRIPTIONS_MAX``, and its bytes) with 503 and
+  ``Retry-After``. The join is one synchronous step, so two arriving at once
+  cannot both pass; a query over SSE never joins, and counts for nothing;
 - the request's deadline bounds the start, not the stream
   (``api.http.guard`` lifts it once the answer starts); a client that stops
   reading is reset by the send timeout (``api.http.connections``), or drops
-  out when it falls a whole queue behind (``api.live.feed``), which ends
-  its stream; every ``NEWSGRAPH_SSE_HEARTBEAT_S`` with nothing to send, a
+  out when it falls a whole queue behind, or when its connection holds more
+  than ``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES`` it has not read as another
+  event is to be sent (``api.live.feed``, ``api.live.unsent``: that event is
+  not sent), which ends its stream; every ``NEWSGRAPH_SSE_HEARTBEAT_S`` with nothing to send, a
   comment keeps proxies from closing the connection;
 - each payload is drawn from the client's budget before it is made, takes
   its turn with the worker's other requests, and is written before the
@@ -46,14 +49,15 @@ from typing import Any
 
 import anyio
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.streaming import SSETransport
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from api.errors import QueryTooCostlyError
-from api.live.feed import Turns
+from api.live.feed import Feed, Turns
+from api.live.unsent import Unsent
 from api.operation.pipeline import Stream
 
 #: How an answer is made into the JSON object an event carries.
@@ -70,17 +74,17 @@ class EventStream:
     """One subscription over SSE: the owner of its place in the feed
     (``api.live.feed.Owner``) and the body of its answer."""
 
-    def __init__(self, release: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         #: Held while one payload is made and written (``api.operation.run``).
         self.writing = asyncio.Lock()
         self._ended = asyncio.Event()
-        self._release = release
         self.stream: Stream | None = None
         #: The next answer, awaited beside the heartbeat and the end.
         self._waiting: asyncio.Future[ExecutionResult] | None = None
 
-    def overflowed(self) -> None:
-        """The subscription fell a whole queue behind and left the feed: end."""
+    def overflowed(self, why: str | None = None) -> None:
+        """The subscription fell a whole queue behind, or its connection held
+        too much unread, and it left the feed: end."""
         self._ended.set()
 
     def __aiter__(self) -> EventStream:  # strawberry's view reads a stream by these
@@ -134,8 +138,7 @@ class EventStream:
 
     async def close(self) -> None:
         """The answer is over (sent, cut off, or never begun): the
-        subscription leaves the feed and stops counting for its client."""
-        self._release()
+        subscription leaves the feed, and stops counting for its client."""
         with anyio.CancelScope(shield=True):
             waiting, self._waiting = self._waiting, None
             if waiting is not None:  # an answer on its way: stopped first
@@ -146,17 +149,32 @@ class EventStream:
 
 
 class EventStreamResponse(StreamingResponse):
-    """An event stream's answer; its subscription ends with it, however it ends."""
+    """An event stream's answer; its subscription ends with it, however it
+    ends. Each event is sent only if the feed admits it, given what the
+    connection holds unread (``api.live.feed.Feed.admits``)."""
 
     def __init__(
-        self, events: EventStream, body: AsyncGenerator[str, None], headers: Mapping[str, str]
+        self,
+        events: EventStream,
+        body: AsyncGenerator[str, None],
+        headers: Mapping[str, str],
+        feed: Feed,
     ) -> None:
         super().__init__(body, headers=headers)
         self.events = events
+        self.feed = feed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        unsent = Unsent(scope)
+
+        async def metered(message: Message) -> None:
+            body = message.get("body", b"")
+            if body and not self.feed.admits(self.events, unsent.bytes, len(body)):
+                return  # dropped for what it has not read (the stream ends): not sent
+            await unsent.send(send(message), len(body))
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, metered)
         finally:
             await self.events.close()
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from cross_web import HTTPException
 from graphql import ExperimentalIncrementalExecutionResults as GraphQLIncrementalExecutionResults
-from graphql import GraphQLError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -34,7 +33,6 @@ from strawberry.http.streaming import HTTPStreamTransport, SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from api.data.deadline import current_deadline
@@ -94,9 +92,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.explorer = explorer
         self.feed = feed
         self.connections = Connections(
-            settings.ws_connections_max,
-            settings.ws_connections_per_client,
-            settings.subscriptions_per_client,
+            settings.ws_connections_max, settings.ws_connections_per_client
         )
         self.identify = Identify(settings, gateway, schema.limits)
 
@@ -222,17 +218,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 400,
                 "The GraphQL operation's `operationName` must be a string or null, if provided.",
             )
-        client = context.identity.key
-        events = EventStream(lambda: self.connections.release_stream(events, client))
-        # An unknown key is refused by the pipeline (401), whatever it holds.
-        too_many = None
-        if context.identity.refused is None:
-            too_many = self.connections.hold_stream(events, client)
-        if too_many is not None:
-            error = TooManySubscriptionsError(too_many)
-            sub_response.status_code = 429
-            refusal = GraphQLError(str(error), extensions=error.extensions)
-            return PreExecutionError(data=None, errors=[refusal])
+        events = EventStream()
         context.feed, context.owner = self.feed, events
         schema = self.schema
         assert isinstance(schema, Schema)
@@ -252,7 +238,7 @@ class GraphQLApp(GraphQL[Context, None]):
             await events.close()
             raise
         if not stream.subscription:
-            await events.close()  # counted no longer: nothing to wait for
+            await events.close()  # a query's one answer: nothing to wait for
         sub_response.headers.update(budget_headers(context))
         answer = stream.answer
         if answer is not None and refused(answer):
@@ -286,7 +272,8 @@ class GraphQLApp(GraphQL[Context, None]):
             return response
 
         body = result.body(transport, process, self.encode_json_string, self.feed.turns)
-        return EventStreamResponse(result, body, {**sub_response.headers, **transport.headers})
+        headers = {**sub_response.headers, **transport.headers}
+        return EventStreamResponse(result, body, headers, self.feed)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         if self.explorer.local:
@@ -624,8 +611,9 @@ async def read_body(request: Request) -> bytes:
 def _too_many(result: ExecutionResult) -> TooManySubscriptionsError | None:
     """Why a subscription was refused when it joined the feed, if for the
     subscriptions the worker holds (``NEWSGRAPH_SUBSCRIPTIONS_MAX``,
-    ``NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES``) or its client's share of their
-    memory (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES``, ``api.live.feed``)."""
+    ``NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES``) or its client's share of them
+    (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``,
+    ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES``; ``api.live.allowance``)."""
     for error in result.errors or ():
         if isinstance(error.original_error, TooManySubscriptionsError):
             return error.original_error

@@ -16,12 +16,15 @@ open for anyone:
   and its worker: a
   client holds at most ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, a
   worker ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try
-  again later); a connection holds at most
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` subscriptions, a client
-  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT`` over all its connections, and a
-  worker ``NEWSGRAPH_SUBSCRIPTIONS_MAX`` (a subscription over any of them is
-  refused with an ``error``, code ``TOO_MANY_SUBSCRIPTIONS``), so that one
-  client cannot take every connection or subscription from the others;
+  again later); a connection runs at most
+  ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` operations, counted from their
+  ``subscribe`` message (a bound on this connection's work, which only a
+  connection has: it is here), and a client's subscriptions over all its
+  connections and event streams, and the worker's, are bounded in count and
+  bytes where every subscription joins the feed (``api.live.allowance``);
+  a subscription over any of them is refused with an ``error``, code
+  ``TOO_MANY_SUBSCRIPTIONS``, so that one client cannot take every
+  connection or subscription from the others;
 - a message is text of at most ``NEWSGRAPH_MAX_BODY_BYTES`` (else 1009), a JSON
   object of the protocol's shape (else 4400);
 - ``connection_init``'s payload may carry ``{"authorization": "Bearer
@@ -31,8 +34,11 @@ open for anyone:
   whom it is counted; an unknown or revoked key is closed with 4403;
 - the server pings every ``NEWSGRAPH_WS_KEEPALIVE_S``, and closes a client it
   has heard nothing from for two of those (4408);
-- a client that falls a whole queue behind (it stopped reading) is closed
-  with 4008, after its subscriptions are dropped (``api.live.feed``);
+- a client that falls a whole queue behind (it stopped reading), or whose
+  connection holds more than ``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES`` it has
+  not read when another message is to be sent (``api.live.unsent``: that
+  message is not sent), is closed with 4008, after its subscriptions are
+  dropped (``api.live.feed``);
 - only subscriptions run here (queries and mutations are answered over
   HTTP, where caching and persisted queries work): each subscription is
   validated, limited and priced as a query is (``api.operation.schema``), and
@@ -44,11 +50,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -70,6 +77,7 @@ from strawberry.types.graphql import OperationType
 from api.errors import TooManySubscriptionsError
 from api.http.sse import refused
 from api.live.feed import Feed
+from api.live.unsent import Unsent
 from api.schema.context import Context, Identity
 from core.config import MAX_WS_OPERATION_ID, Settings
 
@@ -103,13 +111,6 @@ class Host(Protocol):
 Client = str
 
 
-class Holder(Protocol):
-    """A connection held for a client (:class:`TransportWSHandler`)."""
-
-    @property
-    def subscriptions(self) -> int: ...
-
-
 class Connections:
     """The WebSocket connections one worker holds, and each client's share.
 
@@ -117,16 +118,12 @@ class Connections:
     it waits, and a client may have only ``per_client`` sockets waiting: more
     are refused at once, and a waiting one is closed at its init deadline."""
 
-    def __init__(self, most: int, per_client: int, subscriptions_per_client: int) -> None:
+    def __init__(self, most: int, per_client: int) -> None:
         self.most = most
         self.per_client = per_client
-        self.subscriptions_per_client = subscriptions_per_client
         self.open = 0
         self._waiting: Counter[Client] = Counter()
-        self._held: dict[Client, set[Holder]] = {}
-        #: Subscriptions over Server-Sent Events (``api.http.sse``), one per
-        #: HTTP answer, by client: counted with its WebSocket ones.
-        self._streams: dict[Client, set[object]] = {}
+        self._held: dict[Client, set[object]] = {}
 
     def wait(self, client: Client) -> bool:
         """A new socket of ``client``, before its ``connection_init``: False
@@ -141,7 +138,7 @@ class Connections:
         if self._waiting[client] <= 0:
             del self._waiting[client]
 
-    def enter(self, holder: Holder, client: Client) -> str | None:
+    def enter(self, holder: object, client: Client) -> str | None:
         """Count ``holder`` for ``client``; or why not (the close reason)."""
         held = self._held.get(client)
         if held is not None and len(held) >= self.per_client:
@@ -152,7 +149,7 @@ class Connections:
         self.open += 1
         return None
 
-    def leave(self, holder: Holder, client: Client) -> None:
+    def leave(self, holder: object, client: Client) -> None:
         held = self._held.get(client)
         if held is None or holder not in held:
             return
@@ -160,32 +157,6 @@ class Connections:
         self.open -= 1
         if not held:
             del self._held[client]
-
-    def subscriptions(self, client: Client) -> int:
-        """The operations ``client`` holds over all its connections (and
-        its event streams)."""
-        held = sum(holder.subscriptions for holder in self._held.get(client, ()))
-        return held + len(self._streams.get(client, ()))
-
-    def hold_stream(self, stream: object, client: Client) -> str | None:
-        """Count an event stream's subscription for ``client``; or why not."""
-        most = self.subscriptions_per_client
-        if self.subscriptions(client) >= most:
-            return (
-                f"a client may hold at most {most} subscriptions over all its "
-                "connections and event streams; complete one first"
-            )
-        self._streams.setdefault(client, set()).add(stream)
-        return None
-
-    def release_stream(self, stream: object, client: Client) -> None:
-        """An event stream ended (again: nothing)."""
-        streams = self._streams.get(client)
-        if streams is None:
-            return
-        streams.discard(stream)
-        if not streams:
-            del self._streams[client]
 
 
 class Socket(ASGIWebSocketAdapter):
@@ -197,6 +168,11 @@ class Socket(ASGIWebSocketAdapter):
         super().__init__(view, request, response)
         self.max_bytes: int = view.settings.max_body_bytes
         self.heard = time.monotonic()
+        #: What the connection holds that its client has not read, and who
+        #: decides whether it may be sent more (its handler: the feed's
+        #: bound on it, ``api.live.feed.Feed.admits``).
+        self.unsent = Unsent(request.scope)
+        self.admits: Callable[[int, int], bool] | None = None
 
     async def iter_json(
         self, *, ignore_parsing_errors: bool = False
@@ -225,8 +201,11 @@ class Socket(ASGIWebSocketAdapter):
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         data = self.view.encode_json(message)
+        if self.admits is not None and not self.admits(self.unsent.bytes, len(data)):
+            raise WebSocketDisconnected  # dropped for what it has not read: not sent
+        text = data.decode() if isinstance(data, bytes) else data
         try:
-            await self.ws.send_text(data.decode() if isinstance(data, bytes) else data)
+            await self.unsent.send(self.ws.send_text(text), len(data))
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise WebSocketDisconnected from exc
 
@@ -249,6 +228,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.settings = self.view.settings
         self.context.feed = self.view.feed
         self.context.owner = self
+        self.websocket.admits = functools.partial(self.view.feed.admits, self)
         self._closing: tuple[int, str] | None = None
         self._close_now = asyncio.Event()
         #: One payload of this connection's answered and written at a time (Owner).
@@ -260,10 +240,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not self.context.admin:  # a handshake without the admin token
             seconds = self.settings.ws_anonymous_init_timeout_s
             self.connection_init_wait_timeout = timedelta(seconds=seconds)
-
-    @property
-    def subscriptions(self) -> int:
-        return len(self.operations)
 
     # -- the connection's life ---------------------------------------------
 
@@ -316,10 +292,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.websocket.close(code, reason), 2 * interval)
 
-    def overflowed(self) -> None:
-        """A subscription fell a whole queue behind (``api.live.feed``): close."""
-        queue = self.view.feed.queue_size
-        self._closing = (TOO_SLOW, f"too slow: {queue} articles were waiting to be sent")
+    def overflowed(self, why: str | None = None) -> None:
+        """A subscription fell a whole queue behind, or the connection holds
+        too much unread (``api.live.feed``): close."""
+        if why is None:
+            why = f"too slow: {self.view.feed.queue_size} articles were waiting to be sent"
+        self._closing = (TOO_SLOW, why)
         self._close_now.set()
 
     # -- messages ----------------------------------------------------------
@@ -362,30 +340,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message: Any) -> None:
-        new = message["id"] not in self.operations
-        refusal = self._too_many() if new and self.connection_acknowledged else None
-        if refusal is not None:  # (unacknowledged: strawberry closes the connection)
-            error = TooManySubscriptionsError(refusal)
+        most = self.settings.subscriptions_per_connection
+        full = message["id"] not in self.operations and len(self.operations) >= most
+        if full and self.connection_acknowledged:  # (if not: strawberry closes the connection)
+            error = TooManySubscriptionsError(
+                f"a connection may hold at most {most} subscriptions; complete one first"
+            )
             formatted = GraphQLError(str(error), extensions=error.extensions).formatted
             await self.send_message({"id": message["id"], "type": "error", "payload": [formatted]})
             return
         await super().handle_subscribe(message)
-
-    def _too_many(self) -> str | None:
-        """Why one more subscription is too many for this connection or its
-        client (the worker's own limit is the feed's), or None."""
-        most = self.settings.subscriptions_per_connection
-        if len(self.operations) >= most:
-            return f"a connection may hold at most {most} subscriptions; complete one first"
-        connections = self.view.connections
-        if self.client is not None:
-            most = connections.subscriptions_per_client
-            if connections.subscriptions(self.client) >= most:
-                return (
-                    f"a client may hold at most {most} subscriptions over all its "
-                    "connections; complete one first"
-                )
-        return None
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """One subscription: ``error`` if it cannot start, else ``next`` for

@@ -1,3 +1,5 @@
 """News for subscriptions: ``feed`` (one poll of the store per worker, fanned
-out to its subscriptions) and ``allowance`` (the memory those subscriptions
-hold, bounded in bytes per worker and per client)."""
+out to its subscriptions), ``allowance`` (every bound on how many
+subscriptions run and what they hold, per worker and per client) and
+``unsent`` (what a subscription's connection holds that its client has not
+read)."""

@@ -19,18 +19,25 @@ subscriptions, however many clients hold each; a worker builds a few answers
 at a time (``ANSWERS_AT_ONCE``), and that work, like each payload's, takes
 turns with the worker's other requests (:class:`Turns`).
 
-What subscriptions hold is bounded in bytes as well as by count
-(``api.live.allowance``): each is charged its group's document and plan
-(once per group for the worker, once per group for each client with a
-member in it) and what it holds of its own, when it joins, and given it
-back when it leaves, however it ends.
+Every limit on how many subscriptions run and what they hold, the worker's
+and each client's, is checked in one step as a subscription joins, whatever
+its transport (``api.live.allowance``): each is counted, and charged its
+group's document and plan (once per group for the worker, once per group for
+each client with a member in it) and what it holds of its own, when it
+joins, and given it back when it leaves, however it ends.
 
 Every subscription has a bounded queue: one that falls a whole queue behind
 (its client stopped reading) is dropped and its owner told, so no client can
-make the worker hold more than that. A failed poll is reported to every
-subscription once, as ``STORE_UNAVAILABLE``, and retried with a growing pause;
-when the store answers again the polls go on from where they were, so the
-articles written meanwhile still arrive.
+make the worker hold more than that. What its connection holds unsent is
+bounded in bytes too (``NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES``): each
+transport measures it (``api.live.unsent``) and asks :meth:`Feed.admits`
+before each message, and a client over the bound is dropped as one that fell
+behind is (close 4008 over WebSocket, the end of its event stream).
+
+A failed poll is reported to every subscription once, as
+``STORE_UNAVAILABLE``, and retried with a growing pause; when the store
+answers again the polls go on from where they were, so the articles written
+meanwhile still arrive.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from typing import Any, Protocol
 from api.data import deadline
 from api.data.gateway import Gateway
 from api.data.matcher import Predicate
-from api.errors import ClientError, StoreUnavailableError, TooManySubscriptionsError
+from api.errors import ClientError, StoreUnavailableError
 from api.live.allowance import Allowance, ClientKey
 from core.document import PRIVATE_FIELDS, Doc
 from core.indexes import ARTICLES, LOADER
@@ -78,10 +85,11 @@ SUBSCRIPTION_BYTES = 20_000
 
 
 class Owner(Protocol):
-    """Who holds subscriptions: a WebSocket connection."""
+    """Who holds subscriptions: a WebSocket connection, or an event stream."""
 
-    def overflowed(self) -> None:
-        """One of its subscriptions fell a whole queue behind and was dropped."""
+    def overflowed(self, why: str | None = None) -> None:
+        """One of its subscriptions fell a whole queue behind and was dropped
+        (or all of them, as their connection held too much unsent: ``why``)."""
 
     @property
     def writing(self) -> asyncio.Lock:
@@ -98,10 +106,10 @@ class Answers(Protocol):
     @property
     def key(self) -> Hashable: ...
 
-    @property
     def size(self) -> int:
         """Estimated bytes the group of subscriptions answered alike holds for
-        all its members (the document, its plan, the key)."""
+        all its members (the document, its plan, the key): measured, so
+        asked once per group, when its first member is let in."""
 
     @property
     def own(self) -> int:
@@ -261,6 +269,8 @@ class Feed:
         time_limit_ms: int,
         max_bytes: int | None = None,
         per_client_bytes: int | None = None,
+        per_client: int | None = None,
+        unsent_bytes: int | None = None,
     ) -> None:
         self.gateway = gateway
         self.interval_s = poll_ms / 1000
@@ -269,26 +279,35 @@ class Feed:
         #: full queue, and a burst (a whole folder loaded) arrives over
         #: several polls rather than dropping every subscription at once.
         self.page = max(1, queue_size // 2)
-        self.max_subscribers = max_subscribers
-        #: Bytes its subscriptions may hold, in all and per client (None: unbounded).
-        self.allowance = Allowance(max_bytes or sys.maxsize, per_client_bytes or sys.maxsize)
+        #: How many subscriptions may run and the bytes they may hold, in all
+        #: and per client (None: unbounded).
+        self.allowance = Allowance(
+            max_bytes or sys.maxsize,
+            per_client_bytes or sys.maxsize,
+            max_subscribers,
+            per_client or sys.maxsize,
+        )
         self.time_limit_s = time_limit_ms / 1000
-        #: Polls done, subscriptions dropped for falling behind, and events
-        #: answered (once per group each) (metrics, tests).
+        #: Most bytes a subscription's connection may hold that its client
+        #: has not read, once it holds any (None: unbounded).
+        self.unsent_bytes = unsent_bytes or sys.maxsize
+        #: Polls done, subscriptions dropped (for falling behind, or, of
+        #: those, for holding too much unsent), and events answered (once per
+        #: group each) (metrics, tests).
         self.polls = 0
         self.dropped = 0
+        self.dropped_unsent = 0
         self.answered = 0
         #: The worker's subscription work, taken in turns with its other requests.
         self.turns = Turns()
         self.answering = asyncio.Semaphore(ANSWERS_AT_ONCE)
         self._groups: dict[Hashable, Group] = {}
-        self._count = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
     def count(self) -> int:
         """Subscriptions served now."""
-        return self._count
+        return sum(len(group.members) for group in self._groups.values())
 
     @property
     def bytes(self) -> int:
@@ -305,19 +324,16 @@ class Feed:
     ) -> Subscriber:
         """A new subscription of ``client``, polled for from now on; the poll
         starts with the first. It joins the group of the subscriptions
-        identical to it, whose filter is ``matches`` too, if its count and
-        what it holds are within the worker's bounds and its client's."""
-        if self._count >= self.max_subscribers:
-            raise TooManySubscriptionsError(
-                f"this server holds as many subscriptions as it may ({self.max_subscribers}); "
-                "try again later",
-                worker=True,
-            )
+        identical to it, whose filter is ``matches`` too, if the worker's
+        bounds and its client's let it in (``api.live.allowance``: raises
+        ``TooManySubscriptionsError`` if not)."""
         group = self._groups.get(answers.key)
-        # A new group's size is made (its plan with it) only for a new group.
-        size = answers.size if group is None else group.size
         own = SUBSCRIPTION_BYTES + answers.own
-        self.allowance.admit(client, answers.key, size, group is None, own)
+        # A new group's size is measured (its plan made with it) only for a
+        # new group, and only once the counts let it in.
+        size = self.allowance.admit(
+            client, answers.key, answers.size if group is None else group.size, group is None, own
+        )
         subscriber = self._admit(matches, owner, answers)
         subscriber.group.size = size
         subscriber.client, subscriber.own = client, own
@@ -334,7 +350,6 @@ class Feed:
             group = self._groups[answers.key] = Group(self, matches, answers)
         subscriber = Subscriber(group, owner)
         group.members.add(subscriber)
-        self._count += 1
         return subscriber
 
     def leave(self, subscriber: Subscriber) -> None:
@@ -343,7 +358,6 @@ class Feed:
         if subscriber not in group.members:
             return
         group.members.discard(subscriber)
-        self._count -= 1
         if subscriber.client is not None:
             ended = not group.members
             self.allowance.release(
@@ -351,7 +365,7 @@ class Feed:
             )
         if not group.members and self._groups.get(group.answers.key) is group:
             del self._groups[group.answers.key]
-        if not self._count and self._task is not None:
+        if not self._groups and self._task is not None:
             self._task.cancel()
             self._task = None
 
@@ -360,6 +374,37 @@ class Feed:
         for subscriber in [s for s in self._subscribers() if s.owner is owner]:
             self.leave(subscriber)
 
+    def admits(self, owner: Owner, unsent: int, size: int) -> bool:
+        """Whether the connection of ``owner``, which holds ``unsent`` bytes
+        its client has not read (``api.live.unsent``), may be handed a
+        message of ``size`` bytes more: always when it holds none (an answer
+        larger than the bound still reaches a client that reads), else while
+        it would hold at most ``unsent_bytes``. If not, the subscriptions of
+        ``owner`` are dropped, as those that fall a whole queue behind are,
+        and the message is not to be sent: a client that does not read holds
+        its last answer's bytes, not one more answer's besides, and the
+        copies made to send it."""
+        if not unsent or unsent + size <= self.unsent_bytes:
+            return True
+        mine = [s for s in self._subscribers() if s.owner is owner]
+        for subscriber in mine:
+            self.leave(subscriber)
+        self.dropped += len(mine)
+        self.dropped_unsent += len(mine)
+        log.info(
+            "dropped %d subscription(s) whose client left %d bytes unread, a %d-byte "
+            "message more would pass NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES=%d",
+            len(mine),
+            unsent,
+            size,
+            self.unsent_bytes,
+        )
+        try:
+            owner.overflowed(f"too slow: {unsent} bytes were waiting to be read")
+        except Exception:
+            log.exception("could not drop a subscription's client")
+        return False
+
     def _subscribers(self) -> list[Subscriber]:
         return [s for group in self._groups.values() for s in group.members]
 
@@ -367,7 +412,6 @@ class Feed:
         for group in self._groups.values():
             group.members.clear()
         self._groups.clear()
-        self._count = 0
         self.allowance.clear()
         task, self._task = self._task, None
         if task is not None:

@@ -34,6 +34,7 @@ class FeedCounts(Protocol):
 
     polls: int
     dropped: int
+    dropped_unsent: int
     answered: int
 
 
@@ -188,8 +189,15 @@ class _FeedCollector(Collector):
         )
         yield CounterMetricFamily(
             "newsgraph_subscriptions_dropped",
-            "Subscriptions dropped because their client fell a whole queue behind.",
+            "Subscriptions dropped because their client fell a whole queue behind, or "
+            "left more unread than NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES.",
             self.feed.dropped,
+        )
+        yield CounterMetricFamily(
+            "newsgraph_subscriptions_dropped_unsent",
+            "Of those, subscriptions dropped because their connection held more than "
+            "NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES its client had not read.",
+            self.feed.dropped_unsent,
         )
         yield GaugeMetricFamily(
             "newsgraph_subscription_groups",

@@ -268,6 +268,33 @@ def test_a_group_is_charged_once_to_the_worker_and_once_to_each_client_in_it():
     assert allowance.held == 0 and allowance.held_by("b") == allowance.held_by("c") == 0
 
 
+def test_the_counts_are_checked_with_the_bytes_and_before_a_group_is_measured():
+    """Every subscription limit is the allowance's: a client's count (over
+    all its transports: the allowance knows none) and the worker's, refused
+    before the new group's bytes are measured (its plan made), and given
+    back as the bytes are."""
+    measured: list[str] = []
+
+    def size(name: str) -> Any:
+        return lambda: measured.append(name) or 100
+
+    allowance = Allowance(10**6, 10**6, most=3, per_client_count=2)
+    allowance.admit("a", "g", size("g"), True, 10)
+    allowance.admit("a", "h", size("h"), True, 10)
+    with pytest.raises(TooManySubscriptionsError) as mine:
+        allowance.admit("a", "i", size("i"), True, 10)
+    assert not mine.value.worker and "at most 2 subscriptions" in str(mine.value)
+    allowance.admit("b", "j", size("j"), True, 10)
+    with pytest.raises(TooManySubscriptionsError) as full:
+        allowance.admit("c", "k", size("k"), True, 10)
+    assert full.value.worker and "(3)" in str(full.value)
+    assert measured == ["g", "h", "j"]  # the refused were never measured
+    assert allowance.subscriptions == 3 and allowance.held == 3 * 110
+    allowance.release("a", "g", 100, True, 10)
+    allowance.admit("a", "i", size("i"), True, 10)  # room again, for a and the worker
+    assert allowance.subscriptions == 3 and measured[-1] == "i"
+
+
 class Owner:
     def __init__(self) -> None:
         self.writing = asyncio.Lock()
@@ -279,7 +306,10 @@ class Owner:
 
 class Sized:
     def __init__(self, key: str, size: int) -> None:
-        self.key, self.size, self.own = key, size, 100
+        self.key, self.bytes, self.own = key, size, 100
+
+    def size(self) -> int:
+        return self.bytes
 
     async def answer(self, event: Any) -> Any:
         return event
