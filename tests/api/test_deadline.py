@@ -60,9 +60,10 @@ def test_a_slow_request_times_out_while_a_cheap_one_is_answered(
         message = response.json()["errors"][0]["message"]
         assert "1.5 s limit" in message
         # Embedded, the call was still waiting: the message names the store (a
-        # hung store shows so first), not only the query. On the wire the store
-        # answered, at maxTimeMS, that the query took too long: ask for less.
-        assert ("the article store had not answered" in message) == loaded.embedded
+        # hung store shows so first), not only the query. On the wire the
+        # store's maxTimeMS and the deadline end together, either one first.
+        if loaded.embedded:
+            assert "the article store had not answered" in message
         assert "ask for less" in message
         assert 1.5 <= took < 1.5 + GRACE_S
         # The stalled call ended at its maxTimeMS, with the deadline: no slot is left held.
