@@ -37,9 +37,19 @@ undeferred and 1.5 MB of parts, are priced 95,301 objects. A client that reads
 no parts gets the whole answer at once (``api.operation.incremental``), priced
 the same: the document asked for the parts.
 
-Introspection (``__schema``, ``__type``) is answered from memory and costs
-nothing here. The analysis is a pure function of the document, its variables
-and the schema; :mod:`api.operation.budget` applies it to each request.
+Introspection (``__schema``, ``__type``) is answered from memory, but not for
+free: graphql-core's ordinary execution takes about 20 µs an object, and 30
+aliases of ``__schema { types { fields { type { fields { type { name } } } } } }``
+(13,200 objects, 275 kB) took 280 ms; priced nothing, one address sending
+them eight at a time held a two-core server's honest queries 2.3 s each
+(10 points each). The schema is fixed, so its answer is known exactly: the
+walk counts the objects it will hold by calling the introspection types' own
+resolvers on the schema, each distinct selection on each distinct value once
+(:meth:`_Walk.introspected`); graphql-core's ``MaxIntrospectionDepthRule``
+and the selection limit bound how far it goes. The full introspection query
+GraphiQL sends holds 559 objects. The analysis is a pure function of the
+document, its variables and the schema; :mod:`api.operation.budget` applies it
+to each request.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLField,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -67,6 +78,7 @@ from graphql import (
     is_list_type,
     value_from_ast_untyped,
 )
+from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from graphql.utilities import get_operation_ast
 
 from api.schema.facts import Calls, answered_by
@@ -91,6 +103,14 @@ ENTRY_OBJECTS = 2
 #: (each streamed item adds its ``incremental`` entry besides).
 STREAM_OBJECTS = 2
 
+#: Most steps the count of a query's introspection may take (a resolver
+#: called, or an item counted, each one step; about 3 µs a step): past them
+#: its price is over any budget. The full introspection query GraphiQL and
+#: the code generators send takes 3,525 (559 objects) on this schema; a walk that
+#: may take as many steps as the object budget (50,000) would spend 160 ms
+#: pricing a query refused for 10 points.
+INTROSPECTION_STEPS = 10_000
+
 #: Costs saturate here: a hostile query can ask for 100^12 objects, and the
 #: figures must stay exact JSON numbers for any client (JavaScript's safe range).
 CAP = 2**53 - 1
@@ -110,8 +130,6 @@ class Cost:
     store_calls: int
     #: Each field by its response path (aliases, not field names: ``a.nodes.topics``).
     paths: Mapping[str, PathCost] = field(default_factory=dict)
-    #: Response keys at the root answered from the schema (introspection).
-    unmetered: frozenset[str] = frozenset()
     #: The variables whose values the cost depends on: any other may change freely.
     variables: frozenset[str] = frozenset()
 
@@ -148,7 +166,6 @@ def query_cost(
         objects=min(sum(p.objects for p in paths.values()), CAP),
         store_calls=min(sum(p.store_calls for p in paths.values()), CAP),
         paths=paths,
-        unmetered=frozenset(walk.unmetered),
         variables=frozenset(walk.read),
     )
 
@@ -178,7 +195,8 @@ class _Walk:
     fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
     paths: dict[str, PathCost] = field(default_factory=dict)
-    unmetered: set[str] = field(default_factory=set)
+    #: What the introspection fields' walk counted (:meth:`introspected`).
+    seen: _Seen = field(default_factory=lambda: _Seen(INTROSPECTION_STEPS))
     read: set[str] = field(default_factory=set)
     #: Deferred fragments met so far, each a part of its own (graphql-core
     #: makes a part for each time it meets one, even the same node twice).
@@ -198,33 +216,25 @@ class _Walk:
         the enclosing connection's ``first``, which bounds its lists. Each
         selection comes with the part its parent field was selected in."""
         fields, deferred = self.collect(parent, selections)
-        # Each deferred fragment here is a part of its own on each of the
-        # parents. And where the parent field was selected in more than one
-        # part (`provider { id } ... @defer { provider { name } }`), graphql-core
-        # sends what each set of parts selects here as an entry of its own on
-        # each of these objects (`subPath`): 6 such fragments on 100 articles'
-        # 100 related stories each make 20,000 entries a fragment, where
-        # PART_OBJECTS a fragment on the articles priced 400.
-        entries = 0
-        if len({part for _, part in selections}) > 1:
-            groups = {frozenset(part for _, part in nodes) for nodes in fields.values()}
-            entries = sum(None not in group for group in groups)
-        if deferred or entries:
-            self.add(
-                f"{path}.@defer" if path else "@defer",
-                _mul(count, PART_OBJECTS * deferred + ENTRY_OBJECTS * entries),
-                0,
-            )
+        in_parts = _in_parts(selections, fields, deferred)
+        if in_parts:
+            self.add(f"{path}.@defer" if path else "@defer", _mul(count, in_parts), 0)
         for key, selected_as in fields.items():
             nodes = [node for node, _ in selected_as]
             node = nodes[0]  # validation made same-key fields the same field
             name = node.name.value
-            if name.startswith("__"):
-                if name != "__typename":  # a leaf; the others open the schema
-                    self.unmetered.add(key)
+            here = f"{path}.{key}" if path else key
+            if name in ("__schema", "__type"):  # the schema's own answer, counted
+                meta = SchemaMetaFieldDef if name == "__schema" else TypeMetaFieldDef
+                try:
+                    found = self.introspected(meta, None, selected_as, self.seen)
+                except _Over:
+                    found = CAP
+                self.add(here, _mul(count, found), 0)
+                continue
+            if name == "__typename":  # a leaf
                 continue
             definition = parent.fields[name]
-            here = f"{path}.{key}" if path else key
             calls = self.calls(parent, node, count, batches)
             target = get_named_type(definition.type)
             if is_leaf_type(target):
@@ -249,6 +259,54 @@ class _Walk:
                 assert isinstance(concrete, GraphQLObjectType), concrete
                 inner_page = self.page(node, definition.args) if is_connection(concrete) else 0
                 self.fields(concrete, selected, here, objects, calls or batches, inner_page)
+
+    def introspected(
+        self,
+        definition: GraphQLField,
+        source: Any,
+        selected_as: list[tuple[FieldNode, Part]],
+        seen: _Seen,
+    ) -> int:
+        """The objects an introspection field of ``source`` answers with, found
+        by its own resolver, as execution would (``includeDeprecated`` not
+        known counts as true). Raises :class:`_Over` past ``seen.limit`` steps."""
+        nodes = [node for node, _ in selected_as]
+        arguments = {}
+        for name in definition.args:
+            value = self.argument(nodes[0], name)
+            if value is Undefined:
+                continue
+            arguments[name] = value is not False if name == "includeDeprecated" else value
+        try:
+            resolve: Any = definition.resolve
+            result = resolve(source, _SchemaInfo(self.schema), **arguments)
+        except Exception:  # arguments execution refuses
+            return 0
+        listed = is_list_type(get_nullable_type(definition.type)) and result is not None
+        items = [r for r in (result if listed else [result]) if r is not None]
+        seen.step(1 + len(items))
+        target = get_named_type(definition.type)
+        found = STREAM_OBJECTS + len(items) if self.streamed(nodes, len(items)) is not None else 0
+        if is_leaf_type(target) or not items:
+            return found
+        assert isinstance(target, GraphQLObjectType), target  # the introspection types
+        selections = [(n.selection_set, part) for n, part in selected_as if n.selection_set]
+        key = tuple(id(s) for s, _ in selections)
+        collected = seen.collected.get(key)
+        if collected is None:  # the same for every value: found once
+            collected = seen.collected[key] = self.collect(target, selections)
+        fields, deferred = collected
+        for item in items:
+            known = seen.counted.get((id(item), *key))
+            if known is None:
+                under = _in_parts(selections, fields, deferred)
+                for inner in fields.values():
+                    name = inner[0][0].name.value
+                    if name != "__typename":
+                        under += self.introspected(target.fields[name], item, inner, seen)
+                known = seen.counted[(id(item), *key)] = (min(under, CAP), item)
+            found = min(found + 1 + known[0], CAP)
+        return found
 
     def add(self, path: str, objects: int, calls: int) -> None:
         known = self.paths.get(path, PathCost())
@@ -413,12 +471,63 @@ class _Walk:
         return is_abstract_type(type_) and self.schema.is_sub_type(type_, parent)
 
 
-def count_objects(data: Any, unmetered: frozenset[str] = frozenset()) -> int:
-    """JSON objects in an answer's ``data``, beside the root and the
-    ``unmetered`` root keys: what :attr:`Cost.objects` bounds."""
+class _Over(Exception):
+    """The introspection walk took more steps than it may."""
+
+
+@dataclass
+class _Seen:
+    """The introspection walk's memory: what each selection counted on each
+    value (with the value, so that its id is not reused while the walk
+    runs), the fields each selection collects, and the steps taken, at most
+    ``limit``: a walk of more (a resolver called, or an item counted, each
+    one step) prices the query over any budget. The walk takes about 3 µs a
+    step, execution about 20 µs an object."""
+
+    limit: int
+    steps: int = 0
+    counted: dict[tuple[int, ...], tuple[int, Any]] = field(default_factory=dict)
+    collected: dict[tuple[int, ...], Any] = field(default_factory=dict)
+
+    def step(self, n: int) -> None:
+        self.steps += n
+        if self.steps > self.limit:
+            raise _Over
+
+
+@dataclass(frozen=True)
+class _SchemaInfo:
+    """What graphql-core's introspection resolvers read of their ``info``."""
+
+    schema: GraphQLSchema
+
+
+def _in_parts(
+    selections: list[tuple[SelectionSetNode, Part]],
+    fields: Mapping[str, list[tuple[FieldNode, Part]]],
+    deferred: int,
+) -> int:
+    """The objects an answer in parts adds on each object these fields are
+    selected on: each deferred fragment here is a part of its own on each of
+    them. And where the parent field was selected in more than one part
+    (`provider { id } ... @defer { provider { name } }`), graphql-core sends
+    what each set of parts selects here as an entry of its own on each of
+    these objects (`subPath`): 6 such fragments on 100 articles' 100 related
+    stories each make 20,000 entries a fragment, where PART_OBJECTS a fragment
+    on the articles priced 400."""
+    entries = 0
+    if len({part for _, part in selections}) > 1:
+        groups = {frozenset(part for _, part in nodes) for nodes in fields.values()}
+        entries = sum(None not in group for group in groups)
+    return PART_OBJECTS * deferred + ENTRY_OBJECTS * entries
+
+
+def count_objects(data: Any) -> int:
+    """JSON objects in an answer's ``data``, beside the root: what
+    :attr:`Cost.objects` bounds."""
     if not isinstance(data, dict):
         return 0
-    stack = [v for k, v in data.items() if k not in unmetered]
+    stack = list(data.values())
     total = 0
     while stack:
         value = stack.pop()

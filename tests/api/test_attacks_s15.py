@@ -1,0 +1,75 @@
+"""Session 15's probes: each test is a way one hostile client got more than
+it paid for, or held the server, reproduced; it fails while the gap is open."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from graphql import execute_sync, get_introspection_query, parse, print_ast
+from starlette.testclient import TestClient
+
+from api.operation.cost import count_objects, query_cost
+from api.operation.schema import build_schema
+from api.operation.throttle import OPERATION_POINTS
+
+GRAPHQL_SCHEMA = build_schema()._schema
+
+# -- 1. Introspection answered for nothing ------------------------------------
+
+#: 30 aliases (the alias limit) of one introspection selection within the
+#: introspection depth rule: 13,200 objects and 275 kB, 280 ms of the
+#: worker's CPU each, once priced 0 objects (10 points). One address sending
+#: eight at a time held another address's three-article query 2.3 s (4 ms alone).
+ONE = "__schema { types { fields { name type { fields { name type { name } } } } } }"
+WIDE_INTROSPECTION = "{ " + " ".join(f"a{i}: {ONE}" for i in range(30)) + " }"
+
+
+def post(client: TestClient, query: str) -> dict:
+    response = client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_wide_introspection_is_refused_unexecuted(client: TestClient) -> None:
+    body = post(client, WIDE_INTROSPECTION)
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COSTLY"]
+    cost = body["extensions"]["cost"]
+    assert cost["actualQueryCost"] == OPERATION_POINTS
+
+
+@pytest.mark.parametrize("aliases", [1, 2])
+def test_introspection_pays_for_the_objects_it_answers(client: TestClient, aliases: int) -> None:
+    # Each alias the whole of what GraphiQL asks: priced as it answers, exactly.
+    standard = parse(get_introspection_query(descriptions=True))
+    operation, *fragments = standard.definitions
+    selections = print_ast(operation.selection_set.selections[0].selection_set)  # type: ignore[attr-defined]
+    query = (
+        "{ " + " ".join(f"a{i}: __schema {{ ...S }}" for i in range(aliases)) + " } "
+        f"fragment S on __Schema {selections} " + " ".join(print_ast(f) for f in fragments)
+    )
+    body = post(client, query)
+    assert "errors" not in body, body["errors"]
+    objects = count_objects(body["data"])
+    assert objects > 500 * aliases
+    cost = body["extensions"]["cost"]
+    assert cost["requested"]["objects"] == cost["actual"]["objects"] == objects
+    assert cost["actualQueryCost"] == OPERATION_POINTS + objects
+
+
+def test_pricing_introspection_is_bounded() -> None:
+    # The price counts the answer from the schema without executing it, in
+    # a bounded number of steps: a query past them is over any budget. The
+    # bound is generous (measured: 13-25 ms to refuse, 70-110 ms to execute).
+    document = parse(WIDE_INTROSPECTION)
+    started = time.process_time()
+    price = query_cost(GRAPHQL_SCHEMA, document)
+    took = time.process_time() - started
+    assert price.objects > 50_000
+    assert took < 2.0
+    # Within the bound, the price is the answer's objects.
+    one = "{ " + ONE + " }"
+    answer = execute_sync(GRAPHQL_SCHEMA, parse(one))
+    assert answer.errors is None
+    assert query_cost(GRAPHQL_SCHEMA, parse(one)).objects == count_objects(answer.data)
