@@ -9,10 +9,14 @@ import pytest
 from graphql import execute_sync, get_introspection_query, parse, print_ast
 from starlette.testclient import TestClient
 
+from api.errors import TooManySubscriptionsError
+from api.http.identity import client_key
+from api.live.allowance import Allowance
 from api.operation.cost import count_objects, query_cost
 from api.operation.documents import over_token_limit
 from api.operation.schema import build_schema
 from api.operation.throttle import OPERATION_POINTS
+from core.config import Settings
 
 GRAPHQL_SCHEMA = build_schema()._schema
 
@@ -99,3 +103,43 @@ def test_trailing_ignored_characters_are_counted_in_linear_time(ignored: str) ->
 def test_a_query_with_trailing_spaces_is_answered(client: TestClient) -> None:
     body = post(client, "{ __typename }" + " " * 60_000)
     assert body["data"] == {"__typename": "Query"}
+
+
+# -- 3. The worker's subscription memory filled from one network -----------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TooManySubscriptionsError,
+    reason="open: a client is an address (an IPv6 /64), and a worker's subscription "
+    "memory (NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES, 64 MB) is 16 clients' shares (4 MB): "
+    "one holder of an IPv6 /48 (65,536 /64s) fills it from 21 of them, 10 points a "
+    "subscription, and every other client's subscription is refused. Needs a share "
+    "per network (a /48) or a reserve for clients holding nothing, weighed against "
+    "mobile carriers, whose many devices share a /48",
+)
+def test_one_network_cannot_fill_the_worker_s_subscription_memory() -> None:
+    # A client's share of the worker's subscription memory, as the defaults
+    # have it (4 MB of 64 MB), each /64 of one /48 a client of its own
+    # (api.http.identity), each subscription a distinct document of 1 MB.
+    settings = Settings()
+    allowance = Allowance(settings.subscriptions_max_bytes, settings.subscriptions_per_client_bytes)
+    networks = iter(range(1, 1000))
+
+    def fill(document: int) -> None:
+        """Distinct subscriptions of ``document`` bytes from one /64 after
+        another, until the worker refuses one."""
+        for n in networks:
+            client = client_key(f"2001:db8:0:{n:x}::1", [], [])
+            try:
+                while True:
+                    allowance.admit(client, (n, allowance.held), document, True, 20_000)
+            except TooManySubscriptionsError as refused:
+                if refused.worker:
+                    return
+
+    fill(1_000_000)
+    fill(1_000)  # and what is left, with small ones
+    assert next(networks) <= 40  # a handful of /64s filled it, for 10 points a subscription
+    elsewhere = client_key("198.51.100.7", [], [])
+    allowance.admit(elsewhere, "small", 1_000, True, 20_000)  # refused: the worker is full
