@@ -45,11 +45,10 @@ them eight at a time held a two-core server's honest queries 2.3 s each
 (10 points each). The schema is fixed, so its answer is known exactly: the
 walk counts the objects it will hold by calling the introspection types' own
 resolvers on the schema, each distinct selection on each distinct value once
-(:meth:`_Walk.introspected`); graphql-core's ``MaxIntrospectionDepthRule``
-and the selection limit bound how far it goes. The full introspection query
-GraphiQL sends holds 559 objects. The analysis is a pure function of the
-document, its variables and the schema; :mod:`api.operation.budget` applies it
-to each request.
+(:meth:`_Walk.introspected`), in at most :data:`INTROSPECTION_STEPS` steps.
+The full introspection query GraphiQL sends holds 559 objects. The analysis
+is a pure function of the document, its variables and the schema;
+:mod:`api.operation.budget` applies it to each request.
 """
 
 from __future__ import annotations
@@ -104,11 +103,12 @@ ENTRY_OBJECTS = 2
 STREAM_OBJECTS = 2
 
 #: Most steps the count of a query's introspection may take (a resolver
-#: called, or an item counted, each one step; about 3 µs a step): past them
+#: called, or an item counted, each one step; about 1 µs a step): past them
 #: its price is over any budget. The full introspection query GraphiQL and
-#: the code generators send takes 3,525 (559 objects) on this schema; a walk that
-#: may take as many steps as the object budget (50,000) would spend 160 ms
-#: pricing a query refused for 10 points.
+#: the code generators send takes 3,525 (559 objects) on this schema; 10,000
+#: take 6-10 ms, where executing 30 aliases of one selection (13,200 objects)
+#: took 66 ms and a walk as long as the object budget (50,000) would take
+#: about 50 ms, for a query refused at 10 points.
 INTROSPECTION_STEPS = 10_000
 
 #: Costs saturate here: a hostile query can ask for 100^12 objects, and the
@@ -196,11 +196,14 @@ class _Walk:
     variables: dict[str, Any]
     paths: dict[str, PathCost] = field(default_factory=dict)
     #: What the introspection fields' walk counted (:meth:`introspected`).
-    seen: _Seen = field(default_factory=lambda: _Seen(INTROSPECTION_STEPS))
+    seen: _Seen = field(init=False)
     read: set[str] = field(default_factory=set)
     #: Deferred fragments met so far, each a part of its own (graphql-core
     #: makes a part for each time it meets one, even the same node twice).
     parts: int = 0
+
+    def __post_init__(self) -> None:
+        self.seen = _Seen(INTROSPECTION_STEPS, _SchemaInfo(self.schema))
 
     def fields(
         self,
@@ -270,41 +273,65 @@ class _Walk:
         """The objects an introspection field of ``source`` answers with, found
         by its own resolver, as execution would (``includeDeprecated`` not
         known counts as true). Raises :class:`_Over` past ``seen.limit`` steps."""
+        return self._answered(self._introspection(definition, selected_as, seen), source, seen)
+
+    def _introspection(
+        self, definition: GraphQLField, selected_as: list[tuple[FieldNode, Part]], seen: _Seen
+    ) -> _Introspection:
+        """What an introspection field's count needs of its selection, worked
+        out once however many values it is selected on."""
         nodes = [node for node, _ in selected_as]
+        key = (id(definition), *(id(node) for node in nodes))
+        known = seen.fields.get(key)
+        if known is not None:
+            return known
         arguments = {}
         for name in definition.args:
             value = self.argument(nodes[0], name)
-            if value is Undefined:
-                continue
-            arguments[name] = value is not False if name == "includeDeprecated" else value
+            if value is not Undefined:
+                arguments[name] = value is not False if name == "includeDeprecated" else value
+        target = get_named_type(definition.type)
+        field = _Introspection(
+            resolve=definition.resolve,
+            arguments=arguments,
+            listed=is_list_type(get_nullable_type(definition.type)),
+            streamed=self.streamed(nodes, 0) is not None,
+            key=key,
+        )
+        seen.fields[key] = field  # (it holds the nodes' ids: they live as long as the walk)
+        if not is_leaf_type(target):
+            assert isinstance(target, GraphQLObjectType), target  # the introspection types
+            selections = [(n.selection_set, part) for n, part in selected_as if n.selection_set]
+            fields, deferred = self.collect(target, selections)
+            field.in_parts = _in_parts(selections, fields, deferred)
+            field.inner = [
+                self._introspection(target.fields[inner[0][0].name.value], inner, seen)
+                for inner in fields.values()
+                if inner[0][0].name.value != "__typename"
+            ]
+        return field
+
+    def _answered(self, field: _Introspection, source: Any, seen: _Seen) -> int:
         try:
-            resolve: Any = definition.resolve
-            result = resolve(source, _SchemaInfo(self.schema), **arguments)
+            result = field.resolve(source, seen.info, **field.arguments)
         except Exception:  # arguments execution refuses
             return 0
-        listed = is_list_type(get_nullable_type(definition.type)) and result is not None
-        items = [r for r in (result if listed else [result]) if r is not None]
+        items = [
+            r
+            for r in (result if field.listed and result is not None else [result])
+            if r is not None
+        ]
         seen.step(1 + len(items))
-        target = get_named_type(definition.type)
-        found = STREAM_OBJECTS + len(items) if self.streamed(nodes, len(items)) is not None else 0
-        if is_leaf_type(target) or not items:
+        found = STREAM_OBJECTS + len(items) if field.streamed else 0
+        if field.inner is None:  # a leaf
             return found
-        assert isinstance(target, GraphQLObjectType), target  # the introspection types
-        selections = [(n.selection_set, part) for n, part in selected_as if n.selection_set]
-        key = tuple(id(s) for s, _ in selections)
-        collected = seen.collected.get(key)
-        if collected is None:  # the same for every value: found once
-            collected = seen.collected[key] = self.collect(target, selections)
-        fields, deferred = collected
         for item in items:
-            known = seen.counted.get((id(item), *key))
+            known = seen.counted.get((id(item), *field.key))
             if known is None:
-                under = _in_parts(selections, fields, deferred)
-                for inner in fields.values():
-                    name = inner[0][0].name.value
-                    if name != "__typename":
-                        under += self.introspected(target.fields[name], item, inner, seen)
-                known = seen.counted[(id(item), *key)] = (min(under, CAP), item)
+                under = field.in_parts
+                for inner in field.inner:
+                    under += self._answered(inner, item, seen)
+                known = seen.counted[(id(item), *field.key)] = (min(under, CAP), item)
             found = min(found + 1 + known[0], CAP)
         return found
 
@@ -479,15 +506,16 @@ class _Over(Exception):
 class _Seen:
     """The introspection walk's memory: what each selection counted on each
     value (with the value, so that its id is not reused while the walk
-    runs), the fields each selection collects, and the steps taken, at most
+    runs), each selection worked out once, and the steps taken, at most
     ``limit``: a walk of more (a resolver called, or an item counted, each
-    one step) prices the query over any budget. The walk takes about 3 µs a
-    step, execution about 20 µs an object."""
+    one step) prices the query over any budget. The walk takes about 1 µs a
+    step, execution 5-20 µs an object."""
 
     limit: int
+    info: _SchemaInfo
     steps: int = 0
     counted: dict[tuple[int, ...], tuple[int, Any]] = field(default_factory=dict)
-    collected: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    fields: dict[tuple[int, ...], _Introspection] = field(default_factory=dict)
 
     def step(self, n: int) -> None:
         self.steps += n
@@ -500,6 +528,21 @@ class _SchemaInfo:
     """What graphql-core's introspection resolvers read of their ``info``."""
 
     schema: GraphQLSchema
+
+
+@dataclass
+class _Introspection:
+    """An introspection field as a query selects it: its resolver and
+    arguments, whether it is a list (streamed), and, unless it is a leaf,
+    the fields selected under it (``inner``) and what parts add there."""
+
+    resolve: Any
+    arguments: dict[str, Any]
+    listed: bool
+    streamed: bool
+    key: tuple[int, ...]
+    in_parts: int = 0
+    inner: list[_Introspection] | None = None
 
 
 def _in_parts(
