@@ -171,8 +171,8 @@ class Report:
         cost = op.cost
         if cost is None:  # refused before pricing: nothing to report
             return result
-        # The objects the builder counted, unless some root key goes unpriced.
-        objects = None if cost.unmetered else getattr(result, "objects", None)
+        # The objects the builder counted, if it did.
+        objects = getattr(result, "objects", None)
         report_ = report(cost, self.budget, result.data, op.calls_before, objects)
         result.extensions = {**(result.extensions or {}), **report_}
         return result
@@ -194,7 +194,7 @@ def report(
     if now is not None and calls_before is not None:
         calls = now - calls_before
     if objects is None:
-        objects = count_objects(data, cost.unmetered)
+        objects = count_objects(data)
     return {
         "cost": {
             "requested": {"objects": cost.objects, "storeCalls": cost.store_calls},

@@ -102,16 +102,15 @@ class Payload:
     answer shared with the identical subscriptions and gives it in a copy of
     its own (the steps that finish an answer write into it)."""
 
-    __slots__ = ("shared", "unmetered")
+    __slots__ = ("shared",)
 
-    def __init__(self, shared: Shared, unmetered: frozenset[str]) -> None:
+    def __init__(self, shared: Shared) -> None:
         self.shared = shared
-        self.unmetered = unmetered
 
     async def make(self) -> Answer:
         answer = await self.shared.answer()
         if answer.objects is None and not answer.errors:
-            answer.objects = count_objects(answer.data, self.unmetered)  # once, for all
+            answer.objects = count_objects(answer.data)  # once, for all
         errors = list(answer.errors) if answer.errors else None
         return Answer(answer.data, errors, answer.objects)
 
@@ -124,10 +123,9 @@ async def _delivered(op: Operation, events: Events) -> AsyncGenerator[Payload, N
     transport has written it and asks for the next): a client that reads
     slowly keeps one answer waiting for it, not one per subscription."""
     owner = op.context.owner
-    unmetered = op.cost.unmetered if op.cost is not None else frozenset()
     async with aclosing(events):
         async for shared in events:
             async with owner.writing:
-                yield Payload(shared, unmetered)
+                yield Payload(shared)
             # Written: an answer may be megabytes, not kept while the next waits.
             del shared
