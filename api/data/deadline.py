@@ -65,6 +65,10 @@ class Deadline:
     #: A heavy operation's (``api.operation.throttle``): its store calls take
     #: the worker's heavy lane (``api.data.slots``), one at a time.
     heavy: bool = False
+    #: The event loop the request runs on, when whoever made the deadline
+    #: knew it (the request guard): its scopes need not look it up, a
+    #: ``getpid()`` system call on Python 3.11 (``asyncio.get_running_loop``).
+    loop: asyncio.AbstractEventLoop | None = None
     _waiting: set[_Scope] = field(default_factory=set)
     #: Its entry among its loop's deadlines (:class:`_Timers`) from when a
     #: scope waits until it ends; ``ended`` once it has gone off.
@@ -72,8 +76,10 @@ class Deadline:
     _ended: bool = False
 
     @classmethod
-    def starting_now(cls, limit_s: float) -> Deadline:
-        return cls(time.monotonic() + limit_s, limit_s)
+    def starting_now(
+        cls, limit_s: float, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Deadline:
+        return cls(time.monotonic() + limit_s, limit_s, loop=loop)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -131,8 +137,10 @@ class _Scope:
         self.cancelled_caught = False
 
     def __enter__(self) -> _Scope:
-        # The loop looked up once (a getpid() on 3.11), for the task and the timer.
-        loop = asyncio.get_running_loop()
+        # The loop looked up once at most (a getpid() on 3.11), for the task and the timer.
+        loop = self.deadline.loop
+        if loop is None:
+            loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline's scope waits in a task")
@@ -280,15 +288,17 @@ class within:  # lower case: it reads as the function it was (``with within(limi
     """A deadline ``limit_s`` from now for the work inside (an HTTP request).
 
     A class, not a ``contextlib.contextmanager``: every HTTP request enters
-    one, and a generator's context manager cost it about 6 k instructions."""
+    one, and a generator's context manager cost it about 6 k instructions.
+    ``loop``: the event loop the work runs on, if the caller has it at hand."""
 
-    __slots__ = ("_deadline", "_limit_s", "_token")
+    __slots__ = ("_deadline", "_limit_s", "_loop", "_token")
 
-    def __init__(self, limit_s: float) -> None:
+    def __init__(self, limit_s: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._limit_s = limit_s
+        self._loop = loop
 
     def __enter__(self) -> Deadline:
-        started = self._deadline = Deadline.starting_now(self._limit_s)
+        started = self._deadline = Deadline.starting_now(self._limit_s, self._loop)
         self._token = _current.set(started)
         return started
 

@@ -421,10 +421,9 @@ class Gateway:
         started = time.monotonic()
         if not counts.allowed(call, started):
             return hop  # type: ignore[no-any-return]
-        worked = time.thread_time()
         reset = _LOOP_UNTIL.set(started + ON_LOOP_WALL_MS / 1000)
         try:
-            with cast(Any, self.store.db).quickly(ON_LOOP_MS):
+            with cast(Any, self.store.db).quickly(ON_LOOP_MS) as worked:
                 answer = call()
         except Unopened:
             return _UNOPENED  # type: ignore[no-any-return]

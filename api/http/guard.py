@@ -185,9 +185,9 @@ class _Exchange:
     async def serve(
         self, app: ASGIApp, scope: Scope, limit_s: float, backstops: _Backstops
     ) -> None:
-        with deadline.within(limit_s) as budget:
+        loop = self.loop
+        with deadline.within(limit_s, loop) as budget:
             self.budget = budget
-            loop = self.loop
             task = asyncio.current_task(loop)  # the loop given: no lookup (a getpid() on 3.11)
             assert task is not None  # an ASGI app runs in a task
             cancelling = task.cancelling()

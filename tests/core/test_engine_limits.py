@@ -4,6 +4,7 @@ limit (MongoDB's maxTimeMS)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
 from core.engine import Client
-from core.engine.database import BUSY_TIMEOUT_MS, LockTimeout
+from core.engine.database import BUSY_TIMEOUT_MS, Busy, LockTimeout
 from core.indexes import ARTICLES, INDEXES
 from core.store import is_outage
 
@@ -126,3 +127,25 @@ def test_a_new_file_opened_by_many_at_once_opens_for_each(tmp_path):
             thread.join(timeout=30)
         assert errors == []
         assert Client(str(tmp_path))[name]["c"].count_documents({}) == len(clients)
+
+
+def test_a_quick_read_that_would_wait_is_busy_and_the_thread_reads_as_before(
+    tmp_path: Path,
+) -> None:
+    """What a quick read's connection says when it would wait (SQLite's BUSY
+    or LOCKED) comes out as ``Busy``, which the gateway answers with a hop to
+    the worker thread, not a failed request; any other error as itself. The
+    thread's own reads work afterwards, and the context gives the thread's CPU
+    time when the quick reads began."""
+    db = Client(str(tmp_path))["t"]
+    db[ARTICLES].insert_one({"_id": "a"})
+    db.open_quick(threading.get_ident())
+    for code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_ERROR):
+        error = sqlite3.OperationalError("database is locked")
+        error.sqlite_errorcode = code  # as sqlite3 sets it on what it raises
+        expected = sqlite3.OperationalError if code == sqlite3.SQLITE_ERROR else Busy
+        with pytest.raises(expected), db.quickly(50) as started:
+            assert db[ARTICLES].find_one({"_id": "a"}) == {"_id": "a"}
+            assert 0 < started <= time.thread_time()
+            raise error
+        assert db[ARTICLES].find_one({"_id": "a"}) == {"_id": "a"}
