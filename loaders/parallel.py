@@ -178,7 +178,8 @@ class Parser:
                 pool = self._start()
                 assert self._outbox is not None
                 return Parsing(self, items, pool.submit(parse_to_file, items, self._outbox.name))
-            except (BrokenProcessPool, OSError) as exc:  # OSError: no forkserver to ask
+            # OSError: no forkserver to ask; EOFError: it died before it answered.
+            except (BrokenProcessPool, OSError, EOFError) as exc:
                 self.broken(exc)
         done: Future[list[Outcome] | str] = Future()
         done.set_result(parse_outcomes(items))
