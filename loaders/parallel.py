@@ -323,7 +323,8 @@ def _start_forkserver() -> None:
     """
     # The resource tracker first, or the forkserver's start starts it, and
     # that ends by letting these signals through in this thread (CPython 3.11
-    # unblocks them, rather than putting the mask back).
+    # unblocks them, rather than putting the mask back). Were the tracker to
+    # die between these two lines, that would undo the hold for this start.
     multiprocessing.resource_tracker.ensure_running()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, poolsignals.STOP_SIGNALS)
     try:

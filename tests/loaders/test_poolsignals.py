@@ -89,20 +89,17 @@ print(json.dumps(seen))
 """
 
 
+def python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a fresh interpreter, the project importable."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    argv = [sys.executable, "-c", script, *args]
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
 def run(script: str, *args: str) -> dict[str, object]:
-    """``script`` run by a fresh interpreter: what it printed, as JSON."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """What ``script`` printed, as JSON, run by :func:`python`."""
+    done = python(script, *args)
     assert done.returncode == 0, done.stderr
     found: dict[str, object] = json.loads(done.stdout)
     return found
@@ -130,9 +127,8 @@ def test_the_module_does_nothing_imported_outside_a_forkserver():
     # Every product module is imported by some checks (test_constraints).
     script = (
         "import loaders.poolsignals, signal; "
-        "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, signal.pthread_sigmask(0, []))"
+        "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "
+        "signal.pthread_sigmask(signal.SIG_BLOCK, []))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = python(script)
     assert done.stdout.split() == ["True", "set()"], done.stderr
