@@ -9,6 +9,7 @@
 - ``parse``: one file's bytes -> a document, or ``errors.Rejected``
 - ``errors``: ``Rejected``, why a file was not loaded
 - ``parallel``: parse batches in worker processes; typed outcomes
+- ``poolsignals``: Ctrl-C and SIGTERM, the loader's to act on, not its pool's
 - ``stored``: a snapshot of what the store holds (SQLite)
 - ``manifest``: that snapshot kept in the store, packed, for a cheap reload
 - ``lease``: one loader at a time writes to a database

@@ -26,12 +26,13 @@ chooses its moment): so a worker writes its outcomes to a file of the pool's
 own directory and sends back only the file's name. That message is a few
 hundred bytes, which a pipe takes whole or not at all (a write of up to
 ``PIPE_BUF`` bytes is atomic), and a worker killed mid-file leaves a file no
-one reads, removed with the directory when the pool closes. A forkserver killed makes the pool take
-every worker for dead, and leave them running. (The forkserver is started with
-SIGTERM ignored, which it and its children inherit, when the main thread starts
-it: only that thread may change how a signal is handled. A pool started from
-another thread, serve's load beside serving, survives losing its forkserver
-as it survives a worker's death.) And each worker watches the
+one reads, removed with the directory when the pool closes. A forkserver
+killed makes the pool take every worker for dead, and leave them running: so
+the forkserver never acts on these signals, from its first instruction,
+whichever thread starts it, and its workers inherit that (``loaders.poolsignals``
+says how). The loader's own handling of them is left alone meanwhile: this
+module once had the loader ignore SIGTERM while its forkserver started, and a
+SIGTERM sent to the loader then was lost. And each worker watches the
 loader's process, and ends when it is gone: the workers are the forkserver's
 children, not the loader's, so a loader that dies without closing its pool
 (SIGKILL, the OOM killer) would leave them waiting for work forever, and the
@@ -60,12 +61,12 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from loaders import poolsignals
 from loaders.errors import Rejected
 from loaders.parse import parse_article
 
@@ -177,7 +178,8 @@ class Parser:
                 pool = self._start()
                 assert self._outbox is not None
                 return Parsing(self, items, pool.submit(parse_to_file, items, self._outbox.name))
-            except (BrokenProcessPool, OSError) as exc:  # OSError: no forkserver to ask
+            # OSError: no forkserver to ask; EOFError: it died before it answered.
+            except (BrokenProcessPool, OSError, EOFError) as exc:
                 self.broken(exc)
         done: Future[list[Outcome] | str] = Future()
         done.set_result(parse_outcomes(items))
@@ -196,13 +198,13 @@ class Parser:
             # forkserver, not fork: the loader holds pymongo's threads, and
             # forking a threaded process can deadlock the child.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["loaders.parse"])
-            with _pools_lock, _sigterm_ignored():
+            # poolsignals first: the forkserver ignores the loader's signals
+            # before it imports anything else (see the module).
+            context.set_forkserver_preload([poolsignals.__name__, "loaders.parse"])
+            with _pools_lock:
                 if _pools == 0:  # before the pool: making it starts the tracker
                     _theirs[:] = _running_helpers()
-                # Started here, not by the first worker, so that it inherits
-                # SIGTERM ignored (see the module).
-                multiprocessing.forkserver.ensure_running()
+                _start_forkserver()
                 self._outbox = tempfile.TemporaryDirectory(prefix="newsgraph-parse-")
                 self._pool = ProcessPoolExecutor(
                     self.workers,
@@ -244,8 +246,7 @@ _PARENT_POLL_S = 1.0
 def _worker_start(loader: int) -> None:
     """In each worker, as it starts: Ctrl-C and SIGTERM are the loader's to act
     on, and the worker ends with the loader process ``loader`` (see the module)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    poolsignals.ignore_stop_signals()  # inherited so from our forkserver; not from another's
     threading.Thread(target=_end_with, args=(loader,), name="loader-watch", daemon=True).start()
 
 
@@ -311,21 +312,24 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def _sigterm_ignored() -> Iterator[None]:
-    """From the main thread: SIGTERM ignored meanwhile, so that a process
-    started meanwhile inherits it ignored; and held back meanwhile, so that one
-    sent meanwhile is not lost (Linux keeps a blocked signal pending even while
-    it is ignored), but handled once the handler is back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _start_forkserver() -> None:
+    """Start multiprocessing's forkserver unless it runs, so that it ignores
+    Ctrl-C and SIGTERM from its first instruction (``loaders.poolsignals``).
+
+    This thread holds them back while it starts the forkserver, which inherits
+    that; this process's handling of them is left as it is. (Changing it would
+    lose them: while this process ignored SIGTERM, one sent to it could be
+    taken by another thread, pymongo's or the progress bar's, and dropped.)
+    """
+    # The resource tracker first, or the forkserver's start starts it, and
+    # that ends by letting these signals through in this thread (CPython 3.11
+    # unblocks them, rather than putting the mask back). Were the tracker to
+    # die between these two lines, that would undo the hold for this start.
+    multiprocessing.resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, poolsignals.STOP_SIGNALS)
     try:
-        yield
+        multiprocessing.forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGTERM, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 

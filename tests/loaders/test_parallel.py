@@ -22,9 +22,9 @@ def corpus(directory, n: int) -> None:
     bad.write_text(article_text(webUrl=web_url("bad"), quality="high"))
 
 
-def items(directory):
+def items(directory: Path | str) -> list[tuple[bytes, str, str]]:
     out = []
-    for path in sorted(directory.iterdir()):
+    for path in sorted(Path(directory).iterdir()):
         data = path.read_bytes()
         out.append((data, str(path), content_hash(data)))
     return out
@@ -127,3 +127,40 @@ def test_a_worker_killed_costs_the_pool_not_the_batch(tmp_path):
     finally:
         parser.close()
     assert pool_processes() == before
+
+
+#: The pool's forkserver dies with a worker asked of it and not answered (the
+#: OOM killer chooses its moment): held stopped while asked, then killed.
+FORKSERVER_DIES_ASKED = """
+import json, multiprocessing.forkserver as forkserver, os, signal, sys
+from loaders.parallel import Parser, parse_outcomes
+from tests.loaders.processes import pool_processes, running
+from tests.loaders.test_parallel import items
+
+connect, read_signed = forkserver.connect_to_new_process, forkserver.read_signed
+
+def asked(fds):
+    os.kill(forkserver._forkserver._forkserver_pid, signal.SIGSTOP)
+    return connect(fds)
+
+def answer(fd):
+    pid = forkserver._forkserver._forkserver_pid
+    os.kill(pid, signal.SIGKILL)
+    while running([pid]):
+        pass
+    return read_signed(fd)
+
+forkserver.connect_to_new_process, forkserver.read_signed = asked, answer
+batch = items(sys.argv[1])
+with Parser(workers=2) as parser:
+    same = parser.submit(batch).result(timeout=60) == parse_outcomes(batch)
+    inline = parser.workers == 1
+print(json.dumps({"same": same, "inline": inline, "left": pool_processes()}))
+"""
+
+
+def test_a_forkserver_dead_before_it_answers_costs_the_pool_not_the_batch(tmp_path):
+    from tests.loaders.test_poolsignals import run
+
+    corpus(tmp_path, PARALLEL_MIN + 20)
+    assert run(FORKSERVER_DIES_ASKED, str(tmp_path)) == {"same": True, "inline": True, "left": []}

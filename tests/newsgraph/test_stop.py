@@ -131,16 +131,6 @@ def test_the_helpers_see_a_process_tree_and_its_end():
 @pytest.mark.parametrize(
     ("signum", "group"), [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)]
 )
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known race, to fix first (session 14's note): a SIGTERM sent while the parse pool "
-        "starts can be lost. loaders.parallel._sigterm_ignored blocks it in the main thread "
-        "and ignores it process-wide meanwhile; the kernel may hand it to another thread "
-        "(pymongo's monitors, the progress bar), where it is ignored: the load then runs to "
-        "its end with status 0 (seen in 2 of the last 3 clone-CIs)"
-    ),
-)
 def test_a_load_stopped_by_a_signal_mid_parse_stops_in_order(
     settings, store, tmp_path, signum, group
 ):
