@@ -289,7 +289,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.waiting = None
             await self.websocket.close(
                 TOO_MANY_CONNECTIONS,
-                "too many connections from this client waiting for connection_init",
+                "too many connections from this client (or its network) waiting for "
+                "connection_init",
             )
             return
         try:
