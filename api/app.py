@@ -40,6 +40,7 @@ from api.http.cors import CrossOrigin
 from api.http.explorer import Explorer
 from api.http.guard import RequestGuard
 from api.http.health import Health
+from api.http.identity import network_key
 from api.http.requests import RegularRequests
 from api.http.view import GraphQLApp, cors_origins
 from api.live.feed import Feed
@@ -78,6 +79,9 @@ def create_app(
         settings.subscriptions_per_client_bytes,
         settings.subscriptions_per_client,
         settings.subscription_unsent_bytes,
+        settings.subscriptions_per_network_bytes,
+        settings.subscriptions_per_network,
+        network_key,
     )
     graphql = GraphQLApp(settings, gateway, explorer, feed)
 

@@ -171,11 +171,21 @@ class Settings:
     subscriptions_max_bytes: int = 64_000_000
     #: Memory one client's subscriptions may hold on one worker (estimated bytes).
     subscriptions_per_client_bytes: int = 4_000_000
+    #: Most subscriptions the clients of one network (an IPv6 /48, an IPv4 /24)
+    #: may hold at once on one worker: a quarter of it, so that one holder of
+    #: many addresses cannot take it all.
+    subscriptions_per_network: int = 250
+    #: Memory the subscriptions of one network's clients may hold on one
+    #: worker (estimated bytes).
+    subscriptions_per_network_bytes: int = 16_000_000
     #: Most WebSocket connections one worker holds at once.
     ws_connections_max: int = 1000
     #: Most WebSocket connections one client (an address, or the admin) may hold
     #: at once on one worker; as many more may wait for their connection_init.
     ws_connections_per_client: int = 16
+    #: Most WebSocket connections the clients of one network (an IPv6 /48, an
+    #: IPv4 /24) may hold at once on one worker.
+    ws_connections_per_network: int = 250
     #: How long a new WebSocket connection whose handshake carried the admin
     #: token may take to send connection_init (seconds).
     ws_init_timeout_s: int = 10
@@ -372,8 +382,11 @@ ENV_NAMES: dict[str, str] = {
     "subscriptions_per_client": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT",
     "subscriptions_max_bytes": "NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES",
     "subscriptions_per_client_bytes": "NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES",
+    "subscriptions_per_network": "NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK",
+    "subscriptions_per_network_bytes": "NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK_BYTES",
     "ws_connections_max": "NEWSGRAPH_WS_CONNECTIONS_MAX",
     "ws_connections_per_client": "NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT",
+    "ws_connections_per_network": "NEWSGRAPH_WS_CONNECTIONS_PER_NETWORK",
     "ws_init_timeout_s": "NEWSGRAPH_WS_INIT_TIMEOUT_S",
     "ws_anonymous_init_timeout_s": "NEWSGRAPH_WS_ANONYMOUS_INIT_TIMEOUT_S",
     "ws_keepalive_s": "NEWSGRAPH_WS_KEEPALIVE_S",

@@ -19,6 +19,13 @@ pipeline draws from (``api.operation.throttle``):
   client is its /64 network: anyone given one address by their provider has
   all of it.
 
+An address's client has a network too (:func:`network_key`): its IPv6 /48
+(what a provider gives a site, 65,536 /64s) or its IPv4 /24. A worker's
+bounds per client (subscriptions, WebSocket connections) are a few dozen
+clients' shares of the worker's; its network may hold a quarter of the
+worker, so that one holder of many /64s, a /48 among them, cannot take it
+all. Any other identity (an API key, the admin) is its own network.
+
 A key's look-up is kept :data:`KEY_CACHE_S` seconds (found or not), so a
 client's requests cost no store call each, and a revoked key stops working
 on every worker within that time.
@@ -59,6 +66,8 @@ UNKNOWN_KEY = "unknown or revoked API key"
 PEERS_KEPT = 10_000
 PEER_BYTES = 300
 PEER_TEXT_MAX = 64
+#: The network an address's client belongs to, by its prefix length.
+NETWORK_PREFIX = {4: 24, 6: 48}
 
 Network = Any  # IPv4Network | IPv6Network
 
@@ -130,6 +139,21 @@ def _address_key(address: IPv4Address | IPv6Address) -> str:
     if isinstance(address, IPv6Address):
         return f"addr:{IPv6Network((address, 64), strict=False)}"
     return f"addr:{address}"
+
+
+def network_key(client: str) -> str:
+    """The key of the network whose clients share a bound with ``client``
+    (a key of :func:`client_key`'s, ``addr:…``): ``net:`` and its IPv6 /48 or
+    IPv4 /24. Any other key (an API key, the admin, an address that is not
+    an IP) is its own network."""
+    if not client.startswith("addr:"):
+        return client
+    try:
+        address = ip_network(client[len("addr:") :], strict=False)
+        network = address.supernet(new_prefix=NETWORK_PREFIX[address.version])
+    except ValueError:  # not an IP, or wider than a network already
+        return client
+    return f"net:{network}"
 
 
 class Identify:

@@ -17,7 +17,8 @@ stream to newsgraph's rules, as ``api.http.websocket`` holds a connection:
 - each subscription counts, and is charged its bytes, where every
   subscription joins the feed (``api.live.allowance``), with its client's
   WebSocket subscriptions: one over its client's share
-  (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, and its bytes) is refused with
+  (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``, and its bytes) or its network's
+  (``NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK``, and its bytes) is refused with
   429, code ``TOO_MANY_SUBSCRIPTIONS``; one over the worker's
   (``NEWSGRAPH_SUBSCRIPTIONS_MAX``, and its bytes) with 503 and
   ``Retry-After``. The join is one synchronous step, so two arriving at once

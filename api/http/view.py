@@ -92,7 +92,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self.explorer = explorer
         self.feed = feed
         self.connections = Connections(
-            settings.ws_connections_max, settings.ws_connections_per_client
+            settings.ws_connections_max,
+            settings.ws_connections_per_client,
+            settings.ws_connections_per_network,
         )
         self.identify = Identify(settings, gateway, schema.limits)
 
@@ -613,7 +615,9 @@ def _too_many(result: ExecutionResult) -> TooManySubscriptionsError | None:
     subscriptions the worker holds (``NEWSGRAPH_SUBSCRIPTIONS_MAX``,
     ``NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES``) or its client's share of them
     (``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT``,
-    ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES``; ``api.live.allowance``)."""
+    ``NEWSGRAPH_SUBSCRIPTIONS_PER_CLIENT_BYTES``) or its network's
+    (``NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK``,
+    ``NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK_BYTES``; ``api.live.allowance``)."""
     for error in result.errors or ():
         if isinstance(error.original_error, TooManySubscriptionsError):
             return error.original_error

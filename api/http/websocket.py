@@ -12,16 +12,19 @@ open for anyone:
   (more are closed with 1013 at once), so sockets opened as fast as one
   client can hold nothing of anyone else's;
 - at ``connection_init`` the connection is counted for its client (its
-  identity's key, ``api.http.identity``: an address, an API key, the admin)
-  and its worker: a
-  client holds at most ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, a
-  worker ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try
-  again later); a connection runs at most
+  identity's key, ``api.http.identity``: an address, an API key, the admin),
+  its network (``api.http.identity.network_key``: an IPv6 /48, an IPv4 /24)
+  and its worker: a client holds at most
+  ``NEWSGRAPH_WS_CONNECTIONS_PER_CLIENT`` connections, the clients of a
+  network ``NEWSGRAPH_WS_CONNECTIONS_PER_NETWORK`` together, a worker
+  ``NEWSGRAPH_WS_CONNECTIONS_MAX`` (more are closed with 1013, try again
+  later); a connection runs at most
   ``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION`` operations, counted from their
   ``subscribe`` message (a bound on this connection's work, which only a
   connection has: it is here), and a client's subscriptions over all its
-  connections and event streams, and the worker's, are bounded in count and
-  bytes where every subscription joins the feed (``api.live.allowance``);
+  connections and event streams, its network's and the worker's, are bounded
+  in count and bytes where every subscription joins the feed
+  (``api.live.allowance``);
   a subscription over any of them is refused with an ``error``, code
   ``TOO_MANY_SUBSCRIPTIONS``, so that one client cannot take every
   connection or subscription from the others;
@@ -53,6 +56,7 @@ import contextlib
 import functools
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -75,6 +79,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.errors import TooManySubscriptionsError
+from api.http.identity import network_key
 from api.http.sse import refused
 from api.live.feed import Feed
 from api.live.unsent import Unsent
@@ -109,43 +114,76 @@ class Host(Protocol):
 #: Who a connection's limits count for: its identity's key
 #: (``api.schema.context.Identity``), whose budget its payloads draw from too.
 Client = str
+#: The shares a socket counts toward: each one's key, its bound, and who is
+#: refused past it.
+Counted = list[tuple[tuple[str, Client], int, str]]
 
 
 class Connections:
-    """The WebSocket connections one worker holds, and each client's share.
+    """The WebSocket connections one worker holds, and each client's share
+    and its network's (``api.http.identity.network_key``: a client's IPv6 /48
+    or IPv4 /24, whose clients together may hold ``per_network``; a client
+    that is its own network, an API key or the admin, has no second share).
 
     A socket counts only once its ``connection_init`` is accepted; until then
-    it waits, and a client may have only ``per_client`` sockets waiting: more
-    are refused at once, and a waiting one is closed at its init deadline."""
+    it waits, and a client (a network) may have only as many sockets waiting
+    as it may hold: more are refused at once, and a waiting one is closed at
+    its init deadline."""
 
-    def __init__(self, most: int, per_client: int) -> None:
+    def __init__(self, most: int, per_client: int, per_network: int = sys.maxsize) -> None:
         self.most = most
         self.per_client = per_client
+        self.per_network = per_network
         self.open = 0
-        self._waiting: Counter[Client] = Counter()
+        #: Sockets waiting, and connections held, per client and per network.
+        self._waiting: Counter[tuple[str, Client]] = Counter()
+        self._counted: Counter[tuple[str, Client]] = Counter()
         self._held: dict[Client, set[object]] = {}
+
+    def _shares(self, client: Client) -> Counted:
+        shares: Counted = [(("client", client), self.per_client, "this client")]
+        network = network_key(client)
+        if network != client:
+            shares.append((("network", network), self.per_network, "this client's network"))
+        return shares
+
+    @staticmethod
+    def _full(counter: Counter[tuple[str, Client]], shares: Counted) -> tuple[str, int] | None:
+        for key, most, who in shares:
+            if counter[key] >= most:
+                return who, most
+        return None
+
+    @staticmethod
+    def _add(counter: Counter[tuple[str, Client]], shares: Counted, step: int) -> None:
+        for key, _, _ in shares:
+            counter[key] += step
+            if counter[key] <= 0:
+                del counter[key]
 
     def wait(self, client: Client) -> bool:
         """A new socket of ``client``, before its ``connection_init``: False
-        if that client has as many waiting as it may."""
-        if self._waiting[client] >= self.per_client:
+        if that client (its network) has as many waiting as it may."""
+        shares = self._shares(client)
+        if self._full(self._waiting, shares) is not None:
             return False
-        self._waiting[client] += 1
+        self._add(self._waiting, shares, 1)
         return True
 
     def stop_waiting(self, client: Client) -> None:
-        self._waiting[client] -= 1
-        if self._waiting[client] <= 0:
-            del self._waiting[client]
+        self._add(self._waiting, self._shares(client), -1)
 
     def enter(self, holder: object, client: Client) -> str | None:
         """Count ``holder`` for ``client``; or why not (the close reason)."""
-        held = self._held.get(client)
-        if held is not None and len(held) >= self.per_client:
-            return f"too many connections from this client (at most {self.per_client})"
+        shares = self._shares(client)
+        full = self._full(self._counted, shares)
+        if full is not None:
+            who, most = full
+            return f"too many connections from {who} (at most {most})"
         if self.open >= self.most:
             return "too many connections; try again later"
         self._held.setdefault(client, set()).add(holder)
+        self._add(self._counted, shares, 1)
         self.open += 1
         return None
 
@@ -154,6 +192,7 @@ class Connections:
         if held is None or holder not in held:
             return
         held.discard(holder)
+        self._add(self._counted, self._shares(client), -1)
         self.open -= 1
         if not held:
             del self._held[client]
@@ -250,7 +289,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.waiting = None
             await self.websocket.close(
                 TOO_MANY_CONNECTIONS,
-                "too many connections from this client waiting for connection_init",
+                "too many connections from this client (or its network) waiting for "
+                "connection_init",
             )
             return
         try:

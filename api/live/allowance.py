@@ -1,4 +1,4 @@
-"""Every bound on what live subscriptions hold, per worker and per client: how
+"""Every bound on what live subscriptions hold, per worker, network and client: how
 many run, and the memory they hold.
 
 A subscription is admitted here when it joins the feed (``api.live.feed.Feed.join``,
@@ -20,13 +20,27 @@ subscriptions (one group, ``api.live.feed``) hold one document, one plan and
 one key between them: the worker is charged those once per group, and a
 client once per group it has a member in (what its subscriptions would still
 hold were everyone else's gone); each subscription is charged besides what
-it holds of its own (its text, its queue, its operation). A subscription
-over the client's share or the worker's is refused, as the counts refuse
-one (``TOO_MANY_SUBSCRIPTIONS``), before it holds anything. The counts are
-checked first (the client's, then the worker's), so a subscription refused
-for its count never has its plan made to be measured; then the bytes (the
-client's share, then the worker's). A refusal for the worker's bound says
-``worker=True``: the client is not at fault, and may try again later.
+it holds of its own (its text, its queue, its operation).
+
+A client's network (``NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK`` and
+``NEWSGRAPH_SUBSCRIPTIONS_PER_NETWORK_BYTES``) has a share above its
+clients' (theirs together, each group once per network), as a client has
+above its subscriptions: a client is an address (an IPv6 /64), and the
+worker's bounds are only 16 to 25 clients' shares, so the holder of an IPv6
+/48 (65,536 /64s) filled the worker from 21 of them, and every other client
+was refused. A network (which addresses are one is the transport's to say:
+``network``, injected, ``api.http.identity.network_key``) may hold a
+quarter of the worker. A client that is its own network (an API key, the
+admin) has no second share.
+
+A subscription over its client's share, its network's or the worker's is
+refused, as the counts refuse one (``TOO_MANY_SUBSCRIPTIONS``), before it
+holds anything. The counts are checked first (the client's, its network's,
+then the worker's), so a subscription refused for its count never has its
+plan made to be measured; then the bytes (in the same order). A refusal for
+the worker's bound says ``worker=True``: the client is not at fault, and may
+try again later; one for its network's is its side's (the network's
+clients together asked too much).
 
 The bound per WebSocket connection (``NEWSGRAPH_SUBSCRIPTIONS_PER_CONNECTION``)
 is not here: it bounds the operations a connection runs, from its
@@ -49,18 +63,80 @@ ClientKey = str
 
 @dataclass
 class Share:
-    """What one client's subscriptions hold: their count and bytes, and its
-    members per group."""
+    """What one holder's subscriptions hold (a client's, or its network's):
+    their count and bytes, and its members per group."""
 
     subscriptions: int = 0
     bytes: int = 0
     groups: Counter[Hashable] = field(default_factory=Counter)
 
 
+def own_network(client: ClientKey) -> ClientKey:
+    """Every client its own network (no share above a client's)."""
+    return client
+
+
+@dataclass
+class Shares:
+    """The shares of one kind of holder (clients, or their networks), each
+    bounded by ``most`` subscriptions and ``max_bytes``; ``who`` names the
+    holder to the client that is refused (``{key}``: its key)."""
+
+    most: int
+    max_bytes: int
+    who: str
+    held: dict[ClientKey, Share] = field(default_factory=dict)
+
+    def share(self, key: ClientKey) -> Share:
+        return self.held.get(key) or Share()
+
+    def count(self, key: ClientKey, share: Share) -> None:
+        if share.subscriptions >= self.most:
+            raise TooManySubscriptionsError(
+                f"{self.who.format(key=key)} may hold at most {self.most} subscriptions on a "
+                "server, over WebSocket connections and event streams alike; complete one first"
+            )
+
+    def cost(self, share: Share, group: Hashable, group_bytes: int, own: int) -> int:
+        """What a subscription joining ``group`` adds to ``share``: the group's
+        bytes once per holder."""
+        return own + (group_bytes if share.groups[group] == 0 else 0)
+
+    def bytes(self, key: ClientKey, share: Share, cost: int) -> None:
+        if share.bytes + cost > self.max_bytes:
+            raise TooManySubscriptionsError(
+                f"the subscriptions of {self.who.format(key=key)} may hold at most "
+                f"{self.max_bytes} bytes on a server; this one needs {cost} more, and "
+                f"{share.bytes} are held (identical subscriptions hold their document "
+                "once): complete one first"
+            )
+
+    def charge(self, key: ClientKey, share: Share, group: Hashable, cost: int) -> None:
+        share.subscriptions += 1
+        share.bytes += cost
+        share.groups[group] += 1
+        self.held[key] = share
+
+    def release(self, key: ClientKey, group: Hashable, group_bytes: int, own: int) -> None:
+        share = self.held.get(key)
+        if share is None:
+            return
+        share.subscriptions -= 1
+        share.groups[group] -= 1
+        share.bytes -= own
+        if share.groups[group] <= 0:
+            del share.groups[group]
+            share.bytes -= group_bytes
+        if not share.groups:
+            del self.held[key]
+
+
 class Allowance:
     """A worker's subscriptions and the bytes they hold, against ``most``
     subscriptions and ``max_bytes`` in all, ``per_client_count`` and
-    ``per_client`` bytes for each client (``sys.maxsize``: unbounded)."""
+    ``per_client`` bytes for each client, and ``per_network_count`` and
+    ``per_network`` bytes for each network of clients (``network``: a
+    client's network's key; ``sys.maxsize``: unbounded)."""
 
     def __init__(
         self,
@@ -68,19 +144,37 @@ class Allowance:
         per_client: int,
         most: int = sys.maxsize,
         per_client_count: int = sys.maxsize,
+        per_network: int = sys.maxsize,
+        per_network_count: int = sys.maxsize,
+        network: Callable[[ClientKey], ClientKey] = own_network,
     ) -> None:
         self.max_bytes = max_bytes
-        self.per_client = per_client
         self.most = most
-        self.per_client_count = per_client_count
+        self.network = network
+        self.clients = Shares(per_client_count, per_client, "a client")
+        self.networks = Shares(
+            per_network_count, per_network, "the clients of your network ({key})"
+        )
         #: Subscriptions and bytes held now, over every client.
         self.subscriptions = 0
         self.held = 0
-        self._shares: dict[ClientKey, Share] = {}
 
     def held_by(self, client: ClientKey) -> int:
-        share = self._shares.get(client)
-        return 0 if share is None else share.bytes
+        return self.clients.share(client).bytes
+
+    def held_by_network(self, client: ClientKey) -> int:
+        """What the clients of ``client``'s network hold (its own, when it
+        is its own network)."""
+        network = self.network(client)
+        return (self.clients if network == client else self.networks).share(network).bytes
+
+    def _holders(self, client: ClientKey) -> list[tuple[Shares, ClientKey]]:
+        """Whose shares a subscription of ``client`` is charged to: its own,
+        and its network's when that is not itself."""
+        network = self.network(client)
+        if network == client:
+            return [(self.clients, client)]
+        return [(self.clients, client), (self.networks, network)]
 
     def admit(
         self,
@@ -95,12 +189,9 @@ class Allowance:
         all its members (measured only once the counts let it in) and
         ``own`` for this one; or refuse it, charging nothing. The group's
         bytes, as charged."""
-        share = self._shares.get(client) or Share()
-        if share.subscriptions >= self.per_client_count:
-            raise TooManySubscriptionsError(
-                f"a client may hold at most {self.per_client_count} subscriptions over all its "
-                "connections and event streams; complete one first"
-            )
+        holders = [(shares, key, shares.share(key)) for shares, key in self._holders(client)]
+        for shares, key, share in holders:
+            shares.count(key, share)
         if self.subscriptions >= self.most:
             raise TooManySubscriptionsError(
                 f"this server holds as many subscriptions as it may ({self.most}); try again later",
@@ -108,13 +199,9 @@ class Allowance:
             )
         if callable(group_bytes):
             group_bytes = group_bytes()
-        client_cost = own + (group_bytes if share.groups[group] == 0 else 0)
-        if share.bytes + client_cost > self.per_client:
-            raise TooManySubscriptionsError(
-                f"a client's subscriptions may hold at most {self.per_client} bytes on a "
-                f"server; this one needs {client_cost} more, and {share.bytes} are held "
-                "(identical subscriptions hold their document once): complete one first"
-            )
+        costs = [shares.cost(share, group, group_bytes, own) for shares, _, share in holders]
+        for (shares, key, share), cost in zip(holders, costs, strict=True):
+            shares.bytes(key, share, cost)
         worker_cost = own + (group_bytes if new_group else 0)
         if self.held + worker_cost > self.max_bytes:
             raise TooManySubscriptionsError(
@@ -122,10 +209,8 @@ class Allowance:
                 f"({self.max_bytes} bytes); try again later",
                 worker=True,
             )
-        share.subscriptions += 1
-        share.bytes += client_cost
-        share.groups[group] += 1
-        self._shares[client] = share
+        for (shares, key, share), cost in zip(holders, costs, strict=True):
+            shares.charge(key, share, group, cost)
         self.subscriptions += 1
         self.held += worker_cost
         return group_bytes
@@ -137,20 +222,12 @@ class Allowance:
         ``client`` (``group_ended``: it was its group's last member)."""
         self.subscriptions -= 1
         self.held -= own + (group_bytes if group_ended else 0)
-        share = self._shares.get(client)
-        if share is None:
-            return
-        share.subscriptions -= 1
-        share.groups[group] -= 1
-        share.bytes -= own
-        if share.groups[group] <= 0:
-            del share.groups[group]
-            share.bytes -= group_bytes
-        if not share.groups:
-            del self._shares[client]
+        for shares, key in self._holders(client):
+            shares.release(key, group, group_bytes, own)
 
     def clear(self) -> None:
         """Every subscription ended at once (the worker stops)."""
         self.subscriptions = 0
         self.held = 0
-        self._shares.clear()
+        self.clients.held.clear()
+        self.networks.held.clear()

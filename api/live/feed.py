@@ -47,7 +47,7 @@ import contextvars
 import logging
 import sys
 import weakref
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ from api.data import deadline
 from api.data.gateway import Gateway
 from api.data.matcher import Predicate
 from api.errors import ClientError, StoreUnavailableError
-from api.live.allowance import Allowance, ClientKey
+from api.live.allowance import Allowance, ClientKey, own_network
 from core.document import PRIVATE_FIELDS, Doc
 from core.indexes import ARTICLES, LOADER
 from core.news import MARKER_FIELD, MARKER_ID, NEWS_SEQ
@@ -271,6 +271,9 @@ class Feed:
         per_client_bytes: int | None = None,
         per_client: int | None = None,
         unsent_bytes: int | None = None,
+        per_network_bytes: int | None = None,
+        per_network: int | None = None,
+        network: Callable[[ClientKey], ClientKey] = own_network,
     ) -> None:
         self.gateway = gateway
         self.interval_s = poll_ms / 1000
@@ -280,12 +283,15 @@ class Feed:
         #: several polls rather than dropping every subscription at once.
         self.page = max(1, queue_size // 2)
         #: How many subscriptions may run and the bytes they may hold, in all
-        #: and per client (None: unbounded).
+        #: and per client and network (None: unbounded).
         self.allowance = Allowance(
             max_bytes or sys.maxsize,
             per_client_bytes or sys.maxsize,
             max_subscribers,
             per_client or sys.maxsize,
+            per_network_bytes or sys.maxsize,
+            per_network or sys.maxsize,
+            network,
         )
         self.time_limit_s = time_limit_ms / 1000
         #: Most bytes a subscription's connection may hold that its client

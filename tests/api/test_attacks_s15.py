@@ -11,12 +11,11 @@ from starlette.testclient import TestClient
 
 from api.errors import TooManySubscriptionsError
 from api.http.identity import client_key
-from api.live.allowance import Allowance
 from api.operation.cost import count_objects, query_cost
 from api.operation.documents import over_token_limit
 from api.operation.schema import build_schema
 from api.operation.throttle import OPERATION_POINTS
-from core.config import Settings
+from tests.api.test_pipeline_caches import view
 
 GRAPHQL_SCHEMA = build_schema()._schema
 
@@ -108,38 +107,31 @@ def test_a_query_with_trailing_spaces_is_answered(client: TestClient) -> None:
 # -- 3. The worker's subscription memory filled from one network -----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TooManySubscriptionsError,
-    reason="open: a client is an address (an IPv6 /64), and a worker's subscription "
-    "memory (NEWSGRAPH_SUBSCRIPTIONS_MAX_BYTES, 64 MB) is 16 clients' shares (4 MB): "
-    "one holder of an IPv6 /48 (65,536 /64s) fills it from 21 of them, 10 points a "
-    "subscription, and every other client's subscription is refused. Needs a share "
-    "per network (a /48) or a reserve for clients holding nothing, weighed against "
-    "mobile carriers, whose many devices share a /48",
-)
-def test_one_network_cannot_fill_the_worker_s_subscription_memory() -> None:
-    # A client's share of the worker's subscription memory, as the defaults
-    # have it (4 MB of 64 MB), each /64 of one /48 a client of its own
-    # (api.http.identity), each subscription a distinct document of 1 MB.
-    settings = Settings()
-    allowance = Allowance(settings.subscriptions_max_bytes, settings.subscriptions_per_client_bytes)
-    networks = iter(range(1, 1000))
+def test_one_network_cannot_fill_the_worker_s_subscription_memory(client: TestClient) -> None:
+    # A client's share of the worker's subscription memory, as the app has it
+    # (4 MB of 64 MB), each /64 of one /48 a client of its own
+    # (api.http.identity), each subscription a distinct document of 1 MB: the
+    # /48 is a network, whose clients together may hold a quarter of it.
+    graphql = view(client.app)  # type: ignore[arg-type]
+    settings, allowance = graphql.settings, graphql.feed.allowance
+    assert (allowance.held, allowance.subscriptions) == (0, 0)
+    clients = [client_key(f"2001:db8:0:{n:x}::1", [], []) for n in range(1, 1000)]
 
     def fill(document: int) -> None:
         """Distinct subscriptions of ``document`` bytes from one /64 after
-        another, until the worker refuses one."""
-        for n in networks:
-            client = client_key(f"2001:db8:0:{n:x}::1", [], [])
+        another, until each is refused: never for the worker's bound."""
+        for n, key in enumerate(clients):
             try:
                 while True:
-                    allowance.admit(client, (n, allowance.held), document, True, 20_000)
+                    allowance.admit(key, (n, allowance.held), document, True, 20_000)
             except TooManySubscriptionsError as refused:
-                if refused.worker:
-                    return
+                assert not refused.worker, refused
 
     fill(1_000_000)
     fill(1_000)  # and what is left, with small ones
-    assert next(networks) <= 40  # a handful of /64s filled it, for 10 points a subscription
+    share = settings.subscriptions_per_network_bytes
+    assert share <= settings.subscriptions_max_bytes // 4
+    assert share - 30_000 < allowance.held <= share  # the /48 holds its share, all but a crumb
+    assert allowance.held_by_network(clients[0]) == allowance.held
     elsewhere = client_key("198.51.100.7", [], [])
-    allowance.admit(elsewhere, "small", 1_000, True, 20_000)  # refused: the worker is full
+    allowance.admit(elsewhere, "small", 1_000, True, 20_000)  # a client from elsewhere: let in

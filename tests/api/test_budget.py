@@ -27,7 +27,7 @@ from api.app import create_app
 from api.data.gateway import Gateway
 from api.data.slots import StoreSlots
 from api.errors import OverloadedError, RateLimitedError
-from api.http.identity import client_key, trusted_networks
+from api.http.identity import client_key, network_key, trusted_networks
 from api.operation.cost import PART_OBJECTS, Cost
 from api.operation.request import Operation, Refused, Request
 from api.operation.throttle import (
@@ -247,6 +247,27 @@ def test_an_ipv6_client_is_its_64_network_and_a_mapped_ipv4_its_address():
     assert client_key("2001:db8:1:2::5", [], []) != client_key("2001:db8:1:3::5", [], [])
     assert client_key("::ffff:192.0.2.1", [], []) == "addr:192.0.2.1"
     assert client_key("testclient", [], []) == "addr:testclient"
+
+
+def test_an_address_s_network_is_its_ipv6_48_or_ipv4_24_and_anyone_else_is_their_own():
+    def network(peer: str) -> str:
+        return network_key(client_key(peer, [], []))
+
+    assert network("2001:db8:1:2::5") == network("2001:db8:1:ffff::9") == "net:2001:db8:1::/48"
+    assert network("2001:db8:1:2::5") != network("2001:db8:2:2::5")
+    assert network("198.51.100.7") == network("::ffff:198.51.100.200") == "net:198.51.100.0/24"
+    assert network("198.51.100.7") != network("198.51.101.7")
+    odd = [
+        "admin",
+        "local",
+        "key:k1",
+        "addr:testclient",
+        "addr:unknown",
+        "addr:",
+        "addr:10.0.0.0/8",
+    ]
+    for key in [*odd, "addr:" + "9" * 10_000, "addr:1.2.3.4/33", "net:198.51.100.0/24"]:
+        assert network_key(key) == key  # never raises: a key not an address's is its own
 
 
 def test_a_trusted_proxy_that_is_not_an_address_stops_the_server_at_start():

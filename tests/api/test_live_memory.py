@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import gc
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -28,6 +28,7 @@ from api.app import create_app
 from api.bounded import document_size
 from api.data.gateway import Gateway
 from api.errors import TooManySubscriptionsError
+from api.http.identity import client_key, network_key
 from api.http.view import GraphQLApp
 from api.live.allowance import Allowance
 from api.live.feed import SUBSCRIPTION_BYTES, Events, Feed
@@ -268,16 +269,22 @@ def test_a_group_is_charged_once_to_the_worker_and_once_to_each_client_in_it():
     assert allowance.held == 0 and allowance.held_by("b") == allowance.held_by("c") == 0
 
 
+def measuring(measured: list[str]) -> Callable[[str], Callable[[], int]]:
+    """A group's size of 100 bytes, whose measuring is noted in ``measured``."""
+
+    def size(name: str) -> Callable[[], int]:
+        return lambda: measured.append(name) or 100
+
+    return size
+
+
 def test_the_counts_are_checked_with_the_bytes_and_before_a_group_is_measured():
     """Every subscription limit is the allowance's: a client's count (over
     all its transports: the allowance knows none) and the worker's, refused
     before the new group's bytes are measured (its plan made), and given
     back as the bytes are."""
     measured: list[str] = []
-
-    def size(name: str) -> Any:
-        return lambda: measured.append(name) or 100
-
+    size = measuring(measured)
     allowance = Allowance(10**6, 10**6, most=3, per_client_count=2)
     allowance.admit("a", "g", size("g"), True, 10)
     allowance.admit("a", "h", size("h"), True, 10)
@@ -293,6 +300,71 @@ def test_the_counts_are_checked_with_the_bytes_and_before_a_group_is_measured():
     allowance.release("a", "g", 100, True, 10)
     allowance.admit("a", "i", size("i"), True, 10)  # room again, for a and the worker
     assert allowance.subscriptions == 3 and measured[-1] == "i"
+
+
+#: A client's network as the app has it.
+NETWORK = network_key
+
+
+def _addr(peer: str) -> str:
+    return client_key(peer, [], [])
+
+
+def test_a_network_s_clients_share_its_count():
+    """Past its network's count a client is refused, however little it
+    holds itself, before the group is measured; one from another network
+    is not; a subscription that ends gives its network the room back."""
+    measured: list[str] = []
+    size = measuring(measured)
+    allowance = Allowance(10**6, 10**6, per_client_count=3, per_network_count=4, network=NETWORK)
+    a, b = _addr("2001:db8:1:1::1"), _addr("2001:db8:1:2::1")
+    for n in range(3):
+        allowance.admit(a, f"a{n}", size(f"a{n}"), True, 10)
+    allowance.admit(b, "b0", size("b0"), True, 10)
+    with pytest.raises(TooManySubscriptionsError) as refused:
+        allowance.admit(b, "b1", size("b1"), True, 10)  # b holds 1 of its 3
+    assert not refused.value.worker
+    assert "your network (net:2001:db8:1::/48) may hold at most 4" in str(refused.value)
+    allowance.admit(_addr("2001:db8:2:1::1"), "c", size("c"), True, 10)  # another /48
+    assert "b1" not in measured and allowance.subscriptions == 5
+    allowance.release(a, "a0", 100, True, 10)
+    allowance.admit(b, "b1", size("b1"), True, 10)  # room again in the network
+
+
+def test_a_network_s_clients_share_its_bytes_each_group_once():
+    allowance = Allowance(10**6, 700, per_network=1000, network=NETWORK)
+    a, b, c = (_addr(f"198.51.100.{n}") for n in (1, 2, 3))
+    allowance.admit(a, "g", 400, True, 10)
+    allowance.admit(b, "g", 400, False, 10)  # the network holds g already: charged 10
+    assert (allowance.held_by(b), allowance.held_by_network(a)) == (410, 420)
+    with pytest.raises(TooManySubscriptionsError) as refused:
+        allowance.admit(c, "h", 600, True, 10)  # within c's 700, past the network's 1000
+    assert not refused.value.worker and "your network (net:198.51.100.0/24)" in str(refused.value)
+    assert (allowance.held_by(c), allowance.held_by_network(c), allowance.held) == (0, 420, 420)
+    allowance.admit(_addr("198.51.101.3"), "h", 600, True, 10)  # the next /24: its own share
+    allowance.release(a, "g", 400, False, 10)
+    assert allowance.held_by_network(b) == 410  # b still holds g
+    allowance.release(b, "g", 400, False, 10)
+    assert allowance.held_by_network(b) == 0
+    allowance.admit(c, "h", 600, False, 10)  # room again
+
+
+def test_keys_the_admin_and_non_ip_clients_are_their_own_network():
+    allowance = Allowance(10**6, 10**6, per_client_count=2, per_network_count=1, network=NETWORK)
+    for client in ("admin", "key:k1", "key:k2", "local", "addr:testclient"):
+        for n in range(2):  # their own count, not a network's of 1
+            allowance.admit(client, (client, n), 100, True, 10)
+        assert allowance.held_by_network(client) == allowance.held_by(client) == 220
+    mapped, plain = _addr("::ffff:192.0.2.1"), _addr("192.0.2.200")
+    allowance.admit(mapped, "m", 100, True, 10)
+    with pytest.raises(TooManySubscriptionsError):  # an IPv6-mapped IPv4 is its /24's
+        allowance.admit(plain, "p", 100, True, 10)
+    for client in ("admin", "key:k1", "key:k2", "local", "addr:testclient"):
+        for n in range(2):
+            allowance.release(client, (client, n), 100, True, 10)
+    allowance.release(mapped, "m", 100, True, 10)
+    assert (allowance.held, allowance.subscriptions) == (0, 0)
+    assert allowance.held_by_network(mapped) == 0
 
 
 class Owner:

@@ -24,6 +24,7 @@ from api.data.gateway import Gateway
 from api.execution.plan.nodes import Answer
 from api.execution.subscription import share_key
 from api.http.view import GraphQLApp
+from api.http.websocket import Connections
 from api.live.feed import Events, Feed
 from api.operation.request import Operation, Request
 from api.operation.run import Payload, _delivered
@@ -40,6 +41,8 @@ from tests.articles import web_url, write_article
 
 ME = "127.0.0.1"
 OTHER = "127.0.0.2"
+#: A client of another network (``api.http.identity.network_key``: a /24).
+ELSEWHERE = "127.0.1.1"
 CITING = """subscription { articlePublished { title
   related { title article { title published } } } }"""
 
@@ -55,6 +58,17 @@ def served(store: Store, settings: Settings, **changes: Any) -> Iterator[tuple[s
 async def connect(url: str, address: str = ME, **kwargs: Any) -> Raw:
     """A raw client connecting from ``address`` (a client of its own)."""
     return await Raw.connect(url, local_addr=(address, 0), max_size=None, **kwargs)
+
+
+async def refusal(client: Raw, operation_id: str) -> str:
+    """Why a subscription ``client`` asks for now is refused, as the
+    refusal's ``error`` says (TOO_MANY_SUBSCRIPTIONS)."""
+    await client.subscribe(operation_id, CITING)
+    answer = await client.receive()
+    assert answer["id"] == operation_id, answer
+    assert error_codes(answer) == ["TOO_MANY_SUBSCRIPTIONS"], answer
+    message: str = answer["payload"][0]["message"]
+    return message
 
 
 async def nexts(client: Raw, count: int) -> dict[str, list[dict[str, Any]]]:
@@ -266,10 +280,8 @@ def test_one_client_s_connections_and_subscriptions_leave_room_for_others(store,
             for n in range(3):
                 await held[n % 2].subscribe(str(n), CITING)
             await subscribed(url, 3)
-            await held[1].subscribe("3", CITING)  # a connection with room, but not its client
-            refusal = await held[1].receive()
-            assert refusal["id"] == "3" and error_codes(refusal) == ["TOO_MANY_SUBSCRIPTIONS"]
-            assert "a client may hold at most 3" in refusal["payload"][0]["message"]
+            # A connection with room, but not its client:
+            assert "a client may hold at most 3" in await refusal(held[1], "3")
 
             other = [await connect(url, OTHER), await connect(url, OTHER)]
             for client in other:
@@ -281,6 +293,50 @@ def test_one_client_s_connections_and_subscriptions_leave_room_for_others(store,
                 await client.close()
 
         run(scenario())
+
+
+def test_a_network_s_clients_share_its_connections_and_subscriptions(store, settings):
+    """127.0.0.1 and 127.0.0.2 are two clients of one network (a /24): past
+    the network's bounds either is refused, within its own; a client of
+    127.0.1.0/24 is let in."""
+    connections = {"ws_connections_per_client": 2, "ws_connections_per_network": 3}
+    subscriptions = {"subscriptions_per_client": 3, "subscriptions_per_network": 4}
+    with served(store, settings, **connections, **subscriptions) as (url, app):
+
+        async def scenario() -> None:
+            mine = [await connect(url), await connect(url)]
+            ours = await connect(url, OTHER)
+            for client in (*mine, ours):
+                await client.init()
+            late = await connect(url, OTHER)  # its client's second, the network's fourth
+            await late.send({"type": "connection_init"})
+            code, reason = await late.closed()
+            assert code == 1013 and "network (at most 3)" in reason, reason
+            for n in range(3):
+                await mine[n % 2].subscribe(str(n), CITING)
+            await ours.subscribe("3", CITING)
+            await subscribed(url, 4)
+            # Its client's second, the network's fifth:
+            assert "your network (net:127.0.0.0/24)" in await refusal(ours, "4")
+            elsewhere = await connect(url, ELSEWHERE)
+            await elsewhere.init()
+            await elsewhere.subscribe("1", CITING)
+            await subscribed(url, 5)
+            assert app.connections.open == 4
+            for client in (*mine, ours, elsewhere):
+                await client.close()
+
+        run(scenario())
+
+
+def test_a_network_may_have_as_many_sockets_waiting_as_it_may_hold():
+    connections = Connections(most=10, per_client=2, per_network=3)
+    me, other, third = (f"addr:127.0.0.{n}" for n in (1, 2, 3))
+    assert [connections.wait(me) for _ in range(3)] == [True, True, False]
+    assert connections.wait(other) and not connections.wait(third)  # the /24's three
+    assert connections.wait(f"addr:{ELSEWHERE}") and connections.wait("admin")
+    connections.stop_waiting(me)
+    assert connections.wait(third)
 
 
 def test_a_client_s_silent_sockets_hold_nothing_of_anyone_else_s(store, settings):
