@@ -1,5 +1,6 @@
 """What is new: how a loader tells the API, through the store alone, which
-articles just became news (``Subscription.articlePublished``).
+articles just became news (``Subscription.articlePublished``), and that the
+stored articles changed at all (for answers a worker keeps).
 
 An article is *news* when it arrives (its ``_id`` was not stored) and when it
 is published after being held back (``published: false`` -> ``true``). The
@@ -19,6 +20,13 @@ and without trusting their clocks: loaders write one at a time under their
 lease (``loaders.lease``), whose generation each holder that writes bumps, so
 a number is that generation with the holder's batch count below it.
 A reload of unchanged files writes nothing, so it makes nothing news.
+
+Every write that changes stored articles in any way (news or not: an edit, a
+move, a delete) also adds one to the marker's :data:`CHANGED_FIELD`, after
+those articles are written or deleted. It shares the news marker's document
+so that one lookup by ``_id`` per poll tells a worker both whether anything
+is news and whether anything changed. Readers compare it only for
+inequality: a database replaced (or its marker dropped) may set it back.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ NEWS_SEQ = "_source.newsSeq"
 MARKER_ID = "news"
 #: The marker's field: every article with a newsSeq up to it is written.
 MARKER_FIELD = "written"
+#: The marker's count of writes that changed stored articles: a reader that
+#: sees it differ from what it last read and reads again finds the change.
+CHANGED_FIELD = "changed"
 #: Batches one holding of the lease may number (2**20 batches of 500 files).
 BATCH_BITS = 20
 

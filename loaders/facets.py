@@ -32,6 +32,7 @@ from core.config import Settings
 from core.indexes import PROVIDERS_FACET, TOPICS_FACET, Facet
 from core.store import Store, unavailable_as_error
 from loaders.lease import Lease
+from loaders.news import announce
 
 #: What one article contributes to the counts:
 #: (published, provider domain, provider name, topics).
@@ -127,6 +128,9 @@ def _write(store: Store, rows: dict[str, dict[str, dict[str, Any]]]) -> None:
     with unavailable_as_error(store.where):
         for collection, facet_rows in rows.items():
             _replace_all(store, collection, facet_rows)
+        # Served beside the articles, and rebuilt after them: an API worker
+        # that kept answers when the articles changed drops them again.
+        announce(store, 0)
 
 
 def _names(facet: Facet, public: str, everyone: str) -> dict[str, str]:

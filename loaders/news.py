@@ -1,15 +1,18 @@
-"""The loader's half of ``core.news``: stamp what a batch makes news, and raise
-the marker once the batch is written, so API workers polling the store see it.
+"""The loader's half of ``core.news``: stamp what a batch makes news, and move
+the marker once the batch is written, so API workers polling the store see
+what is news and that the articles changed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.indexes import LOADER
-from core.news import MARKER_FIELD, MARKER_ID
+from core.news import CHANGED_FIELD, MARKER_FIELD, MARKER_ID
 from core.store import Store
-from loaders.stored import Stored
+
+if TYPE_CHECKING:  # loaders.stored imports loaders.facets, which announces
+    from loaders.stored import Stored
 
 
 def stamp(docs: list[dict[str, Any]], stored: Stored, seq: int) -> bool:
@@ -29,7 +32,13 @@ def stamp(docs: list[dict[str, Any]], stored: Stored, seq: int) -> bool:
     return news
 
 
-def announce(store: Store, seq: int) -> None:
-    """Every article the write ``seq`` made news is written: raise the marker.
-    ``$max``, so a late retry of an older write cannot lower it."""
-    store.db[LOADER].update_one({"_id": MARKER_ID}, {"$max": {MARKER_FIELD: seq}}, upsert=True)
+def announce(store: Store, news: int) -> None:
+    """Stored articles were just written or deleted, and every article the
+    write numbered ``news`` made news (0: none) is among them: count a change
+    and raise the news marker, in one update of the marker's document. ``$max``,
+    so a late retry of an older write cannot lower it; a retry counting one
+    more change is harmless (readers only compare the count for inequality)."""
+    update: dict[str, Any] = {"$inc": {CHANGED_FIELD: 1}}
+    if news:
+        update["$max"] = {MARKER_FIELD: news}
+    store.db[LOADER].update_one({"_id": MARKER_ID}, update, upsert=True)

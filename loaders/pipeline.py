@@ -317,6 +317,7 @@ class Loader:
             def delete(ids: list[str] = ids) -> None:
                 self.store.articles.delete_many({"_id": {"$in": ids}})
                 self._log.append([[_id] for _id in ids])
+                announce(self.store, 0)  # a change, never news
 
             retrying(self.store.where, "deleting articles", delete)
             self._purge(gone_keys(stored, ids) if self._purger else ())
@@ -502,7 +503,10 @@ class Loader:
                 self.store.articles.delete_many({"_id": {"$in": [_id for _id, _ in dead]}})
             # After the articles: a crash between the two is caught (see _hold).
             self._log.append([manifest_row(row) for row in rows] + [[_id] for _id, _ in dead])
-            if news:  # after the articles too: readers fetch up to the marker
+            # After the articles too: readers fetch up to the marker, and read
+            # again when its count of changes moves. A reload of unchanged
+            # files gets here with nothing written and moves nothing.
+            if news or result.inserted or result.updated or moved or dead:
                 announce(self.store, news)
             return result, rows, dead
 
