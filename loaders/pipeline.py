@@ -504,9 +504,10 @@ class Loader:
             # After the articles: a crash between the two is caught (see _hold).
             self._log.append([manifest_row(row) for row in rows] + [[_id] for _id, _ in dead])
             # After the articles too: readers fetch up to the marker, and read
-            # again when its count of changes moves. A reload of unchanged
-            # files gets here with nothing written and moves nothing.
-            if news or result.inserted or result.updated or moved or dead:
+            # again when its count of changes moves. Only if something was
+            # written: not on a reload of unchanged files, nor for news whose
+            # every document the store refused.
+            if result.inserted or result.updated or moved or dead:
                 announce(self.store, news)
             return result, rows, dead
 
