@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from core.config import Settings
 from core.indexes import LOADER, PROVIDERS, TOPICS
+from core.news import CHANGED_FIELD, MARKER_ID
 from core.store import connect
 from loaders import load_paths
 from loaders.facets import RecountStopped, recount_facets
@@ -507,6 +508,11 @@ def facet_rows(store):
     return {c: sorted(store.db[c].find(), key=lambda r: r["_id"]) for c in (PROVIDERS, TOPICS)}
 
 
+def changes(store):
+    """The news marker's count of changes (``core.news``)."""
+    return store.db[LOADER].find_one({"_id": MARKER_ID})[CHANGED_FIELD]
+
+
 def test_facets_lists_counts_that_differ_from_the_articles_and_rebuild_replaces_them(
     settings, store
 ):
@@ -519,6 +525,7 @@ def test_facets_lists_counts_that_differ_from_the_articles_and_rebuild_replaces_
     store.db[TOPICS].delete_one({"_id": topic["_id"]})
     store.db[TOPICS].insert_one({"_id": "Ghost\ntopic", "count": 2, "countAll": 2})
 
+    counted = changes(store)
     checked = run("facets", env=env)
     assert checked.exit_code == 1
     lines = checked.stdout.splitlines()
@@ -537,7 +544,7 @@ def test_facets_lists_counts_that_differ_from_the_articles_and_rebuild_replaces_
         *(topic_lines[key] for key in sorted(topic_lines)),  # by collection, then key
         "3 rows differ; `newsgraph facets --rebuild` replaces them.",
     ]
-    assert facet_rows(store) != right  # a check writes nothing
+    assert facet_rows(store) != right and changes(store) == counted  # a check writes nothing
 
     rebuilt = run("facets", "--rebuild", "--json", env=env)
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -551,6 +558,7 @@ def test_facets_lists_counts_that_differ_from_the_articles_and_rebuild_replaces_
     ghost = next(c for c in report["changes"] if c["key"] == "Ghost\ntopic")
     assert ghost["counted"] is None and ghost["stored"] == {"count": 2, "countAll": 2}
     assert facet_rows(store) == right
+    assert changes(store) != counted  # the rows are served: API workers are told
     again = run("facets", "--rebuild", env=env)
     assert again.exit_code == 0 and again.stdout.splitlines()[-1] == "The counts are right."
 
