@@ -110,6 +110,7 @@ def create_app(
         yield
         health.stop()
         await feed.close()
+        await graphql.close()
 
     metrics = Metrics()
     metrics.follow(feed)

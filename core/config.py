@@ -150,6 +150,12 @@ class Settings:
     access_log: bool = True
     #: Whether queries are answered by compiled plans (api/execution/), not a resolver per field.
     compiled: bool = True
+    #: Memory for answers kept to give again to the same query, per worker, until
+    #: the store changes (estimated bytes); 0 keeps none.
+    answer_cache_bytes: int = 16_000_000
+    #: How often a worker that keeps answers asks the store whether anything
+    #: changed (ms): an answer is given at most two of these after a write.
+    answer_cache_check_ms: int = 1000
     #: How often each worker asks the store what became news, for subscriptions (ms).
     subscription_poll_ms: int = 1000
     #: Articles one subscription may have waiting to be sent; a client that falls
@@ -374,6 +380,8 @@ ENV_NAMES: dict[str, str] = {
     "metrics": "NEWSGRAPH_METRICS",
     "access_log": "NEWSGRAPH_ACCESS_LOG",
     "compiled": "NEWSGRAPH_COMPILED",
+    "answer_cache_bytes": "NEWSGRAPH_ANSWER_CACHE_BYTES",
+    "answer_cache_check_ms": "NEWSGRAPH_ANSWER_CACHE_CHECK_MS",
     "subscription_poll_ms": "NEWSGRAPH_SUBSCRIPTION_POLL_MS",
     "subscription_queue": "NEWSGRAPH_SUBSCRIPTION_QUEUE",
     "subscription_unsent_bytes": "NEWSGRAPH_SUBSCRIPTION_UNSENT_BYTES",

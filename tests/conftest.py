@@ -86,12 +86,24 @@ def engine(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+#: The suite's apps make every answer: its tests assert what making one
+#: takes (store calls, logs) and read what a write just changed, neither of
+#: which a kept answer shows. tests/api/test_answered.py turns keeping on and
+#: proves a kept answer the same as a made one, on every way in.
+KEEP_NO_ANSWERS = 0
+
+
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, engine: str) -> Iterator[Settings]:
     """Settings that point at a fresh, empty database on the test's engine."""
     db_name = f"t_{uuid.uuid4().hex[:12]}"
     if engine == "embedded":
-        yield Settings(db_name=db_name, compiled=COMPILED, strict_indexes=STRICT)
+        yield Settings(
+            db_name=db_name,
+            compiled=COMPILED,
+            strict_indexes=STRICT,
+            answer_cache_bytes=KEEP_NO_ANSWERS,
+        )
         return
     server: WireServer = request.getfixturevalue("wire_server")
     # Requests get 30 s, not 5: on a machine busy with other work the wire
@@ -103,6 +115,7 @@ def settings(request: pytest.FixtureRequest, engine: str) -> Iterator[Settings]:
         store_timeout_ms=3000,
         request_timeout_ms=30_000,
         compiled=COMPILED,
+        answer_cache_bytes=KEEP_NO_ANSWERS,
     )
     store = connect(Settings(mongodb_uri=server.uri, db_name=db_name, store_timeout_ms=1000))
     # The server may be down after a fault test; its data directory goes anyway.

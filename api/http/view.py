@@ -102,6 +102,12 @@ class GraphQLApp(GraphQL[Context, None]):
     #: with strawberry's way, switched off).
     quick = True
 
+    async def close(self) -> None:
+        """The app stops: what the schema's caches do in the background stops."""
+        schema = self.schema
+        assert isinstance(schema, Schema)
+        await schema.caches.close()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)

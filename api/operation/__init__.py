@@ -12,7 +12,8 @@ cached by text and bounded by bytes), ``selections`` (a query's selections count
 validation), ``validation`` (the rules), ``budget`` (the price, within budget,
 and ``extensions.cost``; the analysis is ``cost``), ``incremental``
 (``@defer``/``@stream`` delivered in parts, or whole), ``run`` (the answer: a
-plan, or ordinary execution), ``masking`` (errors logged, classified, masked),
+plan, or ordinary execution, or the same query's kept by ``answered``
+until the store changes), ``masking`` (errors logged, classified, masked),
 ``traced`` (what the operation's span says, when tracing is on),
 ``caching`` (the answer's caching policy, from the schema's hints).
 The path in order: docs/request-path.md.

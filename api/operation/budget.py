@@ -171,9 +171,11 @@ class Report:
         cost = op.cost
         if cost is None:  # refused before pricing: nothing to report
             return result
-        # The objects the builder counted, if it did.
+        # The objects the builder counted, if it did; the store calls a kept
+        # answer took to make (api.operation.answered).
         objects = getattr(result, "objects", None)
-        report_ = report(cost, self.budget, result.data, op.calls_before, objects)
+        calls = getattr(result, "store_calls", None)
+        report_ = report(cost, self.budget, result.data, op.calls_before, objects, calls)
         result.extensions = {**(result.extensions or {}), **report_}
         return result
 
@@ -185,13 +187,18 @@ def store_calls_so_far() -> int | None:
 
 
 def report(
-    cost: Cost, budget: Budget, data: Any, calls_before: int | None, objects: int | None = None
+    cost: Cost,
+    budget: Budget,
+    data: Any,
+    calls_before: int | None,
+    objects: int | None = None,
+    calls: int | None = None,
 ) -> dict[str, Any]:
     """``extensions.cost``: the price asked, what the answer took, the budget.
-    ``objects`` is the answer's count when the builder already knows it."""
-    calls = None
+    ``objects`` is the answer's count when the builder already knows it;
+    ``calls`` the store calls, when the answer was made before (kept)."""
     now = store_calls_so_far()
-    if now is not None and calls_before is not None:
+    if calls is None and now is not None and calls_before is not None:
         calls = now - calls_before
     if objects is None:
         objects = count_objects(data)

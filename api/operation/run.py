@@ -27,21 +27,41 @@ from api.execution.compiled import Plans, answer
 from api.execution.plan.nodes import Answer
 from api.execution.replay import Replay
 from api.live.feed import Events, Shared
+from api.operation.answered import AnswerCache
 from api.operation.cost import count_objects
-from api.operation.request import Operation
+from api.operation.request import Operation, gateway_of
 
 
 class Execute:
-    """Step: the operation's answer. ``plans`` None: ordinary execution only
-    (``NEWSGRAPH_COMPILED=false``)."""
+    """Step: the operation's answer: kept from an identical operation
+    (``api.execution.answered``), else made. ``plans`` None: ordinary
+    execution only (``NEWSGRAPH_COMPILED=false``); ``answers`` None: none kept."""
 
-    def __init__(self, schema: strawberry.Schema, plans: Plans | None) -> None:
+    def __init__(
+        self, schema: strawberry.Schema, plans: Plans | None, answers: AnswerCache | None = None
+    ) -> None:
         self.schema = schema
         self.plans = plans
+        self.answers = answers
 
     async def __call__(
         self, op: Operation
     ) -> GraphQLExecutionResult | ExperimentalIncrementalExecutionResults:
+        answers = self.answers
+        if answers is None:
+            return await self.make(op)
+        lookup = answers.find(op, gateway_of(op))
+        if lookup.answer is not None:
+            return lookup.answer
+        made = await self.make(op)
+        if lookup.key is not None:
+            answers.keep(lookup, op, made)
+        return made
+
+    async def make(
+        self, op: Operation
+    ) -> GraphQLExecutionResult | ExperimentalIncrementalExecutionResults:
+        """The answer made: by the operation's plan, else ordinarily."""
         document = op.executed or op.document
         assert document is not None
         context = op.context

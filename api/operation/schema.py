@@ -23,6 +23,7 @@ from strawberry.types.graphql import OperationType
 
 from api.execution.compiled import Plans
 from api.operation.allowed import ChooseOperation, NameOperation, SubscriptionsOverWebSocket
+from api.operation.answered import AnswerCache
 from api.operation.budget import Budget, CostCache, Price, Report
 from api.operation.caching import CacheHints
 from api.operation.documents import DocumentCache, FindDocument
@@ -65,6 +66,8 @@ class Caches:
     costs: CostCache
     #: Plans by query text (None: compiled execution is off).
     plans: Plans | None
+    #: Answers by operation, until the store changes (None: none kept).
+    answers: AnswerCache | None = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Caches:
@@ -83,7 +86,21 @@ class Caches:
         )
         plans = Plans(max_bytes=settings.plan_cache_bytes) if settings.compiled else None
         costs = CostCache(max_bytes=settings.query_cache_bytes // 4)
-        return cls(DocumentCache(settings.query_cache_bytes), persisted, costs, plans)
+        answers = (
+            AnswerCache(
+                settings.answer_cache_bytes,
+                settings.answer_cache_check_ms / 1000,
+                settings.cache_max_age,
+            )
+            if settings.answer_cache_bytes > 0
+            else None
+        )
+        return cls(DocumentCache(settings.query_cache_bytes), persisted, costs, plans, answers)
+
+    async def close(self) -> None:
+        """The app stops: what the caches still do in the background stops."""
+        if self.answers is not None:
+            await self.answers.close()
 
 
 def steps(
@@ -242,7 +259,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     schema.limits = limits
     schema.pipeline = Pipeline(
         steps(schema, settings, caches, budget, limits, TrustedDocuments.for_settings(settings)),
-        Execute(schema, caches.plans),
+        Execute(schema, caches.plans, caches.answers),
         # CacheHints first: an answer shared caches may keep carries no client's budget.
         [MaskErrors(), Report(budget), CacheHints(schema._schema), ReportBudget(limits)],
         each=[ThrottlePayload(limits)],

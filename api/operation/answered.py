@@ -1,0 +1,201 @@
+"""Answers already made, given again to the same query asked again, until the
+stored articles change.
+
+Mobile apps opening their front page all ask the same thing: the same query
+text, operation and variables, with the same visibility. A worker keeps the
+answer it made (:class:`AnswerCache`) and gives it to the next identical
+operation instead of asking the store and shaping it again. Only the answer
+is reused: every step of the pipeline still runs before it, on every
+request (the client admitted, its document found and priced, the price
+drawn from its budget), and every finishing step after it (errors, the
+cost report, cache hints, the budget given back); so a refused operation is
+refused whether or not its answer is kept. A kept answer is given as it
+was made, ``extensions.cost`` included (what making it took, which is what
+the client pays for): so the cache never changes what a client is sent or
+charged, and no client can tell from an answer whether another asked the
+same before it. The access log, the metrics (``mode="cached"``) and the
+trace say what the worker really did.
+
+**Fresh to two intervals.** An answer is kept with the loaders' change
+marker as read before it was made (``api.data.changes``), and given only
+while the marker, read at most two intervals ago
+(``NEWSGRAPH_ANSWER_CACHE_CHECK_MS``, default 1 s), still says that. So an
+answer is never given once a write that landed two intervals before has
+been heard of, on any worker of a fleet; the marker moving drops every
+answer at once. An answer made while the marker moved is not kept. While the
+store cannot tell (it does not answer), nothing kept is given. And none is
+kept longer than ``NEWSGRAPH_CACHE_MAX_AGE``, which bounds what any cache may
+keep of an answer, whoever changed the store.
+
+**What is kept.** A query's answer with data and no error (an error may be
+the moment's: a timeout, a store that did not answer), made whole (not in
+parts); the keys of the objects it holds for shared caches
+(``api.schema.caching``) with it, when its request gathers them. The key
+is what makes two operations answered alike, as it makes identical
+subscriptions share their answers (``api.execution.subscription.share_key``:
+the text, the operation, the variables as JSON, whether the admin asks,
+which sees what others do not), and what the request wants beside the data
+(the objects' keys, ``@defer`` taken out). Clients choose texts and variables, so
+the cache is bounded by estimated bytes (``NEWSGRAPH_ANSWER_CACHE_BYTES``,
+default 16 MB; 0: nothing kept), least recently used first out, and one
+answer may take at most a sixteenth of it: one client sending distinct
+variables evicts answers, which costs the others what an answer costs
+without the cache, never memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from api.bounded import ENTRY_BYTES, BoundedLRU, deep_size
+from api.data.changes import Changes
+from api.data.gateway import Gateway
+from api.execution.compiled import count
+from api.execution.plan.nodes import Answer
+from api.execution.subscription import share_key
+from api.operation.budget import store_calls_so_far
+from api.operation.cost import count_objects
+
+#: A label of ``Operation.execution`` and of the executions metric.
+CACHED = "cached"
+
+
+class KeptAnswer(Answer):
+    """A kept answer as given again: with the store calls making it took."""
+
+    __slots__ = ("store_calls",)
+
+    def __init__(self, data: dict[str, Any], objects: int, store_calls: int | None) -> None:
+        super().__init__(data, None, objects)
+        self.store_calls = store_calls
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """An answer kept: its data (never changed once made: every request it
+    is given to reads the same), its objects counted, the store calls making
+    it took, the cache keys it gathered, and when it was made."""
+
+    data: dict[str, Any]
+    objects: int
+    store_calls: int | None
+    keys: frozenset[tuple[str, str]] | None
+    made: float
+    size: int
+
+
+@dataclass(slots=True)
+class Lookup:
+    """What :meth:`AnswerCache.find` found: the answer to give, or where to
+    keep the one about to be made (``key`` None: it is not kept)."""
+
+    answer: KeptAnswer | None = None
+    key: Hashable | None = None
+    marker: int | None = None
+
+
+#: Nothing found and nothing to keep.
+MISS = Lookup()
+
+
+class AnswerCache:
+    """One worker's kept answers (per schema, so per app)."""
+
+    #: Share of the bound one answer may take; larger ones are made each time.
+    MAX_SHARE = 16
+
+    def __init__(
+        self,
+        max_bytes: int,
+        check_s: float,
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.check_s = check_s
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.answers: BoundedLRU[Hashable, Kept] = BoundedLRU(
+            max_bytes // ENTRY_BYTES, max_bytes, lambda kept: kept.size, max_bytes // self.MAX_SHARE
+        )
+        #: The store whose marker says whether answers still hold; the first
+        #: the app's requests reach (one per app).
+        self.changes: Changes | None = None
+        #: The marker the answers now kept were made under.
+        self.marker: int | None = None
+
+    @property
+    def bytes(self) -> int:
+        return int(self.answers.currsize)
+
+    def find(self, op: Any, gateway: Gateway | None) -> Lookup:
+        """The kept answer to ``op`` (an :class:`~api.operation.request.Operation`
+        about to run), a copy of its own; else where to keep the one made."""
+        if op.kind is not OperationType.QUERY or gateway is None or not op.query:
+            return MISS
+        changes = self.changes
+        if changes is None:
+            changes = self.changes = Changes(gateway, self.check_s, self.clock)
+        elif changes.gateway is not gateway:
+            return MISS  # another store's: not this cache's to answer
+        marker = changes.current()
+        if marker is None:  # not heard from the store lately: nothing is trusted
+            return MISS
+        if marker != self.marker:  # the store changed: nothing kept holds
+            self.answers.clear()
+            self.marker = marker
+        context = op.context
+        keys = getattr(context, "keys", None)
+        wants = 0 if keys is None else 1 if keys.objects is None else 2
+        shared = share_key(op.query, op.name, op.variables, bool(getattr(context, "admin", False)))
+        if type(shared) is not tuple:
+            return MISS
+        whole = op.executed is not None and op.executed is not op.document  # @defer out
+        key = (shared, wants, whole)
+        kept = self.answers.get(key)
+        if kept is None:
+            return Lookup(key=key, marker=marker)
+        if self.clock() - kept.made > self.max_age_s:
+            del self.answers[key]
+            return Lookup(key=key, marker=marker)
+        if kept.keys is not None and keys is not None and keys.objects is not None:
+            keys.objects.update(kept.keys)
+        op.execution = CACHED
+        count(CACHED)
+        return Lookup(KeptAnswer(kept.data, kept.objects, kept.store_calls))
+
+    def keep(self, lookup: Lookup, op: Any, result: Any) -> None:
+        """Keep ``result``, the answer just made for ``lookup``'s key, if it
+        is whole, has data and no error, and the marker did not move while it
+        was made."""
+        key, marker = lookup.key, lookup.marker
+        if key is None or marker is None or self.changes is None:
+            return
+        if type(result) not in (ExecutionResult, Answer) or result.errors or result.data is None:
+            return
+        if self.changes.value != marker or self.marker != marker:
+            # Made while the store changed: it may hold some of both. (So
+            # every answer kept was made under ``self.marker``, and dropped
+            # with the others when that moves.)
+            return
+        objects = getattr(result, "objects", None)
+        if objects is None:
+            objects = count_objects(result.data)
+        now, before = store_calls_so_far(), op.calls_before
+        calls = now - before if now is not None and before is not None else None
+        keys = getattr(op.context, "keys", None)
+        gathered = None if keys is None or keys.objects is None else frozenset(keys.objects)
+        size = deep_size(result.data) + deep_size(key) + ENTRY_BYTES
+        if gathered:
+            size += deep_size(gathered)
+        self.answers[key] = Kept(result.data, objects, calls, gathered, self.clock(), size)
+
+    async def close(self) -> None:
+        self.answers.clear()
+        if self.changes is not None:
+            await self.changes.close()
