@@ -1,9 +1,12 @@
 """Server CPU per request: what one request costs the server process itself,
 with the store stubbed, beside a bare endpoint returning the same bytes.
 
-Four Uvicorn servers run at once, one worker each: newsgraph's app with
-compiled execution on, the same with it off (both on :mod:`bench.stubbed`,
-whose store answers from memory), a bare Starlette endpoint
+Five Uvicorn servers run at once, one worker each: newsgraph's app as
+deployed by default (``cpu_kept``: compiled execution on, and answers kept
+and given again to the same query until the store changes:
+``api.operation.answered``), the same making every answer (``cpu_compiled``)
+and with compiled execution off too (``cpu``; the three on
+:mod:`bench.stubbed`, whose store answers from memory), a bare Starlette endpoint
 (:func:`bench.bare.create_precomputed_app`), and beneath it the same bytes
 from a plain ASGI callable (:func:`bench.bare.create_raw_app`, ``cpu_floor``:
 what Uvicorn costs by itself, which every server here pays). Clients of
@@ -90,8 +93,10 @@ import orjson
 from starlette.applications import Starlette
 
 from api.app import create_app
+from api.data.changes import Changes
+from api.operation.answered import CACHED
 from bench.collector import Collector, collecting
-from bench.load import UNTHROTTLED
+from bench.load import MADE, UNTHROTTLED
 from bench.loadgen import LoadProcess, Served, Window, WrongAnswer, encode
 from bench.queries import FRONT_PAGE, MOBILE
 from bench.querying import MemoryGateway
@@ -125,6 +130,9 @@ TRACED_HEADERS = {
 #: The servers that return the precomputed answers: Starlette's endpoint,
 #: and the plain ASGI callable beneath it (Uvicorn's own share).
 BARE = ("cpu_bare", "cpu_floor")
+#: The servers that keep answers, as newsgraph does by default
+#: (``api.operation.answered``); the others make every answer (``MADE``).
+KEPT = ("cpu_kept",)
 #: Each traced scenario, and the untraced one it is compared with.
 TRACED = {"cpu_traced": "cpu", "cpu_compiled_traced": "cpu_compiled"}
 #: The same, head-sampled at a ratio, their requests roots (no ``traceparent``).
@@ -160,7 +168,7 @@ def unthrottled(settings: Settings) -> Settings:
 class Variant:
     """One server answering one query: its windows' CPU ms per request."""
 
-    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_bare, cpu_floor
+    scenario: str  # cpu (ordinary execution), cpu_compiled, cpu_kept, cpu_bare, cpu_floor
     query: str
     url: str
     pid: int
@@ -174,6 +182,9 @@ class Variant:
     client_busy: list[float] = field(default_factory=list)  # the load's CPU s per wall s
     waits: list[float] = field(default_factory=list)  # the server's event loop's, per request
     requests: int = 0
+    #: Of the operations the server answered (both queries, warm-up
+    #: included), the share it gave from answers kept (None: not newsgraph).
+    kept_share: float | None = None
 
     @functools.cached_property
     def request(self) -> bytes:
@@ -226,10 +237,26 @@ async def capture(
     recorder = MemoryGateway(store, settings.store_op_timeout_ms)
     real = {}
     for compiled in (True, False):
-        mode = dataclasses.replace(settings, compiled=compiled)
+        mode = dataclasses.replace(settings, compiled=compiled, answer_cache_bytes=0)
         real[compiled] = await _answers(create_app(mode, store), bodies, get)
         await _answers(create_app(mode, gateway=recorder), bodies, get)
+    # What a server that keeps answers asks besides: the loaders' change marker.
+    await Changes(recorder, 1.0).read()
     return Capture(recorder.found, recorder.counted, real[True], recorder.on_loop), real
+
+
+def _kept_share(url: str) -> float:
+    """Of the operations a newsgraph server answered, the share given from
+    answers it kept (its metrics, ``mode="cached"``): so a row says whether
+    it kept any, rather than taking it on trust."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("newsgraph_graphql_execution_total{"):
+            mode = line.split('mode="', 1)[1].split('"', 1)[0]
+            counts[mode] = float(line.rsplit(" ", 1)[1])
+    total = sum(counts.values())
+    return counts.get(CACHED, 0.0) / total if total else 0.0
 
 
 def _window(load: LoadProcess, variant: Variant, clients: int, seconds: float) -> Served:
@@ -283,8 +310,9 @@ def cpu_scenario(
     sampler: float | None = None,
     get: bool = False,
 ) -> list[Row]:
-    """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on) for each
-    query, with their ratio to ``cpu_bare`` on the same query's bytes (and
+    """Rows ``cpu`` and ``cpu_compiled`` (compiled execution off, on; every
+    answer made) and ``cpu_kept`` (compiled, answers kept) for each query,
+    with their ratio to ``cpu_bare`` on the same query's bytes (and
     ``cpu_floor``'s, the share of that which is Uvicorn's own); with
     ``tracing``, also ``cpu_traced`` and ``cpu_compiled_traced``, with their
     ratio to their untraced twins; with a ``sampler`` ratio (tracing implied),
@@ -303,6 +331,7 @@ def cpu_scenario(
         captured.save(path)
         variants = []
         servers_ = [
+            ("cpu_kept", "bench.stubbed:create_app", True),
             ("cpu_compiled", "bench.stubbed:create_app", True),
             ("cpu", "bench.stubbed:create_app", False),
             ("cpu_bare", "bench.bare:create_precomputed_app", True),
@@ -328,6 +357,7 @@ def cpu_scenario(
                 CAPTURE_ENV: str(path),
                 "NEWSGRAPH_COMPILED": str(compiled).lower(),
                 **UNTHROTTLED,
+                **({} if scenario in KEPT else MADE),
             }
             if scenario in traced:
                 assert collector is not None
@@ -346,6 +376,9 @@ def cpu_scenario(
                 variants.append(variant)
         asyncio.run(_check(variants))
         _measure(variants, clients, seconds, rounds)
+        kept = {v.url: _kept_share(v.url) for v in variants if v.scenario not in BARE}
+        for v in variants:
+            v.kept_share = kept.get(v.url)
         servers.pop_all().close()  # the servers stopped, the collector has their last spans
         exported = {s: collector.received(s) for s in traced} if collector else {}
     return _rows(variants, size, clients, seconds, exported, sampler)
@@ -400,6 +433,7 @@ def _rows(
                     "clients": clients,
                     "window_s": seconds,
                     "answers_checked": True,
+                    "answers_kept_share": v.kept_share,
                     "method": v.method,
                 },
             )

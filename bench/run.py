@@ -11,6 +11,7 @@ from bench.busy import healthz_busy
 from bench.cpu import CLIENTS, cpu_scenario
 from bench.fleet import fleet_scenario
 from bench.gen import generate
+from bench.load import MADE
 from bench.loading import embedded_load_growth, loading
 from bench.querying import execution_scenario, query_scenarios, run_async
 from bench.report import Row, render, write_json
@@ -99,7 +100,10 @@ def run(
     try:
         for size in sizes:
             settings = Settings(
-                mongodb_uri=uri, db_name=f"bench_{size}", store_op_timeout_ms=600_000
+                mongodb_uri=uri,
+                db_name=f"bench_{size}",
+                store_op_timeout_ms=600_000,
+                answer_cache_bytes=0,  # every answer made (bench.load.MADE)
             )
             store = connect(settings)
             store.db.client.drop_database(settings.db_name)
@@ -117,7 +121,7 @@ def run(
                 rows += cpu.scenario(store, settings, size)
             # Servers in processes of their own: the embedded engine's files
             # are shared with them as a server's database is.
-            env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name}
+            env = {"MONGODB_URI": uri, "NEWSGRAPH_DB": settings.db_name, **MADE}
             slow = _too_slow_for_throughput(rows, size, clients, seconds)
             if slow:
                 rows.append(Row("throughput", size, engine, extra={"skipped": slow}))

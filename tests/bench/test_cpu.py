@@ -188,6 +188,15 @@ def test_cpu_rows_for_each_query_compiled_on_and_off_beside_the_bare_endpoint(
         assert row.extra["ratio_rounds"] == pytest.approx(rounds)
         assert row.extra["ratio_rounds_median"] == pytest.approx(statistics.median(rounds))
         assert row.extra["ratio_spread"] == pytest.approx([min(rounds), max(rounds)])
+        # The server that keeps answers gave nearly all from them (the first
+        # of each query was made); the others made every one.
+        kept = row.extra["answers_kept_share"]
+        if row.scenario == "cpu_kept":
+            assert kept > 0.9, kept
+        elif row.scenario in ("cpu", "cpu_compiled"):
+            assert kept == 0.0
+        else:
+            assert kept is None
         if row.scenario == "cpu_bare":
             assert row.ratio is None and rounds == [1.0, 1.0]
         else:
