@@ -266,7 +266,7 @@ class Settings:
                     number = int(raw)
                 except ValueError:
                     raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-                if number < 0 or (number == 0 and f.name not in _ZERO_MEANS_AUTO):
+                if number < 0 or (number == 0 and f.name not in _ZERO_ALLOWED):
                     raise ConfigError(f"{name} must be positive, got {number}")
                 values[f.name] = number
             else:
@@ -319,6 +319,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 #: Whole-number settings where 0 means "choose for me".
 _ZERO_MEANS_AUTO = frozenset({"load_workers", "max_connections"})
+#: Settings whose 0 turns what they size off.
+_ZERO_MEANS_NONE = frozenset({"answer_cache_bytes"})
+_ZERO_ALLOWED = _ZERO_MEANS_AUTO | _ZERO_MEANS_NONE
 
 _BOOLS = {
     "1": True,

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from graphql import ExecutionResult, GraphQLError
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -34,8 +35,9 @@ from api.bounded import ENTRY_BYTES, deep_size
 from api.data.changes import Changes
 from api.operation.answered import AnswerCache
 from api.operation.request import Operation, Refused, Request
+from api.operation.schema import build_schema
 from api.schema.context import Context
-from core.config import Settings
+from core.config import ConfigError, Settings
 from core.indexes import LOADER
 from core.news import CHANGED_FIELD, MARKER_ID
 from core.store import Store
@@ -447,3 +449,15 @@ def test_the_size_kept_answers_are_counted_at_is_near_what_they_hold(
         for key, kept in cache.answers.items():
             held = deep_size(kept.data) + deep_size(key) + ENTRY_BYTES
             assert 0.8 * held <= kept.size <= 3 * held, (key, kept.size, held)
+
+
+def test_no_answers_are_kept_with_zero_bytes_and_none_without_a_positive_check() -> None:
+    off = Settings.from_env({"NEWSGRAPH_ANSWER_CACHE_BYTES": "0"})
+    assert off.answer_cache_bytes == 0
+    assert build_schema(off).caches.answers is None
+    assert build_schema(Settings.from_env({})).caches.answers is not None  # kept by default
+    for wrong in ("-1", "x"):
+        with pytest.raises(ConfigError, match="NEWSGRAPH_ANSWER_CACHE_BYTES"):
+            Settings.from_env({"NEWSGRAPH_ANSWER_CACHE_BYTES": wrong})
+    with pytest.raises(ConfigError, match="NEWSGRAPH_ANSWER_CACHE_CHECK_MS must be positive"):
+        Settings.from_env({"NEWSGRAPH_ANSWER_CACHE_CHECK_MS": "0"})
