@@ -15,7 +15,11 @@ and its reads are then tried once an interval.
 
 Reads run in a task of their own, in an empty context: not on the account of
 the request that happened to start one (its deadline, its store calls, its
-span).
+span). A read waits for a store slot as long as it takes, never shed: clients
+whose calls fill the slots (each a miss) would otherwise have it shed, and two
+intervals later every kept answer be made again, each needing a slot too,
+just when they are scarcest. One read at a time, so it waits behind the
+calls queued before it, which are shed within the slots' short wait.
 """
 
 from __future__ import annotations
@@ -69,10 +73,12 @@ class Changes:
         """One read of the marker (tests await it to be sure of one)."""
         began = self.tried_at = self.clock()
         try:
-            found = await self.gateway.find(LOADER, {"_id": MARKER_ID}, {CHANGED_FIELD: 1})
+            found = await self.gateway.find_patiently(
+                LOADER, {"_id": MARKER_ID}, {CHANGED_FIELD: 1}
+            )
         except Exception as exc:
             if not self.failed:
-                log.warning("cannot read the store's change marker: %s", exc)
+                log.warning("cannot read the store's change marker: %r", exc)
             self.failed = True
             return
         finally:

@@ -374,7 +374,9 @@ class Failing:
         self.down = False
         self.changed = 7
 
-    async def find(self, collection: str, query: Any, projection: Any = None) -> list[Any]:
+    async def find_patiently(
+        self, collection: str, query: Any, projection: Any = None
+    ) -> list[Any]:
         assert collection == LOADER and query == {"_id": MARKER_ID}
         assert projection == {CHANGED_FIELD: 1}
         if self.down:
