@@ -32,9 +32,13 @@ from collections.abc import Callable
 
 from api.data.gateway import Gateway
 from core.indexes import LOADER
-from core.news import CHANGED_FIELD, MARKER_ID
+from core.news import CHANGED_FIELD, EPOCH_FIELD, MARKER_ID
 
 log = logging.getLogger("newsgraph.api")
+
+#: The marker as read: its document's epoch and its count of changes (``("",
+#: 0)``: no loader has written yet). Compared only for equality.
+Marker = tuple[str, int]
 
 
 class Changes:
@@ -49,16 +53,15 @@ class Changes:
         self.gateway = gateway
         self.interval_s = interval_s
         self.clock = clock
-        #: The marker's value at the last read that succeeded (0: no loader
-        #: has written yet), and when that read began.
-        self.value: int | None = None
+        #: The marker at the last read that succeeded, and when that read began.
+        self.value: Marker | None = None
         self.read_at = -float("inf")
         #: When the last read began, whether it succeeded or not.
         self.tried_at = -float("inf")
         self.failed = False
         self._reading: asyncio.Task[None] | None = None
 
-    def current(self) -> int | None:
+    def current(self) -> Marker | None:
         """The marker, if the last read that succeeded began at most two
         intervals ago; else None. Starts a read (not awaited) when the last
         one began an interval ago or more."""
@@ -74,7 +77,7 @@ class Changes:
         began = self.tried_at = self.clock()
         try:
             found = await self.gateway.find_patiently(
-                LOADER, {"_id": MARKER_ID}, {CHANGED_FIELD: 1}
+                LOADER, {"_id": MARKER_ID}, {CHANGED_FIELD: 1, EPOCH_FIELD: 1}
             )
         except Exception as exc:
             if not self.failed:
@@ -86,8 +89,12 @@ class Changes:
         if self.failed:
             log.info("the store's change marker is read again")
         self.failed = False
-        value = found[0].get(CHANGED_FIELD, 0) if found else 0
-        self.value = value if type(value) is int else 0
+        marker = found[0] if found else {}
+        count, epoch = marker.get(CHANGED_FIELD, 0), marker.get(EPOCH_FIELD, "")
+        self.value = (
+            epoch if type(epoch) is str else "",
+            count if type(count) is int else 0,
+        )
         self.read_at = max(self.read_at, began)
 
     async def close(self) -> None:

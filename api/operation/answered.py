@@ -55,7 +55,7 @@ from graphql import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.bounded import ENTRY_BYTES, BoundedLRU, deep_size
-from api.data.changes import Changes
+from api.data.changes import Changes, Marker
 from api.data.gateway import Gateway
 from api.execution.compiled import count
 from api.execution.plan.nodes import Answer
@@ -109,7 +109,7 @@ class Lookup:
 
     answer: KeptAnswer | None = None
     key: Hashable | None = None
-    marker: int | None = None
+    marker: Marker | None = None
 
 
 #: Nothing found and nothing to keep.
@@ -139,7 +139,7 @@ class AnswerCache:
         #: the app's requests reach (one per app).
         self.changes: Changes | None = None
         #: The marker the answers now kept were made under.
-        self.marker: int | None = None
+        self.marker: Marker | None = None
 
     @property
     def bytes(self) -> int:

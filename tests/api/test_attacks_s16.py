@@ -17,7 +17,7 @@ from api.data.slots import StoreSlots
 from core.config import Settings
 from core.store import Store
 from loaders import load_paths
-from tests.api.test_answered import corpus, keeping, retitle, served
+from tests.api.test_answered import corpus, hear, keeping, retitle, served, titles, titles_kept
 from tests.api.test_pipeline_caches import q, send
 
 
@@ -83,3 +83,20 @@ def test_a_cdn_refilled_after_the_loaders_purge_is_not_handed_a_stale_answer(
         refill.headers["cache-control"],
         refill.text,
     )
+
+
+def test_a_database_replaced_with_as_many_changes_drops_what_was_kept(
+    store: Store, api_settings: Settings, tmp_path: Path
+) -> None:
+    """The marker counts changes, and a database loaded afresh counts from
+    nothing again: replaced between two reads by one that took as many
+    writes, it reads the same, though none of its articles need be."""
+    with titles_kept(store, api_settings, tmp_path) as (folder, app, client, before):
+        old = sorted(before)[0]
+        # Another database in its place: the same articles but one, loaded afresh.
+        for name in store.db.list_collection_names():
+            store.db.drop_collection(name)
+        retitle(folder, old, "In the Database That Replaced It")
+        assert load_paths(store, [folder], api_settings).ok
+        hear(client, app)
+        assert "In the Database That Replaced It" in titles(client)
