@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,18 @@ from api.data.slots import StoreSlots
 from core.config import Settings
 from core.store import Store
 from loaders import load_paths
-from tests.api.test_answered import corpus, hear, keeping, retitle, served, titles, titles_kept
-from tests.api.test_pipeline_caches import q, send
+from tests.api.test_answered import (
+    Clock,
+    corpus,
+    hear,
+    keeping,
+    kept_count,
+    retitle,
+    served,
+    titles,
+    titles_kept,
+)
+from tests.api.test_pipeline_caches import q, send, view
 
 
 def test_store_slots_full_of_clients_calls_do_not_turn_kept_answers_off(
@@ -100,3 +111,28 @@ def test_a_database_replaced_with_as_many_changes_drops_what_was_kept(
         assert load_paths(store, [folder], api_settings).ok
         hear(client, app)
         assert "In the Database That Replaced It" in titles(client)
+
+
+def test_an_answer_is_kept_no_longer_than_the_max_age_from_when_its_data_was_read(
+    loaded: Store, api_settings: Settings
+) -> None:
+    """An answer slow to make holds what the store said when making began:
+    its age counts from then, not from when it was done."""
+    clock = Clock()
+    settings = keeping(api_settings)
+    app = create_app(settings, loaded)
+    execute = view(app).schema.pipeline.run
+    make = execute.make
+
+    async def slow(op: Any) -> Any:
+        made = await make(op)
+        clock.now += settings.cache_max_age - 0.5  # as if reading took that long
+        return made
+
+    execute.make = slow  # type: ignore[method-assign]
+    with served(app, clock) as client:
+        titles(client)
+        hear(client, app)  # the marker trusted again, now
+        clock.now += 1.0  # past the max age since the titles were read
+        titles(client)
+        assert kept_count(client) == 0
