@@ -5,16 +5,19 @@ do to what is kept and to when it is trusted."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.data.changes import Changes
 from api.data.gateway import Gateway
 from api.data.slots import StoreSlots
+from core import keys
 from core.config import Settings
 from core.store import Store
 from loaders import load_paths
@@ -25,10 +28,12 @@ from tests.api.test_answered import (
     keeping,
     kept_count,
     retitle,
+    seen,
     served,
     titles,
     titles_kept,
 )
+from tests.api.test_pipeline import FRONT, MOBILE, story_id
 from tests.api.test_pipeline_caches import q, send, view
 
 
@@ -136,3 +141,35 @@ def test_an_answer_is_kept_no_longer_than_the_max_age_from_when_its_data_was_rea
         clock.now += 1.0  # past the max age since the titles were read
         titles(client)
         assert kept_count(client) == 0
+
+
+def streamed_and_keyed(client: TestClient, token: str, sid: str) -> list[Any]:
+    """What a client reads of FRONT and MOBILE asked by SSE, and by GET and
+    POST with an API key, three times each (a query over WebSocket is refused
+    by ``SubscriptionsOverWebSocket``, before any answer)."""
+    events = {"accept": "text/event-stream"}
+    keyed = {"Authorization": f"Bearer {token}"}
+    mobile = {"query": MOBILE, "variables": {"id": sid}}
+    got: list[Any] = []
+    for _ in range(3):
+        got.append(seen(client.post("/graphql", json={"query": FRONT}, headers=events)))
+        got.append(seen(client.post("/graphql", json=mobile, headers=events)))
+        got.append(seen(send(client, q(FRONT, method="GET", headers=keyed))))
+        got.append(seen(send(client, q(MOBILE, variables={"id": sid}, headers=keyed))))
+    return got
+
+
+def test_sse_and_api_key_queries_are_answered_alike_whether_or_not_kept(
+    loaded: Store, api_settings: Settings
+) -> None:
+    token, _ = keys.create(loaded.keys, "probe")
+    sid = story_id(loaded)
+    on = keeping(api_settings)
+    with TestClient(create_app(dataclasses.replace(on, answer_cache_bytes=0), loaded)) as client:
+        made = streamed_and_keyed(client, token, sid)
+    app = create_app(on, loaded)
+    with served(app) as client:
+        given = streamed_and_keyed(client, token, sid)
+        assert kept_count(client) >= 4 * 2, kept_count(client)
+    for i, (a, b) in enumerate(zip(given, made, strict=True)):
+        assert a == b, i
