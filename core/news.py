@@ -26,7 +26,10 @@ move, a delete) also adds one to the marker's :data:`CHANGED_FIELD`, after
 those articles are written or deleted. It shares the news marker's document
 so that one lookup by ``_id`` per poll tells a worker both whether anything
 is news and whether anything changed. Readers compare it only for
-inequality: a database replaced (or its marker dropped) may set it back.
+inequality: a database replaced (or its marker dropped) may set it back, or
+to the very count it had (a database loaded afresh in as many writes), so
+the marker's document also carries :data:`EPOCH_FIELD`, set when the
+document is made: readers compare the two together.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ MARKER_FIELD = "written"
 #: The marker's count of writes that changed stored articles: a reader that
 #: sees it differ from what it last read and reads again finds the change.
 CHANGED_FIELD = "changed"
+#: A random id the marker's document gets when it is made: a count read equal
+#: in a database that replaced the one read before is told apart by it.
+EPOCH_FIELD = "epoch"
 #: Batches one holding of the lease may number (2**20 batches of 500 files).
 BATCH_BITS = 20
 

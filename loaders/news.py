@@ -5,10 +5,11 @@ what is news and that the articles changed.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from core.indexes import LOADER
-from core.news import CHANGED_FIELD, MARKER_FIELD, MARKER_ID
+from core.news import CHANGED_FIELD, EPOCH_FIELD, MARKER_FIELD, MARKER_ID
 from core.store import Store
 
 if TYPE_CHECKING:  # loaders.stored imports loaders.facets, which announces
@@ -37,8 +38,12 @@ def announce(store: Store, news: int) -> None:
     write numbered ``news`` made news (0: none) is among them: count a change
     and raise the news marker, in one update of the marker's document. ``$max``,
     so a late retry of an older write cannot lower it; a retry counting one
-    more change is harmless (readers only compare the count for inequality)."""
-    update: dict[str, Any] = {"$inc": {CHANGED_FIELD: 1}}
+    more change is harmless (readers only compare the count for inequality).
+    The document made here gets an epoch of its own (``core.news.EPOCH_FIELD``)."""
+    update: dict[str, Any] = {
+        "$inc": {CHANGED_FIELD: 1},
+        "$setOnInsert": {EPOCH_FIELD: uuid.uuid4().hex},
+    }
     if news:
         update["$max"] = {MARKER_FIELD: news}
     store.db[LOADER].update_one({"_id": MARKER_ID}, update, upsert=True)

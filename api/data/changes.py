@@ -15,7 +15,11 @@ and its reads are then tried once an interval.
 
 Reads run in a task of their own, in an empty context: not on the account of
 the request that happened to start one (its deadline, its store calls, its
-span).
+span). A read waits for a store slot as long as it takes, never shed: clients
+whose calls fill the slots (each a miss) would otherwise have it shed, and two
+intervals later every kept answer be made again, each needing a slot too,
+just when they are scarcest. One read at a time, so it waits behind the
+calls queued before it, which are shed within the slots' short wait.
 """
 
 from __future__ import annotations
@@ -28,9 +32,13 @@ from collections.abc import Callable
 
 from api.data.gateway import Gateway
 from core.indexes import LOADER
-from core.news import CHANGED_FIELD, MARKER_ID
+from core.news import CHANGED_FIELD, EPOCH_FIELD, MARKER_ID
 
 log = logging.getLogger("newsgraph.api")
+
+#: The marker as read: its document's epoch and its count of changes (``("",
+#: 0)``: no loader has written yet). Compared only for equality.
+Marker = tuple[str, int]
 
 
 class Changes:
@@ -45,16 +53,15 @@ class Changes:
         self.gateway = gateway
         self.interval_s = interval_s
         self.clock = clock
-        #: The marker's value at the last read that succeeded (0: no loader
-        #: has written yet), and when that read began.
-        self.value: int | None = None
+        #: The marker at the last read that succeeded, and when that read began.
+        self.value: Marker | None = None
         self.read_at = -float("inf")
         #: When the last read began, whether it succeeded or not.
         self.tried_at = -float("inf")
         self.failed = False
         self._reading: asyncio.Task[None] | None = None
 
-    def current(self) -> int | None:
+    def current(self) -> Marker | None:
         """The marker, if the last read that succeeded began at most two
         intervals ago; else None. Starts a read (not awaited) when the last
         one began an interval ago or more."""
@@ -69,10 +76,12 @@ class Changes:
         """One read of the marker (tests await it to be sure of one)."""
         began = self.tried_at = self.clock()
         try:
-            found = await self.gateway.find(LOADER, {"_id": MARKER_ID}, {CHANGED_FIELD: 1})
+            found = await self.gateway.find_patiently(
+                LOADER, {"_id": MARKER_ID}, {CHANGED_FIELD: 1, EPOCH_FIELD: 1}
+            )
         except Exception as exc:
             if not self.failed:
-                log.warning("cannot read the store's change marker: %s", exc)
+                log.warning("cannot read the store's change marker: %r", exc)
             self.failed = True
             return
         finally:
@@ -80,8 +89,12 @@ class Changes:
         if self.failed:
             log.info("the store's change marker is read again")
         self.failed = False
-        value = found[0].get(CHANGED_FIELD, 0) if found else 0
-        self.value = value if type(value) is int else 0
+        marker = found[0] if found else {}
+        count, epoch = marker.get(CHANGED_FIELD, 0), marker.get(EPOCH_FIELD, "")
+        self.value = (
+            epoch if type(epoch) is str else "",
+            count if type(count) is int else 0,
+        )
         self.read_at = max(self.read_at, began)
 
     async def close(self) -> None:

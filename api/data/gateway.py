@@ -347,13 +347,13 @@ class Gateway:
         count_store_call()
         return await self._bounded(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
 
-    async def _bounded(self, call: Callable[[], R]) -> R:
+    async def _bounded(self, call: Callable[[], R], patient: bool = False) -> R:
         # One coroutine from here to the slots (every store call of every
         # request passes here): the deadline read once, the checks inline.
         budget = current_deadline()
         try:
             if budget is None:  # outside a request: the op timeout bounds it
-                return await self._dispatch(call)
+                return await (self._dispatch(call, True) if patient else self._dispatch(call))
             if budget.gone:
                 raise ClientClosedRequestError()
             if budget.shed:  # one refusal answers the request; its other calls would wait the same
@@ -381,7 +381,7 @@ class Gateway:
             log.warning("store unavailable: %s", exc)
             raise StoreUnavailableError() from None
 
-    def _dispatch(self, call: Callable[[], R]) -> Awaitable[R]:
+    def _dispatch(self, call: Callable[[], R], patient: bool = False) -> Awaitable[R]:
         """The store call itself, in a worker thread holding one of the slots
         (a heavy operation's, once it has the heavy lane: ``api.data.slots``),
         or on the loop, for an embedded store's read that may be (:meth:`_on_loop`).
@@ -398,7 +398,7 @@ class Gateway:
                 return _Answered(answer)
         elif self.store.embedded and type(call) is not Read:
             call = functools.partial(self._lock_wait_bounded, call)
-        return self.slots.run(call, heavy)
+        return self.slots.run(call, heavy, patient)
 
     def _lock_wait_bounded(self, call: Callable[[], R]) -> R:
         """In the worker thread: ``call`` (the API's own bookkeeping, which
@@ -490,6 +490,16 @@ class Gateway:
     ) -> list[dict[str, Any]]:
         args = Find(collection, query, projection, sort, limit)
         return await self.call("find", collection, Read(self._find_now, args))
+
+    async def find_patiently(
+        self, collection: str, query: dict[str, Any], projection: dict[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """A find of the worker's own, outside any request, that waits for a
+        store slot however busy clients keep them, never shed
+        (``api.data.slots.StoreSlots.run``); not a client's store call."""
+        args = Find(collection, query, projection, None, 0)
+        with tracing.store_call("find", collection):
+            return await self._bounded(Read(self._find_now, args), patient=True)
 
     def _find_now(self, find: Find) -> list[Doc]:
         """One find, in the worker thread: what every find of this gateway

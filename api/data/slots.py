@@ -113,18 +113,22 @@ class StoreSlots:
         """Store calls of heavy operations in the slots or waiting for one."""
         return self._heavy.taken
 
-    async def run(self, call: Callable[[], R], heavy: bool = False) -> R:
+    async def run(self, call: Callable[[], R], heavy: bool = False, patient: bool = False) -> R:
         """Run ``call`` in a worker thread once a slot is free; raise
         :class:`Shed` if none is within the wait. Cancelling the caller
         abandons the thread, which gives the slot back when it ends. A
-        ``heavy`` operation's call takes the heavy lane first."""
+        ``heavy`` operation's call takes the heavy lane first. A ``patient``
+        call waits for a slot as long as it takes (its turn comes after the
+        calls queued before it, each shed within the wait): the worker's own
+        reads, one at a time, that must not be shed by the load clients make
+        (``api.data.changes``)."""
         # One coroutine for the whole way (the lane, the slot, the thread):
         # every store call that takes a thread passes here.
         if heavy:
             await self._heavy.take(None)
         try:
             if not self._slots.take_now():  # the common case costs no timer and no wait
-                await self._slots.take(self.wait_s)
+                await self._slots.take(None if patient else self.wait_s)
             loop = asyncio.get_running_loop()
             inbox = self._inbox
             if inbox is None or inbox.loop is not loop:

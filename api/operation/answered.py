@@ -55,7 +55,7 @@ from graphql import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.bounded import ENTRY_BYTES, BoundedLRU, deep_size
-from api.data.changes import Changes
+from api.data.changes import Changes, Marker
 from api.data.gateway import Gateway
 from api.execution.compiled import count
 from api.execution.plan.nodes import Answer
@@ -92,7 +92,7 @@ class KeptAnswer(Answer):
 class Kept:
     """An answer kept: its data (never changed once made: every request it
     is given to reads the same), its objects counted, the store calls making
-    it took, the cache keys it gathered, and when it was made."""
+    it took, the cache keys it gathered, and when making it began."""
 
     data: dict[str, Any]
     objects: int
@@ -105,11 +105,13 @@ class Kept:
 @dataclass(slots=True)
 class Lookup:
     """What :meth:`AnswerCache.find` found: the answer to give, or where to
-    keep the one about to be made (``key`` None: it is not kept)."""
+    keep the one about to be made (``key`` None: it is not kept), and when it
+    began to be made (its data is read from then on: its age counts from then)."""
 
     answer: KeptAnswer | None = None
     key: Hashable | None = None
-    marker: int | None = None
+    marker: Marker | None = None
+    began: float = 0.0
 
 
 #: Nothing found and nothing to keep.
@@ -139,7 +141,7 @@ class AnswerCache:
         #: the app's requests reach (one per app).
         self.changes: Changes | None = None
         #: The marker the answers now kept were made under.
-        self.marker: int | None = None
+        self.marker: Marker | None = None
 
     @property
     def bytes(self) -> int:
@@ -170,11 +172,12 @@ class AnswerCache:
         whole = op.executed is not None and op.executed is not op.document  # @defer out
         key = (shared, wants, whole)
         kept = self.answers.get(key)
+        now = self.clock()
         if kept is None:
-            return Lookup(key=key, marker=marker)
-        if self.clock() - kept.made > self.max_age_s:
+            return Lookup(key=key, marker=marker, began=now)
+        if now - kept.made > self.max_age_s:
             del self.answers[key]
-            return Lookup(key=key, marker=marker)
+            return Lookup(key=key, marker=marker, began=now)
         if kept.keys is not None and keys is not None and keys.objects is not None:
             keys.objects.update(kept.keys)
         op.execution = CACHED
@@ -211,7 +214,7 @@ class AnswerCache:
             return
         now, before = store_calls_so_far(), op.calls_before
         calls = now - before if now is not None and before is not None else None
-        self.answers[key] = Kept(result.data, objects, calls, gathered, self.clock(), size)
+        self.answers[key] = Kept(result.data, objects, calls, gathered, lookup.began, size)
 
     async def close(self) -> None:
         self.answers.clear()

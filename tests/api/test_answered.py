@@ -32,14 +32,14 @@ from strawberry.types.graphql import OperationType
 
 from api.app import create_app
 from api.bounded import ENTRY_BYTES, deep_size
-from api.data.changes import Changes
+from api.data.changes import Changes, Marker
 from api.operation.answered import AnswerCache
 from api.operation.request import Operation, Refused, Request
 from api.operation.schema import build_schema
 from api.schema.context import Context
 from core.config import ConfigError, Settings
 from core.indexes import LOADER
-from core.news import CHANGED_FIELD, MARKER_ID
+from core.news import CHANGED_FIELD, EPOCH_FIELD, MARKER_ID
 from core.store import Store
 from loaders import load_paths
 from tests.api.fixtures import ADMIN_TOKEN, refilled_at_once
@@ -105,7 +105,7 @@ def served(app: Starlette, clock: Clock | None = None) -> Iterator[TestClient]:
         yield client
 
 
-def hear(client: TestClient, app: Starlette) -> int:
+def hear(client: TestClient, app: Starlette) -> Marker:
     """The marker read now (the app's first query makes its reader): what is
     made from here on is kept, until the marker moves."""
     cache = cache_of(app)
@@ -254,15 +254,26 @@ def retitle(folder: Path, old: str, new: str) -> None:
     raise AssertionError(f"no article titled {old!r}")
 
 
-def test_a_write_the_loader_announces_drops_every_kept_answer(
-    store: Store, api_settings: Settings, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def titles_kept(
+    store: Store, settings: Settings, tmp_path: Path
+) -> Iterator[tuple[Path, Starlette, TestClient, set[str]]]:
+    """A copy of the example articles loaded, and an app that keeps answers
+    with its answer to :data:`TITLES` kept: the folder, the app, its client
+    and the titles."""
     folder = corpus(tmp_path)
-    assert load_paths(store, [folder], api_settings).ok
-    app = create_app(keeping(api_settings), store)
+    assert load_paths(store, [folder], settings).ok
+    app = create_app(keeping(settings), store)
     with served(app) as client:
         before = titles(client)
         assert titles(client) == before and kept_count(client) == 1
+        yield folder, app, client, before
+
+
+def test_a_write_the_loader_announces_drops_every_kept_answer(
+    store: Store, api_settings: Settings, tmp_path: Path
+) -> None:
+    with titles_kept(store, api_settings, tmp_path) as (folder, app, client, before):
         old = sorted(before)[0]
         retitle(folder, old, "A Title the Loader Wrote")
         report = load_paths(store, [folder], api_settings)
@@ -376,12 +387,14 @@ class Failing:
         self.down = False
         self.changed = 7
 
-    async def find(self, collection: str, query: Any, projection: Any = None) -> list[Any]:
+    async def find_patiently(
+        self, collection: str, query: Any, projection: Any = None
+    ) -> list[Any]:
         assert collection == LOADER and query == {"_id": MARKER_ID}
-        assert projection == {CHANGED_FIELD: 1}
+        assert projection == {CHANGED_FIELD: 1, EPOCH_FIELD: 1}
         if self.down:
             raise OSError("the store does not answer")
-        return [{"_id": MARKER_ID, CHANGED_FIELD: self.changed}]
+        return [{"_id": MARKER_ID, CHANGED_FIELD: self.changed, EPOCH_FIELD: "e"}]
 
 
 def test_a_store_that_stops_answering_makes_nothing_kept_trusted_within_two_intervals() -> None:
@@ -390,14 +403,14 @@ def test_a_store_that_stops_answering_makes_nothing_kept_trusted_within_two_inte
         changes = Changes(store, 1.0, clock)  # type: ignore[arg-type]
         assert changes.current() is None  # never read: nothing trusted; a read starts
         await asyncio.sleep(0.01)
-        assert changes.current() == 7
+        assert changes.current() == ("e", 7)
         store.down = True
         clock.now += 1.0  # an interval: a read starts, fails
-        assert changes.current() == 7
+        assert changes.current() == ("e", 7)
         await asyncio.sleep(0.01)
         assert changes.failed
         clock.now += 0.99
-        assert changes.current() == 7  # read within two intervals
+        assert changes.current() == ("e", 7)  # read within two intervals
         clock.now += 0.02
         assert changes.current() is None  # not any more
         await asyncio.sleep(0.01)
@@ -405,7 +418,7 @@ def test_a_store_that_stops_answering_makes_nothing_kept_trusted_within_two_inte
         clock.now += 1.0
         assert changes.current() is None
         await asyncio.sleep(0.01)
-        assert changes.current() == 8 and not changes.failed
+        assert changes.current() == ("e", 8) and not changes.failed
         await changes.close()
 
     asyncio.run(run())
@@ -420,7 +433,8 @@ def test_an_answer_made_while_the_marker_moved_is_not_kept(
 
     def moved_meanwhile(lookup: Any, op: Any, result: Any) -> None:
         assert cache.changes is not None
-        cache.changes.value = (cache.changes.value or 0) + 1  # a write landed as it was made
+        epoch, count = cache.changes.value or ("", 0)
+        cache.changes.value = (epoch, count + 1)  # a write landed as it was made
         keep(lookup, op, result)
 
     with served(app) as client:
