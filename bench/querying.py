@@ -276,6 +276,13 @@ class MemoryGateway(Gateway):
                 self.on_loop.add(key)
         return self.found[key].docs
 
+    async def find_patiently(
+        self, collection: str, query: dict[str, Any], projection: dict[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """The worker's own read (the change marker's): a find like the
+        others, captured and replayed (no benchmark's slots are full)."""
+        return await self.find(collection, query, projection)
+
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         key = call_key("count", collection, query)
         if key not in self.counted:

@@ -27,15 +27,22 @@ store cannot tell (it does not answer), nothing kept is given. And none is
 kept longer than ``NEWSGRAPH_CACHE_MAX_AGE``, which bounds what any cache may
 keep of an answer, whoever changed the store.
 
+**Not what a shared cache may keep.** An answer that may go to a shared
+cache (an anonymous GET's: its request gathers cache keys,
+``api.schema.caching``) is always made. A CDN in front keeps those itself,
+and the loader purges it right after each write (``loaders.purge``): a CDN
+refilled within the two intervals a worker still trusts its marker would be
+handed the answer the purge was for, and keep it for ``s-maxage`` (an hour).
+Made, it is what the store holds. Without a CDN such requests are not kept
+here either; POSTs, and whatever carries credentials, are.
+
 **What is kept.** A query's answer with data and no error (an error may be
 the moment's: a timeout, a store that did not answer), made whole (not in
-parts); the keys of the objects it holds for shared caches
-(``api.schema.caching``) with it, when its request gathers them. The key
-is what makes two operations answered alike, as it makes identical
-subscriptions share their answers (``api.execution.subscription.share_key``:
-the text, the operation, the variables as JSON, whether the admin asks,
-which sees what others do not), and what the request wants beside the data
-(the objects' keys, ``@defer`` taken out). Clients choose texts and variables, so
+parts). The key is what makes two operations answered alike, as it makes
+identical subscriptions share their answers
+(``api.execution.subscription.share_key``: the text, the operation, the
+variables as JSON, whether the admin asks, which sees what others do not),
+and whether ``@defer`` was taken out. Clients choose texts and variables, so
 the cache is bounded by estimated bytes (``NEWSGRAPH_ANSWER_CACHE_BYTES``,
 default 16 MB; 0: nothing kept), least recently used first out, and one
 answer may take at most a sixteenth of it: one client sending distinct
@@ -73,9 +80,6 @@ CACHED = "cached"
 #: times as long as encoding it: 0.3 ms for a front page.
 JSON_FACTOR = 2
 OBJECT_BYTES = 250
-#: Memory one of an answer's cache keys holds besides its id's characters
-#: (a tuple of two strings, in a frozenset).
-KEY_BYTES = 150
 
 
 class KeptAnswer(Answer):
@@ -92,12 +96,11 @@ class KeptAnswer(Answer):
 class Kept:
     """An answer kept: its data (never changed once made: every request it
     is given to reads the same), its objects counted, the store calls making
-    it took, the cache keys it gathered, and when making it began."""
+    it took, and when making it began."""
 
     data: dict[str, Any]
     objects: int
     store_calls: int | None
-    keys: frozenset[tuple[str, str]] | None
     made: float
     size: int
 
@@ -150,7 +153,13 @@ class AnswerCache:
     def find(self, op: Any, gateway: Gateway | None) -> Lookup:
         """The kept answer to ``op`` (an :class:`~api.operation.request.Operation`
         about to run), a copy of its own; else where to keep the one made."""
-        if op.kind is not OperationType.QUERY or gateway is None or not op.query:
+        context = op.context
+        if (
+            op.kind is not OperationType.QUERY
+            or gateway is None
+            or not op.query
+            or getattr(context, "keys", None) is not None  # may go to a shared cache
+        ):
             return MISS
         changes = self.changes
         if changes is None:
@@ -163,14 +172,11 @@ class AnswerCache:
         if marker != self.marker:  # the store changed: nothing kept holds
             self.answers.clear()
             self.marker = marker
-        context = op.context
-        keys = getattr(context, "keys", None)
-        wants = 0 if keys is None else 1 if keys.objects is None else 2
         shared = share_key(op.query, op.name, op.variables, bool(getattr(context, "admin", False)))
         if type(shared) is not tuple:
             return MISS
         whole = op.executed is not None and op.executed is not op.document  # @defer out
-        key = (shared, wants, whole)
+        key = (shared, whole)
         kept = self.answers.get(key)
         now = self.clock()
         if kept is None:
@@ -178,8 +184,6 @@ class AnswerCache:
         if now - kept.made > self.max_age_s:
             del self.answers[key]
             return Lookup(key=key, marker=marker, began=now)
-        if kept.keys is not None and keys is not None and keys.objects is not None:
-            keys.objects.update(kept.keys)
         op.execution = CACHED
         count(CACHED)
         return Lookup(KeptAnswer(kept.data, kept.objects, kept.store_calls))
@@ -205,16 +209,12 @@ class AnswerCache:
             size = JSON_FACTOR * len(orjson.dumps(result.data)) + OBJECT_BYTES * (objects + 1)
         except TypeError:
             return
-        keys = getattr(op.context, "keys", None)
-        gathered = None if keys is None or keys.objects is None else frozenset(keys.objects)
         size += deep_size(key) + ENTRY_BYTES
-        if gathered:
-            size += sum(KEY_BYTES + len(ident) for _, ident in gathered)
         if size > self.answers.max_item_bytes:
             return
         now, before = store_calls_so_far(), op.calls_before
         calls = now - before if now is not None and before is not None else None
-        self.answers[key] = Kept(result.data, objects, calls, gathered, lookup.began, size)
+        self.answers[key] = Kept(result.data, objects, calls, lookup.began, size)
 
     async def close(self) -> None:
         self.answers.clear()
