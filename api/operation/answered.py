@@ -69,6 +69,7 @@ from api.execution.plan.nodes import Answer
 from api.execution.subscription import share_key
 from api.operation.budget import store_calls_so_far
 from api.operation.cost import count_objects
+from api.operation.request import Operation
 
 #: A label of ``Operation.execution`` and of the executions metric.
 CACHED = "cached"
@@ -150,9 +151,10 @@ class AnswerCache:
     def bytes(self) -> int:
         return int(self.answers.currsize)
 
-    def find(self, op: Any, gateway: Gateway | None) -> Lookup:
-        """The kept answer to ``op`` (an :class:`~api.operation.request.Operation`
-        about to run), a copy of its own; else where to keep the one made."""
+    def find(self, op: Operation, gateway: Gateway | None) -> Lookup:
+        """The kept answer to ``op``, about to run: a result of its own (for
+        the finishing steps to write in), holding the kept data (which none
+        changes); else where to keep the one about to be made."""
         context = op.context
         if (
             op.kind is not OperationType.QUERY
@@ -188,7 +190,7 @@ class AnswerCache:
         count(CACHED)
         return Lookup(KeptAnswer(kept.data, kept.objects, kept.store_calls))
 
-    def keep(self, lookup: Lookup, op: Any, result: Any) -> None:
+    def keep(self, lookup: Lookup, op: Operation, result: Any) -> None:
         """Keep ``result``, the answer just made for ``lookup``'s key, if it
         is whole, has data and no error, and the marker did not move while it
         was made."""
