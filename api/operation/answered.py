@@ -207,11 +207,13 @@ class AnswerCache:
         objects = getattr(result, "objects", None)
         if objects is None:
             objects = count_objects(result.data)
-        try:  # estimated from its JSON and objects: a fiftieth of measuring it
-            size = JSON_FACTOR * len(orjson.dumps(result.data)) + OBJECT_BYTES * (objects + 1)
+        size = OBJECT_BYTES * (objects + 1) + deep_size(key) + ENTRY_BYTES
+        if size > self.answers.max_item_bytes:
+            return  # too large by its objects alone: not encoded to be sure
+        try:  # and its JSON: together, a fiftieth of measuring it
+            size += JSON_FACTOR * len(orjson.dumps(result.data))
         except TypeError:
             return
-        size += deep_size(key) + ENTRY_BYTES
         if size > self.answers.max_item_bytes:
             return
         now, before = store_calls_so_far(), op.calls_before
