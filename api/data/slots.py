@@ -113,7 +113,7 @@ class StoreSlots:
         """Store calls of heavy operations in the slots or waiting for one."""
         return self._heavy.taken
 
-    async def run(self, call: Callable[[], R], heavy: bool = False, patient: bool = False) -> R:
+    async def run(self, call: Callable[[], R], heavy: bool = False, *, patient: bool = False) -> R:
         """Run ``call`` in a worker thread once a slot is free; raise
         :class:`Shed` if none is within the wait. Cancelling the caller
         abandons the thread, which gives the slot back when it ends. A

@@ -88,11 +88,9 @@ class Jobs:
         self.threads: list[int] = []
         original = StoreSlots.run
 
-        async def run(
-            slots: StoreSlots, call: Any, heavy: bool = False, patient: bool = False
-        ) -> Any:
+        async def run(slots: StoreSlots, call: Any, heavy: bool = False) -> Any:
             self.ran += 1
-            return await original(slots, call, heavy, patient)
+            return await original(slots, call, heavy)
 
         monkeypatch.setattr(StoreSlots, "run", run)
         find_now = gw._find_now

@@ -82,11 +82,9 @@ def test_the_capture_records_which_calls_the_loop_answered_and_the_stub_answers_
     jobs: list[Any] = []
     run = StoreSlots.run
 
-    async def counted(
-        slots: StoreSlots, call: Any, heavy: bool = False, patient: bool = False
-    ) -> Any:
+    async def counted(slots: StoreSlots, call: Any, heavy: bool = False) -> Any:
         jobs.append(call)
-        return await run(slots, call, heavy, patient)
+        return await run(slots, call, heavy)
 
     async def asked(gateway: MemoryGateway) -> None:
         await gateway.find(*small)  # the first read of the loop opens its connection
