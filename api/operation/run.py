@@ -34,7 +34,7 @@ from api.operation.request import Operation, gateway_of
 
 class Execute:
     """Step: the operation's answer: kept from an identical operation
-    (``api.execution.answered``), else made. ``plans`` None: ordinary
+    (``api.operation.answered``), else made. ``plans`` None: ordinary
     execution only (``NEWSGRAPH_COMPILED=false``); ``answers`` None: none kept."""
 
     def __init__(
